@@ -1,0 +1,61 @@
+"""Shared fixtures: small networks written by the tests, and the authors' files when present."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ulyss_ann import Interpolator, Parameter, WavelengthGrid
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT.parent / "shared"
+REFERENCE = SHARED / "data" / "reference"
+
+# GDL tests use the real ULySS: ULYSS_DIR when set, else the copy beside the project.
+if not os.environ.get("ULYSS_DIR") and (SHARED / "ulyss" / "pgm" / "ulyss.pro").is_file():
+    os.environ["ULYSS_DIR"] = str(SHARED / "ulyss")
+
+
+def reference_file(name):
+    """Path of one of the authors' files, or skip the test saying why."""
+    path = REFERENCE / name
+    if not path.is_file():
+        pytest.skip(f"{path} not found: the authors' reference files live in ../shared/data/reference "
+                    "beside the project (absent from a user's clone)")
+    return path
+
+
+def make_network(hidden=(5, 7), activations=None, npar=3, npix=40, seed=0, wavelength=None, meta=()):
+    """A random interpolator with the given hidden widths (weights of order 1)."""
+    rng = np.random.default_rng(seed)
+    widths = [npar, *hidden, npix]
+    weights = [rng.normal(0, 1.0 / np.sqrt(a), (a + 1, b)) for a, b in zip(widths[:-1], widths[1:])]
+    if activations is None:
+        activations = ["logistic"] * len(hidden) + ["linear"]
+    names = ["Teff", "Logg", "Fe/H", "Alpha/Fe", "Vmic"][:npar]
+    units = ["K", "dex", "dex", "dex", "km/s"][:npar]
+    lows = [3500.0, 0.0, -3.0, -0.2, 0.5][:npar]
+    highs = [8000.0, 6.0, 0.0, 0.6, 3.0][:npar]
+    parameters = [Parameter(n, u, lo, hi, (hi - lo) / 1000, (lo + hi) / 2, (hi - lo) / 4)
+                  for n, u, lo, hi in zip(names, units, lows, highs)]
+    if wavelength is None:
+        wavelength = WavelengthGrid(npix, 4762.23779296875, 1.25)
+    return Interpolator(parameters, weights, activations, wavelength, meta)
+
+
+def random_params(interp, n, seed=1):
+    """n parameter vectors drawn uniformly inside the interpolator's bounds."""
+    rng = np.random.default_rng(seed)
+    low = np.array([p.low for p in interp.parameters])
+    high = np.array([p.high for p in interp.parameters])
+    return low + (high - low) * rng.random((n, interp.npar))
+
+
+@pytest.fixture
+def network_file(tmp_path):
+    """A small valid interpolator file written by the test, and its Interpolator."""
+    interp = make_network()
+    path = tmp_path / "small.fits"
+    interp.write(path)
+    return path, interp

@@ -1,0 +1,174 @@
+"""The ulyss-ann command line, end to end in a subprocess as a user runs it."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from conftest import make_network, reference_file
+from ulyss_ann import Interpolator
+from ulyss_ann.example_data import example_interpolator_path
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ulyss_ann.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ulyss-ann: error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_teaches_the_workflow():
+    result = run("--help")
+    assert result.returncode == 0
+    for text in ("ulyss-ann info MODEL", "ulyss-ann eval MODEL --param Teff=5000", "--table"):
+        assert text in result.stdout
+    eval_help = run("eval", "--help").stdout
+    assert "--strict" in eval_help and "PARAMS" in eval_help
+
+
+def test_info_describes_a_network(network_file):
+    path, interp = network_file
+    result = run("info", path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "version 0.0.3" in out and "[3, 5, 7, 40]" in out and f"{interp.n_weights:,}" in out
+    assert "4762.238–4810.988 Å, 40 px, 1.25 Å per pixel (linear sampling), air wavelengths" in out
+    for p in interp.parameters:
+        assert p.name in out
+    assert "Teff     K          3500      8000" in out
+
+
+def test_info_defaults_to_the_bundled_example_and_says_surrogate():
+    result = run("info")
+    assert result.returncode == 0, result.stderr
+    assert "bundled example" in result.stdout and "SURROGATE" in result.stdout
+    assert example_interpolator_path() in result.stdout
+
+
+def test_eval_one_spectrum_writes_fits_with_wcs_and_a_figure(network_file, tmp_path):
+    path, interp = network_file
+    out, png = tmp_path / "spec.fits", tmp_path / "spec.png"
+    result = run("eval", path, "--param", "Teff=5000", "--param", "logg=2", "-p", "FE/H=-1.5",
+                 "-o", out, "--plot", png)
+    assert result.returncode == 0, result.stderr
+    with fits.open(out) as hdul:
+        flux, header = hdul[0].data, hdul[0].header
+    np.testing.assert_array_equal(flux, interp.evaluate([5000.0, 2.0, -1.5]))
+    wave = WCS(header).pixel_to_world_values(np.arange(flux.size))
+    np.testing.assert_allclose(wave, interp.wavelength.wavelength)
+    assert header["CTYPE1"] == "AWAV"
+    assert (header["P_NM1"], header["P_VAL1"], header["P_UN1"]) == ("Teff", 5000.0, "K")
+    assert header["P_NM3"] == "Fe/H" and header["P_VAL3"] == -1.5
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10000
+
+
+def test_eval_authors_trial7_matches_independent_forward_pass(tmp_path):
+    """Done-when of the foundation issue: ulyss-ann eval on trial 7 to <= 1e-10."""
+    path = reference_file("gsl_ann_trial7.fits")
+    out = tmp_path / "t7.fits"
+    result = run("eval", path, "--param", "Teff=5000", "--param", "Logg=2", "--param", "Fe/H=-1.5", "-o", out)
+    assert result.returncode == 0, result.stderr
+    with fits.open(path) as hdul:
+        layers = dict((h.header["I_LAYER"], h.data.astype(float)) for h in hdul)
+        head = hdul[0].header
+        x = np.array([(v - head[f"I_PR_B{n}"]) / head[f"I_PR_S{n}"] for n, v in zip((1, 2, 3), (5000, 2, -1.5))])
+    for k in (1, 2):
+        x = 1 / (1 + np.exp(-(layers[k][0] + x @ layers[k][1:])))
+    expected = layers[3][0] + x @ layers[3][1:]
+    np.testing.assert_allclose(fits.getdata(out), expected, rtol=1e-10, atol=0)
+
+
+@pytest.mark.filterwarnings("ignore:.dex. did not parse as fits unit")
+def test_eval_table_gives_image_and_params_hdu(network_file, tmp_path):
+    path, interp = network_file
+    table = Table({"teff": [4500.0, 5000.0, 6000.0], "LOGG": [1.5, 2.5, 4.0], "Fe/H": [-2.0, -1.0, 0.0]})
+    table["teff"].unit = "K"
+    table.write(tmp_path / "params.ecsv")
+    out = tmp_path / "many.fits"
+    result = run("eval", path, "--table", tmp_path / "params.ecsv", "-o", out, "--plot", tmp_path / "m.png")
+    assert result.returncode == 0, result.stderr
+    with fits.open(out) as hdul:
+        assert hdul[0].data.shape == (3, interp.npix)
+        params = Table.read(hdul["PARAMS"])
+        np.testing.assert_array_equal(hdul[0].data, interp.evaluate(np.array(
+            [[4500.0, 1.5, -2.0], [5000.0, 2.5, -1.0], [6000.0, 4.0, 0.0]])))
+    assert params.colnames == ["Teff", "Logg", "Fe/H"] and str(params["Teff"].unit) == "K"
+    np.testing.assert_array_equal(params["Logg"], [1.5, 2.5, 4.0])
+
+
+def test_out_of_bounds_warns_then_strict_refuses(network_file, tmp_path):
+    path, _ = network_file
+    args = ["eval", path, "-p", "Teff=9500", "-p", "Logg=2", "-p", "Fe/H=-1"]
+    warned = run(*args, "-o", tmp_path / "a.fits")
+    assert warned.returncode == 0 and (tmp_path / "a.fits").exists()
+    assert "ulyss-ann: warning: Teff = 9500" in warned.stderr and "extrapolates" in warned.stderr
+    strict = run(*args, "-o", tmp_path / "b.fits", "--strict")
+    assert_one_line_error(strict, "Teff = 9500", "[3500, 8000] K")
+    assert not (tmp_path / "b.fits").exists()
+
+
+@pytest.mark.parametrize("extra, fragments", [
+    (["-p", "Teff=5000", "-p", "Logg=2"], ["missing parameter(s) Fe/H"]),
+    (["-p", "Teff=5000", "-p", "Logg=2", "-p", "Fe/H=-1", "-p", "Vsini=3"], ["unknown parameter 'Vsini'"]),
+    (["-p", "Teff"], ["expected NAME=VALUE"]),
+    (["-p", "Teff=hot", "-p", "Logg=2", "-p", "Fe/H=-1"], ["'hot' is not a number"]),
+    ([], ["no parameters"]),
+])
+def test_eval_parameter_errors(network_file, tmp_path, extra, fragments):
+    path, _ = network_file
+    assert_one_line_error(run("eval", path, *extra, "-o", tmp_path / "x.fits"), *fragments)
+
+
+def test_eval_table_errors(network_file, tmp_path):
+    path, _ = network_file
+    Table({"Teff": [5000.0], "Logg": [2.0]}).write(tmp_path / "short.ecsv")
+    assert_one_line_error(run("eval", path, "--table", tmp_path / "short.ecsv", "-o", tmp_path / "x.fits"),
+                          "short.ecsv", "missing column(s) Fe/H")
+    (tmp_path / "junk.ecsv").write_text("\x00\x01 not a table")
+    assert_one_line_error(run("eval", path, "--table", tmp_path / "junk.ecsv", "-o", tmp_path / "x.fits"),
+                          "junk.ecsv", "cannot read as a table")
+
+
+def test_eval_will_not_overwrite_without_asking(network_file, tmp_path):
+    path, _ = network_file
+    out = tmp_path / "s.fits"
+    out.write_text("precious")
+    args = ["eval", path, "-p", "Teff=5000", "-p", "Logg=2", "-p", "Fe/H=-1", "-o", out]
+    assert_one_line_error(run(*args), "s.fits", "--overwrite")
+    assert out.read_text() == "precious"
+    assert run(*args, "--overwrite").returncode == 0
+
+
+def test_nothing_to_do_is_an_error(network_file):
+    path, _ = network_file
+    assert_one_line_error(run("eval", path, "-p", "Teff=5000"), "nothing to do")
+
+
+def test_bad_model_files_give_one_line_naming_them(tmp_path):
+    (tmp_path / "notfits.fits").write_text("hello")
+    assert_one_line_error(run("info", tmp_path / "notfits.fits"), "notfits.fits", "not a FITS file")
+    assert_one_line_error(run("info", tmp_path / "absent.fits"), "absent.fits", "no such file")
+    net = make_network()
+    net.write(tmp_path / "net.fits")
+    (tmp_path / "cut.fits").write_bytes((tmp_path / "net.fits").read_bytes()[:5000])
+    assert_one_line_error(run("eval", tmp_path / "cut.fits", "-p", "Teff=5000", "-o", tmp_path / "o.fits"),
+                          "cut.fits", "truncated")
+
+
+def test_console_script_is_installed():
+    import shutil
+
+    exe = shutil.which("ulyss-ann") or str(__import__("pathlib").Path(sys.executable).with_name("ulyss-ann"))
+    result = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("ulyss-ann ")

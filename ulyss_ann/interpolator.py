@@ -1,0 +1,289 @@
+r"""The spectral interpolator: a trained network as ULySS's perceptron file describes it.
+
+An :class:`Interpolator` maps atmospheric parameters :math:`p` (Teff in K, log g and
+[Fe/H] in dex for the GSL networks) to a normalised spectrum :math:`f(p)` sampled on
+its :class:`~ulyss_ann.wavelength.WavelengthGrid`:
+
+.. math::
+
+    x_i = \frac{p_i - \mu_i}{s_i} \quad(\texttt{linscale}), \qquad
+    f(p) = \mathrm{net}(x),
+
+with the per-parameter mean :math:`\mu_i` (``I_PR_Bn``) and standard deviation
+:math:`s_i` (``I_PR_Sn``) of the training grid, and :math:`\mathrm{net}` the dense
+perceptron of :mod:`ulyss_ann.network`.  The Jacobian
+:math:`\partial f_j / \partial p_i` is analytic (forward-mode through the layers, with
+:math:`\partial x_i / \partial p_i = 1/s_i`); a fitter such as ULySS's Levenberg-Marquardt
+otherwise takes finite differences with the steps ``I_P_STn``.
+
+A network knows nothing of where it was trained: outside the parameter bounds
+``[I_P_LBn, I_P_HBn]`` it extrapolates silently.  :meth:`Interpolator.evaluate`
+therefore warns (:class:`~ulyss_ann.errors.OutOfBoundsWarning`) there, or raises with
+``strict=True``.
+"""
+
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from .errors import OutOfBoundsError, OutOfBoundsWarning, ParameterError
+from .network import ACTIVATIONS, forward, forward_with_jacobian
+from .perceptron_file import FORMAT_VERSION, read_perceptron, write_perceptron
+from .wavelength import WavelengthGrid
+
+__all__ = ["Parameter", "Interpolator"]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One input parameter of an interpolator.
+
+    Attributes
+    ----------
+    name : str
+        As in the file (``Teff``, ``Logg``, ``Fe/H`` for the GSL networks).
+    unit : str
+        FITS-style unit string (``K``, ``dex``).
+    low, high : float
+        Bounds of the training grid; outside them the network extrapolates.
+    step : float
+        Step for numerical derivatives (used by ULySS; our Jacobian is analytic).
+    mean, scale : float
+        Input standardisation ``x = (p - mean) / scale``.
+    """
+
+    name: str
+    unit: str
+    low: float
+    high: float
+    step: float
+    mean: float
+    scale: float
+
+
+@dataclass(eq=False)
+class Interpolator:
+    """A neural-network spectral interpolator (ULySS perceptron format 0.0.3).
+
+    Parameters
+    ----------
+    parameters : sequence of Parameter
+        The inputs, in network order.
+    weights : sequence of ndarray
+        One ``(n_in + 1, n_out)`` float64 array per layer, in the order the layers
+        are applied (hidden layer 1 first, output layer last); row 0 is the bias.
+    activations : sequence of str
+        Activation of each layer: ``logistic``, ``tanh``, ``relu`` or ``linear``.
+    wavelength : WavelengthGrid
+        Sampling of the output pixels.
+    meta : sequence of (keyword, value, comment)
+        Extra FITS cards of the primary header (provenance), kept on writing.
+    path : str, optional
+        The file it was read from, for messages.
+
+    Examples
+    --------
+    >>> interp = Interpolator.read("gsl_ann_trial7.fits")             # doctest: +SKIP
+    >>> flux = interp.evaluate([5000.0, 2.0, -1.5])                   # doctest: +SKIP
+    >>> flux.shape, interp.wavelength.wavelength[[0, -1]]             # doctest: +SKIP
+    ((2099,), array([4762.2378, 7384.7378]))
+    """
+
+    parameters: tuple
+    weights: tuple
+    activations: tuple
+    wavelength: WavelengthGrid
+    meta: tuple = ()
+    path: str = field(default=None, compare=False)
+
+    def __post_init__(self):
+        self.parameters = tuple(self.parameters)
+        self.weights = tuple(np.asarray(w, dtype=np.float64) for w in self.weights)
+        self.activations = tuple(str(a).lower() for a in self.activations)
+        self.meta = tuple((tuple(card) + ("",))[:3] for card in self.meta)  # comment optional
+        self._check()
+        self._mean = np.array([p.mean for p in self.parameters])
+        self._scale = np.array([p.scale for p in self.parameters])
+        self._low = np.array([p.low for p in self.parameters])
+        self._high = np.array([p.high for p in self.parameters])
+        self._dx_dp = np.diag(1.0 / self._scale)
+
+    def _check(self):
+        if len(self.weights) != len(self.activations) or not self.weights:
+            raise ValueError("need one activation per layer and at least one layer")
+        width = len(self.parameters)
+        for k, (w, a) in enumerate(zip(self.weights, self.activations), start=1):
+            if w.ndim != 2 or w.shape[0] != width + 1:
+                raise ValueError(f"layer {k}: weights of shape {w.shape}, expected ({width + 1}, n)")
+            if a not in ACTIVATIONS:
+                raise ValueError(f"layer {k}: unknown activation '{a}'")
+            width = w.shape[1]
+        if width != self.wavelength.npix:
+            raise ValueError(f"output layer has {width} pixels, the wavelength grid {self.wavelength.npix}")
+
+    # ------------------------------------------------------------------ I/O
+    @classmethod
+    def read(cls, path):
+        """Read a ULySS perceptron interpolator FITS file (format 0.0.3).
+
+        Raises :class:`~ulyss_ann.errors.InterpolatorFileError` naming the file and the
+        HDU/keyword when the file is missing, not FITS, truncated or malformed.
+        """
+        return cls(path=str(path), **read_perceptron(path))
+
+    def write(self, path, overwrite=False):
+        """Write the interpolator; :meth:`read` gives back identical arrays and keywords."""
+        write_perceptron(self, path, overwrite=overwrite)
+
+    def __eq__(self, other):
+        if not isinstance(other, Interpolator):
+            return NotImplemented
+        return (self.parameters == other.parameters and self.activations == other.activations
+                and self.wavelength == other.wavelength and self.meta == other.meta
+                and len(self.weights) == len(other.weights)
+                and all(a.shape == b.shape and np.array_equal(a, b)
+                        for a, b in zip(self.weights, other.weights)))
+
+    # ------------------------------------------------------------------ description
+    @property
+    def names(self):
+        """Parameter names, in network order."""
+        return tuple(p.name for p in self.parameters)
+
+    @property
+    def npar(self):
+        return len(self.parameters)
+
+    @property
+    def npix(self):
+        return self.wavelength.npix
+
+    @property
+    def architecture(self):
+        """Layer widths, e.g. ``[3, 32, 64, 2099]`` as in the paper's Table 2."""
+        return [self.npar] + [w.shape[1] for w in self.weights]
+
+    @property
+    def n_weights(self):
+        """Number of trainable numbers (weights and biases)."""
+        return int(sum(w.size for w in self.weights))
+
+    @property
+    def format_version(self):
+        return FORMAT_VERSION
+
+    @cached_property
+    def is_surrogate(self):
+        """True if the file says it was made from the surrogate grid (keyword SURROGAT)."""
+        return any(key == "SURROGAT" and bool(value) for key, value, _ in self.meta)
+
+    # ------------------------------------------------------------------ parameters
+    def parameter_index(self, name):
+        """Index of parameter ``name`` (case-insensitive), or a ParameterError listing the names."""
+        lowered = [n.lower() for n in self.names]
+        try:
+            return lowered.index(str(name).lower())
+        except ValueError:
+            raise ParameterError(f"unknown parameter '{name}'; this interpolator has "
+                                 f"{', '.join(self.names)}") from None
+
+    def as_array(self, params):
+        """Parameters as a float64 array of shape (npar,) or (n, npar).
+
+        ``params`` is an array-like in network order, or a mapping from parameter
+        name (case-insensitive) to a value or a sequence of values.
+        """
+        if hasattr(params, "keys"):
+            columns = [None] * self.npar
+            for key in params.keys():
+                columns[self.parameter_index(key)] = np.asarray(params[key], dtype=float)
+            missing = [n for n, c in zip(self.names, columns) if c is None]
+            if missing:
+                raise ParameterError(f"missing parameter(s) {', '.join(missing)}; "
+                                     f"this interpolator needs {', '.join(self.names)}")
+            params = np.stack(np.broadcast_arrays(*columns), axis=-1)
+        try:
+            p = np.asarray(params, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"parameters must be numbers: {exc}") from None
+        if p.ndim not in (1, 2) or p.shape[-1] != self.npar:
+            raise ParameterError(f"parameters of shape {p.shape}, expected ({self.npar},) or "
+                                 f"(n, {self.npar}) in the order {', '.join(self.names)}")
+        if not np.all(np.isfinite(p)):
+            raise ParameterError("parameters contain NaN or infinity")
+        return p
+
+    def check_bounds(self, params, strict=False):
+        """Warn (or raise if ``strict``) when parameters lie outside the trained bounds."""
+        p = np.atleast_2d(params)
+        outside = (p < self._low) | (p > self._high)
+        if not outside.any():
+            return
+        lines = []
+        for i in np.flatnonzero(outside.any(axis=0)):
+            par = self.parameters[i]
+            values = p[outside[:, i], i]
+            lines.append(f"{par.name} = {values[0]:g}{' …' if values.size > 1 else ''} "
+                         f"({values.size} value{'s' if values.size > 1 else ''}) outside "
+                         f"[{par.low:g}, {par.high:g}] {par.unit}".rstrip())
+        message = ("; ".join(lines) + ": the network extrapolates there"
+                   + ("" if strict else " (use strict mode to make this an error)"))
+        if strict:
+            raise OutOfBoundsError(message)
+        warnings.warn(message, OutOfBoundsWarning, stacklevel=3)
+
+    def _standardise(self, params, strict):
+        p = self.as_array(params)
+        self.check_bounds(p, strict)
+        return p, (p - self._mean) / self._scale
+
+    # ------------------------------------------------------------------ numerics
+    def evaluate(self, params, strict=False, out=None):
+        """Spectrum (or spectra) for the given parameters.
+
+        Parameters
+        ----------
+        params : array-like, shape (npar,) or (n, npar), or mapping name -> value(s)
+            Physical parameters in the units of :attr:`parameters`.
+        strict : bool
+            Raise :class:`~ulyss_ann.errors.OutOfBoundsError` instead of warning when
+            parameters lie outside the trained bounds.
+        out : ndarray, shape (n, npix), optional
+            Array to write batched results into (saves allocating one per call).
+
+        Returns
+        -------
+        flux : ndarray, shape (npix,) or (n, npix)
+            Normalised flux in float64, on :attr:`wavelength`.
+        """
+        p, x = self._standardise(params, strict)
+        if p.ndim == 1:
+            return self._evaluate_one(x)
+        return forward(x, self.weights, self.activations, out=out)
+
+    def _evaluate_one(self, x):
+        # Single spectrum: 1-D products, no batch bookkeeping (latency matters in fits).
+        h = x
+        for w, name in zip(self.weights, self.activations):
+            h = ACTIVATIONS[name][0](w[0] + h @ w[1:])
+        return h
+
+    def evaluate_with_jacobian(self, params, strict=False):
+        """Spectra and their analytic Jacobian.
+
+        Returns
+        -------
+        flux : ndarray, shape (npix,) or (n, npix)
+        jac : ndarray, shape (npix, npar) or (n, npix, npar)
+            :math:`\\partial f_j / \\partial p_i` in flux per parameter unit.
+        """
+        p, x = self._standardise(params, strict)
+        flux, jac = forward_with_jacobian(np.atleast_2d(x), self._dx_dp, self.weights,
+                                          self.activations)
+        return (flux[0], jac[0]) if p.ndim == 1 else (flux, jac)
+
+    def jacobian(self, params, strict=False):
+        """Analytic Jacobian :math:`\\partial f / \\partial p`, shape (npix, npar) or (n, npix, npar)."""
+        return self.evaluate_with_jacobian(params, strict)[1]

@@ -1,0 +1,50 @@
+"""Figures for people: model spectra against wavelength."""
+
+import os
+
+import numpy as np
+
+from .errors import UlyssAnnError
+
+__all__ = ["plot_model_spectra"]
+
+_MAX_CURVES = 12
+_PRETTY = {"teff": r"$T_\mathrm{eff}$", "logg": "log g", "fe/h": "[Fe/H]", "alpha/fe": r"[$\alpha$/Fe]"}
+
+
+def parameter_label(name):
+    """How astronomers write a parameter name: Teff -> T_eff, Fe/H -> [Fe/H]."""
+    return _PRETTY.get(name.lower(), name)
+
+
+def plot_model_spectra(path, interp, params, flux):
+    """Plot the spectra (at most 12 curves, labelled by their parameters) to ``path`` (PNG, PDF…)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    params = np.atleast_2d(params)
+    flux = np.atleast_2d(flux)
+    wave = interp.wavelength.wavelength
+    fig, ax = plt.subplots(figsize=(11, 4.2), layout="constrained")
+    for p, f in zip(params[:_MAX_CURVES], flux[:_MAX_CURVES]):
+        label = ", ".join(f"{parameter_label(par.name)} = {v:g} {par.unit}".rstrip() for par, v in zip(interp.parameters, p))
+        ax.plot(wave, f, lw=0.7, label=label)
+    medium = "air" if interp.wavelength.air else "vacuum"
+    ax.set_xlabel(f"Wavelength ({medium}) [Å]")
+    ax.set_ylabel("Normalised flux")
+    ax.set_xlim(wave[0], wave[-1])
+    title = os.path.basename(interp.path or "interpolator")
+    if interp.is_surrogate:
+        title += "  (surrogate: trained on the surrogate grid)"
+    if len(params) > _MAX_CURVES:
+        title += f"  — first {_MAX_CURVES} of {len(params)} spectra"
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right", ncol=1 + (len(params[:_MAX_CURVES]) > 6))
+    try:
+        fig.savefig(path, dpi=120)
+    except (OSError, ValueError) as exc:
+        raise UlyssAnnError(f"{path}: cannot write the figure: {exc}") from None
+    finally:
+        plt.close(fig)
