@@ -172,3 +172,19 @@ def test_console_script_is_installed():
     exe = shutil.which("ulyss-ann") or str(__import__("pathlib").Path(sys.executable).with_name("ulyss-ann"))
     result = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("ulyss-ann ")
+
+
+def test_gdl_export_writes_a_component_and_the_path_line(network_file, tmp_path):
+    path, _ = network_file
+    result = run("gdl-export", path, "--name", "mynet", "-o", tmp_path / "comp")
+    assert result.returncode == 0, result.stderr
+    for name in ("mynet.pro", "mynet_init.pro", "mynet_eval.pro", "mynet_spectrum.pro", "mynet.fits"):
+        assert (tmp_path / "comp" / name).is_file()
+    assert f'export GDL_PATH="+{tmp_path / "comp"}:' in result.stdout
+    assert "ulyss, 'star.fits', mynet(TG=[5000,5500,6000]" in result.stdout
+
+
+def test_gdl_export_refuses_a_bad_name(network_file, tmp_path):
+    path, _ = network_file
+    assert_one_line_error(run("gdl-export", path, "--name", "9lives", "-o", tmp_path / "c"),
+                          "--name '9lives'", "letter")

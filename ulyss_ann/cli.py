@@ -32,6 +32,9 @@ workflow:
                                            one model spectrum, as FITS and a figure
   ulyss-ann eval MODEL --table params.ecsv -o spectra.fits
                                            many spectra, one row of the table each
+  ulyss-ann gdl-export MODEL --name gslann --install
+                                           a ULySS component in GDL for this network:
+                                           ulyss, spec, gslann(TG=5000, LG=2, ZG=-1.5)
 
 MODEL defaults to the example interpolator bundled with the package (a small
 network fitted to the surrogate grid). The authors' published networks are
@@ -86,6 +89,30 @@ def _build_parser():
                     help="refuse parameters outside the trained bounds instead of warning")
     ev.add_argument("--overwrite", action="store_true", help="replace existing output files")
     ev.set_defaults(run=_run_eval)
+
+    gx = sub.add_parser(
+        "gdl-export", help="generate a ULySS component (GDL code) for a network",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Generate GDL routines specialised to one network, so that ULySS fits with it:\n"
+                    "  NAME.pro           cmp = NAME(TG=, LG=, ZG=, FIXPAR=, ...)  (like uly_tgm)\n"
+                    "  NAME_init.pro      run by ulyss before a fit: rebins the output layer once\n"
+                    "  NAME_eval.pro      the forward pass, unrolled for this network\n"
+                    "  NAME_spectrum.pro  flux = NAME_spectrum([Teff, logg, feh]) on the network grid\n"
+                    "plus NAME_evaldata.pro, the shared ulyss_ann_*.pro routines and a copy of MODEL\n"
+                    "(NAME.fits), so the folder works on its own once on GDL_PATH.",
+        epilog="example:\n"
+               "  ulyss-ann gdl-export gsl_ann_trial7.fits --name gslann --install\n"
+               "  # then, in gdl, with the GDL_PATH line it prints:\n"
+               "  ulyss, 'star.fits', gslann(TG=[5000,5500,6000], LG=1.66, ZG=[-1,-1.5], FIXPAR=[0,1,0]), MDEGREE=20")
+    _model_argument(gx)
+    gx.add_argument("--name", help="GDL name of the component (default: from the file name, e.g. "
+                                   "gsl_ann_trial7); letters, digits, '_'")
+    where = gx.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", metavar="DIR", help="folder to write (default: ./NAME)")
+    where.add_argument("--install", action="store_true",
+                       help="write to $XDG_DATA_HOME/ulyss_ann/gdl/NAME (~/.local/share/...) and print "
+                            "the GDL_PATH line to use it")
+    gx.set_defaults(run=_run_gdl_export)
     return parser
 
 
@@ -188,6 +215,37 @@ def _run_eval(args):
 
         plot_model_spectra(args.plot, interp, params, flux)
         print(f"wrote {args.plot}")
+    return 0
+
+
+def _run_gdl_export(args):
+    import re
+
+    from .gdl_export import default_install_dir, generate_component
+    from .gdl_process import SYSTEM_LIBRARIES
+    from .ulyss_location import find_ulyss
+
+    interp = _load(args.model)
+    stem = os.path.splitext(os.path.basename(interp.path))[0]
+    name = (args.name or re.sub(r"[^A-Za-z0-9_]", "_", stem)).lower()
+    outdir = default_install_dir(name) if args.install else (args.output or name)
+    files = generate_component(interp, name, outdir)
+    print(f"wrote {len(files)} files to {os.path.abspath(outdir)}:")
+    print("  " + " ".join(f.name for f in files))
+    ulyss = find_ulyss()
+    root = str(ulyss) if ulyss else "<ULySS folder>"
+    path = ":".join([f"+{os.path.abspath(outdir)}", f"+{root}/pgm", f"+{root}/dep", *SYSTEM_LIBRARIES])
+    guesses = "TG=[5000,5500,6000], LG=1.66, ZG=[-1,-1.5], FIXPAR=[0,1,0]"
+    if [n.lower() for n in interp.names] != ["teff", "logg", "fe/h"]:
+        guesses = "FIXPAR=[0]"
+    print("\nto use it in GDL:")
+    print(f'  export GDL_PATH="{path}"')
+    print("  gdl")
+    print(f"  GDL> common uly_path, uly_root & uly_root = '{root}'")
+    print(f"  GDL> ulyss, 'star.fits', {name}({guesses}), MDEGREE=20, /QUIET, SOLUTION=sol")
+    if ulyss is None:
+        print("\n(ULySS was not found: put its folder in place of <ULySS folder>; "
+              "python -m ulyss_ann.ulyss_location says where it looks)")
     return 0
 
 
