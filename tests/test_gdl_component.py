@@ -42,7 +42,7 @@ def test_generated_code_reads_like_ulyss(tmp_path):
     names = sorted(f.name for f in files)
     assert names == sorted(["testnet.pro", "testnet_init.pro", "testnet_evaldata.pro", "testnet_eval.pro",
                             "testnet_spectrum.pro", "testnet.fits", "ulyss_ann_check_guess.pro",
-                            "ulyss_ann_read_network.pro", "ulyss_ann_require_ulyss.pro"])
+                            "ulyss_ann_read_network.pro", "ulyss_ann_require_ulyss.pro", "ulyss_ann_rss.pro"])
     constructor = (tmp_path / "out" / "testnet.pro").read_text()
     for section in ("; NAME:", "; PURPOSE:", "; CALLING SEQUENCE:", "; KEYWORDS:", "; EXAMPLE:"):
         assert section in constructor
@@ -130,15 +130,16 @@ junk = check_math()               ; GDL starts with an 'illegal operand' flag pe
 cmp = gslann(TG=5000, LG=2, ZG=-1.5)
 cmp = gslann_init(cmp, WAVERANGE=[4800d, 7350d], VELSCALE=60d)
 for i = 0, 99 do f = gslann_eval(*cmp.eval_data, [5000d, 2d, -1.5d])   ; warm up
-m0 = memory(/CURRENT)
+m0 = memory(/CURRENT) & r0 = ulyss_ann_rss()
 for i = 0, 999 do f = gslann_eval(*cmp.eval_data, [4500d + i, 2d, -1.5d])
-m1 = memory(/CURRENT)
+m1 = memory(/CURRENT) & r1 = ulyss_ann_rss()
 for i = 0, 9 do cmp = gslann_init(cmp, WAVERANGE=[4800d, 7350d], VELSCALE=60d)  ; cached: no work
 m2 = memory(/CURRENT)
-print, m0, m1, m2, check_math(), FORMAT='(4I15)'
+print, m0, m1, m2, r0, r1, check_math(), FORMAT='(6I15)'
 """, folders=[folder])
-    m0, m1, m2, flags = (int(v) for v in out.split())
-    assert m1 - m0 < 5e6 and m2 - m1 < 1e5
+    m0, m1, m2, r0, r1, flags = (int(v) for v in out.split())
+    assert m1 - m0 < 5e6 and m2 - m1 < 1e5   # GDL's heap
+    assert r0 > 0 and r1 - r0 < 5e6          # the process as the OS sees it
     assert flags == 0  # no floating-point exception left pending for uly_fit's CHECK_MATH
 
 
@@ -192,3 +193,29 @@ def test_malformed_files_and_missing_ulyss(trial7_component, tmp_path):
                 folders=[folder], ulyss=False)
     with pytest.raises(GDLError, match="ULySS is not on !PATH"):
         run_gdl("cmp = gslann()", folders=[folder], ulyss=False)
+
+
+@needs_gdl
+@needs_ulyss
+def test_lsf_is_injected_once_and_exactly(trial7_component, tmp_path):
+    """LSF in the rebinned layer == LSF applied to each evaluated spectrum (the layer is linear)."""
+    _, folder = trial7_component
+    lsf = tmp_path / "lsf.txt"
+    lsf.write_text("0. 40. 0. 0. 5000\n0. 60. 0. 0. 6000\n0. 80. 0. 0. 7000\n")
+    out = run_gdl(f"""
+plain = gslann_init(gslann(), WAVERANGE=[4800d, 7350d], VELSCALE=60d)
+broad = gslann_init(gslann(LSF='{lsf}'), WAVERANGE=[4800d, 7350d], VELSCALE=60d)
+p = [5200d, 2.5d, -1.8d]
+s = uly_spect_alloc(DATA=gslann_eval(*plain.eval_data, p), START=plain.start, STEP=plain.step, SAMPLING=1)
+uly_spect_lsfconvol, '{lsf}', s, /QUIET
+f = gslann_eval(*broad.eval_data, p)
+print, max(abs(f - *s.data) / abs(*s.data)), FORMAT='(e25.17)'
+print, stddev(f - gslann_eval(*plain.eval_data, p)), FORMAT='(e25.17)'
+print, strpos(broad.descr, 'lsf:') ge 0
+""", folders=[folder])
+    values = parse_rows(out, 1)[:, 0]
+    assert values[0] < 1e-12        # identical to convolving each spectrum
+    assert values[1] > 1e-3         # and it did broaden the lines
+    assert out.strip().endswith("1")
+    with pytest.raises(GDLError, match="LSF file not found: /nonexistent/lsf.txt"):
+        run_gdl("cmp = gslann(LSF='/nonexistent/lsf.txt')", folders=[folder])
