@@ -106,7 +106,7 @@ def _example_values(interp, several):
     return [f"{p.mean:g}" for p in interp.parameters]
 
 
-def generate_component(interp, name, outdir, copy_model=True):
+def generate_component(interp, name, outdir, copy_model=True, final_dir=None):
     """Write the GDL component ``name`` for ``interp`` into ``outdir``; return the files written.
 
     Parameters
@@ -120,6 +120,9 @@ def generate_component(interp, name, outdir, copy_model=True):
     copy_model : bool
         Copy the interpolator file as ``NAME.fits`` and make it the default
         ``MODEL_FILE``; otherwise the generated code points at ``interp.path``.
+    final_dir : path-like, optional
+        Where the folder will be moved after writing (an atomic publish): the
+        default ``MODEL_FILE`` then points there.
     """
     import jinja2
 
@@ -137,6 +140,8 @@ def generate_component(interp, name, outdir, copy_model=True):
             shutil.copyfile(interp.path, model_file)
     else:
         model_file = Path(interp.path).resolve()
+    if copy_model and final_dir is not None:
+        model_file = Path(final_dir).resolve() / model_file.name
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
@@ -150,5 +155,5 @@ def generate_component(interp, name, outdir, copy_model=True):
         shutil.copyfile(pro, outdir / pro.name)
         written.append(outdir / pro.name)
     if copy_model:
-        written.append(model_file)
+        written.append(outdir / model_file.name)
     return written

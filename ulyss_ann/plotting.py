@@ -6,7 +6,7 @@ import numpy as np
 
 from .errors import UlyssAnnError
 
-__all__ = ["plot_model_spectra"]
+__all__ = ["plot_model_spectra", "plot_fit_results"]
 
 _MAX_CURVES = 12
 _PRETTY = {"teff": r"$T_\mathrm{eff}$", "logg": "log g", "fe/h": "[Fe/H]", "alpha/fe": r"[$\alpha$/Fe]"}
@@ -44,6 +44,45 @@ def plot_model_spectra(path, interp, params, flux):
     ax.legend(fontsize=8, loc="lower right", ncol=1 + (len(params[:_MAX_CURVES]) > 6))
     try:
         fig.savefig(path, dpi=120)
+    except (OSError, ValueError) as exc:
+        raise UlyssAnnError(f"{path}: cannot write the figure: {exc}") from None
+    finally:
+        plt.close(fig)
+
+
+def plot_fit_results(path, table, interp):
+    """One page: histograms of each fitted parameter and cz, and [Fe/H]-like vs Teff-like."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = np.asarray(table["status"] == "ok")
+    names = [p.name for p in interp.parameters] + ["cz"]
+    units = [p.unit for p in interp.parameters] + ["km/s"]
+    fig, axes = plt.subplots(2, 3, figsize=(12, 7), layout="constrained")
+    for ax, name, unit in zip(axes.flat, names[:5], units[:5]):
+        values = np.ma.compressed(np.ma.asarray(table[name][ok]))
+        if values.size and np.ptp(values) > 0:
+            ax.hist(values, bins=min(30, max(5, values.size // 3)), color="C0", alpha=0.8)
+        elif values.size:
+            ax.axvline(values[0], color="C0")
+        ax.set_xlabel(f"{parameter_label(name)} [{unit}]" if unit else parameter_label(name))
+        ax.set_ylabel("spectra")
+    scatter = axes.flat[-1]
+    if len(interp.parameters) >= 3:
+        x, y = interp.parameters[0].name, interp.parameters[2].name
+        scatter.errorbar(np.ma.filled(table[x][ok], np.nan), np.ma.filled(table[y][ok], np.nan),
+                         xerr=np.ma.filled(table["e_" + x][ok], np.nan),
+                         yerr=np.ma.filled(table["e_" + y][ok], np.nan), fmt=".", ms=3, alpha=0.7)
+        scatter.set_xlabel(f"{parameter_label(x)} [{interp.parameters[0].unit}]")
+        scatter.set_ylabel(f"{parameter_label(y)} [{interp.parameters[2].unit}]")
+    title = f"{int(ok.sum())} of {len(table)} spectra fitted with {os.path.basename(interp.path)}"
+    if interp.is_surrogate:
+        title += " (surrogate)"
+    fig.suptitle(title, fontsize=11)
+    try:
+        fig.savefig(path, dpi=110)
     except (OSError, ValueError) as exc:
         raise UlyssAnnError(f"{path}: cannot write the figure: {exc}") from None
     finally:
