@@ -8,7 +8,7 @@ import pytest
 
 from conftest import SHARED, make_network, random_params, reference_file
 from ulyss_ann import Interpolator
-from ulyss_ann.gdl_export import generate_component, guess_keywords
+from ulyss_ann.gdl_export import generate_component, guess_keywords, resource_dir
 from ulyss_ann.gdl_process import GDLError, run_gdl
 from ulyss_ann.ulyss_location import find_ulyss
 
@@ -40,9 +40,10 @@ def test_generated_code_reads_like_ulyss(tmp_path):
     interp.write(interp.path)
     files = generate_component(interp, "TestNet", tmp_path / "out")
     names = sorted(f.name for f in files)
+    shared = [p.name for p in resource_dir("gdl").glob("*.pro")]
+    assert "ulyss_ann_read_network.pro" in shared
     assert names == sorted(["testnet.pro", "testnet_init.pro", "testnet_evaldata.pro", "testnet_eval.pro",
-                            "testnet_spectrum.pro", "testnet.fits", "ulyss_ann_check_guess.pro",
-                            "ulyss_ann_read_network.pro", "ulyss_ann_require_ulyss.pro", "ulyss_ann_rss.pro"])
+                            "testnet_spectrum.pro", "testnet.fits"] + shared)
     constructor = (tmp_path / "out" / "testnet.pro").read_text()
     for section in ("; NAME:", "; PURPOSE:", "; CALLING SEQUENCE:", "; KEYWORDS:", "; EXAMPLE:"):
         assert section in constructor

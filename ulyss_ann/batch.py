@@ -17,6 +17,7 @@ heartbeat timeout is raised above the longest GDL call, which holds the GIL and
 freezes the worker's event loop. ``workers=0`` fits in this process, without Dask.
 """
 
+import atexit
 import logging
 import os
 import time
@@ -37,10 +38,19 @@ _FITTERS = {}  # one GDLFitter per worker process (per configuration)
 def _fitter(config):
     from .gdl_fitter import GDLFitter
 
-    key = (config.model, config.backend, config.mdegree, config.save_fits)
+    key = (config.model, config.backend, config.mdegree, config.save_fits, config.recycle_after)
     if key not in _FITTERS:
+        if not _FITTERS:
+            atexit.register(_close_fitters)
         _FITTERS[key] = GDLFitter(config)
+    _FITTERS[key].config = config  # guesses, masks and range may differ between batches
     return _FITTERS[key]
+
+
+def _close_fitters():
+    for fitter in _FITTERS.values():
+        fitter.close()
+    _FITTERS.clear()
 
 
 def fit_one(path, config, fixed=None):
@@ -120,7 +130,7 @@ def _spectrum_id(path):
 def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegree=20, wave_range=None,
         telluric=None, mask_nad=False, masks=(), workers=None, scheduler=None, resume=False,
         overwrite=False, backend="auto", engine="auto", progress=True, save_fits=None, retries=2,
-        recycle_after=200):
+        recycle_after=100):
     """Fit spectra with an interpolator through GDL + ULySS; return the results table.
 
     Parameters
@@ -176,6 +186,8 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
     tasks = []
     for path in todo:
         try:
+            if not os.path.isfile(path):
+                raise UlyssAnnError(f"{path}: no such file")
             tasks.append((path, fixed_values.for_spectrum(_spectrum_id(path))))
         except UlyssAnnError as exc:
             journal.append(failure_row(path, None, f"error: {exc}", "gdl", os.path.basename(model), sha))

@@ -146,7 +146,7 @@ def _add_fit_parser(sub):
                                "  ulyss-ann fit muse/*.fits --model M -o r.ecsv --resume   # after a crash\n"
                                "  ulyss-ann fit big/*.fits --model M --scheduler tcp://head:8786")
     fp.add_argument("files", nargs="+", metavar="SPECTRUM", help="spectrum files")
-    fp.add_argument("-m", "--model", required=True, help="interpolator FITS file")
+    fp.add_argument("-m", "--model", help="interpolator FITS file (default: the bundled example)")
     fp.add_argument("-o", "--output", default="results.ecsv", help="results table (default: results.ecsv)")
     fp.add_argument("--guess", action="append", default=[], metavar="NAME=V1,V2",
                     help="starting values of a parameter, e.g. --guess Teff=4800,5400 (repeatable)")
@@ -204,7 +204,8 @@ def _run_fit(args):
         if len(band) != 2:
             raise UlyssAnnError(f"--mask {item!r}: expected LO,HI")
         masks.append(tuple(band))
-    table = fit(args.files, args.model, args.output, guesses=guesses or None, fixed=fixed or None,
+    model = args.model or example_interpolator_path()
+    table = fit(args.files, model, args.output, guesses=guesses or None, fixed=fixed or None,
                 mdegree=args.mdegree, wave_range=wave_range, telluric=False if args.no_telluric_mask else None,
                 mask_nad=args.mask_nad, masks=masks, workers=args.workers, scheduler=args.scheduler,
                 resume=args.resume, overwrite=args.overwrite, backend=args.backend, engine=args.engine,
@@ -214,7 +215,7 @@ def _run_fit(args):
         from .interpolator import Interpolator
         from .plotting import plot_fit_results
 
-        plot_fit_results(args.plot, table, Interpolator.read(args.model))
+        plot_fit_results(args.plot, table, Interpolator.read(model))
         print(f"wrote {args.plot}")
     return 0
 

@@ -76,7 +76,9 @@ class FitConfig:
     recycle_after : int
         Restart a subprocess GDL after this many fits (GDL's built-ins leak).
     save_fits : str, optional
-        Folder where each spectrum's best fit is written as FITS.
+        Folder where each spectrum's best fit is written: ``<id>_fit.fits`` (data,
+        best fit, residual, mask on the fitted log-lambda grid) and ``<id>.res``
+        (ULySS's solut text, for its own tools).
     """
 
     model: str
@@ -89,16 +91,27 @@ class FitConfig:
     masks: tuple = ()
     backend: str = "auto"
     timeout: float = 600.0
-    recycle_after: int = 200
+    recycle_after: int = 100
     save_fits: str = None
     extra: dict = field(default_factory=dict)
 
 
+def _code_version():
+    """A digest of the GDL code and templates of this installation (the cache key's second half)."""
+    from .gdl_export import resource_dir
+
+    digest = hashlib.sha256()
+    for kind, pattern in (("gdl", "*.pro"), ("templates", "*.j2")):
+        for path in sorted(resource_dir(kind).glob(pattern)):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def _component_folder(interp, sha):
-    """Generate (once per model, shared by all workers) the component in the user's cache."""
+    """Generate (once per model and code version, shared by all workers) the component in the cache."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ulyss_ann" / "components"
     name = "ann_" + sha[:12]
-    folder = base / name
+    folder = base / f"{name}_{_code_version()}"  # new code never meets old generated files
     if not (folder / f"{name}_eval.pro").is_file():
         base.mkdir(parents=True, exist_ok=True)
         # Written aside, then published atomically: concurrent workers never see a
@@ -190,11 +203,17 @@ class GDLFitter:
         else:
             sampling, start, step, wave = 2, 0.0, 0.0, spectrum.wavelength
         error = spectrum.error if spectrum.error is not None else np.array([-1.0])
+        res_file = " "
+        if self.config.save_fits:
+            os.makedirs(self.config.save_fits, exist_ok=True)
+            res_file = os.path.join(os.path.abspath(self.config.save_fits), f"{spectrum.meta.get('id')}.res")
+            if os.path.exists(res_file):
+                os.remove(res_file)  # uly_solut_twrite appends
         started = time.perf_counter()
         result = self.session.call("ulyss_ann_fit", self.name, str(self.folder / f"{self.name}.fits"),
                                    spectrum.flux, error, good.astype(np.int32), wave, int(sampling),
                                    float(start), float(step), guesses, counts, flags, float(lo), float(hi),
-                                   int(self.config.mdegree))
+                                   int(self.config.mdegree), res_file)
         elapsed = time.perf_counter() - started
         self.fits += 1
         if result.size == 1 and result[0] == -1:

@@ -148,39 +148,51 @@ class SubprocessGDLSession(GDLSession):
 
     def _start(self):
         env = dict(os.environ, GDL_PATH=gdl_path(*self.folders))
+        # Binary pipes read with os.read: a buffered reader would hold lines that select()
+        # no longer sees on the pipe, and wait forever for the sentinel it already has.
         self._process = subprocess.Popen([gdl_executable(), "-quiet"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                         bufsize=1, env=env, cwd=self._scratch)
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
+                                         env=env, cwd=self._scratch)
+        self._pending = b""
         root = str(_ulyss_or_error()).replace("'", "''")
         self._run(f"!QUIET = 1\n!EXCEPT = 0\nulyss_ann_set_root, '{root}', ' '")
+
+    def _readline(self, deadline):
+        """One line of GDL's output (without the newline), or None at end of output."""
+        fd = self._process.stdout.fileno()
+        while b"\n" not in self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                self._kill()
+                raise GDLError(f"GDL did not answer within {self.timeout} s; the session will restart")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        return line.decode("utf-8", "replace")
 
     def _run(self, statements):
         """Send statements (one per line), return the lines they printed; GDL errors raise."""
         if self._process is None or self._process.poll() is not None:
-            raise GDLError("the gdl process has exited")
-        self._process.stdin.write(statements + f"\nprint, '{self._SENTINEL}'\n")
-        self._process.stdin.flush()
+            self._start()  # after a crash or a timeout: a fresh session
+        self._process.stdin.write((statements + f"\nprint, '{self._SENTINEL}'\n").encode())
         lines, deadline = [], time.monotonic() + self.timeout
-        out = self._process.stdout
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([out], [], [], remaining)[0]:
-                self._kill()
-                raise GDLError(f"GDL did not answer within {self.timeout} s; the session was restarted")
-            line = out.readline()
-            if line == "":
+            line = self._readline(deadline)
+            if line is None:
                 code = self._process.wait()
                 self._process = None
                 raise GDLError(f"gdl exited (status {code}) during the call; last output: "
                                f"{' | '.join(lines[-3:])}")
             if line.strip() == self._SENTINEL:
                 break
-            lines.append(line.rstrip("\n"))
+            lines.append(line)
         errors = [l[2:].strip() for l in lines if l.startswith("% ") and not l[2:3].isspace()
                   and not l.startswith(("% Compiled module", "% Program caused arithmetic error",
                                         "% Execution halted", "% Error occurred"))]
         if errors:
-            self._process.stdin.write("retall\n")  # back to the main level, session intact
+            self._process.stdin.write(b"retall\n")  # back to the main level, session intact
             raise GDLError("; ".join(errors))
         return lines
 
@@ -230,8 +242,7 @@ class SubprocessGDLSession(GDLSession):
     def close(self, keep_scratch=False):
         if self._process is not None and self._process.poll() is None:
             try:
-                self._process.stdin.write("exit\n")
-                self._process.stdin.flush()
+                self._process.stdin.write(b"exit\n")
                 self._process.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired):
                 self._kill()

@@ -9,12 +9,25 @@ from .errors import UlyssAnnError
 __all__ = ["plot_model_spectra", "plot_fit_results"]
 
 _MAX_CURVES = 12
-_PRETTY = {"teff": r"$T_\mathrm{eff}$", "logg": "log g", "fe/h": "[Fe/H]", "alpha/fe": r"[$\alpha$/Fe]"}
+_PRETTY = {"teff": r"$T_\mathrm{eff}$", "logg": "log g", "fe/h": "[Fe/H]", "alpha/fe": r"[$\alpha$/Fe]",
+           "rms": "residual rms (relative)"}
 
 
 def parameter_label(name):
     """How astronomers write a parameter name: Teff -> T_eff, Fe/H -> [Fe/H]."""
     return _PRETTY.get(name.lower(), name)
+
+
+def _save(fig, path, dpi):
+    """Write and close a figure; a bad path or format is one clear error."""
+    import matplotlib.pyplot as plt
+
+    try:
+        fig.savefig(path, dpi=dpi)
+    except (OSError, ValueError) as exc:
+        raise UlyssAnnError(f"{path}: cannot write the figure: {exc}") from None
+    finally:
+        plt.close(fig)
 
 
 def plot_model_spectra(path, interp, params, flux):
@@ -42,12 +55,7 @@ def plot_model_spectra(path, interp, params, flux):
         title += f"  — first {_MAX_CURVES} of {len(params)} spectra"
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right", ncol=1 + (len(params[:_MAX_CURVES]) > 6))
-    try:
-        fig.savefig(path, dpi=120)
-    except (OSError, ValueError) as exc:
-        raise UlyssAnnError(f"{path}: cannot write the figure: {exc}") from None
-    finally:
-        plt.close(fig)
+    _save(fig, path, dpi=120)
 
 
 def plot_fit_results(path, table, interp):
@@ -58,10 +66,12 @@ def plot_fit_results(path, table, interp):
     import matplotlib.pyplot as plt
 
     ok = np.asarray(table["status"] == "ok")
-    names = [p.name for p in interp.parameters] + ["cz"]
-    units = [p.unit for p in interp.parameters] + ["km/s"]
+    names = ([p.name for p in interp.parameters] + ["cz", "rms"])[:5]
+    units = ([p.unit for p in interp.parameters] + ["km/s", ""])[:5]
     fig, axes = plt.subplots(2, 3, figsize=(12, 7), layout="constrained")
-    for ax, name, unit in zip(axes.flat, names[:5], units[:5]):
+    for ax in axes.flat[len(names):5]:
+        ax.set_visible(False)
+    for ax, name, unit in zip(axes.flat, names, units):
         values = np.ma.compressed(np.ma.asarray(table[name][ok]))
         if values.size and np.ptp(values) > 0:
             ax.hist(values, bins=min(30, max(5, values.size // 3)), color="C0", alpha=0.8)
@@ -81,9 +91,4 @@ def plot_fit_results(path, table, interp):
     if interp.is_surrogate:
         title += " (surrogate)"
     fig.suptitle(title, fontsize=11)
-    try:
-        fig.savefig(path, dpi=110)
-    except (OSError, ValueError) as exc:
-        raise UlyssAnnError(f"{path}: cannot write the figure: {exc}") from None
-    finally:
-        plt.close(fig)
+    _save(fig, path, dpi=110)

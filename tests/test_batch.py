@@ -1,0 +1,213 @@
+"""The batch driver with real GDL and the real ULySS: results, bad input, resume, crashes."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from conftest import SHARED, reference_file
+from ulyss_ann import UlyssAnnError, example_interpolator
+from ulyss_ann.batch import fit
+from ulyss_ann.example_data import example_interpolator_path
+from ulyss_ann.simulate import simulate_spectrum, write_muse_spectrum
+from ulyss_ann.ulyss_location import find_ulyss
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)"),
+    pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)"),
+]
+
+MODEL = example_interpolator_path()
+FAST = dict(guesses={"Teff": [5400.0], "Logg": [3.0], "Fe/H": [-1.5]}, mdegree=8, progress=False)
+TRUTH = [(5200.0, 2.8, -1.8), (5600.0, 3.6, -1.2), (5900.0, 4.0, -2.0), (5000.0, 2.2, -1.5),
+         (5400.0, 3.2, -1.0), (5700.0, 3.9, -1.7), (5100.0, 2.5, -2.2), (5500.0, 3.4, -1.4)]
+
+
+@pytest.fixture(scope="module")
+def spectra(tmp_path_factory):
+    """Eight MUSE-like spectra simulated from the example network (S/N 100), truth in the header."""
+    folder = tmp_path_factory.mktemp("spectra")
+    interp = example_interpolator()
+    paths = []
+    for i, (teff, logg, feh) in enumerate(TRUTH):
+        wave, flux, sigma = simulate_spectrum(interp, [teff, logg, feh], velocity=10.0 * (i - 4), fwhm=2.0,
+                                              snr=100.0, rng=i, continuum=(1.0, 0.1 * (i % 3), -0.05))
+        path = folder / f"sim{i:03d}.fits"
+        write_muse_spectrum(path, wave, flux, sigma, truth={"SIM_TEFF": teff, "SIM_LOGG": logg, "SIM_FEH": feh})
+        paths.append(str(path))
+    return paths
+
+
+def test_serial_fit_recovers_the_truth(spectra, tmp_path):
+    table = fit(spectra[:4], MODEL, tmp_path / "r.ecsv", workers=0, **FAST)
+    assert list(table["status"]) == ["ok"] * 4
+    assert list(table["id"]) == ["sim000", "sim001", "sim002", "sim003"]
+    pulls = []
+    for row, (teff, logg, feh) in zip(table, TRUTH):
+        pulls += [(row["Teff"] - teff) / row["e_Teff"], (row["Fe/H"] - feh) / row["e_Fe/H"]]
+        assert abs(row["Teff"] - teff) < 60 and abs(row["Fe/H"] - feh) < 0.1
+    assert np.max(np.abs(pulls)) < 5  # quoted errors are of the size of the actual errors
+    assert str(table["Teff"].unit) == "K" and str(table["cz"].unit) == "km / s"
+    back = Table.read(tmp_path / "r.ecsv")  # ECSV keeps units and values
+    assert str(back["Fe/H"].unit) == "dex" and back["engine"][0].startswith("gdl-")
+    np.testing.assert_allclose(back["Teff"], table["Teff"])
+    assert back.meta["model_sha256"] == back["model_sha256"][0]
+
+
+def test_two_workers_give_the_serial_answers(spectra, tmp_path):
+    serial = fit(spectra[:4], MODEL, tmp_path / "a.ecsv", workers=0, **FAST)
+    parallel = fit(spectra[:4], MODEL, tmp_path / "b.ecsv", workers=2, **FAST)
+    for name in ("Teff", "Logg", "Fe/H", "cz", "e_Teff"):
+        np.testing.assert_allclose(parallel[name], serial[name], rtol=1e-9)
+
+
+def test_bad_inputs_become_rows_and_the_batch_goes_on(spectra, tmp_path):
+    corrupt = tmp_path / "corrupt.fits"
+    corrupt.write_bytes(open(spectra[0], "rb").read()[:4000])
+    far = tmp_path / "far.fits"
+    write_muse_spectrum(far, 8000.0 + 1.25 * np.arange(400), np.ones(400), np.full(400, 0.01))
+    holes = tmp_path / "holes.fits"
+    from astropy.io import fits
+    with fits.open(spectra[1]) as hdul:
+        hdul[0].data[100:110] = np.nan
+        hdul["SIGMA"].data[200:205] = 0.0
+        hdul.writeto(holes)
+    logg = tmp_path / "logg.ecsv"
+    Table({"id": ["sim002", "holes", "corrupt", "far"], "logg": [9.5, 3.6, 3.0, 3.0]}).write(logg)
+    files = [spectra[2], str(corrupt), str(far), str(holes), str(tmp_path / "missing.fits"), spectra[3]]
+    table = fit(files, MODEL, tmp_path / "r.ecsv", workers=0, fixed={"Logg": f"{logg}:logg"}, **FAST)
+    status = dict(zip(table["id"], table["status"]))
+    assert "guess Logg = 9.5 dex outside the limits [0, 6]" in status["sim002"]   # GDL error, one row
+    assert "truncated or corrupt" in status["corrupt"]
+    assert "no overlap" in status["far"]
+    assert "no such file" in status["missing"]
+    assert "no fixed value of Logg for 'sim003'" in status["sim003"]
+    assert status["holes"] == "ok"
+    row = table[list(table["id"]).index("holes")]
+    assert row["n_bad"] == 15 and row["Logg"] == 3.6 and row["e_Logg"] == 0
+
+
+def test_resume_fits_only_what_is_missing(spectra, tmp_path):
+    out = tmp_path / "r.ecsv"
+    first = fit(spectra[:2], MODEL, out, workers=0, **FAST)
+    with pytest.raises(UlyssAnnError, match="--resume"):
+        fit(spectra[:3], MODEL, out, workers=0, **FAST)
+    second = fit(spectra[:3], MODEL, out, workers=0, resume=True, **FAST)
+    assert len(second) == 3 and list(second["time"][:2]) == list(first["time"])  # not refitted
+    lines = open(str(out) + ".journal.jsonl").read().splitlines()
+    assert len(lines) == 3
+
+
+def _dask_workers():
+    """Pids of this process's Dask worker processes (spawned by the nannies, which live here)."""
+    def parent(pid):
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+    def spawned(pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                return b"spawn_main" in handle.read()
+        except OSError:
+            return False
+
+    pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and spawned(int(p))]
+    return [p for p in pids if parent(p) == os.getpid()]
+
+
+def test_a_killed_worker_is_replaced_and_nothing_is_lost(spectra, tmp_path):
+    out = tmp_path / "r.ecsv"
+    journal = str(out) + ".journal.jsonl"
+    done, killed = {}, []
+    runner = threading.Thread(target=lambda: done.update(table=fit(spectra, MODEL, out, workers=2, **FAST)))
+    runner.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and (not os.path.exists(journal) or len(open(journal).readlines()) < 2):
+        time.sleep(0.05)
+    workers = _dask_workers()
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)  # mid-batch: the nanny restarts it, its task is rescheduled
+    killed.append(workers[0])
+    runner.join(300)
+    table = done["table"]
+    assert sorted(table["id"]) == [f"sim{i:03d}" for i in range(8)]
+    assert list(table["status"]) == ["ok"] * 8
+    rows = [json.loads(line) for line in open(journal)]
+    assert len(rows) == 8 and len({r["file"] for r in rows}) == 8
+    assert killed[0] not in _dask_workers()
+
+
+def test_driver_killed_then_resumed_fits_each_spectrum_once(spectra, tmp_path):
+    out = tmp_path / "r.ecsv"
+    command = [sys.executable, "-m", "ulyss_ann.cli", "fit", *spectra, "--model", MODEL, "-o", str(out),
+               "--workers", "1", "--guess", "Teff=5400", "--guess", "Logg=3", "--guess", "Fe/H=-1.5",
+               "--mdegree", "8", "--quiet"]
+    driver = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = str(out) + ".journal.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not os.path.exists(journal) or len(open(journal).readlines()) < 2):
+        time.sleep(0.05)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver, its cluster and GDL: all at once
+    driver.wait()
+    before = len(open(journal).readlines())
+    assert 2 <= before < 8 and not out.exists()
+    again = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300,
+                           stdin=subprocess.DEVNULL)
+    assert again.returncode == 0, again.stderr
+    table = Table.read(out)
+    assert sorted(table["id"]) == [f"sim{i:03d}" for i in range(8)] and set(table["status"]) == {"ok"}
+    rows = [json.loads(line) for line in open(journal)]
+    assert len(rows) == 8 and len({r["file"] for r in rows}) == 8  # each fitted exactly once
+
+
+def test_backends_agree(spectra, tmp_path):
+    a = fit(spectra[:1], MODEL, tmp_path / "a.ecsv", workers=1, backend="pygdl", **FAST)
+    b = fit(spectra[:1], MODEL, tmp_path / "b.ecsv", workers=0, backend="subprocess", **FAST)
+    assert a["engine"][0] == "gdl-pygdl" and b["engine"][0] == "gdl-subprocess"
+    for name in ("Teff", "Logg", "Fe/H", "cz"):
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-10)
+
+
+def test_cli_fits_the_real_muse_star(tmp_path):
+    """Done-when: a sane metal-poor solution for the MUSE star through GDL + ULySS."""
+    model = reference_file("gsl_ann_trial7.fits")
+    star = SHARED / "data" / "muse" / "ngc6397id000010554jd2456865p5826f000.fits"
+    result = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "fit", str(star), "--model", str(model),
+                             "-o", str(tmp_path / "r.ecsv"), "--plot", str(tmp_path / "r.png")],
+                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    row = Table.read(tmp_path / "r.ecsv")[0]
+    assert row["status"] == "ok" and row["n_guess"] == 6
+    assert 5300 < row["Teff"] < 5600 and -2.2 < row["Fe/H"] < -1.6
+    assert "1 spectra: 1 fitted, 0 failed" in result.stdout
+    assert (tmp_path / "r.png").stat().st_size > 10000
+
+
+def test_save_fits_writes_best_fit_and_ulyss_res(spectra, tmp_path):
+    from astropy.io import fits
+
+    table = fit(spectra[:1], MODEL, tmp_path / "r.ecsv", workers=0, save_fits=str(tmp_path / "fits"), **FAST)
+    assert table["status"][0] == "ok"
+    with fits.open(tmp_path / "fits" / "sim000_fit.fits") as hdul:
+        data, best, resid, mask = (hdul[i].data for i in range(4))
+        assert hdul[0].header["CTYPE1"] == "AWAV-LOG"
+        np.testing.assert_allclose(resid, data - best)
+        assert mask.sum() == table["n_pix"][0]
+        # the residual rms of the table is the one of this best fit
+        good = mask == 1
+        assert np.sqrt(np.mean(resid[good] ** 2)) / np.mean(best[good]) == pytest.approx(table["rms"][0], rel=1e-6)
+    res = (tmp_path / "fits" / "sim000.res").read_text().splitlines()
+    assert res[0].startswith("!BEGIN   ULYSS solut file") and any("SOL_VERS" in line for line in res)
+    cols = next(line for line in res if line.startswith("!cols:")).split()
+    values = res[-1].split()
+    teff = float(values[cols.index(next(c for c in cols if c.endswith("_Teff")))])  # "!cols:chisq" is column 0
+    assert teff == pytest.approx(table["Teff"][0], rel=1e-6)

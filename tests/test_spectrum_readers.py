@@ -1,0 +1,134 @@
+"""Readers of observed spectra, on small files the tests write in each real format."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from conftest import SHARED
+from ulyss_ann.simulate import write_muse_spectrum
+from ulyss_ann.spectrum_readers import SpectrumReadError, read_spectrum, vacuum_to_air
+
+
+def test_vacuum_to_air_standard_lines():
+    # H-alpha and H-beta: vacuum 6564.614, 4862.721 -> air 6562.801, 4861.363 (SDSS line list)
+    np.testing.assert_allclose(vacuum_to_air(np.array([6564.614, 4862.721])), [6562.801, 4861.363], atol=0.003)
+
+
+def test_muse_file_with_bad_pixels(tmp_path):
+    wave = 4750.0 + 1.25 * np.arange(190)
+    flux = 1000.0 + np.random.default_rng(1).normal(0, 20.0, 190)
+    sigma = np.full(190, 20.0)
+    flux[10] = np.nan
+    sigma[20] = 0.0
+    sigma[30] = -1.0
+    header = fits.Header({"RA": 265.17, "DEC": -53.67})
+    write_muse_spectrum(tmp_path / "star.fits", wave, flux, sigma, header=header)
+    s = read_spectrum(tmp_path / "star.fits")
+    assert s.meta["format"] == "muse" and s.meta["id"] == "star"
+    assert (s.meta["ra"], s.meta["dec"]) == (265.17, -53.67)
+    assert s.n_bad == 3 and not s.good[[10, 20, 30]].any()
+    assert np.all(np.isfinite(s.flux)) and np.all(s.error > 0)
+    np.testing.assert_allclose(s.wavelength, wave, rtol=1e-12)
+    assert s.grid is not None and not s.grid.log and s.grid.air
+    assert s.meta["snr"] == pytest.approx(50, rel=0.05)
+
+
+def test_sdss_coadd_table_vacuum_log(tmp_path):
+    loglam = 3.6 + 1e-4 * np.arange(300)
+    flux = 1 + 0.1 * np.sin(np.arange(300))
+    ivar = np.full(300, 400.0)
+    ivar[5] = 0.0
+    mask = np.zeros(300, np.int32)
+    mask[7] = 16
+    cols = [fits.Column("flux", "E", array=flux), fits.Column("loglam", "E", array=loglam),
+            fits.Column("ivar", "E", array=ivar), fits.Column("and_mask", "J", array=mask)]
+    primary = fits.PrimaryHDU(header=fits.Header({"PLUG_RA": 10.5, "PLUG_DEC": 20.25}))
+    fits.HDUList([primary, fits.BinTableHDU.from_columns(cols, name="COADD")]).writeto(tmp_path / "spec-1.fits")
+    s = read_spectrum(tmp_path / "spec-1.fits")
+    np.testing.assert_allclose(s.wavelength, vacuum_to_air(10 ** loglam.astype(np.float32).astype(float)))
+    assert s.grid is None  # made irregular by the conversion: ULySS gets the wavelengths
+    assert not s.good[5] and not s.good[7] and s.n_bad == 2
+    np.testing.assert_allclose(s.error[s.good], 0.05)
+    assert s.meta["ra"] == 10.5 and s.meta["format"] == "table"
+
+
+def test_lamost_table_one_row_of_arrays(tmp_path):
+    wave = np.linspace(3700.0, 9000.0, 400)
+    cols = [fits.Column("FLUX", "400E", array=[np.ones(400)]), fits.Column("IVAR", "400E", array=[np.full(400, 4.0)]),
+            fits.Column("WAVELENGTH", "400D", array=[wave]), fits.Column("ANDMASK", "400J", array=[np.zeros(400)])]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(tmp_path / "lamost.fits")
+    s = read_spectrum(tmp_path / "lamost.fits")
+    np.testing.assert_allclose(s.wavelength, vacuum_to_air(wave))
+    np.testing.assert_allclose(s.error, 0.5)
+
+
+def test_lamost_image_rows(tmp_path):
+    wave = np.linspace(3700.0, 9000.0, 300)
+    data = np.vstack([np.ones(300), np.full(300, 100.0), wave, np.zeros(300), np.zeros(300)])
+    data[3, 12] = 1
+    fits.PrimaryHDU(data, header=fits.Header({"RA": 1.0, "DEC": 2.0})).writeto(tmp_path / "spec-lamost.fits")
+    s = read_spectrum(tmp_path / "spec-lamost.fits")
+    assert s.meta["format"] == "lamost-image" and not s.good[12]
+    np.testing.assert_allclose(s.wavelength, vacuum_to_air(wave))
+
+
+def test_plain_fits_log_and_miles_style(tmp_path):
+    data = np.ones(100)
+    header = fits.Header({"CTYPE1": "AWAV-LOG", "CRVAL1": np.log(4000.0), "CDELT1": 1e-4, "CRPIX1": 1})
+    fits.PrimaryHDU(data, header=header).writeto(tmp_path / "log.fits")
+    s = read_spectrum(tmp_path / "log.fits")
+    assert s.grid.log and s.error is None and s.meta["format"] == "fits-1d"
+    np.testing.assert_allclose(s.wavelength, 4000 * np.exp(1e-4 * np.arange(100)))
+    fits.PrimaryHDU(data, header=fits.Header({"CRVAL1": 3540.5, "CDELT1": 0.9})).writeto(tmp_path / "m.fits")
+    np.testing.assert_allclose(read_spectrum(tmp_path / "m.fits").wavelength, 3540.5 + 0.9 * np.arange(100))
+    header = fits.Header({"CTYPE1": "WAVE", "CUNIT1": "nm", "CRVAL1": 400.0, "CDELT1": 0.1})
+    fits.PrimaryHDU(data, header=header).writeto(tmp_path / "nm.fits")
+    s = read_spectrum(tmp_path / "nm.fits")
+    np.testing.assert_allclose(s.wavelength, vacuum_to_air(4000.0 + np.arange(100)))
+
+
+def test_real_miles_file():
+    path = SHARED / "data" / "miles" / "MILES_res2.50_star_m0001V.fits"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    s = read_spectrum(path)
+    assert s.flux.size == 4300 and s.wavelength[0] == 3540.5 and s.error is None
+
+
+def test_text_columns(tmp_path):
+    wave = np.linspace(5000, 6000, 50)
+    np.savetxt(tmp_path / "two.txt", np.column_stack([wave, np.ones(50)]), header="wave flux")
+    np.savetxt(tmp_path / "three.dat", np.column_stack([wave, np.ones(50), np.full(50, 0.1)]))
+    assert read_spectrum(tmp_path / "two.txt").error is None
+    s = read_spectrum(tmp_path / "three.dat")
+    np.testing.assert_allclose(s.error, 0.1) and np.testing.assert_allclose(s.wavelength, wave)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    (b"SIMPLE  =                    T" + b" " * 50 + b"BITPIX  = 8", "truncated or corrupt"),
+    (b"hello world\nthis is not a spectrum\n", "neither FITS nor a table of numbers"),
+    (b"5000 1 2 3\n5001 1 2 3\n" * 10, "4 text columns"),
+    (b"5001 1\n5000 1\n" * 10, "do not increase monotonically"),
+    (b"5000 1\n5001 1\n", "at least 10 pixels"),
+])
+def test_bad_files(tmp_path, content, message):
+    path = tmp_path / "bad.fits"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SpectrumReadError, match=message) as info:
+        read_spectrum(path)
+    assert str(info.value).startswith(str(path))
+
+
+def test_no_usable_pixel_and_mismatched_error(tmp_path):
+    wave = np.linspace(5000, 6000, 50)
+    write_muse_spectrum(tmp_path / "nan.fits", wave, np.full(50, np.nan), np.ones(50))
+    with pytest.raises(SpectrumReadError, match="no pixel has a finite flux"):
+        read_spectrum(tmp_path / "nan.fits")
+    write_muse_spectrum(tmp_path / "mis.fits", wave, np.ones(50), np.ones(50))
+    with fits.open(tmp_path / "mis.fits") as hdul:
+        hdul["SIGMA"].data = np.ones(40, np.float32)
+        hdul.writeto(tmp_path / "mis2.fits")
+    with pytest.raises(SpectrumReadError, match="error extension has 40 pixels, flux 50"):
+        read_spectrum(tmp_path / "mis2.fits")
