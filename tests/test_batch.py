@@ -211,3 +211,25 @@ def test_save_fits_writes_best_fit_and_ulyss_res(spectra, tmp_path):
     values = res[-1].split()
     teff = float(values[cols.index(next(c for c in cols if c.endswith("_Teff")))])  # "!cols:chisq" is column 0
     assert teff == pytest.approx(table["Teff"][0], rel=1e-6)
+
+
+def test_existing_scheduler(spectra, tmp_path):
+    from dask.distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        table = fit(spectra[:2], MODEL, tmp_path / "r.ecsv", scheduler=cluster.scheduler_address, **FAST)
+    finally:
+        cluster.close(timeout=30)
+    assert list(table["status"]) == ["ok", "ok"]
+
+
+def test_missing_ulyss_stops_before_any_work(spectra, tmp_path):
+    env = dict(os.environ, ULYSS_DIR=str(tmp_path / "nowhere"), XDG_DATA_HOME=str(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "fit", spectra[0], "-o", str(tmp_path / "r.ecsv")],
+                            capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    if os.path.exists("/usr/local/share/ulyss/pgm/ulyss.pro"):
+        pytest.skip("a ULySS is installed in /usr/local/share/ulyss on this machine")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "ULySS not found" in result.stderr and "ULYSS_DIR" in result.stderr
+    assert not (tmp_path / "r.ecsv").exists()

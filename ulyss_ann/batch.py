@@ -165,6 +165,8 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
         raise UlyssAnnError(f"engine '{engine}' is not available yet; use --engine gdl")
     model = os.path.abspath(model)
     interp = Interpolator.read(model)  # a bad model stops everything before any work
+    if scheduler is None:
+        _check_gdl(backend)  # on a remote cluster the workers' machines are what count
     journal = Journal(str(output) + ".journal.jsonl")
     if overwrite:
         for path in (output, journal.path):
@@ -203,6 +205,23 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
     if progress:
         _summary(table, interp, time.perf_counter() - started, len(tasks))
     return table
+
+
+def _check_gdl(backend):
+    """Stop at once, with the fix, when this machine cannot run GDL + ULySS."""
+    import shutil
+
+    from .gdl_process import GDLNotFoundError, gdl_executable
+    from .gdl_session import _pygdl_available
+    from .ulyss_location import INSTALL_HINT, default_ulyss_dir, find_ulyss
+
+    if find_ulyss() is None:
+        raise GDLNotFoundError(INSTALL_HINT.format(default=default_ulyss_dir()).replace(
+            "Everything that does not run GDL works without it.", "ulyss-ann fit needs it (engine gdl)."))
+    if backend == "pygdl" and not _pygdl_available():
+        raise GDLNotFoundError("import GDL failed: install python3-gdl (./scripts/setup) or use --backend subprocess")
+    if backend == "subprocess" or (backend == "auto" and not shutil.which("gdl") and not _pygdl_available()):
+        gdl_executable()  # raises with the apt-get line
 
 
 def _progress_bar(total, enabled):
