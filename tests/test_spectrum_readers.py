@@ -41,7 +41,8 @@ def test_sdss_coadd_table_vacuum_log(tmp_path):
     mask = np.zeros(300, np.int32)
     mask[7] = 16
     cols = [fits.Column("flux", "E", array=flux), fits.Column("loglam", "E", array=loglam),
-            fits.Column("ivar", "E", array=ivar), fits.Column("and_mask", "J", array=mask)]
+            fits.Column("ivar", "E", array=ivar), fits.Column("and_mask", "J", array=mask),
+            fits.Column("wdisp", "E", array=np.full(300, 1.1))]
     primary = fits.PrimaryHDU(header=fits.Header({"PLUG_RA": 10.5, "PLUG_DEC": 20.25}))
     fits.HDUList([primary, fits.BinTableHDU.from_columns(cols, name="COADD")]).writeto(tmp_path / "spec-1.fits")
     s = read_spectrum(tmp_path / "spec-1.fits")
@@ -50,6 +51,7 @@ def test_sdss_coadd_table_vacuum_log(tmp_path):
     assert not s.good[5] and not s.good[7] and s.n_bad == 2
     np.testing.assert_allclose(s.error[s.good], 0.05)
     assert s.meta["ra"] == 10.5 and s.meta["format"] == "table"
+    assert s.meta["lsf_sigma_pix"] == pytest.approx(1.1)
 
 
 def test_lamost_table_one_row_of_arrays(tmp_path):
@@ -93,6 +95,7 @@ def test_real_miles_file():
         pytest.skip(f"{path} not found")
     s = read_spectrum(path)
     assert s.flux.size == 4300 and s.wavelength[0] == 3540.5 and s.error is None
+    assert s.meta["lsf_fwhm"] == 2.5
 
 
 def test_text_columns(tmp_path):

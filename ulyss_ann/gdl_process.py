@@ -21,7 +21,7 @@ import uuid
 from .errors import UlyssAnnError
 from .ulyss_location import INSTALL_HINT, default_ulyss_dir, find_ulyss
 
-__all__ = ["GDLError", "GDLNotFoundError", "gdl_executable", "gdl_path", "run_gdl"]
+__all__ = ["GDLError", "GDLNotFoundError", "gdl_executable", "gdl_path", "gdl_error_lines", "run_gdl"]
 
 #: GDL's own libraries as Debian installs them (gdl-astrolib, gdl-mpfit, gdl-coyote).
 SYSTEM_LIBRARIES = [
@@ -74,6 +74,17 @@ def gdl_path(*folders, ulyss=True):
     return ":".join(entries + SYSTEM_LIBRARIES)
 
 
+def gdl_error_lines(lines):
+    """GDL's error messages among its output lines: '% NAME: message', without the '% '.
+
+    Left out: compilation notes, arithmetic-flag notes, and the traceback after
+    'Execution halted at:' / 'Error occurred at:' (indented '%      NAME  line  file').
+    """
+    return [line[2:].strip() for line in lines
+            if line.startswith("% ") and not line[2:3].isspace() and not _NOISE.search(line)
+            and not re.match(r"% (Execution halted|Error occurred) at", line)]
+
+
 def run_gdl(statements, folders=(), ulyss=True, timeout=300):
     """Run GDL statements (one per line, as in a procedure body) and return their printed output.
 
@@ -111,11 +122,7 @@ def run_gdl(statements, folders=(), ulyss=True, timeout=300):
                                     stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise GDLError(f"GDL ran longer than {timeout} s and was stopped") from None
-    # Error lines: '% NAME: message'; the traceback lines after 'Execution halted at:' or
-    # 'Error occurred at:' are indented ('%      NAME  line  file') and left out.
-    errors = [line[2:].strip() for line in result.stderr.splitlines() + result.stdout.splitlines()
-              if line.startswith("% ") and not line[2:3].isspace() and not _NOISE.search(line)
-              and not re.match(r"% (Execution halted|Error occurred) at", line)]
+    errors = gdl_error_lines(result.stderr.splitlines() + result.stdout.splitlines())
     if errors or result.returncode != 0:
         text = "; ".join(errors)
         raise GDLError(text or f"gdl exited with status {result.returncode}: {result.stderr.strip()[-300:]}")

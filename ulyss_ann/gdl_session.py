@@ -32,7 +32,8 @@ import time
 import numpy as np
 
 from .gdl_export import _gdl_number
-from .gdl_process import GDLError, GDLNotFoundError, _ulyss_or_error, gdl_executable, gdl_path
+from .gdl_process import (GDLError, GDLNotFoundError, _ulyss_or_error, gdl_error_lines, gdl_executable,
+                          gdl_path)
 
 __all__ = ["open_session", "GDLSession", "PyGDLSession", "SubprocessGDLSession", "BACKENDS"]
 
@@ -188,9 +189,7 @@ class SubprocessGDLSession(GDLSession):
             if line.strip() == self._SENTINEL:
                 break
             lines.append(line)
-        errors = [l[2:].strip() for l in lines if l.startswith("% ") and not l[2:3].isspace()
-                  and not l.startswith(("% Compiled module", "% Program caused arithmetic error",
-                                        "% Execution halted", "% Error occurred"))]
+        errors = gdl_error_lines(lines)
         if errors:
             self._process.stdin.write(b"retall\n")  # back to the main level, session intact
             raise GDLError("; ".join(errors))

@@ -65,7 +65,9 @@ class Spectrum:
         vacuum-to-air conversion made it irregular.
     meta : dict
         ``id``, ``file``, ``ra``, ``dec`` [deg] when known, ``snr`` (median
-        flux/error of good pixels), ``simulated`` (header says so), ``format``.
+        flux/error of good pixels), ``simulated`` (header says so), ``format``, and the
+        resolution when the file gives it: ``lsf_fwhm`` [Å] (``FWHM`` keyword, as in
+        MILES) or ``lsf_sigma_pix`` (SDSS ``WDISP``, Gaussian σ in pixels).
     """
 
     flux: np.ndarray
@@ -126,6 +128,10 @@ def _position(header):
                 continue
     if header.get("SIMULATD"):
         meta["simulated"] = True
+    for key in ("FWHM", "SIM_FWHM", "LSF_FWHM"):  # MILES writes FWHM; our simulations SIM_FWHM
+        if isinstance(header.get(key), (int, float)) and not isinstance(header.get(key), bool):
+            meta["lsf_fwhm"] = float(header[key])
+            break
     for key in ("OBJNAME", "OBJECT", "DESIG"):
         if key in header:
             meta["object"] = str(header[key])
@@ -223,11 +229,14 @@ def _read_table(path, hdul):
             error = np.where(ivar > 0, 1.0 / np.sqrt(np.where(ivar > 0, ivar, 1.0)), np.nan)
     else:
         error = _column(data, "error", "err", "sigma", "flux_err")
+    wdisp = _column(data, "wdisp")
     mask = _column(data, "and_mask", "andmask", "mask")
     good = None if mask is None else mask == 0
     header = hdul[0].header
     vacuum = bool(header.get("VACUUM", hdu.header.get("VACUUM", True)))  # SDSS and LAMOST: vacuum
     meta = _position(header) or _position(hdu.header)
+    if wdisp is not None and np.any(wdisp > 0):  # SDSS: Gaussian sigma of the LSF, in pixels
+        meta["lsf_sigma_pix"] = float(np.median(wdisp[wdisp > 0]))
     return _finish(path, flux, error, wave, good, None, meta, "table", vacuum=vacuum)
 
 
