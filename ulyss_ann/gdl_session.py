@@ -156,7 +156,9 @@ class SubprocessGDLSession(GDLSession):
                                          env=env, cwd=self._scratch)
         self._pending = b""
         root = str(_ulyss_or_error()).replace("'", "''")
-        self._run(f"!QUIET = 1\n!EXCEPT = 0\nulyss_ann_set_root, '{root}', ' '")
+        # on_error, 2 as for pygdl: an error in a callee returns to the caller, where the
+        # CATCH of ulyss_ann_fit turns it into a row's status.
+        self._run(f"on_error, 2\n!QUIET = 1\n!EXCEPT = 0\nulyss_ann_set_root, '{root}', ' '")
 
     def _readline(self, deadline):
         """One line of GDL's output (without the newline), or None at end of output."""
