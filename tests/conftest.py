@@ -26,7 +26,7 @@ def reference_file(name):
     return path
 
 
-def make_network(hidden=(5, 7), activations=None, npar=3, npix=40, seed=0, wavelength=None, meta=()):
+def make_network(hidden=(5, 7), activations=None, npar=3, npix=40, seed=0, wavelength=None, meta=(), nodes=None):
     """A random interpolator with the given hidden widths (weights of order 1)."""
     rng = np.random.default_rng(seed)
     widths = [npar, *hidden, npix]
@@ -41,7 +41,7 @@ def make_network(hidden=(5, 7), activations=None, npar=3, npix=40, seed=0, wavel
                   for n, u, lo, hi in zip(names, units, lows, highs)]
     if wavelength is None:
         wavelength = WavelengthGrid(npix, 4762.23779296875, 1.25)
-    return Interpolator(parameters, weights, activations, wavelength, meta)
+    return Interpolator(parameters, weights, activations, wavelength, meta, nodes=nodes)
 
 
 def random_params(interp, n, seed=1):

@@ -56,6 +56,8 @@ def test_serial_fit_recovers_the_truth(spectra, tmp_path):
         assert abs(row["Teff"] - teff) < 60 and abs(row["Fe/H"] - feh) < 0.1
     assert np.max(np.abs(pulls)) < 5  # quoted errors are of the size of the actual errors
     assert str(table["Teff"].unit) == "K" and str(table["cz"].unit) == "km / s"
+    # inside the GSL grid the example network was trained on: no extrapolation flag
+    assert np.all(table["node_distance"] < 1) and not any("far-from-nodes" in f for f in table["flag"])
     back = Table.read(tmp_path / "r.ecsv")  # ECSV keeps units and values
     assert str(back["Fe/H"].unit) == "dex" and back["engine"][0].startswith("gdl-")
     np.testing.assert_allclose(back["Teff"], table["Teff"])
@@ -233,3 +235,18 @@ def test_missing_ulyss_stops_before_any_work(spectra, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "ULySS not found" in result.stderr and "ULYSS_DIR" in result.stderr
     assert not (tmp_path / "r.ecsv").exists()
+
+
+def test_quality_flags():
+    from ulyss_ann.fit_results import make_row
+    from ulyss_ann.spectrum_readers import Spectrum
+
+    interp = example_interpolator()
+    spectrum = Spectrum(np.ones(20), None, np.arange(20.0), np.ones(20, bool), meta={"id": "x", "file": "/x"})
+    values = dict(cz=1.0, e_cz=0.1, sigma=18.8, e_sigma=0.0, chi2=1.0, rms=0.01, n_guess=6, n_converged=1,
+                  n_pix=100, n_masked=0, lmin=4800.0, lmax=7300.0, time_s=0.5,
+                  status_params={"Teff": 3, "Logg": 1, "Fe/H": 0}, Teff=8000.0, e_Teff=5.0, Logg=0.2,
+                  e_Logg=0.0, **{"Fe/H": -2.9, "e_Fe/H": 0.01})
+    row = make_row(spectrum, values, "gdl-subprocess", "m.fits", "abc", interp)
+    assert row["flag"].split(",") == ["bound:Teff", "sigma-floor", "one-guess-converged", "far-from-nodes"]
+    assert row["node_distance"] > 1

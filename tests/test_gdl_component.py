@@ -81,7 +81,8 @@ def test_spectrum_equals_numpy_for_trial7(trial7_component):
 @needs_gdl
 def test_spectrum_equals_numpy_for_other_layer_counts(tmp_path):
     for hidden, acts in [((6, 5, 4), ["logistic", "tanh", "relu", "linear"]), ((9,), ["tanh", "logistic"])]:
-        interp = make_network(hidden, acts, npix=50, seed=len(hidden))
+        # with a NODES table after the layers: the GDL reader must not trip on it
+        interp = make_network(hidden, acts, npix=50, seed=len(hidden), nodes=[[5000.0, 2.0, -1.0]])
         interp.write(tmp_path / f"net{len(hidden)}.fits")
         interp = Interpolator.read(tmp_path / f"net{len(hidden)}.fits")
         folder = tmp_path / f"comp{len(hidden)}"

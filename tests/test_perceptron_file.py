@@ -17,6 +17,7 @@ from ulyss_ann import Interpolator, InterpolatorFileError, WavelengthGrid
     dict(hidden=(3, 4, 5), activations=["relu", "tanh", "logistic", "logistic"],
          wavelength=WavelengthGrid(40, np.log(3600.0), 2e-5, 1.0, log=True, air=False)),
     dict(hidden=(6,), meta=[("SURROGAT", True, "test"), ("HISTORY", "made by a test", "")]),
+    dict(hidden=(5,), nodes=[[5000.0, 2.0, -1.0], [5100.0, 2.5, -1.5]]),
 ])
 def test_write_read_is_bit_exact(tmp_path, kwargs):
     interp = make_network(**kwargs)
@@ -30,6 +31,24 @@ def test_write_read_is_bit_exact(tmp_path, kwargs):
     np.testing.assert_array_equal(back.wavelength.wavelength, interp.wavelength.wavelength)
     back.write(tmp_path / "again.fits")
     assert filecmp.cmp(path, tmp_path / "again.fits", shallow=False)
+
+
+def test_nodes_table_and_distance(tmp_path):
+    grid = np.array([[t, g, z] for t in (5000.0, 5100.0, 5200.0) for g in (2.0, 2.5) for z in (-1.0, -0.5)])
+    interp = make_network(nodes=grid[1:])  # node (5000, 2.0, -1.0) missing: a hole
+    interp.write(tmp_path / "n.fits")
+    back = Interpolator.read(tmp_path / "n.fits")
+    np.testing.assert_array_equal(back.nodes, grid[1:])
+    np.testing.assert_array_equal(back.mesh_steps, [100.0, 0.5, 0.5])
+    assert back.node_distance([5100.0, 2.5, -0.5]) == 0.0
+    assert back.node_distance([5150.0, 2.25, -0.75]) == pytest.approx(np.sqrt(0.75))  # mid-cell
+    assert back.node_distance([5000.0, 2.0, -1.0]) == pytest.approx(1.0)              # the hole
+    assert back.node_distance([5600.0, 2.0, -1.0]) == pytest.approx(4.0)              # beyond the edge
+    with fits.open(tmp_path / "n.fits") as hdul:  # a NODES table lacking a parameter is refused
+        hdul["NODES"] = fits.BinTableHDU.from_columns(hdul["NODES"].columns[:2], name="NODES")
+        hdul.writeto(tmp_path / "bad.fits")
+    with pytest.raises(InterpolatorFileError, match="HDU NODES: no column for Fe/H"):
+        Interpolator.read(tmp_path / "bad.fits")
 
 
 def test_write_refuses_to_overwrite(tmp_path):
@@ -154,11 +173,11 @@ def test_bad_file_gives_one_clear_error(network_file, case):
 
 
 def test_extra_hdus_are_ignored(network_file):
-    """A table HDU after the layers (training nodes, say) does not disturb the reader."""
+    """A table HDU after the layers that the reader does not know does not disturb it."""
     path, interp = network_file
     with fits.open(path) as hdul:
         nodes = fits.BinTableHDU.from_columns([fits.Column("Teff", "D", array=np.array([5000.0]))],
-                                              name="NODES")
+                                              name="PROVENANCE")
         hdul.append(nodes)
         hdul.writeto(path, overwrite=True)
     assert Interpolator.read(path) == interp

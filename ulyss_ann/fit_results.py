@@ -12,7 +12,7 @@ each spectrum once (its first complete row).
 the interpolator), ``cz``/``e_cz`` and ``sigma``/``e_sigma`` [km/s] (``cz`` is
 relative to the wavelength scale of the file, as ULySS reports it), ``chi2``
 (reduced; 0 when the spectrum has no errors, as ULySS does), ``rms`` (residual rms
-relative to the mean model), ``snr``, ``n_guess``, ``n_converged`` (guesses ending
+relative to the mean model), ``snr``, ``node_distance``, ``n_guess``, ``n_converged`` (guesses ending
 within 0.1 % of the best rms), ``n_pix`` (fitted), ``n_masked``, ``n_bad`` (bad
 values found by the reader), ``lmin``/``lmax`` [Å], ``time`` [s], ``status``
 (``ok`` or what went wrong), ``flag`` (quality, below), ``engine``, ``model`` and
@@ -21,7 +21,10 @@ values found by the reader), ``lmin``/``lmax`` [Å], ``time`` [s], ``status``
 **Quality flag** — comma-separated, empty when nothing is wrong:
 ``bound:<name>`` a free parameter ended on its limit (the network's training range);
 ``sigma-floor`` the LOSVD width sits at ULySS's 0.3 px floor (its error is then 0);
-``one-guess-converged`` of several guesses only the best reached its minimum.
+``one-guess-converged`` of several guesses only the best reached its minimum;
+``far-from-nodes`` the solution lies more than one mesh step from every training node
+(a hole of the grid or beyond its edge: the network extrapolates), when the
+interpolator carries its nodes (column ``node_distance``, in mesh steps).
 """
 
 import json
@@ -48,6 +51,11 @@ def make_row(spectrum, values, engine, model, sha, interp):
                                        "n_converged", "n_pix", "n_masked", "lmin", "lmax")})
     for p in interp.parameters:
         row[p.name], row["e_" + p.name] = values[p.name], values["e_" + p.name]
+    distance = interp.node_distance([values[p.name] for p in interp.parameters])
+    if distance is not None:
+        row["node_distance"] = distance
+        if distance > 1.0:
+            flags.append("far-from-nodes")
     row.update(time=values["time_s"], status="ok", flag=",".join(flags))
     return row
 
@@ -102,7 +110,7 @@ def rows_to_table(rows, interp):
     names = ["id", "file", "ra", "dec"]
     for p in interp.parameters:
         names += [p.name, "e_" + p.name]
-    names += ["cz", "e_cz", "sigma", "e_sigma", "chi2", "rms", "snr", "n_guess", "n_converged", "n_pix",
+    names += ["cz", "e_cz", "sigma", "e_sigma", "chi2", "rms", "snr", "node_distance", "n_guess", "n_converged", "n_pix",
               "n_masked", "n_bad", "lmin", "lmax", "time", "status", "flag", "engine", "model", "model_sha256"]
     strings = {"id", "file", "status", "flag", "engine", "model", "model_sha256"}
     integers = {"n_guess", "n_converged", "n_pix", "n_masked", "n_bad"}
@@ -128,6 +136,7 @@ def rows_to_table(rows, interp):
     table["rms"].description = "residual rms relative to the mean model"
     table["chi2"].description = "reduced chi2 (0 when the spectrum has no errors)"
     table["n_converged"].description = "guesses ending within 0.1 % of the best rms"
+    table["node_distance"].description = "distance to the nearest training node, in mesh steps"
     return table
 
 

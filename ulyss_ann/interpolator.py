@@ -81,6 +81,8 @@ class Interpolator:
         Sampling of the output pixels.
     meta : sequence of (keyword, value, comment)
         Extra FITS cards of the primary header (provenance), kept on writing.
+    nodes : ndarray (n, npar), optional
+        The training nodes (HDU ``NODES``), to tell interpolation from extrapolation.
     path : str, optional
         The file it was read from, for messages.
 
@@ -97,6 +99,7 @@ class Interpolator:
     activations: tuple
     wavelength: WavelengthGrid
     meta: tuple = ()
+    nodes: np.ndarray = field(default=None, compare=False)
     path: str = field(default=None, compare=False)
 
     def __post_init__(self):
@@ -110,6 +113,8 @@ class Interpolator:
         self._low = np.array([p.low for p in self.parameters])
         self._high = np.array([p.high for p in self.parameters])
         self._dx_dp = np.diag(1.0 / self._scale)
+        if self.nodes is not None:
+            self.nodes = np.asarray(self.nodes, dtype=float).reshape(-1, self.npar)
 
     def _check(self):
         if len(self.weights) != len(self.activations) or not self.weights:
@@ -144,6 +149,8 @@ class Interpolator:
         return (self.parameters == other.parameters and self.activations == other.activations
                 and self.wavelength == other.wavelength and self.meta == other.meta
                 and len(self.weights) == len(other.weights)
+                and (self.nodes is None) == (other.nodes is None)
+                and (self.nodes is None or np.array_equal(self.nodes, other.nodes))
                 and all(a.shape == b.shape and np.array_equal(a, b)
                         for a, b in zip(self.weights, other.weights)))
 
@@ -179,6 +186,32 @@ class Interpolator:
     def is_surrogate(self):
         """True if the file says it was made from the surrogate grid (keyword SURROGAT)."""
         return any(key == "SURROGAT" and bool(value) for key, value, _ in self.meta)
+
+    @cached_property
+    def mesh_steps(self):
+        """Typical grid step of each parameter: the median spacing of its distinct node values."""
+        if self.nodes is None:
+            return None
+        steps = []
+        for column in self.nodes.T:
+            values = np.unique(column)
+            steps.append(np.median(np.diff(values)) if values.size > 1 else 1.0)
+        return np.array(steps)
+
+    def node_distance(self, params):
+        """Distance to the nearest training node, in mesh steps (None without nodes).
+
+        :math:`d = \\min_k \\sqrt{\\sum_i ((p_i - n_{k,i}) / \\Delta_i)^2}` with
+        :math:`\\Delta_i` from :attr:`mesh_steps`. Inside a regular grid d <= ~0.9
+        (half a step in each of 3 parameters); d > 1 means a hole or beyond the edge:
+        the network extrapolates there.
+        """
+        if self.nodes is None:
+            return None
+        p = np.atleast_2d(self.as_array(params))
+        scaled = (p[:, None, :] - self.nodes[None, :, :]) / self.mesh_steps
+        d = np.sqrt(np.min(np.sum(scaled ** 2, axis=2), axis=1))
+        return d if np.ndim(params) == 2 else float(d[0])
 
     # ------------------------------------------------------------------ parameters
     def parameter_index(self, name):

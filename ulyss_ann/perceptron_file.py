@@ -13,8 +13,11 @@ array is the bias, rows 1.. the weights, so a layer is ``y = W[0] + x @ W[1:]``)
   ``I_P_NMn`` name, ``I_P_UNn`` unit, ``I_P_LBn``/``I_P_HBn`` bounds, ``I_P_STn`` step
   for numerical derivatives, ``I_PR_Bn`` mean and ``I_PR_Sn`` standard deviation.
 
-Other HDUs (a table of training nodes, say) are ignored by this reader, as they
-are by ULySS.  Other keywords of HDU 0 (provenance such as ``SURROGAT``,
+An optional binary table HDU ``NODES`` lists the training nodes (one column per
+parameter, named and with units as the parameters): networks made by ulyss_ann
+carry it so that fitters can tell interpolation from extrapolation (the GSL grid
+has holes at its edges). ULySS and the generated GDL, which read layer HDUs only,
+ignore it; so does this reader for any other HDU.  Other keywords of HDU 0 (provenance such as ``SURROGAT``,
 ``ORIGIN``, ``HISTORY``) are kept in :attr:`Interpolator.meta` and written back.
 """
 
@@ -234,8 +237,24 @@ def read_perceptron(path):
             raise InterpolatorFileError(path, f"HDU 0: {exc}") from None
         meta = [(card.keyword, card.value, card.comment) for card in output.header.cards
                 if card.keyword not in _STRUCTURAL and not card.keyword.startswith("I_")]
+        nodes = _read_nodes(path, hdul, parameters)
     return dict(parameters=parameters, weights=weights, activations=activations,
-                wavelength=wavelength, meta=tuple(meta))
+                wavelength=wavelength, meta=tuple(meta), nodes=nodes)
+
+
+def _read_nodes(path, hdul, parameters):
+    """The training nodes (n x npar) from the optional NODES table, or None."""
+    if "NODES" not in hdul or not isinstance(hdul["NODES"], fits.BinTableHDU):
+        return None
+    data = hdul["NODES"].data
+    names = {n.lower(): n for n in data.columns.names}
+    missing = [p.name for p in parameters if p.name.lower() not in names]
+    if missing:
+        raise InterpolatorFileError(path, f"HDU NODES: no column for {', '.join(missing)}")
+    nodes = np.column_stack([np.asarray(data[names[p.name.lower()]], dtype=float) for p in parameters])
+    if nodes.size == 0 or not np.all(np.isfinite(nodes)):
+        raise InterpolatorFileError(path, "HDU NODES: empty, or NaN in the node parameters")
+    return nodes
 
 
 def _layer_header(interp, number, wcs=False):
@@ -273,6 +292,10 @@ def write_perceptron(interp, path, overwrite=False):
         for card in _layer_header(interp, number):
             hdu.header.append(card)
         hdus.append(hdu)
+    if interp.nodes is not None:
+        columns = [fits.Column(name=p.name, format="D", unit=p.unit or None, array=interp.nodes[:, i])
+                   for i, p in enumerate(interp.parameters)]
+        hdus.append(fits.BinTableHDU.from_columns(columns, name="NODES"))
     try:
         fits.HDUList(hdus).writeto(os.fspath(path), overwrite=overwrite)
     except OSError as exc:
