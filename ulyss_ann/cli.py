@@ -35,6 +35,10 @@ workflow:
   ulyss-ann gdl-export MODEL --name gslann --install
                                            a ULySS component in GDL for this network:
                                            ulyss, spec, gslann(TG=5000, LG=2, ZG=-1.5)
+  ulyss-ann grid surrogate -o gsl_surrogate.fits
+                                           the stand-in grid (trial 8 at the GSL nodes)
+  ulyss-ann export net.h5 --grid gsl_surrogate.fits -o net.fits
+                                           a Keras network -> an interpolator file
   ulyss-ann fit spectra/*.fits --model MODEL -o results.ecsv
                                            fit many spectra with ULySS (GDL), in
                                            parallel, resumable (--resume)
@@ -117,7 +121,70 @@ def _build_parser():
                             "the GDL_PATH line to use it")
     gx.set_defaults(run=_run_gdl_export)
     _add_fit_parser(sub)
+    _add_grid_parsers(sub)
     return parser
+
+
+REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
+                         "reference")
+
+
+def _add_grid_parsers(sub):
+    gp = sub.add_parser("grid", help="make a spectral grid (the surrogate grid)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Make a spectral grid: one FITS file with the spectra (image HDU FLUX, "
+                                    "wavelength WCS) and their parameters (table HDU PARAMS, with units).\n\n"
+                                    "surrogate: the authors' trial-8 network evaluated at the 2908 GSL nodes, the\n"
+                                    "stand-in for the Goettingen spectra, which cannot be downloaded here. It says\n"
+                                    "SURROGAT = T, and so does everything made from it.")
+    gp.add_argument("kind", choices=["surrogate"], help="which grid")
+    gp.add_argument("-o", "--output", default="gsl_surrogate.fits", help="grid file (gsl_surrogate.fits)")
+    gp.add_argument("--model", default=os.path.join(REFERENCE, "gsl_ann_trial8.fits"),
+                    help="network to evaluate (default: the authors' trial 8 in ../shared/data/reference)")
+    gp.add_argument("--nodes", default=os.path.join(REFERENCE, "gsl_nodes.txt"),
+                    help="PHOENIX node names, one a line (default: the authors' gsl_nodes.txt)")
+    gp.add_argument("--overwrite", action="store_true")
+    gp.set_defaults(run=_run_grid)
+
+    ex = sub.add_parser("export", help="write a Keras network as a ULySS interpolator file",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Export a saved Keras network (tf.keras 2 .h5 or Keras 3 .keras; Dense "
+                                    "layers) to the ULySS\nperceptron format 0.0.3. The grid it was trained on "
+                                    "gives the rest: the input scaling\n(mean and standard deviation of each "
+                                    "parameter), bounds, names, units, wavelengths,\nand the training nodes "
+                                    "(table HDU NODES).",
+                        epilog="example:\n  ulyss-ann export gsl_ann_trial8.keras2.h5 --grid gsl_surrogate.fits "
+                               "-o trial8.fits")
+    ex.add_argument("network", help="saved Keras model (.h5 or .keras)")
+    ex.add_argument("--grid", required=True, help="the spectral grid it was trained on")
+    ex.add_argument("-o", "--output", required=True, help="interpolator FITS file to write")
+    ex.add_argument("--overwrite", action="store_true")
+    ex.set_defaults(run=_run_export)
+
+
+def _run_grid(args):
+    from .spectral_grid import surrogate_grid
+
+    for path, what in ((args.model, "--model"), (args.nodes, "--nodes")):
+        if not os.path.isfile(path):
+            raise UlyssAnnError(f"{path}: no such file (give {what}; the authors' files are in "
+                                "../shared/data/reference of the development set-up)")
+    grid = surrogate_grid(args.model, args.nodes)
+    grid.save(args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output}: SURROGATE grid of {len(grid.flux)} spectra x {grid.wavelength.npix} px, "
+          f"parameters {', '.join(grid.names)}")
+    return 0
+
+
+def _run_export(args):
+    from .keras_export import interpolator_from_keras
+    from .spectral_grid import SpectralGrid
+
+    interp = interpolator_from_keras(args.network, SpectralGrid.load(args.grid))
+    interp.write(args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output}: architecture {interp.architecture}"
+          + (" (SURROGATE: trained on the surrogate grid)" if interp.is_surrogate else ""))
+    return 0
 
 
 FIT_DESCRIPTION = """\
