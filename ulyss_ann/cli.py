@@ -136,8 +136,19 @@ def _add_grid_parsers(sub):
                                     "wavelength WCS) and their parameters (table HDU PARAMS, with units).\n\n"
                                     "surrogate: the authors' trial-8 network evaluated at the 2908 GSL nodes, the\n"
                                     "stand-in for the Goettingen spectra, which cannot be downloaded here. It says\n"
-                                    "SURROGAT = T, and so does everything made from it.")
-    gp.add_argument("kind", choices=["surrogate"], help="which grid")
+                                    "SURROGAT = T, and so does everything made from it.\n\n"
+                                    "phoenix FILES: Goettingen/PHOENIX spectra (HiRes FITS with --wave, R=10000\n"
+                                    "FITS with a log WCS, or two-column text), converted to air and preprocessed as\n"
+                                    "the paper (2 A FWHM, 1.25 A bins over 4762.25-7384.75 A, median 1).",
+                        epilog="examples:\n  ulyss-ann grid surrogate -o gsl_surrogate.fits\n"
+                               "  ulyss-ann grid phoenix lte*.fits --wave WAVE_PHOENIX-ACES-AGSS-COND-2011.fits -o gsl.fits")
+    gp.add_argument("kind", choices=["surrogate", "phoenix"], help="which grid")
+    gp.add_argument("files", nargs="*", metavar="FILE", help="PHOENIX spectra (for phoenix)")
+    gp.add_argument("--wave", help="WAVE_PHOENIX-ACES-AGSS-COND-2011.fits, for HiRes FITS files")
+    gp.add_argument("--resolving-power", type=float,
+                    help="exact lambda-dependent degradation for input of this R (e.g. 10000); "
+                         "default: the paper's constant kernel from 0.6 A")
+    gp.add_argument("--vacuum", action="store_true", help="keep vacuum wavelengths (default: convert to air)")
     gp.add_argument("-o", "--output", default="gsl_surrogate.fits", help="grid file (gsl_surrogate.fits)")
     gp.add_argument("--model", default=os.path.join(REFERENCE, "gsl_ann_trial8.fits"),
                     help="network to evaluate (default: the authors' trial 8 in ../shared/data/reference)")
@@ -165,6 +176,17 @@ def _add_grid_parsers(sub):
 def _run_grid(args):
     from .spectral_grid import surrogate_grid
 
+    if args.kind == "phoenix":
+        from .grid_readers import phoenix_grid
+
+        if not args.files:
+            raise UlyssAnnError("grid phoenix: give the PHOENIX files")
+        grid = phoenix_grid(args.files, wave_file=args.wave, air=not args.vacuum,
+                            resolving_power=args.resolving_power, progress=True)
+        grid.save(args.output, overwrite=args.overwrite)
+        print(f"wrote {args.output}: {len(grid.flux)} spectra x {grid.wavelength.npix} px, "
+              f"parameters {', '.join(grid.names)}")
+        return 0
     for path, what in ((args.model, "--model"), (args.nodes, "--nodes")):
         if not os.path.isfile(path):
             raise UlyssAnnError(f"{path}: no such file (give {what}; the authors' files are in "
