@@ -188,3 +188,19 @@ def test_gdl_export_refuses_a_bad_name(network_file, tmp_path):
     path, _ = network_file
     assert_one_line_error(run("gdl-export", path, "--name", "9lives", "-o", tmp_path / "c"),
                           "--name '9lives'", "letter")
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["-o", "/nonexistent/dir/r.ecsv"], ["/nonexistent/dir", "does not exist"]),
+    (["--workers", "-1"], ["workers = -1"]),
+    (["--guess", "Teff=hot"], ["--guess", "expected numbers"]),
+    (["--range", "7000,5000"], ["--range", "LMIN < LMAX"]),
+    (["--fix", "Logg"], ["--fix", "NAME=VALUE"]),
+    (["--fix", "Vsini=3"], ["unknown parameter 'Vsini'"]),
+])
+def test_fit_option_errors_are_one_line(tmp_path, args, fragments):
+    spectrum = tmp_path / "s.txt"
+    spectrum.write_text("\n".join(f"{5000 + i} 1" for i in range(20)))
+    result = run("fit", spectrum, "-o", tmp_path / "r.ecsv", *args) if "-o" not in args else \
+        run("fit", spectrum, *args)
+    assert_one_line_error(result, *fragments)

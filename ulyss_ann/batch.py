@@ -165,6 +165,11 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
         raise UlyssAnnError(f"engine '{engine}' is not available yet; use --engine gdl")
     model = os.path.abspath(model)
     interp = Interpolator.read(model)  # a bad model stops everything before any work
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise UlyssAnnError(f"{output}: its folder {folder} does not exist or is not writable")
+    if workers is not None and workers < 0:
+        raise UlyssAnnError(f"workers = {workers}: give 0 (no Dask) or a positive number of processes")
     if scheduler is None:
         _check_gdl(backend)  # on a remote cluster the workers' machines are what count
     journal = Journal(str(output) + ".journal.jsonl")
