@@ -12,6 +12,9 @@ PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared"
 REFERENCE = SHARED / "data" / "reference"
 
+# Keras 3 on torch (jax needs NumPy 2, which python3-gdl refuses; see ulyss_ann.training).
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
 # GDL tests use the real ULySS: ULYSS_DIR when set, else the copy beside the project.
 if not os.environ.get("ULYSS_DIR") and (SHARED / "ulyss" / "pgm" / "ulyss.pro").is_file():
     os.environ["ULYSS_DIR"] = str(SHARED / "ulyss")

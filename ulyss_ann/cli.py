@@ -37,6 +37,8 @@ workflow:
                                            ulyss, spec, gslann(TG=5000, LG=2, ZG=-1.5)
   ulyss-ann grid surrogate -o gsl_surrogate.fits
                                            the stand-in grid (trial 8 at the GSL nodes)
+  ulyss-ann train gsl_surrogate.fits --preset trial7 -o net.keras --export net.fits
+                                           a network with the paper's recipe (Keras)
   ulyss-ann export net.h5 --grid gsl_surrogate.fits -o net.fits
                                            a Keras network -> an interpolator file
   ulyss-ann fit spectra/*.fits --model MODEL -o results.ecsv
@@ -172,6 +174,30 @@ def _add_grid_parsers(sub):
     ex.add_argument("--overwrite", action="store_true")
     ex.set_defaults(run=_run_export)
 
+    from .training import PRESETS
+
+    tr = sub.add_parser("train", help="train a network on a grid (the paper's recipe, Keras)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Train a Keras network on a spectral grid with the paper's recipe: logistic "
+                                    "hidden layers,\nlinear output, standardised inputs, Glorot-normal weights, "
+                                    "Adam (lr 1e-3), batches of 32,\nMSE, float64. Presets trial0..trial8 are "
+                                    "Table 2 (trials 0-4 stop early, patience 50).\n"
+                                    "A hold-out of nodes (10 %) is scored beside the training MSE; the loss goes "
+                                    "to NET.loss.csv\nand NET.loss.png; every epoch is checkpointed and "
+                                    "--resume continues exactly.",
+                        epilog="example:\n  ulyss-ann train gsl_surrogate.fits --preset trial7 --epochs 2000 "
+                               "-o net.keras --export net.fits")
+    tr.add_argument("grid", help="spectral grid file (ulyss-ann grid ...)")
+    tr.add_argument("-o", "--output", required=True, help="network file to write (.keras)")
+    tr.add_argument("--preset", default="trial7", choices=sorted(PRESETS), help="Table 2 trial (trial7)")
+    tr.add_argument("--epochs", type=int, help="epoch budget (overrides the preset's)")
+    tr.add_argument("--hidden", help="hidden layer widths, e.g. 32,64 (overrides the preset's)")
+    tr.add_argument("--seed", type=int, default=0, help="random seed (weights, hold-out, batches)")
+    tr.add_argument("--holdout", type=float, default=0.1, help="fraction of nodes held out (0.1)")
+    tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    tr.add_argument("--export", metavar="INTERP.fits", help="also write the interpolator file")
+    tr.set_defaults(run=_run_train)
+
 
 def _run_grid(args):
     from .spectral_grid import surrogate_grid
@@ -195,6 +221,24 @@ def _run_grid(args):
     grid.save(args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}: SURROGATE grid of {len(grid.flux)} spectra x {grid.wavelength.npix} px, "
           f"parameters {', '.join(grid.names)}")
+    return 0
+
+
+def _run_train(args):
+    from .spectral_grid import SpectralGrid
+    from .training import train
+
+    hidden = _floats(args.hidden, "--hidden") if args.hidden else None
+    if not 0 <= args.holdout < 1:
+        raise UlyssAnnError(f"--holdout {args.holdout}: expected a fraction in [0, 1)")
+    history = train(SpectralGrid.load(args.grid), args.output, preset=args.preset, hidden=hidden,
+                    epochs=args.epochs, seed=args.seed, holdout=args.holdout, resume=args.resume,
+                    export=args.export)
+    if len(history["epoch"]):
+        print(f"epoch {history['epoch'][-1]}: training MSE {history['train_mse'][-1]:.3e}, "
+              f"held-out MSE {history['holdout_mse'][-1]:.3e}")
+    print(f"wrote {args.output} (loss: {args.output}.loss.csv, .loss.png)"
+          + (f" and {args.export}" if args.export else ""))
     return 0
 
 

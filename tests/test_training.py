@@ -1,0 +1,67 @@
+"""Training with the paper's recipe: a short run, exact resume, export, errors."""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ulyss_ann import Interpolator, example_interpolator
+from ulyss_ann.spectral_grid import SpectralGrid
+
+keras = pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="module")
+def grid_file(tmp_path_factory):
+    """300 spectra of the example network at random parameters (a small surrogate grid)."""
+    interp = example_interpolator()
+    rng = np.random.default_rng(0)
+    params = np.column_stack([rng.uniform(4000, 7000, 300), rng.uniform(0.5, 5, 300), rng.uniform(-2.5, -0.5, 300)])
+    grid = SpectralGrid(interp.evaluate(params), params, interp.names, [p.unit for p in interp.parameters],
+                        interp.wavelength, (("SURROGAT", True, "test grid from the example network"),))
+    path = tmp_path_factory.mktemp("grid") / "grid.fits"
+    grid.save(path)
+    return path
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "ulyss_ann.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def weights(path):
+    return [w for layer in keras.saving.load_model(path).layers for w in layer.get_weights()]
+
+
+def test_short_run_resume_and_export(grid_file, tmp_path):
+    common = ["--hidden", "8,16", "--seed", "3"]
+    full = run("train", grid_file, "-o", tmp_path / "a.keras", "--epochs", "4", *common, "--export", tmp_path / "a.fits")
+    assert full.returncode == 0, full.stderr
+    rows = list(csv.DictReader(open(tmp_path / "a.keras.loss.csv")))
+    mse = [float(r["train_mse"]) for r in rows]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4] and mse[-1] < mse[0]  # it learns
+    assert all(np.isfinite(float(r["holdout_mse"])) for r in rows)
+    assert (tmp_path / "a.keras.loss.png").stat().st_size > 5000
+    # 2 epochs, then --resume to 4: the very same network as 4 epochs at once
+    assert run("train", grid_file, "-o", tmp_path / "b.keras", "--epochs", "2", *common).returncode == 0
+    resumed = run("train", grid_file, "-o", tmp_path / "b.keras", "--epochs", "4", *common, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    for a, b in zip(weights(tmp_path / "a.keras"), weights(tmp_path / "b.keras")):
+        np.testing.assert_array_equal(a, b)
+    # the exported interpolator computes what the network computes
+    interp = Interpolator.read(tmp_path / "a.fits")
+    assert interp.architecture == [3, 8, 16, 2099] and interp.is_surrogate and interp.nodes.shape == (300, 3)
+    grid = SpectralGrid.load(grid_file)
+    x = (grid.params[:5] - grid.params.mean(0)) / grid.params.std(0)
+    predicted = keras.saving.load_model(tmp_path / "a.keras").predict(x, verbose=0)
+    np.testing.assert_allclose(interp.evaluate(grid.params[:5]), predicted, atol=1e-6)  # Keras: ~float32 products
+
+
+def test_training_errors(grid_file, tmp_path):
+    nothing = run("train", grid_file, "-o", tmp_path / "c.keras", "--resume")
+    assert nothing.returncode == 2 and "nothing to resume" in nothing.stderr
+    bad = run("train", grid_file, "-o", tmp_path / "c.h5")
+    assert bad.returncode == 2 and "must end in .keras" in bad.stderr
+    assert run("train", tmp_path / "absent.fits", "-o", tmp_path / "c.keras").returncode == 2
