@@ -198,6 +198,17 @@ def _add_grid_parsers(sub):
     tr.add_argument("--export", metavar="INTERP.fits", help="also write the interpolator file")
     tr.set_defaults(run=_run_train)
 
+    si = sub.add_parser("selfinv", help="self-inversion precision (the paper's Eq. 6, Table 3)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Precision of an interpolator from fits of its own grid spectra: per "
+                                    "parameter, the rms of\n(derived - node value) over the grid (Eq. 6), "
+                                    "and as a percentage of the grid's mean mesh step.\n"
+                                    "--res reads ULySS .res (solut) files, one fit per node, in node order.",
+                        epilog="example:\n  ulyss-ann selfinv --res selfinversion_trial7.res --nodes gsl_nodes.txt")
+    si.add_argument("--res", required=True, help="ULySS .res file of the fits, in node order")
+    si.add_argument("--nodes", required=True, help="node list (PHOENIX names, one a line)")
+    si.set_defaults(run=_run_selfinv)
+
 
 def _run_grid(args):
     from .spectral_grid import surrogate_grid
@@ -239,6 +250,19 @@ def _run_train(args):
               f"held-out MSE {history['holdout_mse'][-1]:.3e}")
     print(f"wrote {args.output} (loss: {args.output}.loss.csv, .loss.png)"
           + (f" and {args.export}" if args.export else ""))
+    return 0
+
+
+def _run_selfinv(args):
+    from .selfinversion import selfinversion_from_res
+
+    result = selfinversion_from_res(args.res, args.nodes)
+    units = {"Teff": "K", "Logg": "dex", "Fe/H": "dex"}
+    print(f"self-inversion of {result['n']} nodes ({os.path.basename(args.res)}), Eq. 6:")
+    print(f"  {'parameter':<10} {'P (absolute)':>14} {'mesh step':>12} {'P (% of step)':>14}")
+    for name, p, step, pct in zip(result["names"], result["absolute"], result["mesh"], result["percent"]):
+        value = f"{p:.1f}" if p >= 1 else f"{p:.3f}"
+        print(f"  {name:<10} {value:>10} {units.get(name, ''):<3} {step:>8.4g} {units.get(name, ''):<3} {pct:>13.1f}")
     return 0
 
 
