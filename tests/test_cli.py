@@ -10,7 +10,6 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from conftest import make_network, reference_file
-from ulyss_ann import Interpolator
 from ulyss_ann.example_data import example_interpolator_path
 
 

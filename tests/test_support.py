@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from astropy.io import fits
 
 from conftest import PROJECT, reference_file
 from ulyss_ann import Interpolator, example_interpolator, example_spectrum

@@ -1,0 +1,109 @@
+"""``ulyss-ann fit``: many spectra through GDL + ULySS (the batch driver's command line).
+
+Part of the command line (:mod:`ulyss_ann.cli`); errors are UlyssAnnError, printed by
+``main`` as one line.
+"""
+
+import argparse
+
+from .errors import UlyssAnnError
+from .example_data import example_interpolator_path
+
+FIT_DESCRIPTION = """\
+Fit spectra with an interpolator through ULySS in GDL: the model of the paper's
+Eq. 8, F = P_n x G(v, sigma) (x) f(Teff, logg, [Fe/H]), by Levenberg-Marquardt from
+every combination of guesses, the best chi2 kept.
+
+Defaults are the paper's set-up: guesses Teff 5000/5500/6000 K x [Fe/H] -1/-1.5,
+a multiplicative Legendre polynomial of degree 20, the network's wavelength range.
+Observed spectra get the telluric bands masked (O2 B 6860-6890 A, H2O 7160-7330 A,
+O2 A 7590-7700 A; not simulated spectra, whose header says SIMULATD = T);
+--mask-nad also masks interstellar Na D (5885-5900 A). NaN/inf fluxes and zero or
+negative errors are masked and counted (n_bad).
+
+Every finished spectrum is written at once to OUTPUT.journal.jsonl: after a crash,
+rerun with --resume. Readers: MUSE/PampelMuse (flux + SIGMA), SDSS/LAMOST tables and
+LAMOST images (vacuum -> air), plain 1-D FITS (linear or log WCS), text columns."""
+
+
+def add_fit_parser(sub):
+    fp = sub.add_parser("fit", help="fit many spectra (GDL + ULySS, parallel, resumable)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, description=FIT_DESCRIPTION,
+                        epilog="examples:\n"
+                               "  ulyss-ann fit muse/*.fits --model gsl_ann_trial7.fits -o r.ecsv\n"
+                               "  ulyss-ann fit muse/*.fits --model M --fix Logg=photometry.ecsv:logg --plot r.png\n"
+                               "  ulyss-ann fit muse/*.fits --model M -o r.ecsv --resume   # after a crash\n"
+                               "  ulyss-ann fit big/*.fits --model M --scheduler tcp://head:8786")
+    fp.add_argument("files", nargs="+", metavar="SPECTRUM", help="spectrum files")
+    fp.add_argument("-m", "--model", help="interpolator FITS file (default: the bundled example)")
+    fp.add_argument("-o", "--output", default="results.ecsv", help="results table (default: results.ecsv)")
+    fp.add_argument("--guess", action="append", default=[], metavar="NAME=V1,V2",
+                    help="starting values of a parameter, e.g. --guess Teff=4800,5400 (repeatable)")
+    fp.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE|TABLE:COLUMN",
+                    help="fix a parameter: a value (--fix Logg=2.5) or per spectrum from a table whose "
+                         "'id' column holds the file names without extension (--fix Logg=phot.ecsv:logg)")
+    fp.add_argument("--mdegree", type=int, default=20, help="degree of the multiplicative polynomial (20)")
+    fp.add_argument("--range", metavar="LMIN,LMAX", help="wavelength range to fit, Angstrom")
+    fp.add_argument("--mask", action="append", default=[], metavar="LO,HI", help="mask a range, Angstrom")
+    fp.add_argument("--no-telluric-mask", action="store_true", help="do not mask the telluric bands")
+    fp.add_argument("--mask-nad", action="store_true", help="mask interstellar Na D")
+    fp.add_argument("-j", "--workers", type=int, help="worker processes (default: one per core; 0: no Dask)")
+    fp.add_argument("--scheduler", metavar="ADDRESS", help="use an existing Dask cluster (tcp://host:8786)")
+    fp.add_argument("--engine", default="auto", choices=["auto", "gdl"], help="fitting engine (gdl)")
+    fp.add_argument("--backend", default="auto", choices=["auto", "pygdl", "subprocess"],
+                    help="how Python talks to GDL (auto: a gdl subprocess if installed, else import GDL)")
+    fp.add_argument("--resume", action="store_true", help="continue a batch: skip spectra already done")
+    fp.add_argument("--overwrite", action="store_true", help="start afresh, replacing OUTPUT and its journal")
+    fp.add_argument("--save-fits", metavar="DIR", help="write each spectrum's best fit and residuals as FITS")
+    fp.add_argument("--plot", metavar="FILE.png", help="one-page figure of the parameter distributions")
+    fp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    fp.set_defaults(run=_run_fit)
+
+
+def _pairs(items, option, numbers=True):
+    result = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not value:
+            raise UlyssAnnError(f"{option} {item!r}: expected NAME=VALUE")
+        result[name.strip()] = value.strip()
+    return result
+
+
+def _floats(text, option):
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UlyssAnnError(f"{option} {text!r}: expected numbers separated by commas") from None
+
+
+def _run_fit(args):
+    from .batch import fit
+
+    guesses = {k: _floats(v, "--guess") for k, v in _pairs(args.guess, "--guess").items()}
+    fixed = _pairs(args.fix, "--fix")
+    wave_range = None
+    if args.range:
+        wave_range = _floats(args.range, "--range")
+        if len(wave_range) != 2 or wave_range[0] >= wave_range[1]:
+            raise UlyssAnnError(f"--range {args.range!r}: expected LMIN,LMAX with LMIN < LMAX")
+    masks = []
+    for item in args.mask:
+        band = _floats(item, "--mask")
+        if len(band) != 2:
+            raise UlyssAnnError(f"--mask {item!r}: expected LO,HI")
+        masks.append(tuple(band))
+    model = args.model or example_interpolator_path()
+    table = fit(args.files, model, args.output, guesses=guesses or None, fixed=fixed or None,
+                mdegree=args.mdegree, wave_range=wave_range, telluric=False if args.no_telluric_mask else None,
+                mask_nad=args.mask_nad, masks=masks, workers=args.workers, scheduler=args.scheduler,
+                resume=args.resume, overwrite=args.overwrite, backend=args.backend, engine=args.engine,
+                progress=not args.quiet, save_fits=args.save_fits)
+    print(f"wrote {args.output}")
+    if args.plot:
+        from .interpolator import Interpolator
+        from .plotting import plot_fit_results
+
+        plot_fit_results(args.plot, table, Interpolator.read(model))
+        print(f"wrote {args.plot}")
+    return 0

@@ -1,0 +1,160 @@
+"""``ulyss-ann grid``, ``train``, ``export`` and ``selfinv``: grids, networks, precision.
+
+Part of the command line (:mod:`ulyss_ann.cli`); errors are UlyssAnnError, printed by
+``main`` as one line.
+"""
+
+import argparse
+import os
+
+from .cli_fit import _floats
+from .errors import UlyssAnnError
+
+REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
+                         "reference")
+
+
+def add_grid_parsers(sub):
+    gp = sub.add_parser("grid", help="make a spectral grid (the surrogate grid)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Make a spectral grid: one FITS file with the spectra (image HDU FLUX, "
+                                    "wavelength WCS) and their parameters (table HDU PARAMS, with units).\n\n"
+                                    "surrogate: the authors' trial-8 network evaluated at the 2908 GSL nodes, the\n"
+                                    "stand-in for the Goettingen spectra, which cannot be downloaded here. It says\n"
+                                    "SURROGAT = T, and so does everything made from it.\n\n"
+                                    "phoenix FILES: Goettingen/PHOENIX spectra (HiRes FITS with --wave, R=10000\n"
+                                    "FITS with a log WCS, or two-column text), converted to air and preprocessed as\n"
+                                    "the paper (2 A FWHM, 1.25 A bins over 4762.25-7384.75 A, median 1).",
+                        epilog="examples:\n  ulyss-ann grid surrogate -o gsl_surrogate.fits\n"
+                               "  ulyss-ann grid phoenix lte*.fits --wave WAVE_PHOENIX-ACES-AGSS-COND-2011.fits -o gsl.fits")
+    gp.add_argument("kind", choices=["surrogate", "phoenix"], help="which grid")
+    gp.add_argument("files", nargs="*", metavar="FILE", help="PHOENIX spectra (for phoenix)")
+    gp.add_argument("--wave", help="WAVE_PHOENIX-ACES-AGSS-COND-2011.fits, for HiRes FITS files")
+    gp.add_argument("--resolving-power", type=float,
+                    help="exact lambda-dependent degradation for input of this R (e.g. 10000); "
+                         "default: the paper's constant kernel from 0.6 A")
+    gp.add_argument("--vacuum", action="store_true", help="keep vacuum wavelengths (default: convert to air)")
+    gp.add_argument("-o", "--output", default="gsl_surrogate.fits", help="grid file (gsl_surrogate.fits)")
+    gp.add_argument("--model", default=os.path.join(REFERENCE, "gsl_ann_trial8.fits"),
+                    help="network to evaluate (default: the authors' trial 8 in ../shared/data/reference)")
+    gp.add_argument("--nodes", default=os.path.join(REFERENCE, "gsl_nodes.txt"),
+                    help="PHOENIX node names, one a line (default: the authors' gsl_nodes.txt)")
+    gp.add_argument("--overwrite", action="store_true")
+    gp.set_defaults(run=_run_grid)
+
+    ex = sub.add_parser("export", help="write a Keras network as a ULySS interpolator file",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Export a saved Keras network (tf.keras 2 .h5 or Keras 3 .keras; Dense "
+                                    "layers) to the ULySS\nperceptron format 0.0.3. The grid it was trained on "
+                                    "gives the rest: the input scaling\n(mean and standard deviation of each "
+                                    "parameter), bounds, names, units, wavelengths,\nand the training nodes "
+                                    "(table HDU NODES).",
+                        epilog="example:\n  ulyss-ann export gsl_ann_trial8.keras2.h5 --grid gsl_surrogate.fits "
+                               "-o trial8.fits")
+    ex.add_argument("network", help="saved Keras model (.h5 or .keras)")
+    ex.add_argument("--grid", required=True, help="the spectral grid it was trained on")
+    ex.add_argument("-o", "--output", required=True, help="interpolator FITS file to write")
+    ex.add_argument("--overwrite", action="store_true")
+    ex.set_defaults(run=_run_export)
+
+    from .training import PRESETS
+
+    tr = sub.add_parser("train", help="train a network on a grid (the paper's recipe, Keras)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Train a Keras network on a spectral grid with the paper's recipe: logistic "
+                                    "hidden layers,\nlinear output, standardised inputs, Glorot-normal weights, "
+                                    "Adam (lr 1e-3), batches of 32,\nMSE, float64. Presets trial0..trial8 are "
+                                    "Table 2 (trials 0-4 stop early, patience 50).\n"
+                                    "A hold-out of nodes (10 %) is scored beside the training MSE; the loss goes "
+                                    "to NET.loss.csv\nand NET.loss.png; every epoch is checkpointed and "
+                                    "--resume continues exactly.",
+                        epilog="example:\n  ulyss-ann train gsl_surrogate.fits --preset trial7 --epochs 2000 "
+                               "-o net.keras --export net.fits")
+    tr.add_argument("grid", help="spectral grid file (ulyss-ann grid ...)")
+    tr.add_argument("-o", "--output", required=True, help="network file to write (.keras)")
+    tr.add_argument("--preset", default="trial7", choices=sorted(PRESETS), help="Table 2 trial (trial7)")
+    tr.add_argument("--epochs", type=int, help="epoch budget (overrides the preset's)")
+    tr.add_argument("--hidden", help="hidden layer widths, e.g. 32,64 (overrides the preset's)")
+    tr.add_argument("--seed", type=int, default=0, help="random seed (weights, hold-out, batches)")
+    tr.add_argument("--holdout", type=float, default=0.1, help="fraction of nodes held out (0.1)")
+    tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    tr.add_argument("--export", metavar="INTERP.fits", help="also write the interpolator file")
+    tr.set_defaults(run=_run_train)
+
+    si = sub.add_parser("selfinv", help="self-inversion precision (the paper's Eq. 6, Table 3)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Precision of an interpolator from fits of its own grid spectra: per "
+                                    "parameter, the rms of\n(derived - node value) over the grid (Eq. 6), "
+                                    "and as a percentage of the grid's mean mesh step.\n"
+                                    "--res reads ULySS .res (solut) files, one fit per node, in node order.",
+                        epilog="example:\n  ulyss-ann selfinv --res selfinversion_trial7.res --nodes gsl_nodes.txt")
+    si.add_argument("--res", required=True, help="ULySS .res file of the fits, in node order")
+    si.add_argument("--nodes", required=True, help="node list (PHOENIX names, one a line)")
+    si.set_defaults(run=_run_selfinv)
+
+
+def _run_grid(args):
+    from .spectral_grid import surrogate_grid
+
+    if args.kind == "phoenix":
+        from .grid_readers import phoenix_grid
+
+        if not args.files:
+            raise UlyssAnnError("grid phoenix: give the PHOENIX files")
+        grid = phoenix_grid(args.files, wave_file=args.wave, air=not args.vacuum,
+                            resolving_power=args.resolving_power, progress=True)
+        grid.save(args.output, overwrite=args.overwrite)
+        print(f"wrote {args.output}: {len(grid.flux)} spectra x {grid.wavelength.npix} px, "
+              f"parameters {', '.join(grid.names)}")
+        return 0
+    for path, what in ((args.model, "--model"), (args.nodes, "--nodes")):
+        if not os.path.isfile(path):
+            raise UlyssAnnError(f"{path}: no such file (give {what}; the authors' files are in "
+                                "../shared/data/reference of the development set-up)")
+    grid = surrogate_grid(args.model, args.nodes)
+    grid.save(args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output}: SURROGATE grid of {len(grid.flux)} spectra x {grid.wavelength.npix} px, "
+          f"parameters {', '.join(grid.names)}")
+    return 0
+
+
+def _run_train(args):
+    from .spectral_grid import SpectralGrid
+    from .training import train
+
+    hidden = _floats(args.hidden, "--hidden") if args.hidden else None
+    if not 0 <= args.holdout < 1:
+        raise UlyssAnnError(f"--holdout {args.holdout}: expected a fraction in [0, 1)")
+    history = train(SpectralGrid.load(args.grid), args.output, preset=args.preset, hidden=hidden,
+                    epochs=args.epochs, seed=args.seed, holdout=args.holdout, resume=args.resume,
+                    export=args.export)
+    if len(history["epoch"]):
+        print(f"epoch {history['epoch'][-1]}: training MSE {history['train_mse'][-1]:.3e}, "
+              f"held-out MSE {history['holdout_mse'][-1]:.3e}")
+    print(f"wrote {args.output} (loss: {args.output}.loss.csv, .loss.png)"
+          + (f" and {args.export}" if args.export else ""))
+    return 0
+
+
+def _run_selfinv(args):
+    from .selfinversion import selfinversion_from_res
+
+    result = selfinversion_from_res(args.res, args.nodes)
+    units = {"Teff": "K", "Logg": "dex", "Fe/H": "dex"}
+    print(f"self-inversion of {result['n']} nodes ({os.path.basename(args.res)}), Eq. 6:")
+    print(f"  {'parameter':<10} {'P (absolute)':>14} {'mesh step':>12} {'P (% of step)':>14}")
+    for name, p, step, pct in zip(result["names"], result["absolute"], result["mesh"], result["percent"]):
+        value = f"{p:.1f}" if p >= 1 else f"{p:.3f}"
+        print(f"  {name:<10} {value:>10} {units.get(name, ''):<3} {step:>8.4g} {units.get(name, ''):<3} {pct:>13.1f}")
+    return 0
+
+
+def _run_export(args):
+    from .keras_export import interpolator_from_keras
+    from .spectral_grid import SpectralGrid
+
+    interp = interpolator_from_keras(args.network, SpectralGrid.load(args.grid))
+    interp.write(args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output}: architecture {interp.architecture}"
+          + (" (SURROGATE: trained on the surrogate grid)" if interp.is_surrogate else ""))
+    return 0
