@@ -18,6 +18,7 @@ freezes the worker's event loop. ``workers=0`` fits in this process, without Das
 """
 
 import atexit
+import functools
 import logging
 import os
 import time
@@ -35,10 +36,20 @@ __all__ = ["fit", "FixedValues"]
 _FITTERS = {}  # one GDLFitter per worker process (per configuration)
 
 
+def _key(config):
+    return (config.model, config.backend, config.mdegree, config.save_fits, config.recycle_after)
+
+
+@functools.lru_cache(maxsize=8)
+def _model_sha(model):
+    """The model's SHA-256, read once per worker process, not once per spectrum."""
+    return file_sha256(model)
+
+
 def _fitter(config):
     from .gdl_fitter import GDLFitter
 
-    key = (config.model, config.backend, config.mdegree, config.save_fits, config.recycle_after)
+    key = _key(config)
     if key not in _FITTERS:
         if not _FITTERS:
             atexit.register(_close_fitters)
@@ -55,7 +66,7 @@ def _close_fitters():
 
 def fit_one(path, config, fixed=None):
     """Fit one spectrum file; always returns a row (failures carry their reason in ``status``)."""
-    sha = file_sha256(config.model)
+    sha = _model_sha(config.model)
     spectrum = None
     try:
         spectrum = read_spectrum(path)
@@ -63,7 +74,8 @@ def fit_one(path, config, fixed=None):
         values = fitter.fit(spectrum, fixed)
         return make_row(spectrum, values, fitter.engine, os.path.basename(config.model), sha, fitter.interp)
     except UlyssAnnError as exc:
-        engine = _FITTERS[next(iter(_FITTERS))].engine if _FITTERS else "gdl"
+        fitter = _FITTERS.get(_key(config))
+        engine = fitter.engine if fitter is not None else "gdl"
         return failure_row(os.path.abspath(path), spectrum, f"error: {exc}", engine,
                            os.path.basename(config.model), sha)
 

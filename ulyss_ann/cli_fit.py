@@ -60,7 +60,7 @@ def add_fit_parser(sub):
     fp.set_defaults(run=_run_fit)
 
 
-def _pairs(items, option, numbers=True):
+def _pairs(items, option):
     result = {}
     for item in items:
         name, sep, value = item.partition("=")

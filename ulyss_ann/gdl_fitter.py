@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +93,6 @@ class FitConfig:
     timeout: float = 600.0
     recycle_after: int = 100
     save_fits: str = None
-    extra: dict = field(default_factory=dict)
 
 
 def _code_version():
@@ -143,7 +142,7 @@ class GDLFitter:
         self.session.close()
 
     # ------------------------------------------------------------ preparation
-    def guesses_for(self, spectrum_id, fixed):
+    def guesses_for(self, fixed):
         """Flat guesses, counts and fixed flags for one spectrum, in network order."""
         guesses, counts, flags = [], [], []
         user = {k.lower(): v for k, v in (self.config.guesses or {}).items()}
@@ -166,7 +165,7 @@ class GDLFitter:
         lo, hi = max(lo, net[0], spectrum.wavelength[0]), min(hi, net[-1], spectrum.wavelength[-1])
         return lo, hi
 
-    def good_pixels(self, spectrum, lo, hi):
+    def good_pixels(self, spectrum):
         good = spectrum.good.copy()
         bands = list(self.config.masks)
         telluric = self.config.telluric
@@ -193,8 +192,8 @@ class GDLFitter:
             net = self.interp.wavelength.wavelength
             raise UlyssAnnError(f"no overlap: spectrum {spectrum.wavelength[0]:.1f}-{spectrum.wavelength[-1]:.1f} Å, "
                                 f"network {net[0]:.1f}-{net[-1]:.1f} Å")
-        good = self.good_pixels(spectrum, lo, hi)
-        guesses, counts, flags = self.guesses_for(spectrum.meta.get("id"), fixed)
+        good = self.good_pixels(spectrum)
+        guesses, counts, flags = self.guesses_for(fixed)
         grid = spectrum.grid
         if grid is not None:
             sampling = 1 if grid.log else 0
@@ -243,8 +242,7 @@ class GDLFitter:
         arr = self.session.call("ulyss_ann_last_fit")
         if arr.size < 8:
             return
-        data, bestfit, mask, lnwave = arr.reshape(4, -1)
-        os.makedirs(self.config.save_fits, exist_ok=True)
+        data, bestfit, mask, lnwave = arr.reshape(4, -1)  # the folder was made by fit()
         header = fits.Header()
         header["CTYPE1"] = ("AWAV-LOG", "ln(wavelength/Angstrom) sampling (ULySS)")
         header["CRPIX1"] = 1

@@ -31,7 +31,7 @@ from scipy.special import expit
 
 from .errors import OutOfBoundsError, OutOfBoundsWarning, ParameterError
 from .network import ACTIVATIONS, forward, forward_with_jacobian
-from .perceptron_file import FORMAT_VERSION, read_perceptron, write_perceptron
+from .perceptron_file import FORMAT_VERSION, as_cards, read_perceptron, write_perceptron
 from .wavelength import WavelengthGrid
 
 __all__ = ["Parameter", "Interpolator"]
@@ -106,7 +106,7 @@ class Interpolator:
         self.parameters = tuple(self.parameters)
         self.weights = tuple(np.asarray(w, dtype=np.float64) for w in self.weights)
         self.activations = tuple(str(a).lower() for a in self.activations)
-        self.meta = tuple((tuple(card) + ("",))[:3] for card in self.meta)  # comment optional
+        self.meta = as_cards(self.meta)
         self._check()
         self._mean = np.array([p.mean for p in self.parameters])
         self._scale = np.array([p.scale for p in self.parameters])

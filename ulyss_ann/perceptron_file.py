@@ -31,7 +31,7 @@ from astropy.io import fits
 from .errors import InterpolatorFileError
 from .network import ACTIVATIONS
 
-__all__ = ["FORMAT_VERSION", "read_perceptron", "write_perceptron", "LAYER_KEYWORDS"]
+__all__ = ["FORMAT_VERSION", "read_perceptron", "write_perceptron", "LAYER_KEYWORDS", "as_cards"]
 
 FORMAT_VERSION = "0.0.3"
 
@@ -62,6 +62,11 @@ _STRUCTURAL = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "EXTNA
                "XTENSION", "BSCALE", "BZERO"}
 
 _PREPROCESSING = ("linscale",)
+
+
+def as_cards(meta):
+    """Provenance cards as (keyword, value, comment) triples; the comment may be left out."""
+    return tuple((tuple(card) + ("",))[:3] for card in meta)
 
 
 def _open(path):

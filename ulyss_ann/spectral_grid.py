@@ -20,6 +20,7 @@ import numpy as np
 from astropy.io import fits
 
 from .errors import UlyssAnnError
+from .perceptron_file import as_cards
 from .wavelength import WavelengthGrid
 
 __all__ = ["SpectralGrid", "surrogate_grid"]
@@ -51,7 +52,7 @@ class SpectralGrid:
         self.flux = np.asarray(self.flux, dtype=np.float64)
         self.params = np.asarray(self.params, dtype=np.float64)
         self.names, self.units = tuple(self.names), tuple(self.units)
-        self.meta = tuple((tuple(c) + ("",))[:3] for c in self.meta)
+        self.meta = as_cards(self.meta)
         if self.flux.ndim != 2 or self.params.ndim != 2 or len(self.flux) != len(self.params):
             raise ValueError(f"flux {self.flux.shape} and params {self.params.shape} must be (n, npix), (n, npar)")
         if self.flux.shape[1] != self.wavelength.npix or self.params.shape[1] != len(self.names):
