@@ -48,7 +48,7 @@ def test_varpro_beats_the_best_linear_fit_and_honours_the_target():
     y = 1 - 0.5 * np.exp(-0.5 * ((wave[None] - 0.5 - 0.1 * x) / (0.05 + 0.02 * x ** 2)) ** 2)
     seen = []
     weights = fit_varpro(x, y, (10,), seed=0, time_limit=20, target_mse=1e-6,
-                         on_step=lambda s, mse, w: seen.append(mse))
+                         on_step=lambda s, mse, w, v: seen.append(mse))
     h = 0.5 * (1 + np.tanh(0.5 * (weights[0][0] + x @ weights[0][1:])))
     mse = np.mean((weights[1][0] + h @ weights[1][1:] - y) ** 2)
     linear = np.linalg.lstsq(np.hstack([np.ones_like(x), x]), y, rcond=None)[0]
@@ -66,7 +66,8 @@ def test_fast_recipe_cli_writes_a_network_that_exports(tmp_path):
                         interp.wavelength, (("SURROGAT", True, "test grid from the example network"),))
     grid.save(tmp_path / "grid.fits")
     out = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "train", str(tmp_path / "grid.fits"), "--recipe",
-                          "fast", "--hidden", "6,8", "--time-limit", "15", "-o", str(tmp_path / "f.keras"),
+                          "fast", "--hidden", "6,8", "--time-limit", "15", "--validation", "0",
+                          "-o", str(tmp_path / "f.keras"),
                           "--export", str(tmp_path / "f.fits")], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(open(tmp_path / "f.keras.loss.csv")))
@@ -79,6 +80,18 @@ def test_fast_recipe_cli_writes_a_network_that_exports(tmp_path):
     for idx, column in ((train_idx, "train_mse"), (test_idx, "holdout_mse")):
         recomputed = np.mean((exported.evaluate(params[idx]) - grid.flux[idx]) ** 2)
         assert recomputed == pytest.approx(float(rows[-1][column]), rel=1e-6)
+    # early stopping: the weights kept are those of the lowest validation MSE, the hold-out untouched
+    out = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "train", str(tmp_path / "grid.fits"), "--recipe",
+                          "fast", "--hidden", "6,8", "--time-limit", "10", "--patience", "3",
+                          "-o", str(tmp_path / "v.keras"), "--export", str(tmp_path / "v.fits")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(open(tmp_path / "v.keras.loss.csv")))
+    validation = np.array([float(r["validation_mse"]) for r in rows])
+    kept = int(np.argmin(validation))
+    assert f"step {kept + 1} (lowest validation MSE, kept)" in out.stdout
+    recomputed = np.mean((Interpolator.read(tmp_path / "v.fits").evaluate(params[test_idx]) - grid.flux[test_idx]) ** 2)
+    assert recomputed == pytest.approx(float(rows[kept]["holdout_mse"]), rel=1e-6)
     again = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "train", str(tmp_path / "grid.fits"), "--recipe",
                             "fast", "--resume", "-o", str(tmp_path / "f.keras")], capture_output=True, text=True)
     assert again.returncode == 2 and "--resume is for the paper recipe" in again.stderr

@@ -24,11 +24,19 @@ def add_grid_parsers(sub):
                                     "SURROGAT = T, and so does everything made from it.\n\n"
                                     "phoenix FILES: Goettingen/PHOENIX spectra (HiRes FITS with --wave, R=10000\n"
                                     "FITS with a log WCS, or two-column text), converted to air and preprocessed as\n"
-                                    "the paper (2 A FWHM, 1.25 A bins over 4762.25-7384.75 A, median 1).",
+                                    "the paper (2 A FWHM, 1.25 A bins over 4762.25-7384.75 A, median 1).\n\n"
+                                    "miles DIR: the MILES library (MILES_res2.50_star_m*.fits and params.csv), each "
+                                    "star divided by\nits pseudo-continuum (Legendre upper envelope, "
+                                    "--continuum-degree) and its median:\nreddening and flux-calibration errors "
+                                    "removed, as ULySS's MILES interpolator does.",
                         epilog="examples:\n  ulyss-ann grid surrogate -o gsl_surrogate.fits\n"
-                               "  ulyss-ann grid phoenix lte*.fits --wave WAVE_PHOENIX-ACES-AGSS-COND-2011.fits -o gsl.fits")
-    gp.add_argument("kind", choices=["surrogate", "phoenix"], help="which grid")
-    gp.add_argument("files", nargs="*", metavar="FILE", help="PHOENIX spectra (for phoenix)")
+                               "  ulyss-ann grid phoenix lte*.fits --wave WAVE_PHOENIX-ACES-AGSS-COND-2011.fits -o gsl.fits\n"
+                               "  ulyss-ann grid miles ../shared/data/miles --teff-range 3000,9000 -o miles_grid.fits")
+    gp.add_argument("kind", choices=["surrogate", "phoenix", "miles"], help="which grid")
+    gp.add_argument("files", nargs="*", metavar="FILE", help="PHOENIX spectra (phoenix); the MILES folder (miles)")
+    gp.add_argument("--params", help="miles: parameter table (default: DIR/params.csv)")
+    gp.add_argument("--continuum-degree", type=int, default=6, help="miles: Legendre degree of the pseudo-continuum (6)")
+    gp.add_argument("--teff-range", help="miles: keep stars with LOW <= Teff <= HIGH, e.g. 3000,9000")
     gp.add_argument("--wave", help="WAVE_PHOENIX-ACES-AGSS-COND-2011.fits, for HiRes FITS files")
     gp.add_argument("--resolving-power", type=float,
                     help="exact lambda-dependent degradation for input of this R (e.g. 10000); "
@@ -90,6 +98,10 @@ def add_grid_parsers(sub):
     tr.add_argument("--time-limit", type=float, default=120.0, metavar="SECONDS",
                     help="fast recipe: seconds to train (120)")
     tr.add_argument("--target-mse", type=float, help="fast recipe: stop at this training MSE")
+    tr.add_argument("--validation", type=float, default=0.1,
+                    help="fast recipe: fraction of the training nodes kept for early stopping (0.1; 0 = off)")
+    tr.add_argument("--patience", type=int, default=20,
+                    help="fast recipe: steps without a better validation MSE before stopping (20)")
     tr.add_argument("--export", metavar="INTERP.fits", help="also write the interpolator file")
     tr.set_defaults(run=_run_train)
 
@@ -108,6 +120,18 @@ def add_grid_parsers(sub):
 def _run_grid(args):
     from .spectral_grid import surrogate_grid
 
+    if args.kind == "miles":
+        from .miles import miles_grid
+
+        if len(args.files) != 1 or not os.path.isdir(args.files[0]):
+            raise UlyssAnnError("grid miles: give the one folder of the MILES FITS files (and its params.csv)")
+        teff = _floats(args.teff_range, "--teff-range") if args.teff_range else None
+        grid, skipped = miles_grid(args.files[0], args.params, args.continuum_degree, teff, progress=True)
+        grid.save(args.output, overwrite=args.overwrite)
+        print(f"wrote {args.output}: MILES grid of {len(grid.flux)} stars x {grid.wavelength.npix} px "
+              f"({len(skipped)} left out for bad flux: {', '.join(s.split()[0] for s in skipped[:5])}"
+              f"{' ...' if len(skipped) > 5 else ''})")
+        return 0
     if args.kind == "phoenix":
         from .grid_readers import phoenix_grid
 
@@ -140,11 +164,12 @@ def _run_train(args):
     history = train(SpectralGrid.load(args.grid), args.output, preset=args.preset, hidden=hidden,
                     epochs=args.epochs, seed=args.seed, holdout=args.holdout, resume=args.resume,
                     export=args.export, recipe=args.recipe, time_limit=args.time_limit,
-                    target_mse=args.target_mse)
+                    target_mse=args.target_mse, validation=args.validation, patience=args.patience)
     if len(history["epoch"]):
         what = "step" if args.recipe == "fast" else "epoch"
-        print(f"{what} {history['epoch'][-1]}: training MSE {history['train_mse'][-1]:.3e}, "
-              f"held-out MSE {history['holdout_mse'][-1]:.3e}")
+        k = history.get("kept", -1)
+        print(f"{what} {history['epoch'][k]}{' (lowest validation MSE, kept)' if 'kept' in history else ''}: "
+              f"training MSE {history['train_mse'][k]:.3e}, held-out MSE {history['holdout_mse'][k]:.3e}")
     print(f"wrote {args.output} (loss: {args.output}.loss.csv, .loss.png)"
           + (f" and {args.export}" if args.export else ""))
     return 0

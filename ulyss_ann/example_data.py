@@ -6,7 +6,7 @@ See ``ulyss_ann/data/PROVENANCE.md`` for how each file was made
 
 from importlib import resources
 
-__all__ = ["example_interpolator_path", "example_spectrum_path",
+__all__ = ["example_interpolator_path", "example_spectrum_path", "miles_interpolator_path",
            "example_interpolator", "example_spectrum"]
 
 
@@ -22,6 +22,11 @@ def example_interpolator_path():
 def example_spectrum_path():
     """Path of the bundled example spectrum (simulated, MUSE-like; see PROVENANCE.md)."""
     return _data_path("example_spectrum.fits")
+
+
+def miles_interpolator_path():
+    """Path of the bundled MILES-trained interpolator (real spectra; see PROVENANCE.md)."""
+    return _data_path("miles_trial7.fits")
 
 
 def example_interpolator():

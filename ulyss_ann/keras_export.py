@@ -119,6 +119,7 @@ def interpolator_from_keras(path, grid):
         low, high = float(column.min()), float(column.max())
         step = DERIVATIVE_STEPS.get(name.lower(), (high - low) / 1000 or 1e-3)
         parameters.append(Parameter(name, unit, low, high, step, float(column.mean()), float(column.std())))
-    meta = [card for card in grid.meta if card[0] in ("SURROGAT",)]
+    meta = [card for card in grid.meta if card[0] in ("SURROGAT", "FWHM", "CONTDEG", "ALPHAFE")]
+    meta += [("GRIDDESC", card[2][:68], "the training grid") for card in grid.meta if card[0] == "ORIGIN"][:1]
     meta.append(("ORIGIN", "ulyss_ann", "ulyss-ann export of " + os.path.basename(path)))
     return Interpolator(parameters, weights, activations, grid.wavelength, meta, nodes=grid.params)

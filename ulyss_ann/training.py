@@ -79,7 +79,8 @@ def _split(n, holdout, seed):
 
 
 def train(grid, output, preset="trial7", hidden=None, epochs=None, seed=0, holdout=0.1, batch_size=32,
-          resume=False, progress=True, export=None, recipe="paper", time_limit=120.0, target_mse=None):
+          resume=False, progress=True, export=None, recipe="paper", time_limit=120.0, target_mse=None,
+          validation=0.1, patience=20):
     """Train a network on ``grid`` (SpectralGrid) and save it as ``output`` (.keras).
 
     ``recipe="paper"``: Adam, batches of 32, the preset's epochs. Writes beside the
@@ -88,7 +89,11 @@ def train(grid, output, preset="trial7", hidden=None, epochs=None, seed=0, holdo
 
     ``recipe="fast"``: VarPro + Levenberg–Marquardt for ``time_limit`` seconds or until
     the training MSE reaches ``target_mse`` (the preset gives the architecture only);
-    the loss CSV has one row per accepted step, with ``epoch`` counting steps.
+    the loss CSV has one row per accepted step, with ``epoch`` counting steps. A further
+    ``validation`` fraction of the training nodes is kept out of the fit for early
+    stopping (the weights of the lowest validation MSE are kept; the run stops after
+    ``patience`` steps without improvement); 0 turns it off. The hold-out stays untouched
+    by both, so its MSE is an honest estimate of the interpolation error.
 
     With ``export`` also the interpolator file. Returns the loss history as a dict of arrays.
     """
@@ -109,7 +114,7 @@ def train(grid, output, preset="trial7", hidden=None, epochs=None, seed=0, holdo
         if resume:
             raise UlyssAnnError("--resume is for the paper recipe; the fast one runs for --time-limit seconds")
         history = _train_fast(keras, grid, output, settings["hidden"], seed, holdout, time_limit, target_mse,
-                              progress)
+                              validation, patience, progress)
         _plot_loss(output + ".loss.csv", output + ".loss.png", f"{preset}, fast recipe", grid.is_surrogate,
                    xlabel="Levenberg–Marquardt step")
         if export:
@@ -177,52 +182,49 @@ def _fit_epochs(keras, model, x, y, train_idx, test_idx, start, settings, seed, 
     return {k: np.array(v) for k, v in history.items()}
 
 
-def _train_fast(keras, grid, output, hidden, seed, holdout, time_limit, target_mse, progress):
+def _train_fast(keras, grid, output, hidden, seed, holdout, time_limit, target_mse, validation, patience, progress):
     """The fast recipe on the training nodes; the hold-out is scored at every step."""
     from tqdm import tqdm
 
-    from .training_fast import fit_varpro
+    from .training_fast import _forward, fit_varpro
 
     x = (grid.params - grid.params.mean(0)) / grid.params.std(0)
     train_idx, test_idx = _split(len(x), holdout, seed)
-    loss_file = output + ".loss.csv"
-    history = {"epoch": [], "train_mse": [], "holdout_mse": [], "seconds": []}
+    fit_idx, val_idx = train_idx, train_idx[:0]
+    if validation:
+        order = np.random.default_rng([seed, 1]).permutation(train_idx)
+        n_val = int(round(validation * len(order)))
+        fit_idx, val_idx = np.sort(order[n_val:]), np.sort(order[:n_val])
+    history = {"epoch": [], "train_mse": [], "validation_mse": [], "holdout_mse": [], "seconds": []}
     bar = tqdm(total=round(time_limit), unit="s", desc="training (fast)", disable=not progress,
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
-    rows = []
 
-    def on_step(seconds, mse, weights):
+    def on_step(seconds, mse, weights, val_mse):
         test_mse = float("nan")
         if test_idx.size:
-            predicted = _forward(weights, x[test_idx])
-            test_mse = float(np.mean((predicted - grid.flux[test_idx]) ** 2))
-        for key, value in zip(history, (len(history["epoch"]) + 1, mse, test_mse, seconds)):
+            test_mse = float(np.mean((_forward(weights, x[test_idx]) - grid.flux[test_idx]) ** 2))
+        for key, value in zip(history, (len(history["epoch"]) + 1, mse, val_mse, test_mse, seconds)):
             history[key].append(value)
-        rows.append([history["epoch"][-1], repr(mse), repr(test_mse), f"{seconds:.3f}"])
         bar.update(min(seconds, time_limit) - bar.n)
-        bar.set_postfix(mse=f"{mse:.3g}", holdout=f"{test_mse:.3g}")
+        bar.set_postfix(mse=f"{mse:.3g}", validation=f"{val_mse:.3g}", holdout=f"{test_mse:.3g}")
 
-    weights = fit_varpro(x[train_idx], grid.flux[train_idx], hidden, seed=seed, time_limit=time_limit,
-                         target_mse=target_mse, on_step=on_step)
+    weights = fit_varpro(x[fit_idx], grid.flux[fit_idx], hidden, seed=seed, time_limit=time_limit,
+                         target_mse=target_mse, on_step=on_step, patience=patience,
+                         validation=(x[val_idx], grid.flux[val_idx]) if val_idx.size else None)
     bar.close()
-    with open(loss_file, "w", newline="") as handle:
+    with open(output + ".loss.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["epoch", "train_mse", "holdout_mse", "seconds"])
-        writer.writerows(rows)
+        writer.writerow(list(history))
+        writer.writerows(zip(*([repr(v) for v in column] for column in history.values())))
     model = _build(keras, x.shape[1], hidden, grid.flux.shape[1], seed)
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     for layer, w in zip(dense, weights):
         layer.set_weights([w[1:], w[0]])
     model.save(output)
-    return {k: np.array(v) for k, v in history.items()}
-
-
-def _forward(weights, x):
-    """The network's output for weights ``[W1, …, W_out]`` (bias in row 0), logistic hidden layers."""
-    h = x
-    for w in weights[:-1]:
-        h = 0.5 * (1.0 + np.tanh(0.5 * (w[0] + h @ w[1:])))
-    return weights[-1][0] + h @ weights[-1][1:]
+    history = {k: np.array(v) for k, v in history.items()}
+    if val_idx.size:  # the kept weights are those of the best validation step: report that step
+        history["kept"] = int(np.nanargmin(history["validation_mse"]))
+    return history
 
 
 def _plot_loss(loss_file, path, preset, surrogate, xlabel="epoch"):
@@ -237,6 +239,10 @@ def _plot_loss(loss_file, path, preset, surrogate, xlabel="epoch"):
     epoch = [int(r["epoch"]) for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     ax.plot(epoch, [float(r["train_mse"]) for r in rows], label="training nodes")
+    if "validation_mse" in rows[0] and any(np.isfinite(float(r["validation_mse"])) for r in rows):
+        val = np.array([float(r["validation_mse"]) for r in rows])
+        ax.plot(epoch, val, label="validation nodes (early stopping)")
+        ax.axvline(epoch[int(np.nanargmin(val))], color="0.5", ls=":", lw=1, label="weights kept")
     ax.plot(epoch, [float(r["holdout_mse"]) for r in rows], label="held-out nodes")
     ax.set_xscale("log")
     ax.set_yscale("log")

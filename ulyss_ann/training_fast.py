@@ -228,7 +228,7 @@ class _Reached(Exception):
 
 
 def fit_varpro(x, y, hidden, seed=0, time_limit=60.0, target_mse=None, starts=1, start_fraction=0.15,
-               rank=None, ridge=1e-12, max_iter=100000, on_step=None):
+               rank=None, ridge=1e-12, max_iter=100000, on_step=None, validation=None, patience=20):
     """Train the hidden weights by VarPro + LM; return the weights of every layer (bias row 0).
 
     Parameters
@@ -255,9 +255,15 @@ def fit_varpro(x, y, hidden, seed=0, time_limit=60.0, target_mse=None, starts=1,
         the hidden units drift into near-collinearity (condition numbers ~1e12) and the
         output weights grow to ~1e9, which no float32 Keras and no GDL evaluation would
         reproduce; the authors' output weights are below 6.
-    on_step : callable(seconds, train_mse, weights) or None
+    on_step : callable(seconds, train_mse, weights, validation_mse) or None
         Called after every accepted step of the final run, with the weights of every
-        layer as returned.
+        layer as returned (``validation_mse`` is NaN without ``validation``).
+    validation : (x_val, y_val) or None
+        Nodes kept out of the fit for early stopping: the weights with the lowest MSE
+        on them are returned, and the run stops after ``patience`` accepted steps
+        without improvement. LM drives the training MSE down relentlessly; on a noisy
+        grid (MILES) the held-out error is lowest after a few steps and then grows
+        by orders of magnitude (measured: 0.0018 at step 9, 0.15 at step 140).
 
     Returns
     -------
@@ -288,15 +294,34 @@ def fit_varpro(x, y, hidden, seed=0, time_limit=60.0, target_mse=None, starts=1,
             best = result if best is None or result[1][0] < best[1][0] else best
         theta, cost, lam = best
 
+    best = {"val": np.inf, "theta": theta, "since": 0}
+
     def step(t, data):
+        weights = list(net.unpack(t)) + [net.output_layer(t, y)] if (on_step or validation) else None
+        val = float("nan")
+        if validation is not None:
+            val = float(np.mean((_forward(weights, validation[0]) - validation[1]) ** 2))
+            best.update(val=val, theta=t, since=0) if val < best["val"] else best.update(since=best["since"] + 1)
         if on_step is not None:
-            on_step(time.perf_counter() - began, mse(data), list(net.unpack(t)) + [net.output_layer(t, y)])
+            on_step(time.perf_counter() - began, mse(data), weights, val)
         if target_mse is not None and mse(data) <= target_mse:
             raise _Reached(t)
+        if validation is not None and best["since"] >= patience:
+            raise _Reached(best["theta"])
 
     try:
         step(theta, cost[1])
         theta = _lm_steps(net, theta, lam, began + time_limit, max_iter, step)[0]
     except _Reached as reached:
         theta = reached.args[0]
+    if validation is not None:
+        theta = best["theta"]
     return list(net.unpack(theta)) + [net.output_layer(theta, y)]
+
+
+def _forward(weights, x):
+    """Output of a logistic network with weights ``[W1, …, W_out]`` (bias in row 0)."""
+    h = x
+    for w in weights[:-1]:
+        h = _sigmoid(w[0] + h @ w[1:])
+    return weights[-1][0] + h @ weights[-1][1:]
