@@ -227,15 +227,22 @@ def test_existing_scheduler(spectra, tmp_path):
     assert list(table["status"]) == ["ok", "ok"]
 
 
-def test_missing_ulyss_stops_before_any_work(spectra, tmp_path):
+def test_missing_ulyss_stops_gdl_and_auto_falls_back_to_native(spectra, tmp_path):
     env = dict(os.environ, ULYSS_DIR=str(tmp_path / "nowhere"), XDG_DATA_HOME=str(tmp_path))
-    result = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "fit", spectra[0], "-o", str(tmp_path / "r.ecsv")],
-                            capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
     if os.path.exists("/usr/local/share/ulyss/pgm/ulyss.pro"):
         pytest.skip("a ULySS is installed in /usr/local/share/ulyss on this machine")
+    command = [sys.executable, "-m", "ulyss_ann.cli", "fit", spectra[0], "--workers", "0"]
+    result = subprocess.run(command + ["--engine", "gdl", "-o", str(tmp_path / "r.ecsv")], capture_output=True,
+                            text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "ULySS not found" in result.stderr and "ULYSS_DIR" in result.stderr
     assert not (tmp_path / "r.ecsv").exists()
+    auto = subprocess.run(command + ["-o", str(tmp_path / "a.ecsv")], capture_output=True, text=True, env=env,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert auto.returncode == 0, auto.stderr
+    table = Table.read(tmp_path / "a.ecsv")
+    assert list(table["engine"]) == ["native"] and list(table["status"]) == ["ok"]
+    assert abs(table["Teff"][0] - TRUTH[0][0]) < 60
 
 
 def test_quality_flags():

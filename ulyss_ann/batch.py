@@ -33,11 +33,12 @@ from .spectrum_readers import read_spectrum
 
 __all__ = ["fit", "FixedValues"]
 
-_FITTERS = {}  # one GDLFitter per worker process (per configuration)
+_FITTERS = {}  # one fitter per worker process (per configuration)
 
 
 def _key(config):
-    return (config.model, config.backend, config.mdegree, config.save_fits, config.recycle_after)
+    return (config.engine, config.losvd, config.model, config.backend, config.mdegree, config.save_fits,
+            config.recycle_after)
 
 
 @functools.lru_cache(maxsize=8)
@@ -48,12 +49,13 @@ def _model_sha(model):
 
 def _fitter(config):
     from .gdl_fitter import GDLFitter
+    from .native_fitter import NativeFitter
 
     key = _key(config)
     if key not in _FITTERS:
         if not _FITTERS:
             atexit.register(_close_fitters)
-        _FITTERS[key] = GDLFitter(config)
+        _FITTERS[key] = NativeFitter(config) if config.engine == "native" else GDLFitter(config)
     _FITTERS[key].config = config  # guesses, masks and range may differ between batches
     return _FITTERS[key]
 
@@ -75,7 +77,7 @@ def fit_one(path, config, fixed=None):
         return make_row(spectrum, values, fitter.engine, os.path.basename(config.model), sha, fitter.interp)
     except UlyssAnnError as exc:
         fitter = _FITTERS.get(_key(config))
-        engine = fitter.engine if fitter is not None else "gdl"
+        engine = fitter.engine if fitter is not None else config.engine
         return failure_row(os.path.abspath(path), spectrum, f"error: {exc}", engine,
                            os.path.basename(config.model), sha)
 
@@ -142,8 +144,8 @@ def _spectrum_id(path):
 def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegree=20, wave_range=None,
         telluric=None, mask_nad=False, masks=(), workers=None, scheduler=None, resume=False,
         overwrite=False, backend="auto", engine="auto", progress=True, save_fits=None, retries=2,
-        recycle_after=100):
-    """Fit spectra with an interpolator through GDL + ULySS; return the results table.
+        recycle_after=100, losvd="sampled"):
+    """Fit spectra with an interpolator, through GDL + ULySS or natively; return the results table.
 
     Parameters
     ----------
@@ -153,7 +155,7 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
         Interpolator file.
     output : path-like
         Results table (ECSV); the journal is ``output + '.journal.jsonl'``.
-    guesses, fixed, mdegree, wave_range, telluric, mask_nad, masks, backend, save_fits, recycle_after
+    guesses, fixed, mdegree, wave_range, telluric, mask_nad, masks, backend, save_fits, recycle_after, losvd
         See :class:`~ulyss_ann.gdl_fitter.FitConfig`; ``fixed`` as in :class:`FixedValues`.
     workers : int, optional
         Worker processes of the local cluster (default: one per core); 0 fits here.
@@ -164,7 +166,10 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
     overwrite : bool
         Start afresh, discarding an earlier output and journal.
     engine : str
-        ``auto`` or ``gdl`` (the native engine is not available yet).
+        ``gdl``: ULySS's ``uly_fit`` in GDL with the generated component; ``native``: the
+        same model and fit in NumPy/SciPy (:mod:`ulyss_ann.native_fitter`), no GDL
+        needed; ``auto`` (default): ``gdl`` when GDL and ULySS are found here, else
+        ``native``. The table's ``engine`` column records which ran.
     retries : int
         Worker deaths one spectrum may cause before it is given up.
 
@@ -173,8 +178,8 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
     astropy.table.Table
         One row per spectrum (also written to ``output``).
     """
-    if engine not in ("auto", "gdl"):
-        raise UlyssAnnError(f"engine '{engine}' is not available yet; use --engine gdl")
+    if engine not in ("auto", "gdl", "native"):
+        raise UlyssAnnError(f"engine '{engine}': choose auto, gdl or native")
     model = os.path.abspath(model)
     interp = Interpolator.read(model)  # a bad model stops everything before any work
     folder = os.path.dirname(os.path.abspath(output))
@@ -182,7 +187,9 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
         raise UlyssAnnError(f"{output}: its folder {folder} does not exist or is not writable")
     if workers is not None and workers < 0:
         raise UlyssAnnError(f"workers = {workers}: give 0 (no Dask) or a positive number of processes")
-    if scheduler is None:
+    if engine == "auto":
+        engine = "gdl" if _gdl_ready(backend) else "native"
+    if engine == "gdl" and scheduler is None:
         _check_gdl(backend)  # on a remote cluster the workers' machines are what count
     journal = Journal(str(output) + ".journal.jsonl")
     if overwrite:
@@ -194,7 +201,7 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
                             "or --overwrite to start again")
     config = FitConfig(model=model, guesses=guesses, mdegree=mdegree, wave_range=wave_range, telluric=telluric,
                        mask_nad=mask_nad, masks=tuple(masks), backend=backend, save_fits=save_fits,
-                       recycle_after=recycle_after)
+                       recycle_after=recycle_after, engine=engine, losvd=losvd)
     fixed_values = FixedValues(fixed, interp)
     files = [os.path.abspath(f) for f in files]
     done = journal.read()
@@ -209,7 +216,7 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
                 raise UlyssAnnError(f"{path}: no such file")
             tasks.append((path, fixed_values.for_spectrum(_spectrum_id(path))))
         except UlyssAnnError as exc:
-            journal.append(failure_row(path, None, f"error: {exc}", "gdl", os.path.basename(model), sha))
+            journal.append(failure_row(path, None, f"error: {exc}", engine, os.path.basename(model), sha))
     started = time.perf_counter()
     if tasks:
         runner = _run_serial if workers == 0 and scheduler is None else _run_dask
@@ -218,10 +225,23 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
     ordered = [rows[f] for f in dict.fromkeys(files) if f in rows]
     table = rows_to_table(ordered, interp)
     write_table(table, output, meta={"model": os.path.basename(model), "model_sha256": sha,
-                                     "mdegree": mdegree, "software": "ulyss_ann (GDL + ULySS)"})
+                                     "mdegree": mdegree, "engine": engine,
+                                     "software": "ulyss_ann (" + ("GDL + ULySS" if engine == "gdl" else
+                                                                  "native NumPy/SciPy fitter") + ")"})
     if progress:
         _summary(table, interp, time.perf_counter() - started, len(tasks))
     return table
+
+
+def _gdl_ready(backend):
+    """True when GDL and ULySS are both here (what ``engine='auto'`` asks)."""
+    from .errors import UlyssAnnError as _Error
+
+    try:
+        _check_gdl(backend)
+    except _Error:
+        return False
+    return True
 
 
 def _check_gdl(backend):

@@ -27,7 +27,7 @@ from .errors import UlyssAnnError
 from .gdl_export import generate_component
 from .interpolator import Interpolator
 
-__all__ = ["FitConfig", "GDLFitter", "TELLURIC_BANDS", "NA_D_BAND", "file_sha256"]
+__all__ = ["FitConfig", "FitPreparation", "GDLFitter", "TELLURIC_BANDS", "NA_D_BAND", "file_sha256"]
 
 #: Telluric absorption bands masked by default in observed spectra [Å, air].
 TELLURIC_BANDS = ((6860.0, 6890.0, "O2 B band"), (7160.0, 7330.0, "H2O"), (7590.0, 7700.0, "O2 A band"))
@@ -75,6 +75,11 @@ class FitConfig:
         GDL session backend: ``auto``, ``pygdl`` or ``subprocess``.
     recycle_after : int
         Restart a subprocess GDL after this many fits (GDL's built-ins leak).
+    engine : str
+        ``gdl`` (ULySS in GDL) or ``native`` (:mod:`ulyss_ann.native_fitter`).
+    losvd : str
+        Native engine: ``sampled`` (ULySS's pixel-sampled Gaussian, the default, for
+        agreement) or ``analytic`` (pPXF's Fourier form, exact below a pixel).
     save_fits : str, optional
         Folder where each spectrum's best fit is written: ``<id>_fit.fits`` (data,
         best fit, residual, mask on the fitted log-lambda grid) and ``<id>.res``
@@ -93,6 +98,8 @@ class FitConfig:
     timeout: float = 600.0
     recycle_after: int = 100
     save_fits: str = None
+    engine: str = "gdl"
+    losvd: str = "sampled"
 
 
 def _code_version():
@@ -124,24 +131,12 @@ def _component_folder(interp, sha):
     return name, folder
 
 
-class GDLFitter:
-    """Fits spectra one by one in one GDL session (one per worker process)."""
+class FitPreparation:
+    """What both engines decide alike: the fitted range, the masks and the guesses."""
 
-    def __init__(self, config):
-        from .gdl_session import open_session
+    def __init__(self, config, interp):
+        self.config, self.interp = config, interp
 
-        self.config = config
-        self.interp = Interpolator.read(config.model)
-        self.sha = file_sha256(config.model)
-        self.name, self.folder = _component_folder(self.interp, self.sha)
-        self.session = open_session([self.folder], backend=config.backend, timeout=config.timeout)
-        self.engine = f"gdl-{self.session.backend}"
-        self.fits = 0
-
-    def close(self):
-        self.session.close()
-
-    # ------------------------------------------------------------ preparation
     def guesses_for(self, fixed):
         """Flat guesses, counts and fixed flags for one spectrum, in network order."""
         guesses, counts, flags = [], [], []
@@ -178,6 +173,23 @@ class GDLFitter:
         for a, b in bands:
             good &= ~((spectrum.wavelength >= a) & (spectrum.wavelength <= b))
         return good
+
+
+class GDLFitter(FitPreparation):
+    """Fits spectra one by one in one GDL session (one per worker process)."""
+
+    def __init__(self, config):
+        from .gdl_session import open_session
+
+        super().__init__(config, Interpolator.read(config.model))
+        self.sha = file_sha256(config.model)
+        self.name, self.folder = _component_folder(self.interp, self.sha)
+        self.session = open_session([self.folder], backend=config.backend, timeout=config.timeout)
+        self.engine = f"gdl-{self.session.backend}"
+        self.fits = 0
+
+    def close(self):
+        self.session.close()
 
     # ------------------------------------------------------------ the fit
     def fit(self, spectrum, fixed=None):
@@ -237,20 +249,25 @@ class GDLFitter:
         return values
 
     def _save_fit(self, spectrum):
-        from astropy.io import fits
-
         arr = self.session.call("ulyss_ann_last_fit")
         if arr.size < 8:
             return
         data, bestfit, mask, lnwave = arr.reshape(4, -1)  # the folder was made by fit()
-        header = fits.Header()
-        header["CTYPE1"] = ("AWAV-LOG", "ln(wavelength/Angstrom) sampling (ULySS)")
-        header["CRPIX1"] = 1
-        header["CRVAL1"] = (float(lnwave[0]), "ln(wavelength/Angstrom) of pixel 1")
-        header["CDELT1"] = (float(lnwave[1] - lnwave[0]), "step in ln(wavelength)")
-        header["OBJECT"] = str(spectrum.meta.get("id"))
-        hdus = [fits.PrimaryHDU(data, header=header)]
-        for name, values in (("BESTFIT", bestfit), ("RESIDUAL", data - bestfit), ("MASK", mask.astype(np.uint8))):
-            hdus.append(fits.ImageHDU(values, header=header, name=name))
-        path = os.path.join(self.config.save_fits, f"{spectrum.meta.get('id')}_fit.fits")
-        fits.HDUList(hdus).writeto(path, overwrite=True)
+        write_fit_file(self.config.save_fits, spectrum, data, bestfit, mask, lnwave[0], lnwave[1] - lnwave[0])
+
+
+def write_fit_file(folder, spectrum, data, bestfit, mask, ln_start, ln_step):
+    """``<folder>/<id>_fit.fits``: data, best fit, residual and mask on the fitted ln-λ grid."""
+    from astropy.io import fits
+
+    header = fits.Header()
+    header["CTYPE1"] = ("AWAV-LOG", "ln(wavelength/Angstrom) sampling (ULySS)")
+    header["CRPIX1"] = 1
+    header["CRVAL1"] = (float(ln_start), "ln(wavelength/Angstrom) of pixel 1")
+    header["CDELT1"] = (float(ln_step), "step in ln(wavelength)")
+    header["OBJECT"] = str(spectrum.meta.get("id"))
+    hdus = [fits.PrimaryHDU(data, header=header)]
+    for name, values in (("BESTFIT", bestfit), ("RESIDUAL", data - bestfit), ("MASK", mask.astype(np.uint8))):
+        hdus.append(fits.ImageHDU(values, header=header, name=name))
+    os.makedirs(folder, exist_ok=True)
+    fits.HDUList(hdus).writeto(os.path.join(folder, f"{spectrum.meta.get('id')}_fit.fits"), overwrite=True)

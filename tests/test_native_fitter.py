@@ -1,0 +1,179 @@
+"""The native engine: ULySS's numerics in NumPy, its Jacobian, its statistics, its agreement with uly_fit."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import SHARED, reference_file
+from ulyss_ann import example_interpolator
+from ulyss_ann.example_data import example_interpolator_path
+from ulyss_ann.gdl_fitter import FitConfig
+from ulyss_ann.native_fitter import (C_KMS, NativeFitter, _Problem, convolve_edge, fourier_losvd, log_rebin,
+                                     losvd_kernel, xrebin)
+from ulyss_ann.simulate import simulate_spectrum, write_muse_spectrum
+from ulyss_ann.spectrum_readers import read_spectrum
+from ulyss_ann.ulyss_location import find_ulyss
+
+MUSE = SHARED / "data" / "muse" / "ngc6397id000010554jd2456865p5826f000.fits"
+HAVE_GDL = shutil.which("gdl") is not None and find_ulyss() is not None
+
+
+def test_xrebin_conserves_flux_and_log_rebin_keeps_flux_density():
+    edges = np.linspace(4000, 5000, 101)
+    y = 1 + np.sin(np.arange(100) / 7.0)
+    new = np.linspace(4003, 4996, 57)
+    inside = (edges[:-1] >= new[0]) & (edges[1:] <= new[-1])
+    assert xrebin(edges, y, new).sum() == pytest.approx(np.interp(new[-1], edges, np.r_[0, np.cumsum(y)])
+                                                        - np.interp(new[0], edges, np.r_[0, np.cumsum(y)]),
+                                                        rel=2e-3) and inside.any()
+    # a flat spectrum stays flat (per Å), with velscale = c ln(λ_hi/λ_lo)/N over the outer edges
+    spec, velscale = log_rebin(np.full(500, 3.0), np.full(500, 0.1), np.ones(500, bool), 0, 4800.0, 1.25)
+    assert velscale == pytest.approx(C_KMS * np.log((4800 + 499.5 * 1.25) / (4800 - 0.625)) / 500)
+    assert spec.npix == 500 and spec.step == pytest.approx(velscale / C_KMS)
+    # ULySS divides by λ·Δlnλ/Δλ, the bin width to first order: off by (Δlnλ)²/24 = 2.2e-9 here
+    np.testing.assert_allclose(spec.data[2:-2], 3.0 * (1 + spec.step ** 2 / 24), rtol=1e-10)
+    assert spec.good[2:-2].all()
+
+
+def test_losvd_kernel_derivatives_and_convolution():
+    dx, k, dk_dv, dk_ds = losvd_kernel(0.7, 1.3, 0.25, 500)
+    assert k.sum() == pytest.approx(1.0) and dx == int(np.ceil(0.25 + 0.7 + 5 * 1.3))
+    h = 1e-6
+    for i, (v, s) in enumerate(((0.7 + h, 1.3), (0.7, 1.3 + h))):
+        up = losvd_kernel(v, s, 0.25, 500)[1]
+        down = losvd_kernel(2 * 0.7 - v, 2 * 1.3 - s, 0.25, 500)[1]
+        np.testing.assert_allclose((up - down) / (2 * h), (dk_dv, dk_ds)[i], atol=1e-7)
+    # IDL CONVOL(/EDGE_TRUNCATE): out[i] = Σ_k f[clip(i + k − dx)] K[k]
+    f = np.random.default_rng(0).normal(size=40)
+    out = convolve_edge(f, k, dx)
+    direct = [sum(f[min(max(i + j - dx, 0), 39)] * k[j] for j in range(k.size)) for i in range(40)]
+    np.testing.assert_allclose(out, direct, rtol=1e-12)
+    # a positive velocity moves a line to the red (larger pixel index)
+    line = np.zeros(60)
+    line[30] = 1
+    shifted = convolve_edge(line, losvd_kernel(3.0, 0.8, 0.0, 60)[1], losvd_kernel(3.0, 0.8, 0.0, 60)[0])
+    assert np.argmax(shifted) == 33
+
+
+def test_analytic_losvd_is_exact_where_the_sampled_one_is_not():
+    """A Gaussian line of 2 px broadened by σ and shifted by v has a known profile (widths add in quadrature).
+
+    At σ = 0.3 px (ULySS's floor, where MUSE fits sit) the sampled kernel is nearly a delta
+    and misses the broadening; the Fourier form of pPXF gets it; at σ = 2 px both are right.
+    """
+    x = np.arange(200, dtype=float)
+    line = 1 - 0.5 * np.exp(-0.5 * ((x - 100) / 2.0) ** 2)
+    for sigma, vel in ((0.3, 0.4), (2.0, 1.5)):
+        width = np.hypot(2.0, sigma)
+        exact = 1 - 0.5 * 2.0 / width * np.exp(-0.5 * ((x - 100 - vel) / width) ** 2)
+        dx, kern = losvd_kernel(vel, sigma, 0.0, 200)[:2]
+        sampled_error = np.max(np.abs(convolve_edge(line, kern, dx) - exact))
+        fourier, d_dv, d_ds = fourier_losvd(line, vel, sigma, 0.0)
+        assert np.max(np.abs(fourier - exact)) < 1e-6
+        assert (sampled_error > 2e-3) == (sigma < 1), (sigma, sampled_error)
+        h = 1e-6  # and its derivatives are those of the transform
+        np.testing.assert_allclose(d_dv, (fourier_losvd(line, vel + h, sigma, 0.0)[0]
+                                          - fourier_losvd(line, vel - h, sigma, 0.0)[0]) / (2 * h), atol=1e-7)
+        np.testing.assert_allclose(d_ds, (fourier_losvd(line, vel, sigma + h, 0.0)[0]
+                                          - fourier_losvd(line, vel, sigma - h, 0.0)[0]) / (2 * h), atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def fitter():
+    return NativeFitter(FitConfig(model=example_interpolator_path(), mdegree=8))
+
+
+def simulated(path, params, velocity, snr, seed, fwhm=2.6):
+    wave, flux, sigma = simulate_spectrum(example_interpolator(), params, velocity=velocity, fwhm=fwhm, snr=snr,
+                                          rng=seed)
+    write_muse_spectrum(path, wave, flux, sigma, truth={"SIM_TEFF": params[0]})
+    return read_spectrum(path)
+
+
+def test_jacobian_is_that_of_the_projected_residual(fitter, tmp_path):
+    spectrum = simulated(tmp_path / "s.fits", [5400, 3.2, -1.6], 25.0, 80, 1)
+    lo, hi = fitter.prep.fit_range(spectrum)
+    spec, rebinned, voff, _ = fitter.prepare(spectrum, lo, hi, fitter.prep.good_pixels(spectrum))
+    problem = _Problem(fitter, list(fitter.interp.weights[:-1]), rebinned, spec, 8, voff, True, "sampled")
+    theta = np.array([0.4, 1.2, 5400.0, 3.2, -1.6])
+    _, _, jac = problem.evaluate(theta, True)
+    steps = np.array([1e-5, 1e-5, 1e-3, 1e-6, 1e-6])
+    for j, h in enumerate(steps):
+        up, down = theta.copy(), theta.copy()
+        up[j] += h
+        down[j] -= h
+        numeric = (problem.evaluate(up, False)[0] - problem.evaluate(down, False)[0]) / (2 * h)
+        np.testing.assert_allclose(jac[:, j], numeric, atol=2e-5 * np.abs(numeric).max())
+
+
+def test_quoted_errors_match_the_scatter(fitter, tmp_path):
+    """Pull width 1 ± 0.15 for Teff, log g and [Fe/H] over 100 noise realisations (σ above the floor)."""
+    truth = np.array([5500.0, 3.5, -1.4])
+    fits = []
+    for seed in range(100):
+        values = fitter.fit(simulated(tmp_path / "p.fits", truth, 30.0, 40, seed, fwhm=3.6))
+        fits.append([values[n] for n in ("Teff", "Logg", "Fe/H")] + [values["e_" + n] for n in ("Teff", "Logg", "Fe/H")])
+    fits = np.array(fits)
+    widths = np.std(fits[:, :3], axis=0, ddof=1) / np.mean(fits[:, 3:], axis=0)
+    print("pull widths (Teff, logg, [Fe/H]):", widths)
+    assert np.all(np.abs(widths - 1) < 0.15), widths
+    assert np.all(np.abs(np.mean(fits[:, :3], axis=0) - truth) < 3 * np.std(fits[:, :3], axis=0))
+
+
+def test_bad_input_gives_a_clear_error(fitter, tmp_path):
+    spectrum = simulated(tmp_path / "s.fits", [5400, 3.2, -1.6], 0.0, 80, 2)
+    spectrum.wavelength = spectrum.wavelength + 5000.0
+    spectrum.grid = None
+    with pytest.raises(Exception, match="no overlap"):
+        fitter.fit(spectrum)
+
+
+TOLERANCE = {"Teff": 2.0, "Logg": 0.005, "Fe/H": 0.002, "cz": 1.0}
+
+
+def _agree(native, gdl):
+    for name, tol in TOLERANCE.items():
+        assert abs(native[name] - gdl[name]) <= tol, (name, native[name], gdl[name])
+    for name in ("Teff", "Logg", "Fe/H"):
+        if gdl["e_" + name] > 0:
+            assert native["e_" + name] == pytest.approx(gdl["e_" + name], rel=0.05), name
+
+
+@pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed for the comparison")
+def test_native_agrees_with_uly_fit_on_the_real_muse_star():
+    from ulyss_ann.gdl_fitter import GDLFitter
+
+    config = FitConfig(model=reference_file("gsl_ann_trial7.fits"))
+    if not MUSE.is_file():
+        pytest.skip(f"{MUSE} not found")
+    spectrum = read_spectrum(MUSE)
+    gdl = GDLFitter(config)
+    try:
+        expected = gdl.fit(spectrum)
+    finally:
+        gdl.close()
+    got = NativeFitter(config).fit(spectrum)
+    _agree(got, expected)
+    assert got["n_pix"] == expected["n_pix"] and got["best_guess"] == expected["best_guess"]
+    assert got["chi2"] == pytest.approx(expected["chi2"], rel=1e-5)
+
+
+@pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed for the comparison")
+def test_native_agrees_with_uly_fit_on_simulated_spectra(tmp_path):
+    from ulyss_ann.gdl_fitter import GDLFitter
+
+    config = FitConfig(model=reference_file("gsl_ann_trial7.fits"))
+    generator = example_interpolator()
+    rng = np.random.default_rng(7)
+    gdl, native = GDLFitter(config), NativeFitter(config)
+    try:
+        for i in range(4):
+            params = [rng.uniform(4800, 6300), rng.uniform(2.0, 4.2), rng.uniform(-2.3, -1.0)]
+            wave, flux, sigma = simulate_spectrum(generator, params, velocity=rng.uniform(-80, 80), fwhm=2.7,
+                                                  snr=rng.uniform(20, 80), rng=i)
+            write_muse_spectrum(tmp_path / f"s{i}.fits", wave, flux, sigma, truth={"SIM_TEFF": params[0]})
+            spectrum = read_spectrum(tmp_path / f"s{i}.fits")
+            _agree(native.fit(spectrum), gdl.fit(spectrum))
+    finally:
+        gdl.close()
