@@ -65,9 +65,9 @@ uly_fit there. The σ floor of 0.3 px stays, for the same limits as ULySS.
 import time
 
 import numpy as np
-import scipy.linalg
 from numpy.polynomial import legendre
 from scipy.interpolate import CubicSpline
+from scipy.ndimage import correlate1d
 
 from .errors import UlyssAnnError
 from .interpolator import Interpolator
@@ -263,16 +263,27 @@ def fourier_losvd(f, vel, sigma, voff):
     return out
 
 
-def convolve_edge(f, kern, dx):
-    """IDL ``CONVOL(f, kern, /EDGE_TRUNCATE)`` along axis 0 (f (n,) or (n, m))."""
+def convolve_edge(f, kernels, dx, first_column_only=None):
+    """IDL ``CONVOL(f, K, /EDGE_TRUNCATE)`` along axis 0: ``out[i] = Σ_k f[clip(i + k − dx)] K[k]``.
+
+    ``f`` (n,) or (n, m); ``kernels`` one kernel or a tuple of kernels of the same
+    length (the padded copy of ``f`` is made once); ``first_column_only[j]`` applies
+    kernel j to ``f[:, :1]`` only.
+    """
+    single = not isinstance(kernels, tuple)
+    kernels = (kernels,) if single else kernels
+    first_column_only = first_column_only or (False,) * len(kernels)
     n = f.shape[0]
-    idx = np.clip(np.arange(-dx, n + dx), 0, n - 1)
-    padded = f[idx]
-    out = np.zeros_like(f)
-    for k, weight in enumerate(kern):
-        if weight != 0.0:
-            out += weight * padded[k:k + n]
-    return out
+    padded = f[np.clip(np.arange(-dx, n + dx), 0, n - 1)]
+    outs = []
+    for kern, first in zip(kernels, first_column_only):
+        source = padded[:, :1] if first else padded
+        out = np.zeros((n,) + source.shape[1:])
+        for k, weight in enumerate(kern):
+            if weight != 0.0:
+                out += weight * source[k:k + n]
+        outs.append(out)
+    return outs[0] if single else outs
 
 
 # ----------------------------------------------------------------------------- the fitter
@@ -288,55 +299,71 @@ class _Problem:
         self.data = spec.data[self.good]
         self.noise = spec.err[self.good] if have_noise else np.ones(self.good.size)
         self.leg_good = np.ascontiguousarray(self.legendre[self.good])
+        self.leg_pairs = (self.leg_good[:, :, None] * self.leg_good[:, None, :]).reshape(self.good.size, -1)
+        self.inv_noise = 1.0 / self.noise
+        self.scaled_data = self.data * self.inv_noise
         self.evaluations = 0
 
-    def model(self, p, with_jacobian=True):
-        """Network spectrum on the grid (n,) and its Jacobian (n, npar)."""
-        x = (p - self.interp.means) / self.interp.scales
-        f, jac = forward_with_jacobian(x[None], self.interp.dx_dp, self.hidden + [self.rebinned],
-                                       self.interp.activations)
-        n = self.spec.npix
-        return f[0, :n], jac[0, :n]
+    def evaluate(self, theta, want_jac=True):
+        """Residuals r (n_good,), best fit (n,), and ∂r/∂θ (n_good, 2 + npar) at one θ."""
+        r, bestfit, jac = self.evaluate_many(np.asarray(theta, float)[None])
+        return r[0], bestfit[0], jac[0]
 
-    def evaluate(self, theta, want_jac):
-        """Residuals r (n_good,), best fit (n,), and ∂r/∂θ (n_good, 2 + npar)."""
-        self.evaluations += 1
-        vel, sig, p = theta[0], theta[1], theta[2:]
-        f, df = self.model(p)
-        stack = np.column_stack([f, df]) if want_jac else f[:, None]
-        if self.losvd == "sampled":
-            dx, kern, dk_dv, dk_ds = losvd_kernel(vel, sig, self.voff, self.spec.npix)
-            conv = convolve_edge(stack, kern, dx)
-        else:
-            conv, dconv_dv, dconv_ds = fourier_losvd(stack if want_jac else f, vel, sig, self.voff)
-            conv = conv.reshape(stack.shape)
-        t = conv[:, 0]
-        b_full = t[:, None] * self.legendre                        # (n, K)
-        inv = 1.0 / self.noise
-        leg = self.leg_good
-        tw = t[self.good] * inv                                    # B = diag(t/e) L on good pixels
-        b = leg * tw[:, None]
-        # the 21×21 normal equations (Legendre columns are well conditioned; ULySS's
-        # mregress solves the same system)
-        chol = scipy.linalg.cho_factor(b.T @ b, check_finite=False)
-        y = self.data * inv
-        coef = scipy.linalg.cho_solve(chol, b.T @ y, check_finite=False)
-        bestfit = (b_full @ coef).astype(np.float32).astype(np.float64)   # ULySS keeps it in float32
+    def _convolve(self, f, df, thetas):
+        """t, ∂t/∂v, ∂t/∂σ (G, n) and ∂t/∂p (G, n, npar) for G parameter vectors at once."""
+        stack = np.concatenate([f[:, :, None], df], axis=2)              # (G, n, 1 + npar)
+        n = stack.shape[1]
+        if self.losvd == "analytic":
+            parts = [fourier_losvd(stack[g], v, s, self.voff) for g, (v, s) in enumerate(thetas[:, :2])]
+            conv = np.stack([p[0] for p in parts])
+            return conv[:, :, 0], np.stack([p[1][:, 0] for p in parts]), np.stack([p[2][:, 0] for p in parts]), \
+                conv[:, :, 1:]
+        conv = np.empty_like(stack)
+        d_kin = np.empty((2,) + stack.shape[:2])
+        for g, (v, s) in enumerate(thetas[:, :2]):
+            dx, kern, dk_dv, dk_ds = losvd_kernel(v, s, self.voff, n)
+            # scipy's correlate1d with mode 'nearest' is IDL's CONVOL(/EDGE_TRUNCATE) (odd kernels)
+            correlate1d(stack[g], kern, axis=0, mode="nearest", output=conv[g])
+            correlate1d(stack[g, :, 0], dk_dv, mode="nearest", output=d_kin[0, g])
+            correlate1d(stack[g, :, 0], dk_ds, mode="nearest", output=d_kin[1, g])
+        return conv[:, :, 0], d_kin[0], d_kin[1], conv[:, :, 1:]
+
+    def evaluate_many(self, thetas):
+        """Residuals (G, n_good), best fits (G, n) and Jacobians (G, n_good, 2 + npar) of G guesses."""
+        self.evaluations += len(thetas)
+        x = (thetas[:, 2:] - self.interp.means) / self.interp.scales
+        f, df = forward_with_jacobian(x, self.interp.dx_dp, self.hidden + [self.rebinned], self.interp.activations)
+        n = self.spec.npix
+        t_full, dt_dv, dt_ds, dt_dp = self._convolve(f[:, :n], df[:, :n], thetas)
+        good, inv, leg = self.good, self.inv_noise, self.leg_good
+        tw = t_full[:, good] * inv                                   # B = diag(t/e) L on good pixels
+        # the (K × K) normal equations BᵀB = Lᵀ diag(tw²) L, from the precomputed products
+        # L_ik L_il (Legendre columns are well conditioned; ULySS's mregress solves the same)
+        normal = (tw * tw) @ self.leg_pairs                          # (G, K·K)
+        chol = np.linalg.cholesky(normal.reshape(len(thetas), leg.shape[1], leg.shape[1]))
+        y = self.scaled_data
+
+        def solve(rhs):  # (BᵀB)⁻¹ rhs through the Cholesky factor, batched
+            return np.linalg.solve(chol.transpose(0, 2, 1), np.linalg.solve(chol, rhs))
+
+        coef = solve(((tw * y) @ leg)[:, :, None])[:, :, 0]          # (G, K)
+        poly = coef @ self.legendre.T                                # (G, n)
+        bestfit = (t_full * poly).astype(np.float32).astype(np.float64)   # ULySS keeps it in float32
         # LM works on the double-precision residual: the float32 rounding of the best fit
         # would add noise of ~1e-7 to χ², below which no step could be seen to improve it
-        r_exact = y - b @ coef
-        if not want_jac:
-            return r_exact, bestfit, None
-        if self.losvd == "sampled":
-            dt = np.column_stack([convolve_edge(f, dk_dv, dx), convolve_edge(f, dk_ds, dx), conv[:, 1:]])
-        else:
-            dt = np.column_stack([dconv_dv[:, 0], dconv_ds[:, 0], conv[:, 1:]])
-        dt = dt[self.good] * inv[:, None]                           # ∂(t/e)/∂θ on good pixels
-        # Golub–Pereyra: ∂r/∂θ = −[P⊥ ∂B c + (B⁺)ᵀ ∂Bᵀ r], ∂B = diag(∂t/e) L, B⁺ = (BᵀB)⁻¹Bᵀ
-        first = dt * (leg @ coef)[:, None]
-        first -= b @ scipy.linalg.cho_solve(chol, b.T @ first, check_finite=False)
-        second = b @ scipy.linalg.cho_solve(chol, leg.T @ (dt * r_exact[:, None]), check_finite=False)
-        return r_exact, bestfit, -(first + second)
+        model_good = tw * poly[:, good]
+        r = y[None] - model_good
+        dt = np.concatenate([dt_dv[:, good, None], dt_ds[:, good, None], dt_dp[:, good]], axis=2) * inv[None, :, None]
+        # Golub–Pereyra: ∂r/∂θ = −[P⊥ ∂B c + (B⁺)ᵀ ∂Bᵀ r], ∂B = diag(∂t/e) L, B⁺ = (BᵀB)⁻¹Bᵀ,
+        # both projections in one solve: −[∂B c − B (BᵀB)⁻¹ (Bᵀ ∂B c − ∂Bᵀ r)], and
+        # Bᵀ ∂B c − ∂Bᵀ r = Lᵀ [∂t/e ∘ (2 B c − y)]
+        first = dt * poly[:, good, None]
+        weighted = np.ascontiguousarray((dt * (2 * model_good - y[None])[:, :, None]).transpose(1, 0, 2))
+        rhs = (leg.T @ weighted.reshape(len(good), -1)).reshape(leg.shape[1], len(thetas), -1).transpose(1, 0, 2)
+        correction = solve(rhs)                                      # (G, K, npar + 2)
+        back = (leg @ np.ascontiguousarray(correction.transpose(1, 0, 2)).reshape(leg.shape[1], -1))
+        back = back.reshape(len(good), len(thetas), -1).transpose(1, 0, 2)
+        return r, bestfit, tw[:, :, None] * back - first
 
 
 class NativeFitter:
@@ -446,10 +473,9 @@ class NativeFitter:
         upper = np.concatenate([kin_hi, self.limits[:, 1]])
         free = np.concatenate([[True, True], flags == 0])
         kin0 = np.array([0.0, np.log(1 + velscale / C_KMS) / step])
-        results = []
-        for node in _odometer(guesses, counts):
-            theta0 = np.concatenate([kin0, node])
-            results.append(_levenberg_marquardt(problem, theta0, lower, upper, free))
+        nodes = _odometer(guesses, counts)
+        starts = np.column_stack([np.tile(kin0, (len(nodes), 1)), nodes])
+        results = _levenberg_marquardt(problem, starts, lower, upper, free)
         npar_count = int(free.sum()) + self.config.mdegree + 2
         ngood = problem.good.size
         rms = np.array([np.sqrt(np.mean((problem.data - r["bestfit"][problem.good]) ** 2))
@@ -458,7 +484,9 @@ class NativeFitter:
         chisq = np.array([np.sum(((problem.data - r["bestfit"][problem.good]) / problem.noise) ** 2)
                           / (ngood - npar_count) for r in results])
         crit = chisq if problem.have_noise else rms
-        best = int(np.flatnonzero(crit == crit.min())[0])
+        # ties to the first, as ULySS; guesses that reached the same minimum differ in χ²
+        # only by the stopping tolerance (1e-7 relative), so "the same" is within 1e-6
+        best = int(np.flatnonzero(crit <= crit.min() * (1 + 1e-6))[0])
         res = results[best]
         theta, error = res["theta"], res["error"] * np.sqrt(spec.dof_factor)
         chi2 = chisq[best]
@@ -494,54 +522,61 @@ def _odometer(guesses, counts):
     return np.column_stack([g.ravel(order="F") for g in grids])
 
 
-def _levenberg_marquardt(problem, theta, lower, upper, free, max_iter=200, ftol=1e-9, xtol=1e-10):
-    """Bounded LM (MPFIT's scheme: Marquardt scaling, pegging at bounds, clipped steps), run to convergence."""
-    theta = np.clip(theta, lower, upper)
-    resid, bestfit, jac = problem.evaluate(theta, True)
-    cost = resid @ resid
-    lam = 1e-3
+def _levenberg_marquardt(problem, thetas, lower, upper, free, max_iter=200, ftol=1e-7, xtol=1e-10):
+    """Bounded Levenberg–Marquardt for G starting points in lock-step (one batched evaluation per round).
+
+    Per guess, as MPFIT: Marquardt scaling of the damping, parameters pegged at a bound
+    when the gradient pushes outwards, steps clipped to the box; a step is kept only
+    if it lowers χ² (λ ÷ 10), else λ × 10. A guess stops when χ² falls by less than
+    ``ftol`` relatively (MPFIT: 1e-5), its step is below ``xtol``, or λ exceeds 1e8.
+    Returns one dict per guess (θ, cost, best fit, errors).
+    """
+    thetas = np.clip(np.asarray(thetas, float), lower, upper)
+    resid, bestfit, jac = problem.evaluate_many(thetas)
+    cost = np.einsum("gi,gi->g", resid, resid)
+    lam = np.full(len(thetas), 1e-3)
+    live = np.ones(len(thetas), bool)
+    eye = np.eye(thetas.shape[1])
     for _ in range(max_iter):
-        grad = jac.T @ resid                                   # ½ ∇cost
-        pegged = ((theta <= lower) & (grad > 0)) | ((theta >= upper) & (grad < 0))
-        active = free & ~pegged
-        if not np.any(active):
+        if not live.any():
             break
-        ja = jac[:, active]
-        jtj = ja.T @ ja
-        scale = np.maximum(np.diag(jtj), 1e-30)
-        improved = False
-        while lam < 1e8:
+        idx = np.flatnonzero(live)
+        j, r, th = jac[idx], resid[idx], thetas[idx]
+        grad = np.einsum("gij,gi->gj", j, r)                       # ½ ∇χ²
+        active = free & ~(((th <= lower) & (grad > 0)) | ((th >= upper) & (grad < 0)))
+        jtj = j.transpose(0, 2, 1) @ j
+        scale = np.maximum(np.diagonal(jtj, axis1=1, axis2=2), 1e-30)
+        mask = active[:, :, None] & active[:, None, :]
+        system = np.where(mask, jtj + lam[idx, None, None] * scale[:, :, None] * eye, eye)
+        delta = np.linalg.solve(system, np.where(active, -grad, 0.0)[:, :, None])[:, :, 0]
+        trial = np.clip(th + delta, lower, upper)
+        r_t, b_t, j_t = problem.evaluate_many(trial)
+        c_t = np.einsum("gi,gi->g", r_t, r_t)
+        better = c_t < cost[idx]
+        for k, g in enumerate(idx):
+            if better[k]:
+                step, reduction = trial[k] - thetas[g], (cost[g] - c_t[k]) / cost[g]
+                thetas[g], resid[g], bestfit[g], jac[g], cost[g] = trial[k], r_t[k], b_t[k], j_t[k], c_t[k]
+                lam[g] = max(lam[g] / 10, 1e-12)
+                if reduction < ftol or np.all(np.abs(step) <= xtol * (np.abs(thetas[g]) + xtol)):
+                    live[g] = False
+            else:
+                lam[g] *= 10
+                if lam[g] > 1e8:
+                    live[g] = False  # no step lowers χ²: converged
+            if not np.any(free & ~(((thetas[g] <= lower) & (jac[g].T @ resid[g] > 0))
+                                   | ((thetas[g] >= upper) & (jac[g].T @ resid[g] < 0)))):
+                live[g] = False
+    results = []
+    for g in range(len(thetas)):
+        grad = jac[g].T @ resid[g]
+        active = free & ~(((thetas[g] <= lower) & (grad > 0)) | ((thetas[g] >= upper) & (grad < 0)))
+        error = np.zeros(thetas.shape[1])  # MPFIT gives pegged and fixed parameters 0
+        if np.any(active):
+            ja = jac[g][:, active]
             try:
-                delta = np.linalg.solve(jtj + lam * np.diag(scale), -grad[active])
+                error[active] = np.sqrt(np.diag(np.linalg.inv(ja.T @ ja)))
             except np.linalg.LinAlgError:
-                lam *= 10
-                continue
-            trial = theta.copy()
-            trial[active] += delta
-            trial = np.clip(trial, lower, upper)
-            r_trial, b_trial, j_trial = problem.evaluate(trial, True)
-            c_trial = r_trial @ r_trial
-            if c_trial < cost:
-                improved = True
-                break
-            lam *= 10
-        if not improved:
-            break
-        step = trial - theta
-        reduction = (cost - c_trial) / cost
-        theta, resid, bestfit, jac, cost = trial, r_trial, b_trial, j_trial, c_trial
-        lam = max(lam / 10, 1e-12)
-        if reduction < ftol or np.all(np.abs(step) <= xtol * (np.abs(theta) + xtol)):
-            break
-    # errors: the free parameters not pegged at a bound (MPFIT gives pegged ones 0)
-    grad = jac.T @ resid
-    pegged = ((theta <= lower) & (grad > 0)) | ((theta >= upper) & (grad < 0))
-    active = free & ~pegged
-    error = np.zeros_like(theta)
-    if np.any(active):
-        ja = jac[:, active]
-        try:
-            error[active] = np.sqrt(np.diag(np.linalg.inv(ja.T @ ja)))
-        except np.linalg.LinAlgError:
-            error[active] = np.nan
-    return {"theta": theta, "cost": cost, "bestfit": bestfit, "error": error}
+                error[active] = np.nan
+        results.append({"theta": thetas[g], "cost": cost[g], "bestfit": bestfit[g], "error": error})
+    return results
