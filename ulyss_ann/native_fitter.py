@@ -62,6 +62,7 @@ almost a delta: its variance is 0.008 px² instead of 0.09); it no longer agrees
 uly_fit there. The σ floor of 0.3 px stays, for the same limits as ULySS.
 """
 
+import functools
 import time
 
 import numpy as np
@@ -287,6 +288,18 @@ def convolve_edge(f, kernels, dx, first_column_only=None):
 
 
 # ----------------------------------------------------------------------------- the fitter
+@functools.lru_cache(maxsize=4)
+def _legendre_products(degree):
+    """Coefficients a_klm of P_k P_l = Σ_m a_klm P_m, as a (2·degree + 1, (degree + 1)²) array."""
+    out = np.zeros((2 * degree + 1, (degree + 1) ** 2))
+    unit = np.eye(degree + 1)
+    for k in range(degree + 1):
+        for m in range(degree + 1):
+            product = legendre.legmul(unit[k], unit[m])
+            out[:product.size, k * (degree + 1) + m] = product
+    return out
+
+
 class _Problem:
     """One spectrum ready to fit: data, errors, good pixels, the model on its grid."""
 
@@ -299,7 +312,9 @@ class _Problem:
         self.data = spec.data[self.good]
         self.noise = spec.err[self.good] if have_noise else np.ones(self.good.size)
         self.leg_good = np.ascontiguousarray(self.legendre[self.good])
-        self.leg_pairs = (self.leg_good[:, :, None] * self.leg_good[:, None, :]).reshape(self.good.size, -1)
+        # P_k P_l = Σ_m a_klm P_m (m ≤ k + l): BᵀB = Lᵀ diag(w) L from 2K − 1 weighted sums
+        self.leg_double = np.ascontiguousarray(legendre.legvander(2.0 * self.good / n - 1.0, 2 * mdegree))
+        self.pair_coefficients = _legendre_products(mdegree)
         self.inv_noise = 1.0 / self.noise
         self.scaled_data = self.data * self.inv_noise
         self.evaluations = 0
@@ -310,23 +325,22 @@ class _Problem:
         return r[0], bestfit[0], jac[0]
 
     def _convolve(self, f, df, thetas):
-        """t, ∂t/∂v, ∂t/∂σ (G, n) and ∂t/∂p (G, n, npar) for G parameter vectors at once."""
+        """[t, ∂t/∂v, ∂t/∂σ, ∂t/∂p…] as one (G, n, 3 + npar) array, for G parameter vectors."""
         stack = np.concatenate([f[:, :, None], df], axis=2)              # (G, n, 1 + npar)
-        n = stack.shape[1]
-        if self.losvd == "analytic":
-            parts = [fourier_losvd(stack[g], v, s, self.voff) for g, (v, s) in enumerate(thetas[:, :2])]
-            conv = np.stack([p[0] for p in parts])
-            return conv[:, :, 0], np.stack([p[1][:, 0] for p in parts]), np.stack([p[2][:, 0] for p in parts]), \
-                conv[:, :, 1:]
-        conv = np.empty_like(stack)
-        d_kin = np.empty((2,) + stack.shape[:2])
+        g_count, n, width = stack.shape
+        out = np.empty((g_count, n, width + 2))
         for g, (v, s) in enumerate(thetas[:, :2]):
+            if self.losvd == "analytic":
+                conv, d_v, d_s = fourier_losvd(stack[g], v, s, self.voff)
+                out[g, :, 0], out[g, :, 1], out[g, :, 2], out[g, :, 3:] = conv[:, 0], d_v[:, 0], d_s[:, 0], conv[:, 1:]
+                continue
             dx, kern, dk_dv, dk_ds = losvd_kernel(v, s, self.voff, n)
             # scipy's correlate1d with mode 'nearest' is IDL's CONVOL(/EDGE_TRUNCATE) (odd kernels)
-            correlate1d(stack[g], kern, axis=0, mode="nearest", output=conv[g])
-            correlate1d(stack[g, :, 0], dk_dv, mode="nearest", output=d_kin[0, g])
-            correlate1d(stack[g, :, 0], dk_ds, mode="nearest", output=d_kin[1, g])
-        return conv[:, :, 0], d_kin[0], d_kin[1], conv[:, :, 1:]
+            conv = correlate1d(stack[g], kern, axis=0, mode="nearest")
+            out[g, :, 0], out[g, :, 3:] = conv[:, 0], conv[:, 1:]
+            correlate1d(stack[g, :, 0], dk_dv, mode="nearest", output=out[g, :, 1])
+            correlate1d(stack[g, :, 0], dk_ds, mode="nearest", output=out[g, :, 2])
+        return out
 
     def evaluate_many(self, thetas):
         """Residuals (G, n_good), best fits (G, n) and Jacobians (G, n_good, 2 + npar) of G guesses."""
@@ -334,12 +348,14 @@ class _Problem:
         x = (thetas[:, 2:] - self.interp.means) / self.interp.scales
         f, df = forward_with_jacobian(x, self.interp.dx_dp, self.hidden + [self.rebinned], self.interp.activations)
         n = self.spec.npix
-        t_full, dt_dv, dt_ds, dt_dp = self._convolve(f[:, :n], df[:, :n], thetas)
+        conv = self._convolve(f[:, :n], df[:, :n], thetas)
+        t_full = conv[:, :, 0]
         good, inv, leg = self.good, self.inv_noise, self.leg_good
-        tw = t_full[:, good] * inv                                   # B = diag(t/e) L on good pixels
+        scaled = conv[:, good] * inv[None, :, None]                  # everything divided by the errors
+        tw, dt = scaled[:, :, 0], scaled[:, :, 1:]                   # B = diag(t/e) L; ∂(t/e)/∂θ
         # the (K × K) normal equations BᵀB = Lᵀ diag(tw²) L, from the precomputed products
         # L_ik L_il (Legendre columns are well conditioned; ULySS's mregress solves the same)
-        normal = (tw * tw) @ self.leg_pairs                          # (G, K·K)
+        normal = ((tw * tw) @ self.leg_double) @ self.pair_coefficients   # (G, K·K)
         chol = np.linalg.cholesky(normal.reshape(len(thetas), leg.shape[1], leg.shape[1]))
         y = self.scaled_data
 
@@ -353,7 +369,6 @@ class _Problem:
         # would add noise of ~1e-7 to χ², below which no step could be seen to improve it
         model_good = tw * poly[:, good]
         r = y[None] - model_good
-        dt = np.concatenate([dt_dv[:, good, None], dt_ds[:, good, None], dt_dp[:, good]], axis=2) * inv[None, :, None]
         # Golub–Pereyra: ∂r/∂θ = −[P⊥ ∂B c + (B⁺)ᵀ ∂Bᵀ r], ∂B = diag(∂t/e) L, B⁺ = (BᵀB)⁻¹Bᵀ,
         # both projections in one solve: −[∂B c − B (BᵀB)⁻¹ (Bᵀ ∂B c − ∂Bᵀ r)], and
         # Bᵀ ∂B c − ∂Bᵀ r = Lᵀ [∂t/e ∘ (2 B c − y)]
