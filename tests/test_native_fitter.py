@@ -177,3 +177,24 @@ def test_native_agrees_with_uly_fit_on_simulated_spectra(tmp_path):
             _agree(native.fit(spectrum), gdl.fit(spectrum))
     finally:
         gdl.close()
+
+
+def test_any_grid_the_miles_network_on_a_miles_star():
+    """Another sampling (0.9 Å, 4300 px, 3540–7410 Å) and a real star: both engines agree where GDL is here."""
+    from ulyss_ann.example_data import miles_interpolator_path
+
+    star = SHARED / "data" / "miles" / "MILES_res2.50_star_m0001V.fits"   # HD 224930: 5305 K, 4.49, −0.75
+    if not star.is_file():
+        pytest.skip(f"{star} not found")
+    config = FitConfig(model=miles_interpolator_path())
+    spectrum = read_spectrum(star)
+    got = NativeFitter(config).fit(spectrum)
+    assert abs(got["Teff"] - 5305) < 150 and abs(got["Logg"] - 4.49) < 0.3 and abs(got["Fe/H"] + 0.75) < 0.2
+    if HAVE_GDL:
+        from ulyss_ann.gdl_fitter import GDLFitter
+
+        gdl = GDLFitter(config)
+        try:
+            _agree(got, gdl.fit(spectrum))
+        finally:
+            gdl.close()
