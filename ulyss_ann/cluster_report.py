@@ -1,0 +1,304 @@
+"""The NGC 6397 analysis of the paper (§5–6): Table 4, Figs. 4–7, per-star parameters, the trend.
+
+Input: a results table of ``ulyss-ann fit`` (one row per spectrum). Optionally the
+truth table of a simulated sample (``ulyss-ann simulate ngc6397``) or any reference
+table with ``id``, ``Teff`` and ``Fe/H`` (the paper compares with Baratella et al. 2022).
+
+* **Table 4**: ID, RA, Dec, Teff ± error, log g (fixed), [Fe/H] ± error, QF — the
+  quality flag: 0 fitted and unflagged, 1 fitted with a flag (a bound, the σ floor, one
+  guess converged…), 2 not fitted. ECSV with units and a Markdown excerpt.
+* **Per star**: visits of one star (the MUSE id carries the star number before ``jd``)
+  combined by inverse-variance weighted mean, with the scatter between visits (the
+  standard deviation, when there are two or more) — the table a user cites.
+* **Fig. 5**: distributions of Teff, log g, [Fe/H] and cz. **Fig. 6**: Teff and [Fe/H]
+  against the reference, with the mean difference (reference − this work) and its
+  standard deviation in each panel, as the paper's 31 ± 57 K and 0.01 ± 0.12 dex.
+  **Fig. 7**: [Fe/H] against Teff for log g < 4.2, mean and standard deviation in
+  250 K bins. **Fig. 4**: one fit with its residuals and zooms on Hβ, Mg b and Hα
+  (from the ``--save-fits`` files of ``ulyss-ann fit``).
+* **Turn-off and subgiant branch**: [Fe/H] of the stars with Teff > 6100 K (TO) and
+  with 5250 K < Teff < 5750 K (sGB), log g < 4.2, mean ± standard deviation, and
+  their difference (the paper: −2.35 ± 0.19 and −2.12 ± 0.09, 0.23 dex).
+"""
+
+import os
+import re
+
+import numpy as np
+from astropy.table import Table
+
+from .errors import UlyssAnnError
+
+__all__ = ["star_number", "combine_visits", "feh_bins", "to_sgb", "table4", "make_report"]
+
+TO_TEFF, SGB_TEFF = 6100.0, (5250.0, 5750.0)
+LINES = (("Hβ", 4861.3, 60), ("Mg b", 5175.0, 80), ("Hα", 6562.8, 60))
+
+
+def star_number(spectrum_id):
+    """The star of a MUSE/PampelMuse spectrum id (``ngc6397id000010554jd2456865p5826f000`` → 10554)."""
+    match = re.search(r"id0*(\d+)jd", str(spectrum_id))
+    return int(match.group(1)) if match else None
+
+
+def _ok(table):
+    return np.asarray(table["status"] == "ok") & np.isfinite(np.asarray(table["Teff"], float))
+
+
+def combine_visits(table):
+    """Per-star weighted means (1/σ²) of Teff and [Fe/H], their errors and the scatter between visits."""
+    ok = _ok(table)
+    stars = np.array([star_number(i) if star_number(i) is not None else -1 for i in table["id"]])
+    rows = []
+    for star in np.unique(stars[ok]):
+        sel = ok & (stars == star)
+        row = {"star": int(star), "n_visits": int(sel.sum()),
+               "ra": float(np.mean(np.asarray(table["ra"], float)[sel])) if "ra" in table.colnames else np.nan,
+               "dec": float(np.mean(np.asarray(table["dec"], float)[sel])) if "dec" in table.colnames else np.nan}
+        for name in ("Teff", "Logg", "Fe/H"):
+            value = np.asarray(table[name], float)[sel]
+            error = np.asarray(table["e_" + name], float)[sel]
+            weight = np.where(error > 0, 1 / np.where(error > 0, error, 1) ** 2, 0)
+            if weight.sum() > 0:
+                row[name] = float(np.sum(weight * value) / weight.sum())
+                row["e_" + name] = float(1 / np.sqrt(weight.sum()))
+            else:   # fixed parameter: no error, every visit has the same value
+                row[name], row["e_" + name] = float(np.mean(value)), 0.0
+            row["scatter_" + name] = float(np.std(value, ddof=1)) if sel.sum() > 1 else np.nan
+        rows.append(row)
+    out = Table(rows=rows)
+    units = {"Teff": "K", "Logg": "dex", "Fe/H": "dex", "ra": "deg", "dec": "deg"}
+    for name in out.colnames:
+        base = name.split("_", 1)[-1] if name.startswith(("e_", "scatter_")) else name
+        if base in units:
+            out[name].unit = units[base]
+    return out
+
+
+def feh_bins(teff, feh, logg, width=250.0, logg_max=4.2):
+    """Mean and standard deviation of [Fe/H] in Teff bins of ``width`` (log g < logg_max).
+
+    Bins are aligned on multiples of ``width``; returns a Table (centre, n, mean, std)
+    with the bins that hold at least one star.
+    """
+    teff, feh, logg = (np.asarray(a, float) for a in (teff, feh, logg))
+    sel = np.isfinite(teff) & np.isfinite(feh) & (logg < logg_max)
+    index = np.floor(teff[sel] / width).astype(int)
+    rows = []
+    for k in np.unique(index):
+        values = feh[sel][index == k]
+        rows.append(((k + 0.5) * width, values.size, values.mean(), values.std(ddof=1) if values.size > 1 else np.nan))
+    table = Table(rows=rows, names=("Teff", "n", "Fe/H", "std_Fe/H"))
+    table["Teff"].unit = "K"
+    table["Fe/H"].unit = table["std_Fe/H"].unit = "dex"
+    return table
+
+
+def to_sgb(teff, feh, logg):
+    """([Fe/H] TO mean, std, n), (sGB mean, std, n) and the difference sGB − TO."""
+    teff, feh, logg = (np.asarray(a, float) for a in (teff, feh, logg))
+    base = np.isfinite(feh) & (logg < 4.2)
+    groups = []
+    for sel in (base & (teff > TO_TEFF), base & (teff > SGB_TEFF[0]) & (teff < SGB_TEFF[1])):
+        values = feh[sel]
+        groups.append((values.mean() if values.size else np.nan, values.std(ddof=1) if values.size > 1 else np.nan,
+                       int(values.size)))
+    return groups[0], groups[1], groups[1][0] - groups[0][0]
+
+
+def table4(results):
+    """Table 4 of the paper from a results table (one row per spectrum)."""
+    flag = np.array([str(f) if f is not None else "" for f in results["flag"]]) if "flag" in results.colnames \
+        else np.full(len(results), "")
+    ok = _ok(results)
+    qf = np.where(~ok, 2, np.where(np.char.str_len(flag.astype(str)) > 0, 1, 0))
+    out = Table()
+    out["ID"] = results["id"]
+    out["RA"] = results["ra"] if "ra" in results.colnames else np.full(len(results), np.nan)
+    out["Dec"] = results["dec"] if "dec" in results.colnames else np.full(len(results), np.nan)
+    for name in ("Teff", "e_Teff", "Logg", "Fe/H", "e_Fe/H"):
+        out[name] = results[name]
+    out["QF"] = qf
+    out.meta["comment"] = ["QF: 0 fitted, 1 fitted with a quality flag, 2 not fitted; log g as fitted or fixed"]
+    return out
+
+
+def _markdown(table, n=15):
+    head = "| " + " | ".join(table.colnames) + " |\n|" + "---|" * len(table.colnames) + "\n"
+    lines = []
+    for row in table[:n]:
+        cells = []
+        for name in table.colnames:
+            value = row[name]
+            if isinstance(value, (float, np.floating)):
+                cells.append("—" if not np.isfinite(value) else
+                             (f"{value:.5f}" if name in ("RA", "Dec") else
+                              f"{value:.0f}" if "Teff" in name else f"{value:.3f}"))
+            else:
+                cells.append(str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return head + "\n".join(lines) + "\n"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def fig5(results, path, label):
+    plt = _pyplot()
+    ok = _ok(results)
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), layout="constrained")
+    for ax, (name, unit) in zip(axes.flat, (("Teff", "K"), ("Logg", "dex"), ("Fe/H", "dex"), ("cz", "km/s"))):
+        values = np.asarray(results[name], float)[ok]
+        ax.hist(values[np.isfinite(values)], bins=30, color="0.4")
+        ax.set_xlabel(f"{'log g' if name == 'Logg' else '[Fe/H]' if name == 'Fe/H' else name} ({unit})")
+        ax.set_ylabel("spectra")
+    fig.suptitle(f"NGC 6397: parameters of {int(ok.sum())} spectra ({label})", fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fig6(results, reference, path, label, ref_label):
+    """Comparison with a reference table matched on ``id``; returns {name: (mean diff, std)}."""
+    plt = _pyplot()
+    ref = {str(i): k for k, i in enumerate(reference["id"])}
+    ok = _ok(results)
+    idx = [(k, ref[str(i)]) for k, i in enumerate(results["id"]) if ok[k] and str(i) in ref]
+    if not idx:
+        raise UlyssAnnError("no spectrum id of the results is in the reference table")
+    ours, theirs = np.array([k for k, _ in idx]), np.array([j for _, j in idx])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), layout="constrained")
+    stats = {}
+    for ax, (name, unit, fmt) in zip(axes, (("Teff", "K", ".0f"), ("Fe/H", "dex", ".3f"))):
+        x = np.asarray(reference[name], float)[theirs]
+        y = np.asarray(results[name], float)[ours]
+        diff = x - y
+        stats[name] = (float(np.mean(diff)), float(np.std(diff, ddof=1)))
+        ax.scatter(x, y, s=5, alpha=0.5, color="C0")
+        lims = [min(x.min(), y.min()), max(x.max(), y.max())]
+        ax.plot(lims, lims, color="k", lw=1)
+        what = "T$_{eff}$" if name == "Teff" else "[Fe/H]"
+        ax.set_xlabel(f"{what} {ref_label} ({unit})")
+        ax.set_ylabel(f"{what} this work ({unit})")
+        ax.text(0.04, 0.93, f"<{ref_label} − this work> = {stats[name][0]:{fmt}} ± {stats[name][1]:{fmt}} {unit}"
+                f"\n{len(x)} spectra", transform=ax.transAxes, va="top", fontsize=9)
+    fig.suptitle(f"NGC 6397: this work ({label}) against {ref_label}", fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return stats
+
+
+def fig7(results, path, label, truth=None):
+    plt = _pyplot()
+    ok = _ok(results)
+    teff, feh, logg = (np.asarray(results[n], float)[ok] for n in ("Teff", "Fe/H", "Logg"))
+    bins = feh_bins(teff, feh, logg)
+    fig, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
+    sel = logg < 4.2
+    ax.scatter(teff[sel], feh[sel], s=4, color="0.7", label="spectra (log g < 4.2)")
+    ax.errorbar(bins["Teff"], bins["Fe/H"], yerr=bins["std_Fe/H"], fmt="o-", color="C3", capsize=3,
+                label="mean ± std in 250 K bins")
+    if truth is not None:
+        grid = np.linspace(4500, 6500, 200)
+        ax.plot(grid, truth(grid), color="C0", lw=1.5, ls="--", label="injected trend (simulation)")
+    ax.set_xlabel("T$_{eff}$ (K)")
+    ax.set_ylabel("[Fe/H] (dex)")
+    ax.set_ylim(np.nanpercentile(feh[sel], 1) - 0.1, np.nanpercentile(feh[sel], 99) + 0.1)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(f"NGC 6397: [Fe/H] along the isochrone ({label})", fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return bins
+
+
+def fig4(fit_file, path, title):
+    """One fit (``<id>_fit.fits`` of --save-fits): spectrum, best fit, residuals, zooms on Hβ, Mg b, Hα."""
+    from astropy.io import fits
+
+    plt = _pyplot()
+    with fits.open(fit_file) as hdul:
+        data, best, mask = hdul[0].data, hdul["BESTFIT"].data, hdul["MASK"].data.astype(bool)
+        head = hdul[0].header
+    wave = np.exp(head["CRVAL1"] + head["CDELT1"] * np.arange(data.size))
+    resid = np.where(mask, data - best, np.nan)
+    rms = np.sqrt(np.nanmean(resid ** 2)) / np.mean(best[mask])
+    fig = plt.figure(figsize=(12, 7.5), layout="constrained")
+    grid = fig.add_gridspec(3, 3, height_ratios=(2.2, 1, 1.6))
+    top = fig.add_subplot(grid[0, :])
+    top.plot(wave, data, color="k", lw=0.5, label="observed")
+    top.plot(wave, best, color="C3", lw=0.6, label="best fit (network × polynomial, LOSVD)")
+    top.set_ylabel("flux")
+    top.legend(fontsize=8, loc="upper right")
+    top.set_title(f"{title} — residual rms {rms:.4f}", fontsize=10)
+    res = fig.add_subplot(grid[1, :], sharex=top)
+    res.plot(wave, resid, color="C0", lw=0.5)
+    res.axhline(0, color="k", lw=0.5)
+    res.set_ylabel("residual")
+    res.set_xlabel("wavelength in air (Å)")
+    for k, (name, centre, half) in enumerate(LINES):
+        ax = fig.add_subplot(grid[2, k])
+        sel = (wave > centre - half) & (wave < centre + half)
+        ax.plot(wave[sel], data[sel], color="k", lw=0.7)
+        ax.plot(wave[sel], best[sel], color="C3", lw=0.8)
+        ax.plot(wave[sel], resid[sel] + np.nanmin(data[sel]) * 0.9, color="C0", lw=0.6)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("wavelength (Å)")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def make_report(results_file, outdir, truth_file=None, reference_file=None, reference_label="reference",
+                fit_files=(), label=None):
+    """Write the whole analysis to ``outdir``; return a dict of the numbers (for summaries)."""
+    try:
+        results = Table.read(results_file)
+    except (OSError, ValueError) as exc:
+        raise UlyssAnnError(f"{results_file}: not a results table of ulyss-ann fit ({exc})") from None
+    missing = [c for c in ("id", "status", "Teff", "e_Teff", "Logg", "Fe/H", "e_Fe/H") if c not in results.colnames]
+    if missing:
+        raise UlyssAnnError(f"{results_file}: columns {', '.join(missing)} missing (a table of ulyss-ann fit?)")
+    os.makedirs(outdir, exist_ok=True)
+    engine = str(results["engine"][0]) if "engine" in results.colnames else "?"
+    label = label or f"{results.meta.get('model', 'model')}, engine {engine}"
+    numbers = {"n_spectra": len(results), "n_ok": int(_ok(results).sum()), "label": label}
+    t4 = table4(results)
+    t4.write(os.path.join(outdir, "table4.ecsv"), overwrite=True)
+    with open(os.path.join(outdir, "table4.md"), "w") as handle:
+        handle.write(f"Table 4 excerpt ({len(t4)} spectra in table4.ecsv)\n\n" + _markdown(t4))
+    stars = combine_visits(results)
+    stars.write(os.path.join(outdir, "stars.ecsv"), overwrite=True)
+    numbers["n_stars"] = len(stars)
+    numbers["n_repeated"] = int(np.sum(stars["n_visits"] > 1)) if len(stars) else 0
+    multi = stars[stars["n_visits"] > 1] if len(stars) else stars
+    numbers["visit_scatter"] = {n: float(np.nanmedian(multi["scatter_" + n])) if len(multi) else np.nan
+                                for n in ("Teff", "Fe/H")}
+    ok = _ok(results)
+    feh = np.asarray(results["Fe/H"], float)[ok]
+    numbers["mean_feh"] = (float(np.mean(feh)), float(np.std(feh, ddof=1)))
+    fig5(results, os.path.join(outdir, "fig5_distributions.png"), label)
+    truth = None
+    if truth_file:
+        truth = Table.read(truth_file)
+        numbers["truth"] = fig6(results, truth, os.path.join(outdir, "fig6_truth.png"), label, "truth")
+        tt = {str(i): k for k, i in enumerate(truth["id"])}
+        sel = [tt[str(i)] for i in np.asarray(results["id"])[ok] if str(i) in tt]
+        numbers["truth_to_sgb"] = to_sgb(*(np.asarray(truth[n], float)[sel] for n in ("Teff", "Fe/H", "Logg")))
+    if reference_file:
+        reference = Table.read(reference_file)
+        numbers["reference"] = fig6(results, reference, os.path.join(outdir, "fig6_comparison.png"), label,
+                                    reference_label)
+    from .ngc6397 import injected_feh
+
+    bins = fig7(results, os.path.join(outdir, "fig7_feh_trend.png"), label,
+                truth=injected_feh if truth_file else None)
+    bins.write(os.path.join(outdir, "fig7_bins.ecsv"), overwrite=True)
+    numbers["to_sgb"] = to_sgb(*(np.asarray(results[n], float)[ok] for n in ("Teff", "Fe/H", "Logg")))
+    for k, fit_file in enumerate(fit_files):
+        name = os.path.basename(fit_file).replace("_fit.fits", "")
+        fig4(fit_file, os.path.join(outdir, f"fig4_{name}.png"), f"{name} ({label})")
+    return numbers
