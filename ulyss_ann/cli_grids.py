@@ -110,10 +110,19 @@ def add_grid_parsers(sub):
                         description="Precision of an interpolator from fits of its own grid spectra: per "
                                     "parameter, the rms of\n(derived - node value) over the grid (Eq. 6), "
                                     "and as a percentage of the grid's mean mesh step.\n"
-                                    "--res reads ULySS .res (solut) files, one fit per node, in node order.",
-                        epilog="example:\n  ulyss-ann selfinv --res selfinversion_trial7.res --nodes gsl_nodes.txt")
-    si.add_argument("--res", required=True, help="ULySS .res file of the fits, in node order")
-    si.add_argument("--nodes", required=True, help="node list (PHOENIX names, one a line)")
+                                    "--res reads ULySS .res (solut) files, one fit per node, in node order;\n"
+                                    "--grid GRID --model M fits every grid spectrum with M (all parameters free, the\n"
+                                    "paper's guesses, no noise) through the batch driver, and maps the residuals.",
+                        epilog="examples:\n  ulyss-ann selfinv --res selfinversion_trial7.res --nodes gsl_nodes.txt\n"
+                               "  ulyss-ann selfinv --grid gsl_surrogate.fits --model gsl_ann_trial7.fits "
+                               "--engine native -o selfinv/")
+    si.add_argument("--res", help="ULySS .res file of the fits, in node order")
+    si.add_argument("--nodes", help="node list (PHOENIX names, one a line), with --res")
+    si.add_argument("--grid", help="spectral grid whose spectra are fitted (with --model)")
+    si.add_argument("--model", help="interpolator to invert, with --grid")
+    si.add_argument("--engine", default="auto", choices=["auto", "gdl", "native"], help="fitting engine (auto)")
+    si.add_argument("-j", "--workers", type=int, help="worker processes (default: one per core)")
+    si.add_argument("-o", "--outdir", default="selfinv", help="with --grid: fits, table and maps (selfinv/)")
     si.set_defaults(run=_run_selfinv)
 
 
@@ -176,9 +185,18 @@ def _run_train(args):
 
 
 def _run_selfinv(args):
-    from .selfinversion import selfinversion_from_res
+    from .selfinversion import selfinversion_from_grid, selfinversion_from_res
 
-    result = selfinversion_from_res(args.res, args.nodes)
+    if args.grid and args.model:
+        from .spectral_grid import SpectralGrid
+
+        result = selfinversion_from_grid(SpectralGrid.load(args.grid), args.model, args.outdir, args.engine,
+                                         args.workers)
+        args.res = f"{os.path.basename(args.model)} on {os.path.basename(args.grid)}, engine {result['engine']}"
+    elif args.res and args.nodes:
+        result = selfinversion_from_res(args.res, args.nodes)
+    else:
+        raise UlyssAnnError("selfinv: give --res FILE --nodes FILE, or --grid GRID --model MODEL")
     units = {"Teff": "K", "Logg": "dex", "Fe/H": "dex"}
     print(f"self-inversion of {result['n']} nodes ({os.path.basename(args.res)}), Eq. 6:")
     print(f"  {'parameter':<10} {'P (absolute)':>14} {'mesh step':>12} {'P (% of step)':>14}")

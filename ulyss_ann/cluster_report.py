@@ -108,10 +108,13 @@ def to_sgb(teff, feh, logg):
 
 def table4(results):
     """Table 4 of the paper from a results table (one row per spectrum)."""
-    flag = np.array([str(f) if f is not None else "" for f in results["flag"]]) if "flag" in results.colnames \
-        else np.full(len(results), "")
+    flagged = np.zeros(len(results), bool)
+    if "flag" in results.colnames:   # an empty flag reads back from ECSV as masked
+        column = results["flag"]
+        mask = np.ma.getmaskarray(column)
+        flagged = np.array([not m and str(f).strip() != "" for f, m in zip(np.asarray(column), mask)])
     ok = _ok(results)
-    qf = np.where(~ok, 2, np.where(np.char.str_len(flag.astype(str)) > 0, 1, 0))
+    qf = np.where(~ok, 2, np.where(flagged, 1, 0))
     out = Table()
     out["ID"] = results["id"]
     out["RA"] = results["ra"] if "ra" in results.colnames else np.full(len(results), np.nan)

@@ -24,7 +24,7 @@ from astropy.table import Table
 
 from .errors import UlyssAnnError
 
-__all__ = ["read_res", "precision", "mesh_steps", "selfinversion_from_res"]
+__all__ = ["read_res", "precision", "mesh_steps", "selfinversion_from_res", "selfinversion_from_grid"]
 
 
 def _strip_component(name):
@@ -94,3 +94,69 @@ def selfinversion_from_res(res_file, nodes_file, names=("Teff", "Logg", "Fe/H"))
     steps = mesh_steps(actual)
     return {"names": list(names), "n": len(actual), "absolute": absolute, "mesh": steps,
             "percent": 100 * absolute / steps}
+
+
+def write_grid_spectra(grid, folder):
+    """Each grid spectrum as a 1-D FITS file (linear WCS, no error: the paper's noise-free fits)."""
+    from astropy.io import fits
+
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    cards = grid.wavelength.header_cards()
+    for k, flux in enumerate(grid.flux):
+        path = os.path.join(folder, f"node{k:05d}.fits")
+        if not os.path.exists(path):
+            hdu = fits.PrimaryHDU(np.asarray(flux, np.float64))
+            for key, value, comment in cards:
+                hdu.header[key] = (value, comment)
+            hdu.header["SIMULATD"] = (True, "a grid spectrum (no telluric bands)")
+            hdu.writeto(path)
+        paths.append(path)
+    return paths
+
+
+def selfinversion_from_grid(grid, model, outdir, engine="auto", workers=None, progress=True):
+    """Fit every grid spectrum with ``model`` (all parameters free), then Eq. 6 and residual maps.
+
+    The fits go through :func:`ulyss_ann.batch.fit` (resumable: ``outdir/selfinv.ecsv``);
+    guesses as the paper (Teff 5000/5500/6000 K × [Fe/H] −1/−1.5, log g at the grid mean).
+    Returns the Table 3 figures and writes ``selfinv_maps.png``.
+    """
+    from .batch import fit
+
+    names = [n for n in grid.names]
+    paths = write_grid_spectra(grid, os.path.join(outdir, "grid_spectra"))
+    output = os.path.join(outdir, "selfinv.ecsv")
+    resume = os.path.exists(output + ".journal.jsonl")
+    table = fit(paths, model, output, telluric=False, engine=engine, workers=workers, progress=progress,
+                resume=resume, overwrite=not resume)
+    ok = np.asarray(table["status"] == "ok")
+    derived = np.column_stack([np.asarray(table[n], float) for n in names])[ok]
+    actual = grid.params[ok]
+    absolute = precision(derived, actual)
+    steps = mesh_steps(grid.params)
+    _maps(actual, derived - actual, names, os.path.join(outdir, "selfinv_maps.png"), model, grid.is_surrogate)
+    return {"names": names, "n": int(ok.sum()), "failed": int((~ok).sum()), "absolute": absolute, "mesh": steps,
+            "percent": 100 * absolute / steps, "engine": str(table["engine"][0]) if len(table) else engine}
+
+
+def _maps(actual, residual, names, path, model, surrogate):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), layout="constrained")
+    units = {"Teff": "K", "Logg": "dex", "Fe/H": "dex"}
+    for ax, k in zip(np.atleast_1d(axes), range(len(names))):
+        limit = np.nanpercentile(np.abs(residual[:, k]), 98) or 1.0
+        art = ax.scatter(actual[:, 0], actual[:, 1], c=residual[:, k], s=8, cmap="coolwarm", vmin=-limit, vmax=limit)
+        ax.invert_xaxis()
+        ax.invert_yaxis()
+        ax.set_xlabel("T$_{eff}$ of the node (K)")
+        ax.set_ylabel("log g of the node (dex)")
+        fig.colorbar(art, ax=ax, label=f"derived − node {names[k]} ({units.get(names[k], '')})")
+    fig.suptitle(f"self-inversion of {os.path.basename(model)}" + (" on the SURROGATE grid" if surrogate else ""),
+                 fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
