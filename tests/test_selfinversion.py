@@ -59,3 +59,21 @@ def test_cli_selfinv():
                              str(reference_file("gsl_nodes.txt"))], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "19.0 K" in result.stdout and "0.082 dex" in result.stdout and "0.059 dex" in result.stdout
+
+
+def test_selfinversion_of_a_network_on_its_own_spectra(tmp_path):
+    """Fitting a network's own noise-free spectra gives its nodes back (the fit range keeps voff at 0)."""
+    from ulyss_ann import example_interpolator
+    from ulyss_ann.example_data import example_interpolator_path
+    from ulyss_ann.selfinversion import selfinversion_from_grid
+    from ulyss_ann.spectral_grid import SpectralGrid
+
+    interp = example_interpolator()
+    params = np.array([[4800.0, 2.0, -1.2], [5300.0, 3.5, -1.8], [5900.0, 4.0, -0.8], [6200.0, 4.2, -2.0]])
+    grid = SpectralGrid(interp.evaluate(params), params, interp.names, [p.unit for p in interp.parameters],
+                        interp.wavelength, (("SURROGAT", True, "test"),))
+    result = selfinversion_from_grid(grid, example_interpolator_path(), str(tmp_path), engine="native", workers=0,
+                                     progress=False)
+    assert result["n"] == 4 and result["failed"] == 0 and result["engine"] == "native"
+    assert result["absolute"][0] < 3.0 and result["absolute"][1] < 0.01 and result["absolute"][2] < 0.005
+    assert (tmp_path / "selfinv_maps.png").stat().st_size > 10000
