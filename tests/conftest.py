@@ -62,3 +62,15 @@ def network_file(tmp_path):
     path = tmp_path / "small.fits"
     interp.write(path)
     return path, interp
+
+
+def example_grid(n=300, seed=0):
+    """A small surrogate-style grid: the bundled example network at ``n`` random parameters."""
+    from ulyss_ann import example_interpolator
+    from ulyss_ann.spectral_grid import SpectralGrid
+
+    interp = example_interpolator()
+    rng = np.random.default_rng(seed)
+    params = np.column_stack([rng.uniform(4000, 7000, n), rng.uniform(0.5, 5, n), rng.uniform(-2.5, -0.5, n)])
+    return SpectralGrid(interp.evaluate(params), params, interp.names, [p.unit for p in interp.parameters],
+                        interp.wavelength, (("SURROGAT", True, "test grid from the example network"),))

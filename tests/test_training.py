@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from ulyss_ann import Interpolator, example_interpolator
+from conftest import example_grid
+from ulyss_ann import Interpolator
 from ulyss_ann.spectral_grid import SpectralGrid
 
 keras = pytest.importorskip("keras")
@@ -16,13 +17,8 @@ keras = pytest.importorskip("keras")
 @pytest.fixture(scope="module")
 def grid_file(tmp_path_factory):
     """300 spectra of the example network at random parameters (a small surrogate grid)."""
-    interp = example_interpolator()
-    rng = np.random.default_rng(0)
-    params = np.column_stack([rng.uniform(4000, 7000, 300), rng.uniform(0.5, 5, 300), rng.uniform(-2.5, -0.5, 300)])
-    grid = SpectralGrid(interp.evaluate(params), params, interp.names, [p.unit for p in interp.parameters],
-                        interp.wavelength, (("SURROGAT", True, "test grid from the example network"),))
     path = tmp_path_factory.mktemp("grid") / "grid.fits"
-    grid.save(path)
+    example_grid().save(path)
     return path
 
 

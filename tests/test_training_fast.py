@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from ulyss_ann import Interpolator, example_interpolator
-from ulyss_ann.spectral_grid import SpectralGrid
+from conftest import example_grid
+from ulyss_ann import Interpolator
 from ulyss_ann.training import _split
 from ulyss_ann.training_fast import VarProNetwork, fit_varpro
 
@@ -59,11 +59,8 @@ def test_varpro_beats_the_best_linear_fit_and_honours_the_target():
 
 
 def test_fast_recipe_cli_writes_a_network_that_exports(tmp_path):
-    interp = example_interpolator()
-    rng = np.random.default_rng(0)
-    params = np.column_stack([rng.uniform(4000, 7000, 300), rng.uniform(0.5, 5, 300), rng.uniform(-2.5, -0.5, 300)])
-    grid = SpectralGrid(interp.evaluate(params), params, interp.names, [p.unit for p in interp.parameters],
-                        interp.wavelength, (("SURROGAT", True, "test grid from the example network"),))
+    grid = example_grid()
+    params = grid.params
     grid.save(tmp_path / "grid.fits")
     out = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "train", str(tmp_path / "grid.fits"), "--recipe",
                           "fast", "--hidden", "6,8", "--time-limit", "15", "--validation", "0",
