@@ -167,3 +167,31 @@ def _maps(actual, residual, names, path, model, surrogate):
                  fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_precision_vs_mse(points, path, title="Self-inversion precision against the network's MSE (Fig. 3)"):
+    """Fig. 3 of the paper: Eq. 6 precision (% of the mesh step) of each network against its MSE.
+
+    ``points``: sequence of (label, mse, percent) with ``percent`` = the three precisions
+    (Teff, log g, [Fe/H]) as percentages of the mean mesh step.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.6), layout="constrained")
+    for k, (name, marker) in enumerate((("T$_{eff}$", "o"), ("log g", "s"), ("[Fe/H]", "^"))):
+        x = [p[1] for p in points]
+        y = [p[2][k] for p in points]
+        ax.plot(x, y, marker=marker, ls="", ms=7, color=f"C{k}", label=name)
+    for label, mse, percent in points:
+        ax.annotate(label, (mse, max(percent)), textcoords="offset points", xytext=(6, 6), fontsize=8, ha="left")
+    ax.set_xscale("log")
+    ax.margins(x=0.6, y=0.15)
+    ax.set_xlabel("minimum MSE of the network (normalised flux²)")
+    ax.set_ylabel("precision P (% of the mean mesh step)")
+    ax.set_title(title, fontsize=10)
+    ax.legend()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
