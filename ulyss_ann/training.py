@@ -186,7 +186,7 @@ def _train_fast(keras, grid, output, hidden, seed, holdout, time_limit, target_m
     """The fast recipe on the training nodes; the hold-out is scored at every step."""
     from tqdm import tqdm
 
-    from .training_fast import _forward, fit_varpro
+    from .training_fast import fit_varpro, predict
 
     x = (grid.params - grid.params.mean(0)) / grid.params.std(0)
     train_idx, test_idx = _split(len(x), holdout, seed)
@@ -202,7 +202,7 @@ def _train_fast(keras, grid, output, hidden, seed, holdout, time_limit, target_m
     def on_step(seconds, mse, weights, val_mse):
         test_mse = float("nan")
         if test_idx.size:
-            test_mse = float(np.mean((_forward(weights, x[test_idx]) - grid.flux[test_idx]) ** 2))
+            test_mse = float(np.mean((predict(weights, x[test_idx]) - grid.flux[test_idx]) ** 2))
         for key, value in zip(history, (len(history["epoch"]) + 1, mse, val_mse, test_mse, seconds)):
             history[key].append(value)
         bar.update(min(seconds, time_limit) - bar.n)

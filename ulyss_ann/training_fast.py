@@ -40,12 +40,16 @@ import numpy as np
 import scipy.linalg
 
 from .errors import UlyssAnnError
+from .network import ACTIVATIONS, augment, forward
 
-__all__ = ["VarProNetwork", "fit_varpro"]
+__all__ = ["VarProNetwork", "fit_varpro", "predict"]
+
+_logistic = ACTIVATIONS["logistic"][0]
 
 
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # = 1/(1+e^-z) without overflow warnings
+def predict(weights, x):
+    """Output of the network ``[W1, …, W_out]`` (bias in row 0; logistic hidden layers, linear out)."""
+    return forward(x, weights, ["logistic"] * (len(weights) - 1) + ["linear"])
 
 
 class VarProNetwork:
@@ -65,7 +69,7 @@ class VarProNetwork:
         if len(hidden) not in (1, 2):
             raise UlyssAnnError(f"the fast recipe trains 1 or 2 hidden layers, not {len(hidden)} "
                                 f"({hidden}); use --recipe paper for deeper networks")
-        self.xe = np.hstack([np.ones((len(x), 1)), x])
+        self.xe = augment(x)
         self.targets = targets
         self.hidden = tuple(hidden)
         inputs = (x.shape[1],) + self.hidden[:-1]
@@ -97,8 +101,7 @@ class VarProNetwork:
         """Activations of each hidden layer, with a leading column of ones (bias input)."""
         layers = [self.xe]
         for w in self.unpack(theta):
-            h = _sigmoid(layers[-1] @ w)
-            layers.append(np.hstack([np.ones((len(h), 1)), h]))
+            layers.append(augment(_logistic(layers[-1] @ w)))
         return layers
 
     def project(self, theta):
@@ -300,8 +303,11 @@ def fit_varpro(x, y, hidden, seed=0, time_limit=60.0, target_mse=None, starts=1,
         weights = list(net.unpack(t)) + [net.output_layer(t, y)] if (on_step or validation) else None
         val = float("nan")
         if validation is not None:
-            val = float(np.mean((_forward(weights, validation[0]) - validation[1]) ** 2))
-            best.update(val=val, theta=t, since=0) if val < best["val"] else best.update(since=best["since"] + 1)
+            val = float(np.mean((predict(weights, validation[0]) - validation[1]) ** 2))
+            if val < best["val"]:
+                best.update(val=val, theta=t, since=0)
+            else:
+                best["since"] += 1
         if on_step is not None:
             on_step(time.perf_counter() - began, mse(data), weights, val)
         if target_mse is not None and mse(data) <= target_mse:
@@ -318,10 +324,3 @@ def fit_varpro(x, y, hidden, seed=0, time_limit=60.0, target_mse=None, starts=1,
         theta = best["theta"]
     return list(net.unpack(theta)) + [net.output_layer(theta, y)]
 
-
-def _forward(weights, x):
-    """Output of a logistic network with weights ``[W1, …, W_out]`` (bias in row 0)."""
-    h = x
-    for w in weights[:-1]:
-        h = _sigmoid(w[0] + h @ w[1:])
-    return weights[-1][0] + h @ weights[-1][1:]
