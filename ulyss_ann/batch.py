@@ -188,8 +188,8 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
     if workers is not None and workers < 0:
         raise UlyssAnnError(f"workers = {workers}: give 0 (no Dask) or a positive number of processes")
     if engine == "auto":
-        engine = "gdl" if _gdl_ready(backend) else "native"
-    if engine == "gdl" and scheduler is None:
+        engine = "gdl" if _gdl_ready(backend) else "native"   # checked here: no second check below
+    elif engine == "gdl" and scheduler is None:
         _check_gdl(backend)  # on a remote cluster the workers' machines are what count
     journal = Journal(str(output) + ".journal.jsonl")
     if overwrite:
@@ -235,11 +235,9 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
 
 def _gdl_ready(backend):
     """True when GDL and ULySS are both here (what ``engine='auto'`` asks)."""
-    from .errors import UlyssAnnError as _Error
-
     try:
         _check_gdl(backend)
-    except _Error:
+    except UlyssAnnError:
         return False
     return True
 

@@ -111,8 +111,9 @@ def add_grid_parsers(sub):
                                     "parameter, the rms of\n(derived - node value) over the grid (Eq. 6), "
                                     "and as a percentage of the grid's mean mesh step.\n"
                                     "--res reads ULySS .res (solut) files, one fit per node, in node order;\n"
-                                    "--grid GRID --model M fits every grid spectrum with M (all parameters free, the\n"
-                                    "paper's guesses, no noise) through the batch driver, and maps the residuals.",
+                                    "--grid GRID --model M fits every grid spectrum with M (all parameters free, 12\n"
+                                    "guesses spanning the grid, no noise) through the batch driver, and maps the "
+                                    "residuals.",
                         epilog="examples:\n  ulyss-ann selfinv --res selfinversion_trial7.res --nodes gsl_nodes.txt\n"
                                "  ulyss-ann selfinv --grid gsl_surrogate.fits --model gsl_ann_trial7.fits "
                                "--engine native -o selfinv/")
@@ -192,13 +193,14 @@ def _run_selfinv(args):
 
         result = selfinversion_from_grid(SpectralGrid.load(args.grid), args.model, args.outdir, args.engine,
                                          args.workers)
-        args.res = f"{os.path.basename(args.model)} on {os.path.basename(args.grid)}, engine {result['engine']}"
+        source = f"{os.path.basename(args.model)} on {os.path.basename(args.grid)}, engine {result['engine']}"
     elif args.res and args.nodes:
         result = selfinversion_from_res(args.res, args.nodes)
+        source = os.path.basename(args.res)
     else:
         raise UlyssAnnError("selfinv: give --res FILE --nodes FILE, or --grid GRID --model MODEL")
     units = {"Teff": "K", "Logg": "dex", "Fe/H": "dex"}
-    print(f"self-inversion of {result['n']} nodes ({os.path.basename(args.res)}), Eq. 6:")
+    print(f"self-inversion of {result['n']} nodes ({source}), Eq. 6:")
     print(f"  {'parameter':<10} {'P (absolute)':>14} {'mesh step':>12} {'P (% of step)':>14}")
     for name, p, step, pct in zip(result["names"], result["absolute"], result["mesh"], result["percent"]):
         value = f"{p:.1f}" if p >= 1 else f"{p:.3f}"

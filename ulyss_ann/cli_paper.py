@@ -40,7 +40,8 @@ def add_paper_parsers(sub):
                                     "(ECSV and a\nMarkdown excerpt), per-star parameters from repeated visits "
                                     "(stars.ecsv), Fig. 5\n(distributions), Fig. 6 (against --truth and/or "
                                     "--reference), Fig. 7 ([Fe/H] vs Teff in\n250 K bins), Fig. 4 for each "
-                                    "--fit-file (from fit --save-fits), and summary.md.",
+                                    "--fit-file (from fit --save-fits).\n"
+                                    "scripts/reproduce_paper adds report/summary.md beside the paper's numbers.",
                         epilog="example:\n  ulyss-ann ngc6397 sim_results.ecsv --truth sim/truth.ecsv "
                                "--fit-file fits/ngc6397id000000001jd2456865p1234f000_fit.fits -o report/")
     an.add_argument("results", help="results table of ulyss-ann fit")

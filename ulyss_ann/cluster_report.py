@@ -48,7 +48,7 @@ def _ok(table):
 def combine_visits(table):
     """Per-star weighted means (1/σ²) of Teff and [Fe/H], their errors and the scatter between visits."""
     ok = _ok(table)
-    stars = np.array([star_number(i) if star_number(i) is not None else -1 for i in table["id"]])
+    stars = np.array([-1 if n is None else n for n in map(star_number, table["id"])])
     rows = []
     for star in np.unique(stars[ok]):
         sel = ok & (stars == star)
@@ -301,7 +301,7 @@ def make_report(results_file, outdir, truth_file=None, reference_file=None, refe
                 truth=injected_feh if truth_file else None)
     bins.write(os.path.join(outdir, "fig7_bins.ecsv"), overwrite=True)
     numbers["to_sgb"] = to_sgb(*(np.asarray(results[n], float)[ok] for n in ("Teff", "Fe/H", "Logg")))
-    for k, fit_file in enumerate(fit_files):
+    for fit_file in fit_files:
         name = os.path.basename(fit_file).replace("_fit.fits", "")
         fig4(fit_file, os.path.join(outdir, f"fig4_{name}.png"), f"{name} ({label})")
     return numbers

@@ -131,7 +131,7 @@ def selfinversion_from_grid(grid, model, outdir, engine="auto", workers=None, pr
     """
     from .batch import fit
 
-    names = [n for n in grid.names]
+    names = list(grid.names)
     paths = write_grid_spectra(grid, os.path.join(outdir, "grid_spectra"))
     output = os.path.join(outdir, "selfinv.ecsv")
     resume = os.path.exists(output + ".journal.jsonl")
