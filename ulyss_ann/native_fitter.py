@@ -51,7 +51,7 @@ model, bounds handled by pegging and clipping as MPFIT does, but with the exact
 Jacobian of the projected residual and run further than MPFIT's FTOL 1e-5, to 1e-7).
 Why not ``scipy.optimize.least_squares``: it fits one problem at a time, where the six
 guesses of a spectrum advance here in lock-step through one batched evaluation per
-round (3× fewer NumPy calls, measured: 93 → 64 ms per MUSE fit), and its bounded
+round (3× fewer NumPy calls than one LM per guess, measured on the MUSE star), and its bounded
 ``trf`` keeps iterates strictly inside the box, where ULySS pegs σ exactly on its
 0.3 px floor and reports a zero error there. The Jacobian is that of variable projection (Golub & Pereyra 1973):
 ``∂r/∂θ = −[P⊥ (∂B/∂θ) c + (B⁺)ᵀ (∂B/∂θ)ᵀ r]`` with ``B = [t P_k / e]``; ``∂t/∂p``
