@@ -160,6 +160,33 @@ def test_native_agrees_with_uly_fit_on_the_real_muse_star():
 
 
 @pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed for the comparison")
+def test_native_agrees_with_uly_fit_with_an_injected_lsf(tmp_path):
+    """--lsf: the component's LSF= in GDL and the native injection give the same fit."""
+    from ulyss_ann.gdl_fitter import GDLFitter
+    from ulyss_ann.lsf import gaussian_lsf, write_lsf
+    from ulyss_ann.ngc6397 import fwhm_muse
+
+    if not MUSE.is_file():
+        pytest.skip(f"{MUSE} not found")
+    # Half of MUSE's nominal broadening (in variance): with all of it the model is broader
+    # than this star (σ pegs at its lower limit, χ² goes flat and the optimisers stop apart).
+    half = lambda w: np.sqrt(2.0 ** 2 + 0.5 * (fwhm_muse(w) ** 2 - 2.0 ** 2))  # noqa: E731
+    write_lsf(gaussian_lsf(half, 2.0, np.arange(4750, 7401, 50)), tmp_path / "muse.lsf")
+    config = FitConfig(model=reference_file("gsl_ann_trial7.fits"), lsf=str(tmp_path / "muse.lsf"))
+    spectrum = read_spectrum(MUSE)
+    gdl = GDLFitter(config)
+    try:
+        expected = gdl.fit(spectrum)
+    finally:
+        gdl.close()
+    got = NativeFitter(config).fit(spectrum)
+    plain = NativeFitter(FitConfig(model=config.model)).fit(spectrum)
+    _agree(got, expected)
+    assert got["chi2"] == pytest.approx(expected["chi2"], rel=1e-5)
+    assert abs(got["chi2"] / plain["chi2"] - 1) > 1e-3   # the LSF did change the model
+
+
+@pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed for the comparison")
 def test_native_agrees_with_uly_fit_on_simulated_spectra(tmp_path):
     from ulyss_ann.gdl_fitter import GDLFitter
 

@@ -83,6 +83,30 @@ def test_simulated_files_carry_their_truth(tmp_path):
     assert all(len(set(v)) == 1 for v in by_star.values()) and max(len(v) for v in by_star.values()) > 1
     phot = Table.read(tmp_path / "photometry.ecsv")
     np.testing.assert_allclose(phot["logg"], truth["Logg"])
+    # the LSF the spectra were given, relative to the network's 2 A, for fit --lsf
+    from ulyss_ann.lsf import FWHM_TO_SIGMA, read_lsf
+
+    lsf = read_lsf(tmp_path / "lsf.txt")
+    k = list(lsf["wave"]).index(4750)
+    assert lsf["sigma"][k] == pytest.approx(np.sqrt(2.82 ** 2 - 4) * FWHM_TO_SIGMA / 4750 * 299792.458, rel=1e-6)
+
+
+def test_region_grid_is_the_generator_around_the_isochrone():
+    from ulyss_ann import Interpolator
+    from ulyss_ann.ngc6397 import region_grid
+
+    grid = region_grid(example_interpolator_path(), n=200, seed=4)
+    teff, logg, feh = grid.params.T
+    assert grid.params.shape == (200, 3) and grid.is_surrogate
+    assert teff.min() >= 4200 and teff.max() <= 6700 and logg.min() >= 0.6 and logg.max() <= 4.8
+    assert feh.min() >= -3 and feh.max() <= -0.9 and feh.max() - feh.min() > 1.5
+    # every point lies within 300 K / 0.4 dex of the isochrone: some isochrone point is that close
+    s = np.linspace(0, 1, 20001)
+    it, ig = isochrone(s)
+    close = [np.any((np.abs(it - t) <= 300 + 1e-6) & (np.abs(ig - g) <= 0.4 + 1e-6)) for t, g in zip(teff, logg)
+             if 0.6 < g < 4.8]
+    assert all(close)
+    np.testing.assert_allclose(grid.flux, Interpolator.read(example_interpolator_path()).evaluate(grid.params))
 
 
 def test_report_from_a_results_table(tmp_path):
@@ -109,3 +133,24 @@ def test_report_from_a_results_table(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "ngc6397", str(tmp_path / "t.ecsv"), "-o",
                           str(tmp_path / "x")], capture_output=True, text=True)
     assert bad.returncode == 2 and "missing" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_resampling_keeps_the_stated_lsf():
+    """The simulator's shift and resampling add no width of their own (linear interpolation would)."""
+    from ulyss_ann.ngc6397 import C_KMS, shift_and_resample
+
+    wave = 4762.25 + 1.25 * np.arange(400)
+    sigma_px, centre = 0.9, 200
+    flux = 1 - 0.5 * np.exp(-0.5 * ((np.arange(400) - centre) / sigma_px) ** 2)
+    out = wave[50:350] + 0.625                        # half a pixel off: the worst phase
+    for velocity in (0.0, 25.0):
+        depth = 1 - shift_and_resample(out, wave, flux, velocity)
+        linear = 1 - np.interp(out, wave * (1 + velocity / C_KMS), flux)
+        moments = []
+        for d in (depth, linear):
+            mean = np.sum(d * out) / d.sum()
+            moments.append((mean, np.sum(d * (out - mean) ** 2) / d.sum() / 1.25 ** 2))
+        expected_centre = wave[centre] * (1 + velocity / C_KMS)
+        assert moments[0][0] == pytest.approx(expected_centre, abs=1e-3 * 1.25)
+        assert moments[0][1] == pytest.approx(sigma_px ** 2, abs=1e-3)          # px²
+        assert moments[1][1] - sigma_px ** 2 > 0.1   # what linear interpolation would have added

@@ -29,6 +29,7 @@ from .errors import UlyssAnnError
 from .fit_results import Journal, failure_row, make_row, rows_to_table, write_table
 from .gdl_fitter import FitConfig, file_sha256
 from .interpolator import Interpolator
+from .lsf import read_lsf
 from .spectrum_readers import read_spectrum
 
 __all__ = ["fit", "FixedValues"]
@@ -38,7 +39,7 @@ _FITTERS = {}  # one fitter per worker process (per configuration)
 
 def _key(config):
     return (config.engine, config.losvd, config.model, config.backend, config.mdegree, config.save_fits,
-            config.recycle_after)
+            config.recycle_after, config.lsf)
 
 
 @functools.lru_cache(maxsize=8)
@@ -144,7 +145,7 @@ def _spectrum_id(path):
 def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegree=20, wave_range=None,
         telluric=None, mask_nad=False, masks=(), workers=None, scheduler=None, resume=False,
         overwrite=False, backend="auto", engine="auto", progress=True, save_fits=None, retries=2,
-        recycle_after=100, losvd="sampled"):
+        recycle_after=100, losvd="sampled", lsf=None):
     """Fit spectra with an interpolator, through GDL + ULySS or natively; return the results table.
 
     Parameters
@@ -155,7 +156,7 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
         Interpolator file.
     output : path-like
         Results table (ECSV); the journal is ``output + '.journal.jsonl'``.
-    guesses, fixed, mdegree, wave_range, telluric, mask_nad, masks, backend, save_fits, recycle_after, losvd
+    guesses, fixed, mdegree, wave_range, telluric, mask_nad, masks, backend, save_fits, recycle_after, losvd, lsf
         See :class:`~ulyss_ann.gdl_fitter.FitConfig`; ``fixed`` as in :class:`FixedValues`.
     workers : int, optional
         Worker processes of the local cluster (default: one per core); 0 fits here.
@@ -185,6 +186,9 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise UlyssAnnError(f"{output}: its folder {folder} does not exist or is not writable")
+    if lsf is not None:
+        lsf = os.path.abspath(lsf)
+        read_lsf(lsf)  # a missing or empty LSF file stops everything before any work
     if workers is not None and workers < 0:
         raise UlyssAnnError(f"workers = {workers}: give 0 (no Dask) or a positive number of processes")
     if engine == "auto":
@@ -201,7 +205,7 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
                             "or --overwrite to start again")
     config = FitConfig(model=model, guesses=guesses, mdegree=mdegree, wave_range=wave_range, telluric=telluric,
                        mask_nad=mask_nad, masks=tuple(masks), backend=backend, save_fits=save_fits,
-                       recycle_after=recycle_after, engine=engine, losvd=losvd)
+                       recycle_after=recycle_after, engine=engine, losvd=losvd, lsf=lsf)
     fixed_values = FixedValues(fixed, interp)
     files = [os.path.abspath(f) for f in files]
     done = journal.read()
@@ -225,7 +229,7 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
     ordered = [rows[f] for f in dict.fromkeys(files) if f in rows]
     table = rows_to_table(ordered, interp)
     write_table(table, output, meta={"model": os.path.basename(model), "model_sha256": sha,
-                                     "mdegree": mdegree, "engine": engine,
+                                     "mdegree": mdegree, "engine": engine, "lsf": lsf or "none",
                                      "software": "ulyss_ann (" + ("GDL + ULySS" if engine == "gdl" else
                                                                   "native NumPy/SciPy fitter") + ")"})
     if progress:

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import __version__
 from .errors import OutOfBoundsWarning, ParameterError, UlyssAnnError
-from .cli_fit import add_fit_parser
+from .cli_fit import add_fit_parser, add_lsf_parser
 from .cli_grids import add_grid_parsers
 from .cli_paper import add_paper_parsers
 from .example_data import example_interpolator_path
@@ -128,6 +128,7 @@ def _build_parser():
                             "the GDL_PATH line to use it")
     gx.set_defaults(run=_run_gdl_export)
     add_fit_parser(sub)
+    add_lsf_parser(sub)
     add_grid_parsers(sub)
     add_paper_parsers(sub)
     return parser

@@ -5,6 +5,7 @@ Part of the command line (:mod:`ulyss_ann.cli`); errors are UlyssAnnError, print
 """
 
 import argparse
+import os
 
 from .errors import UlyssAnnError
 from .example_data import example_interpolator_path
@@ -27,6 +28,13 @@ O2 A 7590-7700 A; not simulated spectra, whose header says SIMULATD = T);
 --mask-nad also masks interstellar Na D (5885-5900 A). NaN/inf fluxes and zero or
 negative errors are masked and counted (n_bad).
 
+The broadening G is one Gaussian for the whole range. An instrument whose resolution
+varies with wavelength (MUSE: 2.82 A FWHM at 4750 A, 2.54 A at 7000 A) can have its
+relative LSF injected into the model first, as ULySS's LSF= does: --lsf FILE, a
+ULySS LSF text file (from uly_lsf, or `ulyss-ann lsf` for a Gaussian instrument).
+With it, use --engine native --losvd analytic: the LSF leaves almost no broadening to
+sigma, and ULySS's sampled kernel, pegged at 0.3 px, cannot follow sub-pixel shifts.
+
 Every finished spectrum is written at once to OUTPUT.journal.jsonl: after a crash,
 rerun with --resume. Readers: MUSE/PampelMuse (flux + SIGMA), SDSS/LAMOST tables and
 LAMOST images (vacuum -> air), plain 1-D FITS (linear or log WCS), text columns."""
@@ -38,6 +46,8 @@ def add_fit_parser(sub):
                         epilog="examples:\n"
                                "  ulyss-ann fit muse/*.fits --model gsl_ann_trial7.fits -o r.ecsv\n"
                                "  ulyss-ann fit muse/*.fits --model M --fix Logg=photometry.ecsv:logg --plot r.png\n"
+                               "  ulyss-ann lsf --fwhm 4750:2.82,7000:2.54 --model M -o muse.lsf\n"
+                               "  ulyss-ann fit muse/*.fits --model M --lsf muse.lsf -o r.ecsv\n"
                                "  ulyss-ann fit muse/*.fits --model M -o r.ecsv --resume   # after a crash\n"
                                "  ulyss-ann fit big/*.fits --model M --scheduler tcp://head:8786")
     fp.add_argument("files", nargs="+", metavar="SPECTRUM", help="spectrum files")
@@ -61,6 +71,8 @@ def add_fit_parser(sub):
     fp.add_argument("--losvd", default="sampled", choices=["sampled", "analytic"],
                     help="native engine: ULySS's pixel-sampled Gaussian (default, agrees with uly_fit) or "
                          "pPXF's analytic Fourier form (exact below 1 px)")
+    fp.add_argument("--lsf", metavar="FILE", help="relative LSF injected into the model (ULySS's text format; "
+                                                  "see `ulyss-ann lsf`)")
     fp.add_argument("--backend", default="auto", choices=["auto", "pygdl", "subprocess"],
                     help="how Python talks to GDL (auto: a gdl subprocess if installed, else import GDL)")
     fp.add_argument("--resume", action="store_true", help="continue a batch: skip spectra already done")
@@ -69,6 +81,74 @@ def add_fit_parser(sub):
     fp.add_argument("--plot", metavar="FILE.png", help="one-page figure of the parameter distributions")
     fp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     fp.set_defaults(run=_run_fit)
+
+
+def add_lsf_parser(sub):
+    lp = sub.add_parser("lsf", help="write a relative LSF file for a Gaussian instrument (for fit --lsf)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Write the relative line-spread function that takes a model of --model-fwhm\n"
+                                    "to an instrument of Gaussian FWHM --fwhm (both in Angstrom), in ULySS's text\n"
+                                    "format (cz sigma h3 h4 wavelength; uly_lsf_read reads it): a Gaussian of\n"
+                                    "sigma = c/lambda * sqrt(FWHM^2 - FWHM_model^2) / 2.3548 km/s every --step A\n"
+                                    "over the model's range. `ulyss-ann fit --lsf FILE` (or ULySS's LSF=) injects\n"
+                                    "it into the model; the fitted sigma then only takes what is left.\n"
+                                    "For a measured LSF use ULySS's uly_lsf on a standard star instead.",
+                        epilog="examples:\n"
+                               "  ulyss-ann lsf --fwhm 4750:2.82,7000:2.54 --model gsl_ann_trial7.fits -o muse.lsf"
+                               "   # MUSE (Husser et al. 2016)\n"
+                               "  ulyss-ann lsf --fwhm 2.51 --model miles_trial7.fits -o miles.lsf")
+    lp.add_argument("--fwhm", required=True, metavar="FWHM|WAVE:FWHM,...",
+                    help="the instrument's FWHM [A]: one value, or WAVE:FWHM points joined by straight lines "
+                         "(extrapolated along the end segments)")
+    lp.add_argument("-m", "--model", help="interpolator: its range, and its FWHM card if any (default: the "
+                                          "bundled example)")
+    lp.add_argument("--model-fwhm", type=float, help="the model's FWHM [A] (default: the model's FWHM card, "
+                                                     "else 2.0, the GSL networks')")
+    lp.add_argument("--step", type=float, default=50.0, help="Angstrom between records (50)")
+    lp.add_argument("-o", "--output", required=True, help="LSF text file to write")
+    lp.set_defaults(run=_run_lsf)
+
+
+def _fwhm_function(text):
+    """'2.6' -> constant; '4750:2.82,7000:2.54' -> straight lines through the points."""
+    import numpy as np
+
+    if ":" not in text:
+        value = _floats(text, "--fwhm")
+        if len(value) != 1:
+            raise UlyssAnnError(f"--fwhm {text!r}: one value, or WAVE:FWHM,WAVE:FWHM...")
+        return value[0]
+    points = sorted(_floats(p.replace(":", ","), "--fwhm") for p in text.split(","))
+    if any(len(p) != 2 for p in points) or len(points) < 2:
+        raise UlyssAnnError(f"--fwhm {text!r}: give at least two WAVE:FWHM points")
+    wave, fwhm = np.array(points).T
+
+    def fwhm_at(w):
+        inside = np.interp(w, wave, fwhm)
+        low = fwhm[0] + (w - wave[0]) * (fwhm[1] - fwhm[0]) / (wave[1] - wave[0])
+        high = fwhm[-1] + (w - wave[-1]) * (fwhm[-1] - fwhm[-2]) / (wave[-1] - wave[-2])
+        return np.where(w < wave[0], low, np.where(w > wave[-1], high, inside))
+    return fwhm_at
+
+
+def _run_lsf(args):
+    import numpy as np
+
+    from .interpolator import Interpolator
+    from .lsf import gaussian_lsf, write_lsf
+
+    interp = Interpolator.read(args.model or example_interpolator_path())
+    model_fwhm = args.model_fwhm
+    if model_fwhm is None:
+        model_fwhm = float(dict((c[0], c[1]) for c in interp.meta).get("FWHM", 2.0))
+    wave = interp.wavelength.wavelength
+    records = np.arange(np.floor(wave[0] / args.step) * args.step, wave[-1] + args.step, args.step)
+    lsf = gaussian_lsf(_fwhm_function(args.fwhm), model_fwhm, records)
+    write_lsf(lsf, args.output, comment=f"instrument FWHM {args.fwhm} A, model FWHM {model_fwhm} A "
+                                        f"({os.path.basename(interp.path or 'model')})")
+    print(f"wrote {args.output}: {len(lsf)} records {lsf['wave'][0]:.0f}-{lsf['wave'][-1]:.0f} A, "
+          f"sigma {lsf['sigma'].min():.1f}-{lsf['sigma'].max():.1f} km/s")
+    return 0
 
 
 def _pairs(items, option):
@@ -109,7 +189,8 @@ def _run_fit(args):
                 mdegree=args.mdegree, wave_range=wave_range, telluric=False if args.no_telluric_mask else None,
                 mask_nad=args.mask_nad, masks=masks, workers=args.workers, scheduler=args.scheduler,
                 resume=args.resume, overwrite=args.overwrite, backend=args.backend, engine=args.engine,
-                progress=not args.quiet, save_fits=args.save_fits, losvd=args.losvd)
+                progress=not args.quiet, save_fits=args.save_fits, losvd=args.losvd,
+                lsf=args.lsf)
     print(f"wrote {args.output}")
     if args.plot:
         from .interpolator import Interpolator

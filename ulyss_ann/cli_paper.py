@@ -19,9 +19,13 @@ def add_paper_parsers(sub):
                                     "MUSE's LSF (2.82 A FWHM\nat 4750 A to 2.54 A at 7000 A), S/N 20-200, radial "
                                     "velocities, smooth continua, and the\npaper's [Fe/H] trend injected (-2.35 at the "
                                     "turn-off, -2.12 on the subgiant branch).\nWritten as MUSE/PampelMuse FITS with "
-                                    "RA/Dec and SIM_* truth cards, plus truth.ecsv and\nphotometry.ecsv (log g to fix). "
-                                    "Made with another network than the one you fit with\n(default: the authors' trial "
-                                    "8; fit with trial 7). See ulyss_ann/ngc6397.py.",
+                                    "RA/Dec and SIM_* truth cards, plus truth.ecsv,\nphotometry.ecsv (log g to fix) "
+                                    "and lsf.txt (the LSF given, for fit --lsf). Made with\nanother network than the one "
+                                    "you fit with (default: the authors' trial 8; fit with\ntrial 7).\n\n"
+                                    "--region-grid N also writes region_grid.fits: the generating network at N random\n"
+                                    "points around the isochrone. A network trained on it (ulyss-ann train) is not the\n"
+                                    "generator but reproduces it closely: fitting with it checks the pipeline alone.\n"
+                                    "See ulyss_ann/ngc6397.py.",
                         epilog="example:\n  ulyss-ann simulate ngc6397 -o sim/\n"
                                "  ulyss-ann fit sim/*.fits --model gsl_ann_trial7.fits --engine native "
                                "--fix Logg=sim/photometry.ecsv:logg -o sim_results.ecsv")
@@ -32,6 +36,7 @@ def add_paper_parsers(sub):
     sm.add_argument("--n-stars", type=int, default=1063)
     sm.add_argument("--n-spectra", type=int, default=1587)
     sm.add_argument("--seed", type=int, default=6397)
+    sm.add_argument("--region-grid", type=int, metavar="N", help="also write region_grid.fits (N spectra)")
     sm.set_defaults(run=_run_simulate)
 
     an = sub.add_parser("ngc6397", help="the paper's cluster analysis of a results table (Table 4, Figs. 4-7)",
@@ -58,7 +63,14 @@ def _run_simulate(args):
 
     table = simulate_cluster(args.model, args.outdir, args.n_stars, args.n_spectra, args.seed, progress=True)
     print(f"wrote {len(table)} SIMULATED spectra of {len(set(table['star']))} stars to {args.outdir}/ "
-          f"(truth.ecsv, photometry.ecsv), generated with {os.path.basename(args.model)}")
+          f"(truth.ecsv, photometry.ecsv, lsf.txt), generated with {os.path.basename(args.model)}")
+    if args.region_grid:
+        from .ngc6397 import region_grid
+
+        path = os.path.join(args.outdir, "region_grid.fits")
+        region_grid(args.model, args.region_grid).save(path, overwrite=True)
+        print(f"wrote {path}: {os.path.basename(args.model)} at {args.region_grid} points of the "
+              "cluster's region (SURROGATE)")
     return 0
 
 

@@ -166,22 +166,35 @@ def fig5(results, path, label):
     plt.close(fig)
 
 
-def fig6(results, reference, path, label, ref_label):
-    """Comparison with a reference table matched on ``id``; returns {name: (mean diff, std)}."""
-    plt = _pyplot()
+def match(results, reference):
+    """Indices (ours, theirs) of the fitted rows of ``results`` whose ``id`` is in ``reference``."""
     ref = {str(i): k for k, i in enumerate(reference["id"])}
     ok = _ok(results)
     idx = [(k, ref[str(i)]) for k, i in enumerate(results["id"]) if ok[k] and str(i) in ref]
     if not idx:
         raise UlyssAnnError("no spectrum id of the results is in the reference table")
-    ours, theirs = np.array([k for k, _ in idx]), np.array([j for _, j in idx])
+    return np.array([k for k, _ in idx]), np.array([j for _, j in idx])
+
+
+def differences(results, reference, names=("Teff", "Fe/H")):
+    """{name: (mean, std, n)} of reference − results over the matched spectra (Fig. 6's numbers)."""
+    ours, theirs = match(results, reference)
+    out = {}
+    for name in names:
+        diff = np.asarray(reference[name], float)[theirs] - np.asarray(results[name], float)[ours]
+        out[name] = (float(np.mean(diff)), float(np.std(diff, ddof=1)), int(diff.size))
+    return out
+
+
+def fig6(results, reference, path, label, ref_label):
+    """Comparison with a reference table matched on ``id``; returns {name: (mean diff, std)}."""
+    plt = _pyplot()
+    ours, theirs = match(results, reference)
+    stats = {name: value[:2] for name, value in differences(results, reference).items()}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), layout="constrained")
-    stats = {}
     for ax, (name, unit, fmt) in zip(axes, (("Teff", "K", ".0f"), ("Fe/H", "dex", ".3f"))):
         x = np.asarray(reference[name], float)[theirs]
         y = np.asarray(results[name], float)[ours]
-        diff = x - y
-        stats[name] = (float(np.mean(diff)), float(np.std(diff, ddof=1)))
         ax.scatter(x, y, s=5, alpha=0.5, color="C0")
         lims = [min(x.min(), y.min()), max(x.max(), y.max())]
         ax.plot(lims, lims, color="k", lw=1)

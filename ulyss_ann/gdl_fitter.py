@@ -80,6 +80,11 @@ class FitConfig:
     losvd : str
         Native engine: ``sampled`` (ULySS's pixel-sampled Gaussian, the default, for
         agreement) or ``analytic`` (pPXF's Fourier form, exact below a pixel).
+    lsf : str, optional
+        A relative LSF file (ULySS's text format, :mod:`ulyss_ann.lsf`) injected into
+        the model before the fit, as ULySS's ``LSF=`` does: the instrument's
+        wavelength-dependent broadening beyond the model's, so that the fitted σ only
+        has to absorb what is left.
     save_fits : str, optional
         Folder where each spectrum's best fit is written: ``<id>_fit.fits`` (data,
         best fit, residual, mask on the fitted log-lambda grid) and ``<id>.res``
@@ -100,6 +105,7 @@ class FitConfig:
     save_fits: str = None
     engine: str = "gdl"
     losvd: str = "sampled"
+    lsf: str = None
 
 
 def _code_version():
@@ -236,7 +242,8 @@ class GDLFitter(FitPreparation):
         result = self.session.call("ulyss_ann_fit", self.name, str(self.folder / f"{self.name}.fits"),
                                    spectrum.flux, error, good.astype(np.int32), wave, int(sampling),
                                    float(start), float(step), guesses, counts, flags, float(lo), float(hi),
-                                   int(self.config.mdegree), res_file)
+                                   int(self.config.mdegree), res_file,
+                                   os.path.abspath(self.config.lsf) if self.config.lsf else " ")
         elapsed = time.perf_counter() - started
         self.fits += 1
         if result.size == 1 and result[0] == -1:

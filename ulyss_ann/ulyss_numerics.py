@@ -14,7 +14,7 @@ from scipy.ndimage import correlate1d
 from .errors import UlyssAnnError
 
 __all__ = ["C_KMS", "LogSpectrum", "xrebin", "log_rebin", "extract", "extract_linear", "losvd_kernel",
-           "fourier_losvd", "convolve_edge"]
+           "fourier_losvd", "convolve_edge", "slit_kernel", "lsf_convolve"]
 
 C_KMS = 299792.458
 
@@ -209,3 +209,63 @@ def convolve_edge(f, kern):
     ``out[i] = Σ_k f[clip(i + k − dx)] K[k]``. SciPy's ``correlate1d`` with mode
     ``nearest`` is exactly this (a test checks it against the sum)."""
     return correlate1d(f, kern, axis=0, mode="nearest")
+
+
+# ----------------------------------------------------------------------------- relative LSF
+def slit_kernel(cz, sigma, h3, h4, velscale):
+    """ULySS's ``uly_slit``: a Gauss–Hermite LOSVD sampled on a log-λ grid of ``velscale`` km/s.
+
+    The centre and width in pixels are ``ln(1 + cz/c)·c/velscale`` and
+    ``ln(1 + σ/c)·c/velscale``; the kernel spans ``±ceil(|shift| + 5σ)`` pixels and is
+    written from +N down to −N, so that IDL's ``CONVOL`` (a correlation) applies it
+    as a convolution. Normalised to unit sum.
+    """
+    shift = np.log1p(cz / C_KMS) / velscale * C_KMS
+    width = np.log1p(sigma / C_KMS) / velscale * C_KMS
+    n = int(np.ceil(abs(shift) + 5.0 * width))
+    x = n - np.arange(2 * n + 1, dtype=np.float64)
+    y = (x - shift) / width
+    y[np.abs(y) > 30] = 30.0                       # uly_slit's underflow guard
+    kern = np.exp(-0.5 * y * y) / width / np.sqrt(2 * np.pi)
+    kern *= 1.0 + h3 * (2 * y ** 3 - 3 * y) / np.sqrt(3.0) + h4 * (4 * y ** 4 - 12 * y ** 2 + 3) / np.sqrt(24.0)
+    return kern / kern.sum()
+
+
+def lsf_convolve(data, lsf, start, step):
+    r"""Inject a relative LSF into log-sampled data, as ULySS's ``uly_spect_lsfconvol``.
+
+    ``data`` (npix,) or (npix, m) on the grid ln λ = start + step·i. For each LSF
+    record k (centre λ_k, and cz, σ, h3, h4 in km/s) the whole array is convolved with
+    that record's kernel (:func:`slit_kernel`, ``CONVOL(/EDGE_TRUNCATE)``); pixel i then
+    takes the linear interpolation in pixel index between the two records around it,
+
+    .. math:: d_i = c_k[i] + \frac{i - p_k}{p_{k+1} - p_k}\,(c_{k+1}[i] - c_k[i]),
+              \qquad p_k = (\ln\lambda_k - \mathrm{start})/\mathrm{step},
+
+    and the first (last) record's convolution below (above) them. Records outside the
+    data's range are dropped, as ULySS does. Returns a new array.
+
+    ``lsf`` has fields (or columns) ``wave`` [Å], ``cz``, ``sigma`` [km/s], ``h3``, ``h4``.
+    """
+    data = np.asarray(data, dtype=np.float64)
+    npix = data.shape[0]
+    velscale = C_KMS * step
+    wave_ends = np.exp(start + step * np.array([0, npix - 1]))
+    inside = (lsf["wave"] >= wave_ends[0]) & (lsf["wave"] <= wave_ends[1])
+    if not np.any(inside):
+        raise UlyssAnnError(f"no LSF record lies within the spectrum ({wave_ends[0]:.1f}-{wave_ends[1]:.1f} Å)")
+    records = np.flatnonzero(inside)
+    records = np.arange(records.min(), records.max() + 1)   # ULySS keeps the span between the first and last
+    centres = (np.log(np.asarray(lsf["wave"], float)[records]) - start) / step
+    conv = [convolve_edge(data, slit_kernel(lsf["cz"][k], lsf["sigma"][k], lsf["h3"][k], lsf["h4"][k], velscale))
+            for k in records]
+    px = np.arange(npix, dtype=np.float64)
+    out = np.empty_like(data)
+    below, above = px < centres.min(), px >= centres.max()
+    out[below] = conv[0][below]
+    out[above] = conv[-1][above]
+    for k in range(len(records) - 1):
+        seg = (px >= centres[k]) & (px < centres[k + 1])
+        frac = ((px[seg] - centres[k]) / (centres[k + 1] - centres[k])).reshape((-1,) + (1,) * (data.ndim - 1))
+        out[seg] = conv[k][seg] + frac * (conv[k + 1][seg] - conv[k][seg])
+    return out
