@@ -140,20 +140,24 @@ def _agree(native, gdl):
             assert native["e_" + name] == pytest.approx(gdl["e_" + name], rel=0.05), name
 
 
-@pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed for the comparison")
-def test_native_agrees_with_uly_fit_on_the_real_muse_star():
+def _both_engines(config, spectrum):
+    """(native, GDL) fits of one spectrum with one configuration."""
     from ulyss_ann.gdl_fitter import GDLFitter
 
-    config = FitConfig(model=reference_file("gsl_ann_trial7.fits"))
-    if not MUSE.is_file():
-        pytest.skip(f"{MUSE} not found")
-    spectrum = read_spectrum(MUSE)
     gdl = GDLFitter(config)
     try:
         expected = gdl.fit(spectrum)
     finally:
         gdl.close()
-    got = NativeFitter(config).fit(spectrum)
+    return NativeFitter(config).fit(spectrum), expected
+
+
+@pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed for the comparison")
+def test_native_agrees_with_uly_fit_on_the_real_muse_star():
+    if not MUSE.is_file():
+        pytest.skip(f"{MUSE} not found")
+    config = FitConfig(model=reference_file("gsl_ann_trial7.fits"))
+    got, expected = _both_engines(config, read_spectrum(MUSE))
     _agree(got, expected)
     assert got["n_pix"] == expected["n_pix"] and got["n_converged"] == expected["n_converged"]
     assert got["chi2"] == pytest.approx(expected["chi2"], rel=1e-5)
@@ -162,7 +166,6 @@ def test_native_agrees_with_uly_fit_on_the_real_muse_star():
 @pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed for the comparison")
 def test_native_agrees_with_uly_fit_with_an_injected_lsf(tmp_path):
     """--lsf: the component's LSF= in GDL and the native injection give the same fit."""
-    from ulyss_ann.gdl_fitter import GDLFitter
     from ulyss_ann.lsf import gaussian_lsf, write_lsf
     from ulyss_ann.ngc6397 import fwhm_muse
 
@@ -174,12 +177,7 @@ def test_native_agrees_with_uly_fit_with_an_injected_lsf(tmp_path):
     write_lsf(gaussian_lsf(half, 2.0, np.arange(4750, 7401, 50)), tmp_path / "muse.lsf")
     config = FitConfig(model=reference_file("gsl_ann_trial7.fits"), lsf=str(tmp_path / "muse.lsf"))
     spectrum = read_spectrum(MUSE)
-    gdl = GDLFitter(config)
-    try:
-        expected = gdl.fit(spectrum)
-    finally:
-        gdl.close()
-    got = NativeFitter(config).fit(spectrum)
+    got, expected = _both_engines(config, spectrum)
     plain = NativeFitter(FitConfig(model=config.model)).fit(spectrum)
     _agree(got, expected)
     assert got["chi2"] == pytest.approx(expected["chi2"], rel=1e-5)
