@@ -91,7 +91,8 @@ def add_lsf_parser(sub):
                                     "format (cz sigma h3 h4 wavelength; uly_lsf_read reads it): a Gaussian of\n"
                                     "sigma = c/lambda * sqrt(FWHM^2 - FWHM_model^2) / 2.3548 km/s every --step A\n"
                                     "over the model's range. `ulyss-ann fit --lsf FILE` (or ULySS's LSF=) injects\n"
-                                    "it into the model; the fitted sigma then only takes what is left.\n"
+                                    "it into the model; the fitted sigma then only takes what is left (fit with\n"
+                                    "--engine native --losvd analytic: ULySS's sampled kernel cannot go below 0.3 px).\n"
                                     "For a measured LSF use ULySS's uly_lsf on a standard star instead.",
                         epilog="examples:\n"
                                "  ulyss-ann lsf --fwhm 4750:2.82,7000:2.54 --model gsl_ann_trial7.fits -o muse.lsf"
