@@ -301,8 +301,7 @@ def make_report(results_file, outdir, truth_file=None, reference_file=None, refe
     if truth_file:
         truth = Table.read(truth_file)
         numbers["truth"] = fig6(results, truth, os.path.join(outdir, "fig6_truth.png"), label, "truth")
-        tt = {str(i): k for k, i in enumerate(truth["id"])}
-        sel = [tt[str(i)] for i in np.asarray(results["id"])[ok] if str(i) in tt]
+        _, sel = match(results, truth)
         numbers["truth_to_sgb"] = to_sgb(*(np.asarray(truth[n], float)[sel] for n in ("Teff", "Fe/H", "Logg")))
     if reference_file:
         reference = Table.read(reference_file)

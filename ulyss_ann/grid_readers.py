@@ -28,7 +28,7 @@ from .errors import UlyssAnnError
 from .phoenix import parse_phoenix_name
 from .preprocessing import GSL_NPIX, GSL_START, GSL_STEP, gsl_preprocess
 from .spectral_grid import SpectralGrid
-from .spectrum_readers import vacuum_to_air
+from .spectrum_readers import has_fits_signature, vacuum_to_air
 from .wavelength import WavelengthGrid
 
 __all__ = ["read_phoenix", "phoenix_grid"]
@@ -50,9 +50,7 @@ def read_phoenix(path, wave_file=None):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise UlyssAnnError(f"{path}: no such file")
-    with open(path, "rb") as handle:
-        is_fits = handle.read(9) == b"SIMPLE  ="
-    if not is_fits:
+    if not has_fits_signature(path):
         try:
             table = np.loadtxt(path, ndmin=2, comments="#")
         except ValueError as exc:

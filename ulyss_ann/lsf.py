@@ -30,11 +30,11 @@ import numpy as np
 from astropy.table import Table
 
 from .errors import UlyssAnnError
+from .ulyss_numerics import C_KMS
 
 __all__ = ["read_lsf", "write_lsf", "gaussian_lsf", "FWHM_TO_SIGMA"]
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-C_KMS = 299792.458
 
 
 def gaussian_lsf(fwhm_observed, fwhm_model, wavelengths):

@@ -46,9 +46,9 @@ and checked against GDL runs (``../shared/notes/ulyss-fit-numerics.md``):
    pegged at a bound, times √dof_factor; a pegged parameter gets 0 (σ at its 0.3 px
    floor on MUSE data, ``sigma-floor`` in the table).
 
-The non-linear fit is a projected Levenberg–Marquardt (our own, not MPFIT: same
-model, bounds handled by pegging and clipping as MPFIT does, but with the exact
-Jacobian of the projected residual and run further than MPFIT's FTOL 1e-5, to 1e-7).
+The non-linear fit is a projected Levenberg–Marquardt (:mod:`ulyss_ann.bounded_lm`;
+our own, not MPFIT: same model, bounds handled by pegging and clipping as MPFIT does,
+but with the exact Jacobian of the projected residual and run further than MPFIT's FTOL 1e-5, to 1e-7).
 Why not ``scipy.optimize.least_squares``: it fits one problem at a time, where the six
 guesses of a spectrum advance here in lock-step through one batched evaluation per
 round (3× fewer NumPy calls than one LM per guess, measured on the MUSE star), and its bounded
@@ -77,6 +77,7 @@ from numpy.polynomial import legendre
 
 from .errors import UlyssAnnError
 from .interpolator import Interpolator
+from .bounded_lm import levenberg_marquardt
 from .lsf import read_lsf
 from .network import forward_with_jacobian
 from .ulyss_numerics import (C_KMS, convolve_edge, extract, extract_linear, fourier_losvd, log_rebin, losvd_kernel,
@@ -205,7 +206,7 @@ class NativeFitter:
         self.activations = list(interp.activations)
         self.hidden = list(interp.weights[:-1])       # the output layer is rebinned per grid
         self.dx_dp = np.diag(1.0 / self.scales)
-        self.lsf = read_lsf(config.lsf) if getattr(config, "lsf", None) else None
+        self.lsf = read_lsf(config.lsf) if config.lsf else None
 
     def close(self):
         pass
@@ -297,7 +298,7 @@ class NativeFitter:
         kin0 = np.array([0.0, np.log(1 + velscale / C_KMS) / step])
         nodes = _odometer(guesses, counts)
         starts = np.column_stack([np.tile(kin0, (len(nodes), 1)), nodes])
-        results = _levenberg_marquardt(problem, starts, lower, upper, free)
+        results = levenberg_marquardt(problem, starts, lower, upper, free)
         npar_count = int(free.sum()) + self.config.mdegree + 2
         ngood = problem.good.size
         rms = np.array([np.sqrt(np.mean((problem.data - r["bestfit"][problem.good]) ** 2))
@@ -341,67 +342,3 @@ def _odometer(guesses, counts):
     per_param = np.split(np.asarray(guesses, float), np.cumsum(counts)[:-1])
     grids = np.meshgrid(*per_param, indexing="ij")
     return np.column_stack([g.ravel(order="F") for g in grids])
-
-
-def _unpegged(theta, grad, lower, upper, free):
-    """The free parameters not pegged at a bound (on it, with ½∇χ² = ``grad`` pushing outwards),
-    as MPFIT decides; works on one θ or a stack of them."""
-    return free & ~(((theta <= lower) & (grad > 0)) | ((theta >= upper) & (grad < 0)))
-
-
-def _levenberg_marquardt(problem, thetas, lower, upper, free, max_iter=200, ftol=1e-7, xtol=1e-10):
-    """Bounded Levenberg–Marquardt for G starting points in lock-step (one batched evaluation per round).
-
-    Per guess, as MPFIT: Marquardt scaling of the damping, parameters pegged at a bound
-    when the gradient pushes outwards, steps clipped to the box; a step is kept only
-    if it lowers χ² (λ ÷ 10), else λ × 10. A guess stops when χ² falls by less than
-    ``ftol`` relatively (MPFIT: 1e-5), its step is below ``xtol``, or λ exceeds 1e8.
-    Returns one dict per guess (θ, cost, best fit, errors).
-    """
-    thetas = np.clip(np.asarray(thetas, float), lower, upper)
-    resid, bestfit, jac = problem.evaluate_many(thetas)
-    cost = np.einsum("gi,gi->g", resid, resid)
-    lam = np.full(len(thetas), 1e-3)
-    live = np.ones(len(thetas), bool)
-    eye = np.eye(thetas.shape[1])
-    for _ in range(max_iter):
-        if not live.any():
-            break
-        idx = np.flatnonzero(live)
-        j, r, th = jac[idx], resid[idx], thetas[idx]
-        grad = np.einsum("gij,gi->gj", j, r)                       # ½ ∇χ²
-        active = _unpegged(th, grad, lower, upper, free)
-        jtj = j.transpose(0, 2, 1) @ j
-        scale = np.maximum(np.diagonal(jtj, axis1=1, axis2=2), 1e-30)
-        mask = active[:, :, None] & active[:, None, :]
-        system = np.where(mask, jtj + lam[idx, None, None] * scale[:, :, None] * eye, eye)
-        delta = np.linalg.solve(system, np.where(active, -grad, 0.0)[:, :, None])[:, :, 0]
-        trial = np.clip(th + delta, lower, upper)
-        r_t, b_t, j_t = problem.evaluate_many(trial)
-        c_t = np.einsum("gi,gi->g", r_t, r_t)
-        better = c_t < cost[idx]
-        for k, g in enumerate(idx):
-            if better[k]:
-                step, reduction = trial[k] - thetas[g], (cost[g] - c_t[k]) / cost[g]
-                thetas[g], resid[g], bestfit[g], jac[g], cost[g] = trial[k], r_t[k], b_t[k], j_t[k], c_t[k]
-                lam[g] = max(lam[g] / 10, 1e-12)
-                if reduction < ftol or np.all(np.abs(step) <= xtol * (np.abs(thetas[g]) + xtol)):
-                    live[g] = False
-            else:
-                lam[g] *= 10
-                if lam[g] > 1e8:
-                    live[g] = False  # no step lowers χ²: converged
-            if not np.any(_unpegged(thetas[g], jac[g].T @ resid[g], lower, upper, free)):
-                live[g] = False
-    results = []
-    for g in range(len(thetas)):
-        active = _unpegged(thetas[g], jac[g].T @ resid[g], lower, upper, free)
-        error = np.zeros(thetas.shape[1])  # MPFIT gives pegged and fixed parameters 0
-        if np.any(active):
-            ja = jac[g][:, active]
-            try:
-                error[active] = np.sqrt(np.diag(np.linalg.inv(ja.T @ ja)))
-            except np.linalg.LinAlgError:
-                error[active] = np.nan
-        results.append({"theta": thetas[g], "cost": cost[g], "bestfit": bestfit[g], "error": error})
-    return results

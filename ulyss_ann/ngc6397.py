@@ -57,11 +57,11 @@ from .errors import UlyssAnnError
 from .interpolator import Interpolator
 from .lsf import gaussian_lsf, write_lsf
 from .simulate import write_muse_spectrum
+from .ulyss_numerics import C_KMS
 
 __all__ = ["ISOCHRONE", "isochrone", "injected_feh", "simulate_cluster", "lsf_matrix", "shift_and_resample",
            "region_grid"]
 
-C_KMS = 299792.458
 #: (Teff [K], log g) vertices of the isochrone polyline, giant branch first.
 ISOCHRONE = np.array([(4500, 1.0), (4800, 1.9), (5000, 2.6), (5150, 3.2), (5300, 3.55), (5700, 3.70),
                       (6100, 3.85), (6400, 4.05), (6300, 4.20)], dtype=float)
@@ -204,5 +204,4 @@ def region_grid(model, n=3000, seed=6398):
             ("REGION", "NGC 6397 isochrone +-300 K +-0.4 dex, [Fe/H] -3..-0.9", "where (ulyss_ann.ngc6397)"),
             ("HISTORY", "Region grid of ulyss_ann: the generating network of the simulated NGC 6397", ""),
             ("HISTORY", "sample at random points of its region, for a check of the pipeline.", ""))
-    return SpectralGrid(interp.evaluate(params), params, interp.names, [p.unit for p in interp.parameters],
-                        interp.wavelength, meta)
+    return SpectralGrid.from_network(interp, params, meta)

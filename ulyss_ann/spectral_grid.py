@@ -58,6 +58,12 @@ class SpectralGrid:
         if self.flux.shape[1] != self.wavelength.npix or self.params.shape[1] != len(self.names):
             raise ValueError("flux, parameters, names and wavelengths disagree in size")
 
+    @classmethod
+    def from_network(cls, interp, params, meta):
+        """The network's spectra at ``params`` (n, npar), with its names, units and wavelengths."""
+        return cls(interp.evaluate(params), params, interp.names, [p.unit for p in interp.parameters],
+                   interp.wavelength, meta)
+
     @property
     def is_surrogate(self):
         return any(key == "SURROGAT" and bool(value) for key, value, _ in self.meta)
@@ -118,5 +124,4 @@ def surrogate_grid(model, nodes_file):
             ("SRC_NODE", os.path.basename(nodes_file), "node list"),
             ("HISTORY", "Surrogate grid of ulyss_ann: the stand-in for the Goettingen spectra,", ""),
             ("HISTORY", "which cannot be downloaded here. Everything made from it says so.", ""))
-    return SpectralGrid(interp.evaluate(params), params, interp.names, [p.unit for p in interp.parameters],
-                        interp.wavelength, meta)
+    return SpectralGrid.from_network(interp, params, meta)

@@ -254,6 +254,12 @@ def _read_text(path):
     return _finish(path, table[:, 1], error, table[:, 0], None, None, {}, "text")
 
 
+def has_fits_signature(path):
+    """True when the file starts with a FITS primary header's ``SIMPLE  =`` card (else: text)."""
+    with open(path, "rb") as handle:
+        return handle.read(9) == b"SIMPLE  ="
+
+
 def read_spectrum(path):
     """Read an observed spectrum in any of the formats of this module.
 
@@ -266,9 +272,7 @@ def read_spectrum(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise SpectrumReadError(f"{path}: no such file")
-    with open(path, "rb") as handle:
-        is_fits = handle.read(9) == b"SIMPLE  ="
-    if not is_fits:
+    if not has_fits_signature(path):
         return _read_text(path)
     try:
         with warnings.catch_warnings():
