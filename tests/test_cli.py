@@ -179,7 +179,7 @@ def test_gdl_export_writes_a_component_and_the_path_line(network_file, tmp_path)
     assert result.returncode == 0, result.stderr
     for name in ("mynet.pro", "mynet_init.pro", "mynet_eval.pro", "mynet_spectrum.pro", "mynet.fits"):
         assert (tmp_path / "comp" / name).is_file()
-    assert f'export GDL_PATH="+{tmp_path / "comp"}:' in result.stdout
+    assert f'export GDL_PATH=+{tmp_path / "comp"}:' in result.stdout
     assert "ulyss, 'star.fits', mynet(TG=[5000,5500,6000]" in result.stdout
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import UlyssAnnError
 from .fit_results import Journal, failure_row, make_row, rows_to_table, write_table
-from .gdl_fitter import FitConfig, file_sha256
+from .gdl_fitter import FitConfig, check_gdl_paths, file_sha256
 from .interpolator import Interpolator
 from .lsf import read_lsf
 from .spectrum_readers import read_spectrum
@@ -206,6 +206,8 @@ def fit(files, model, output="results.ecsv", *, guesses=None, fixed=None, mdegre
     config = FitConfig(model=model, guesses=guesses, mdegree=mdegree, wave_range=wave_range, telluric=telluric,
                        mask_nad=mask_nad, masks=tuple(masks), backend=backend, save_fits=save_fits,
                        recycle_after=recycle_after, engine=engine, losvd=losvd, lsf=lsf)
+    if engine == "gdl":
+        check_gdl_paths(config)  # a path GDL cannot open stops everything before any work
     fixed_values = FixedValues(fixed, interp)
     files = [os.path.abspath(f) for f in files]
     done = journal.read()

@@ -239,14 +239,20 @@ def _run_eval(args):
 def _run_gdl_export(args):
     import re
 
+    import shlex
+
     from .gdl_export import default_install_dir, generate_component
+    from .gdl_literals import check_gdl_path, gdl_string
     from .gdl_process import SYSTEM_LIBRARIES
     from .ulyss_location import find_ulyss
 
     interp = _load(args.model)
     stem = os.path.splitext(os.path.basename(interp.path))[0]
     name = (args.name or re.sub(r"[^A-Za-z0-9_]", "_", stem)).lower()
+    if not args.name and not re.match(r"[A-Za-z]", name):
+        name = "ann_" + name  # a GDL name starts with a letter
     outdir = default_install_dir(name) if args.install else (args.output or name)
+    check_gdl_path(os.path.abspath(outdir), "--output" if args.output else "the output folder", search_path=True)
     files = generate_component(interp, name, outdir)
     print(f"wrote {len(files)} files to {os.path.abspath(outdir)}:")
     print("  " + " ".join(f.name for f in files))
@@ -257,9 +263,10 @@ def _run_gdl_export(args):
     if [n.lower() for n in interp.names] != ["teff", "logg", "fe/h"]:
         guesses = "FIXPAR=[0]"
     print("\nto use it in GDL:")
-    print(f'  export GDL_PATH="{path}"')
+    # Quoted for the shell and for GDL: a folder name is pasted, never run.
+    print(f"  export GDL_PATH={shlex.quote(path)}")
     print("  gdl")
-    print(f"  GDL> common uly_path, uly_root & uly_root = '{root}'")
+    print(f"  GDL> common uly_path, uly_root & uly_root = {gdl_string(root)}")
     print(f"  GDL> ulyss, 'star.fits', {name}({guesses}), MDEGREE=20, /QUIET, SOLUTION=sol")
     if ulyss is None:
         print("\n(ULySS was not found: put its folder in place of <ULySS folder>; "

@@ -18,13 +18,14 @@ folder works on its own once it is on ``GDL_PATH``.
 """
 
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
 
 from . import __version__
 from .errors import UlyssAnnError
+from .gdl_literals import (GDLCode, check_gdl_path, gdl_comment, gdl_identifier, gdl_number, gdl_string,
+                           is_plain_code)
 
 __all__ = ["generate_component", "resource_dir", "default_install_dir", "guess_keywords"]
 
@@ -70,21 +71,13 @@ def guess_keywords(names):
     return keywords
 
 
-def _gdl_number(value):
-    """A float as a GDL double literal that reads back to the same value."""
-    text = repr(float(value))
-    mantissa, _, exponent = text.partition("e")
-    if "." not in mantissa and "inf" not in mantissa and "nan" not in mantissa:
-        mantissa += ".0"
-    return f"{mantissa}d{exponent or '0'}"
-
-
 def _context(interp, name, model_file):
     params = []
     for i, (p, (gkw, lkw)) in enumerate(zip(interp.parameters, guess_keywords(interp.names))):
+        # name/unit: raw text, to be written through the gdl_string or gdl_comment filter
         params.append(dict(index=i, name=p.name, unit=p.unit, guess_kw=gkw, limit_kw=lkw,
-                           low=_gdl_number(p.low), high=_gdl_number(p.high), step=_gdl_number(p.step),
-                           default_guess=_gdl_number(p.mean), default_guess_doc=f"{p.mean:.6g}",
+                           low=gdl_number(p.low), high=gdl_number(p.high), step=gdl_number(p.step),
+                           default_guess=gdl_number(p.mean), default_guess_doc=f"{p.mean:.6g}",
                            low_doc=f"{p.low:g}", high_doc=f"{p.high:g}"))
     keyword_list = ", ".join([f"{p['guess_kw']}={p['guess_kw'].lower()}" for p in params]
                              + [f"{p['limit_kw']}={p['limit_kw'].lower()}" for p in params])
@@ -93,7 +86,9 @@ def _context(interp, name, model_file):
                 model_basename=os.path.basename(interp.path or str(model_file)),
                 architecture=interp.architecture, nlayer=len(interp.weights),
                 activations=list(interp.activations), parameters=params, npix=interp.npix,
-                wavelength=interp.wavelength.describe().split(", ", 1)[0], air=interp.wavelength.air,
+                # our own text, in the ASCII a GDL source file holds (en dash, Angstrom sign)
+                wavelength=interp.wavelength.describe().split(", ", 1)[0].replace("\u2013", "-").replace("\u00c5", "A"),
+                air=interp.wavelength.air,
                 surrogate=interp.is_surrogate, example_call=example,
                 example_values=_example_values(interp, False))
 
@@ -104,6 +99,23 @@ def _example_values(interp, several):
     if [n.lower() for n in interp.names] == ["teff", "logg", "fe/h"]:
         return [paper[n.lower()] for n in interp.names]
     return [f"{p.mean:g}" for p in interp.parameters]
+
+
+def _only_safe_text(value):
+    """Jinja's last word on every ``{{ … }}``: outside text must have gone through a filter.
+
+    Escaped text (:class:`GDLCode`, from ``gdl_string``/``gdl_comment``) and numbers
+    pass; any other string must be plain code (no quote, separator, newline or
+    non-ASCII character), else rendering stops. A template that forgets to escape a
+    new outside string therefore fails in the tests instead of writing unsafe code.
+    """
+    if isinstance(value, (GDLCode, int, float)) or value is None:
+        return value
+    text = str(value)
+    if not is_plain_code(text):
+        raise UlyssAnnError(f"internal: template value {text!r} reached GDL code unescaped "
+                            "(use the gdl_string or gdl_comment filter)")
+    return text
 
 
 def generate_component(interp, name, outdir, copy_model=True, final_dir=None):
@@ -126,10 +138,7 @@ def generate_component(interp, name, outdir, copy_model=True, final_dir=None):
     """
     import jinja2
 
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,30}", name):
-        raise UlyssAnnError(f"--name '{name}': a GDL routine name is a letter followed by letters, "
-                            "digits or '_' (at most 31 characters), e.g. gslann")
-    name = name.lower()
+    name = gdl_identifier(name, "--name").lower()
     if interp.path is None:
         raise UlyssAnnError("the interpolator must come from a file (Interpolator.read)")
     outdir = Path(outdir).resolve()
@@ -142,9 +151,13 @@ def generate_component(interp, name, outdir, copy_model=True, final_dir=None):
         model_file = Path(interp.path).resolve()
     if copy_model and final_dir is not None:
         model_file = Path(final_dir).resolve() / model_file.name
+    # GDL opens this path as written into the code: refuse one it would expand or split.
+    check_gdl_path(model_file, "interpolator file" if not copy_model else "component folder's file")
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                             undefined=jinja2.StrictUndefined)
+                             undefined=jinja2.StrictUndefined, finalize=_only_safe_text)
+    env.filters["gdl_string"] = gdl_string
+    env.filters["gdl_comment"] = gdl_comment
     context = _context(interp, name, model_file)
     written = []
     for pattern, template in _TEMPLATES.items():

@@ -25,9 +25,11 @@ import numpy as np
 
 from .errors import UlyssAnnError
 from .gdl_export import generate_component
+from .gdl_literals import check_gdl_path
 from .interpolator import Interpolator
 
-__all__ = ["FitConfig", "FitPreparation", "GDLFitter", "TELLURIC_BANDS", "NA_D_BAND", "file_sha256"]
+__all__ = ["FitConfig", "FitPreparation", "GDLFitter", "TELLURIC_BANDS", "NA_D_BAND", "file_sha256",
+           "check_gdl_paths"]
 
 #: Telluric absorption bands masked by default in observed spectra [Å, air].
 TELLURIC_BANDS = ((6860.0, 6890.0, "O2 B band"), (7160.0, 7330.0, "H2O"), (7590.0, 7700.0, "O2 A band"))
@@ -119,9 +121,22 @@ def _code_version():
     return digest.hexdigest()[:10]
 
 
+def _component_cache():
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ulyss_ann" / "components"
+
+
+def check_gdl_paths(config):
+    """Refuse, before any fit, a path of ``config`` that GDL would not open as written."""
+    if config.save_fits:
+        check_gdl_path(os.path.abspath(config.save_fits), "--save-fits")
+    if config.lsf:
+        check_gdl_path(os.path.abspath(config.lsf), "--lsf")
+    check_gdl_path(_component_cache(), "the component cache (set XDG_CACHE_HOME to change it)", search_path=True)
+
+
 def _component_folder(interp, sha):
     """Generate (once per model and code version, shared by all workers) the component in the cache."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ulyss_ann" / "components"
+    base = _component_cache()
     name = "ann_" + sha[:12]
     folder = base / f"{name}_{_code_version()}"  # new code never meets old generated files
     if not (folder / f"{name}_eval.pro").is_file():
@@ -199,6 +214,7 @@ class GDLFitter(FitPreparation):
     def __init__(self, config):
         from .gdl_session import open_session
 
+        check_gdl_paths(config)
         super().__init__(config, Interpolator.read(config.model))
         self.sha = file_sha256(config.model)
         self.name, self.folder = _component_folder(self.interp, self.sha)
@@ -236,6 +252,7 @@ class GDLFitter(FitPreparation):
         if self.config.save_fits:
             os.makedirs(self.config.save_fits, exist_ok=True)
             res_file = os.path.join(os.path.abspath(self.config.save_fits), f"{spectrum.meta.get('id')}.res")
+            check_gdl_path(res_file, "the ULySS .res file of this spectrum")
             if os.path.exists(res_file):
                 os.remove(res_file)  # uly_solut_twrite appends
         started = time.perf_counter()

@@ -19,6 +19,7 @@ import tempfile
 import uuid
 
 from .errors import UlyssAnnError
+from .gdl_literals import check_gdl_path, gdl_string
 from .ulyss_location import INSTALL_HINT, default_ulyss_dir, find_ulyss
 
 __all__ = ["GDLError", "GDLNotFoundError", "gdl_executable", "gdl_path", "gdl_error_lines", "run_gdl"]
@@ -71,6 +72,8 @@ def gdl_path(*folders, ulyss=True):
     if ulyss:
         root = _ulyss_or_error()
         entries += ["+" + str(root / "pgm"), "+" + str(root / "dep")]
+    for entry in entries:  # GDL_PATH is ':'-separated and GDL expands '$' in it
+        check_gdl_path(entry[1:], "GDL_PATH folder", search_path=True)
     return ":".join(entries + SYSTEM_LIBRARIES)
 
 
@@ -111,7 +114,7 @@ def run_gdl(statements, folders=(), ulyss=True, timeout=300):
     name = "ulyss_ann_job_" + uuid.uuid4().hex[:12]
     lines = ["pro " + name, "compile_opt idl2", "!QUIET = 1", "!EXCEPT = 0"]
     if ulyss:
-        lines += ["common uly_path, uly_root", f"uly_root = '{_ulyss_or_error()}'"]
+        lines += ["common uly_path, uly_root", f"uly_root = {gdl_string(_ulyss_or_error())}"]
     lines += [statements, "end"]
     with tempfile.TemporaryDirectory(prefix="ulyss_ann_gdl_") as scratch:
         with open(os.path.join(scratch, name + ".pro"), "w") as handle:

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from .gdl_export import _gdl_number
+from .gdl_literals import check_gdl_path, gdl_identifier, gdl_number, gdl_string
 from .gdl_process import (GDLError, GDLNotFoundError, _ulyss_or_error, gdl_error_lines, gdl_executable,
                           gdl_path)
 
@@ -111,7 +111,7 @@ class PyGDLSession(GDLSession):
             GDL.pro("on_error", 2)  # else any GDL error kills or hangs Python
             GDL.pro("defsysv", "!QUIET", 1)
             PyGDLSession._started = True
-        extra = ":".join("+" + os.path.abspath(f) for f in folders)
+        extra = ":".join("+" + check_gdl_path(os.path.abspath(f), "GDL folder", search_path=True) for f in folders)
         self._pro("ulyss_ann_set_root", str(_ulyss_or_error()), extra or " ")
 
     def _pro(self, name, *args):
@@ -121,6 +121,7 @@ class PyGDLSession(GDLSession):
             raise GDLError(str(exc)) from None
 
     def call(self, function, *args):
+        gdl_identifier(function, "GDL function")  # as the subprocess bridge, which types it as code
         converted = [_as_gdl_array(a) if isinstance(a, (np.ndarray, list, tuple)) else a for a in args]
         converted = [float(a) if isinstance(a, (np.floating, np.integer)) and not isinstance(a, bool) else a
                      for a in converted]
@@ -137,14 +138,16 @@ class SubprocessGDLSession(GDLSession):
     """A persistent ``gdl`` process fed through a pipe; arrays go through binary files."""
 
     backend = "subprocess"
-    _SENTINEL = "__ULYSS_ANN_END__"
 
     def __init__(self, folders=(), timeout=600):
-        self.folders = [os.path.abspath(f) for f in folders]
+        self.folders = [check_gdl_path(os.path.abspath(f), "GDL folder", search_path=True) for f in folders]
         self.timeout = timeout
         self._scratch = tempfile.mkdtemp(prefix="ulyss_ann_gdl_", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
         self._process = None
         self._counter = 0
+        # A fresh end marker per session: no output of a fit (a file name printed by
+        # ULySS, say) can pose as it.
+        self._sentinel = "__ULYSS_ANN_END_" + os.urandom(8).hex() + "__"
         self._start()
 
     def _start(self):
@@ -155,10 +158,10 @@ class SubprocessGDLSession(GDLSession):
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
                                          env=env, cwd=self._scratch)
         self._pending = b""
-        root = str(_ulyss_or_error()).replace("'", "''")
+        root = gdl_string(_ulyss_or_error())
         # on_error, 2 as for pygdl: an error in a callee returns to the caller, where the
         # CATCH of ulyss_ann_fit turns it into a row's status.
-        self._run(f"on_error, 2\n!QUIET = 1\n!EXCEPT = 0\nulyss_ann_set_root, '{root}', ' '")
+        self._run(f"on_error, 2\n!QUIET = 1\n!EXCEPT = 0\nulyss_ann_set_root, {root}, ' '")
 
     def _readline(self, deadline):
         """One line of GDL's output (without the newline), or None at end of output."""
@@ -179,7 +182,7 @@ class SubprocessGDLSession(GDLSession):
         """Send statements (one per line), return the lines they printed; GDL errors raise."""
         if self._process is None or self._process.poll() is not None:
             self._start()  # after a crash or a timeout: a fresh session
-        self._process.stdin.write((statements + f"\nprint, '{self._SENTINEL}'\n").encode())
+        self._process.stdin.write((statements + f"\nprint, '{self._sentinel}'\n").encode())
         lines, deadline = [], time.monotonic() + self.timeout
         while True:
             line = self._readline(deadline)
@@ -188,7 +191,7 @@ class SubprocessGDLSession(GDLSession):
                 self._process = None
                 raise GDLError(f"gdl exited (status {code}) during the call; last output: "
                                f"{' | '.join(lines[-3:])}")
-            if line.strip() == self._SENTINEL:
+            if line.strip() == self._sentinel:
                 break
             lines.append(line)
         errors = gdl_error_lines(lines)
@@ -198,33 +201,40 @@ class SubprocessGDLSession(GDLSession):
         return lines
 
     def _literal(self, index, value):
-        """GDL statement assigning argument ``index``; arrays go through a binary file."""
+        """GDL statement assigning argument ``index``; arrays go through a binary file.
+
+        Strings are typed into GDL as escaped literals (:func:`gdl_string`): a file name
+        with a quote or a newline stays one string and never becomes a statement.
+        """
         name = f"ulyss_ann_arg{index}"
         if isinstance(value, str):
-            return f"{name} = '" + value.replace("'", "''") + "'"
+            return f"{name} = {gdl_string(value)}"
         if isinstance(value, (np.ndarray, list, tuple)):
             array = _as_gdl_array(value)
             path = os.path.join(self._scratch, f"arg{index}.bin")
             array.astype("<f8" if array.dtype.kind == "f" else "<i4").tofile(path)
             maker = "dblarr" if array.dtype.kind == "f" else "lonarr"
-            return (f"{name} = {maker}({array.size}) & openr, lun, '{path}', /GET_LUN, /SWAP_IF_BIG_ENDIAN"
+            return (f"{name} = {maker}({array.size}) & openr, lun, {gdl_string(path)}, /GET_LUN, /SWAP_IF_BIG_ENDIAN"
                     f" & readu, lun, {name} & free_lun, lun")
         if isinstance(value, (bool, int, np.integer)):
             return f"{name} = {int(value)}L"
         if not np.isfinite(value):
             raise ValueError(f"cannot pass {value} to GDL")
-        return f"{name} = {_gdl_number(value)}"
+        return f"{name} = {gdl_number(value)}"
 
     def call(self, function, *args):
         self._counter += 1
         result = os.path.join(self._scratch, "result.bin")
         lines = [self._literal(i, a) for i, a in enumerate(args)]
         arglist = ", ".join(f"ulyss_ann_arg{i}" for i in range(len(args)))
-        lines.append(f"ulyss_ann_put_result, {function}({arglist}), '{result}'")
+        lines.append(f"ulyss_ann_put_result, {gdl_identifier(function, 'GDL function')}({arglist}), "
+                     f"{gdl_string(result)}")
         printed = self._run("\n".join(lines))
         for line in reversed(printed):
             if line.startswith("ULYSS_ANN_STRING:"):
-                return line[len("ULYSS_ANN_STRING:"):]
+                n = int(line.split(":")[1])
+                with open(result, "rb") as handle:
+                    return handle.read(n).decode("utf-8", "replace")
             if line.startswith("ULYSS_ANN_NUMERIC:"):
                 n = int(line.split(":")[1])
                 return np.fromfile(result, dtype="<f8", count=n).astype(np.float64)

@@ -22,6 +22,7 @@ therefore warns (:class:`~ulyss_ann.errors.OutOfBoundsWarning`) there, or raises
 ``strict=True``.
 """
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -34,7 +35,28 @@ from .network import ACTIVATIONS, forward, forward_with_jacobian
 from .perceptron_file import FORMAT_VERSION, as_cards, read_perceptron, write_perceptron
 from .wavelength import WavelengthGrid
 
-__all__ = ["Parameter", "Interpolator"]
+__all__ = ["Parameter", "Interpolator", "check_parameter_name", "check_parameter_unit"]
+
+#: What a parameter name may be: a ULySS-style name (``Teff``, ``logg``, ``Fe/H``, ``[alpha/Fe]``).
+#: Names become GDL code, table columns (``e_<name>``) and command-line keys, so they hold no
+#: quote, space, separator or control character.
+PARAMETER_NAME = re.compile(r"[A-Za-z\[(][A-Za-z0-9_/\[\]().+\-]{0,31}")
+
+
+def check_parameter_name(name):
+    """``None`` if ``name`` can be a parameter name, else why not (one phrase)."""
+    if not isinstance(name, str) or PARAMETER_NAME.fullmatch(name) is None:
+        return (f"parameter name {name!r} is not allowed: a name starts with a letter, '[' or '(' and "
+                "holds at most 32 letters, digits and _ / [ ] ( ) . + - (e.g. Teff, logg, Fe/H)")
+    return None
+
+
+def check_parameter_unit(unit):
+    """``None`` if ``unit`` can be a unit string (printable ASCII, as FITS), else why not."""
+    if not isinstance(unit, str) or len(unit) > 68 or any(not 32 <= ord(c) < 127 for c in unit):
+        return (f"parameter unit {unit!r} is not allowed: a unit is at most 68 printable ASCII "
+                "characters (a FITS string), e.g. K, dex, km/s")
+    return None
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,11 @@ class Parameter:
     step: float
     mean: float
     scale: float
+
+    def __post_init__(self):
+        problem = check_parameter_name(self.name) or check_parameter_unit(self.unit)
+        if problem:
+            raise ParameterError(problem)
 
 
 @dataclass(eq=False)

@@ -137,12 +137,18 @@ def _layer_hdus(path, hdul):
 
 def _parameters(path, index, hdu):
     """Parameter descriptions from the per-parameter keywords of one HDU."""
-    from .interpolator import Parameter
+    from .interpolator import Parameter, check_parameter_name, check_parameter_unit
 
     params = []
     n = 1
     while f"I_P_NM{n}" in hdu.header:
+        # Names and units are data: they are checked here, and written into GDL code
+        # only as escaped literals (gdl_literals), never as they come.
         name = _get(path, hdu, index, f"I_P_NM{n}", str)
+        unit = _get(path, hdu, index, f"I_P_UN{n}", str)
+        for key, problem in ((f"I_P_NM{n}", check_parameter_name(name)), (f"I_P_UN{n}", check_parameter_unit(unit))):
+            if problem:
+                raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): keyword {key}: {problem}")
         values = {k: _get(path, hdu, index, f"{k}{n}", float)
                   for k in ("I_P_LB", "I_P_HB", "I_P_ST", "I_PR_B", "I_PR_S")}
         if values["I_PR_S"] == 0:
@@ -151,7 +157,7 @@ def _parameters(path, index, hdu):
         if values["I_P_LB"] > values["I_P_HB"]:
             raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): I_P_LB{n} > I_P_HB{n}, "
                                               "lower bound above the higher bound")
-        params.append(Parameter(name=name, unit=_get(path, hdu, index, f"I_P_UN{n}", str),
+        params.append(Parameter(name=name, unit=unit,
                                 low=values["I_P_LB"], high=values["I_P_HB"], step=values["I_P_ST"],
                                 mean=values["I_PR_B"], scale=values["I_PR_S"]))
         n += 1
