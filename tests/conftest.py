@@ -12,7 +12,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared"
 REFERENCE = SHARED / "data" / "reference"
 
-# Keras 3 on torch (jax needs NumPy 2, which python3-gdl refuses; see ulyss_ann.training).
+# Keras 3 on torch (jax needs NumPy 2, which python3-gdl refuses; see ulyss_ann.training.keras_recipe).
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 # GDL tests use the real ULySS: ULYSS_DIR when set, else the copy beside the project.
@@ -67,7 +67,7 @@ def network_file(tmp_path):
 def example_grid(n=300, seed=0):
     """A small surrogate-style grid: the bundled example network at ``n`` random parameters."""
     from ulyss_ann import example_interpolator
-    from ulyss_ann.spectral_grid import SpectralGrid
+    from ulyss_ann.spectra.grid import SpectralGrid
 
     interp = example_interpolator()
     rng = np.random.default_rng(seed)

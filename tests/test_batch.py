@@ -15,10 +15,10 @@ from astropy.table import Table
 
 from conftest import SHARED, reference_file
 from ulyss_ann import UlyssAnnError, example_interpolator
-from ulyss_ann.batch import fit
-from ulyss_ann.example_data import example_interpolator_path
-from ulyss_ann.simulate import simulate_spectrum, write_muse_spectrum
-from ulyss_ann.ulyss_location import find_ulyss
+from ulyss_ann.fitting.batch import fit
+from ulyss_ann.spectra.examples import example_interpolator_path
+from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
+from ulyss_ann.gdl.ulyss_location import find_ulyss
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)"),
@@ -192,6 +192,10 @@ def test_cli_fits_the_real_muse_star(tmp_path):
     assert 5300 < row["Teff"] < 5600 and -2.2 < row["Fe/H"] < -1.6
     assert "1 spectra: 1 fitted, 0 failed" in result.stdout
     assert (tmp_path / "r.png").stat().st_size > 10000
+    from PIL import Image
+
+    # One spectrum: its fit and residuals (11 x 5.5 in), not the batch's histograms (12 x 7 in).
+    assert Image.open(tmp_path / "r.png").size == (1210, 605)
 
 
 def test_save_fits_writes_best_fit_and_ulyss_res(spectra, tmp_path):
@@ -207,7 +211,7 @@ def test_save_fits_writes_best_fit_and_ulyss_res(spectra, tmp_path):
         # the residual rms of the table is the one of this best fit
         good = mask == 1
         assert np.sqrt(np.mean(resid[good] ** 2)) / np.mean(best[good]) == pytest.approx(table["rms"][0], rel=1e-6)
-    from ulyss_ann.selfinversion import read_res
+    from ulyss_ann.paper.selfinversion import read_res
 
     res = (tmp_path / "fits" / "sim000.res").read_text().splitlines()
     assert res[0].startswith("!BEGIN   ULYSS solut file") and any("SOL_VERS" in line for line in res)
@@ -246,15 +250,21 @@ def test_missing_ulyss_stops_gdl_and_auto_falls_back_to_native(spectra, tmp_path
 
 
 def test_quality_flags():
-    from ulyss_ann.fit_results import make_row
-    from ulyss_ann.spectrum_readers import Spectrum
+    from ulyss_ann.fitting.core import PreparedFit, Solution
+    from ulyss_ann.fitting.result import FitResult
+    from ulyss_ann.spectra.spectrum import Spectrum
 
     interp = example_interpolator()
     spectrum = Spectrum(np.ones(20), None, np.arange(20.0), np.ones(20, bool), meta={"id": "x", "file": "/x"})
-    values = dict(cz=1.0, e_cz=0.1, sigma=18.8, e_sigma=0.0, chi2=1.0, rms=0.01, n_guess=6, n_converged=1,
-                  n_pix=100, n_masked=0, lmin=4800.0, lmax=7300.0, time_s=0.5,
-                  status_params={"Teff": 3, "Logg": 1, "Fe/H": 0}, Teff=8000.0, e_Teff=5.0, Logg=0.2,
-                  e_Logg=0.0, **{"Fe/H": -2.9, "e_Fe/H": 0.01})
-    row = make_row(spectrum, values, "gdl-subprocess", "m.fits", "abc", interp)
-    assert row["flag"].split(",") == ["bound:Teff", "sigma-floor", "one-guess-converged", "far-from-nodes"]
+    prepared = PreparedFit(spectrum, 4800.0, 7300.0, np.ones(20, bool), np.array([8000.0, 0.2, -2.9]),
+                           np.array([1, 1, 1]), np.array([0, 1, 0]), 0, 0.0, 1.0, None)
+    solution = Solution(n_guess=6, best_guess=0, n_converged=1, chi2=1.0, rms=0.01, n_pix=100, cz=1.0, e_cz=0.1,
+                        sigma=18.8, e_sigma=0.0, values=np.array([8000.0, 0.2, -2.9]),
+                        errors=np.array([5.0, 0.0, 0.01]), status=np.array([3, 1, 0]), ln_start=8.5, ln_step=1e-4,
+                        flux=np.ones(20), bestfit=np.ones(20), mask=np.ones(20, bool))
+    result = FitResult.from_solution(solution, prepared, interp, "gdl-subprocess", "m.fits", "abc", 0.5)
+    assert list(result.flags) == ["bound:Teff", "sigma-floor", "one-guess-converged", "far-from-nodes"]
+    assert result.status == {"Teff": "high", "Logg": "fixed", "Fe/H": "free"}
+    row = result.row()
+    assert row["flag"].split(",") == list(result.flags)
     assert row["node_distance"] > 1

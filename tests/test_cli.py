@@ -10,7 +10,7 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from conftest import make_network, reference_file
-from ulyss_ann.example_data import example_interpolator_path
+from ulyss_ann.spectra.examples import example_interpolator_path
 
 
 def run(*args, cwd=None):

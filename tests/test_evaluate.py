@@ -118,3 +118,95 @@ def test_jacobian_of_authors_network():
         dp[i] = step
         numeric = (interp.evaluate(p + dp) - interp.evaluate(p - dp)) / (2 * step)
         np.testing.assert_allclose(jac[:, i], numeric, rtol=1e-5, atol=1e-7 * np.abs(numeric).max())
+
+
+# --------------------------------------------------------------------- astropy Quantities as parameters
+def test_quantities_are_converted_to_the_parameter_units():
+    import astropy.units as u
+
+    interp = make_network((5, 7))
+    p = np.array([5000.0, 2.0, -1.5])
+    expected = interp.evaluate(p)
+    assert "_astropy_units" not in interp.__dict__  # plain numbers never take the Quantity path
+    for given in ([5000 * u.K, 2 * u.dex, -1.5 * u.dex],
+                  [5 * u.kK, u.Quantity(2, u.dex), u.Dex(-1.5)],          # a plain dex Quantity and a LogQuantity
+                  [(5000 - 273.15) * u.deg_C, 2.0, -1.5 * u.dex],         # temperature scales; plain numbers beside
+                  [5000 * u.K, 2 * u.dex(u.cm / u.s ** 2), -1.5 * u.dex],  # log g with its physical unit
+                  {"teff": 5 * u.kK, "LOGG": 2 * u.dex, "Fe/H": -1.5}):
+        np.testing.assert_allclose(interp.evaluate(given), expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(interp.jacobian([5 * u.kK, 2 * u.dex, -1.5 * u.dex]), interp.jacobian(p),
+                               rtol=1e-12, atol=1e-14)
+
+
+def test_quantity_arrays_per_parameter_and_rows():
+    import astropy.units as u
+
+    interp = make_network((5, 7))
+    params = random_params(interp, 4)
+    expected = interp.evaluate(params)
+    columns = [params[:, 0] / 1000 * u.kK, params[:, 1] * u.dex, params[:, 2] * u.dex]
+    np.testing.assert_allclose(interp.evaluate(columns), expected, rtol=1e-12, atol=1e-14)
+    rows = [[t * u.K, g * u.dex, z * u.dex] for t, g, z in params]
+    np.testing.assert_allclose(interp.evaluate(rows), expected, rtol=1e-12, atol=1e-14)
+    flux, jac = interp.evaluate_with_jacobian(columns)
+    np.testing.assert_allclose(jac, interp.jacobian(params), rtol=1e-12, atol=1e-14)
+    # a scalar beside arrays broadcasts, as in the mapping form
+    mixed = interp.evaluate([params[:, 0] * u.K, 2.5 * u.dex, params[:, 2] * u.dex])
+    np.testing.assert_allclose(mixed, interp.evaluate(np.column_stack([params[:, 0], np.full(4, 2.5), params[:, 2]])),
+                               rtol=1e-12, atol=1e-14)
+
+
+def test_incompatible_units_are_one_line_parameter_errors():
+    import astropy.units as u
+
+    from ulyss_ann import ParameterError
+
+    interp = make_network((5, 7))
+    cases = [([5000 * u.km, 2 * u.dex, -1.5 * u.dex], ("Teff", "km", "K")),
+             ([5000 * u.K, 2 * u.K, -1.5 * u.dex], ("Logg", "dex")),
+             ([5000 * u.K, 2 * u.dex, u.Quantity(-1.5)], ("Fe/H", "dimensionless")),  # not a log quantity
+             ({"Teff": 5000, "Logg": 2 * u.s, "Fe/H": -1.5}, ("Logg", "s")),
+             (np.array([5000.0, 2.0, -1.5]) * u.K, ("Logg",)),                         # one unit for all
+             ([5000 * u.K, 2 * u.dex], ("2 values", "Teff, Logg, Fe/H"))]
+    for given, words in cases:
+        with pytest.raises(ParameterError) as excinfo:
+            interp.evaluate(given)
+        message = str(excinfo.value)
+        assert "\n" not in message and all(w in message for w in words), message
+    with pytest.raises(ParameterError):
+        interp.jacobian([5000 * u.km, 2 * u.dex, -1.5 * u.dex])
+
+
+def test_quantity_for_a_unit_astropy_does_not_know():
+    import astropy.units as u
+
+    from ulyss_ann import Parameter, ParameterError
+
+    base = make_network((5,))
+    odd = Parameter("Fe/H", "[solar]", -3.0, 0.0, 0.003, -1.5, 0.75)
+    interp = Interpolator((*base.parameters[:2], odd), base.weights, base.activations, base.wavelength)
+    np.testing.assert_array_equal(interp.evaluate([5000.0, 2.0, -1.5]), base.evaluate([5000.0, 2.0, -1.5]))
+    np.testing.assert_array_equal(interp.evaluate([5 * u.kK, 2 * u.dex, -1.5]), base.evaluate([5000.0, 2.0, -1.5]))
+    with pytest.raises(ParameterError, match=r"\[solar\].*plain number"):
+        interp.evaluate([5000 * u.K, 2 * u.dex, -1.5 * u.dex])
+
+
+# --------------------------------------------------------------------- repr
+def test_repr_is_a_one_line_summary(network_file):
+    path, interp = network_file
+    read = Interpolator.read(path)
+    text = repr(read)
+    assert "\n" not in text and len(text) < 200, text
+    assert text == ("<Interpolator small.fits: Teff [K], Logg [dex], Fe/H [dex] -> 40 px 4762.2-4811.0 Å, "
+                    "architecture [3, 5, 7, 40]>")
+    assert repr(interp).startswith("<Interpolator (in memory): ")
+    assert "weights" not in text and "array(" not in text
+
+
+def test_repr_of_the_example_and_authors_networks():
+    from ulyss_ann import example_interpolator
+
+    assert repr(example_interpolator()).endswith("architecture [3, 16, 32, 2099], surrogate>")
+    path = reference_file("gsl_ann_trial7.fits")
+    assert repr(Interpolator.read(path)) == ("<Interpolator gsl_ann_trial7.fits: Teff [K], Logg [dex], Fe/H [dex] "
+                                             "-> 2099 px 4762.2-7384.7 Å, architecture [3, 32, 64, 2099]>")

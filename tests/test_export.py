@@ -9,8 +9,8 @@ import pytest
 
 from conftest import reference_file
 from ulyss_ann import Interpolator, UlyssAnnError, WavelengthGrid
-from ulyss_ann.keras_export import interpolator_from_keras
-from ulyss_ann.spectral_grid import SpectralGrid, surrogate_grid
+from ulyss_ann.training.keras_io import interpolator_from_keras
+from ulyss_ann.spectra.grid import SpectralGrid, surrogate_grid
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import pytest
 
 from conftest import SHARED, make_network, random_params, reference_file
 from ulyss_ann import Interpolator
-from ulyss_ann.gdl_export import generate_component, guess_keywords, resource_dir
-from ulyss_ann.gdl_process import GDLError, run_gdl
-from ulyss_ann.ulyss_location import find_ulyss
+from ulyss_ann.gdl.component import generate_component, guess_keywords, resource_dir
+from ulyss_ann.gdl.process import GDLError, run_gdl
+from ulyss_ann.gdl.ulyss_location import find_ulyss
 
 MUSE = SHARED / "data" / "muse" / "ngc6397id000010554jd2456865p5826f000.fits"
 

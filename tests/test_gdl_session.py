@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from ulyss_ann.gdl_process import GDLError
-from ulyss_ann.gdl_session import SubprocessGDLSession, _pygdl_available, open_session
-from ulyss_ann.ulyss_location import find_ulyss
+from ulyss_ann.gdl.process import GDLError
+from ulyss_ann.gdl.session import SubprocessGDLSession, pygdl_available, open_session
+from ulyss_ann.gdl.ulyss_location import find_ulyss
 
 pytestmark = [pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup)"),
               pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")]
@@ -50,12 +50,12 @@ def test_subprocess_values_errors_timeout_and_crash(helpers):
         session.close()
 
 
-@pytest.mark.skipif(not _pygdl_available(), reason="import GDL unavailable (python3-gdl, CPython 3.11)")
+@pytest.mark.skipif(not pygdl_available(), reason="import GDL unavailable (python3-gdl, CPython 3.11)")
 def test_pygdl_gives_the_same_values_in_a_fresh_process(helpers):
     code = f"""
 import numpy as np
-from ulyss_ann.gdl_session import open_session
-from ulyss_ann.gdl_process import GDLError
+from ulyss_ann.gdl.session import open_session
+from ulyss_ann.gdl.process import GDLError
 s = open_session([{str(helpers)!r}], backend="pygdl")
 x = np.linspace(0, 1, 5000)
 assert np.array_equal(s.call("sess_twice", x, 3), 2 * x + 3)

@@ -20,13 +20,12 @@ from astropy.table import Table
 
 from conftest import make_network
 from ulyss_ann import Interpolator, InterpolatorFileError, ParameterError, UlyssAnnError
-from ulyss_ann.example_data import example_interpolator_path
-from ulyss_ann.gdl_export import generate_component
-from ulyss_ann.gdl_literals import check_gdl_path, gdl_comment, gdl_string
-from ulyss_ann.gdl_process import run_gdl
-from ulyss_ann.gdl_session import open_session
-from ulyss_ann.simulate import simulate_spectrum, write_muse_spectrum
-from ulyss_ann.ulyss_location import find_ulyss
+from ulyss_ann.spectra.examples import example_interpolator_path
+from ulyss_ann.gdl.component import generate_component
+from ulyss_ann.gdl.literals import check_gdl_path, gdl_comment, gdl_string
+from ulyss_ann.gdl.process import run_gdl
+from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
+from ulyss_ann.gdl.ulyss_location import find_ulyss
 
 needs_gdl = pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
 needs_ulyss = pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")
@@ -91,7 +90,7 @@ def test_gdl_string_never_leaves_a_quoted_string_or_a_line():
 
 ECHO_SCRIPT = """
 import json, sys
-from ulyss_ann.gdl_session import open_session
+from ulyss_ann.gdl.session import open_session
 from ulyss_ann import UlyssAnnError
 texts = json.loads(sys.argv[3])
 with open_session([sys.argv[2]], backend=sys.argv[1], timeout=120) as session:

@@ -7,10 +7,10 @@ import pytest
 
 from conftest import reference_file
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.gdl_process import run_gdl
-from ulyss_ann.lsf import FWHM_TO_SIGMA, gaussian_lsf, read_lsf, write_lsf
-from ulyss_ann.ulyss_location import find_ulyss
-from ulyss_ann.ulyss_numerics import C_KMS, lsf_convolve, slit_kernel
+from ulyss_ann.gdl.process import run_gdl
+from ulyss_ann.spectra.lsf import FWHM_TO_SIGMA, gaussian_lsf, read_lsf, write_lsf
+from ulyss_ann.gdl.ulyss_location import find_ulyss
+from ulyss_ann.fitting.numerics import C_KMS, lsf_convolve, slit_kernel
 
 needs_gdl_ulyss = pytest.mark.skipif(shutil.which("gdl") is None or find_ulyss() is None,
                                      reason="gdl and ULySS needed (./scripts/setup; ULYSS_DIR)")
@@ -69,7 +69,7 @@ def test_lsf_convolve_interpolates_between_records():
            "h3": np.zeros(2), "h4": np.zeros(2)}
     out = lsf_convolve(data, lsf, start, step)
     velscale = C_KMS * step
-    from ulyss_ann.ulyss_numerics import convolve_edge
+    from ulyss_ann.fitting.numerics import convolve_edge
 
     a = convolve_edge(data, slit_kernel(0, 30, 0, 0, velscale))
     b = convolve_edge(data, slit_kernel(0, 90, 0, 0, velscale))
@@ -111,8 +111,8 @@ def test_native_fit_with_lsf_recovers_the_parameters(tmp_path):
     """A spectrum broadened by a wavelength-dependent LSF: the fit with that LSF injected recovers
     the truth and leaves almost no broadening to σ; without it σ absorbs a mean broadening."""
     from ulyss_ann import Interpolator
-    from ulyss_ann.gdl_fitter import FitConfig
-    from ulyss_ann.native_fitter import NativeFitter
+    from ulyss_ann.fitting.core import FitConfig
+    from ulyss_ann.fitting.native_engine import NativeEngine
 
     model = reference_file("gsl_ann_trial7.fits")
     interp = Interpolator.read(model)
@@ -122,9 +122,9 @@ def test_native_fit_with_lsf_recovers_the_parameters(tmp_path):
     wave = interp.wavelength.wavelength
     # The model log-rebinned (ULySS's numerics), broadened by the LSF, observed on that
     # same ln-lambda grid: no resampling adds a broadening of its own.
-    from ulyss_ann.spectrum_readers import Spectrum
-    from ulyss_ann.ulyss_numerics import log_rebin
-    from ulyss_ann.wavelength import WavelengthGrid
+    from ulyss_ann.spectra.spectrum import Spectrum
+    from ulyss_ann.fitting.numerics import log_rebin
+    from ulyss_ann.model.wavelength import WavelengthGrid
 
     spec, _ = log_rebin(interp.evaluate(np.array(truth)), None, np.ones(wave.size, bool), 0, wave[0],
                         wave[1] - wave[0])
@@ -136,8 +136,8 @@ def test_native_fit_with_lsf_recovers_the_parameters(tmp_path):
                  meta={"id": "lsf-test", "simulated": True})
     results = {}
     for name, path in (("with", str(tmp_path / "muse.lsf")), ("without", None)):
-        fitter = NativeFitter(FitConfig(model=model, engine="native", lsf=path))
-        results[name] = fitter.fit(s, {"Logg": truth[1]})
+        fitter = NativeEngine(FitConfig(model=model, engine="native", lsf=path))
+        results[name] = fitter.fit(s, {"Logg": truth[1]}).row()
     w = results["with"]
     assert abs(w["Teff"] - truth[0]) < 5 * w["e_Teff"] + 10
     assert abs(w["Fe/H"] - truth[2]) < 5 * w["e_Fe/H"] + 0.01
@@ -168,7 +168,7 @@ def test_lsf_command_writes_the_instrument_relative_to_the_model(tmp_path):
 
 
 def test_fit_with_a_missing_lsf_file_stops_before_any_work(tmp_path):
-    from ulyss_ann.batch import fit
+    from ulyss_ann.fitting.batch import fit
 
     with pytest.raises(UlyssAnnError, match="nope.lsf: cannot read the LSF file"):
         fit([str(tmp_path / "a.fits")], reference_file("gsl_ann_trial7.fits"), str(tmp_path / "r.ecsv"),
@@ -181,11 +181,11 @@ def test_lsf_with_the_analytic_losvd_recovers_a_simulated_muse_star(tmp_path):
     its own network with the LSF injected: the analytic LOSVD recovers everything; ULySS's sampled
     kernel, pegged at 0.3 px once the LSF took the broadening, cannot follow the sub-pixel shift."""
     from ulyss_ann import Interpolator
-    from ulyss_ann.gdl_fitter import FitConfig
-    from ulyss_ann.native_fitter import NativeFitter
-    from ulyss_ann.ngc6397 import fwhm_muse, lsf_matrix, shift_and_resample
-    from ulyss_ann.simulate import write_muse_spectrum
-    from ulyss_ann.spectrum_readers import read_spectrum
+    from ulyss_ann.fitting.core import FitConfig
+    from ulyss_ann.fitting.native_engine import NativeEngine
+    from ulyss_ann.paper.ngc6397 import fwhm_muse, lsf_matrix, shift_and_resample
+    from ulyss_ann.spectra.simulate import write_muse_spectrum
+    from ulyss_ann.spectra.readers import read_spectrum
 
     model = reference_file("gsl_ann_trial8.fits")
     interp = Interpolator.read(model)
@@ -197,8 +197,8 @@ def test_lsf_with_the_analytic_losvd_recovers_a_simulated_muse_star(tmp_path):
     write_muse_spectrum(tmp_path / "star.fits", muse, flux, flux / 100, truth={"SIM_TEFF": (5600.0, "")})
     write_lsf(gaussian_lsf(fwhm_muse, 2.0, np.arange(4700, 7451, 50)), tmp_path / "lsf.txt")
     spectrum = read_spectrum(tmp_path / "star.fits")
-    fits = {losvd: NativeFitter(FitConfig(model=model, lsf=str(tmp_path / "lsf.txt"), losvd=losvd)).fit(
-        spectrum, {"Logg": 3.7}) for losvd in ("analytic", "sampled")}
+    fits = {losvd: NativeEngine(FitConfig(model=model, lsf=str(tmp_path / "lsf.txt"), losvd=losvd)).fit(
+        spectrum, {"Logg": 3.7}).row() for losvd in ("analytic", "sampled")}
     a, s = fits["analytic"], fits["sampled"]
     assert abs(a["cz"] - 18.5) < 0.5 and abs(a["Teff"] - 5600) < 3 and abs(a["Fe/H"] + 2.2) < 0.01
     assert a["rms"] < 3e-4

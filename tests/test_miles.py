@@ -9,9 +9,9 @@ from astropy.io import fits
 from numpy.polynomial import legendre
 
 from ulyss_ann import Interpolator
-from ulyss_ann.example_data import miles_interpolator_path
-from ulyss_ann.miles import miles_grid, pseudo_continuum
-from ulyss_ann.spectral_grid import SpectralGrid
+from ulyss_ann.spectra.examples import miles_interpolator_path
+from ulyss_ann.spectra.miles import miles_grid, pseudo_continuum
+from ulyss_ann.spectra.grid import SpectralGrid
 
 WAVE = 3540.5 + 0.9 * np.arange(4300)
 

@@ -7,13 +7,13 @@ import pytest
 
 from conftest import SHARED, reference_file
 from ulyss_ann import example_interpolator
-from ulyss_ann.example_data import example_interpolator_path
-from ulyss_ann.gdl_fitter import FitConfig
-from ulyss_ann.native_fitter import NativeFitter, _Problem
-from ulyss_ann.ulyss_numerics import C_KMS, convolve_edge, fourier_losvd, log_rebin, losvd_kernel, xrebin
-from ulyss_ann.simulate import simulate_spectrum, write_muse_spectrum
-from ulyss_ann.spectrum_readers import read_spectrum
-from ulyss_ann.ulyss_location import find_ulyss
+from ulyss_ann.spectra.examples import example_interpolator_path
+from ulyss_ann.fitting.core import FitConfig
+from ulyss_ann.fitting.native_engine import NativeEngine, _Problem
+from ulyss_ann.fitting.numerics import C_KMS, convolve_edge, fourier_losvd, log_rebin, losvd_kernel, xrebin
+from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
+from ulyss_ann.spectra.readers import read_spectrum
+from ulyss_ann.gdl.ulyss_location import find_ulyss
 
 MUSE = SHARED / "data" / "muse" / "ngc6397id000010554jd2456865p5826f000.fits"
 HAVE_GDL = shutil.which("gdl") is not None and find_ulyss() is not None
@@ -81,7 +81,7 @@ def test_analytic_losvd_is_exact_where_the_sampled_one_is_not():
 
 @pytest.fixture(scope="module")
 def fitter():
-    return NativeFitter(FitConfig(model=example_interpolator_path(), mdegree=8))
+    return NativeEngine(FitConfig(model=example_interpolator_path(), mdegree=8))
 
 
 def simulated(path, params, velocity, snr, seed, fwhm=2.6):
@@ -93,8 +93,7 @@ def simulated(path, params, velocity, snr, seed, fwhm=2.6):
 
 def test_jacobian_is_that_of_the_projected_residual(fitter, tmp_path):
     spectrum = simulated(tmp_path / "s.fits", [5400, 3.2, -1.6], 25.0, 80, 1)
-    lo, hi = fitter.prep.fit_range(spectrum)
-    spec, rebinned, voff, _ = fitter.prepare(spectrum, lo, hi, fitter.prep.good_pixels(spectrum))
+    spec, rebinned, voff, _ = fitter.rebinned_observation(fitter.preparation.prepare(spectrum))
     problem = _Problem(fitter, rebinned, spec, 8, voff, True, "sampled")
     theta = np.array([0.4, 1.2, 5400.0, 3.2, -1.6])
     _, _, jac = problem.evaluate(theta, True)
@@ -112,7 +111,7 @@ def test_quoted_errors_match_the_scatter(fitter, tmp_path):
     truth = np.array([5500.0, 3.5, -1.4])
     fits = []
     for seed in range(100):
-        values = fitter.fit(simulated(tmp_path / "p.fits", truth, 30.0, 40, seed, fwhm=3.6))
+        values = fitter.fit(simulated(tmp_path / "p.fits", truth, 30.0, 40, seed, fwhm=3.6)).row()
         fits.append([values[n] for n in ("Teff", "Logg", "Fe/H")] + [values["e_" + n] for n in ("Teff", "Logg", "Fe/H")])
     fits = np.array(fits)
     widths = np.std(fits[:, :3], axis=0, ddof=1) / np.mean(fits[:, 3:], axis=0)
@@ -142,14 +141,14 @@ def _agree(native, gdl):
 
 def _both_engines(config, spectrum):
     """(native, GDL) fits of one spectrum with one configuration."""
-    from ulyss_ann.gdl_fitter import GDLFitter
+    from ulyss_ann.fitting.gdl_engine import GDLEngine
 
-    gdl = GDLFitter(config)
+    gdl = GDLEngine(config)
     try:
-        expected = gdl.fit(spectrum)
+        expected = gdl.fit(spectrum).row()
     finally:
         gdl.close()
-    return NativeFitter(config).fit(spectrum), expected
+    return NativeEngine(config).fit(spectrum).row(), expected
 
 
 @pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed for the comparison")
@@ -166,8 +165,8 @@ def test_native_agrees_with_uly_fit_on_the_real_muse_star():
 @pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed for the comparison")
 def test_native_agrees_with_uly_fit_with_an_injected_lsf(tmp_path):
     """--lsf: the component's LSF= in GDL and the native injection give the same fit."""
-    from ulyss_ann.lsf import gaussian_lsf, write_lsf
-    from ulyss_ann.ngc6397 import fwhm_muse
+    from ulyss_ann.spectra.lsf import gaussian_lsf, write_lsf
+    from ulyss_ann.paper.ngc6397 import fwhm_muse
 
     if not MUSE.is_file():
         pytest.skip(f"{MUSE} not found")
@@ -178,7 +177,7 @@ def test_native_agrees_with_uly_fit_with_an_injected_lsf(tmp_path):
     config = FitConfig(model=reference_file("gsl_ann_trial7.fits"), lsf=str(tmp_path / "muse.lsf"))
     spectrum = read_spectrum(MUSE)
     got, expected = _both_engines(config, spectrum)
-    plain = NativeFitter(FitConfig(model=config.model)).fit(spectrum)
+    plain = NativeEngine(FitConfig(model=config.model)).fit(spectrum).row()
     _agree(got, expected)
     assert got["chi2"] == pytest.approx(expected["chi2"], rel=1e-5)
     assert abs(got["chi2"] / plain["chi2"] - 1) > 1e-3   # the LSF did change the model
@@ -186,12 +185,12 @@ def test_native_agrees_with_uly_fit_with_an_injected_lsf(tmp_path):
 
 @pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed for the comparison")
 def test_native_agrees_with_uly_fit_on_simulated_spectra(tmp_path):
-    from ulyss_ann.gdl_fitter import GDLFitter
+    from ulyss_ann.fitting.gdl_engine import GDLEngine
 
     config = FitConfig(model=reference_file("gsl_ann_trial7.fits"))
     generator = example_interpolator()
     rng = np.random.default_rng(7)
-    gdl, native = GDLFitter(config), NativeFitter(config)
+    gdl, native = GDLEngine(config), NativeEngine(config)
     try:
         for i in range(4):
             params = [rng.uniform(4800, 6300), rng.uniform(2.0, 4.2), rng.uniform(-2.3, -1.0)]
@@ -199,27 +198,27 @@ def test_native_agrees_with_uly_fit_on_simulated_spectra(tmp_path):
                                                   snr=rng.uniform(20, 80), rng=i)
             write_muse_spectrum(tmp_path / f"s{i}.fits", wave, flux, sigma, truth={"SIM_TEFF": params[0]})
             spectrum = read_spectrum(tmp_path / f"s{i}.fits")
-            _agree(native.fit(spectrum), gdl.fit(spectrum))
+            _agree(native.fit(spectrum).row(), gdl.fit(spectrum).row())
     finally:
         gdl.close()
 
 
 def test_any_grid_the_miles_network_on_a_miles_star():
     """Another sampling (0.9 Å, 4300 px, 3540–7410 Å) and a real star: both engines agree where GDL is here."""
-    from ulyss_ann.example_data import miles_interpolator_path
+    from ulyss_ann.spectra.examples import miles_interpolator_path
 
     star = SHARED / "data" / "miles" / "MILES_res2.50_star_m0001V.fits"   # HD 224930: 5305 K, 4.49, −0.75
     if not star.is_file():
         pytest.skip(f"{star} not found")
     config = FitConfig(model=miles_interpolator_path())
     spectrum = read_spectrum(star)
-    got = NativeFitter(config).fit(spectrum)
+    got = NativeEngine(config).fit(spectrum).row()
     assert abs(got["Teff"] - 5305) < 150 and abs(got["Logg"] - 4.49) < 0.3 and abs(got["Fe/H"] + 0.75) < 0.2
     if HAVE_GDL:
-        from ulyss_ann.gdl_fitter import GDLFitter
+        from ulyss_ann.fitting.gdl_engine import GDLEngine
 
-        gdl = GDLFitter(config)
+        gdl = GDLEngine(config)
         try:
-            _agree(got, gdl.fit(spectrum))
+            _agree(got, gdl.fit(spectrum).row())
         finally:
             gdl.close()

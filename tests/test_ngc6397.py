@@ -8,10 +8,10 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from ulyss_ann.cluster_report import combine_visits, feh_bins, star_number, to_sgb
-from ulyss_ann.example_data import example_interpolator_path
-from ulyss_ann.ngc6397 import fwhm_muse, injected_feh, isochrone, lsf_matrix, simulate_cluster
-from ulyss_ann.spectrum_readers import read_spectrum
+from ulyss_ann.paper.cluster_report import combine_visits, feh_bins, star_number, to_sgb
+from ulyss_ann.spectra.examples import example_interpolator_path
+from ulyss_ann.paper.ngc6397 import fwhm_muse, injected_feh, isochrone, lsf_matrix, simulate_cluster
+from ulyss_ann.spectra.readers import read_spectrum
 
 
 def test_feh_bins_of_known_values():
@@ -84,7 +84,7 @@ def test_simulated_files_carry_their_truth(tmp_path):
     phot = Table.read(tmp_path / "photometry.ecsv")
     np.testing.assert_allclose(phot["logg"], truth["Logg"])
     # the LSF the spectra were given, relative to the network's 2 A, for fit --lsf
-    from ulyss_ann.lsf import FWHM_TO_SIGMA, read_lsf
+    from ulyss_ann.spectra.lsf import FWHM_TO_SIGMA, read_lsf
 
     lsf = read_lsf(tmp_path / "lsf.txt")
     k = list(lsf["wave"]).index(4750)
@@ -93,7 +93,7 @@ def test_simulated_files_carry_their_truth(tmp_path):
 
 def test_region_grid_is_the_generator_around_the_isochrone():
     from ulyss_ann import Interpolator
-    from ulyss_ann.ngc6397 import region_grid
+    from ulyss_ann.paper.ngc6397 import region_grid
 
     grid = region_grid(example_interpolator_path(), n=200, seed=4)
     teff, logg, feh = grid.params.T
@@ -137,7 +137,7 @@ def test_report_from_a_results_table(tmp_path):
 
 def test_resampling_keeps_the_stated_lsf():
     """The simulator's shift and resampling add no width of their own (linear interpolation would)."""
-    from ulyss_ann.ngc6397 import C_KMS, shift_and_resample
+    from ulyss_ann.paper.ngc6397 import C_KMS, shift_and_resample
 
     wave = 4762.25 + 1.25 * np.arange(400)
     sigma_px, centre = 0.9, 200

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ulyss_ann.preprocessing import (FWHM_TO_SIGMA, bin_edges, degrade_constant, degrade_to_constant_fwhm,
+from ulyss_ann.spectra.preprocessing import (FWHM_TO_SIGMA, bin_edges, degrade_constant, degrade_to_constant_fwhm,
                                      gsl_preprocess, gsl_wavelengths, normalise_median, rebin_flux)
 
 

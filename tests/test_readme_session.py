@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PROJECT, SHARED, reference_file
-from ulyss_ann.ulyss_location import find_ulyss
+from ulyss_ann.gdl.ulyss_location import find_ulyss
 
 MUSE = SHARED / "data" / "muse" / "ngc6397id000010554jd2456865p5826f000.fits"
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import reference_file
 from ulyss_ann import UlyssAnnError
-from ulyss_ann.selfinversion import mesh_steps, precision, read_res, selfinversion_from_res
+from ulyss_ann.paper.selfinversion import mesh_steps, precision, read_res, selfinversion_from_res
 
 RES = """!BEGIN   ULYSS solut file (header section)
 !SOL_VERS=                    2 /ULySS solut file format version
@@ -64,9 +64,9 @@ def test_cli_selfinv():
 def test_selfinversion_of_a_network_on_its_own_spectra(tmp_path):
     """Fitting a network's own noise-free spectra gives its nodes back (the fit range keeps voff at 0)."""
     from ulyss_ann import example_interpolator
-    from ulyss_ann.example_data import example_interpolator_path
-    from ulyss_ann.selfinversion import selfinversion_from_grid
-    from ulyss_ann.spectral_grid import SpectralGrid
+    from ulyss_ann.spectra.examples import example_interpolator_path
+    from ulyss_ann.paper.selfinversion import selfinversion_from_grid
+    from ulyss_ann.spectra.grid import SpectralGrid
 
     interp = example_interpolator()
     params = np.array([[4800.0, 2.0, -1.2], [5300.0, 3.5, -1.8], [5900.0, 4.0, -0.8], [6200.0, 4.2, -2.0]])

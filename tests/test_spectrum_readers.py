@@ -5,8 +5,8 @@ import pytest
 from astropy.io import fits
 
 from conftest import SHARED
-from ulyss_ann.simulate import write_muse_spectrum
-from ulyss_ann.spectrum_readers import SpectrumReadError, read_spectrum, vacuum_to_air
+from ulyss_ann.spectra.simulate import write_muse_spectrum
+from ulyss_ann.spectra.readers import SpectrumReadError, read_spectrum, vacuum_to_air
 
 
 def test_vacuum_to_air_standard_lines():

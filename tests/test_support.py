@@ -10,8 +10,8 @@ import pytest
 
 from conftest import PROJECT, reference_file
 from ulyss_ann import Interpolator, example_interpolator, example_spectrum
-from ulyss_ann.phoenix import parse_phoenix_name, read_node_list
-from ulyss_ann.ulyss_location import find_ulyss
+from ulyss_ann.spectra.phoenix import parse_phoenix_name, read_node_list
+from ulyss_ann.gdl.ulyss_location import find_ulyss
 
 
 def test_example_interpolator_is_labelled_surrogate():
@@ -83,7 +83,7 @@ def test_find_ulyss_order(tmp_path, monkeypatch):
 
 def test_ulyss_location_reports_what_to_do(tmp_path):
     env = dict(os.environ, ULYSS_DIR=str(tmp_path / "none"), XDG_DATA_HOME=str(tmp_path))
-    result = subprocess.run([sys.executable, "-m", "ulyss_ann.ulyss_location"], env=env,
+    result = subprocess.run([sys.executable, "-m", "ulyss_ann.gdl.ulyss_location"], env=env,
                             capture_output=True, text=True, timeout=60)
     if Path("/usr/local/share/ulyss/pgm/ulyss.pro").exists():
         pytest.skip("a ULySS is installed in /usr/local/share/ulyss on this machine")

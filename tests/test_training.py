@@ -9,7 +9,8 @@ import pytest
 
 from conftest import example_grid
 from ulyss_ann import Interpolator
-from ulyss_ann.spectral_grid import SpectralGrid
+from ulyss_ann.spectra.grid import SpectralGrid
+from ulyss_ann.training.grid_network import standardise
 
 keras = pytest.importorskip("keras")
 
@@ -50,9 +51,11 @@ def test_short_run_resume_and_export(grid_file, tmp_path):
     interp = Interpolator.read(tmp_path / "a.fits")
     assert interp.architecture == [3, 8, 16, 2099] and interp.is_surrogate and interp.nodes.shape == (300, 3)
     grid = SpectralGrid.load(grid_file)
-    x = (grid.params[:5] - grid.params.mean(0)) / grid.params.std(0)
+    x = standardise(grid.params)[:5]
     predicted = keras.saving.load_model(tmp_path / "a.keras").predict(x, verbose=0)
     np.testing.assert_allclose(interp.evaluate(grid.params[:5]), predicted, atol=1e-6)  # Keras: ~float32 products
+    # the interpolator standardises exactly as the network was trained
+    assert [(p.mean, p.scale) for p in interp.parameters] == list(zip(grid.params.mean(0), grid.params.std(0)))
 
 
 def test_training_errors(grid_file, tmp_path):

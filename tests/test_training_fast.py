@@ -9,8 +9,9 @@ import pytest
 
 from conftest import example_grid
 from ulyss_ann import Interpolator
-from ulyss_ann.training import _split
-from ulyss_ann.training_fast import VarProNetwork, fit_varpro
+from ulyss_ann.spectra.grid import SpectralGrid
+from ulyss_ann.training.fast_recipe import VarProNetwork, fit_varpro
+from ulyss_ann.training.grid_network import holdout_split
 
 
 @pytest.mark.parametrize("ridge", [0.0, 0.3])
@@ -73,7 +74,7 @@ def test_fast_recipe_cli_writes_a_network_that_exports(tmp_path):
     # the exported file reproduces the MSE the recipe reported, on the training and held-out nodes
     exported = Interpolator.read(tmp_path / "f.fits")
     assert exported.architecture == [3, 6, 8, 2099] and exported.is_surrogate
-    train_idx, test_idx = _split(len(params), 0.1, 0)
+    train_idx, test_idx = holdout_split(len(params), 0.1, 0)
     for idx, column in ((train_idx, "train_mse"), (test_idx, "holdout_mse")):
         recomputed = np.mean((exported.evaluate(params[idx]) - grid.flux[idx]) ** 2)
         assert recomputed == pytest.approx(float(rows[-1][column]), rel=1e-6)
@@ -92,3 +93,26 @@ def test_fast_recipe_cli_writes_a_network_that_exports(tmp_path):
     again = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "train", str(tmp_path / "grid.fits"), "--recipe",
                             "fast", "--resume", "-o", str(tmp_path / "f.keras")], capture_output=True, text=True)
     assert again.returncode == 2 and "--resume is for the paper recipe" in again.stderr
+
+
+def test_fast_recipe_builds_its_interpolator_without_keras(tmp_path):
+    """No Keras and no pyplot are loaded; the .keras it writes (with h5py) is the network of the interpolator."""
+    example_grid().save(tmp_path / "grid.fits")
+    code = ("import sys\n"
+            "from ulyss_ann.spectra.grid import SpectralGrid\n"
+            "from ulyss_ann.training.keras_recipe import train\n"
+            f"train(SpectralGrid.load({str(tmp_path / 'grid.fits')!r}), {str(tmp_path / 'n.keras')!r}, "
+            f"hidden=(4, 5), recipe='fast', time_limit=3, validation=0, progress=False, "
+            f"export={str(tmp_path / 'n.fits')!r})\n"
+            "print(sorted(m for m in ('keras', 'torch', 'matplotlib.pyplot') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+    assert (tmp_path / "n.keras.loss.png").stat().st_size > 5000
+    exported = Interpolator.read(tmp_path / "n.fits")
+    grid = SpectralGrid.load(tmp_path / "grid.fits")
+    assert [(p.mean, p.scale) for p in exported.parameters] == list(zip(grid.params.mean(0), grid.params.std(0)))
+    pytest.importorskip("keras")
+    from ulyss_ann.training.keras_io import interpolator_from_keras
+
+    assert interpolator_from_keras(tmp_path / "n.keras", grid) == exported   # weights, scaling, cards, nodes

@@ -8,18 +8,50 @@ The public API is small:
 * :class:`Interpolator` — a trained network as the ULySS perceptron FITS format
   (version 0.0.3) describes it: read/write, ``evaluate`` and its analytic ``jacobian``.
 * :class:`Parameter`, :class:`WavelengthGrid` — what an interpolator is made of.
-* :func:`fit` — many spectra fitted by ULySS in GDL, in parallel, resumable.
-* :func:`read_spectrum` — MUSE, SDSS/LAMOST, 1-D FITS and text spectra.
+* :class:`Spectrum`, :func:`read_spectrum` — an observed spectrum; MUSE, SDSS/LAMOST,
+  1-D FITS and text files.
+* :func:`fit_spectrum` — one spectrum (a path, a ``Spectrum``, a specutils spectrum or
+  arrays) fitted in memory: a :class:`FitResult` (``params``, ``errors``, ``plot()``).
+* :func:`fit` — many spectra, in parallel on Dask, resumable: an astropy table.
 * :func:`example_interpolator`, :func:`example_spectrum` — the bundled example data.
 * The errors in :mod:`ulyss_ann.errors`.
+
+The subpackages, one concern each (imports point down this list): ``cli``, ``paper``
+(self-inversion, NGC 6397), ``fitting`` (both engines, the batch driver), ``gdl`` and
+``training``, ``spectra`` (spectra, grids, LSF), ``model`` (the network and its file).
+``import ulyss_ann`` loads none of Dask, Keras, matplotlib, Jinja2 or GDL: the fit and
+the figures load theirs on use.
 """
 
-__version__ = "0.1.0"
+from ulyss_ann.errors import (InterpolatorFileError, OutOfBoundsError, OutOfBoundsWarning,  # noqa: F401
+                              ParameterError, UlyssAnnError)
+from ulyss_ann.model.interpolator import Interpolator  # noqa: F401
+from ulyss_ann.model.parameter import Parameter  # noqa: F401
+from ulyss_ann.model.wavelength import WavelengthGrid  # noqa: F401
+from ulyss_ann.spectra.examples import example_interpolator, example_spectrum  # noqa: F401
+from ulyss_ann.spectra.readers import read_spectrum  # noqa: F401
+from ulyss_ann.spectra.spectrum import Spectrum  # noqa: F401
+from ulyss_ann.version import __version__  # noqa: F401
 
-from .errors import (InterpolatorFileError, OutOfBoundsError, OutOfBoundsWarning,  # noqa: F401
-                     ParameterError, UlyssAnnError)
-from .interpolator import Interpolator, Parameter  # noqa: F401
-from .wavelength import WavelengthGrid  # noqa: F401
-from .example_data import example_interpolator, example_spectrum  # noqa: F401
-from .spectrum_readers import Spectrum, read_spectrum  # noqa: F401
-from .batch import fit  # noqa: F401
+__all__ = ["Interpolator", "Parameter", "WavelengthGrid", "Spectrum", "read_spectrum", "fit", "fit_spectrum",
+           "FitResult", "example_interpolator", "example_spectrum", "UlyssAnnError", "InterpolatorFileError",
+           "ParameterError", "OutOfBoundsError", "OutOfBoundsWarning", "__version__"]
+
+# The fit loads Dask, tqdm and the engines: on first use (PEP 562), not at import.
+_LAZY = {"fit": ("ulyss_ann.fitting.batch", "fit"), "fit_spectrum": ("ulyss_ann.fitting.api", "fit_spectrum"),
+         "FitResult": ("ulyss_ann.fitting.result", "FitResult")}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ulyss_ann' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,254 @@
+"""The notebook's way in: one real MUSE star fitted from every kind of input, in memory.
+
+``ulyss_ann.fit_spectrum`` and ``ulyss_ann.fit`` take a path, a ``ulyss_ann.Spectrum``,
+a specutils spectrum, ``(wavelength, flux[, error])`` arrays or Quantities; all of them
+must give the fit of the file itself.
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+import ulyss_ann
+from conftest import SHARED, reference_file
+from ulyss_ann import Spectrum, UlyssAnnError
+
+MUSE = SHARED / "data" / "muse" / "ngc6397id000010554jd2456865p5826f000.fits"
+TEFF_TOL, FEH_TOL = 1.0, 0.002  # K, dex: the same fit, whatever the way in
+
+
+@pytest.fixture(scope="module")
+def muse():
+    if not MUSE.is_file():
+        pytest.skip(f"{MUSE} not found: the real MUSE star lives in ../shared/data/muse beside the project "
+                    "(absent from a user's clone)")
+    return str(MUSE)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return str(reference_file("gsl_ann_trial7.fits"))
+
+
+@pytest.fixture(scope="module")
+def arrays(muse):
+    """(wavelength [Å], flux, 1-σ error) read with astropy alone: linear WCS, error in HDU SIGMA."""
+    with fits.open(muse) as hdul:
+        header = hdul[0].header
+        flux = np.asarray(hdul[0].data, float)
+        error = np.asarray(hdul["SIGMA"].data, float)
+    pixel = np.arange(flux.size) + 1.0
+    wavelength = header["CRVAL1"] + header["CDELT1"] * (pixel - header["CRPIX1"])
+    return wavelength, flux, error
+
+
+@pytest.fixture(scope="module")
+def reference(muse, model):
+    """The fit of the file given by its path: what every other input must reproduce."""
+    result = ulyss_ann.fit_spectrum(muse, model=model, engine="native")
+    assert 5300 < result.params["Teff"] < 5600 and -2.2 < result.params["Fe/H"] < -1.6  # metal-poor subgiant
+    return result
+
+
+def assert_same_fit(result, reference):
+    assert abs(result.params["Teff"] - reference.params["Teff"]) <= TEFF_TOL, (result, reference)
+    assert abs(result.params["Fe/H"] - reference.params["Fe/H"]) <= FEH_TOL, (result, reference)
+
+
+def one_line_error(excinfo, *words):
+    message = str(excinfo.value)
+    assert "\n" not in message and message.strip(), message
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def specutils_class():
+    specutils = pytest.importorskip("specutils", reason="specutils not installed (pip install ulyss_ann[specutils])")
+    cls = getattr(specutils, "Spectrum", None) or specutils.Spectrum1D  # specutils 2.x / 1.x
+    from astropy.nddata import StdDevUncertainty
+
+    return cls, StdDevUncertainty
+
+
+# --------------------------------------------------------------------- fit_spectrum, every input
+def test_fit_from_path_is_a_fit_result(reference, muse):
+    assert reference.engine == "native"
+    assert reference.spectrum_id == "ngc6397id000010554jd2456865p5826f000"
+    assert reference.units == {"Teff": "K", "Logg": "dex", "Fe/H": "dex"}
+    assert set(reference.errors) == set(reference.params) and all(e > 0 for e in reference.errors.values())
+    from pathlib import Path
+
+    assert_same_fit(ulyss_ann.fit_spectrum(Path(muse), model=ulyss_ann.Interpolator.read(reference_file(
+        "gsl_ann_trial7.fits")), engine="native"), reference)
+
+
+def test_fit_from_arrays(arrays, model, reference):
+    wavelength, flux, error = arrays
+    assert_same_fit(ulyss_ann.fit_spectrum((wavelength, flux, error), model=model, engine="native"), reference)
+
+
+def test_fit_from_spectrum_objects(arrays, muse, model, reference):
+    read = ulyss_ann.read_spectrum(muse)
+    result = ulyss_ann.fit_spectrum(read, model=model, engine="native")
+    assert_same_fit(result, reference)
+    assert result.spectrum_id == reference.spectrum_id
+    built = Spectrum.from_arrays(*arrays, meta={"id": "star10554"})
+    assert built.grid is not None and not built.grid.log  # the linear WCS is recognised from the arrays
+    result = ulyss_ann.fit_spectrum(built, model=model, engine="native")
+    assert_same_fit(result, reference)
+    assert result.spectrum_id == "star10554"
+
+
+@pytest.mark.parametrize("unit", ["Angstrom", "nm"])
+def test_fit_from_specutils(arrays, model, reference, unit):
+    import astropy.units as u
+
+    cls, StdDevUncertainty = specutils_class()
+    wavelength, flux, error = arrays
+    flux_unit = u.Unit("1e-20 erg / (s cm2 Angstrom)")
+    axis = (wavelength * u.AA).to(u.Unit(unit))
+    spec = cls(spectral_axis=axis, flux=flux * flux_unit, uncertainty=StdDevUncertainty(error * flux_unit))
+    result = ulyss_ann.fit_spectrum(spec, model=model, engine="native")
+    assert_same_fit(result, reference)
+
+
+def test_fit_from_quantities(arrays, model, reference):
+    import astropy.units as u
+
+    wavelength, flux, error = arrays
+    flux_unit = u.Unit("1e-20 erg / (s cm2 Angstrom)")
+    result = ulyss_ann.fit_spectrum((wavelength * u.AA, flux * flux_unit, error * flux_unit), model=model,
+                                    engine="native")
+    assert_same_fit(result, reference)
+    # nm, and the error in another (compatible) unit than the flux
+    result = ulyss_ann.fit_spectrum(((wavelength / 10) * u.nm, flux * flux_unit, (error * 1e-20) * flux_unit * 1e20),
+                                    model=model, engine="native")
+    assert_same_fit(result, reference)
+
+
+def test_fit_from_a_frequency_axis(arrays, model, reference):
+    """A spectral axis in frequency runs backwards in wavelength: it is turned round, not refused."""
+    import astropy.units as u
+
+    wavelength, flux, error = arrays
+    frequency = (wavelength * u.AA).to(u.THz, equivalencies=u.spectral())[::-1]
+    result = ulyss_ann.fit_spectrum((frequency, flux[::-1], error[::-1]), model=model, engine="native")
+    assert_same_fit(result, reference)
+
+
+def test_import_does_not_load_specutils():
+    import subprocess
+    import sys
+
+    code = ("import sys, ulyss_ann, ulyss_ann.fitting.api, ulyss_ann.fitting.batch, ulyss_ann.spectra.inputs; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('specutils', 'gwcs')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------- looking at the result
+def test_plot_returns_a_figure_and_keeps_the_backend(reference):
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    backend = matplotlib.get_backend()
+    fig = reference.plot()
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2
+    assert all(ax.lines for ax in fig.axes)
+    assert len(fig.axes[0].lines[0].get_xdata()) == reference.wavelength.size
+    assert matplotlib.get_backend() == backend
+
+
+def test_to_table_has_units(reference):
+    import astropy.units as u
+
+    table = reference.to_table()
+    assert len(table) == 1
+    assert table["Teff"].unit == u.K and table["cz"].unit == u.km / u.s
+    assert table["Teff"][0] == pytest.approx(reference.params["Teff"])
+
+
+# --------------------------------------------------------------------- fit: many at once, in memory
+def test_batch_of_one_path_string(muse, model, reference):
+    import astropy.units as u
+
+    table = ulyss_ann.fit(muse, model=model, engine="native", output=None, workers=0, progress=False)
+    assert len(table) == 1, "a single path must not be iterated character by character"
+    row = table[0]
+    assert row["status"] == "ok" and row["id"] == reference.spectrum_id
+    assert table["Teff"].unit == u.K and table["Fe/H"].unit == u.dex and table["cz"].unit == u.km / u.s
+    assert abs(row["Teff"] - reference.params["Teff"]) <= TEFF_TOL
+    assert abs(row["Fe/H"] - reference.params["Fe/H"]) <= FEH_TOL
+
+
+def test_batch_of_mixed_inputs_keeps_order_and_ids(muse, model, arrays, reference):
+    inputs = [muse, Spectrum.from_arrays(*arrays), tuple(arrays)]
+    table = ulyss_ann.fit(inputs, model=model, output=None, workers=0, engine="native", progress=False)
+    assert len(table) == 3
+    assert list(table["status"]) == ["ok"] * 3
+    ids = list(table["id"])
+    assert ids[0] == reference.spectrum_id and len(set(ids)) == 3, ids
+    np.testing.assert_allclose(table["Teff"], reference.params["Teff"], atol=TEFF_TOL)
+    np.testing.assert_allclose(table["Fe/H"], reference.params["Fe/H"], atol=FEH_TOL)
+
+
+def test_batch_of_spectra_without_ids_keeps_them_all(model, arrays):
+    wavelength, flux, error = arrays
+    spectra = [Spectrum.from_arrays(wavelength, flux, error), Spectrum.from_arrays(wavelength, 2 * flux, 2 * error)]
+    table = ulyss_ann.fit(spectra, model=model, output=None, workers=0, engine="native", progress=False)
+    assert len(table) == 2 and len(set(table["id"])) == 2
+    assert [s.meta["id"] for s in spectra] == ["spectrum", "spectrum"]   # the caller's objects untouched
+
+
+# --------------------------------------------------------------------- errors, one line each
+def test_bad_inputs_are_one_line_errors(model, arrays):
+    import astropy.units as u
+
+    with pytest.raises(UlyssAnnError) as excinfo:
+        ulyss_ann.fit_spectrum(42, model=model, engine="native")
+    one_line_error(excinfo, "int")
+    with pytest.raises(UlyssAnnError) as excinfo:
+        ulyss_ann.fit([42], model=model, engine="native", output=None, workers=0, progress=False)
+    one_line_error(excinfo, "int")
+    cls, _ = specutils_class()
+    wavelength, flux, _ = arrays
+    two_d = cls(spectral_axis=wavelength * u.AA, flux=np.vstack([flux, flux]) * u.Jy)
+    with pytest.raises(UlyssAnnError) as excinfo:
+        ulyss_ann.fit_spectrum(two_d, model=model, engine="native")
+    one_line_error(excinfo, "(2, ")
+    with pytest.raises(UlyssAnnError) as excinfo:
+        ulyss_ann.fit(two_d, model=model, engine="native", output=None, workers=0, progress=False)
+    one_line_error(excinfo, "(2, ")
+
+
+def test_batch_of_a_lone_bad_input_is_a_one_line_error(model):
+    with pytest.raises(UlyssAnnError) as excinfo:
+        ulyss_ann.fit(42, model=model, engine="native", output=None, workers=0, progress=False)
+    one_line_error(excinfo, "int")
+
+
+def test_unknown_option_is_named(muse, model):
+    with pytest.raises(UlyssAnnError) as excinfo:
+        ulyss_ann.fit_spectrum(muse, model=model, engine="native", mdegre=10)
+    one_line_error(excinfo, "mdegre")
+
+
+# --------------------------------------------------------------------- the GDL engine, the same way in
+def test_gdl_engine_from_arrays_matches_path(muse, model, arrays):
+    from ulyss_ann.gdl.ulyss_location import find_ulyss
+
+    if shutil.which("gdl") is None:
+        pytest.skip("gdl not installed (sudo apt-get install gnudatalanguage, or ./scripts/setup)")
+    if find_ulyss() is None:
+        pytest.skip("ULySS not found: set ULYSS_DIR (see ulyss_ann.gdl.ulyss_location)")
+    by_path = ulyss_ann.fit_spectrum(muse, model=model, engine="gdl")
+    by_arrays = ulyss_ann.fit_spectrum(tuple(arrays), model=model, engine="gdl")
+    assert by_path.engine.startswith("gdl") and by_arrays.engine.startswith("gdl")
+    assert 5300 < by_path.params["Teff"] < 5600 and -2.2 < by_path.params["Fe/H"] < -1.6
+    assert_same_fit(by_arrays, by_path)

@@ -1,0 +1,5 @@
+import sys
+
+from ulyss_ann.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,225 @@
+"""``ulyss-ann fit``: many spectra through GDL + ULySS or the native engine (the batch driver's command line).
+
+Part of the command line (:mod:`ulyss_ann.cli`); errors are UlyssAnnError, printed by
+``main`` as one line.
+"""
+
+import argparse
+import os
+
+from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.spectra.examples import example_interpolator_path
+
+FIT_DESCRIPTION = """\
+Fit spectra with an interpolator: the model of the paper's Eq. 8,
+F = P_n x G(v, sigma) (x) f(Teff, logg, [Fe/H]), by Levenberg-Marquardt from every
+combination of guesses, the best chi2 kept.
+
+Two engines, one table: --engine gdl runs ULySS's own uly_fit in GDL with a component
+generated for the network; --engine native runs the same model and fit in NumPy/SciPy
+(analytic Jacobian through the network, no GDL needed, agrees with uly_fit to ~0.1 K
+and ~0.001 dex, several times faster). auto (default): gdl when GDL and ULySS are
+found, native otherwise; the engine column says which ran.
+
+Defaults are the paper's set-up: guesses Teff 5000/5500/6000 K x [Fe/H] -1/-1.5,
+a multiplicative Legendre polynomial of degree 20, the network's wavelength range.
+Observed spectra get the telluric bands masked (O2 B 6860-6890 A, H2O 7160-7330 A,
+O2 A 7590-7700 A; not simulated spectra, whose header says SIMULATD = T);
+--mask-nad also masks interstellar Na D (5885-5900 A). NaN/inf fluxes and zero or
+negative errors are masked and counted (n_bad).
+
+The broadening G is one Gaussian for the whole range. An instrument whose resolution
+varies with wavelength (MUSE: 2.82 A FWHM at 4750 A, 2.54 A at 7000 A) can have its
+relative LSF injected into the model first, as ULySS's LSF= does: --lsf FILE, a
+ULySS LSF text file (from uly_lsf, or `ulyss-ann lsf` for a Gaussian instrument).
+With it, use --engine native --losvd analytic: the LSF leaves almost no broadening to
+sigma, and ULySS's sampled kernel, pegged at 0.3 px, cannot follow sub-pixel shifts.
+
+Every finished spectrum is written at once to OUTPUT.journal.jsonl: after a crash,
+rerun with --resume. Readers: MUSE/PampelMuse (flux + SIGMA), SDSS/LAMOST tables and
+LAMOST images (vacuum -> air), plain 1-D FITS (linear or log WCS), text columns."""
+
+
+def add_fit_parser(sub):
+    fp = sub.add_parser("fit", help="fit many spectra (GDL + ULySS or native; parallel, resumable)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, description=FIT_DESCRIPTION,
+                        epilog="examples:\n"
+                               "  ulyss-ann fit muse/*.fits --model gsl_ann_trial7.fits -o r.ecsv\n"
+                               "  ulyss-ann fit muse/*.fits --model M --fix Logg=photometry.ecsv:logg --plot r.png\n"
+                               "  ulyss-ann lsf --fwhm 4750:2.82,7000:2.54 --model M -o muse.lsf\n"
+                               "  ulyss-ann fit muse/*.fits --model M --lsf muse.lsf -o r.ecsv\n"
+                               "  ulyss-ann fit muse/*.fits --model M -o r.ecsv --resume   # after a crash\n"
+                               "  ulyss-ann fit big/*.fits --model M --scheduler tcp://head:8786")
+    fp.add_argument("files", nargs="+", metavar="SPECTRUM", help="spectrum files")
+    fp.add_argument("-m", "--model", help="interpolator FITS file (default: the bundled example)")
+    fp.add_argument("-o", "--output", default="results.ecsv", help="results table (default: results.ecsv)")
+    fp.add_argument("--guess", action="append", default=[], metavar="NAME=V1,V2",
+                    help="starting values of a parameter, e.g. --guess Teff=4800,5400 (repeatable)")
+    fp.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE|TABLE:COLUMN",
+                    help="fix a parameter: a value (--fix Logg=2.5) or per spectrum from a table whose "
+                         "'id' column holds the file names without extension (--fix Logg=phot.ecsv:logg)")
+    fp.add_argument("--mdegree", type=int, default=20, help="degree of the multiplicative polynomial (20)")
+    fp.add_argument("--range", metavar="LMIN,LMAX", help="wavelength range to fit, Angstrom")
+    fp.add_argument("--mask", action="append", default=[], metavar="LO,HI", help="mask a range, Angstrom")
+    fp.add_argument("--no-telluric-mask", action="store_true", help="do not mask the telluric bands")
+    fp.add_argument("--mask-nad", action="store_true", help="mask interstellar Na D")
+    fp.add_argument("-j", "--workers", type=int, help="worker processes (default: one per core; 0: no Dask)")
+    fp.add_argument("--scheduler", metavar="ADDRESS", help="use an existing Dask cluster (tcp://host:8786)")
+    fp.add_argument("--engine", default="auto", choices=["auto", "gdl", "native"],
+                    help="gdl: ULySS in GDL; native: the same fit in NumPy, no GDL needed; "
+                         "auto (default): gdl when GDL and ULySS are here, else native")
+    fp.add_argument("--losvd", default="sampled", choices=["sampled", "analytic"],
+                    help="native engine: ULySS's pixel-sampled Gaussian (default, agrees with uly_fit) or "
+                         "pPXF's analytic Fourier form (exact below 1 px)")
+    fp.add_argument("--lsf", metavar="FILE", help="relative LSF injected into the model (ULySS's text format; "
+                                                  "see `ulyss-ann lsf`)")
+    fp.add_argument("--backend", default="auto", choices=["auto", "pygdl", "subprocess"],
+                    help="how Python talks to GDL (auto: a gdl subprocess if installed, else import GDL)")
+    fp.add_argument("--resume", action="store_true", help="continue a batch: skip spectra already done")
+    fp.add_argument("--overwrite", action="store_true", help="start afresh, replacing OUTPUT and its journal")
+    fp.add_argument("--save-fits", metavar="DIR", help="write each spectrum's best fit and residuals as FITS")
+    fp.add_argument("--plot", metavar="FILE.png", help="one-page figure of the parameter distributions")
+    fp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    fp.set_defaults(run=_run_fit)
+
+
+def add_lsf_parser(sub):
+    lp = sub.add_parser("lsf", help="write a relative LSF file for a Gaussian instrument (for fit --lsf)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Write the relative line-spread function that takes a model of --model-fwhm\n"
+                                    "to an instrument of Gaussian FWHM --fwhm (both in Angstrom), in ULySS's text\n"
+                                    "format (cz sigma h3 h4 wavelength; uly_lsf_read reads it): a Gaussian of\n"
+                                    "sigma = c/lambda * sqrt(FWHM^2 - FWHM_model^2) / 2.3548 km/s every --step A\n"
+                                    "over the model's range. `ulyss-ann fit --lsf FILE` (or ULySS's LSF=) injects\n"
+                                    "it into the model; the fitted sigma then only takes what is left (fit with\n"
+                                    "--engine native --losvd analytic: ULySS's sampled kernel cannot go below 0.3 px).\n"
+                                    "For a measured LSF use ULySS's uly_lsf on a standard star instead.",
+                        epilog="examples:\n"
+                               "  ulyss-ann lsf --fwhm 4750:2.82,7000:2.54 --model gsl_ann_trial7.fits -o muse.lsf"
+                               "   # MUSE (Husser et al. 2016)\n"
+                               "  ulyss-ann lsf --fwhm 2.51 --model miles_trial7.fits -o miles.lsf")
+    lp.add_argument("--fwhm", required=True, metavar="FWHM|WAVE:FWHM,...",
+                    help="the instrument's FWHM [A]: one value, or WAVE:FWHM points joined by straight lines "
+                         "(extrapolated along the end segments)")
+    lp.add_argument("-m", "--model", help="interpolator: its range, and its FWHM card if any (default: the "
+                                          "bundled example)")
+    lp.add_argument("--model-fwhm", type=float, help="the model's FWHM [A] (default: the model's FWHM card, "
+                                                     "else 2.0, the GSL networks')")
+    lp.add_argument("--step", type=float, default=50.0, help="Angstrom between records (50)")
+    lp.add_argument("-o", "--output", required=True, help="LSF text file to write")
+    lp.set_defaults(run=_run_lsf)
+
+
+def _fwhm_function(text):
+    """'2.6' -> constant; '4750:2.82,7000:2.54' -> straight lines through the points."""
+    import numpy as np
+
+    if ":" not in text:
+        value = parse_floats(text, "--fwhm")
+        if len(value) != 1:
+            raise UlyssAnnError(f"--fwhm {text!r}: one value, or WAVE:FWHM,WAVE:FWHM...")
+        return value[0]
+    points = sorted(parse_floats(p.replace(":", ","), "--fwhm") for p in text.split(","))
+    if any(len(p) != 2 for p in points) or len(points) < 2:
+        raise UlyssAnnError(f"--fwhm {text!r}: give at least two WAVE:FWHM points")
+    wave, fwhm = np.array(points).T
+
+    def fwhm_at(w):
+        inside = np.interp(w, wave, fwhm)
+        low = fwhm[0] + (w - wave[0]) * (fwhm[1] - fwhm[0]) / (wave[1] - wave[0])
+        high = fwhm[-1] + (w - wave[-1]) * (fwhm[-1] - fwhm[-2]) / (wave[-1] - wave[-2])
+        return np.where(w < wave[0], low, np.where(w > wave[-1], high, inside))
+    return fwhm_at
+
+
+def _run_lsf(args):
+    import numpy as np
+
+    from ulyss_ann.model.interpolator import Interpolator
+    from ulyss_ann.spectra.lsf import gaussian_lsf, write_lsf
+
+    interp = Interpolator.read(args.model or example_interpolator_path())
+    model_fwhm = args.model_fwhm
+    if model_fwhm is None:
+        model_fwhm = float(dict((c[0], c[1]) for c in interp.meta).get("FWHM", 2.0))
+    wave = interp.wavelength.wavelength
+    records = np.arange(np.floor(wave[0] / args.step) * args.step, wave[-1] + args.step, args.step)
+    lsf = gaussian_lsf(_fwhm_function(args.fwhm), model_fwhm, records)
+    write_lsf(lsf, args.output, comment=f"instrument FWHM {args.fwhm} A, model FWHM {model_fwhm} A "
+                                        f"({os.path.basename(interp.path or 'model')})")
+    print(f"wrote {args.output}: {len(lsf)} records {lsf['wave'][0]:.0f}-{lsf['wave'][-1]:.0f} A, "
+          f"sigma {lsf['sigma'].min():.1f}-{lsf['sigma'].max():.1f} km/s")
+    return 0
+
+
+def _pairs(items, option):
+    result = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not value:
+            raise UlyssAnnError(f"{option} {item!r}: expected NAME=VALUE")
+        result[name.strip()] = value.strip()
+    return result
+
+
+def parse_floats(text, option):
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UlyssAnnError(f"{option} {text!r}: expected numbers separated by commas") from None
+
+
+def _options(args):
+    """The fit options of the command line, as keyword arguments of fit and fit_spectrum."""
+    guesses = {k: parse_floats(v, "--guess") for k, v in _pairs(args.guess, "--guess").items()}
+    wave_range = None
+    if args.range:
+        wave_range = parse_floats(args.range, "--range")
+        if len(wave_range) != 2 or wave_range[0] >= wave_range[1]:
+            raise UlyssAnnError(f"--range {args.range!r}: expected LMIN,LMAX with LMIN < LMAX")
+    masks = []
+    for item in args.mask:
+        band = parse_floats(item, "--mask")
+        if len(band) != 2:
+            raise UlyssAnnError(f"--mask {item!r}: expected LO,HI")
+        masks.append(tuple(band))
+    return dict(guesses=guesses or None, mdegree=args.mdegree, wave_range=wave_range,
+                telluric=False if args.no_telluric_mask else None, mask_nad=args.mask_nad, masks=masks,
+                backend=args.backend, losvd=args.losvd, lsf=args.lsf)
+
+
+def _run_fit(args):
+    from ulyss_ann.fitting.batch import fit
+
+    options = _options(args)
+    fixed = _pairs(args.fix, "--fix")
+    model = args.model or example_interpolator_path()
+    table = fit(args.files, model, args.output, fixed=fixed or None, workers=args.workers, scheduler=args.scheduler,
+                resume=args.resume, overwrite=args.overwrite, engine=args.engine, progress=not args.quiet,
+                save_fits=args.save_fits, **options)
+    print(f"wrote {args.output}")
+    if args.plot:
+        _plot(args, table, model, options, fixed)
+    return 0
+
+
+def _plot(args, table, model, options, fixed):
+    """--plot: one spectrum's fit and residuals; for several, the histograms of the batch."""
+    from ulyss_ann.figures import save_figure
+    from ulyss_ann.fitting.figures import plot_fit_results
+    from ulyss_ann.model.interpolator import Interpolator
+
+    interp = Interpolator.read(model)
+    if len(table) == 1 and table["status"][0] == "ok":
+        from ulyss_ann.fitting.api import fit_spectrum
+        from ulyss_ann.fitting.batch import FixedValues
+
+        # The table keeps numbers, not arrays: the one fit is made again in memory, with the
+        # same engine and options (deterministic: the same solution), and draws itself.
+        values = FixedValues(fixed or None, interp).for_spectrum(str(table["id"][0]))
+        engine = "gdl" if str(table["engine"][0]).startswith("gdl") else "native"
+        figure = fit_spectrum(args.files[0], model, engine=engine, fixed=values, **options).plot()
+    else:
+        figure = plot_fit_results(table, interp)
+    save_figure(figure, args.plot)
+    print(f"wrote {args.plot}")

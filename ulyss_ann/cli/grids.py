@@ -1,0 +1,220 @@
+"""``ulyss-ann grid``, ``train``, ``export`` and ``selfinv``: grids, networks, precision.
+
+Part of the command line (:mod:`ulyss_ann.cli`); errors are UlyssAnnError, printed by
+``main`` as one line.
+"""
+
+import argparse
+import os
+
+from ulyss_ann.cli.fit import parse_floats
+from ulyss_ann.errors import UlyssAnnError
+
+# The authors' files beside the source tree (../shared/data/reference); ulyss_ann/cli/grids.py is 3 deep.
+REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "..",
+                         "shared", "data", "reference")
+
+
+def add_grid_parsers(sub):
+    gp = sub.add_parser("grid", help="make a spectral grid (the surrogate grid)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Make a spectral grid: one FITS file with the spectra (image HDU FLUX, "
+                                    "wavelength WCS) and their parameters (table HDU PARAMS, with units).\n\n"
+                                    "surrogate: the authors' trial-8 network evaluated at the 2908 GSL nodes, the\n"
+                                    "stand-in for the Goettingen spectra, which cannot be downloaded here. It says\n"
+                                    "SURROGAT = T, and so does everything made from it.\n\n"
+                                    "phoenix FILES: Goettingen/PHOENIX spectra (HiRes FITS with --wave, R=10000\n"
+                                    "FITS with a log WCS, or two-column text), converted to air and preprocessed as\n"
+                                    "the paper (2 A FWHM, 1.25 A bins over 4762.25-7384.75 A, median 1).\n\n"
+                                    "miles DIR: the MILES library (MILES_res2.50_star_m*.fits and params.csv), each "
+                                    "star divided by\nits pseudo-continuum (Legendre upper envelope, "
+                                    "--continuum-degree) and its median:\nreddening and flux-calibration errors "
+                                    "removed, as ULySS's MILES interpolator does.",
+                        epilog="examples:\n  ulyss-ann grid surrogate -o gsl_surrogate.fits\n"
+                               "  ulyss-ann grid phoenix lte*.fits --wave WAVE_PHOENIX-ACES-AGSS-COND-2011.fits -o gsl.fits\n"
+                               "  ulyss-ann grid miles ../shared/data/miles --teff-range 3000,9000 -o miles_grid.fits")
+    gp.add_argument("kind", choices=["surrogate", "phoenix", "miles"], help="which grid")
+    gp.add_argument("files", nargs="*", metavar="FILE", help="PHOENIX spectra (phoenix); the MILES folder (miles)")
+    gp.add_argument("--params", help="miles: parameter table (default: DIR/params.csv)")
+    gp.add_argument("--continuum-degree", type=int, default=6, help="miles: Legendre degree of the pseudo-continuum (6)")
+    gp.add_argument("--teff-range", help="miles: keep stars with LOW <= Teff <= HIGH, e.g. 3000,9000")
+    gp.add_argument("--wave", help="WAVE_PHOENIX-ACES-AGSS-COND-2011.fits, for HiRes FITS files")
+    gp.add_argument("--resolving-power", type=float,
+                    help="exact lambda-dependent degradation for input of this R (e.g. 10000); "
+                         "default: the paper's constant kernel from 0.6 A")
+    gp.add_argument("--vacuum", action="store_true", help="keep vacuum wavelengths (default: convert to air)")
+    gp.add_argument("-o", "--output", default="gsl_surrogate.fits", help="grid file (gsl_surrogate.fits)")
+    gp.add_argument("--model", default=os.path.join(REFERENCE, "gsl_ann_trial8.fits"),
+                    help="network to evaluate (default: the authors' trial 8 in ../shared/data/reference)")
+    gp.add_argument("--nodes", default=os.path.join(REFERENCE, "gsl_nodes.txt"),
+                    help="PHOENIX node names, one a line (default: the authors' gsl_nodes.txt)")
+    gp.add_argument("--overwrite", action="store_true")
+    gp.set_defaults(run=_run_grid)
+
+    ex = sub.add_parser("export", help="write a Keras network as a ULySS interpolator file",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Export a saved Keras network (tf.keras 2 .h5 or Keras 3 .keras; Dense "
+                                    "layers) to the ULySS\nperceptron format 0.0.3. The grid it was trained on "
+                                    "gives the rest: the input scaling\n(mean and standard deviation of each "
+                                    "parameter), bounds, names, units, wavelengths,\nand the training nodes "
+                                    "(table HDU NODES).",
+                        epilog="example:\n  ulyss-ann export gsl_ann_trial8.keras2.h5 --grid gsl_surrogate.fits "
+                               "-o trial8.fits")
+    ex.add_argument("network", help="saved Keras model (.h5 or .keras)")
+    ex.add_argument("--grid", required=True, help="the spectral grid it was trained on")
+    ex.add_argument("-o", "--output", required=True, help="interpolator FITS file to write")
+    ex.add_argument("--overwrite", action="store_true")
+    ex.set_defaults(run=_run_export)
+
+    from ulyss_ann.training.keras_recipe import PRESETS
+
+    tr = sub.add_parser("train", help="train a network on a grid (the paper's recipe or the fast one)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Train a Keras network on a spectral grid with the paper's recipe: logistic "
+                                    "hidden layers,\nlinear output, standardised inputs, Glorot-normal weights, "
+                                    "Adam (lr 1e-3), batches of 32,\nMSE, float64. Presets trial0..trial8 are "
+                                    "Table 2 (trials 0-4 stop early, patience 50).\n"
+                                    "A hold-out of nodes (10 %) is scored beside the training MSE; the loss goes "
+                                    "to NET.loss.csv\nand NET.loss.png; every epoch is checkpointed and "
+                                    "--resume continues exactly.\n\n"
+                                    "--recipe fast: variable projection + Levenberg-Marquardt (the output layer "
+                                    "solved exactly\nat every step), for --time-limit seconds or until "
+                                    "--target-mse; the preset gives\nthe architecture (1 or 2 hidden layers). "
+                                    "Trial 7's MSE 8.12e-6 takes 20-40 s on a 2-core\nCPU (scripts/bench_train) "
+                                    "where Adam needs 1e5 epochs.",
+                        epilog="examples:\n  ulyss-ann train gsl_surrogate.fits --preset trial7 --epochs 2000 "
+                               "-o net.keras --export net.fits\n"
+                               "  ulyss-ann train gsl_surrogate.fits --recipe fast --preset trial7 --time-limit 300 "
+                               "-o net.keras --export net.fits")
+    tr.add_argument("grid", help="spectral grid file (ulyss-ann grid ...)")
+    tr.add_argument("-o", "--output", required=True, help="network file to write (.keras)")
+    tr.add_argument("--preset", default="trial7", choices=sorted(PRESETS), help="Table 2 trial (trial7)")
+    tr.add_argument("--epochs", type=int, help="epoch budget (overrides the preset's)")
+    tr.add_argument("--hidden", help="hidden layer widths, e.g. 32,64 (overrides the preset's)")
+    tr.add_argument("--seed", type=int, default=0, help="random seed (weights, hold-out, batches)")
+    tr.add_argument("--holdout", type=float, default=0.1, help="fraction of nodes held out (0.1)")
+    tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint (paper recipe)")
+    tr.add_argument("--recipe", choices=("paper", "fast"), default="paper",
+                    help="paper: Adam, batch 32 (Table 2); fast: VarPro + Levenberg-Marquardt")
+    tr.add_argument("--time-limit", type=float, default=120.0, metavar="SECONDS",
+                    help="fast recipe: seconds to train (120)")
+    tr.add_argument("--target-mse", type=float, help="fast recipe: stop at this training MSE")
+    tr.add_argument("--validation", type=float, default=0.1,
+                    help="fast recipe: fraction of the training nodes kept for early stopping (0.1; 0 = off)")
+    tr.add_argument("--patience", type=int, default=20,
+                    help="fast recipe: steps without a better validation MSE before stopping (20)")
+    tr.add_argument("--export", metavar="INTERP.fits", help="also write the interpolator file")
+    tr.set_defaults(run=_run_train)
+
+    si = sub.add_parser("selfinv", help="self-inversion precision (the paper's Eq. 6, Table 3)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Precision of an interpolator from fits of its own grid spectra: per "
+                                    "parameter, the rms of\n(derived - node value) over the grid (Eq. 6), "
+                                    "and as a percentage of the grid's mean mesh step.\n"
+                                    "--res reads ULySS .res (solut) files, one fit per node, in node order;\n"
+                                    "--grid GRID --model M fits every grid spectrum with M (all parameters free, 12\n"
+                                    "guesses spanning the grid, no noise) through the batch driver, and maps the "
+                                    "residuals.",
+                        epilog="examples:\n  ulyss-ann selfinv --res selfinversion_trial7.res --nodes gsl_nodes.txt\n"
+                               "  ulyss-ann selfinv --grid gsl_surrogate.fits --model gsl_ann_trial7.fits "
+                               "--engine native -o selfinv/")
+    si.add_argument("--res", help="ULySS .res file of the fits, in node order")
+    si.add_argument("--nodes", help="node list (PHOENIX names, one a line), with --res")
+    si.add_argument("--grid", help="spectral grid whose spectra are fitted (with --model)")
+    si.add_argument("--model", help="interpolator to invert, with --grid")
+    si.add_argument("--engine", default="auto", choices=["auto", "gdl", "native"], help="fitting engine (auto)")
+    si.add_argument("-j", "--workers", type=int, help="worker processes (default: one per core)")
+    si.add_argument("-o", "--outdir", default="selfinv", help="with --grid: fits, table and maps (selfinv/)")
+    si.set_defaults(run=_run_selfinv)
+
+
+def _run_grid(args):
+    from ulyss_ann.spectra.grid import surrogate_grid
+
+    if args.kind == "miles":
+        from ulyss_ann.spectra.miles import miles_grid
+
+        if len(args.files) != 1 or not os.path.isdir(args.files[0]):
+            raise UlyssAnnError("grid miles: give the one folder of the MILES FITS files (and its params.csv)")
+        teff = parse_floats(args.teff_range, "--teff-range") if args.teff_range else None
+        grid, skipped = miles_grid(args.files[0], args.params, args.continuum_degree, teff, progress=True)
+        grid.save(args.output, overwrite=args.overwrite)
+        print(f"wrote {args.output}: MILES grid of {len(grid.flux)} stars x {grid.wavelength.npix} px "
+              f"({len(skipped)} left out for bad flux: {', '.join(s.split()[0] for s in skipped[:5])}"
+              f"{' ...' if len(skipped) > 5 else ''})")
+        return 0
+    if args.kind == "phoenix":
+        from ulyss_ann.spectra.grid_readers import phoenix_grid
+
+        if not args.files:
+            raise UlyssAnnError("grid phoenix: give the PHOENIX files")
+        grid = phoenix_grid(args.files, wave_file=args.wave, air=not args.vacuum,
+                            resolving_power=args.resolving_power, progress=True)
+        grid.save(args.output, overwrite=args.overwrite)
+        print(f"wrote {args.output}: {len(grid.flux)} spectra x {grid.wavelength.npix} px, "
+              f"parameters {', '.join(grid.names)}")
+        return 0
+    for path, what in ((args.model, "--model"), (args.nodes, "--nodes")):
+        if not os.path.isfile(path):
+            raise UlyssAnnError(f"{path}: no such file (give {what}; the authors' files are in "
+                                "../shared/data/reference of the development set-up)")
+    grid = surrogate_grid(args.model, args.nodes)
+    grid.save(args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output}: SURROGATE grid of {len(grid.flux)} spectra x {grid.wavelength.npix} px, "
+          f"parameters {', '.join(grid.names)}")
+    return 0
+
+
+def _run_train(args):
+    from ulyss_ann.spectra.grid import SpectralGrid
+    from ulyss_ann.training.keras_recipe import train
+
+    hidden = parse_floats(args.hidden, "--hidden") if args.hidden else None
+    if not 0 <= args.holdout < 1:
+        raise UlyssAnnError(f"--holdout {args.holdout}: expected a fraction in [0, 1)")
+    history = train(SpectralGrid.load(args.grid), args.output, preset=args.preset, hidden=hidden,
+                    epochs=args.epochs, seed=args.seed, holdout=args.holdout, resume=args.resume,
+                    export=args.export, recipe=args.recipe, time_limit=args.time_limit,
+                    target_mse=args.target_mse, validation=args.validation, patience=args.patience)
+    if len(history["epoch"]):
+        what = "step" if args.recipe == "fast" else "epoch"
+        k = history.get("kept", -1)
+        print(f"{what} {history['epoch'][k]}{' (lowest validation MSE, kept)' if 'kept' in history else ''}: "
+              f"training MSE {history['train_mse'][k]:.3e}, held-out MSE {history['holdout_mse'][k]:.3e}")
+    print(f"wrote {args.output} (loss: {args.output}.loss.csv, .loss.png)"
+          + (f" and {args.export}" if args.export else ""))
+    return 0
+
+
+def _run_selfinv(args):
+    from ulyss_ann.paper.selfinversion import selfinversion_from_grid, selfinversion_from_res
+
+    if args.grid and args.model:
+        from ulyss_ann.spectra.grid import SpectralGrid
+
+        result = selfinversion_from_grid(SpectralGrid.load(args.grid), args.model, args.outdir, args.engine,
+                                         args.workers)
+        source = f"{os.path.basename(args.model)} on {os.path.basename(args.grid)}, engine {result['engine']}"
+    elif args.res and args.nodes:
+        result = selfinversion_from_res(args.res, args.nodes)
+        source = os.path.basename(args.res)
+    else:
+        raise UlyssAnnError("selfinv: give --res FILE --nodes FILE, or --grid GRID --model MODEL")
+    units = {"Teff": "K", "Logg": "dex", "Fe/H": "dex"}
+    print(f"self-inversion of {result['n']} nodes ({source}), Eq. 6:")
+    print(f"  {'parameter':<10} {'P (absolute)':>14} {'mesh step':>12} {'P (% of step)':>14}")
+    for name, p, step, pct in zip(result["names"], result["absolute"], result["mesh"], result["percent"]):
+        value = f"{p:.1f}" if p >= 1 else f"{p:.3f}"
+        print(f"  {name:<10} {value:>10} {units.get(name, ''):<3} {step:>8.4g} {units.get(name, ''):<3} {pct:>13.1f}")
+    return 0
+
+
+def _run_export(args):
+    from ulyss_ann.training.keras_io import interpolator_from_keras
+    from ulyss_ann.spectra.grid import SpectralGrid
+
+    interp = interpolator_from_keras(args.network, SpectralGrid.load(args.grid))
+    interp.write(args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output}: architecture {interp.architecture}"
+          + (" (SURROGATE: trained on the surrogate grid)" if interp.is_surrogate else ""))
+    return 0

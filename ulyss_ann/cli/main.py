@@ -1,0 +1,301 @@
+"""The ``ulyss-ann`` command line.
+
+Errors caused by input (files, parameters, options) print one line,
+``ulyss-ann: error: …``, and exit with status 2; never a traceback.
+"""
+
+import argparse
+import os
+import sys
+import warnings
+
+import numpy as np
+
+from ulyss_ann.version import __version__
+from ulyss_ann.errors import OutOfBoundsWarning, ParameterError, UlyssAnnError
+from ulyss_ann.cli.fit import add_fit_parser, add_lsf_parser
+from ulyss_ann.cli.grids import add_grid_parsers
+from ulyss_ann.cli.paper import add_paper_parsers
+from ulyss_ann.spectra.examples import example_interpolator_path
+
+DESCRIPTION = """\
+Neural-network spectral interpolators for ULySS (Kumar, Prugniel & Singh).
+
+An interpolator is a trained network, stored in ULySS's perceptron FITS format,
+that turns atmospheric parameters (Teff, log g, [Fe/H]) into a normalised
+spectrum. This tool inspects such files and computes spectra from them.
+"""
+
+EPILOG = """\
+workflow:
+  ulyss-ann info MODEL                     what the network is: layers, parameters,
+                                           bounds, scaling, wavelength range
+  ulyss-ann eval MODEL --param Teff=5000 --param Logg=2 --param Fe/H=-1.5 \\
+                 -o spec.fits --plot spec.png
+                                           one model spectrum, as FITS and a figure
+  ulyss-ann eval MODEL --table params.ecsv -o spectra.fits
+                                           many spectra, one row of the table each
+  ulyss-ann gdl-export MODEL --name gslann --install
+                                           a ULySS component in GDL for this network:
+                                           ulyss, spec, gslann(TG=5000, LG=2, ZG=-1.5)
+  ulyss-ann grid surrogate -o gsl_surrogate.fits
+                                           the stand-in grid (trial 8 at the GSL nodes)
+  ulyss-ann train gsl_surrogate.fits --preset trial7 -o net.keras --export net.fits
+                                           a network with the paper's recipe (Keras)
+  ulyss-ann export net.h5 --grid gsl_surrogate.fits -o net.fits
+                                           a Keras network -> an interpolator file
+  ulyss-ann fit spectra/*.fits --model MODEL -o results.ecsv
+                                           fit many spectra with ULySS (GDL), in
+                                           parallel, resumable (--resume)
+  ulyss-ann selfinv --res fits.res --nodes gsl_nodes.txt
+                                           self-inversion precision (Eq. 6, Table 3)
+
+MODEL defaults to the example interpolator bundled with the package (a small
+network fitted to the surrogate grid). The authors' published networks are
+ULySS perceptron files too (e.g. gsl_ann_trial7.fits).
+
+Run 'ulyss-ann COMMAND --help' for the options of each command.
+"""
+
+
+def _model_argument(parser):
+    parser.add_argument("model", nargs="?", default=None, metavar="MODEL",
+                        help="interpolator FITS file (ULySS perceptron format 0.0.3); "
+                             "default: the bundled example interpolator")
+
+
+def _build_parser():
+    parser = argparse.ArgumentParser(prog="ulyss-ann", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"ulyss-ann {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    info = sub.add_parser("info", help="describe an interpolator file",
+                          description="Describe an interpolator: format version, architecture, "
+                                      "parameters with units, bounds and input scaling, wavelength "
+                                      "range and sampling, air or vacuum, provenance.")
+    _model_argument(info)
+    info.set_defaults(run=_run_info)
+
+    ev = sub.add_parser(
+        "eval", help="compute model spectra from parameters",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compute normalised model spectra with an interpolator.",
+        epilog="output:\n"
+               "  one spectrum   1-D FITS image with the wavelength WCS (ULySS reads it), the\n"
+               "                 parameters in header cards P_NMi / P_VALi / P_UNi\n"
+               "  --table        2-D FITS image, one spectrum per row, same WCS, and a table\n"
+               "                 HDU 'PARAMS' with the parameters of each row (with units)\n\n"
+               "Parameters outside the bounds the network was trained on give a warning\n"
+               "(the network extrapolates there silently); --strict makes it an error.\n\n"
+               "example:\n"
+               "  ulyss-ann eval gsl_ann_trial7.fits --param Teff=5000 --param Logg=2 \\\n"
+               "      --param Fe/H=-1.5 -o spec.fits --plot spec.png")
+    _model_argument(ev)
+    ev.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="a parameter value, repeated for each parameter (names as 'info' lists "
+                         "them, case-insensitive), e.g. --param Teff=5000")
+    ev.add_argument("-t", "--table", metavar="FILE",
+                    help="table (ECSV, FITS, CSV…) with one column per parameter; one spectrum per row")
+    ev.add_argument("-o", "--output", metavar="FILE.fits", help="write the spectra to this FITS file")
+    ev.add_argument("--plot", metavar="FILE.png", help="plot the spectra to this figure (PNG, PDF, SVG)")
+    ev.add_argument("--strict", action="store_true",
+                    help="refuse parameters outside the trained bounds instead of warning")
+    ev.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    ev.set_defaults(run=_run_eval)
+
+    gx = sub.add_parser(
+        "gdl-export", help="generate a ULySS component (GDL code) for a network",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Generate GDL routines specialised to one network, so that ULySS fits with it:\n"
+                    "  NAME.pro           cmp = NAME(TG=, LG=, ZG=, FIXPAR=, ...)  (like uly_tgm)\n"
+                    "  NAME_init.pro      run by ulyss before a fit: rebins the output layer once\n"
+                    "  NAME_eval.pro      the forward pass, unrolled for this network\n"
+                    "  NAME_spectrum.pro  flux = NAME_spectrum([Teff, logg, feh]) on the network grid\n"
+                    "plus NAME_evaldata.pro, the shared ulyss_ann_*.pro routines and a copy of MODEL\n"
+                    "(NAME.fits), so the folder works on its own once on GDL_PATH.",
+        epilog="example:\n"
+               "  ulyss-ann gdl-export gsl_ann_trial7.fits --name gslann --install\n"
+               "  # then, in gdl, with the GDL_PATH line it prints:\n"
+               "  ulyss, 'star.fits', gslann(TG=[5000,5500,6000], LG=1.66, ZG=[-1,-1.5], FIXPAR=[0,1,0]), MDEGREE=20")
+    _model_argument(gx)
+    gx.add_argument("--name", help="GDL name of the component (default: from the file name, e.g. "
+                                   "gsl_ann_trial7); letters, digits, '_'")
+    where = gx.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", metavar="DIR", help="folder to write (default: ./NAME)")
+    where.add_argument("--install", action="store_true",
+                       help="write to $XDG_DATA_HOME/ulyss_ann/gdl/NAME (~/.local/share/...) and print "
+                            "the GDL_PATH line to use it")
+    gx.set_defaults(run=_run_gdl_export)
+    add_fit_parser(sub)
+    add_lsf_parser(sub)
+    add_grid_parsers(sub)
+    add_paper_parsers(sub)
+    return parser
+
+
+def _load(model):
+    from ulyss_ann.model.interpolator import Interpolator
+
+    return Interpolator.read(model or example_interpolator_path())
+
+
+def _run_info(args):
+    interp = _load(args.model)
+    hidden = ", ".join(interp.activations[:-1]) or "none"
+    lines = [
+        f"Interpolator   {interp.path}" + ("  (bundled example)" if args.model is None else ""),
+        f"  format       ULySS perceptron file, version {interp.format_version}",
+        f"  architecture {interp.architecture}  ({interp.n_weights:,} weights and biases; "
+        f"hidden: {hidden}; output: {interp.activations[-1]})",
+        f"  wavelength   {interp.wavelength.describe()}",
+        "  input scaling linscale: x = (p - mean) / std",
+        "  parameters",
+        f"    {'name':<8} {'unit':<5} {'low':>9} {'high':>9} {'step':>8} {'mean':>12} {'std':>12}",
+    ]
+    for p in interp.parameters:
+        lines.append(f"    {p.name:<8} {p.unit:<5} {p.low:>9g} {p.high:>9g} {p.step:>8g} "
+                     f"{p.mean:>12.6g} {p.scale:>12.6g}")
+    if interp.meta:
+        lines.append("  provenance")
+        for key, value, comment in interp.meta:
+            text = f"{key} = {value!r}" if key not in ("HISTORY", "COMMENT", "") else f"{key} {value}"
+            lines.append(f"    {text}" + (f"  / {comment}" if comment else ""))
+    if interp.is_surrogate:
+        lines.append("  NOTE: trained on the SURROGATE grid (the authors' trial-8 network at the "
+                     "GSL nodes), not on the real Göttingen spectra")
+    print("\n".join(lines))
+    return 0
+
+
+def _parse_params(interp, items):
+    values = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ParameterError(f"--param {item!r}: expected NAME=VALUE, e.g. --param Teff=5000")
+        try:
+            values[interp.names[interp.parameter_index(name.strip())]] = float(value)
+        except ValueError:
+            raise ParameterError(f"--param {item!r}: '{value}' is not a number") from None
+    return interp.as_array(values)
+
+
+def _read_table(interp, path):
+    from astropy.table import Table
+
+    if not os.path.exists(path):
+        raise UlyssAnnError(f"{path}: no such file (--table expects a table of parameters)")
+    try:
+        table = Table.read(path)
+    except Exception as exc:  # astropy raises many kinds for unreadable tables
+        raise UlyssAnnError(f"{path}: cannot read as a table ({exc}); expected ECSV, FITS or CSV "
+                            f"with columns {', '.join(interp.names)}") from None
+    columns = {c.lower(): c for c in table.colnames}
+    missing = [n for n in interp.names if n.lower() not in columns]
+    if missing:
+        raise UlyssAnnError(f"{path}: missing column(s) {', '.join(missing)}; has "
+                            f"{', '.join(table.colnames) or 'none'}")
+    if len(table) == 0:
+        raise UlyssAnnError(f"{path}: the table has no rows")
+    try:
+        return interp.as_array({n: np.asarray(table[columns[n.lower()]], dtype=float)
+                                for n in interp.names})
+    except ParameterError as exc:
+        raise UlyssAnnError(f"{path}: {exc}") from None
+
+
+def _run_eval(args):
+    if not args.output and not args.plot:
+        raise UlyssAnnError("nothing to do: give -o FILE.fits and/or --plot FILE.png")
+    if args.param and args.table:
+        raise UlyssAnnError("give either --param values or --table, not both")
+    for path in (args.output, args.plot):
+        if path and os.path.exists(path) and not args.overwrite:
+            raise UlyssAnnError(f"{path}: exists; add --overwrite to replace it")
+    interp = _load(args.model)
+    if args.table:
+        params = _read_table(interp, args.table)
+    elif args.param:
+        params = _parse_params(interp, args.param)
+    else:
+        raise ParameterError(f"no parameters: give --param for each of {', '.join(interp.names)} "
+                             "(e.g. --param Teff=5000) or --table FILE")
+    flux = interp.evaluate(params, strict=args.strict)
+    if args.output:
+        from ulyss_ann.spectra.model_files import write_model_spectra
+
+        write_model_spectra(args.output, interp, params, flux, overwrite=args.overwrite)
+        count = "1 spectrum" if params.ndim == 1 else f"{len(params)} spectra"
+        print(f"wrote {args.output}: {count}, {interp.wavelength.describe()}")
+    if args.plot:
+        from ulyss_ann.figures import save_figure
+        from ulyss_ann.fitting.figures import plot_model_spectra
+
+        save_figure(plot_model_spectra(interp, params, flux), args.plot, dpi=120)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _run_gdl_export(args):
+    import re
+
+    import shlex
+
+    from ulyss_ann.gdl.component import default_install_dir, generate_component
+    from ulyss_ann.gdl.literals import check_gdl_path, gdl_string
+    from ulyss_ann.gdl.process import SYSTEM_LIBRARIES
+    from ulyss_ann.gdl.ulyss_location import find_ulyss
+
+    interp = _load(args.model)
+    stem = os.path.splitext(os.path.basename(interp.path))[0]
+    name = (args.name or re.sub(r"[^A-Za-z0-9_]", "_", stem)).lower()
+    if not args.name and not re.match(r"[A-Za-z]", name):
+        name = "ann_" + name  # a GDL name starts with a letter
+    outdir = default_install_dir(name) if args.install else (args.output or name)
+    check_gdl_path(os.path.abspath(outdir), "--output" if args.output else "the output folder", search_path=True)
+    files = generate_component(interp, name, outdir)
+    print(f"wrote {len(files)} files to {os.path.abspath(outdir)}:")
+    print("  " + " ".join(f.name for f in files))
+    ulyss = find_ulyss()
+    root = str(ulyss) if ulyss else "<ULySS folder>"
+    path = ":".join([f"+{os.path.abspath(outdir)}", f"+{root}/pgm", f"+{root}/dep", *SYSTEM_LIBRARIES])
+    guesses = "TG=[5000,5500,6000], LG=1.66, ZG=[-1,-1.5], FIXPAR=[0,1,0]"
+    if [n.lower() for n in interp.names] != ["teff", "logg", "fe/h"]:
+        guesses = "FIXPAR=[0]"
+    print("\nto use it in GDL:")
+    # Quoted for the shell and for GDL: a folder name is pasted, never run.
+    print(f"  export GDL_PATH={shlex.quote(path)}")
+    print("  gdl")
+    print(f"  GDL> common uly_path, uly_root & uly_root = {gdl_string(root)}")
+    print(f"  GDL> ulyss, 'star.fits', {name}({guesses}), MDEGREE=20, /QUIET, SOLUTION=sol")
+    if ulyss is None:
+        print("\n(ULySS was not found: put its folder in place of <ULySS folder>; "
+              "python -m ulyss_ann.gdl.ulyss_location says where it looks)")
+    return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    kind = "warning" if category is OutOfBoundsWarning else category.__name__
+    print(f"ulyss-ann: {kind}: {message}", file=sys.stderr)
+
+
+def main(argv=None):
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    warnings.showwarning = _show_warning
+    try:
+        return args.run(args)
+    except UlyssAnnError as exc:
+        print(f"ulyss-ann: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ulyss-ann: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""``ulyss-ann simulate ngc6397`` and ``ulyss-ann ngc6397``: the paper's cluster, simulated and analysed.
+
+Part of the command line (:mod:`ulyss_ann.cli`); errors are UlyssAnnError, printed by
+``main`` as one line.
+"""
+
+import argparse
+import glob
+import os
+
+from ulyss_ann.cli.grids import REFERENCE
+
+
+def add_paper_parsers(sub):
+    sm = sub.add_parser("simulate", help="simulate a MUSE sample of NGC 6397 (known parameters)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Simulate the paper's NGC 6397 sample: 1587 MUSE-like spectra of 1063 stars above "
+                                    "the turn-off\n(Teff 4500-6500 K, log g 1.0-4.2 along an old metal-poor isochrone), "
+                                    "MUSE's LSF (2.82 A FWHM\nat 4750 A to 2.54 A at 7000 A), S/N 20-200, radial "
+                                    "velocities, smooth continua, and the\npaper's [Fe/H] trend injected (-2.35 at the "
+                                    "turn-off, -2.12 on the subgiant branch).\nWritten as MUSE/PampelMuse FITS with "
+                                    "RA/Dec and SIM_* truth cards, plus truth.ecsv,\nphotometry.ecsv (log g to fix) "
+                                    "and lsf.txt (the LSF given, for fit --lsf). Made with\nanother network than the one "
+                                    "you fit with (default: the authors' trial 8; fit with\ntrial 7).\n\n"
+                                    "--region-grid N also writes region_grid.fits: the generating network at N random\n"
+                                    "points around the isochrone. A network trained on it (ulyss-ann train) is not the\n"
+                                    "generator but reproduces it closely: fitting with it checks the pipeline alone.\n"
+                                    "See ulyss_ann/ngc6397.py.",
+                        epilog="example:\n  ulyss-ann simulate ngc6397 -o sim/\n"
+                               "  ulyss-ann fit sim/*.fits --model gsl_ann_trial7.fits --engine native "
+                               "--fix Logg=sim/photometry.ecsv:logg -o sim_results.ecsv")
+    sm.add_argument("what", choices=["ngc6397"], help="the sample to simulate")
+    sm.add_argument("-o", "--outdir", required=True, help="folder for the spectra and truth.ecsv")
+    sm.add_argument("--model", default=os.path.join(REFERENCE, "gsl_ann_trial8.fits"),
+                    help="generating network (default: the authors' trial 8)")
+    sm.add_argument("--n-stars", type=int, default=1063)
+    sm.add_argument("--n-spectra", type=int, default=1587)
+    sm.add_argument("--seed", type=int, default=6397)
+    sm.add_argument("--region-grid", type=int, metavar="N", help="also write region_grid.fits (N spectra)")
+    sm.set_defaults(run=_run_simulate)
+
+    an = sub.add_parser("ngc6397", help="the paper's cluster analysis of a results table (Table 4, Figs. 4-7)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Analyse a results table of ulyss-ann fit as the paper does for NGC 6397: Table 4 "
+                                    "(ECSV and a\nMarkdown excerpt), per-star parameters from repeated visits "
+                                    "(stars.ecsv), Fig. 5\n(distributions), Fig. 6 (against --truth and/or "
+                                    "--reference), Fig. 7 ([Fe/H] vs Teff in\n250 K bins), Fig. 4 for each "
+                                    "--fit-file (from fit --save-fits).\n"
+                                    "scripts/reproduce_paper adds report/summary.md beside the paper's numbers.",
+                        epilog="example:\n  ulyss-ann ngc6397 sim_results.ecsv --truth sim/truth.ecsv "
+                               "--fit-file fits/ngc6397id000000001jd2456865p1234f000_fit.fits -o report/")
+    an.add_argument("results", help="results table of ulyss-ann fit")
+    an.add_argument("-o", "--outdir", required=True, help="report folder")
+    an.add_argument("--truth", help="truth.ecsv of a simulated sample")
+    an.add_argument("--reference", help="reference table (id, Teff, Fe/H) to compare with, as the paper's B22")
+    an.add_argument("--reference-label", default="reference")
+    an.add_argument("--fit-file", action="append", default=[], help="a *_fit.fits of fit --save-fits (Fig. 4)")
+    an.set_defaults(run=_run_report)
+
+
+def _run_simulate(args):
+    from ulyss_ann.paper.ngc6397 import simulate_cluster
+
+    table = simulate_cluster(args.model, args.outdir, args.n_stars, args.n_spectra, args.seed, progress=True)
+    print(f"wrote {len(table)} SIMULATED spectra of {len(set(table['star']))} stars to {args.outdir}/ "
+          f"(truth.ecsv, photometry.ecsv, lsf.txt), generated with {os.path.basename(args.model)}")
+    if args.region_grid:
+        from ulyss_ann.paper.ngc6397 import region_grid
+
+        path = os.path.join(args.outdir, "region_grid.fits")
+        region_grid(args.model, args.region_grid).save(path, overwrite=True)
+        print(f"wrote {path}: {os.path.basename(args.model)} at {args.region_grid} points of the "
+              "cluster's region (SURROGATE)")
+    return 0
+
+
+def _run_report(args):
+    from ulyss_ann.paper.cluster_report import make_report
+
+    files = [f for pattern in args.fit_file for f in (glob.glob(pattern) or [pattern])]
+    numbers = make_report(args.results, args.outdir, args.truth, args.reference, args.reference_label, files)
+    (to, sgb, diff) = numbers["to_sgb"]
+    print(f"{numbers['n_ok']} of {numbers['n_spectra']} spectra fitted, {numbers['n_stars']} stars "
+          f"({numbers['n_repeated']} observed more than once)")
+    print(f"<[Fe/H]> = {numbers['mean_feh'][0]:.3f} ± {numbers['mean_feh'][1]:.3f} dex; "
+          f"TO {to[0]:.3f} ± {to[1]:.3f} ({to[2]}), sGB {sgb[0]:.3f} ± {sgb[1]:.3f} ({sgb[2]}), sGB − TO {diff:+.3f} dex")
+    for key in ("truth", "reference"):
+        if key in numbers:
+            t, f = numbers[key]["Teff"], numbers[key]["Fe/H"]
+            print(f"against {key}: ΔTeff {t[0]:+.1f} ± {t[1]:.1f} K, Δ[Fe/H] {f[0]:+.3f} ± {f[1]:.3f} dex")
+    print(f"wrote {args.outdir}/: {', '.join(sorted(os.listdir(args.outdir)))}")
+    return 0

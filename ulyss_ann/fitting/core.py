@@ -1,0 +1,296 @@
+"""What both engines share: the configuration of a fit, its preparation, and the engine interface.
+
+A fit of one spectrum goes the same way in both engines:
+
+1. :class:`FitPreparation` decides what is fitted — the wavelength range (the
+   requested one, 1.5 pixels inside the network's), the good pixels (the reader's,
+   minus the telluric bands, Na D and the user's masks), the guesses and the fixed
+   parameters — and makes the checks (overlap, guesses inside the training bounds),
+   all in one place;
+2. the engine (:class:`FitEngine` subclass: :class:`~ulyss_ann.fitting.gdl_engine.GDLEngine`
+   or :class:`~ulyss_ann.fitting.native_engine.NativeEngine`) solves the model of the
+   paper's Eq. 8 and returns a :class:`Solution`;
+3. the base class turns it into a :class:`~ulyss_ann.fitting.result.FitResult`, and
+   writes the best fit when ``save_fits`` asks.
+
+Neither engine imports the other: both import this module.
+"""
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.model.interpolator import Interpolator
+
+__all__ = ["FitConfig", "FitPreparation", "PreparedFit", "Solution", "FitEngine", "TELLURIC_BANDS", "NA_D_BAND",
+           "PAPER_GUESSES", "file_sha256", "MIN_OVERLAP"]
+
+#: Telluric absorption bands masked by default in observed spectra [Å, air].
+TELLURIC_BANDS = ((6860.0, 6890.0, "O2 B band"), (7160.0, 7330.0, "H2O"), (7590.0, 7700.0, "O2 A band"))
+#: Interstellar sodium doublet, masked on request (``mask_nad``).
+NA_D_BAND = (5885.0, 5900.0, "Na D")
+#: The paper's guesses (Kumar, Prugniel & Singh §5): 3 x 2 starting points.
+PAPER_GUESSES = {"teff": (5000.0, 5500.0, 6000.0), "fe/h": (-1.0, -1.5)}
+#: The shortest fitted range [Å] worth a fit.
+MIN_OVERLAP = 50.0
+
+
+def file_sha256(path):
+    """SHA-256 of a file, read in blocks (the model's identity in every table row)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class FitConfig:
+    """How to fit: model, guesses, fixed parameters, polynomial, range, masks, engine.
+
+    Attributes
+    ----------
+    model : str
+        Interpolator file.
+    guesses : dict, optional
+        Parameter name -> sequence of starting values. Default: the paper's
+        (Teff 5000/5500/6000 K, [Fe/H] -1/-1.5) where the names match, the
+        training-grid mean otherwise.
+    mdegree : int
+        Degree of the multiplicative Legendre polynomial (paper: 20).
+    wave_range : (float, float), optional
+        Fitted range [Å] (default: the network's range).
+    telluric : bool or None
+        Mask the telluric bands; None: yes, except for simulated spectra.
+    mask_nad : bool
+        Also mask interstellar Na D.
+    masks : sequence of (lo, hi)
+        More ranges to mask [Å].
+    engine : str
+        ``gdl`` (ULySS in GDL) or ``native`` (NumPy/SciPy).
+    backend : str
+        GDL engine: session backend, ``auto``, ``pygdl`` or ``subprocess``.
+    timeout : float
+        GDL engine: seconds one call may take before the session restarts.
+    recycle_after : int
+        GDL engine: restart a subprocess GDL after this many fits (GDL's built-ins leak).
+    losvd : str
+        Native engine: ``sampled`` (ULySS's pixel-sampled Gaussian, the default, for
+        agreement) or ``analytic`` (pPXF's Fourier form, exact below a pixel).
+    lsf : str, optional
+        A relative LSF file (ULySS's text format, :mod:`ulyss_ann.spectra.lsf`) injected
+        into the model before the fit, as ULySS's ``LSF=`` does.
+    save_fits : str, optional
+        Folder where each spectrum's best fit is written: ``<id>_fit.fits`` (data, best
+        fit, residual, mask on the fitted ln-λ grid) and, by the GDL engine, ``<id>.res``
+        (ULySS's solut text, for its own tools).
+    model_sha256 : str, optional
+        The model's SHA-256 when the caller has it already (the batch driver): not
+        computed again per worker.
+    """
+
+    model: str
+    guesses: dict = None
+    mdegree: int = 20
+    wave_range: tuple = None
+    telluric: bool = None
+    mask_nad: bool = False
+    masks: tuple = ()
+    backend: str = "auto"
+    timeout: float = 600.0
+    recycle_after: int = 100
+    save_fits: str = None
+    engine: str = "gdl"
+    losvd: str = "sampled"
+    lsf: str = None
+    model_sha256: str = None
+
+    def engine_key(self):
+        """What an engine is built from (guesses, masks and range may change between fits)."""
+        return (self.engine, self.losvd, self.model, self.backend, self.mdegree, self.save_fits,
+                self.recycle_after, self.lsf, self.timeout)
+
+
+@dataclass
+class PreparedFit:
+    """One spectrum ready for an engine: what to fit, from where, and how it is sampled.
+
+    ``sampling`` is ULySS's: 0 linear in λ (``start``, ``step`` in Å), 1 linear in ln λ
+    (in ln Å), 2 explicit wavelengths (``wave``).
+    """
+
+    spectrum: object
+    lo: float
+    hi: float
+    good: np.ndarray
+    guesses: np.ndarray
+    counts: np.ndarray
+    fixed_flags: np.ndarray
+    sampling: int
+    start: float
+    step: float
+    wave: np.ndarray
+
+
+@dataclass
+class Solution:
+    """What an engine found: the numbers of the best guess and the fit on its ln-λ grid."""
+
+    n_guess: int
+    best_guess: int
+    n_converged: int
+    chi2: float
+    rms: float
+    n_pix: int
+    cz: float
+    e_cz: float
+    sigma: float
+    e_sigma: float
+    values: np.ndarray
+    errors: np.ndarray
+    status: np.ndarray          # per parameter: 0 free, 1 fixed, 2 at the low limit, 3 at the high limit
+    ln_start: float
+    ln_step: float
+    flux: np.ndarray
+    bestfit: np.ndarray
+    mask: np.ndarray
+    error: np.ndarray = field(default=None)
+
+
+class FitPreparation:
+    """What both engines decide alike: the fitted range, the masks, the guesses, the checks."""
+
+    def __init__(self, config, interp):
+        self.config, self.interp = config, interp
+
+    def guesses_for(self, fixed):
+        """Flat guesses, counts and fixed flags for one spectrum, in network order."""
+        guesses, counts, flags = [], [], []
+        user = {k.lower(): v for k, v in (self.config.guesses or {}).items()}
+        for p in self.interp.parameters:
+            key = p.name.lower()
+            if key in fixed:
+                values, flag = [fixed[key]], 1
+            else:
+                values = user.get(key) or PAPER_GUESSES.get(key) or (p.mean,)
+                flag = 0
+            values = [float(v) for v in np.atleast_1d(values)]
+            guesses += values
+            counts.append(len(values))
+            flags.append(flag)
+        return np.array(guesses), np.array(counts, np.int32), np.array(flags, np.int32)
+
+    def fit_range(self, spectrum):
+        """The fitted range [Å]: the requested one, inside the network's by 1.5 pixels.
+
+        The margin keeps the first ln-λ pixel of the cut, rebinned observation inside the
+        network's range, so that the component's model starts exactly on it (ULySS's
+        ``voff`` = 0). Otherwise the component starts a fraction of a pixel later, and
+        ULySS renders that offset through its pixel-sampled LOSVD, which at σ ≈ 0.3 px
+        cannot shift by a fraction of a pixel: fits of the network's own spectra then
+        came out 12 km/s off in cz (0.2 px) with biased Teff and log g, in both engines.
+        """
+        net = self.interp.wavelength.wavelength
+        wave = np.asarray(spectrum.wavelength, float)
+        margin = 1.5 * max(abs(net[1] - net[0]), abs(wave[1] - wave[0]), abs(wave[-1] - wave[-2]))
+        lo, hi = self.config.wave_range or (net[0], net[-1])
+        lo = max(lo, net[0] + margin, wave[0])
+        hi = min(hi, net[-1] - margin, wave[-1])
+        return lo, hi
+
+    def good_pixels(self, spectrum):
+        """The reader's good pixels less the masked bands (telluric, Na D, the user's)."""
+        good = spectrum.good.copy()
+        bands = list(self.config.masks)
+        telluric = self.config.telluric
+        if telluric is None:
+            telluric = not spectrum.meta.get("simulated", False)
+        if telluric:
+            bands += [b[:2] for b in TELLURIC_BANDS]
+        if self.config.mask_nad:
+            bands.append(NA_D_BAND[:2])
+        for a, b in bands:
+            good &= ~((spectrum.wavelength >= a) & (spectrum.wavelength <= b))
+        return good
+
+    def prepare(self, spectrum, fixed=None):
+        """A :class:`PreparedFit`, or UlyssAnnError saying why this spectrum cannot be fitted."""
+        fixed = {k.lower(): float(v) for k, v in (fixed or {}).items()}
+        lo, hi = self.fit_range(spectrum)
+        if hi - lo < MIN_OVERLAP:
+            net = self.interp.wavelength.wavelength
+            raise UlyssAnnError(f"no overlap: spectrum {spectrum.wavelength[0]:.1f}-{spectrum.wavelength[-1]:.1f} Å, "
+                                f"network {net[0]:.1f}-{net[-1]:.1f} Å")
+        guesses, counts, flags = self.guesses_for(fixed)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        for i, p in enumerate(self.interp.parameters):
+            values = guesses[offsets[i]:offsets[i + 1]]
+            if np.any(values < p.low) or np.any(values > p.high):
+                shown = ", ".join(f"{v:g}" for v in values)
+                raise UlyssAnnError(f"guess {p.name} = {shown} {p.unit} outside the limits "
+                                    f"[{p.low:g}, {p.high:g}] of {self.config.model}".replace("  ", " "))
+        grid = spectrum.grid
+        if grid is not None:
+            sampling = 1 if grid.log else 0
+            start, step, wave = grid.crval + (1.0 - grid.crpix) * grid.cdelt, grid.cdelt, None
+        else:
+            sampling, start, step, wave = 2, 0.0, 0.0, np.asarray(spectrum.wavelength, float)
+        return PreparedFit(spectrum, lo, hi, self.good_pixels(spectrum), guesses, counts, flags,
+                           sampling, start, step, wave)
+
+
+class FitEngine:
+    """The interface of an engine: ``fit(spectrum, fixed) -> FitResult``, ``close()``.
+
+    A subclass sets :attr:`name` and implements :meth:`solve`; everything before
+    (preparation, checks) and after (the result, the saved best fit) is done here,
+    the same for every engine.
+
+    Parameters
+    ----------
+    config : FitConfig
+    interp : Interpolator, optional
+        The model, when the caller has read it already (else read from ``config.model``).
+    """
+
+    name = None
+
+    def __init__(self, config, interp=None):
+        self.config = config
+        self.interp = interp if interp is not None else Interpolator.read(config.model)
+        self.preparation = FitPreparation(config, self.interp)
+        self.sha256 = config.model_sha256 or file_sha256(config.model)
+
+    def solve(self, prepared):
+        """Fit one :class:`PreparedFit`; return a :class:`Solution`."""
+        raise NotImplementedError
+
+    def fit(self, spectrum, fixed=None):
+        """Fit one :class:`~ulyss_ann.spectra.spectrum.Spectrum`; return its FitResult.
+
+        Raises UlyssAnnError (no overlap, guesses or fixed values outside the bounds,
+        the engine's own errors), which the batch driver turns into the row's status.
+        """
+        from ulyss_ann.fitting.result import FitResult
+
+        started = time.perf_counter()
+        self.preparation.config = self.config  # guesses, masks and range may differ between batches
+        prepared = self.preparation.prepare(spectrum, fixed)
+        solution = self.solve(prepared)
+        result = FitResult.from_solution(solution, prepared, self.interp, engine=self.name, model=self.config.model,
+                                         model_sha256=self.sha256, seconds=time.perf_counter() - started)
+        if self.config.save_fits:
+            result.write_fits(self.config.save_fits)
+        return result
+
+    def close(self):
+        """Free what the engine holds (a GDL session)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

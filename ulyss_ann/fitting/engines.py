@@ -1,0 +1,83 @@
+"""Which engine fits, and one engine per configuration and process, kept for the next spectrum.
+
+``engine="auto"`` takes the GDL engine when GDL and ULySS are both found here, the native
+one otherwise; ``gdl`` on a machine without them stops at once with the fix. An engine is
+costly to start (the GDL engine generates a component and starts a GDL session), so
+each process keeps one per :meth:`~ulyss_ann.fitting.core.FitConfig.engine_key` and
+closes them all at exit: a Dask worker, or a notebook calling
+:func:`~ulyss_ann.fitting.api.fit_spectrum` in a loop, starts each once.
+"""
+
+import atexit
+import shutil
+
+from ulyss_ann.errors import UlyssAnnError
+
+__all__ = ["ENGINES", "resolve_engine", "check_gdl", "gdl_ready", "engine_for", "close_engines"]
+
+ENGINES = ("auto", "gdl", "native")
+
+_OPEN = {}  # engine_key -> engine, in this process
+
+
+def check_gdl(backend):
+    """Stop at once, with the fix, when this machine cannot run GDL + ULySS."""
+    from ulyss_ann.gdl.process import GDLNotFoundError, gdl_executable
+    from ulyss_ann.gdl.session import pygdl_available
+    from ulyss_ann.gdl.ulyss_location import INSTALL_HINT, default_ulyss_dir, find_ulyss
+
+    if find_ulyss() is None:
+        raise GDLNotFoundError(INSTALL_HINT.format(default=default_ulyss_dir()).replace(
+            "Everything that does not run GDL works without it.", "ulyss-ann fit needs it (engine gdl)."))
+    if backend == "pygdl" and not pygdl_available():
+        raise GDLNotFoundError("import GDL failed: install python3-gdl (./scripts/setup) or use --backend subprocess")
+    if backend == "subprocess" or (backend == "auto" and not shutil.which("gdl") and not pygdl_available()):
+        gdl_executable()  # raises with the apt-get line
+
+
+def gdl_ready(backend):
+    """True when GDL and ULySS are both here (what ``engine='auto'`` asks)."""
+    try:
+        check_gdl(backend)
+    except UlyssAnnError:
+        return False
+    return True
+
+
+def resolve_engine(engine, backend="auto", remote=False):
+    """``gdl`` or ``native`` for the ``engine`` asked; a missing GDL is an error only for ``gdl`` here.
+
+    ``remote``: the fits run on a cluster, whose machines are what count for ``gdl``.
+    """
+    if engine not in ENGINES:
+        raise UlyssAnnError(f"engine '{engine}': choose {', '.join(ENGINES)}")
+    if engine == "auto":
+        return "gdl" if gdl_ready(backend) else "native"
+    if engine == "gdl" and not remote:
+        check_gdl(backend)
+    return engine
+
+
+def engine_for(config, interp=None):
+    """The engine of ``config`` in this process, started on first use."""
+    key = config.engine_key()
+    if key not in _OPEN:
+        if not _OPEN:
+            atexit.register(close_engines)
+        if config.engine == "native":
+            from ulyss_ann.fitting.native_engine import NativeEngine as Engine
+        elif config.engine == "gdl":
+            from ulyss_ann.fitting.gdl_engine import GDLEngine as Engine
+        else:
+            raise UlyssAnnError(f"engine '{config.engine}': choose gdl or native (auto is resolved before)")
+        _OPEN[key] = Engine(config, interp)
+    engine = _OPEN[key]
+    engine.config = config  # guesses, masks and range may differ between batches
+    return engine
+
+
+def close_engines():
+    """Close every engine of this process (GDL sessions end)."""
+    for engine in _OPEN.values():
+        engine.close()
+    _OPEN.clear()

@@ -1,0 +1,110 @@
+"""Figures of fits and models: one fit with its residuals, a batch's results, model spectra.
+
+Each function returns a ``matplotlib.figure.Figure`` (never touching pyplot or the
+backend, see :mod:`ulyss_ann.figures`); ``figure=`` draws into one the caller owns.
+"""
+
+import os
+
+import numpy as np
+
+from ulyss_ann.figures import new_figure, parameter_label
+
+__all__ = ["plot_fit", "plot_fit_results", "plot_model_spectra"]
+
+_MAX_CURVES = 12
+
+
+def _runs(mask):
+    """(start, stop) index pairs of the True runs of a boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(int), [0]])))
+    return edges.reshape(-1, 2)
+
+
+def plot_fit(result, figure=None):
+    """The fit of one spectrum: data and best fit above, residuals below, masked pixels shaded.
+
+    ``result`` is a :class:`~ulyss_ann.fitting.result.FitResult`.
+    """
+    fig = new_figure(figure, figsize=(11, 5.5))
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.3])
+    wave, fitted = result.wavelength, result.mask
+    top.plot(wave, result.flux, color="k", lw=0.6, label="data")
+    top.plot(wave, result.bestfit, color="C3", lw=0.8, label="best fit")
+    residual = np.where(fitted, result.residual, np.nan)
+    bottom.plot(wave, residual, color="C0", lw=0.5)
+    bottom.axhline(0.0, color="0.4", lw=0.6)
+    if result.error is not None:
+        bottom.fill_between(wave, -result.error, result.error, color="0.85", lw=0, label="±1σ")
+    for start, stop in _runs(~fitted):
+        for ax in (top, bottom):
+            ax.axvspan(wave[start], wave[min(stop, wave.size - 1)], color="C1", alpha=0.15, lw=0)
+    top.set_ylabel("Flux")
+    bottom.set_ylabel("Data − fit")
+    bottom.set_xlabel("Wavelength (air) [Å]")
+    top.set_xlim(wave[0], wave[-1])
+    if np.any(fitted):
+        spread = np.nanpercentile(np.abs(residual), 99.5)
+        bottom.set_ylim(-2.2 * spread, 2.2 * spread)
+    values = ", ".join(f"{parameter_label(n)} = {v:.4g} ± {result.errors[n]:.2g} {result.units[n]}".rstrip()
+                       for n, v in result.params.items())
+    top.set_title(f"{result.spectrum_id}: {values}, cz = {result.cz:.1f} km/s, σ = {result.sigma:.1f} km/s, "
+                  f"χ² = {result.chi2:.3g}  ({result.engine}, {result.model})", fontsize=9)
+    top.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def plot_fit_results(table, interp, figure=None):
+    """A batch on one page: histograms of each fitted parameter and cz, and [Fe/H]-like vs Teff-like."""
+    ok = np.asarray(table["status"] == "ok")
+    names = ([p.name for p in interp.parameters] + ["cz", "rms"])[:5]
+    units = ([p.unit for p in interp.parameters] + ["km/s", ""])[:5]
+    fig = new_figure(figure, figsize=(12, 7))
+    axes = fig.subplots(2, 3)
+    for ax in axes.flat[len(names):5]:
+        ax.set_visible(False)
+    for ax, name, unit in zip(axes.flat, names, units):
+        values = np.ma.compressed(np.ma.asarray(table[name][ok]))
+        if values.size and np.ptp(values) > 0:
+            ax.hist(values, bins=min(30, max(5, values.size // 3)), color="C0", alpha=0.8)
+        elif values.size:
+            ax.axvline(values[0], color="C0")
+        ax.set_xlabel(f"{parameter_label(name)} [{unit}]" if unit else parameter_label(name))
+        ax.set_ylabel("spectra")
+    scatter = axes.flat[-1]
+    if len(interp.parameters) >= 3:
+        x, y = interp.parameters[0].name, interp.parameters[2].name
+        scatter.errorbar(np.ma.filled(table[x][ok], np.nan), np.ma.filled(table[y][ok], np.nan),
+                         xerr=np.ma.filled(table["e_" + x][ok], np.nan),
+                         yerr=np.ma.filled(table["e_" + y][ok], np.nan), fmt=".", ms=3, alpha=0.7)
+        scatter.set_xlabel(f"{parameter_label(x)} [{interp.parameters[0].unit}]")
+        scatter.set_ylabel(f"{parameter_label(y)} [{interp.parameters[2].unit}]")
+    title = f"{int(ok.sum())} of {len(table)} spectra fitted with {os.path.basename(interp.path or 'the model')}"
+    if interp.is_surrogate:
+        title += " (surrogate)"
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_model_spectra(interp, params, flux, figure=None):
+    """Model spectra against wavelength (at most 12 curves, labelled by their parameters)."""
+    params = np.atleast_2d(params)
+    flux = np.atleast_2d(flux)
+    wave = interp.wavelength.wavelength
+    fig = new_figure(figure, figsize=(11, 4.2))
+    ax = fig.subplots()
+    for p, f in zip(params[:_MAX_CURVES], flux[:_MAX_CURVES]):
+        label = ", ".join(f"{parameter_label(par.name)} = {v:g} {par.unit}".rstrip() for par, v in zip(interp.parameters, p))
+        ax.plot(wave, f, lw=0.7, label=label)
+    medium = "air" if interp.wavelength.air else "vacuum"
+    ax.set_xlabel(f"Wavelength ({medium}) [Å]")
+    ax.set_ylabel("Normalised flux")
+    ax.set_xlim(wave[0], wave[-1])
+    title = os.path.basename(interp.path or "interpolator")
+    if interp.is_surrogate:
+        title += "  (surrogate: trained on the surrogate grid)"
+    if len(params) > _MAX_CURVES:
+        title += f"  — first {_MAX_CURVES} of {len(params)} spectra"
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right", ncol=1 + (len(params[:_MAX_CURVES]) > 6))
+    return fig

@@ -1,0 +1,144 @@
+"""One spectrum fitted by ULySS in GDL with a generated component: the GDL engine of ``fit``.
+
+The fit is ULySS's own (``ulyss`` with ``/ALL_SOLUTIONS``, through ``gdl/ulyss_ann_fit.pro``):
+the spectrum that our readers built (flux, error, mask, wavelengths) is handed to
+ULySS through ``uly_spect_alloc`` — not a file name, because ``uly_spect_read``
+ignores the MUSE ``SIGMA`` extension — and cut to the fitted range with
+``uly_spect_extract``. ULySS log-rebins it and fits the model of the paper's Eq. 8,
+``F = P_n × G(v, σ) ⊗ f(p)``: every combination of guesses gets a Levenberg-Marquardt
+fit (MPFIT) and the lowest χ² wins.
+
+The range, masks and guesses are decided in Python (:mod:`ulyss_ann.fitting.core`), as
+for the native engine. What GDL sends back is two vectors, whose layouts are defined
+once, here (:data:`RESULT_FIELDS`, :data:`LAST_FIT_COLUMNS`), and documented in the
+GDL routines' headers with the same names.
+"""
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.core import FitEngine, Solution
+from ulyss_ann.gdl.component import generate_component, resource_dir
+from ulyss_ann.gdl.literals import check_gdl_path
+
+__all__ = ["GDLEngine", "check_gdl_paths", "RESULT_FIELDS", "PARAMETER_FIELDS", "LAST_FIT_COLUMNS",
+           "decode_result"]
+
+#: What ULYSS_ANN_FIT returns, in this order (gdl/ulyss_ann_fit.pro, OUTPUT) ...
+RESULT_FIELDS = ("n_guess", "best_guess", "n_converged", "chi2", "rms", "n_pix", "cz", "e_cz", "sigma", "e_sigma")
+#: ... then these three for each parameter of the network, in network order.
+PARAMETER_FIELDS = ("value", "error", "status")
+#: The columns of ULYSS_ANN_LAST_FIT (gdl/ulyss_ann_last_fit.pro), each npix long.
+LAST_FIT_COLUMNS = ("flux", "error", "bestfit", "mask", "ln_wavelength")
+
+
+def decode_result(vector, npar):
+    """ULYSS_ANN_FIT's vector as a dict of :data:`RESULT_FIELDS` and per-parameter arrays."""
+    vector = np.asarray(vector, float)
+    expected = len(RESULT_FIELDS) + len(PARAMETER_FIELDS) * npar
+    if vector.size != expected:
+        raise UlyssAnnError(f"GDL returned {vector.size} numbers, expected {expected} "
+                            f"({len(RESULT_FIELDS)} + {len(PARAMETER_FIELDS)} x {npar} parameters)")
+    out = dict(zip(RESULT_FIELDS, vector[:len(RESULT_FIELDS)]))
+    per_parameter = vector[len(RESULT_FIELDS):].reshape(npar, len(PARAMETER_FIELDS))
+    for k, name in enumerate(PARAMETER_FIELDS):
+        out[name] = per_parameter[:, k]
+    return out
+
+
+def _code_version():
+    """A digest of the GDL code and templates of this installation (the cache key's second half)."""
+    digest = hashlib.sha256()
+    for kind, pattern in (("gdl", "*.pro"), ("templates", "*.j2")):
+        for path in sorted(resource_dir(kind).glob(pattern)):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def _component_cache():
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ulyss_ann" / "components"
+
+
+def check_gdl_paths(config):
+    """Refuse, before any fit, a path of ``config`` that GDL would not open as written."""
+    if config.save_fits:
+        check_gdl_path(os.path.abspath(config.save_fits), "--save-fits")
+    if config.lsf:
+        check_gdl_path(os.path.abspath(config.lsf), "--lsf")
+    check_gdl_path(_component_cache(), "the component cache (set XDG_CACHE_HOME to change it)", search_path=True)
+
+
+def _component_folder(interp, sha):
+    """Generate (once per model and code version, shared by all workers) the component in the cache."""
+    base = _component_cache()
+    name = "ann_" + sha[:12]
+    folder = base / f"{name}_{_code_version()}"  # new code never meets old generated files
+    if not (folder / f"{name}_eval.pro").is_file():
+        base.mkdir(parents=True, exist_ok=True)
+        # Written aside, then published atomically: concurrent workers never see a
+        # half-written folder.
+        scratch = Path(tempfile.mkdtemp(prefix=name + ".", dir=base))
+        generate_component(interp, name, scratch, final_dir=folder)
+        try:
+            os.rename(scratch, folder)
+        except OSError:  # another worker got there first
+            shutil.rmtree(scratch, ignore_errors=True)
+    return name, folder
+
+
+class GDLEngine(FitEngine):
+    """Fits spectra one by one with ULySS in one GDL session (one per worker process)."""
+
+    def __init__(self, config, interp=None):
+        from ulyss_ann.gdl.session import open_session
+
+        check_gdl_paths(config)
+        super().__init__(config, interp)
+        self.component, self.folder = _component_folder(self.interp, self.sha256)
+        self.session = open_session([self.folder], backend=config.backend, timeout=config.timeout)
+        self.name = f"gdl-{self.session.backend}"
+        self.fits = 0
+
+    def close(self):
+        self.session.close()
+
+    def solve(self, prepared):
+        spectrum = prepared.spectrum
+        error = spectrum.error if spectrum.error is not None else np.array([-1.0])
+        wave = prepared.wave if prepared.sampling == 2 else np.array([0.0])
+        res_file = " "
+        if self.config.save_fits:
+            os.makedirs(self.config.save_fits, exist_ok=True)
+            res_file = os.path.join(os.path.abspath(self.config.save_fits), f"{spectrum.meta.get('id')}.res")
+            check_gdl_path(res_file, "the ULySS .res file of this spectrum")
+            if os.path.exists(res_file):
+                os.remove(res_file)  # uly_solut_twrite appends
+        vector = self.session.call("ulyss_ann_fit", self.component, str(self.folder / f"{self.component}.fits"),
+                                   spectrum.flux, error, prepared.good.astype(np.int32), wave,
+                                   int(prepared.sampling), float(prepared.start), float(prepared.step),
+                                   prepared.guesses, prepared.counts, prepared.fixed_flags, float(prepared.lo),
+                                   float(prepared.hi), int(self.config.mdegree), res_file,
+                                   os.path.abspath(self.config.lsf) if self.config.lsf else " ")
+        self.fits += 1
+        if vector.size == 1 and vector[0] == -1:
+            message = self.session.call("ulyss_ann_last_error").strip()
+            raise UlyssAnnError(f"GDL: {message}")
+        found = decode_result(vector, self.interp.npar)
+        columns = self.session.call("ulyss_ann_last_fit").reshape(len(LAST_FIT_COLUMNS), -1)
+        fitted = dict(zip(LAST_FIT_COLUMNS, columns))
+        if self.session.backend == "subprocess" and self.fits % self.config.recycle_after == 0:
+            self.session.restart()  # give GDL's leaked memory back
+        ln_wave = fitted["ln_wavelength"]
+        return Solution(n_guess=int(found["n_guess"]), best_guess=int(found["best_guess"]),
+                        n_converged=int(found["n_converged"]), chi2=found["chi2"], rms=found["rms"],
+                        n_pix=int(found["n_pix"]), cz=found["cz"], e_cz=found["e_cz"], sigma=found["sigma"],
+                        e_sigma=found["e_sigma"], values=found["value"], errors=found["error"],
+                        status=found["status"].astype(int), ln_start=ln_wave[0], ln_step=ln_wave[1] - ln_wave[0],
+                        flux=fitted["flux"], bestfit=fitted["bestfit"], mask=fitted["mask"] != 0,
+                        error=None if spectrum.error is None else fitted["error"])

@@ -1,0 +1,270 @@
+"""ULySS's spectral numerics in NumPy/SciPy: the pieces the native engine is built from.
+
+Each follows the ULySS 1.3.2 routine named in its docstring (``uly_spect_extract``,
+``uly_spect_logrebin`` and ``xrebin``, the LOSVD of ``uly_fit_lin``, IDL's
+``CONVOL(/EDGE_TRUNCATE)``), plus pPXF's analytic-Fourier LOSVD (Cappellari 2017) as
+the accurate alternative below a pixel. How they make up a fit:
+:mod:`ulyss_ann.fitting.native_engine`.
+"""
+
+import numpy as np
+from scipy.interpolate import CubicSpline
+from scipy.ndimage import correlate1d
+
+from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.model.wavelength import C_KMS
+
+__all__ = ["C_KMS", "LogSpectrum", "xrebin", "log_rebin", "extract", "extract_linear", "losvd_kernel",
+           "fourier_losvd", "convolve_edge", "slit_kernel", "lsf_convolve"]
+
+
+# ----------------------------------------------------------------------------- rebinning
+def xrebin(edges_in, y, edges_out):
+    """ULySS's ``xrebin(/SPLINF)``: integrate, natural cubic spline at new edges, difference.
+
+    ``y`` (n,) or (n, m) is per input bin; ``edges_in`` has n + 1 values, ``edges_out``
+    k + 1; the result (k,) or (k, m) is per output bin (flux integrated over the bin).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    integral = np.concatenate([np.zeros((1,) + y.shape[1:]), np.cumsum(y, axis=0)])
+    spline = CubicSpline(edges_in, integral, bc_type="natural", axis=0)
+    return np.diff(spline(edges_out), axis=0)
+
+
+class LogSpectrum:
+    """A spectrum on a ln-λ grid, as ULySS holds it (``sampling = 1``)."""
+
+    def __init__(self, data, err, good, start, step, dof_factor=1.0):
+        self.data, self.err, self.good = data, err, good
+        self.start, self.step, self.dof_factor = float(start), float(step), float(dof_factor)
+
+    @property
+    def npix(self):
+        return self.data.shape[0]
+
+    @property
+    def wavelength(self):
+        return np.exp(self.start + self.step * np.arange(self.npix))
+
+
+def _borders(sampling, start, step, npix, wave):
+    """Pixel edges (Å) and their logarithm for a sampling (0 linear, 1 ln-λ, 2 explicit)."""
+    if sampling == 0:
+        borders = start + (np.arange(npix + 1) - 0.5) * step
+        return borders, np.log(borders)
+    if sampling == 1:
+        log_borders = start + (np.arange(npix + 1) - 0.5) * step
+        return np.exp(log_borders), log_borders
+    borders = np.empty(npix + 1)
+    borders[1:npix] = 0.5 * (wave[1:] + wave[:-1])
+    borders[0] = 2 * wave[0] - borders[1]
+    borders[npix] = 2 * wave[-1] - borders[npix - 1]
+    return borders, np.log(borders)
+
+
+def log_rebin(data, err, good, sampling, start, step, wave=None, velscale=None, waverange=None, dof_in=1.0):
+    """``uly_spect_logrebin``: data (n,) or (n, m), err (n,) or None, good (n,) bool → LogSpectrum.
+
+    Returns the LogSpectrum and the velocity scale used [km/s].
+    """
+    npix = data.shape[0]
+    if sampling == 1 and (velscale is None or abs(1 - velscale / C_KMS / step) * npix < 0.001):
+        spec = LogSpectrum(data, err, good, start, step, dof_in)
+        if waverange is not None:
+            spec = extract(spec, waverange)
+        return spec, C_KMS * step
+    borders, log_borders = _borders(sampling, start, step, npix, wave)
+    if velscale is None:
+        if sampling == 2:
+            velscale = np.log(wave[-1] / wave[0]) / npix * C_KMS
+        else:
+            edges = np.log(start + np.array([-0.5, npix - 0.5]) * step)
+            velscale = (edges[1] - edges[0]) / npix * C_KMS
+    log_scale = velscale / C_KMS
+    if sampling == 2:
+        log_range = np.log([wave[0], wave[-1]])
+    else:
+        log_range = start + np.array([-0.5, npix - 0.5]) * step
+        if sampling == 0:
+            log_range = np.log(log_range)
+    log_range = log_range + np.array([0.5, -0.5]) * log_scale
+    if waverange is not None:
+        nshift = np.ceil(max(0.0, (log_range[0] - np.log(waverange[0])) / log_scale - 1e-7))
+        log_range[0] = np.log(waverange[0]) + log_scale * nshift
+        log_range[1] = min(np.log(waverange[1]), log_range[1])
+        if log_range[1] < log_range[0]:
+            raise UlyssAnnError(f"wavelength range {waverange[0]:.1f}-{waverange[1]:.1f} Å is not valid here")
+    nout = int(round((log_range[1] - log_range[0]) / log_scale + 1))
+    log_start = log_range[0]
+    if sampling < 2:
+        lr = np.exp(log_range) if sampling == 0 else log_range
+        nin = int(round((lr[1] - lr[0]) / step + 1))
+    else:
+        nin = npix
+    dof_factor = nout / nin
+    new_borders = np.exp(log_start + (np.arange(nout + 1) - 0.5) * log_scale)
+    if sampling == 0:
+        flat = np.exp(log_start + np.arange(nout) * log_scale) * log_scale / step
+    elif sampling == 1:
+        flat = np.full(nout, log_scale / step)
+    else:
+        flat = xrebin(borders, np.ones(npix), new_borders)
+    flat_b = flat.reshape((-1,) + (1,) * (data.ndim - 1))
+    out = xrebin(borders, data, new_borders) / flat_b
+    out_err = None
+    if err is not None:
+        var = xrebin(borders, err ** 2, new_borders)
+        good_err = err[good] if np.any(good) else err
+        minerr = np.min(good_err) ** 2 * npix / nout
+        var[var <= minerr] = minerr
+        out_err = np.sqrt(var) / flat
+        if dof_factor > 1:
+            out_err /= np.sqrt(dof_factor)
+        elif dof_in > 1:
+            d = 1.0 / dof_in if dof_factor * dof_in < 1 else dof_factor
+            out_err /= np.sqrt(d)
+    mask = xrebin(borders, good.astype(np.float64), new_borders) / flat
+    out_good = np.abs(mask - 1) < 0.1
+    if not np.any(out_good):
+        raise UlyssAnnError("no good pixel left after log-rebinning")
+    return LogSpectrum(out, out_err, out_good, log_start, log_scale, max(1.0, dof_in * dof_factor)), velscale
+
+
+def extract(spec, waverange):
+    """``uly_spect_extract`` of a ln-λ spectrum to ``waverange`` (Å)."""
+    wr = np.log(waverange)
+    first = max(0, int(np.floor((wr[0] - spec.start) / spec.step + 0.01)))
+    last = min(spec.npix - 1, int(np.ceil((wr[1] - spec.start) / spec.step - 0.01)))
+    cut = slice(first, last + 1)
+    return LogSpectrum(spec.data[cut], None if spec.err is None else spec.err[cut], spec.good[cut],
+                       spec.start + first * spec.step, spec.step, spec.dof_factor)
+
+
+def extract_linear(flux, err, good, sampling, start, step, wave, waverange):
+    """``uly_spect_extract`` of the input (linear, ln-λ or explicit sampling) to ``waverange``."""
+    if sampling == 2:
+        keep = (wave >= waverange[0]) & (wave <= waverange[1])
+        if not np.any(keep):
+            raise UlyssAnnError("no data left in the fitted range")
+        return flux[keep], None if err is None else err[keep], good[keep], start, wave[keep]
+    wr = np.log(waverange) if sampling == 1 else np.asarray(waverange, dtype=float)
+    first = max(0, int(np.floor((wr[0] - start) / step + 0.01)))
+    last = min(flux.size - 1, int(np.ceil((wr[1] - start) / step - 0.01)))
+    cut = slice(first, last + 1)
+    return flux[cut], None if err is None else err[cut], good[cut], start + first * step, None
+
+
+# ----------------------------------------------------------------------------- LOSVD
+def losvd_kernel(vel, sigma, voff, npix):
+    """ULySS's sampled LOSVD and its derivatives with respect to v and σ (pixels).
+
+    Returns (dx, K, dK/dv, dK/dσ): ``K[k]`` multiplies ``f[i + k − dx]``.
+    """
+    dx = int(np.ceil(abs(voff) + abs(vel) + 5 * sigma))
+    dx = int(min(dx, (npix - 1) / 2))
+    x = dx - np.arange(2 * dx + 1, dtype=np.float64)
+    sig = sigma if sigma > 0.1 else 0.1
+    w = (x - (voff + vel)) / sig
+    inside = np.abs(w) <= 5
+    g = np.where(inside, np.exp(-0.5 * w * w), 0.0)
+    total = g.sum()
+    kern = g / total
+    dg_dv = g * w / sig
+    dg_ds = g * w * w / sig if sigma > 0.1 else np.zeros_like(g)
+    dk_dv = (dg_dv - kern * dg_dv.sum()) / total
+    dk_ds = (dg_ds - kern * dg_ds.sum()) / total
+    return dx, kern, dk_dv, dk_ds
+
+
+def fourier_losvd(f, vel, sigma, voff):
+    """The analytic-Fourier LOSVD of pPXF (Cappellari 2017), applied in Fourier space.
+
+    ``f`` (n,) or (n, m) is edge-padded (as ``/EDGE_TRUNCATE``), transformed, multiplied
+    by the exact transform of a Gaussian of centre ``μ = voff + v`` and width σ (pixels),
+    ``G(ω) = exp(−iωμ − ω²σ²/2)``, and transformed back: no sampling of the kernel, so
+    it stays exact for σ well below a pixel. Returns the convolved array and its
+    derivatives with respect to v and σ (multiplications by −iω and −ω²σ).
+    """
+    n = f.shape[0]
+    pad = int(np.ceil(abs(voff) + abs(vel) + 5 * sigma)) + 8
+    nfft = int(2 ** np.ceil(np.log2(n + 4 * pad)))
+    # one period: edge values on both sides (EDGE_TRUNCATE), then a cosine blend from the
+    # last value back to the first, so the periodic signal has no jump to ring from
+    idx = np.clip(np.arange(-pad, n + pad), 0, n - 1)
+    blend = 0.5 * (1 - np.cos(np.pi * (np.arange(1, nfft - n - 2 * pad + 1)) / (nfft - n - 2 * pad + 1)))
+    blend = blend.reshape((-1,) + (1,) * (f.ndim - 1))
+    periodic = np.concatenate([f[idx], f[-1] + (f[0] - f[-1]) * blend])
+    spectrum = np.fft.rfft(periodic, axis=0)
+    omega = 2 * np.pi * np.fft.rfftfreq(nfft)
+    g = np.exp(-1j * omega * (voff + vel) - 0.5 * (omega * sigma) ** 2)
+    shape = (-1,) + (1,) * (f.ndim - 1)
+    out = [np.fft.irfft(spectrum * factor.reshape(shape), nfft, axis=0)[pad:pad + n]
+           for factor in (g, -1j * omega * g, -(omega ** 2) * sigma * g)]
+    return out
+
+
+def convolve_edge(f, kern):
+    """IDL ``CONVOL(f, K, /EDGE_TRUNCATE)`` along axis 0 for an odd kernel K of 2·dx + 1 taps:
+    ``out[i] = Σ_k f[clip(i + k − dx)] K[k]``. SciPy's ``correlate1d`` with mode
+    ``nearest`` is exactly this (a test checks it against the sum)."""
+    return correlate1d(f, kern, axis=0, mode="nearest")
+
+
+# ----------------------------------------------------------------------------- relative LSF
+def slit_kernel(cz, sigma, h3, h4, velscale):
+    """ULySS's ``uly_slit``: a Gauss–Hermite LOSVD sampled on a log-λ grid of ``velscale`` km/s.
+
+    The centre and width in pixels are ``ln(1 + cz/c)·c/velscale`` and
+    ``ln(1 + σ/c)·c/velscale``; the kernel spans ``±ceil(|shift| + 5σ)`` pixels and is
+    written from +N down to −N, so that IDL's ``CONVOL`` (a correlation) applies it
+    as a convolution. Normalised to unit sum.
+    """
+    shift = np.log1p(cz / C_KMS) / velscale * C_KMS
+    width = np.log1p(sigma / C_KMS) / velscale * C_KMS
+    n = int(np.ceil(abs(shift) + 5.0 * width))
+    x = n - np.arange(2 * n + 1, dtype=np.float64)
+    y = (x - shift) / width
+    y[np.abs(y) > 30] = 30.0                       # uly_slit's underflow guard
+    kern = np.exp(-0.5 * y * y) / width / np.sqrt(2 * np.pi)
+    kern *= 1.0 + h3 * (2 * y ** 3 - 3 * y) / np.sqrt(3.0) + h4 * (4 * y ** 4 - 12 * y ** 2 + 3) / np.sqrt(24.0)
+    return kern / kern.sum()
+
+
+def lsf_convolve(data, lsf, start, step):
+    r"""Inject a relative LSF into log-sampled data, as ULySS's ``uly_spect_lsfconvol``.
+
+    ``data`` (npix,) or (npix, m) on the grid ln λ = start + step·i. For each LSF
+    record k (centre λ_k, and cz, σ, h3, h4 in km/s) the whole array is convolved with
+    that record's kernel (:func:`slit_kernel`, ``CONVOL(/EDGE_TRUNCATE)``); pixel i then
+    takes the linear interpolation in pixel index between the two records around it,
+
+    .. math:: d_i = c_k[i] + \frac{i - p_k}{p_{k+1} - p_k}\,(c_{k+1}[i] - c_k[i]),
+              \qquad p_k = (\ln\lambda_k - \mathrm{start})/\mathrm{step},
+
+    and the first (last) record's convolution below (above) them. Records outside the
+    data's range are dropped, as ULySS does. Returns a new array.
+
+    ``lsf`` has fields (or columns) ``wave`` [Å], ``cz``, ``sigma`` [km/s], ``h3``, ``h4``.
+    """
+    data = np.asarray(data, dtype=np.float64)
+    npix = data.shape[0]
+    velscale = C_KMS * step
+    wave_ends = np.exp(start + step * np.array([0, npix - 1]))
+    inside = (lsf["wave"] >= wave_ends[0]) & (lsf["wave"] <= wave_ends[1])
+    if not np.any(inside):
+        raise UlyssAnnError(f"no LSF record lies within the spectrum ({wave_ends[0]:.1f}-{wave_ends[1]:.1f} Å)")
+    records = np.flatnonzero(inside)
+    records = np.arange(records.min(), records.max() + 1)   # ULySS keeps the span between the first and last
+    centres = (np.log(np.asarray(lsf["wave"], float)[records]) - start) / step
+    conv = [convolve_edge(data, slit_kernel(lsf["cz"][k], lsf["sigma"][k], lsf["h3"][k], lsf["h4"][k], velscale))
+            for k in records]
+    px = np.arange(npix, dtype=np.float64)
+    out = np.empty_like(data)
+    below, above = px < centres.min(), px >= centres.max()
+    out[below] = conv[0][below]
+    out[above] = conv[-1][above]
+    for k in range(len(records) - 1):
+        seg = (px >= centres[k]) & (px < centres[k + 1])
+        frac = ((px[seg] - centres[k]) / (centres[k + 1] - centres[k])).reshape((-1,) + (1,) * (data.ndim - 1))
+        out[seg] = conv[k][seg] + frac * (conv[k + 1][seg] - conv[k][seg])
+    return out

@@ -1,0 +1,225 @@
+r"""The result of fitting one spectrum, the same object from both engines.
+
+A :class:`FitResult` is to ulyss_ann what ``pp`` is to pPXF: the solution, its errors
+and the fit itself, ready to look at::
+
+    >>> result = ulyss_ann.fit_spectrum("star.fits", model="gsl_ann_trial7.fits")   # doctest: +SKIP
+    >>> result.params["Teff"], result.errors["Teff"], result.units["Teff"]       # doctest: +SKIP
+    (5425.6, 3.1, 'K')
+    >>> fig = result.plot()                                                     # doctest: +SKIP
+"""
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ulyss_ann.model.wavelength import C_KMS
+
+__all__ = ["FitResult", "STATUS_NAMES"]
+
+#: Per-parameter status, as ULySS codes it (uly_fit: 0 free, 1 fixed, 2/3 pegged at a limit).
+STATUS_NAMES = {0: "free", 1: "fixed", 2: "low", 3: "high"}
+
+
+@dataclass(repr=False)
+class FitResult:
+    r"""The fit of one spectrum by :math:`F(\lambda) = P_n(\lambda)\,[G(v, \sigma) \otimes f(p)](\lambda)`.
+
+    The model is the paper's Eq. 8: the network's spectrum :math:`f(p)` at the
+    atmospheric parameters :math:`p`, convolved with a Gaussian line-of-sight velocity
+    distribution :math:`G` of mean :math:`cz` and dispersion :math:`\sigma`, times a
+    multiplicative Legendre polynomial :math:`P_n` of degree ``mdegree``. Both engines
+    fit it on the spectrum log-rebinned to a constant velocity step, by
+    Levenberg–Marquardt from every combination of guesses; the lowest
+    :math:`\chi^2` wins.
+
+    Attributes
+    ----------
+    params, errors : dict
+        Parameter name (as the interpolator names it: ``Teff``, ``Logg``, ``Fe/H``) ->
+        best value and its 1-σ error (MPFIT's, scaled by √χ² when the spectrum has no
+        errors). Units in :attr:`units`.
+    units : dict
+        Parameter name -> unit string of the interpolator (``K``, ``dex``).
+    status : dict
+        Parameter name -> ``free``, ``fixed``, ``low`` or ``high`` (ended on a limit
+        of the training grid).
+    cz, e_cz, sigma, e_sigma : float
+        Velocity and dispersion of the LOSVD [km/s], ``cz`` relative to the wavelength
+        scale of the spectrum, as ULySS reports it.
+    chi2 : float
+        Reduced χ² (0 when the spectrum has no errors, as ULySS).
+    rms : float
+        Residual rms over the fitted pixels, relative to the mean best fit.
+    flags : tuple of str
+        Quality, empty when nothing is wrong: ``bound:<name>``, ``sigma-floor``,
+        ``one-guess-converged``, ``far-from-nodes`` (see :mod:`ulyss_ann.fitting.journal`).
+    wavelength : ndarray
+        Pixel centres [Å] of the fitted spectrum (log-rebinned, cut to the fitted range):
+        ``exp(ln_start + i * ln_step)``.
+    ln_start, ln_step : float
+        That grid in ln(λ/Å), as ULySS keeps it.
+    flux, error, bestfit : ndarray
+        The log-rebinned spectrum, its 1-σ error (None if it has none) and the best fit.
+    mask : ndarray of bool
+        True for the pixels that were fitted.
+    n_guess, best_guess, n_converged, n_pix, n_masked : int
+        Guess combinations, the winner's index, guesses within 0.1 % of its rms,
+        fitted pixels, pixels masked before the fit (bad values and masked bands).
+    lmin, lmax : float
+        Fitted range [Å].
+    node_distance : float or None
+        Distance of the solution to the nearest training node, in mesh steps.
+    engine, model, model_sha256 : str
+        Which engine fitted, with which interpolator file.
+    time : float
+        Seconds the fit took.
+    spectrum_id : str
+        The spectrum's id (its file name without extension, or as given).
+    meta : dict
+        The spectrum's ``file``, ``ra``, ``dec`` [deg], ``snr`` and ``n_bad``.
+    """
+
+    params: dict
+    errors: dict
+    units: dict
+    status: dict
+    cz: float
+    e_cz: float
+    sigma: float
+    e_sigma: float
+    chi2: float
+    rms: float
+    flags: tuple
+    wavelength: np.ndarray
+    flux: np.ndarray
+    bestfit: np.ndarray
+    mask: np.ndarray
+    error: np.ndarray = None
+    ln_start: float = np.nan
+    ln_step: float = np.nan
+    n_guess: int = 1
+    best_guess: int = 0
+    n_converged: int = 1
+    n_pix: int = 0
+    n_masked: int = 0
+    lmin: float = np.nan
+    lmax: float = np.nan
+    node_distance: float = None
+    engine: str = ""
+    model: str = ""
+    model_sha256: str = ""
+    time: float = 0.0
+    spectrum_id: str = ""
+    meta: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ making one
+    @classmethod
+    def from_solution(cls, solution, prepared, interp, engine, model, model_sha256, seconds):
+        """Build the result of an engine's :class:`~ulyss_ann.fitting.core.Solution`."""
+        names = interp.names
+        values = [float(v) for v in solution.values]
+        params = dict(zip(names, values))
+        distance = interp.node_distance(values)
+        n = len(solution.flux)
+        spectrum = prepared.spectrum
+        meta = {key: spectrum.meta.get(key, np.nan) for key in ("file", "ra", "dec", "snr")}
+        meta["n_bad"] = spectrum.n_bad
+        result = cls(params=params, errors=dict(zip(names, (float(e) for e in solution.errors))),
+                     units={p.name: p.unit for p in interp.parameters},
+                     status={name: STATUS_NAMES.get(int(s), str(int(s))) for name, s in zip(names, solution.status)},
+                     cz=float(solution.cz), e_cz=float(solution.e_cz), sigma=float(solution.sigma),
+                     e_sigma=float(solution.e_sigma), chi2=float(solution.chi2), rms=float(solution.rms), flags=(),
+                     wavelength=np.exp(solution.ln_start + np.arange(n) * solution.ln_step),
+                     flux=np.asarray(solution.flux, float), bestfit=np.asarray(solution.bestfit, float),
+                     mask=np.asarray(solution.mask, bool),
+                     error=None if solution.error is None else np.asarray(solution.error, float),
+                     ln_start=float(solution.ln_start), ln_step=float(solution.ln_step),
+                     n_guess=int(solution.n_guess), best_guess=int(solution.best_guess),
+                     n_converged=int(solution.n_converged), n_pix=int(solution.n_pix),
+                     n_masked=int(np.count_nonzero(~prepared.good)), lmin=float(prepared.lo), lmax=float(prepared.hi),
+                     node_distance=None if distance is None else float(distance), engine=engine,
+                     model=os.path.basename(str(model)), model_sha256=model_sha256, time=float(seconds),
+                     spectrum_id=str(spectrum.meta.get("id", "")), meta=meta)
+        result.flags = result.quality_flags()
+        return result
+
+    def quality_flags(self):
+        """The quality flags of this fit (see :attr:`flags`)."""
+        flags = [f"bound:{name}" for name, status in self.status.items() if status in ("low", "high")]
+        if self.e_sigma == 0 and self.sigma > 0:
+            flags.append("sigma-floor")
+        if self.n_guess > 1 and self.n_converged == 1:
+            flags.append("one-guess-converged")
+        if self.node_distance is not None and self.node_distance > 1.0:
+            flags.append("far-from-nodes")
+        return tuple(flags)
+
+    # ------------------------------------------------------------------ looking at it
+    @property
+    def residual(self):
+        """Data minus best fit, on :attr:`wavelength`."""
+        return self.flux - self.bestfit
+
+    @property
+    def velscale(self):
+        """Velocity step of the fitted grid [km/s]."""
+        return C_KMS * self.ln_step
+
+    def __repr__(self):
+        values = ", ".join(f"{n} = {v:.5g} ± {self.errors[n]:.2g} {self.units[n]}".rstrip()
+                           for n, v in self.params.items())
+        flags = f", flags {','.join(self.flags)}" if self.flags else ""
+        return (f"<FitResult {self.spectrum_id}: {values}, cz = {self.cz:.2f} ± {self.e_cz:.2f} km/s, "
+                f"sigma = {self.sigma:.2f} km/s, chi2 = {self.chi2:.4g}, rms = {self.rms:.3g}, "
+                f"{self.n_pix} px, engine {self.engine}{flags}>")
+
+    def row(self):
+        """The result as one row of the batch table (a dict; see :mod:`ulyss_ann.fitting.journal`)."""
+        row = dict(id=self.spectrum_id, file=self.meta.get("file"), ra=self.meta.get("ra"), dec=self.meta.get("dec"),
+                   snr=self.meta.get("snr"), n_bad=self.meta.get("n_bad"))
+        for name in self.params:
+            row[name], row["e_" + name] = self.params[name], self.errors[name]
+        row.update(cz=self.cz, e_cz=self.e_cz, sigma=self.sigma, e_sigma=self.e_sigma, chi2=self.chi2,
+                   rms=self.rms, n_guess=self.n_guess, n_converged=self.n_converged, n_pix=self.n_pix,
+                   n_masked=self.n_masked, lmin=self.lmin, lmax=self.lmax, time=self.time, status="ok",
+                   flag=",".join(self.flags), engine=self.engine, model=self.model, model_sha256=self.model_sha256)
+        if self.node_distance is not None:
+            row["node_distance"] = self.node_distance
+        return row
+
+    def to_table(self):
+        """A one-row astropy Table with units, the same columns as the batch table."""
+        from ulyss_ann.fitting.journal import rows_to_table
+
+        return rows_to_table([self.row()], list(self.units.items()))
+
+    def plot(self, figure=None):
+        """A matplotlib Figure of the fit (data, best fit, masked pixels) and its residuals.
+
+        ``figure``: draw into this Figure (else a new one). The backend is never changed.
+        """
+        from ulyss_ann.fitting.figures import plot_fit
+
+        return plot_fit(self, figure=figure)
+
+    def write_fits(self, folder):
+        """``<folder>/<id>_fit.fits``: data, best fit, residual and mask on the fitted ln-λ grid."""
+        from astropy.io import fits
+
+        ln_start, ln_step = self.ln_start, self.ln_step
+        header = fits.Header()
+        header["CTYPE1"] = ("AWAV-LOG", "ln(wavelength/Angstrom) sampling (ULySS)")
+        header["CRPIX1"] = 1
+        header["CRVAL1"] = (ln_start, "ln(wavelength/Angstrom) of pixel 1")
+        header["CDELT1"] = (ln_step, "step in ln(wavelength)")
+        header["OBJECT"] = self.spectrum_id
+        hdus = [fits.PrimaryHDU(self.flux, header=header)]
+        for name, values in (("BESTFIT", self.bestfit), ("RESIDUAL", self.residual),
+                             ("MASK", self.mask.astype(np.uint8))):
+            hdus.append(fits.ImageHDU(values, header=header, name=name))
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{self.spectrum_id}_fit.fits")
+        fits.HDUList(hdus).writeto(path, overwrite=True)
+        return path

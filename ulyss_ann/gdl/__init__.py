@@ -1,0 +1,7 @@
+"""GDL and ULySS from Python: finding them, talking to GDL, generating a ULySS component.
+
+``ulyss_location`` (where ULySS is), ``literals`` (outside text as safe GDL source),
+``process`` (one-off ``gdl`` runs), ``session`` (a lasting session: in-process
+python3-gdl or a ``gdl`` subprocess), ``component`` (renders ``templates/`` for one
+interpolator file).
+"""

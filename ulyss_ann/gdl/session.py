@@ -1,0 +1,268 @@
+"""A GDL session from Python: in-process (python3-gdl, "pygdl") or a persistent ``gdl`` subprocess.
+
+Both backends offer one method, :meth:`GDLSession.call`, that calls a GDL *function*
+with positional arguments and returns its value: a 1-D float64 array (or a float)
+for numbers, a ``str`` for a string. That is all the in-process bridge can do
+reliably (``../shared/notes/python-gdl-bridge.md``): keywords crash it, output
+arguments never come back, C++ built-ins return None, so everything goes through
+small ``.pro`` functions of ``gdl/`` that take positional arguments and return values.
+
+* ``pygdl`` — ``import GDL`` from Debian's python3-gdl (CPython 3.11, NumPy < 2).
+  About 5 µs a call; the GIL is held during a call; every call leaks ~2.5 KB;
+  GDL's own built-ins leak inside ULySS fits (~1.6 MB a fit, measured by
+  ``scripts/bench_gdl``) and the process cannot shed it.
+* ``subprocess`` — a persistent ``gdl -quiet``; arrays travel through binary files.
+  About 1 ms a call, isolated from crashes and hangs (a call has a timeout), and
+  :meth:`restart` gives back all of GDL's memory, so the batch driver recycles it
+  every N fits.
+
+``backend="auto"`` takes the subprocess when ``gdl`` is installed (robust, restartable:
+what long batches need) and pygdl otherwise. GDL errors come back as
+:class:`~ulyss_ann.gdl.process.GDLError` carrying GDL's message; a missing GDL or
+ULySS is a :class:`~ulyss_ann.gdl.process.GDLNotFoundError` naming the fix.
+"""
+
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+
+from ulyss_ann.gdl.literals import check_gdl_path, gdl_identifier, gdl_number, gdl_string
+from ulyss_ann.gdl.process import (GDLError, GDLNotFoundError, ulyss_dir_or_error, gdl_error_lines, gdl_executable,
+                          gdl_path)
+
+__all__ = ["open_session", "GDLSession", "PyGDLSession", "SubprocessGDLSession", "BACKENDS", "pygdl_available"]
+
+BACKENDS = ("auto", "pygdl", "subprocess")
+
+
+def pygdl_available():
+    try:
+        import GDL  # noqa: F401
+    except Exception:  # ImportError, or NumPy 2 ABI errors
+        return False
+    return True
+
+
+def open_session(folders=(), backend="auto", timeout=600):
+    """A started GDL session with ULySS and ``folders`` (generated components) on its path."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "auto":
+        backend = "subprocess" if shutil.which("gdl") else "pygdl"
+    if backend == "pygdl":
+        return PyGDLSession(folders)
+    return SubprocessGDLSession(folders, timeout=timeout)
+
+
+class GDLSession:
+    """What both backends offer."""
+
+    backend = None
+
+    def call(self, function, *args):
+        """Value of the GDL function ``function(*args)`` (positional arguments only)."""
+        raise NotImplementedError
+
+    def restart(self):
+        """Start afresh (frees GDL's memory where the backend can)."""
+
+    def close(self):
+        """End the session."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _as_gdl_array(value):
+    """Arrays as the bridge accepts them: 1-D float64, or int32 for integers (never int64/bool)."""
+    array = np.ascontiguousarray(value).ravel()
+    if array.size == 0:
+        raise ValueError("empty arrays cannot be passed to GDL")  # they abort python3-gdl
+    if array.dtype.kind in "biu":
+        return array.astype(np.int32)
+    return array.astype(np.float64)
+
+
+class PyGDLSession(GDLSession):
+    """GDL inside this Python process (Debian's python3-gdl)."""
+
+    backend = "pygdl"
+    _started = False
+
+    def __init__(self, folders=()):
+        try:
+            if not PyGDLSession._started:
+                # GDL reads GDL_PATH once, at import: ULySS, GDL's libraries and ours.
+                os.environ["GDL_PATH"] = gdl_path()
+            import GDL
+        except ImportError as exc:
+            raise GDLNotFoundError(f"import GDL failed ({exc}): install python3-gdl and run ./scripts/setup, "
+                                   "or use the subprocess backend") from None
+        self._gdl = GDL
+        if not PyGDLSession._started:
+            GDL.pro("on_error", 2)  # else any GDL error kills or hangs Python
+            GDL.pro("defsysv", "!QUIET", 1)
+            PyGDLSession._started = True
+        extra = ":".join("+" + check_gdl_path(os.path.abspath(f), "GDL folder", search_path=True) for f in folders)
+        self._pro("ulyss_ann_set_root", str(ulyss_dir_or_error()), extra or " ")
+
+    def _pro(self, name, *args):
+        try:
+            self._gdl.pro(*[name, *args])  # a list: a tuple of constants trips the bridge
+        except self._gdl.error as exc:
+            raise GDLError(str(exc)) from None
+
+    def call(self, function, *args):
+        gdl_identifier(function, "GDL function")  # as the subprocess bridge, which types it as code
+        converted = [_as_gdl_array(a) if isinstance(a, (np.ndarray, list, tuple)) else a for a in args]
+        converted = [float(a) if isinstance(a, (np.floating, np.integer)) and not isinstance(a, bool) else a
+                     for a in converted]
+        try:
+            value = self._gdl.function(*[function, *converted])
+        except self._gdl.error as exc:
+            raise GDLError(str(exc)) from None
+        if isinstance(value, str):
+            return value
+        return np.atleast_1d(np.asarray(value, dtype=np.float64))
+
+
+class SubprocessGDLSession(GDLSession):
+    """A persistent ``gdl`` process fed through a pipe; arrays go through binary files."""
+
+    backend = "subprocess"
+
+    def __init__(self, folders=(), timeout=600):
+        self.folders = [check_gdl_path(os.path.abspath(f), "GDL folder", search_path=True) for f in folders]
+        self.timeout = timeout
+        self._scratch = tempfile.mkdtemp(prefix="ulyss_ann_gdl_", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+        self._process = None
+        self._counter = 0
+        # A fresh end marker per session: no output of a fit (a file name printed by
+        # ULySS, say) can pose as it.
+        self._sentinel = "__ULYSS_ANN_END_" + os.urandom(8).hex() + "__"
+        self._start()
+
+    def _start(self):
+        env = dict(os.environ, GDL_PATH=gdl_path(*self.folders))
+        # Binary pipes read with os.read: a buffered reader would hold lines that select()
+        # no longer sees on the pipe, and wait forever for the sentinel it already has.
+        self._process = subprocess.Popen([gdl_executable(), "-quiet"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
+                                         env=env, cwd=self._scratch)
+        self._pending = b""
+        root = gdl_string(ulyss_dir_or_error())
+        # on_error, 2 as for pygdl: an error in a callee returns to the caller, where the
+        # CATCH of ulyss_ann_fit turns it into a row's status.
+        self._run(f"on_error, 2\n!QUIET = 1\n!EXCEPT = 0\nulyss_ann_set_root, {root}, ' '")
+
+    def _readline(self, deadline):
+        """One line of GDL's output (without the newline), or None at end of output."""
+        fd = self._process.stdout.fileno()
+        while b"\n" not in self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                self._kill()
+                raise GDLError(f"GDL did not answer within {self.timeout} s; the session will restart")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def _run(self, statements):
+        """Send statements (one per line), return the lines they printed; GDL errors raise."""
+        if self._process is None or self._process.poll() is not None:
+            self._start()  # after a crash or a timeout: a fresh session
+        self._process.stdin.write((statements + f"\nprint, '{self._sentinel}'\n").encode())
+        lines, deadline = [], time.monotonic() + self.timeout
+        while True:
+            line = self._readline(deadline)
+            if line is None:
+                code = self._process.wait()
+                self._process = None
+                raise GDLError(f"gdl exited (status {code}) during the call; last output: "
+                               f"{' | '.join(lines[-3:])}")
+            if line.strip() == self._sentinel:
+                break
+            lines.append(line)
+        errors = gdl_error_lines(lines)
+        if errors:
+            self._process.stdin.write(b"retall\n")  # back to the main level, session intact
+            raise GDLError("; ".join(errors))
+        return lines
+
+    def _literal(self, index, value):
+        """GDL statement assigning argument ``index``; arrays go through a binary file.
+
+        Strings are typed into GDL as escaped literals (:func:`gdl_string`): a file name
+        with a quote or a newline stays one string and never becomes a statement.
+        """
+        name = f"ulyss_ann_arg{index}"
+        if isinstance(value, str):
+            return f"{name} = {gdl_string(value)}"
+        if isinstance(value, (np.ndarray, list, tuple)):
+            array = _as_gdl_array(value)
+            path = os.path.join(self._scratch, f"arg{index}.bin")
+            array.astype("<f8" if array.dtype.kind == "f" else "<i4").tofile(path)
+            maker = "dblarr" if array.dtype.kind == "f" else "lonarr"
+            return (f"{name} = {maker}({array.size}) & openr, lun, {gdl_string(path)}, /GET_LUN, /SWAP_IF_BIG_ENDIAN"
+                    f" & readu, lun, {name} & free_lun, lun")
+        if isinstance(value, (bool, int, np.integer)):
+            return f"{name} = {int(value)}L"
+        if not np.isfinite(value):
+            raise ValueError(f"cannot pass {value} to GDL")
+        return f"{name} = {gdl_number(value)}"
+
+    def call(self, function, *args):
+        self._counter += 1
+        result = os.path.join(self._scratch, "result.bin")
+        lines = [self._literal(i, a) for i, a in enumerate(args)]
+        arglist = ", ".join(f"ulyss_ann_arg{i}" for i in range(len(args)))
+        lines.append(f"ulyss_ann_put_result, {gdl_identifier(function, 'GDL function')}({arglist}), "
+                     f"{gdl_string(result)}")
+        printed = self._run("\n".join(lines))
+        for line in reversed(printed):
+            if line.startswith("ULYSS_ANN_STRING:"):
+                n = int(line.split(":")[1])
+                with open(result, "rb") as handle:
+                    return handle.read(n).decode("utf-8", "replace")
+            if line.startswith("ULYSS_ANN_NUMERIC:"):
+                n = int(line.split(":")[1])
+                return np.fromfile(result, dtype="<f8", count=n).astype(np.float64)
+        raise GDLError(f"{function} returned nothing; GDL printed: {' | '.join(printed[-5:])}")
+
+    def _kill(self):
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def restart(self):
+        self.close(keep_scratch=True)
+        self._start()
+
+    def close(self, keep_scratch=False):
+        if self._process is not None and self._process.poll() is None:
+            try:
+                self._process.stdin.write(b"exit\n")
+                self._process.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self._kill()
+        self._process = None
+        if not keep_scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -1,0 +1,7 @@
+"""The network as ULySS knows it: evaluation, parameters, the perceptron FITS file, wavelength grids.
+
+``network`` (forward pass and Jacobian, the numerical core), ``parameter`` (one input and
+the checks on names and units), ``parameter_values`` (arrays, mappings and Quantities as
+parameter arrays), ``interpolator`` (:class:`Interpolator`), ``perceptron_file`` (format
+0.0.3 on disk), ``wavelength`` (:class:`WavelengthGrid`, the speed of light).
+"""

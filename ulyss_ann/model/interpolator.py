@@ -1,0 +1,297 @@
+r"""The spectral interpolator: a trained network as ULySS's perceptron file describes it.
+
+An :class:`Interpolator` maps atmospheric parameters :math:`p` (Teff in K, log g and
+[Fe/H] in dex for the GSL networks) to a normalised spectrum :math:`f(p)` sampled on
+its :class:`~ulyss_ann.model.wavelength.WavelengthGrid`:
+
+.. math::
+
+    x_i = \frac{p_i - \mu_i}{s_i} \quad(\texttt{linscale}), \qquad
+    f(p) = \mathrm{net}(x),
+
+with the per-parameter mean :math:`\mu_i` (``I_PR_Bn``) and standard deviation
+:math:`s_i` (``I_PR_Sn``) of the training grid, and :math:`\mathrm{net}` the dense
+perceptron of :mod:`ulyss_ann.model.network`.  The Jacobian
+:math:`\partial f_j / \partial p_i` is analytic (forward-mode through the layers, with
+:math:`\partial x_i / \partial p_i = 1/s_i`); a fitter such as ULySS's Levenberg-Marquardt
+otherwise takes finite differences with the steps ``I_P_STn``.
+
+Parameters are plain numbers in the units of the file (:attr:`Parameter.unit`), or
+astropy Quantities in any unit convertible to them (``5000 * u.K``, ``2 * u.dex``,
+``-1.5 * u.dex``; see :meth:`Interpolator.as_array`).
+
+A network knows nothing of where it was trained: outside the parameter bounds
+``[I_P_LBn, I_P_HBn]`` it extrapolates silently.  :meth:`Interpolator.evaluate`
+therefore warns (:class:`~ulyss_ann.errors.OutOfBoundsWarning`) there, or raises with
+``strict=True``.
+"""
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from scipy.special import expit
+
+from ulyss_ann.errors import OutOfBoundsError, OutOfBoundsWarning
+from ulyss_ann.model.network import ACTIVATIONS, forward, forward_with_jacobian
+from ulyss_ann.model.parameter import Parameter
+from ulyss_ann.model.parameter_values import ParameterValues
+from ulyss_ann.model.perceptron_file import FORMAT_VERSION, as_cards, read_perceptron, write_perceptron
+from ulyss_ann.model.wavelength import WavelengthGrid
+
+__all__ = ["Parameter", "Interpolator"]
+
+
+@dataclass(eq=False, repr=False)
+class Interpolator:
+    """A neural-network spectral interpolator (ULySS perceptron format 0.0.3).
+
+    Parameters
+    ----------
+    parameters : sequence of Parameter
+        The inputs, in network order.
+    weights : sequence of ndarray
+        One ``(n_in + 1, n_out)`` float64 array per layer, in the order the layers
+        are applied (hidden layer 1 first, output layer last); row 0 is the bias.
+    activations : sequence of str
+        Activation of each layer: ``logistic``, ``tanh``, ``relu`` or ``linear``.
+    wavelength : WavelengthGrid
+        Sampling of the output pixels.
+    meta : sequence of (keyword, value, comment)
+        Extra FITS cards of the primary header (provenance), kept on writing.
+    nodes : ndarray (n, npar), optional
+        The training nodes (HDU ``NODES``), to tell interpolation from extrapolation.
+    path : str, optional
+        The file it was read from, for messages.
+
+    Examples
+    --------
+    >>> interp = Interpolator.read("gsl_ann_trial7.fits")             # doctest: +SKIP
+    >>> flux = interp.evaluate([5000.0, 2.0, -1.5])                   # doctest: +SKIP
+    >>> flux.shape, interp.wavelength.wavelength[[0, -1]]             # doctest: +SKIP
+    ((2099,), array([4762.2378, 7384.7378]))
+    """
+
+    parameters: tuple
+    weights: tuple
+    activations: tuple
+    wavelength: WavelengthGrid
+    meta: tuple = ()
+    nodes: np.ndarray = field(default=None, compare=False)
+    path: str = field(default=None, compare=False)
+
+    def __post_init__(self):
+        self.parameters = tuple(self.parameters)
+        self.weights = tuple(np.asarray(w, dtype=np.float64) for w in self.weights)
+        self.activations = tuple(str(a).lower() for a in self.activations)
+        self.meta = as_cards(self.meta)
+        self._check()
+        self._mean = np.array([p.mean for p in self.parameters])
+        self._scale = np.array([p.scale for p in self.parameters])
+        self._low = np.array([p.low for p in self.parameters])
+        self._high = np.array([p.high for p in self.parameters])
+        self._dx_dp = np.diag(1.0 / self._scale)
+        if self.nodes is not None:
+            self.nodes = np.asarray(self.nodes, dtype=float).reshape(-1, self.npar)
+
+    def _check(self):
+        if len(self.weights) != len(self.activations) or not self.weights:
+            raise ValueError("need one activation per layer and at least one layer")
+        width = len(self.parameters)
+        for k, (w, a) in enumerate(zip(self.weights, self.activations), start=1):
+            if w.ndim != 2 or w.shape[0] != width + 1:
+                raise ValueError(f"layer {k}: weights of shape {w.shape}, expected ({width + 1}, n)")
+            if a not in ACTIVATIONS:
+                raise ValueError(f"layer {k}: unknown activation '{a}'")
+            width = w.shape[1]
+        if width != self.wavelength.npix:
+            raise ValueError(f"output layer has {width} pixels, the wavelength grid {self.wavelength.npix}")
+
+    # ------------------------------------------------------------------ I/O
+    @classmethod
+    def read(cls, path):
+        """Read a ULySS perceptron interpolator FITS file (format 0.0.3).
+
+        Raises :class:`~ulyss_ann.errors.InterpolatorFileError` naming the file and the
+        HDU/keyword when the file is missing, not FITS, truncated or malformed.
+        """
+        return cls(path=str(path), **read_perceptron(path))
+
+    def write(self, path, overwrite=False):
+        """Write the interpolator; :meth:`read` gives back identical arrays and keywords."""
+        write_perceptron(self, path, overwrite=overwrite)
+
+    def __eq__(self, other):
+        if not isinstance(other, Interpolator):
+            return NotImplemented
+        return (self.parameters == other.parameters and self.activations == other.activations
+                and self.wavelength == other.wavelength and self.meta == other.meta
+                and len(self.weights) == len(other.weights)
+                and (self.nodes is None) == (other.nodes is None)
+                and (self.nodes is None or np.array_equal(self.nodes, other.nodes))
+                and all(a.shape == b.shape and np.array_equal(a, b)
+                        for a, b in zip(self.weights, other.weights)))
+
+    # ------------------------------------------------------------------ description
+    def __repr__(self):
+        name = os.path.basename(self.path) if self.path else "(in memory)"
+        inputs = ", ".join(f"{p.name} [{p.unit}]" if p.unit else p.name for p in self.parameters)
+        wave = self.wavelength.wavelength
+        sampling = " log" if self.wavelength.log else ""
+        return (f"<Interpolator {name}: {inputs} -> {self.npix} px {wave[0]:.1f}-{wave[-1]:.1f} Å{sampling}, "
+                f"architecture {self.architecture}{', surrogate' if self.is_surrogate else ''}>")
+
+    @property
+    def names(self):
+        """Parameter names, in network order."""
+        return tuple(p.name for p in self.parameters)
+
+    @property
+    def npar(self):
+        return len(self.parameters)
+
+    @property
+    def npix(self):
+        return self.wavelength.npix
+
+    @property
+    def architecture(self):
+        """Layer widths, e.g. ``[3, 32, 64, 2099]`` as in the paper's Table 2."""
+        return [self.npar] + [w.shape[1] for w in self.weights]
+
+    @property
+    def n_weights(self):
+        """Number of trainable numbers (weights and biases)."""
+        return int(sum(w.size for w in self.weights))
+
+    @property
+    def format_version(self):
+        return FORMAT_VERSION
+
+    @cached_property
+    def is_surrogate(self):
+        """True if the file says it was made from the surrogate grid (keyword SURROGAT)."""
+        return any(key == "SURROGAT" and bool(value) for key, value, _ in self.meta)
+
+    @cached_property
+    def mesh_steps(self):
+        """Typical grid step of each parameter: the median spacing of its distinct node values."""
+        if self.nodes is None:
+            return None
+        steps = []
+        for column in self.nodes.T:
+            values = np.unique(column)
+            steps.append(np.median(np.diff(values)) if values.size > 1 else 1.0)
+        return np.array(steps)
+
+    def node_distance(self, params):
+        """Distance to the nearest training node, in mesh steps (None without nodes).
+
+        :math:`d = \\min_k \\sqrt{\\sum_i ((p_i - n_{k,i}) / \\Delta_i)^2}` with
+        :math:`\\Delta_i` from :attr:`mesh_steps`. Inside a regular grid d <= ~0.9
+        (half a step in each of 3 parameters); d > 1 means a hole or beyond the edge:
+        the network extrapolates there.
+        """
+        if self.nodes is None:
+            return None
+        p = np.atleast_2d(self.as_array(params))
+        scaled = (p[:, None, :] - self.nodes[None, :, :]) / self.mesh_steps
+        d = np.sqrt(np.min(np.sum(scaled ** 2, axis=2), axis=1))
+        return d if np.ndim(params) == 2 else float(d[0])
+
+    # ------------------------------------------------------------------ parameters
+    def parameter_index(self, name):
+        """Index of parameter ``name`` (case-insensitive), or a ParameterError listing the names."""
+        return self._values.index(name)
+
+    def as_array(self, params):
+        """Parameters as a float64 array of shape (npar,) or (n, npar), in the units of the file.
+
+        ``params`` is an array-like in network order, or a mapping from parameter name
+        (case-insensitive) to a value or a sequence of values; values may be astropy
+        Quantities, converted to each parameter's unit
+        (:meth:`~ulyss_ann.model.parameter_values.ParameterValues.as_array`).
+        """
+        return self._values.as_array(params)
+
+    @cached_property
+    def _values(self):
+        return ParameterValues(self.parameters)
+
+    def check_bounds(self, params, strict=False):
+        """Warn (or raise if ``strict``) when parameters lie outside the trained bounds."""
+        p = np.atleast_2d(params)
+        outside = (p < self._low) | (p > self._high)
+        if not outside.any():
+            return
+        lines = []
+        for i in np.flatnonzero(outside.any(axis=0)):
+            par = self.parameters[i]
+            values = p[outside[:, i], i]
+            lines.append(f"{par.name} = {values[0]:g}{' …' if values.size > 1 else ''} "
+                         f"({values.size} value{'s' if values.size > 1 else ''}) outside "
+                         f"[{par.low:g}, {par.high:g}] {par.unit}".rstrip())
+        message = ("; ".join(lines) + ": the network extrapolates there"
+                   + ("" if strict else " (use strict mode to make this an error)"))
+        if strict:
+            raise OutOfBoundsError(message)
+        warnings.warn(message, OutOfBoundsWarning, stacklevel=3)
+
+    def _standardise(self, params, strict):
+        p = self.as_array(params)
+        self.check_bounds(p, strict)
+        return p, (p - self._mean) / self._scale
+
+    # ------------------------------------------------------------------ numerics
+    def evaluate(self, params, strict=False, out=None):
+        """Spectrum (or spectra) for the given parameters.
+
+        Parameters
+        ----------
+        params : array-like, shape (npar,) or (n, npar), or mapping name -> value(s)
+            Physical parameters in the units of :attr:`parameters`, or astropy
+            Quantities in any unit that converts to them (see :meth:`as_array`).
+        strict : bool
+            Raise :class:`~ulyss_ann.errors.OutOfBoundsError` instead of warning when
+            parameters lie outside the trained bounds.
+        out : ndarray, shape (n, npix), optional
+            Array to write batched results into (saves allocating one per call).
+
+        Returns
+        -------
+        flux : ndarray, shape (npix,) or (n, npix)
+            Normalised flux in float64, on :attr:`wavelength`.
+        """
+        p, x = self._standardise(params, strict)
+        if p.ndim == 1:
+            return self._evaluate_one(x)
+        return forward(x, self.weights, self.activations, out=out)
+
+    def _evaluate_one(self, x):
+        # Single spectrum: 1-D products, no batch bookkeeping (latency matters in fits);
+        # on a few dozen units scipy's expit (one call) beats the blocked in-place logistic.
+        h = x
+        for w, name in zip(self.weights, self.activations):
+            h = (expit if name == "logistic" else ACTIVATIONS[name][0])(w[0] + h @ w[1:])
+        return h
+
+    def evaluate_with_jacobian(self, params, strict=False):
+        """Spectra and their analytic Jacobian.
+
+        Returns
+        -------
+        flux : ndarray, shape (npix,) or (n, npix)
+        jac : ndarray, shape (npix, npar) or (n, npix, npar)
+            :math:`\\partial f_j / \\partial p_i` in flux per parameter unit (the file's
+            unit, also when ``params`` are Quantities in other units).
+        """
+        p, x = self._standardise(params, strict)
+        flux, jac = forward_with_jacobian(np.atleast_2d(x), self._dx_dp, self.weights,
+                                          self.activations)
+        return (flux[0], jac[0]) if p.ndim == 1 else (flux, jac)
+
+    def jacobian(self, params, strict=False):
+        """Analytic Jacobian :math:`\\partial f / \\partial p`, shape (npix, npar) or (n, npix, npar)."""
+        return self.evaluate_with_jacobian(params, strict)[1]

@@ -1,0 +1,312 @@
+"""Read and write the ULySS perceptron interpolator FITS format (version 0.0.3).
+
+Layout, as in the authors' published files (all arrays float64; row 0 of each
+array is the bias, rows 1.. the weights, so a layer is ``y = W[0] + x @ W[1:]``):
+
+* HDU 0, ``EXTNAME='TERM_WEIGHTS'``: the output layer (``I_LAYER = I_HLAYER + 1``),
+  and the wavelength WCS of the output pixels (``CTYPE1/CRPIX1/CRVAL1/CDELT1``).
+* HDU 1.. ``HIDDEN_LAYER_k`` for k = I_HLAYER down to 1.
+* Every layer HDU repeats ``I_AFUNC`` (its activation), ``I_LAYER`` (its index),
+  ``I_VERSIO='0.0.3'``, ``I_PREPRO='linscale'`` (inputs standardised as
+  ``x = (p - I_PR_Bn) / I_PR_Sn``), ``I_POSTPR`` (empty: no post-processing),
+  ``I_HLAYER`` (number of hidden layers) and, for each parameter n = 1..npar,
+  ``I_P_NMn`` name, ``I_P_UNn`` unit, ``I_P_LBn``/``I_P_HBn`` bounds, ``I_P_STn`` step
+  for numerical derivatives, ``I_PR_Bn`` mean and ``I_PR_Sn`` standard deviation.
+
+An optional binary table HDU ``NODES`` lists the training nodes (one column per
+parameter, named and with units as the parameters): networks made by ulyss_ann
+carry it so that fitters can tell interpolation from extrapolation (the GSL grid
+has holes at its edges). ULySS and the generated GDL, which read layer HDUs only,
+ignore it; so does this reader for any other HDU.  Other keywords of HDU 0 (provenance such as ``SURROGAT``,
+``ORIGIN``, ``HISTORY``) are kept in :attr:`Interpolator.meta` and written back.
+"""
+
+import math
+import os
+import warnings
+
+import numpy as np
+from astropy.io import fits
+
+from ulyss_ann.errors import InterpolatorFileError
+from ulyss_ann.model.network import ACTIVATIONS
+from ulyss_ann.model.parameter import Parameter, check_parameter_name, check_parameter_unit
+
+__all__ = ["FORMAT_VERSION", "read_perceptron", "write_perceptron", "LAYER_KEYWORDS", "as_cards"]
+
+FORMAT_VERSION = "0.0.3"
+
+#: Keywords every layer HDU carries besides the per-parameter ones, with their comments.
+LAYER_KEYWORDS = {
+    "I_AFUNC": "Activation function",
+    "I_LAYER": "Index of the target layer",
+    "I_VERSIO": "Version of the perceptron file format",
+    "I_PREPRO": "Identification of the pre-processing function",
+    "I_POSTPR": "Identification of the post-processing function",
+    "I_HLAYER": "Number of hidden layers",
+}
+
+#: Per-parameter keywords (suffixed by the parameter number), with their comments.
+PARAMETER_KEYWORDS = {
+    "I_P_NM": "name",
+    "I_P_UN": "unit",
+    "I_P_LB": "lower bound",
+    "I_P_HB": "higher bound",
+    "I_P_ST": "step for numerical derivation",
+    "I_PR_B": "Mean of the {name}",
+    "I_PR_S": "Std of the {name}",
+}
+
+#: Keywords that structure the file and are rebuilt on writing (never kept in meta).
+_STRUCTURAL = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "EXTNAME",
+               "CRPIX1", "CTYPE1", "CRVAL1", "CDELT1", "CD1_1", "CUNIT1", "PCOUNT", "GCOUNT",
+               "XTENSION", "BSCALE", "BZERO"}
+
+_PREPROCESSING = ("linscale",)
+
+
+def as_cards(meta):
+    """Provenance cards as (keyword, value, comment) triples; the comment may be left out."""
+    return tuple((tuple(card) + ("",))[:3] for card in meta)
+
+
+def _open(path):
+    """Open a FITS file fully into memory, turning every failure into one clear error."""
+    if not os.path.exists(path):
+        raise InterpolatorFileError(path, "no such file; check the path (ulyss-ann info --help)")
+    if os.path.isdir(path):
+        raise InterpolatorFileError(path, "is a directory, expected an interpolator FITS file")
+    with open(path, "rb") as handle:
+        looks_like_fits = handle.read(9) == b"SIMPLE  ="
+    try:
+        with warnings.catch_warnings():
+            # astropy only warns about truncation and bad header padding: make them errors.
+            warnings.simplefilter("error")
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+            for hdu in hdul:  # force the data in: truncation shows up here
+                hdu.data
+    except (OSError, ValueError, TypeError, IndexError, Warning) as exc:
+        if not looks_like_fits:
+            why = "is not a FITS file (no SIMPLE card at its start); expected a ULySS perceptron interpolator"
+        else:
+            why = ("is truncated or corrupt (shorter than its headers announce, or a damaged header: "
+                   f"{str(exc).splitlines()[0][:80]}); copy or download it again")
+        raise InterpolatorFileError(path, why) from None
+    return hdul
+
+
+def _get(path, hdu, index, key, kind=None):
+    """Header value of ``key`` in ``hdu``, or an error naming the HDU and keyword."""
+    header = hdu.header
+    if key not in header:
+        raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): missing keyword {key}")
+    value = header[key]
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): keyword {key} = {value!r}, "
+                                              "expected a finite number")
+        return float(value)
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): keyword {key} = {value!r}, "
+                                              "expected an integer")
+        return int(value)
+    if kind is str:
+        return str(value).strip()
+    return value
+
+
+def _layer_hdus(path, hdul):
+    """The image HDUs carrying ``I_LAYER``, checked for version, in application order."""
+    layers = {}
+    for index, hdu in enumerate(hdul):
+        if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)):
+            continue
+        if index > 0 and "I_LAYER" not in hdu.header:
+            continue  # an extra image that is not a layer: not ours to judge
+        version = _get(path, hdu, index, "I_VERSIO", str)
+        if version != FORMAT_VERSION:
+            raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): I_VERSIO = '{version}', "
+                                              f"this reader knows version '{FORMAT_VERSION}'")
+        number = _get(path, hdu, index, "I_LAYER", int)
+        if number in layers:
+            raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): I_LAYER = {number} "
+                                              f"repeats HDU {layers[number][0]}")
+        layers[number] = (index, hdu)
+    return [layers[k] for k in sorted(layers)]
+
+
+def _parameters(path, index, hdu):
+    """Parameter descriptions from the per-parameter keywords of one HDU."""
+    params = []
+    n = 1
+    while f"I_P_NM{n}" in hdu.header:
+        # Names and units are data: they are checked here, and written into GDL code
+        # only as escaped literals (gdl_literals), never as they come.
+        name = _get(path, hdu, index, f"I_P_NM{n}", str)
+        unit = _get(path, hdu, index, f"I_P_UN{n}", str)
+        for key, problem in ((f"I_P_NM{n}", check_parameter_name(name)), (f"I_P_UN{n}", check_parameter_unit(unit))):
+            if problem:
+                raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): keyword {key}: {problem}")
+        values = {k: _get(path, hdu, index, f"{k}{n}", float)
+                  for k in ("I_P_LB", "I_P_HB", "I_P_ST", "I_PR_B", "I_PR_S")}
+        if values["I_PR_S"] == 0:
+            raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): I_PR_S{n} = 0, the input "
+                                              "scaling needs a non-zero standard deviation")
+        if values["I_P_LB"] > values["I_P_HB"]:
+            raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): I_P_LB{n} > I_P_HB{n}, "
+                                              "lower bound above the higher bound")
+        params.append(Parameter(name=name, unit=unit,
+                                low=values["I_P_LB"], high=values["I_P_HB"], step=values["I_P_ST"],
+                                mean=values["I_PR_B"], scale=values["I_PR_S"]))
+        n += 1
+    if not params:
+        raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): missing keyword I_P_NM1 "
+                                          "(no parameter is described)")
+    return tuple(params)
+
+
+def _check_layers(path, layers, nhidden, npar):
+    """Weights, activations and consistency of the chain of layers."""
+    weights, activations = [], []
+    if len(layers) != nhidden + 1:
+        raise InterpolatorFileError(path, f"I_HLAYER = {nhidden} announces {nhidden + 1} layers, "
+                                          f"the file holds {len(layers)} layer HDUs")
+    width = npar
+    for k, (index, hdu) in enumerate(layers, start=1):
+        where = f"HDU {index} ({hdu.name})"
+        number = _get(path, hdu, index, "I_LAYER", int)
+        if number != k:
+            raise InterpolatorFileError(path, f"{where}: I_LAYER = {number}, expected {k} "
+                                              f"(layers must be numbered 1..{nhidden + 1})")
+        if _get(path, hdu, index, "I_HLAYER", int) != nhidden:
+            raise InterpolatorFileError(path, f"{where}: I_HLAYER differs from HDU 0's {nhidden}")
+        activation = _get(path, hdu, index, "I_AFUNC", str).lower()
+        if activation not in ACTIVATIONS:
+            raise InterpolatorFileError(path, f"{where}: I_AFUNC = '{activation}' is not a known "
+                                              f"activation (known: {', '.join(ACTIVATIONS)})")
+        data = hdu.data
+        if data is None or data.ndim != 2:
+            raise InterpolatorFileError(path, f"{where}: expected a 2-D weight array, found "
+                                              f"{'no data' if data is None else f'{data.ndim}-D data'}")
+        if data.shape[0] != width + 1:
+            raise InterpolatorFileError(path, f"{where}: weight array has {data.shape[0]} rows "
+                                              f"(NAXIS2), expected {width + 1} = bias + {width} "
+                                              "inputs from the previous layer")
+        w = np.array(data, dtype=np.float64)  # native byte order, a copy we own
+        if not np.all(np.isfinite(w)):
+            bad = np.count_nonzero(~np.isfinite(w))
+            raise InterpolatorFileError(path, f"{where}: {bad} weights are NaN or infinite")
+        w.flags.writeable = False
+        weights.append(w)
+        activations.append(activation)
+        width = w.shape[1]
+    return tuple(weights), tuple(activations)
+
+
+def read_perceptron(path):
+    """Read a perceptron interpolator file into the keyword arguments of :class:`Interpolator`.
+
+    Raises
+    ------
+    InterpolatorFileError
+        For a missing, non-FITS, truncated or malformed file, naming the HDU and keyword.
+    """
+    from ulyss_ann.model.wavelength import WavelengthGrid
+
+    path = os.fspath(path)
+    with _open(path) as hdul:
+        layers = _layer_hdus(path, hdul)
+        if not layers:
+            raise InterpolatorFileError(path, "HDU 0: missing keyword I_VERSIO (no layer HDU found: "
+                                              "not a ULySS perceptron interpolator)")
+        index0, output = layers[-1]
+        if index0 != 0:
+            raise InterpolatorFileError(path, f"the output layer (highest I_LAYER) is HDU {index0}, "
+                                              "expected HDU 0 (TERM_WEIGHTS)")
+        nhidden = _get(path, output, 0, "I_HLAYER", int)
+        prepro = _get(path, output, 0, "I_PREPRO", str)
+        if prepro not in _PREPROCESSING:
+            raise InterpolatorFileError(path, f"HDU 0: I_PREPRO = '{prepro}', expected 'linscale'")
+        postpro = _get(path, output, 0, "I_POSTPR", str)
+        if postpro:
+            raise InterpolatorFileError(path, f"HDU 0: I_POSTPR = '{postpro}', expected empty "
+                                              "(no post-processing is defined in format 0.0.3)")
+        parameters = _parameters(path, 0, output)
+        for index, hdu in layers[:-1]:
+            if _parameters(path, index, hdu) != parameters:
+                raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): parameter keywords "
+                                                  "differ from HDU 0's")
+        weights, activations = _check_layers(path, layers, nhidden, len(parameters))
+        try:
+            wavelength = WavelengthGrid.from_header(output.header, npix=weights[-1].shape[1])
+        except KeyError as exc:
+            raise InterpolatorFileError(path, f"HDU 0: missing keyword {exc.args[0]} "
+                                              "(the wavelength WCS of the output pixels)") from None
+        except ValueError as exc:
+            raise InterpolatorFileError(path, f"HDU 0: {exc}") from None
+        meta = [(card.keyword, card.value, card.comment) for card in output.header.cards
+                if card.keyword not in _STRUCTURAL and not card.keyword.startswith("I_")]
+        nodes = _read_nodes(path, hdul, parameters)
+    return dict(parameters=parameters, weights=weights, activations=activations,
+                wavelength=wavelength, meta=tuple(meta), nodes=nodes)
+
+
+def _read_nodes(path, hdul, parameters):
+    """The training nodes (n x npar) from the optional NODES table, or None."""
+    if "NODES" not in hdul or not isinstance(hdul["NODES"], fits.BinTableHDU):
+        return None
+    data = hdul["NODES"].data
+    names = {n.lower(): n for n in data.columns.names}
+    missing = [p.name for p in parameters if p.name.lower() not in names]
+    if missing:
+        raise InterpolatorFileError(path, f"HDU NODES: no column for {', '.join(missing)}")
+    nodes = np.column_stack([np.asarray(data[names[p.name.lower()]], dtype=float) for p in parameters])
+    if nodes.size == 0 or not np.all(np.isfinite(nodes)):
+        raise InterpolatorFileError(path, "HDU NODES: empty, or NaN in the node parameters")
+    return nodes
+
+
+def _layer_header(interp, number, wcs=False):
+    """Header cards of layer ``number`` (1-based), in the authors' keyword order."""
+    nhidden = len(interp.weights) - 1
+    name = "TERM_WEIGHTS" if number == nhidden + 1 else f"HIDDEN_LAYER_{number}"
+    cards = [("EXTNAME", name, "extension name")]
+    if wcs:
+        cards += interp.wavelength.header_cards()
+    # "No post-processing" is written as the authors' files write it (12 blanks, which
+    # FITS readers take as ''), so that rewriting their files reproduces them byte for byte.
+    values = {"I_AFUNC": interp.activations[number - 1], "I_LAYER": number,
+              "I_VERSIO": FORMAT_VERSION, "I_PREPRO": "linscale", "I_POSTPR": " " * 12,
+              "I_HLAYER": nhidden}
+    cards += [(key, values[key], comment) for key, comment in LAYER_KEYWORDS.items()]
+    for n, p in enumerate(interp.parameters, start=1):
+        values = {"I_P_NM": p.name, "I_P_UN": p.unit, "I_P_LB": p.low, "I_P_HB": p.high,
+                  "I_P_ST": p.step, "I_PR_B": p.mean, "I_PR_S": p.scale}
+        cards += [(f"{key}{n}", values[key], comment.format(name=p.name))
+                  for key, comment in PARAMETER_KEYWORDS.items()]
+    return cards
+
+
+def write_perceptron(interp, path, overwrite=False):
+    """Write ``interp`` in the perceptron format; :func:`read_perceptron` reads it back bit-exactly."""
+    nlayers = len(interp.weights)
+    primary = fits.PrimaryHDU(np.asarray(interp.weights[-1], dtype=">f8"))
+    for card in _layer_header(interp, nlayers, wcs=True):
+        primary.header.append(card)
+    for key, value, comment in interp.meta:
+        primary.header.append((key, value, comment))
+    hdus = [primary]
+    for number in range(nlayers - 1, 0, -1):
+        hdu = fits.ImageHDU(np.asarray(interp.weights[number - 1], dtype=">f8"))
+        for card in _layer_header(interp, number):
+            hdu.header.append(card)
+        hdus.append(hdu)
+    if interp.nodes is not None:
+        columns = [fits.Column(name=p.name, format="D", unit=p.unit or None, array=interp.nodes[:, i])
+                   for i, p in enumerate(interp.parameters)]
+        hdus.append(fits.BinTableHDU.from_columns(columns, name="NODES"))
+    try:
+        fits.HDUList(hdus).writeto(os.fspath(path), overwrite=overwrite)
+    except OSError as exc:
+        raise InterpolatorFileError(path, f"cannot write: {exc}") from None

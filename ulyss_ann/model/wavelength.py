@@ -1,0 +1,164 @@
+r"""Wavelength sampling of a network's output (or of a spectrum), as a FITS WCS.
+
+Two samplings occur in ULySS files:
+
+* **linear** — :math:`\lambda_i = \mathrm{CRVAL1} + (i + 1 - \mathrm{CRPIX1})\,\mathrm{CDELT1}`
+  in Å, ``CTYPE1 = 'AWAV'`` (air) or ``'WAVE'`` (vacuum).  The authors' GSL
+  networks use it: 2099 pixels of 1.25 Å from 4762.24 Å.
+* **logarithmic** — ``CTYPE1 = 'AWAV-LOG'`` or ``'WAVE-LOG'``.  ULySS writes
+  :math:`\ln(\lambda/\text{Å})` in CRVAL1 and CDELT1, so that
+  :math:`\lambda_i = \exp(\mathrm{CRVAL1} + (i + 1 - \mathrm{CRPIX1})\,\mathrm{CDELT1})`
+  (``uly_spect_read``; its heuristic: CRVAL1 between 4 and 9 is
+  :math:`\ln\lambda`, below 4 is :math:`\log_{10}\lambda`).  The FITS standard
+  (Greisen et al. 2006) instead puts the reference wavelength in Å in CRVAL1,
+  :math:`\lambda = \mathrm{CRVAL1}\,\exp(w/\mathrm{CRVAL1})`; files with CRVAL1 > 9
+  are read that way, through astropy.  We *write* the ULySS convention, since
+  ULySS is the consumer.
+
+Linear and FITS-standard logarithmic axes are evaluated with
+:class:`astropy.wcs.WCS`; the ULySS ln/log10 forms are not in the standard and are
+evaluated here.  A header without CTYPE1 is read as ULySS reads it (air, and the
+CRVAL1 heuristic above), which covers the MILES files.
+"""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
+
+__all__ = ["WavelengthGrid", "C_KMS"]
+
+#: The speed of light [km/s], as ULySS writes it (299792.458d): velocity scales of ln-λ grids.
+C_KMS = 299792.458
+
+
+@dataclass(frozen=True)
+class WavelengthGrid:
+    """Regular wavelength sampling of ``npix`` pixels along FITS axis 1.
+
+    Attributes
+    ----------
+    npix : int
+        Number of pixels.
+    crval, cdelt, crpix : float
+        The WCS keywords as stored: Å for linear sampling; :math:`\\ln` Å for
+        ULySS-style logarithmic sampling (``log=True``).
+    log : bool
+        Logarithmic sampling (constant velocity step) instead of linear.
+    air : bool
+        Air wavelengths (``AWAV``) if True, vacuum (``WAVE``) otherwise.
+    """
+
+    npix: int
+    crval: float
+    cdelt: float
+    crpix: float = 1.0
+    log: bool = False
+    air: bool = True
+
+    @property
+    def ctype(self):
+        """The FITS CTYPE1 of this sampling."""
+        return ("AWAV" if self.air else "WAVE") + ("-LOG" if self.log else "")
+
+    @property
+    def wavelength(self):
+        """Pixel-centre wavelengths in Å, float64 array of length ``npix``."""
+        w = self.crval + (np.arange(self.npix) + 1.0 - self.crpix) * self.cdelt
+        if self.log:
+            return np.exp(w)
+        header = fits.Header(self.header_cards())
+        header.insert(0, ("NAXIS1", self.npix))
+        header.insert(0, ("NAXIS", 1))
+        return _astropy_wavelength(header, self.npix)
+
+    @property
+    def velocity_step(self):
+        """Velocity step per pixel in km/s for log sampling (c Δlnλ), else None."""
+        return 299792.458 * self.cdelt if self.log else None
+
+    def header_cards(self):
+        """The WCS as ``(keyword, value, comment)`` cards, in the authors' order."""
+        # An integral CRPIX1 is written as an integer, as in the authors' files.
+        crpix = int(self.crpix) if float(self.crpix).is_integer() else self.crpix
+        if self.log:
+            unit = "ln(wavelength/Angstrom)"
+            return [
+                ("CRPIX1", crpix, "Reference pixel"),
+                ("CTYPE1", self.ctype, "Log-sampled " + ("air" if self.air else "vacuum") + " wavelength"),
+                ("CRVAL1", self.crval, unit + " at reference pixel"),
+                ("CDELT1", self.cdelt, "Step in " + unit),
+            ]
+        return [
+            ("CRPIX1", crpix, None),
+            ("CTYPE1", self.ctype, None),
+            ("CRVAL1", self.crval, "Wavelength at first pixel \\AA"
+             if self.crpix == 1 else "Wavelength at reference pixel \\AA"),
+            ("CDELT1", self.cdelt, "Step size in \\AA"),
+        ]
+
+    def describe(self):
+        """One line for people: range, step, sampling and medium."""
+        lam = self.wavelength
+        medium = "air" if self.air else "vacuum"
+        if self.log:
+            step = f"{self.velocity_step:.4g} km/s per pixel (log sampling)"
+        else:
+            step = f"{self.cdelt:g} Å per pixel (linear sampling)"
+        return f"{lam[0]:.3f}–{lam[-1]:.3f} Å, {self.npix} px, {step}, {medium} wavelengths"
+
+    @classmethod
+    def from_header(cls, header, npix=None):
+        """Read the axis-1 sampling from a FITS header.
+
+        Raises
+        ------
+        KeyError
+            Naming the missing keyword, when CRVAL1 or CDELT1/CD1_1 is absent.
+        ValueError
+            When CTYPE1 is not a wavelength axis this package understands.
+        """
+        npix = int(header["NAXIS1"] if npix is None else npix)
+        ctype = str(header.get("CTYPE1", "")).strip().upper()
+        if "CRVAL1" not in header:
+            raise KeyError("CRVAL1")
+        if "CDELT1" in header:
+            cdelt = float(header["CDELT1"])
+        elif "CD1_1" in header:
+            cdelt = float(header["CD1_1"])
+        else:
+            raise KeyError("CDELT1")
+        crval = float(header["CRVAL1"])
+        crpix = float(header.get("CRPIX1", 1.0))
+        if ctype and ctype[:4] not in ("AWAV", "WAVE"):
+            raise ValueError(f"CTYPE1 = '{ctype}' is not a wavelength axis (expected AWAV or WAVE, "
+                             "optionally with -LOG)")
+        air = not ctype.startswith("WAVE")
+        suffix = ctype[5:8] if len(ctype) > 4 else ""
+        if suffix not in ("", "WAV", "LOG"):
+            raise ValueError(f"CTYPE1 = '{ctype}': unsupported wavelength algorithm '{suffix}' "
+                             "(expected linear or -LOG)")
+        if suffix == "LOG" or (not ctype and crval < 9):
+            if crval < 4:  # log10 (ULySS's heuristic, e.g. SDSS coefficients)
+                crval, cdelt = crval * np.log(10.0), cdelt * np.log(10.0)
+            if crval < 9:
+                return cls(npix, crval, cdelt, crpix, log=True, air=air)
+            # FITS-standard -LOG (CRVAL1 in Å): convert to the ln form exactly. A missing
+            # CRPIX1 means pixel 1 here, as for ULySS (the FITS default would be 0).
+            header = header.copy()
+            header["CRPIX1"] = crpix
+            lam = _astropy_wavelength(header, npix)
+            step = np.log(lam[1] / lam[0]) if npix > 1 else 0.0
+            return cls(npix, float(np.log(lam[0])), float(step), 1.0, log=True, air=air)
+        return cls(npix, crval, cdelt, crpix, log=False, air=air)
+
+
+def _astropy_wavelength(header, npix):
+    """Axis-1 world coordinates of pixels 0..npix-1 through astropy's WCS."""
+    with warnings.catch_warnings():
+        # No CUNIT1 in ULySS files: wcslib assumes SI and says so; values are Å regardless.
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        wcs = WCS(header, naxis=[1])
+    return np.asarray(wcs.pixel_to_world_values(np.arange(npix, dtype=float)), dtype=float)

@@ -1,0 +1,231 @@
+r"""Readers for the observed spectra users have, into one :class:`Spectrum`.
+
+Formats (chosen from the file's content, not its name):
+
+* **MUSE / PampelMuse** — 1-D flux in the primary HDU with a linear WCS, the 1-σ
+  error in an extension ``SIGMA`` (also ``ERROR``, ``ERR``, ``STAT`` as variance,
+  ``IVAR`` as inverse variance); RA/Dec from ``RA``/``DEC`` (or ``HIERARCH STAR RA``).
+* **plain 1-D FITS** with a linear or logarithmic WCS, with or without ``CTYPE1``
+  (MILES): see :class:`~ulyss_ann.model.wavelength.WavelengthGrid`.
+* **SDSS / LAMOST binary tables** — columns for flux (``FLUX``), its uncertainty
+  (``IVAR``/``INVVAR``/``INVERSE_VARIANCE`` or ``ERROR``/``ERR``/``SIGMA``), wavelength
+  (``WAVELENGTH``/``WAVE``/``LAMBDA`` in Å, or ``LOGLAM`` = log10 Å) and masks
+  (``AND_MASK``/``ANDMASK``/``MASK``: non-zero is bad), either one row of arrays or one
+  row per pixel; ``COADD`` is preferred when present. SDSS and LAMOST wavelengths
+  are in vacuum (``VACUUM`` header keyword or the survey's convention).
+* **LAMOST images** — a 2-D primary array whose rows are flux, inverse variance,
+  wavelength (vacuum), and-mask, or-mask.
+* **two- or three-column text** — wavelength [Å], flux[, error].
+
+Vacuum wavelengths are converted to air with the IAU standard formula of Morton
+(2000, ApJS 130, 403, Eq. 8, from Edlén 1966, as adopted by SDSS and VALD):
+
+.. math::
+
+    \lambda_\mathrm{air} = \lambda_\mathrm{vac} / n, \quad
+    n = 1 + 8.34254\times10^{-5} + \frac{2.406147\times10^{-2}}{130 - s^2}
+          + \frac{1.5998\times10^{-4}}{38.9 - s^2}, \quad s = 10^4/\lambda_\mathrm{vac}\ [\mu\mathrm{m}^{-1}].
+
+Bad values are masked, never passed on: NaN or infinite flux, missing, zero,
+negative or non-finite errors, pixels flagged by the file's mask. Their number is
+kept in ``Spectrum.n_bad``.
+"""
+
+import os
+import warnings
+
+import numpy as np
+from astropy.io import fits
+
+from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.model.wavelength import WavelengthGrid
+from ulyss_ann.spectra.spectrum import Spectrum, vacuum_to_air
+
+__all__ = ["Spectrum", "SpectrumReadError", "read_spectrum", "vacuum_to_air"]
+
+
+class SpectrumReadError(UlyssAnnError):
+    """A spectrum file is missing, unreadable or in no format this package knows."""
+
+
+def _finish(path, flux, error, wavelength, good, grid, meta, fmt, vacuum=False):
+    """The Spectrum of a file: its arrays checked and masked as every spectrum's are."""
+    try:
+        return Spectrum.from_arrays(wavelength, flux, error, good=good, grid=grid, meta=meta, vacuum=vacuum,
+                                    source=os.path.abspath(path), fmt=fmt)
+    except UlyssAnnError as exc:
+        raise SpectrumReadError(f"{path}: {exc}") from None
+
+
+def _position(header):
+    meta = {}
+    for ra_key, dec_key in (("RA", "DEC"), ("HIERARCH STAR RA", "HIERARCH STAR DEC"), ("PLUG_RA", "PLUG_DEC")):
+        if ra_key in header and dec_key in header:
+            try:
+                meta["ra"], meta["dec"] = float(header[ra_key]), float(header[dec_key])
+                break
+            except (TypeError, ValueError):
+                continue
+    if header.get("SIMULATD"):
+        meta["simulated"] = True
+    for key in ("FWHM", "SIM_FWHM", "LSF_FWHM"):  # MILES writes FWHM; our simulations SIM_FWHM
+        if isinstance(header.get(key), (int, float)) and not isinstance(header.get(key), bool):
+            meta["lsf_fwhm"] = float(header[key])
+            break
+    for key in ("OBJNAME", "OBJECT", "DESIG"):
+        if key in header:
+            meta["object"] = str(header[key])
+            break
+    return meta
+
+
+def _unit_factor(header):
+    unit = str(header.get("CUNIT1", "")).strip().lower()
+    return {"": 1.0, "angstrom": 1.0, "a": 1.0, "aa": 1.0, "nm": 10.0, "um": 1e4, "m": 1e10}.get(unit)
+
+
+def _error_extension(hdul):
+    """(error array, how it is stored) from a companion extension, or (None, None)."""
+    for hdu in hdul[1:]:
+        name = hdu.name.upper()
+        if hdu.data is None or not isinstance(hdu, fits.ImageHDU):
+            continue
+        if name in ("SIGMA", "ERROR", "ERR", "NOISE"):
+            return np.asarray(hdu.data, float), "sigma"
+        if name in ("STAT", "VAR", "VARIANCE"):
+            return np.sqrt(np.asarray(hdu.data, float)), "variance"
+        if name in ("IVAR", "INVVAR"):
+            with np.errstate(divide="ignore"):
+                return 1.0 / np.sqrt(np.asarray(hdu.data, float)), "ivar"
+    return None, None
+
+
+def _read_image(path, hdul):
+    hdu = hdul[0]
+    header = hdu.header
+    data = np.asarray(hdu.data, dtype=float)
+    if data.ndim == 2 and data.shape[0] in (3, 4, 5) and np.all(np.diff(data[2]) > 0):
+        return _read_lamost_image(path, data, header)
+    if data.ndim != 1:
+        data = np.squeeze(data)
+        if data.ndim != 1:
+            raise SpectrumReadError(f"{path}: primary HDU is a {data.ndim}-D image; expected a 1-D spectrum "
+                                    "(or a LAMOST-style 5-row array, or a binary table)")
+    factor = _unit_factor(header)
+    if factor is None:
+        raise SpectrumReadError(f"{path}: CUNIT1 = '{header['CUNIT1']}' is not a wavelength unit")
+    try:
+        grid = WavelengthGrid.from_header(header, npix=data.size)
+    except KeyError as exc:
+        raise SpectrumReadError(f"{path}: missing keyword {exc.args[0]} (the wavelength WCS)") from None
+    except ValueError as exc:
+        raise SpectrumReadError(f"{path}: {exc}") from None
+    wavelength = grid.wavelength * factor
+    vacuum = not grid.air
+    if factor != 1.0:
+        grid = None if grid.log else WavelengthGrid(grid.npix, grid.crval * factor, grid.cdelt * factor,
+                                                    grid.crpix, False, grid.air)
+    error, _ = _error_extension(hdul)
+    if error is not None and error.shape != data.shape:
+        raise SpectrumReadError(f"{path}: error extension has {error.size} pixels, flux {data.size}")
+    fmt = "muse" if "SIGMA" in [h.name for h in hdul] else "fits-1d"
+    return _finish(path, data, error, wavelength, None, grid, _position(header), fmt, vacuum=vacuum)
+
+
+def _read_lamost_image(path, data, header):
+    flux, ivar, wave = data[0], data[1], data[2]
+    good = data[3] == 0 if data.shape[0] > 3 else None
+    with np.errstate(divide="ignore"):
+        error = np.where(ivar > 0, 1.0 / np.sqrt(np.where(ivar > 0, ivar, 1.0)), np.nan)
+    vacuum = bool(header.get("VACUUM", True))
+    return _finish(path, flux, error, wave, good, None, _position(header), "lamost-image", vacuum=vacuum)
+
+
+def _column(table, *names):
+    lowered = {n.lower(): n for n in table.columns.names}
+    for name in names:
+        if name in lowered:
+            return np.asarray(table[lowered[name]], dtype=float).ravel()
+    return None
+
+
+def _read_table(path, hdul):
+    tables = [h for h in hdul if isinstance(h, fits.BinTableHDU)]
+    tables.sort(key=lambda h: h.name != "COADD")
+    hdu = tables[0]
+    data = hdu.data
+    flux = _column(data, "flux")
+    if flux is None:
+        raise SpectrumReadError(f"{path}: table HDU '{hdu.name}' has no FLUX column "
+                                f"(columns: {', '.join(data.columns.names)})")
+    loglam = _column(data, "loglam")
+    wave = 10 ** loglam if loglam is not None else _column(data, "wavelength", "wave", "lambda")
+    if wave is None:
+        raise SpectrumReadError(f"{path}: table HDU '{hdu.name}' has no wavelength column "
+                                "(expected LOGLAM, WAVELENGTH, WAVE or LAMBDA)")
+    ivar = _column(data, "ivar", "invvar", "inverse_variance")
+    if ivar is not None:
+        with np.errstate(divide="ignore"):
+            error = np.where(ivar > 0, 1.0 / np.sqrt(np.where(ivar > 0, ivar, 1.0)), np.nan)
+    else:
+        error = _column(data, "error", "err", "sigma", "flux_err")
+    wdisp = _column(data, "wdisp")
+    mask = _column(data, "and_mask", "andmask", "mask")
+    good = None if mask is None else mask == 0
+    header = hdul[0].header
+    vacuum = bool(header.get("VACUUM", hdu.header.get("VACUUM", True)))  # SDSS and LAMOST: vacuum
+    meta = _position(header) or _position(hdu.header)
+    if wdisp is not None and np.any(wdisp > 0):  # SDSS: Gaussian sigma of the LSF, in pixels
+        meta["lsf_sigma_pix"] = float(np.median(wdisp[wdisp > 0]))
+    return _finish(path, flux, error, wave, good, None, meta, "table", vacuum=vacuum)
+
+
+def _read_text(path):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = np.loadtxt(path, comments=("#", "!", ";"), ndmin=2)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SpectrumReadError(f"{path}: neither FITS nor a table of numbers ({str(exc)[:80]}); expected a "
+                                "MUSE/SDSS/LAMOST FITS file or text columns wavelength, flux[, error]") from None
+    if table.shape[1] not in (2, 3):
+        raise SpectrumReadError(f"{path}: {table.shape[1]} text columns; expected wavelength, flux[, error]")
+    error = table[:, 2] if table.shape[1] == 3 else None
+    return _finish(path, table[:, 1], error, table[:, 0], None, None, {}, "text")
+
+
+def has_fits_signature(path):
+    """True when the file starts with a FITS primary header's ``SIMPLE  =`` card (else: text)."""
+    with open(path, "rb") as handle:
+        return handle.read(9) == b"SIMPLE  ="
+
+
+def read_spectrum(path):
+    """Read an observed spectrum in any of the formats of this module.
+
+    Raises
+    ------
+    SpectrumReadError
+        One line naming the file and what is wrong (missing, corrupt, truncated,
+        unknown layout, no usable pixel).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise SpectrumReadError(f"{path}: no such file")
+    if not has_fits_signature(path):
+        return _read_text(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with fits.open(path, memmap=False) as hdul:
+                for hdu in hdul:
+                    hdu.data  # noqa: B018 - force reading: truncation shows up here
+                if hdul[0].data is not None and np.asarray(hdul[0].data).size > 0:
+                    return _read_image(path, hdul)
+                if any(isinstance(h, fits.BinTableHDU) for h in hdul):
+                    return _read_table(path, hdul)
+                raise SpectrumReadError(f"{path}: no spectrum found (an empty primary HDU and no table)")
+    except SpectrumReadError:
+        raise
+    except (OSError, ValueError, TypeError, IndexError, KeyError, Warning) as exc:
+        raise SpectrumReadError(f"{path}: truncated or corrupt FITS file ({str(exc).splitlines()[0][:80]})") from None

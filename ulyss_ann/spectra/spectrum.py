@@ -1,0 +1,137 @@
+"""The observed spectrum as both engines fit it: flux, error, air wavelengths, good pixels.
+
+Every way in — a file (:func:`~ulyss_ann.spectra.readers.read_spectrum`), arrays or
+Quantities, a specutils spectrum (:func:`~ulyss_ann.spectra.inputs.as_spectrum`) — ends in
+:meth:`Spectrum.from_arrays`, so bad values are masked the same way for all: NaN or
+infinite flux, missing, zero, negative or non-finite errors, and the caller's mask.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.model.wavelength import WavelengthGrid
+
+__all__ = ["Spectrum", "vacuum_to_air", "regular_grid"]
+
+
+def vacuum_to_air(wavelength):
+    """Air wavelengths [Å] from vacuum ones [Å] (Morton 2000, Eq. 8)."""
+    s2 = (1e4 / np.asarray(wavelength, dtype=float)) ** 2
+    n = 1 + 8.34254e-5 + 2.406147e-2 / (130 - s2) + 1.5998e-4 / (38.9 - s2)
+    return wavelength / n
+
+
+def regular_grid(wavelength, rtol=1e-7):
+    """The linear or ln-λ :class:`WavelengthGrid` of ``wavelength`` [Å], or None if irregular.
+
+    Arrays made from a WCS (``crval + cdelt * i``) are recognised, so that a spectrum
+    given as arrays is resampled exactly as the same spectrum read from its file.
+    """
+    wavelength = np.asarray(wavelength, float)
+    n = wavelength.size
+    if n < 3:
+        return None
+    for log, axis in ((False, wavelength), (True, np.log(wavelength))):
+        step = (axis[-1] - axis[0]) / (n - 1)
+        if step > 0 and np.max(np.abs(np.diff(axis) - step)) <= rtol * step:
+            return WavelengthGrid(n, float(axis[0]), float(step), 1.0, log, True)
+    return None
+
+
+@dataclass
+class Spectrum:
+    """An observed spectrum ready for fitting.
+
+    Attributes
+    ----------
+    flux, error : ndarray (npix,)
+        Flux and 1-σ error (``error`` None when there is none); float64, in the
+        spectrum's own units (the fit's multiplicative polynomial absorbs them).
+    wavelength : ndarray (npix,)
+        Pixel centres [Å], in air.
+    good : ndarray of bool (npix,)
+        Pixels that may be fitted.
+    grid : WavelengthGrid or None
+        The regular (linear or log) sampling, when it has one and no vacuum-to-air
+        conversion made it irregular.
+    meta : dict
+        ``id``, ``file``, ``ra``, ``dec`` [deg] when known, ``snr`` (median
+        flux/error of good pixels), ``simulated`` (header says so), ``format``, and the
+        resolution when the file gives it: ``lsf_fwhm`` [Å] (``FWHM`` keyword, as in
+        MILES) or ``lsf_sigma_pix`` (SDSS ``WDISP``, Gaussian σ in pixels).
+
+    Examples
+    --------
+    >>> spec = Spectrum.from_arrays(wave, flux, error, meta={"id": "star1"})   # doctest: +SKIP
+    """
+
+    flux: np.ndarray
+    error: np.ndarray
+    wavelength: np.ndarray
+    good: np.ndarray
+    grid: WavelengthGrid = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_bad(self):
+        """Pixels masked on the way in (bad values or the caller's mask)."""
+        return int(np.count_nonzero(~self.good))
+
+    @classmethod
+    def from_arrays(cls, wavelength, flux, error=None, good=None, grid=None, meta=None, vacuum=False,
+                    source=None, fmt="arrays"):
+        """A Spectrum from plain arrays: wavelength [Å], flux, 1-σ error, good-pixel mask.
+
+        Parameters
+        ----------
+        wavelength, flux : array-like (npix,)
+            Wavelengths must increase; at least 10 pixels.
+        error : array-like (npix,), optional
+            1-σ errors; pixels whose error is missing, zero, negative or not finite are masked.
+        good : array-like of bool (npix,), optional
+            False for pixels not to fit.
+        grid : WavelengthGrid, optional
+            The regular sampling, when known (else recognised from ``wavelength``).
+        meta : dict, optional
+            ``id`` (default: the file name without extension, else ``spectrum``), ``ra``, ``dec``...
+        vacuum : bool
+            The wavelengths are in vacuum: converted to air (the fit's convention).
+        source : str, optional
+            The file the arrays come from (``meta['file']``).
+        """
+        flux = np.asarray(flux, dtype=float).ravel()
+        wavelength = np.asarray(wavelength, dtype=float).ravel()
+        if flux.size < 10 or wavelength.size != flux.size:
+            raise UlyssAnnError(f"{flux.size} flux values for {wavelength.size} wavelengths; "
+                                "expected matching arrays of at least 10 pixels")
+        good = np.ones(flux.size, bool) if good is None else np.asarray(good, bool).ravel().copy()
+        if good.size != flux.size:
+            raise UlyssAnnError(f"{good.size} mask values for {flux.size} pixels")
+        good &= np.isfinite(flux)
+        if error is not None:
+            error = np.asarray(error, dtype=float).ravel()
+            if error.size != flux.size:
+                raise UlyssAnnError(f"{error.size} error values for {flux.size} pixels")
+            good &= np.isfinite(error) & (error > 0)
+            if not good.any():
+                raise UlyssAnnError("no pixel has a finite flux and a positive error")
+            error = np.where(good, error, np.nanmax(np.where(good, error, np.nan)) * 1e3)
+        flux = np.where(good, flux, 0.0)
+        if vacuum:
+            wavelength = vacuum_to_air(wavelength)
+            grid = None  # the conversion makes any regular grid irregular
+        if np.any(np.diff(wavelength) <= 0) or not np.all(np.isfinite(wavelength)):
+            raise UlyssAnnError("wavelengths do not increase monotonically")
+        if grid is None and fmt == "arrays":
+            grid = regular_grid(wavelength)
+        meta = dict(meta or {}, format=fmt)
+        if source is not None:
+            meta["file"] = source
+            meta.setdefault("id", os.path.splitext(os.path.basename(source))[0])
+        meta.setdefault("id", "spectrum")
+        if error is not None and good.any():
+            meta["snr"] = float(np.median(flux[good] / error[good]))
+        return cls(flux, error, wavelength, good, grid, meta)
