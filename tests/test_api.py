@@ -252,3 +252,69 @@ def test_gdl_engine_from_arrays_matches_path(muse, model, arrays):
     assert by_path.engine.startswith("gdl") and by_arrays.engine.startswith("gdl")
     assert 5300 < by_path.params["Teff"] < 5600 and -2.2 < by_path.params["Fe/H"] < -1.6
     assert_same_fit(by_arrays, by_path)
+
+
+# --------------------------------------------------------------------- options, models and units, checked
+def test_the_uncertainty_unit_of_a_specutils_spectrum_is_honoured(arrays, model, reference):
+    import astropy.units as u
+
+    cls, StdDevUncertainty = specutils_class()
+    wavelength, flux, error = arrays
+    flux_unit = u.Unit("1e-20 erg / (s cm2 Angstrom)")
+    # the same errors, written in a unit 1000 times smaller
+    spec = cls(spectral_axis=wavelength * u.AA, flux=flux * flux_unit,
+               uncertainty=StdDevUncertainty(error * 1e3, unit=flux_unit / 1e3))
+    result = ulyss_ann.fit_spectrum(spec, model=model, engine="native")
+    assert result.errors["Teff"] == pytest.approx(reference.errors["Teff"], rel=1e-6)
+    assert result.e_cz == pytest.approx(reference.e_cz, rel=1e-6)
+
+
+def test_guesses_and_fixed_values_are_checked_and_used(muse, model):
+    with pytest.raises(UlyssAnnError) as excinfo:
+        ulyss_ann.fit_spectrum(muse, model=model, engine="native", guesses={"Tef": [5000.0]})
+    one_line_error(excinfo, "Tef", "Teff")
+    with pytest.raises(UlyssAnnError) as excinfo:
+        ulyss_ann.fit_spectrum(muse, model=model, engine="native", fixed={"Logg": "x"})
+    one_line_error(excinfo, "Logg", "'x'")
+    # a guess of 0.0 is a guess (not "none given"), and NumPy arrays are fine
+    result = ulyss_ann.fit_spectrum(muse, model=model, engine="native", mdegree=8,
+                                    guesses={"Fe/H": 0.0, "Teff": np.array([5400.0])})
+    assert result.n_guess == 1
+    with pytest.raises(UlyssAnnError) as excinfo:
+        ulyss_ann.fit([muse], model=model, engine="native", output=None, workers=0, progress=False,
+                      guesses={"Tef": [5000.0]})
+    one_line_error(excinfo, "Tef")
+
+
+def test_a_model_rewritten_under_the_same_name_is_a_new_model(muse, model, tmp_path, reference):
+    from ulyss_ann.spectra.examples import example_interpolator_path
+
+    path = tmp_path / "network.fits"
+    shutil.copyfile(example_interpolator_path(), path)
+    first = ulyss_ann.fit_spectrum(muse, model=path, engine="native")
+    assert first.surrogate and "SURROGATE" in repr(first)
+    shutil.copyfile(model, path)   # trial 7 now
+    second = ulyss_ann.fit_spectrum(muse, model=path, engine="native")
+    assert second.model_sha256 != first.model_sha256 and not second.surrogate
+    assert second.params == reference.params
+
+
+def test_the_in_process_gdl_bridge_from_a_notebook(muse, model):
+    """engine='gdl', backend='pygdl' in a fresh process (python3-gdl reads GDL_PATH once, at import)."""
+    import subprocess
+    import sys
+
+    if shutil.which("gdl") is None:
+        pytest.skip("gdl not installed")
+    code = ("import ulyss_ann; r = ulyss_ann.fit_spectrum(%r, model=%r, engine='gdl', backend='pygdl'); "
+            "print(r.engine, repr(r.params['Teff']), repr(r.params['Fe/H']))" % (muse, model))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         stdin=subprocess.DEVNULL)
+    if "import GDL failed" in out.stderr:
+        pytest.skip("python3-gdl is not importable in this interpreter")
+    assert out.returncode == 0, out.stderr
+    engine, teff, feh = out.stdout.split()
+    subprocess_result = ulyss_ann.fit_spectrum(muse, model=model, engine="gdl", backend="subprocess")
+    assert engine == "gdl-pygdl"
+    assert abs(float(teff) - subprocess_result.params["Teff"]) <= TEFF_TOL
+    assert abs(float(feh) - subprocess_result.params["Fe/H"]) <= FEH_TOL

@@ -38,6 +38,33 @@ def test_gdl_routines_document_the_layout_the_engine_decodes():
     assert columns == list(LAST_FIT_COLUMNS)
 
 
+def _top_level_items(text):
+    """The comma-separated items of a GDL array literal [a, f(b, c), [d]] (nesting respected)."""
+    depth, items, current = 0, [], ""
+    for ch in text.strip()[1:-1]:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    return items + [current.strip()]
+
+
+def test_the_gdl_code_builds_vectors_of_that_layout():
+    """The statements that build the vectors, not only their documentation, have the decoded shape."""
+    code = (PROJECT / "gdl" / "ulyss_ann_fit.pro").read_text().replace("$\n", " ")
+    head = re.search(r"^res = (\[.*?\])\s*$", code, re.M).group(1)
+    assert len(_top_level_items(head)) == len(RESULT_FIELDS)
+    per_parameter = re.search(r"res = (\[res, .*?\])\s*$", code, re.M).group(1)
+    assert len(_top_level_items(per_parameter)) - 1 == len(PARAMETER_FIELDS)
+    last_fit = re.search(r"^last_fit = (\[.*?\])\s*$", code, re.M).group(1)
+    assert len(_top_level_items(last_fit)) == len(LAST_FIT_COLUMNS)
+
+
 def test_decoding_checks_the_length():
     npar = 3
     vector = np.arange(len(RESULT_FIELDS) + len(PARAMETER_FIELDS) * npar, dtype=float)

@@ -245,3 +245,19 @@ def test_gdl_fit_with_hostile_unit_odd_cache_and_save_fits_folder(tmp_path):
     assert result.returncode == 2 and "--save-fits" in result.stderr and "'$'" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "r2.ecsv").exists()
     np.testing.assert_equal(Table.read(tmp_path / "r.ecsv")["Teff"], row["Teff"])  # the finished result stays
+
+
+@needs_gdl
+@needs_ulyss
+def test_a_compressed_looking_model_name_is_never_run_by_readfits(tmp_path, monkeypatch):
+    """astrolib's READFITS decompresses a name ending in .bz2/.Z/.fz through SPAWN: never given a name."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    source = folder / "m;cd;touch PWNED;.fits.bz2"   # the shell would cd to $HOME and touch PWNED there
+    shutil.copyfile(example_interpolator_path(), source)   # a plain FITS file under that name
+    monkeypatch.setenv("HOME", str(tmp_path))
+    out = tmp_path / "out"
+    generate_component(Interpolator.read(source), "zipnet", out, copy_model=False)
+    printed = run_gdl("f = zipnet_spectrum([5000d, 2d, -1.5d])\nprint, n_elements(f)", folders=[out])
+    assert "2099" in printed
+    assert_no_command_ran(tmp_path)

@@ -1,4 +1,4 @@
-"""ulyss_ann — neural-network spectral interpolators for ULySS.
+"""Neural-network spectral interpolators for ULySS: train, export, run in GDL, fit from Python.
 
 Implements and extends Kumar, Prugniel & Singh, "Physical parameters of stars in
 NGC 6397 using ANN-based interpolation and full spectrum fitting".

@@ -6,6 +6,7 @@ Part of the command line (:mod:`ulyss_ann.cli`); errors are UlyssAnnError, print
 
 import argparse
 import os
+import sys
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.spectra.examples import example_interpolator_path
@@ -78,7 +79,8 @@ def add_fit_parser(sub):
     fp.add_argument("--resume", action="store_true", help="continue a batch: skip spectra already done")
     fp.add_argument("--overwrite", action="store_true", help="start afresh, replacing OUTPUT and its journal")
     fp.add_argument("--save-fits", metavar="DIR", help="write each spectrum's best fit and residuals as FITS")
-    fp.add_argument("--plot", metavar="FILE.png", help="one-page figure of the parameter distributions")
+    fp.add_argument("--plot", metavar="FILE.png", help="a figure: one spectrum's fit and residuals, or for several the distributions "
+                                                        "of the fitted parameters")
     fp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     fp.set_defaults(run=_run_fit)
 
@@ -210,7 +212,10 @@ def _plot(args, table, model, options, fixed):
     from ulyss_ann.model.interpolator import Interpolator
 
     interp = Interpolator.read(model)
-    if len(table) == 1 and table["status"][0] == "ok":
+    if len(table) == 1 and table["status"][0] != "ok":
+        print(f"ulyss-ann: no figure: the spectrum was not fitted ({table['status'][0]})", file=sys.stderr)
+        return
+    if len(table) == 1:
         from ulyss_ann.fitting.api import fit_spectrum
         from ulyss_ann.fitting.batch import FixedValues
 

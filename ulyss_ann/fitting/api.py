@@ -13,26 +13,12 @@ resumable: :func:`~ulyss_ann.fitting.batch.fit`.
 
 import os
 
-from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.batch import make_config
-from ulyss_ann.fitting.core import file_sha256
+from ulyss_ann.fitting.core import fixed_values, make_config, model_path
 from ulyss_ann.fitting.engines import engine_for, resolve_engine
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.spectra.inputs import as_spectrum
 
 __all__ = ["fit_spectrum"]
-
-
-def _model_path(model):
-    from ulyss_ann.spectra.examples import example_interpolator_path
-
-    if model is None:
-        return example_interpolator_path()
-    if isinstance(model, Interpolator):
-        if model.path is None:
-            raise UlyssAnnError("the interpolator must come from a file (Interpolator.read, or write it first)")
-        return model.path
-    return os.fspath(model)
 
 
 def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
@@ -60,12 +46,7 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
         With one line saying what is wrong (an unreadable spectrum or model, an
         unknown option or parameter, no overlap, a guess outside the bounds).
     """
-    path = os.path.abspath(_model_path(model))
+    path = os.path.abspath(model_path(model))
     interp = model if isinstance(model, Interpolator) else Interpolator.read(path)
-    backend = options.get("backend", "auto")
-    config = make_config(path, engine=resolve_engine(engine, backend), **options)
-    config.model_sha256 = file_sha256(path)
-    if config.lsf is not None:
-        config.lsf = os.path.abspath(config.lsf)
-    fixed_values = {interp.names[interp.parameter_index(name)]: float(value) for name, value in (fixed or {}).items()}
-    return engine_for(config, interp).fit(as_spectrum(spectrum), fixed_values)
+    config = make_config(path, interp, engine=resolve_engine(engine, options.get("backend", "auto")), **options)
+    return engine_for(config, interp).fit(as_spectrum(spectrum), fixed_values(interp, fixed))

@@ -28,7 +28,7 @@ from dataclasses import replace
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.core import FitConfig, file_sha256
+from ulyss_ann.fitting.core import make_config, model_path
 from ulyss_ann.fitting.engines import engine_for, resolve_engine
 from ulyss_ann.fitting.journal import Journal, MemoryJournal, failure_row, rows_to_table, write_table
 from ulyss_ann.model.interpolator import Interpolator
@@ -36,7 +36,7 @@ from ulyss_ann.spectra.inputs import as_spectrum, is_array_tuple, is_path
 from ulyss_ann.spectra.lsf import read_lsf
 from ulyss_ann.spectra.spectrum import Spectrum
 
-__all__ = ["fit", "fit_one", "FixedValues", "make_config"]
+__all__ = ["fit", "fit_one", "FixedValues"]
 
 
 def _in_memory(source):
@@ -49,16 +49,17 @@ def fit_one(source, config, fixed=None, key=None, interp=None):
 
     ``interp``: the model, where this process has read it already (a batch without Dask).
     """
-    spectrum = None
+    spectrum, name = None, config.engine
     key = key if key is not None else os.path.abspath(source)
     try:
         spectrum = as_spectrum(source)
         engine = engine_for(config, interp)
+        name = engine.name  # gdl-subprocess, gdl-pygdl or native: the same label as the successful rows
         row = engine.fit(spectrum, fixed).row()
         row["file"] = key
         return row
     except UlyssAnnError as exc:
-        return failure_row(key, spectrum, f"error: {exc}", config.engine, os.path.basename(config.model),
+        return failure_row(key, spectrum, f"error: {exc}", name, os.path.basename(config.model),
                            config.model_sha256)
 
 
@@ -75,13 +76,13 @@ class FixedValues:
         for name, value in (spec or {}).items():
             name = interp.names[interp.parameter_index(name)]
             if isinstance(value, dict):
-                self.per_spectrum[name] = {str(k): float(v) for k, v in value.items()}
+                self.per_spectrum[name] = {str(k): _number(v, name) for k, v in value.items()}
                 self.source[name] = "a mapping"
             elif isinstance(value, str) and ":" in value and not _is_number(value):
                 self.per_spectrum[name] = self._from_table(value)
                 self.source[name] = value
             else:
-                self.constant[name] = float(value)
+                self.constant[name] = _number(value, name)
 
     @staticmethod
     def _from_table(spec):
@@ -107,6 +108,14 @@ class FixedValues:
                 raise UlyssAnnError(f"no fixed value of {name} for '{spectrum_id}' in {self.source[name]}")
             values[name] = table[spectrum_id]
         return values
+
+
+def _number(value, name):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UlyssAnnError(f"fixed value of {name}: {value!r} is not a number (--fix {name}=VALUE or "
+                            f"{name}=TABLE:COLUMN)") from None
 
 
 def _is_number(text):
@@ -145,18 +154,6 @@ def _sources(spectra):
         seen.add(key)
         out.append((key, spectrum, str(spectrum.meta["id"])))
     return out
-
-
-def make_config(model, **options):
-    """A :class:`FitConfig` for ``model`` from keyword options, unknown ones refused in one line."""
-    from dataclasses import fields
-
-    known = {f.name for f in fields(FitConfig)} - {"model", "model_sha256"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise UlyssAnnError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
-                            f"the fit takes {', '.join(sorted(known))}")
-    return FitConfig(model=model, **options)
 
 
 def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None, mdegree=20, wave_range=None,
@@ -200,24 +197,21 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     astropy.table.Table
         One row per spectrum, columns with units (also written to ``output``).
     """
-    from ulyss_ann.spectra.examples import example_interpolator_path
-
-    model = os.path.abspath(model if model is not None else example_interpolator_path())
+    model = os.path.abspath(model_path(model))
     interp = Interpolator.read(model)  # a bad model stops everything before any work
     if output is not None:
         folder = os.path.dirname(os.path.abspath(output))
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             raise UlyssAnnError(f"{output}: its folder {folder} does not exist or is not writable")
     if lsf is not None:
-        lsf = os.path.abspath(lsf)
-        read_lsf(lsf)  # a missing or empty LSF file stops everything before any work
+        read_lsf(os.path.abspath(lsf))  # a missing or empty LSF file stops everything before any work
     if workers is not None and workers < 0:
         raise UlyssAnnError(f"workers = {workers}: give 0 (no Dask) or a positive number of processes")
     engine = resolve_engine(engine, backend, remote=scheduler is not None)
-    sha = file_sha256(model)
-    config = FitConfig(model=model, guesses=guesses, mdegree=mdegree, wave_range=wave_range, telluric=telluric,
-                       mask_nad=mask_nad, masks=tuple(masks), backend=backend, save_fits=save_fits,
-                       recycle_after=recycle_after, engine=engine, losvd=losvd, lsf=lsf, model_sha256=sha)
+    config = make_config(model, interp, guesses=guesses, mdegree=mdegree, wave_range=wave_range,
+                         telluric=telluric, mask_nad=mask_nad, masks=masks, backend=backend, save_fits=save_fits,
+                         recycle_after=recycle_after, engine=engine, losvd=losvd, lsf=lsf)
+    sha, lsf = config.model_sha256, config.lsf
     if engine == "gdl":
         from ulyss_ann.fitting.gdl_engine import check_gdl_paths
 

@@ -17,16 +17,18 @@ Neither engine imports the other: both import this module.
 """
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.result import FitResult
 from ulyss_ann.model.interpolator import Interpolator
 
 __all__ = ["FitConfig", "FitPreparation", "PreparedFit", "Solution", "FitEngine", "TELLURIC_BANDS", "NA_D_BAND",
-           "PAPER_GUESSES", "file_sha256", "MIN_OVERLAP"]
+           "PAPER_GUESSES", "file_sha256", "make_config", "model_path", "fixed_values", "MIN_OVERLAP"]
 
 #: Telluric absorption bands masked by default in observed spectra [Å, air].
 TELLURIC_BANDS = ((6860.0, 6890.0, "O2 B band"), (7160.0, 7330.0, "H2O"), (7590.0, 7700.0, "O2 A band"))
@@ -109,9 +111,41 @@ class FitConfig:
     model_sha256: str = None
 
     def engine_key(self):
-        """What an engine is built from (guesses, masks and range may change between fits)."""
-        return (self.engine, self.losvd, self.model, self.backend, self.mdegree, self.save_fits,
-                self.recycle_after, self.lsf, self.timeout)
+        """What an engine is built from (guesses, masks and range may change between fits).
+
+        The model's SHA-256 is part of it: a file rewritten under the same name is a new model.
+        """
+        return (self.engine, self.losvd, self.model, self.model_sha256, self.backend, self.mdegree,
+                self.save_fits, self.recycle_after, self.lsf, self.timeout)
+
+
+def make_config(model, interp, **options):
+    """A :class:`FitConfig` for ``model`` (read as ``interp``), every option checked up front.
+
+    Unknown options, guesses of parameters the network does not have and guesses that
+    are not numbers are refused in one line; the model's SHA-256 is computed here, once.
+    """
+    from dataclasses import fields
+
+    known = {f.name for f in fields(FitConfig)} - {"model", "model_sha256"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UlyssAnnError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
+                            f"the fit takes {', '.join(sorted(known))}")
+    guesses = {}
+    for name, values in (options.get("guesses") or {}).items():
+        name = interp.names[interp.parameter_index(name)]  # ParameterError names the parameters
+        try:
+            guesses[name] = [float(v) for v in np.atleast_1d(values)]
+        except (TypeError, ValueError):
+            raise UlyssAnnError(f"guesses of {name}: {values!r} are not numbers") from None
+        if not guesses[name]:
+            raise UlyssAnnError(f"guesses of {name}: none given; give at least one value")
+    options["guesses"] = guesses or None
+    options["masks"] = tuple(options.get("masks") or ())
+    if options.get("lsf") is not None:
+        options["lsf"] = os.path.abspath(options["lsf"])
+    return FitConfig(model=os.path.abspath(model), model_sha256=file_sha256(model), **options)
 
 
 @dataclass
@@ -160,6 +194,31 @@ class Solution:
     error: np.ndarray = field(default=None)
 
 
+def model_path(model):
+    """The file of ``model``: a path, an Interpolator read from a file, or None for the bundled example."""
+    from ulyss_ann.spectra.examples import example_interpolator_path
+
+    if model is None:
+        return example_interpolator_path()
+    if isinstance(model, Interpolator):
+        if model.path is None:
+            raise UlyssAnnError("the interpolator must come from a file (Interpolator.read, or write it first)")
+        return model.path
+    return os.fspath(model)
+
+
+def fixed_values(interp, fixed):
+    """``{name: value}`` of fixed parameters with the network's own names, checked in one line."""
+    out = {}
+    for name, value in (fixed or {}).items():
+        name = interp.names[interp.parameter_index(name)]
+        try:
+            out[name] = float(value)
+        except (TypeError, ValueError):
+            raise UlyssAnnError(f"fixed value of {name}: {value!r} is not a number") from None
+    return out
+
+
 class FitPreparation:
     """What both engines decide alike: the fitted range, the masks, the guesses, the checks."""
 
@@ -174,9 +233,10 @@ class FitPreparation:
             key = p.name.lower()
             if key in fixed:
                 values, flag = [fixed[key]], 1
+            elif key in user:
+                values, flag = user[key], 0
             else:
-                values = user.get(key) or PAPER_GUESSES.get(key) or (p.mean,)
-                flag = 0
+                values, flag = PAPER_GUESSES.get(key, (p.mean,)), 0
             values = [float(v) for v in np.atleast_1d(values)]
             guesses += values
             counts.append(len(values))
@@ -274,8 +334,6 @@ class FitEngine:
         Raises UlyssAnnError (no overlap, guesses or fixed values outside the bounds,
         the engine's own errors), which the batch driver turns into the row's status.
         """
-        from ulyss_ann.fitting.result import FitResult
-
         started = time.perf_counter()
         self.preparation.config = self.config  # guesses, masks and range may differ between batches
         prepared = self.preparation.prepare(spectrum, fixed)

@@ -35,7 +35,8 @@ def plot_fit(result, figure=None):
     bottom.plot(wave, residual, color="C0", lw=0.5)
     bottom.axhline(0.0, color="0.4", lw=0.6)
     if result.error is not None:
-        bottom.fill_between(wave, -result.error, result.error, color="0.85", lw=0, label="±1σ")
+        bottom.fill_between(wave, -result.error, result.error, color="0.85", lw=0, label="±1σ error")
+        bottom.legend(fontsize=8, loc="lower right")
     for start, stop in _runs(~fitted):
         for ax in (top, bottom):
             ax.axvspan(wave[start], wave[min(stop, wave.size - 1)], color="C1", alpha=0.15, lw=0)
@@ -46,10 +47,7 @@ def plot_fit(result, figure=None):
     if np.any(fitted):
         spread = np.nanpercentile(np.abs(residual), 99.5)
         bottom.set_ylim(-2.2 * spread, 2.2 * spread)
-    values = ", ".join(f"{parameter_label(n)} = {v:.4g} ± {result.errors[n]:.2g} {result.units[n]}".rstrip()
-                       for n, v in result.params.items())
-    top.set_title(f"{result.spectrum_id}: {values}, cz = {result.cz:.1f} km/s, σ = {result.sigma:.1f} km/s, "
-                  f"χ² = {result.chi2:.3g}  ({result.engine}, {result.model})", fontsize=9)
+    top.set_title(result.summary(parameter_label), fontsize=9)
     top.legend(fontsize=8, loc="lower right")
     return fig
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.core import FitEngine, Solution
+from ulyss_ann.fitting.result import file_stem
 from ulyss_ann.gdl.component import generate_component, resource_dir
 from ulyss_ann.gdl.literals import check_gdl_path
 
@@ -115,7 +116,7 @@ class GDLEngine(FitEngine):
         res_file = " "
         if self.config.save_fits:
             os.makedirs(self.config.save_fits, exist_ok=True)
-            res_file = os.path.join(os.path.abspath(self.config.save_fits), f"{spectrum.meta.get('id')}.res")
+            res_file = os.path.join(os.path.abspath(self.config.save_fits), f"{file_stem(spectrum.meta.get('id'))}.res")
             check_gdl_path(res_file, "the ULySS .res file of this spectrum")
             if os.path.exists(res_file):
                 os.remove(res_file)  # uly_solut_twrite appends

@@ -129,7 +129,7 @@ def rows_to_table(rows, parameters):
         if unit:
             table[name].unit = unit
     table["status"].description = "ok, or why the spectrum could not be fitted"
-    table["flag"].description = "quality: bound:<param>, sigma-floor, one-guess-converged"
+    table["flag"].description = "quality: bound:<param>, sigma-floor, one-guess-converged, far-from-nodes"
     table["rms"].description = "residual rms relative to the mean model"
     table["chi2"].description = "reduced chi2 (0 when the spectrum has no errors)"
     table["n_converged"].description = "guesses ending within 0.1 % of the best rms"

@@ -16,13 +16,18 @@ import numpy as np
 
 from ulyss_ann.model.wavelength import C_KMS
 
-__all__ = ["FitResult", "STATUS_NAMES"]
+__all__ = ["FitResult", "STATUS_NAMES", "file_stem"]
 
 #: Per-parameter status, as ULySS codes it (uly_fit: 0 free, 1 fixed, 2/3 pegged at a limit).
 STATUS_NAMES = {0: "free", 1: "fixed", 2: "low", 3: "high"}
 
 
-@dataclass(repr=False)
+def file_stem(spectrum_id):
+    """A spectrum id as the stem of the files written for it: an id is data, never a path of its own."""
+    return str(spectrum_id).replace(os.sep, "_").replace("\0", "_") or "spectrum"
+
+
+@dataclass(repr=False, eq=False)
 class FitResult:
     r"""The fit of one spectrum by :math:`F(\lambda) = P_n(\lambda)\,[G(v, \sigma) \otimes f(p)](\lambda)`.
 
@@ -73,6 +78,9 @@ class FitResult:
         Distance of the solution to the nearest training node, in mesh steps.
     engine, model, model_sha256 : str
         Which engine fitted, with which interpolator file.
+    surrogate : bool
+        The interpolator was trained on the SURROGATE grid (the bundled example is):
+        said in :func:`repr` and on the figure.
     time : float
         Seconds the fit took.
     spectrum_id : str
@@ -110,6 +118,7 @@ class FitResult:
     engine: str = ""
     model: str = ""
     model_sha256: str = ""
+    surrogate: bool = False
     time: float = 0.0
     spectrum_id: str = ""
     meta: dict = field(default_factory=dict)
@@ -140,7 +149,8 @@ class FitResult:
                      n_converged=int(solution.n_converged), n_pix=int(solution.n_pix),
                      n_masked=int(np.count_nonzero(~prepared.good)), lmin=float(prepared.lo), lmax=float(prepared.hi),
                      node_distance=None if distance is None else float(distance), engine=engine,
-                     model=os.path.basename(str(model)), model_sha256=model_sha256, time=float(seconds),
+                     model=os.path.basename(str(model)), model_sha256=model_sha256,
+                     surrogate=bool(interp.is_surrogate), time=float(seconds),
                      spectrum_id=str(spectrum.meta.get("id", "")), meta=meta)
         result.flags = result.quality_flags()
         return result
@@ -167,13 +177,21 @@ class FitResult:
         """Velocity step of the fitted grid [km/s]."""
         return C_KMS * self.ln_step
 
-    def __repr__(self):
-        values = ", ".join(f"{n} = {v:.5g} ± {self.errors[n]:.2g} {self.units[n]}".rstrip()
+    def summary(self, label=str):
+        """Two lines for people: the parameters, then the kinematics, the fit's quality and provenance.
+
+        ``label`` renders a parameter name (the figures pass one that writes [Fe/H], T_eff).
+        """
+        values = ", ".join(f"{label(n)} = {v:.5g} ± {self.errors[n]:.2g} {self.units[n]}".rstrip()
                            for n, v in self.params.items())
         flags = f", flags {','.join(self.flags)}" if self.flags else ""
-        return (f"<FitResult {self.spectrum_id}: {values}, cz = {self.cz:.2f} ± {self.e_cz:.2f} km/s, "
-                f"sigma = {self.sigma:.2f} km/s, chi2 = {self.chi2:.4g}, rms = {self.rms:.3g}, "
-                f"{self.n_pix} px, engine {self.engine}{flags}>")
+        model = self.model + (" (SURROGATE)" if self.surrogate else "")
+        return (f"{self.spectrum_id}: {values}\n"
+                f"cz = {self.cz:.2f} ± {self.e_cz:.2f} km/s, σ = {self.sigma:.2f} km/s, χ² = {self.chi2:.4g}, "
+                f"rms = {self.rms:.3g}, {self.n_pix} px{flags} ({self.engine}, {model})")
+
+    def __repr__(self):
+        return "<FitResult " + self.summary().replace("\n", "; ") + ">"
 
     def row(self):
         """The result as one row of the batch table (a dict; see :mod:`ulyss_ann.fitting.journal`)."""
@@ -220,6 +238,6 @@ class FitResult:
                              ("MASK", self.mask.astype(np.uint8))):
             hdus.append(fits.ImageHDU(values, header=header, name=name))
         os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, f"{self.spectrum_id}_fit.fits")
+        path = os.path.join(folder, f"{file_stem(self.spectrum_id)}_fit.fits")
         fits.HDUList(hdus).writeto(path, overwrite=True)
         return path

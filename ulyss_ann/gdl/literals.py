@@ -20,8 +20,8 @@ through one of these functions, and nothing else:
 * :func:`gdl_number` — a float as a double literal that reads back exactly.
 * :func:`check_gdl_path` — refuses, in one line naming the option, a path GDL
   cannot open as written: GDL expands ``$NAME`` and drops ``\\`` in file names
-  (no command ever runs: measured with GDL 1.0.1), and ``:`` separates the
-  entries of ``!PATH``.
+  (no command ever runs: measured with GDL 1.0.1); on ``!PATH``, ``:`` separates
+  entries and ``[ ] * ?`` are globbed.
 """
 
 import math
@@ -127,7 +127,7 @@ def check_gdl_path(path, what, search_path=False):
     separates entries and a leading ``+`` means "with sub-folders".
     """
     path = str(path)
-    bad = sorted({ch for ch in path if ch in "$\\" or (search_path and ch in ":`")})
+    bad = sorted({ch for ch in path if ch in "$\\" or (search_path and ch in ":`[]*?")})
     if search_path and path.startswith("+"):
         bad.append("a leading +")
     if bad:

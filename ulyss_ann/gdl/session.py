@@ -32,17 +32,35 @@ import time
 import numpy as np
 
 from ulyss_ann.gdl.literals import check_gdl_path, gdl_identifier, gdl_number, gdl_string
+from ulyss_ann.gdl.ulyss_location import find_ulyss
 from ulyss_ann.gdl.process import (GDLError, GDLNotFoundError, ulyss_dir_or_error, gdl_error_lines, gdl_executable,
                           gdl_path)
 
-__all__ = ["open_session", "GDLSession", "PyGDLSession", "SubprocessGDLSession", "BACKENDS", "pygdl_available"]
+__all__ = ["open_session", "GDLSession", "PyGDLSession", "SubprocessGDLSession", "BACKENDS", "pygdl_available",
+           "import_gdl"]
 
 BACKENDS = ("auto", "pygdl", "subprocess")
 
 
+def import_gdl():
+    """Debian's python3-gdl module, imported with GDL_PATH set first.
+
+    GDL reads GDL_PATH once, at import: ULySS (when found), GDL's libraries and ours must
+    be on it by then, whoever imports first (a check of the backend, or the session).
+    """
+    import sys
+
+    if "GDL" not in sys.modules:
+        os.environ["GDL_PATH"] = gdl_path(ulyss=find_ulyss() is not None)
+    import GDL
+
+    return GDL
+
+
 def pygdl_available():
+    """True where ``import GDL`` works in this interpreter (CPython 3.11, NumPy 1.x)."""
     try:
-        import GDL  # noqa: F401
+        import_gdl()
     except Exception:  # ImportError, or NumPy 2 ABI errors
         return False
     return True
@@ -99,10 +117,7 @@ class PyGDLSession(GDLSession):
 
     def __init__(self, folders=()):
         try:
-            if not PyGDLSession._started:
-                # GDL reads GDL_PATH once, at import: ULySS, GDL's libraries and ours.
-                os.environ["GDL_PATH"] = gdl_path()
-            import GDL
+            GDL = import_gdl()
         except ImportError as exc:
             raise GDLNotFoundError(f"import GDL failed ({exc}): install python3-gdl and run ./scripts/setup, "
                                    "or use the subprocess backend") from None

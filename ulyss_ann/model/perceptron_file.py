@@ -142,7 +142,7 @@ def _parameters(path, index, hdu):
     n = 1
     while f"I_P_NM{n}" in hdu.header:
         # Names and units are data: they are checked here, and written into GDL code
-        # only as escaped literals (gdl_literals), never as they come.
+        # only as escaped literals (ulyss_ann.gdl.literals), never as they come.
         name = _get(path, hdu, index, f"I_P_NM{n}", str)
         unit = _get(path, hdu, index, f"I_P_UN{n}", str)
         for key, problem in ((f"I_P_NM{n}", check_parameter_name(name)), (f"I_P_UN{n}", check_parameter_unit(unit))):

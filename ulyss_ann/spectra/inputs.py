@@ -85,16 +85,26 @@ def _from_specutils(spec, meta):
     uncertainty = getattr(spec, "uncertainty", None)
     if uncertainty is not None:
         kind = getattr(uncertainty, "uncertainty_type", "std")
+        power = {"std": 1, "var": 2, "ivar": -2}.get(kind)
+        if power is None:
+            raise UlyssAnnError(f"specutils uncertainty of type {kind!r}: expected std, var or ivar")
         array = np.asarray(uncertainty.array, float)
+        unit = getattr(uncertainty, "unit", None)
+        if unit is not None and flux.unit is not None:  # in the flux's unit (squared for var, inverse for ivar)
+            import astropy.units as u
+
+            try:
+                array = np.asarray((array * unit).to_value(flux.unit ** power), float)
+            except u.UnitConversionError:
+                raise UlyssAnnError(f"uncertainty in {unit}, which does not go with the flux's {flux.unit} "
+                                    f"({kind})") from None
         with np.errstate(divide="ignore", invalid="ignore"):
-            if kind == "std":
+            if power == 1:
                 error = array
-            elif kind == "var":
+            elif power == 2:
                 error = np.sqrt(array)
-            elif kind == "ivar":
-                error = np.where(array > 0, 1.0 / np.sqrt(np.where(array > 0, array, 1.0)), np.nan)
             else:
-                raise UlyssAnnError(f"specutils uncertainty of type {kind!r}: expected std, var or ivar")
+                error = np.where(array > 0, 1.0 / np.sqrt(np.where(array > 0, array, 1.0)), np.nan)
     good = None if getattr(spec, "mask", None) is None else ~np.asarray(spec.mask, bool)
     wavelength, values, error, good = _increasing(wavelength, values, error, good)
     meta = dict(meta)
