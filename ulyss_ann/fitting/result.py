@@ -5,7 +5,7 @@ and the fit itself, ready to look at::
 
     >>> result = ulyss_ann.fit_spectrum("star.fits", model="gsl_ann_trial7.fits")   # doctest: +SKIP
     >>> result.params["Teff"], result.errors["Teff"], result.units["Teff"]       # doctest: +SKIP
-    (5425.6, 3.1, 'K')
+    (5425.6, 5.2, 'K')
     >>> fig = result.plot()                                                     # doctest: +SKIP
 """
 
