@@ -217,7 +217,7 @@ def _plot(args, table, model, options, fixed):
         return
     if len(table) == 1:
         from ulyss_ann.fitting.api import fit_spectrum
-        from ulyss_ann.fitting.batch import FixedValues
+        from ulyss_ann.fitting.options import FixedValues
 
         # The table keeps numbers, not arrays: the one fit is made again in memory, with the
         # same engine and options (deterministic: the same solution), and draws itself.

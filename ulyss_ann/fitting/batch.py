@@ -28,7 +28,7 @@ from dataclasses import replace
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.core import make_config, model_path
+from ulyss_ann.fitting.options import FixedValues, make_config, model_path
 from ulyss_ann.fitting.engines import engine_for, resolve_engine
 from ulyss_ann.fitting.journal import Journal, MemoryJournal, failure_row, rows_to_table, write_table
 from ulyss_ann.model.interpolator import Interpolator
@@ -36,7 +36,7 @@ from ulyss_ann.spectra.inputs import as_spectrum, is_array_tuple, is_path
 from ulyss_ann.spectra.lsf import read_lsf
 from ulyss_ann.spectra.spectrum import Spectrum
 
-__all__ = ["fit", "fit_one", "FixedValues"]
+__all__ = ["fit", "fit_one"]
 
 
 def _in_memory(source):
@@ -61,69 +61,6 @@ def fit_one(source, config, fixed=None, key=None, interp=None):
     except UlyssAnnError as exc:
         return failure_row(key, spectrum, f"error: {exc}", name, os.path.basename(config.model),
                            config.model_sha256)
-
-
-class FixedValues:
-    """Values of fixed parameters: a constant, or per spectrum from a table column.
-
-    ``spec`` maps a parameter name to a number, to ``"table.ecsv:column"`` (the table's
-    ``id`` column — else its first column — is matched to the spectrum id, the file
-    name without extension), or to a dict {spectrum id: value}.
-    """
-
-    def __init__(self, spec, interp):
-        self.constant, self.per_spectrum, self.source = {}, {}, {}
-        for name, value in (spec or {}).items():
-            name = interp.names[interp.parameter_index(name)]
-            if isinstance(value, dict):
-                self.per_spectrum[name] = {str(k): _number(v, name) for k, v in value.items()}
-                self.source[name] = "a mapping"
-            elif isinstance(value, str) and ":" in value and not _is_number(value):
-                self.per_spectrum[name] = self._from_table(value)
-                self.source[name] = value
-            else:
-                self.constant[name] = _number(value, name)
-
-    @staticmethod
-    def _from_table(spec):
-        from astropy.table import Table
-
-        path, _, column = spec.rpartition(":")
-        if not os.path.exists(path):
-            raise UlyssAnnError(f"{path}: no such table (from --fix …={spec})")
-        try:
-            table = Table.read(path)
-        except Exception as exc:
-            raise UlyssAnnError(f"{path}: cannot read as a table ({exc})") from None
-        if column not in table.colnames:
-            raise UlyssAnnError(f"{path}: no column '{column}' (has {', '.join(table.colnames)})")
-        ids = table["id"] if "id" in table.colnames else table[table.colnames[0]]
-        return {str(i): float(v) for i, v in zip(ids, table[column])}
-
-    def for_spectrum(self, spectrum_id):
-        """The fixed values of one spectrum, or a UlyssAnnError naming what is missing."""
-        values = dict(self.constant)
-        for name, table in self.per_spectrum.items():
-            if spectrum_id not in table:
-                raise UlyssAnnError(f"no fixed value of {name} for '{spectrum_id}' in {self.source[name]}")
-            values[name] = table[spectrum_id]
-        return values
-
-
-def _number(value, name):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise UlyssAnnError(f"fixed value of {name}: {value!r} is not a number (--fix {name}=VALUE or "
-                            f"{name}=TABLE:COLUMN)") from None
-
-
-def _is_number(text):
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _sources(spectra):
@@ -175,7 +112,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     guesses, mdegree, wave_range, telluric, mask_nad, masks, backend, save_fits, recycle_after, losvd, lsf
         See :class:`~ulyss_ann.fitting.core.FitConfig`.
     fixed : dict, optional
-        Fixed parameters, as in :class:`FixedValues` (a value, a table column, or a
+        Fixed parameters, as in :class:`~ulyss_ann.fitting.options.FixedValues` (a value, a table column, or a
         mapping spectrum id -> value).
     workers : int, optional
         Worker processes of the local cluster (default: one per core); 0 fits here.

@@ -17,7 +17,6 @@ Neither engine imports the other: both import this module.
 """
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -28,7 +27,7 @@ from ulyss_ann.fitting.result import FitResult
 from ulyss_ann.model.interpolator import Interpolator
 
 __all__ = ["FitConfig", "FitPreparation", "PreparedFit", "Solution", "FitEngine", "TELLURIC_BANDS", "NA_D_BAND",
-           "PAPER_GUESSES", "file_sha256", "make_config", "model_path", "fixed_values", "MIN_OVERLAP"]
+           "PAPER_GUESSES", "file_sha256", "MIN_OVERLAP"]
 
 #: Telluric absorption bands masked by default in observed spectra [Å, air].
 TELLURIC_BANDS = ((6860.0, 6890.0, "O2 B band"), (7160.0, 7330.0, "H2O"), (7590.0, 7700.0, "O2 A band"))
@@ -119,35 +118,6 @@ class FitConfig:
                 self.save_fits, self.recycle_after, self.lsf, self.timeout)
 
 
-def make_config(model, interp, **options):
-    """A :class:`FitConfig` for ``model`` (read as ``interp``), every option checked up front.
-
-    Unknown options, guesses of parameters the network does not have and guesses that
-    are not numbers are refused in one line; the model's SHA-256 is computed here, once.
-    """
-    from dataclasses import fields
-
-    known = {f.name for f in fields(FitConfig)} - {"model", "model_sha256"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise UlyssAnnError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
-                            f"the fit takes {', '.join(sorted(known))}")
-    guesses = {}
-    for name, values in (options.get("guesses") or {}).items():
-        name = interp.names[interp.parameter_index(name)]  # ParameterError names the parameters
-        try:
-            guesses[name] = [float(v) for v in np.atleast_1d(values)]
-        except (TypeError, ValueError):
-            raise UlyssAnnError(f"guesses of {name}: {values!r} are not numbers") from None
-        if not guesses[name]:
-            raise UlyssAnnError(f"guesses of {name}: none given; give at least one value")
-    options["guesses"] = guesses or None
-    options["masks"] = tuple(options.get("masks") or ())
-    if options.get("lsf") is not None:
-        options["lsf"] = os.path.abspath(options["lsf"])
-    return FitConfig(model=os.path.abspath(model), model_sha256=file_sha256(model), **options)
-
-
 @dataclass
 class PreparedFit:
     """One spectrum ready for an engine: what to fit, from where, and how it is sampled.
@@ -192,31 +162,6 @@ class Solution:
     bestfit: np.ndarray
     mask: np.ndarray
     error: np.ndarray = field(default=None)
-
-
-def model_path(model):
-    """The file of ``model``: a path, an Interpolator read from a file, or None for the bundled example."""
-    from ulyss_ann.spectra.examples import example_interpolator_path
-
-    if model is None:
-        return example_interpolator_path()
-    if isinstance(model, Interpolator):
-        if model.path is None:
-            raise UlyssAnnError("the interpolator must come from a file (Interpolator.read, or write it first)")
-        return model.path
-    return os.fspath(model)
-
-
-def fixed_values(interp, fixed):
-    """``{name: value}`` of fixed parameters with the network's own names, checked in one line."""
-    out = {}
-    for name, value in (fixed or {}).items():
-        name = interp.names[interp.parameter_index(name)]
-        try:
-            out[name] = float(value)
-        except (TypeError, ValueError):
-            raise UlyssAnnError(f"fixed value of {name}: {value!r} is not a number") from None
-    return out
 
 
 class FitPreparation:
@@ -289,9 +234,9 @@ class FitPreparation:
         for i, p in enumerate(self.interp.parameters):
             values = guesses[offsets[i]:offsets[i + 1]]
             if np.any(values < p.low) or np.any(values > p.high):
-                shown = ", ".join(f"{v:g}" for v in values)
-                raise UlyssAnnError(f"guess {p.name} = {shown} {p.unit} outside the limits "
-                                    f"[{p.low:g}, {p.high:g}] of {self.config.model}".replace("  ", " "))
+                shown = f"{', '.join(f'{v:g}' for v in values)} {p.unit}".rstrip()
+                raise UlyssAnnError(f"guess {p.name} = {shown} outside the limits "
+                                    f"[{p.low:g}, {p.high:g}] of {self.config.model}")
         grid = spectrum.grid
         if grid is not None:
             sampling = 1 if grid.log else 0
@@ -321,8 +266,12 @@ class FitEngine:
     def __init__(self, config, interp=None):
         self.config = config
         self.interp = interp if interp is not None else Interpolator.read(config.model)
-        self.preparation = FitPreparation(config, self.interp)
         self.sha256 = config.model_sha256 or file_sha256(config.model)
+
+    @property
+    def preparation(self):
+        """The preparation of the current configuration (guesses, masks and range may change between fits)."""
+        return FitPreparation(self.config, self.interp)
 
     def solve(self, prepared):
         """Fit one :class:`PreparedFit`; return a :class:`Solution`."""
@@ -335,7 +284,6 @@ class FitEngine:
         the engine's own errors), which the batch driver turns into the row's status.
         """
         started = time.perf_counter()
-        self.preparation.config = self.config  # guesses, masks and range may differ between batches
         prepared = self.preparation.prepare(spectrum, fixed)
         solution = self.solve(prepared)
         result = FitResult.from_solution(solution, prepared, self.interp, engine=self.name, model=self.config.model,

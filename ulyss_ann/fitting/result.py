@@ -99,7 +99,6 @@ class FitResult:
     e_sigma: float
     chi2: float
     rms: float
-    flags: tuple
     wavelength: np.ndarray
     flux: np.ndarray
     bestfit: np.ndarray
@@ -135,11 +134,11 @@ class FitResult:
         spectrum = prepared.spectrum
         meta = {key: spectrum.meta.get(key, np.nan) for key in ("file", "ra", "dec", "snr")}
         meta["n_bad"] = spectrum.n_bad
-        result = cls(params=params, errors=dict(zip(names, (float(e) for e in solution.errors))),
+        return cls(params=params, errors=dict(zip(names, (float(e) for e in solution.errors))),
                      units={p.name: p.unit for p in interp.parameters},
                      status={name: STATUS_NAMES.get(int(s), str(int(s))) for name, s in zip(names, solution.status)},
                      cz=float(solution.cz), e_cz=float(solution.e_cz), sigma=float(solution.sigma),
-                     e_sigma=float(solution.e_sigma), chi2=float(solution.chi2), rms=float(solution.rms), flags=(),
+                     e_sigma=float(solution.e_sigma), chi2=float(solution.chi2), rms=float(solution.rms),
                      wavelength=np.exp(solution.ln_start + np.arange(n) * solution.ln_step),
                      flux=np.asarray(solution.flux, float), bestfit=np.asarray(solution.bestfit, float),
                      mask=np.asarray(solution.mask, bool),
@@ -152,11 +151,10 @@ class FitResult:
                      model=os.path.basename(str(model)), model_sha256=model_sha256,
                      surrogate=bool(interp.is_surrogate), time=float(seconds),
                      spectrum_id=str(spectrum.meta.get("id", "")), meta=meta)
-        result.flags = result.quality_flags()
-        return result
 
-    def quality_flags(self):
-        """The quality flags of this fit (see :attr:`flags`)."""
+    @property
+    def flags(self):
+        """Quality flags (a tuple of str), derived from the numbers: see the class's text."""
         flags = [f"bound:{name}" for name, status in self.status.items() if status in ("low", "high")]
         if self.e_sigma == 0 and self.sigma > 0:
             flags.append("sigma-floor")

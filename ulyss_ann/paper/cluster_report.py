@@ -321,7 +321,6 @@ def make_report(results_file, outdir, truth_file=None, reference_file=None, refe
     feh = np.asarray(results["Fe/H"], float)[ok]
     numbers["mean_feh"] = (float(np.mean(feh)), float(np.std(feh, ddof=1)))
     save_figure(plot_distributions(results, label), os.path.join(outdir, "fig5_distributions.png"))
-    truth = None
     if truth_file:
         truth = Table.read(truth_file)
         numbers["truth"] = _stats(results, truth)
