@@ -1,6 +1,5 @@
 """The batch driver with real GDL and the real ULySS: results, bad input, resume, crashes."""
 
-import json
 import os
 import shutil
 import signal
@@ -16,6 +15,7 @@ from astropy.table import Table
 from conftest import SHARED, reference_file
 from ulyss_ann import UlyssAnnError, example_interpolator
 from ulyss_ann.fitting.batch import fit
+from ulyss_ann.fitting.journal import Journal
 from ulyss_ann.spectra.examples import example_interpolator_path
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
 from ulyss_ann.gdl.ulyss_location import find_ulyss
@@ -85,14 +85,17 @@ def test_bad_inputs_become_rows_and_the_batch_goes_on(spectra, tmp_path):
     logg = tmp_path / "logg.ecsv"
     Table({"id": ["sim002", "holes", "corrupt", "far"], "logg": [9.5, 3.6, 3.0, 3.0]}).write(logg)
     files = [spectra[2], str(corrupt), str(far), str(holes), str(tmp_path / "missing.fits"), spectra[3]]
-    table = fit(files, MODEL, tmp_path / "r.ecsv", workers=0, fixed={"Logg": f"{logg}:logg"}, **FAST)
+    table = fit(files, MODEL, tmp_path / "r.ecsv", workers=0, fixed={"Logg": f"{logg}:logg"},
+                **dict(FAST, guesses={"Teff": [5400.0], "Fe/H": [-1.5]}))
     status = dict(zip(table["id"], table["status"]))
-    assert "guess Logg = 9.5 dex outside the limits [0, 6]" in status["sim002"]   # GDL error, one row
+    assert f"fixed value (from {logg}:logg) for 'sim002': Logg = 9.5 dex outside the limits [0, 6]" \
+        in status["sim002"]   # one row, not the batch
     assert "truncated or corrupt" in status["corrupt"]
     assert "no overlap" in status["far"]
     assert "no such file" in status["missing"]
     assert "no fixed value of Logg for 'sim003'" in status["sim003"]
     assert status["holes"] == "ok"
+    assert set(table["engine"]) == {"gdl-subprocess"}  # failed rows name the engine the others ran with
     row = table[list(table["id"]).index("holes")]
     assert row["n_bad"] == 15 and row["Logg"] == 3.6 and row["e_Logg"] == 0
 
@@ -102,10 +105,10 @@ def test_resume_fits_only_what_is_missing(spectra, tmp_path):
     first = fit(spectra[:2], MODEL, out, workers=0, **FAST)
     with pytest.raises(UlyssAnnError, match="--resume"):
         fit(spectra[:3], MODEL, out, workers=0, **FAST)
-    second = fit(spectra[:3], MODEL, out, workers=0, resume=True, **FAST)
+    second = fit(spectra[:3], MODEL, out, workers=0, resume=True, add_spectra=True, **FAST)
     assert len(second) == 3 and list(second["time"][:2]) == list(first["time"])  # not refitted
-    lines = open(str(out) + ".journal.jsonl").read().splitlines()
-    assert len(lines) == 3
+    state = Journal(str(out) + ".journal.jsonl").read()
+    assert len(state.rows) == 3 and set(state.counts.values()) == {1}
 
 
 def _dask_workers():
@@ -132,7 +135,7 @@ def test_a_killed_worker_is_replaced_and_nothing_is_lost(spectra, tmp_path):
     runner = threading.Thread(target=lambda: done.update(table=fit(spectra, MODEL, out, workers=2, **FAST)))
     runner.start()
     deadline = time.time() + 120
-    while time.time() < deadline and (not os.path.exists(journal) or len(open(journal).readlines()) < 2):
+    while time.time() < deadline and len(Journal(journal).read().rows) < 2:
         time.sleep(0.05)
     workers = _dask_workers()
     assert len(workers) == 2
@@ -142,8 +145,8 @@ def test_a_killed_worker_is_replaced_and_nothing_is_lost(spectra, tmp_path):
     table = done["table"]
     assert sorted(table["id"]) == [f"sim{i:03d}" for i in range(8)]
     assert list(table["status"]) == ["ok"] * 8
-    rows = [json.loads(line) for line in open(journal)]
-    assert len(rows) == 8 and len({r["file"] for r in rows}) == 8
+    state = Journal(journal).read()
+    assert len(state.rows) == 8 and set(state.counts.values()) == {1} and not state.damaged
     assert killed[0] not in _dask_workers()
 
 
@@ -156,19 +159,19 @@ def test_driver_killed_then_resumed_fits_each_spectrum_once(spectra, tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = str(out) + ".journal.jsonl"
     deadline = time.time() + 120
-    while time.time() < deadline and (not os.path.exists(journal) or len(open(journal).readlines()) < 2):
+    while time.time() < deadline and len(Journal(journal).read().rows) < 2:
         time.sleep(0.05)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver, its cluster and GDL: all at once
     driver.wait()
-    before = len(open(journal).readlines())
+    before = len(Journal(journal).read().rows)
     assert 2 <= before < 8 and not out.exists()
     again = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300,
                            stdin=subprocess.DEVNULL)
     assert again.returncode == 0, again.stderr
     table = Table.read(out)
     assert sorted(table["id"]) == [f"sim{i:03d}" for i in range(8)] and set(table["status"]) == {"ok"}
-    rows = [json.loads(line) for line in open(journal)]
-    assert len(rows) == 8 and len({r["file"] for r in rows}) == 8  # each fitted exactly once
+    state = Journal(journal).read()
+    assert len(state.rows) == 8 and set(state.counts.values()) == {1}  # each fitted exactly once
 
 
 def test_backends_agree(spectra, tmp_path):

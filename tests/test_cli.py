@@ -191,7 +191,7 @@ def test_gdl_export_refuses_a_bad_name(network_file, tmp_path):
 
 @pytest.mark.parametrize("args, fragments", [
     (["-o", "/nonexistent/dir/r.ecsv"], ["/nonexistent/dir", "does not exist"]),
-    (["--workers", "-1"], ["workers = -1"]),
+    (["--workers", "-1"], ["workers (-j) -1"]),
     (["--guess", "Teff=hot"], ["--guess", "expected numbers"]),
     (["--range", "7000,5000"], ["--range", "LMIN < LMAX"]),
     (["--fix", "Logg"], ["--fix", "NAME=VALUE"]),

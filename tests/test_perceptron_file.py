@@ -40,10 +40,13 @@ def test_nodes_table_and_distance(tmp_path):
     back = Interpolator.read(tmp_path / "n.fits")
     np.testing.assert_array_equal(back.nodes, grid[1:])
     np.testing.assert_array_equal(back.mesh_steps, [100.0, 0.5, 0.5])
+    # d = (distance to the nearest node, in steps) / (median, over the 4 nearest nodes, of
+    # their distance to their 6th nearest node): on this 3x2x2 block every node is on its
+    # surface, 6th neighbours at √2 (√3 at the corners next to the hole)
     assert back.node_distance([5100.0, 2.5, -0.5]) == 0.0
-    assert back.node_distance([5150.0, 2.25, -0.75]) == pytest.approx(np.sqrt(0.75))  # mid-cell
-    assert back.node_distance([5000.0, 2.0, -1.0]) == pytest.approx(1.0)              # the hole
-    assert back.node_distance([5600.0, 2.0, -1.0]) == pytest.approx(4.0)              # beyond the edge
+    assert back.node_distance([5150.0, 2.25, -0.75]) == pytest.approx(np.sqrt(0.75) / np.sqrt(2))  # mid-cell
+    assert back.node_distance([5000.0, 2.0, -1.0]) == pytest.approx(1.0 / np.sqrt(3))  # one missing node
+    assert back.node_distance([5600.0, 2.0, -1.0]) == pytest.approx(4.0 / np.sqrt(2))  # 4 steps beyond the edge
     with fits.open(tmp_path / "n.fits") as hdul:  # a NODES table lacking a parameter is refused
         hdul["NODES"] = fits.BinTableHDU.from_columns(hdul["NODES"].columns[:2], name="NODES")
         hdul.writeto(tmp_path / "bad.fits")

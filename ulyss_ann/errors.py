@@ -12,6 +12,8 @@ __all__ = [
     "ParameterError",
     "OutOfBoundsError",
     "OutOfBoundsWarning",
+    "MachineryError",
+    "OversampledWarning",
 ]
 
 
@@ -37,6 +39,14 @@ class InterpolatorFileError(UlyssAnnError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class MachineryError(UlyssAnnError):
+    """The machinery failed, not the spectrum: a GDL process died, hung or could not start.
+
+    The batch driver records such a failure with the status ``failed: …`` (a spectrum's
+    own problems are ``error: …``) and fits that spectrum again on ``--resume``.
+    """
+
+
 class ParameterError(UlyssAnnError):
     """Atmospheric parameters given to an interpolator are malformed (names, shape, NaN)."""
 
@@ -47,3 +57,7 @@ class OutOfBoundsError(ParameterError):
 
 class OutOfBoundsWarning(UserWarning):
     """Parameters lie outside the trained bounds: the network extrapolates there."""
+
+
+class OversampledWarning(UserWarning):
+    """A spectrum is sampled far finer than the network: its fit costs much more, for no gain."""

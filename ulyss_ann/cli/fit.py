@@ -36,8 +36,12 @@ ULySS LSF text file (from uly_lsf, or `ulyss-ann lsf` for a Gaussian instrument)
 With it, use --engine native --losvd analytic: the LSF leaves almost no broadening to
 sigma, and ULySS's sampled kernel, pegged at 0.3 px, cannot follow sub-pixel shifts.
 
-Every finished spectrum is written at once to OUTPUT.journal.jsonl: after a crash,
-rerun with --resume. Readers: MUSE/PampelMuse (flux + SIGMA), SDSS/LAMOST tables and
+Every finished spectrum is written at once to OUTPUT.journal.jsonl, each record with
+its checksum, after the run's configuration: after a crash, rerun the same command with
+--resume (a damaged record is reported and its spectrum fitted again; other options
+than the run's are refused, with the differences listed). OUTPUT.lock keeps one run
+per output. Every option is checked before any fit. Two files with the same name in
+different folders get ids with their folder (night1/spec_001). Readers: MUSE/PampelMuse (flux + SIGMA), SDSS/LAMOST tables and
 LAMOST images (vacuum -> air), plain 1-D FITS (linear or log WCS), text columns."""
 
 
@@ -50,7 +54,17 @@ def add_fit_parser(sub):
                                "  ulyss-ann lsf --fwhm 4750:2.82,7000:2.54 --model M -o muse.lsf\n"
                                "  ulyss-ann fit muse/*.fits --model M --lsf muse.lsf -o r.ecsv\n"
                                "  ulyss-ann fit muse/*.fits --model M -o r.ecsv --resume   # after a crash\n"
-                               "  ulyss-ann fit big/*.fits --model M --scheduler tcp://head:8786")
+                               "  ulyss-ann fit big/*.fits --model M --scheduler tcp://head:8786\n\n"
+                               "status column: ok; error: <why> (the spectrum: unreadable, no overlap, no signal,\n"
+                               "  a fixed value missing; kept on --resume unless --retry-failed); failed: <why>\n"
+                               "  (the machinery: a worker or GDL died or hung; --resume fits it again, 3 tries)\n\n"
+                               "exit status:\n"
+                               "  0  every spectrum fitted (status ok)\n"
+                               "  1  some spectra not fitted: their rows say why (the table is written)\n"
+                               "  2  refused before any fit (a bad option, model or output), or stopped because\n"
+                               "     the journal could not be written (every row before is kept: --resume)\n"
+                               "  3  no spectrum fitted (the table is written, each row says why)\n"
+                               "  130  interrupted (Ctrl-C): finished spectra are in the journal; --resume")
     fp.add_argument("files", nargs="+", metavar="SPECTRUM", help="spectrum files")
     fp.add_argument("-m", "--model", help="interpolator FITS file (default: the bundled example)")
     fp.add_argument("-o", "--output", default="results.ecsv", help="results table (default: results.ecsv)")
@@ -76,7 +90,14 @@ def add_fit_parser(sub):
                                                   "see `ulyss-ann lsf`)")
     fp.add_argument("--backend", default="auto", choices=["auto", "pygdl", "subprocess"],
                     help="how Python talks to GDL (auto: a gdl subprocess if installed, else import GDL)")
-    fp.add_argument("--resume", action="store_true", help="continue a batch: skip spectra already done")
+    fp.add_argument("--resume", action="store_true",
+                    help="continue a batch with the same options: skip spectra already done (failures of the "
+                         "machinery are fitted again)")
+    fp.add_argument("--retry-failed", action="store_true",
+                    help="with --resume: fit again every spectrum whose row is not ok (errors, and "
+                         "failures of the machinery given up)")
+    fp.add_argument("--add-spectra", action="store_true",
+                    help="with --resume: accept spectra that are not in the run yet and fit them into it")
     fp.add_argument("--overwrite", action="store_true", help="start afresh, replacing OUTPUT and its journal")
     fp.add_argument("--save-fits", metavar="DIR", help="write each spectrum's best fit and residuals as FITS")
     fp.add_argument("--plot", metavar="FILE.png", help="a figure: one spectrum's fit and residuals, or for several the distributions "
@@ -196,13 +217,25 @@ def _run_fit(args):
     options = _options(args)
     fixed = _pairs(args.fix, "--fix")
     model = args.model or example_interpolator_path()
-    table = fit(args.files, model, args.output, fixed=fixed or None, workers=args.workers, scheduler=args.scheduler,
-                resume=args.resume, overwrite=args.overwrite, engine=args.engine, progress=not args.quiet,
-                save_fits=args.save_fits, **options)
+    try:
+        table = fit(args.files, model, args.output, fixed=fixed or None, workers=args.workers,
+                    scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite, engine=args.engine,
+                    progress=not args.quiet, save_fits=args.save_fits, retry_failed=args.retry_failed,
+                    add_spectra=args.add_spectra, **options)
+    except KeyboardInterrupt:
+        print(f"ulyss-ann: interrupted: the spectra finished are in {args.output}.journal.jsonl; "
+              "run the same command with --resume to go on", file=sys.stderr)
+        return 130
     print(f"wrote {args.output}")
     if args.plot:
         _plot(args, table, model, options, fixed)
-    return 0
+    return exit_status(table)
+
+
+def exit_status(table):
+    """0 when every spectrum is ok, 3 when none is, 1 in between (see the epilog of ``fit --help``)."""
+    ok = int((table["status"] == "ok").sum())
+    return 0 if ok == len(table) else 3 if ok == 0 else 1
 
 
 def _plot(args, table, model, options, fixed):

@@ -13,7 +13,7 @@ resumable: :func:`~ulyss_ann.fitting.batch.fit`.
 
 import os
 
-from ulyss_ann.fitting.options import FixedValues, make_config, model_path
+from ulyss_ann.fitting.options import FixedValues, check_combination, make_config, model_path
 from ulyss_ann.fitting.engines import engine_for, resolve_engine
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.spectra.inputs import as_spectrum
@@ -48,7 +48,10 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
     """
     path = os.path.abspath(model_path(model))
     interp = model if isinstance(model, Interpolator) else Interpolator.read(path)
-    config = make_config(path, interp, engine=resolve_engine(engine, options.get("backend", "auto")), **options)
+    config = make_config(path, interp, engine=resolve_engine(engine, options.get("backend", "auto"),
+                                                             losvd=options.get("losvd", "sampled")), **options)
+    fixed_values = FixedValues(fixed, interp)
+    check_combination(config, fixed_values)
     spectrum = as_spectrum(spectrum)
-    values = FixedValues(fixed, interp).for_spectrum(str(spectrum.meta.get("id")))
+    values = fixed_values.for_spectrum(str(spectrum.meta.get("id")))
     return engine_for(config, interp).fit(spectrum, values)

@@ -1,10 +1,19 @@
-"""The batch driver: many spectra fitted in parallel on Dask, resumable, nothing lost.
+"""The batch driver: many spectra fitted in parallel on Dask, resumable, nothing lost or mixed.
 
-``fit(spectra, model, output)`` reads each spectrum, fits it (either engine, through
-:func:`~ulyss_ann.fitting.engines.engine_for`) and appends its row to a journal the
-moment it is done (see :mod:`ulyss_ann.fitting.journal`); the ECSV table is rebuilt from
-the journal at the end, so ``resume=True`` after any crash continues where the
-batch stopped and every spectrum ends in the table exactly once.
+``fit(spectra, model, output)`` goes in this order:
+
+1. every option is checked (:mod:`~ulyss_ann.fitting.options`) — a bad one stops
+   everything in one line before any spectrum is read;
+2. the output is locked (one run per output) and its journal opened: a new run
+   records its configuration and inputs; ``resume=True`` checks that it is the same
+   run and fits only what is left (:mod:`~ulyss_ann.fitting.resume`,
+   :mod:`~ulyss_ann.fitting.run`);
+3. each spectrum is read and fitted (either engine, through
+   :func:`~ulyss_ann.fitting.engines.engine_for`) and its row appended to the journal
+   the moment it is done (:mod:`~ulyss_ann.fitting.journal`); a spectrum that cannot
+   be fitted gets a row saying why, and the batch goes on;
+4. the table is rebuilt from the journal — every spectrum of the run exactly once —
+   and written atomically (:mod:`~ulyss_ann.fitting.table`).
 
 Execution is Dask distributed: by default a ``LocalCluster`` of one worker process
 per core, one thread each — one GDL session per worker, because GDL holds the GIL
@@ -12,9 +21,10 @@ and is not thread-safe; ``scheduler="tcp://host:8786"`` runs the same batch on a
 existing cluster (each worker needs ulyss_ann, GDL and ULySS, and the files on a
 shared path). A worker killed or crashed (segfault, ``kill -9``) is restarted by its
 nanny and its task retried, ``retries`` times at most (Dask's ``allowed-failures``);
-after that the spectrum gets an error row and the batch goes on. The scheduler's
-heartbeat timeout is raised above the longest GDL call, which holds the GIL and
-freezes the worker's event loop. ``workers=0`` fits in this process, without Dask.
+after that the spectrum gets a ``failed: …`` row, which ``--resume`` fits again. The
+scheduler's heartbeat timeout is raised above the longest GDL call, which holds the
+GIL and freezes the worker's event loop. ``workers=0`` fits in this process, without
+Dask. Ctrl-C stops the batch; what was finished is in the journal.
 
 ``output=None`` keeps everything in memory (no journal, no resume): the notebook's way,
 with spectra that may be arrays or objects rather than files.
@@ -22,93 +32,77 @@ with spectra that may be arrays or objects rather than files.
 
 import logging
 import os
+import signal
+import sys
 import time
+import warnings
 from dataclasses import replace
 
 import numpy as np
 
-from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.options import FixedValues, make_config, model_path
-from ulyss_ann.fitting.engines import engine_for, resolve_engine
-from ulyss_ann.fitting.journal import Journal, MemoryJournal, failure_row, rows_to_table, write_table
+from ulyss_ann.errors import MachineryError, OversampledWarning, UlyssAnnError
+from ulyss_ann.fitting.engines import engine_for, engine_label, resolve_engine
+from ulyss_ann.fitting.journal import failure_row
+from ulyss_ann.fitting.options import FixedValues, check_combination, make_config, model_path
+from ulyss_ann.fitting.resume import open_journal, tasks_to_fit
+from ulyss_ann.fitting.run import OutputLock, run_record
+from ulyss_ann.fitting.sources import batch_inputs
+from ulyss_ann.fitting.table import rows_to_table, write_table
 from ulyss_ann.model.interpolator import Interpolator
-from ulyss_ann.spectra.inputs import as_spectrum, is_array_tuple, is_path
+from ulyss_ann.spectra.inputs import as_spectrum
 from ulyss_ann.spectra.lsf import read_lsf
-from ulyss_ann.spectra.spectrum import Spectrum
 
 __all__ = ["fit", "fit_one"]
 
 
-def _in_memory(source):
-    """The Spectrum of an in-memory source (its row keeps the id), None for a file."""
-    return source if isinstance(source, Spectrum) else None
-
-
-def fit_one(source, config, fixed=None, key=None, interp=None):
+def fit_one(source, config, fixed=None, key=None, interp=None, ident=None):
     """Fit one spectrum (a file or a Spectrum); always returns a row (failures say why in ``status``).
 
-    ``interp``: the model, where this process has read it already (a batch without Dask).
+    ``interp``: the model, where this process has read it already (a batch without Dask);
+    ``ident``: the spectrum's id in the batch (the reader's otherwise). A problem of the
+    spectrum gives ``error: …``; a failure of the machinery (GDL died, hung) or of
+    ulyss_ann itself gives ``failed: …``, which ``--resume`` retries.
     """
-    spectrum, name = None, config.engine
+    spectrum, name = None, engine_label(config)
     key = key if key is not None else os.path.abspath(source)
     try:
         spectrum = as_spectrum(source)
+        if ident is not None and spectrum.meta.get("id") != ident:
+            spectrum = replace(spectrum, meta={**spectrum.meta, "id": ident})
         engine = engine_for(config, interp)
         name = engine.name  # gdl-subprocess, gdl-pygdl or native: the same label as the successful rows
         row = engine.fit(spectrum, fixed).row()
         row["file"] = key
         return row
+    except MachineryError as exc:
+        status = f"failed: {exc}"
     except UlyssAnnError as exc:
-        return failure_row(key, spectrum, f"error: {exc}", name, os.path.basename(config.model),
-                           config.model_sha256)
-
-
-def _sources(spectra):
-    """(key, source, id) of each input: files by absolute path, in-memory spectra by id.
-
-    In-memory spectra without an id of their own are numbered (``spectrum0001``…, on a
-    copy: the caller's object is untouched) so that their rows never merge; a repeated
-    key is fitted once.
-    """
-    if is_path(spectra) or isinstance(spectra, Spectrum) or is_array_tuple(spectra) or hasattr(spectra, "spectral_axis"):
-        spectra = [spectra]  # one spectrum, not a sequence of them
-    try:
-        items = list(spectra)
-    except TypeError:
-        raise UlyssAnnError(f"cannot fit a {type(spectra).__name__}: give a file name, a ulyss_ann.Spectrum, a "
-                            "specutils spectrum, (wavelength, flux[, error]) arrays, or a list of them") from None
-    out, seen = [], set()
-    for n, item in enumerate(items, start=1):
-        if is_path(item):
-            path = os.path.abspath(item)
-            out.append((path, path, os.path.splitext(os.path.basename(path))[0]))
-            continue
-        spectrum = as_spectrum(item, default_id=f"spectrum{n:04d}")
-        key = spectrum.meta.get("file") or f"memory:{spectrum.meta.get('id')}"
-        if not spectrum.meta.get("file") and (spectrum.meta.get("id") in (None, "spectrum") or key in seen):
-            spectrum = replace(spectrum, meta={**spectrum.meta, "id": f"spectrum{n:04d}"})
-            key = f"memory:spectrum{n:04d}"
-        seen.add(key)
-        out.append((key, spectrum, str(spectrum.meta["id"])))
-    return out
+        status = f"error: {exc}"
+    except Exception as exc:  # a bug: recorded, retried on --resume, never the end of the batch
+        status = f"failed: internal error ({type(exc).__name__}: {exc}); please report it"
+    return failure_row(key, spectrum or ident, status, name, os.path.basename(config.model), config.model_sha256)
 
 
 def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None, mdegree=20, wave_range=None,
         telluric=None, mask_nad=False, masks=(), workers=None, scheduler=None, resume=False,
         overwrite=False, backend="auto", engine="auto", progress=True, save_fits=None, retries=2,
-        recycle_after=100, losvd="sampled", lsf=None):
+        recycle_after=100, losvd="sampled", lsf=None, retry_failed=False, add_spectra=False):
     """Fit spectra with an interpolator, through GDL + ULySS or natively; return the results table.
+
+    Every option is checked before any spectrum is read (one-line UlyssAnnError); a
+    spectrum that cannot be fitted gets a row whose ``status`` says why, and the batch
+    goes on.
 
     Parameters
     ----------
     spectra : path, or sequence of paths, Spectrum, specutils spectra or (wavelength, flux[, error])
         One file name, or a list of any of the inputs of
-        :func:`~ulyss_ann.spectra.inputs.as_spectrum`.
+        :func:`~ulyss_ann.spectra.inputs.as_spectrum` (ids: :mod:`~ulyss_ann.fitting.sources`).
     model : path-like, optional
         Interpolator file (default: the bundled example network).
     output : path-like or None
-        Results table (ECSV); the journal is ``output + '.journal.jsonl'``. None: keep
-        the results in memory only (no journal, no resume).
+        Results table (ECSV); the journal is ``output + '.journal.jsonl'``, the lock
+        ``output + '.lock'``. None: keep the results in memory only (no journal, no resume).
     guesses, mdegree, wave_range, telluric, mask_nad, masks, backend, save_fits, recycle_after, losvd, lsf
         See :class:`~ulyss_ann.fitting.core.FitConfig`.
     fixed : dict, optional
@@ -119,89 +113,95 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     scheduler : str, optional
         Address of an existing Dask scheduler to use instead of a local cluster.
     resume : bool
-        Continue a batch: spectra already in the journal are not fitted again.
+        Continue a batch: spectra already in the journal are not fitted again, except
+        failures of the machinery (``failed: …``, :data:`~ulyss_ann.fitting.resume.MACHINERY_TRIES`
+        tries in all).
+        The configuration must be the journal's (:mod:`~ulyss_ann.fitting.run`), and the
+        spectra the same.
+    retry_failed : bool
+        On resume, fit again every spectrum whose row is not ``ok`` (``error: …``, and
+        failures of the machinery given up after their tries).
+    add_spectra : bool
+        On resume, accept spectra that are not in the run yet, and fit them into it.
     overwrite : bool
         Start afresh, discarding an earlier output and journal.
     engine : str
         ``gdl``: ULySS's ``uly_fit`` in GDL with the generated component; ``native``: the
         same model and fit in NumPy/SciPy; ``auto`` (default): ``gdl`` when GDL and
-        ULySS are found here, else ``native``. The table's ``engine`` column records which ran.
+        ULySS are found here (and the options are ULySS's), else ``native``. The table's
+        ``engine`` column records which ran.
     retries : int
-        Worker deaths one spectrum may cause before it is given up.
+        Worker deaths one spectrum may cause before it is given up (in this run).
 
     Returns
     -------
     astropy.table.Table
-        One row per spectrum, columns with units (also written to ``output``).
+        One row per spectrum, columns with units (also written to ``output``); its
+        metadata is the run's record.
     """
     model = os.path.abspath(model_path(model))
     interp = Interpolator.read(model)  # a bad model stops everything before any work
-    if output is not None:
-        folder = os.path.dirname(os.path.abspath(output))
-        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-            raise UlyssAnnError(f"{output}: its folder {folder} does not exist or is not writable")
+    _check_run_options(output, workers, scheduler, resume, overwrite, retries, retry_failed, add_spectra)
     if lsf is not None:
         read_lsf(os.path.abspath(lsf))  # a missing or empty LSF file stops everything before any work
-    if workers is not None and workers < 0:
-        raise UlyssAnnError(f"workers = {workers}: give 0 (no Dask) or a positive number of processes")
-    engine = resolve_engine(engine, backend, remote=scheduler is not None)
+    engine = resolve_engine(engine, backend, remote=scheduler is not None, losvd=losvd)
     config = make_config(model, interp, guesses=guesses, mdegree=mdegree, wave_range=wave_range,
                          telluric=telluric, mask_nad=mask_nad, masks=masks, backend=backend, save_fits=save_fits,
                          recycle_after=recycle_after, engine=engine, losvd=losvd, lsf=lsf)
-    sha, lsf = config.model_sha256, config.lsf
     if engine == "gdl":
         from ulyss_ann.fitting.gdl_engine import check_gdl_paths
 
         check_gdl_paths(config)  # a path GDL cannot open stops everything before any work
     fixed_values = FixedValues(fixed, interp)
-    sources = _sources(spectra)
-    journal = _open_journal(output, resume, overwrite)
-    done = journal.read()
-    todo = list({key: (key, source, ident) for key, source, ident in sources if key not in done}.values())
-    if progress and done:
-        print(f"resuming: {len(done)} spectra already in {journal.path}, {len(todo)} to fit")
-    tasks = []
-    for key, source, ident in todo:
-        try:
-            if is_path(source) and not os.path.isfile(source):
-                raise UlyssAnnError(f"{source}: no such file")
-            tasks.append((key, source, fixed_values.for_spectrum(ident)))
-        except UlyssAnnError as exc:
-            journal.append(failure_row(key, _in_memory(source), f"error: {exc}", engine, os.path.basename(model), sha))
-    started = time.perf_counter()
-    if tasks:
-        runner = _run_serial if workers == 0 and scheduler is None else _run_dask
-        runner(tasks, config, journal, workers, scheduler, progress, retries, interp)
-    rows = journal.read()
-    ordered = [rows[key] for key in dict.fromkeys(key for key, _, _ in sources) if key in rows]
-    table = rows_to_table(ordered, [(p.name, p.unit) for p in interp.parameters])
-    meta = {"model": os.path.basename(model), "model_sha256": sha, "mdegree": mdegree, "engine": engine,
-            "lsf": lsf or "none",
-            "software": "ulyss_ann (" + ("GDL + ULySS" if engine == "gdl" else "native NumPy/SciPy fitter") + ")"}
-    if output is not None:
-        write_table(table, output, meta=meta)
-    else:
-        table.meta.update(meta)
+    check_combination(config, fixed_values)
+    inputs = batch_inputs(spectra)
+    record = run_record(config, fixed_values)
+    lock = OutputLock(output).acquire() if output is not None else None
+    try:
+        journal, state = open_journal(output, resume, overwrite, record, inputs, add_spectra)
+        started = time.perf_counter()
+        tasks = tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress)
+        if tasks:
+            runner = _run_serial if workers == 0 and scheduler is None else _run_dask
+            runner(tasks, config, journal, workers, scheduler, progress, retries, interp)
+        state = journal.read()
+        table = rows_to_table([state.rows[key] for key in state.inputs if key in state.rows],
+                              [(p.name, p.unit) for p in interp.parameters])
+        if output is not None:
+            write_table(table, output, meta=state.run)
+        else:
+            table.meta.update(state.run)
+    finally:
+        if lock is not None:
+            lock.release()
     if progress:
         _summary(table, interp, time.perf_counter() - started, len(tasks))
     return table
 
 
-def _open_journal(output, resume, overwrite):
-    """The batch's journal: on disk beside ``output``, or in memory when there is no output."""
-    if output is None:
-        if resume:
-            raise UlyssAnnError("resume needs an output table (its journal is what a batch resumes from)")
-        return MemoryJournal()
-    journal = Journal(str(output) + ".journal.jsonl")
-    if overwrite:
-        for path in (output, journal.path):
-            if os.path.exists(path):
-                os.remove(path)
-    elif not resume and (os.path.exists(output) or os.path.exists(journal.path)):
-        raise UlyssAnnError(f"{output} or its journal exists: add --resume to continue that batch, "
-                            "or --overwrite to start again")
-    return journal
+def _check_run_options(output, workers, scheduler, resume, overwrite, retries, retry_failed, add_spectra):
+    """Refuse, in one line, the options of the run itself that are wrong or do nothing together."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                or workers < 0):
+        raise UlyssAnnError(f"workers (-j) {workers!r}: give 0 (no Dask) or a positive number of processes")
+    if workers is not None and scheduler is not None:
+        raise UlyssAnnError("workers (-j) and scheduler (--scheduler): the cluster at the address has its own "
+                            "workers; give one of them")
+    if not isinstance(retries, (int, np.integer)) or retries < 0:
+        raise UlyssAnnError(f"retries {retries!r}: give a number of worker deaths >= 0")
+    if resume and overwrite:
+        raise UlyssAnnError("--resume and --overwrite: continue the batch, or start it again, not both")
+    if (retry_failed or add_spectra) and not resume:
+        option = "--retry-failed" if retry_failed else "--add-spectra"
+        raise UlyssAnnError(f"{option} acts on a resumed batch: add --resume")
+    if output is not None:
+        folder = os.path.dirname(os.path.abspath(output))
+        if os.path.isdir(os.path.abspath(output)):
+            raise UlyssAnnError(f"{output}: a folder; give the results table's file name (e.g. {output}/r.ecsv)")
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise UlyssAnnError(f"{output}: its folder {folder} does not exist or is not writable")
+    elif resume:
+        raise UlyssAnnError("resume needs an output table (its journal is what a batch resumes from)")
 
 
 def _progress_bar(total, enabled):
@@ -211,6 +211,8 @@ def _progress_bar(total, enabled):
 
 
 def _record(journal, bar, row, failures):
+    for message in row.pop("warnings", ()):  # said by a Dask worker, whose own warnings nobody sees
+        bar.write(f"ulyss-ann: warning: {message}", file=sys.stderr)
     journal.append(row)
     if row["status"] != "ok":
         failures[0] += 1
@@ -221,8 +223,19 @@ def _record(journal, bar, row, failures):
 def _run_serial(tasks, config, journal, workers, scheduler, progress, retries, interp):
     failures = [0]
     with _progress_bar(len(tasks), progress) as bar:
-        for key, source, fixed in tasks:
-            _record(journal, bar, fit_one(source, config, fixed, key, interp), failures)
+        for entry, fixed in tasks:
+            _record(journal, bar, fit_one(entry.source, config, fixed, entry.key, interp, entry.ident), failures)
+
+
+def _fit_noting_warnings(*args):
+    """:func:`fit_one` in a Dask worker: the warnings of the fit travel back in the row, for the driver to print."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OversampledWarning)
+        row = fit_one(*args)
+    notes = [str(w.message) for w in caught if issubclass(w.category, OversampledWarning)]
+    if notes:
+        row["warnings"] = notes
+    return row
 
 
 def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, interp):
@@ -238,28 +251,65 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
         if scheduler:
             client = Client(scheduler)
         else:
-            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                   processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+            with _children_ignore_interrupts():
+                cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                       processes=True, dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)
         try:
-            futures = {client.submit(fit_one, source, config, fixed, key, pure=False): (key, source)
-                       for key, source, fixed in tasks}
+            futures = {client.submit(_fit_noting_warnings, entry.source, config, fixed, entry.key, None, entry.ident,
+                                     pure=False): entry for entry, fixed in tasks}
             failures = [0]
             with _progress_bar(len(futures), progress) as bar:
                 for future in as_completed(futures):
-                    key, source = futures.pop(future)
+                    entry = futures.pop(future)
                     try:
                         row = future.result()
-                    except Exception as exc:  # KilledWorker after `retries` deaths, or a bug
-                        row = failure_row(key, _in_memory(source), f"error: worker failed ({type(exc).__name__}: "
-                                          f"{exc})", config.engine, os.path.basename(config.model),
-                                          config.model_sha256)
+                    except Exception as exc:  # KilledWorker after `retries` deaths
+                        row = failure_row(entry.key, entry.in_memory or entry.ident,
+                                          f"failed: the worker died fitting it, {int(retries) + 1} times "
+                                          f"({type(exc).__name__})", engine_label(config),
+                                          os.path.basename(config.model), config.model_sha256)
                     future.release()
                     _record(journal, bar, row, failures)
         finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            _close_quietly(client, cluster)
+
+
+def _children_ignore_interrupts():
+    """Start the local cluster's processes with Ctrl-C ignored (restored here after).
+
+    A Ctrl-C at a terminal goes to the whole process group: without this every worker
+    prints its own KeyboardInterrupt traceback (~70 lines) while the driver stops them
+    anyway. An ignored signal stays ignored across exec, and Python then installs no
+    handler of its own, so the spawned workers leave the interrupt to the driver.
+    """
+    import contextlib
+    import threading
+
+    @contextlib.contextmanager
+    def ignoring():
+        if threading.current_thread() is not threading.main_thread():
+            yield  # only the main thread may set handlers (a batch run from a thread)
+            return
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    return ignoring()
+
+
+def _close_quietly(client, cluster):
+    """Close the client and the local cluster; an interrupted close says nothing more."""
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    finally:
+        quiet.setLevel(level)
 
 
 def _summary(table, interp, seconds, fitted_now):

@@ -5,8 +5,9 @@ A fit of one spectrum goes the same way in both engines:
 1. :class:`FitPreparation` decides what is fitted — the wavelength range (the
    requested one, 1.5 pixels inside the network's), the good pixels (the reader's,
    minus the telluric bands, Na D and the user's masks), the guesses and the fixed
-   parameters — and makes the checks (overlap, guesses inside the training bounds),
-   all in one place;
+   parameters — and makes the checks (overlap, guesses inside the training bounds,
+   enough good pixels holding a signal: :meth:`FitPreparation.check_signal`), all in
+   one place;
 2. the engine (:class:`FitEngine` subclass: :class:`~ulyss_ann.fitting.gdl_engine.GDLEngine`
    or :class:`~ulyss_ann.fitting.native_engine.NativeEngine`) solves the model of the
    paper's Eq. 8 and returns a :class:`Solution`;
@@ -18,16 +19,18 @@ Neither engine imports the other: both import this module.
 
 import hashlib
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.errors import OversampledWarning, UlyssAnnError
 from ulyss_ann.fitting.result import FitResult
 from ulyss_ann.model.interpolator import Interpolator
+from ulyss_ann.model.wavelength import C_KMS
 
 __all__ = ["FitConfig", "FitPreparation", "PreparedFit", "Solution", "FitEngine", "TELLURIC_BANDS", "NA_D_BAND",
-           "PAPER_GUESSES", "file_sha256", "MIN_OVERLAP"]
+           "PAPER_GUESSES", "file_sha256", "MIN_OVERLAP", "MIN_DOF", "OVERSAMPLED"]
 
 #: Telluric absorption bands masked by default in observed spectra [Å, air].
 TELLURIC_BANDS = ((6860.0, 6890.0, "O2 B band"), (7160.0, 7330.0, "H2O"), (7590.0, 7700.0, "O2 A band"))
@@ -37,6 +40,12 @@ NA_D_BAND = (5885.0, 5900.0, "Na D")
 PAPER_GUESSES = {"teff": (5000.0, 5500.0, 6000.0), "fe/h": (-1.0, -1.5)}
 #: The shortest fitted range [Å] worth a fit.
 MIN_OVERLAP = 50.0
+#: Degrees of freedom a fit must keep: good pixels beyond the unknowns (cz, σ, the free
+#: parameters, the MDEGREE + 1 polynomial coefficients). With fewer, χ² and the errors
+#: mean nothing, and Levenberg-Marquardt can reproduce the data with any parameters.
+MIN_DOF = 10
+#: A spectrum sampled this many times finer than the network is warned about (:meth:`FitPreparation.check_sampling`).
+OVERSAMPLED = 8.0
 
 
 def file_sha256(path):
@@ -221,6 +230,53 @@ class FitPreparation:
             good &= ~((spectrum.wavelength >= a) & (spectrum.wavelength <= b))
         return good
 
+    def check_signal(self, spectrum, good, lo, hi, flags):
+        """UlyssAnnError unless the good pixels of [lo, hi] hold a signal worth fitting.
+
+        Both engines would otherwise "fit" nothing: an all-zero or constant spectrum
+        leaves the parameters at their guesses (χ² 0 natively, no solution in ULySS), and
+        too few pixels let the polynomial absorb anything. Said here, before either
+        engine runs, so that both give the same reason.
+        """
+        wave = np.asarray(spectrum.wavelength, float)
+        inside = (wave >= lo) & (wave <= hi)
+        n_in = int(np.count_nonzero(inside))
+        use = inside & good
+        n_good = int(np.count_nonzero(use))
+        unknowns = 2 + int(np.count_nonzero(flags == 0)) + self.config.mdegree + 1
+        if n_good < unknowns + MIN_DOF:
+            bad = int(np.count_nonzero(inside & ~spectrum.good))
+            banded = int(np.count_nonzero(inside & spectrum.good & ~good))
+            raise UlyssAnnError(f"no usable pixels: {n_good} good of {n_in} in {lo:.0f}-{hi:.0f} Å "
+                                f"({bad} bad values (NaN/inf flux, bad errors, the input mask), {banded} in "
+                                f"masked bands); a fit of {unknowns} unknowns (MDEGREE {self.config.mdegree}) "
+                                f"needs at least {unknowns + MIN_DOF}")
+        flux = np.asarray(spectrum.flux, float)[use]
+        if np.ptp(flux) <= 1e-12 * np.max(np.abs(flux)):  # exactly constant, up to rounding
+            raise UlyssAnnError(f"no signal: the flux is {flux[0]:.6g} at all {n_good} fitted pixels "
+                                f"({lo:.0f}-{hi:.0f} Å)")
+
+    def check_sampling(self, spectrum, lo, hi):
+        """Warn (:class:`~ulyss_ann.errors.OversampledWarning`) when the spectrum is sampled far finer than the network.
+
+        Both engines fit on the spectrum's own velocity step (ULySS log-rebins at it), so
+        the cost grows with the pixel count while the network, at its own resolution, has
+        nothing more to say: a 200 000-pixel echelle spectrum costs ~50 MUSE fits natively
+        and minutes in ULySS. Warned, not rebinned, so that what is fitted stays what
+        ULySS would fit; the fix is to rebin it to the network's step first.
+        """
+        wave = np.asarray(spectrum.wavelength, float)
+        inside = wave[(wave >= lo) & (wave <= hi)]
+        net = self.interp.wavelength.wavelength
+        net_step = C_KMS * np.median(np.diff(np.log(net)))
+        step = C_KMS * np.median(np.diff(np.log(inside)))
+        if step * OVERSAMPLED < net_step:
+            warnings.warn(f"{spectrum.meta.get('id', 'spectrum')}: {inside.size} pixels in {lo:.0f}-{hi:.0f} Å, "
+                          f"{net_step / step:.0f} times finer than the network's sampling ({net_step:.0f} km/s "
+                          f"per pixel): its fit costs ~{net_step / step:.0f} times more than at that step, for no "
+                          "gain; rebin it to the network's step first (e.g. specutils' "
+                          "FluxConservingResampler)", OversampledWarning, stacklevel=2)
+
     def prepare(self, spectrum, fixed=None):
         """A :class:`PreparedFit`, or UlyssAnnError saying why this spectrum cannot be fitted."""
         fixed = {k.lower(): float(v) for k, v in (fixed or {}).items()}
@@ -235,7 +291,8 @@ class FitPreparation:
             values = guesses[offsets[i]:offsets[i + 1]]
             if np.any(values < p.low) or np.any(values > p.high):
                 shown = f"{', '.join(f'{v:g}' for v in values)} {p.unit}".rstrip()
-                raise UlyssAnnError(f"guess {p.name} = {shown} outside the limits "
+                what = "fixed value" if flags[i] == 1 else "guess"
+                raise UlyssAnnError(f"{what} {p.name} = {shown} outside the limits "
                                     f"[{p.low:g}, {p.high:g}] of {self.config.model}")
         grid = spectrum.grid
         if grid is not None:
@@ -243,8 +300,10 @@ class FitPreparation:
             start, step, wave = grid.crval + (1.0 - grid.crpix) * grid.cdelt, grid.cdelt, None
         else:
             sampling, start, step, wave = 2, 0.0, 0.0, np.asarray(spectrum.wavelength, float)
-        return PreparedFit(spectrum, lo, hi, self.good_pixels(spectrum), guesses, counts, flags,
-                           sampling, start, step, wave)
+        good = self.good_pixels(spectrum)
+        self.check_signal(spectrum, good, lo, hi, flags)
+        self.check_sampling(spectrum, lo, hi)
+        return PreparedFit(spectrum, lo, hi, good, guesses, counts, flags, sampling, start, step, wave)
 
 
 class FitEngine:

@@ -13,7 +13,7 @@ import shutil
 
 from ulyss_ann.errors import UlyssAnnError
 
-__all__ = ["ENGINES", "resolve_engine", "check_gdl", "gdl_ready", "engine_for", "close_engines"]
+__all__ = ["ENGINES", "resolve_engine", "engine_label", "check_gdl", "gdl_ready", "engine_for", "close_engines"]
 
 ENGINES = ("auto", "gdl", "native")
 
@@ -44,18 +44,38 @@ def gdl_ready(backend):
     return True
 
 
-def resolve_engine(engine, backend="auto", remote=False):
+def resolve_engine(engine, backend="auto", remote=False, losvd="sampled"):
     """``gdl`` or ``native`` for the ``engine`` asked; a missing GDL is an error only for ``gdl`` here.
 
-    ``remote``: the fits run on a cluster, whose machines are what count for ``gdl``.
+    ``auto`` takes ``native`` for what only it does (``losvd="analytic"``), ``gdl`` when a
+    GDL ``backend`` is named (and stops when GDL is missing), else ``gdl`` when GDL and
+    ULySS are here, ``native`` otherwise. ``remote``: the fits run on a cluster, whose
+    machines are what count for ``gdl``.
     """
     if engine not in ENGINES:
         raise UlyssAnnError(f"engine '{engine}': choose {', '.join(ENGINES)}")
     if engine == "auto":
-        return "gdl" if gdl_ready(backend) else "native"
+        if losvd == "analytic":
+            return "native"
+        if backend == "auto":
+            return "gdl" if gdl_ready(backend) else "native"
+        engine = "gdl"
     if engine == "gdl" and not remote:
         check_gdl(backend)
     return engine
+
+
+def engine_label(config):
+    """The ``engine`` column of the rows of ``config``: ``native``, ``gdl-subprocess`` or ``gdl-pygdl``.
+
+    Rows of spectra that failed before any engine started carry it too, so that every row
+    of a run names the same engine.
+    """
+    if config.engine != "gdl":
+        return config.engine
+    from ulyss_ann.gdl.session import resolve_backend
+
+    return f"gdl-{resolve_backend(config.backend)}"
 
 
 def engine_for(config, interp=None):

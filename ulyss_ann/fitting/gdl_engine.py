@@ -12,6 +12,21 @@ The range, masks and guesses are decided in Python (:mod:`ulyss_ann.fitting.core
 for the native engine. What GDL sends back is two vectors, whose layouts are defined
 once, here (:data:`RESULT_FIELDS`, :data:`LAST_FIT_COLUMNS`), and documented in the
 GDL routines' headers with the same names.
+
+Files GDL opens itself are never the user's paths: GDL passes a file name through
+wordexp(3), which drops a pair of quotes (``étoile's star`` in a folder ``l'été``
+becomes ``etoiles star`` in ``lete``) and expands globs, and an I/O error inside a
+CATCH then aborts GDL (``GDLInterpreter.cpp:442`` assertion), taking python3-gdl's
+Python process and the batch with it. So ULySS writes the ``.res`` file into this
+engine's scratch folder under a fixed ASCII name and Python moves it to
+``<save_fits>/<id>.res``; an LSF file is copied there under a name made of its
+checksum.
+
+When ULySS finds no solution it says why only in messages that ``/QUIET`` hides: the
+spectrum is then fitted once more, verbosely, and what ULySS printed becomes the
+error (:meth:`GDLEngine._no_solution`). A dead or hung ``gdl`` process raises
+:class:`~ulyss_ann.errors.MachineryError` (``GDLProcessError``) and the session starts
+a new one for the next spectrum.
 """
 
 import hashlib
@@ -22,11 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.errors import MachineryError, UlyssAnnError
 from ulyss_ann.fitting.core import FitEngine, Solution
 from ulyss_ann.fitting.result import file_stem
 from ulyss_ann.gdl.component import generate_component, resource_dir
 from ulyss_ann.gdl.literals import check_gdl_path
+from ulyss_ann.gdl.process import gdl_error_lines
 
 __all__ = ["GDLEngine", "check_gdl_paths", "RESULT_FIELDS", "PARAMETER_FIELDS", "LAST_FIT_COLUMNS",
            "decode_result"]
@@ -67,12 +83,22 @@ def _component_cache():
 
 
 def check_gdl_paths(config):
-    """Refuse, before any fit, a path of ``config`` that GDL would not open as written."""
+    """Refuse, before any fit, a path of ``config`` that GDL would not open as written.
+
+    GDL opens only the component cache and scratch folders (see the module's notes);
+    ``$`` and ``\\`` in a --save-fits folder stay refused, as before, for one rule on
+    both engines' GDL side.
+    """
     if config.save_fits:
-        check_gdl_path(os.path.abspath(config.save_fits), "--save-fits")
-    if config.lsf:
-        check_gdl_path(os.path.abspath(config.lsf), "--lsf")
+        check_gdl_path(os.path.abspath(config.save_fits), "--save-fits", opened=False)
     check_gdl_path(_component_cache(), "the component cache (set XDG_CACHE_HOME to change it)", search_path=True)
+
+
+def _scratch_folder():
+    """A private folder with a name GDL opens verbatim (for the .res file and the LSF copy)."""
+    scratch = tempfile.mkdtemp(prefix="ulyss_ann_engine_")
+    check_gdl_path(scratch, "the temporary folder (set TMPDIR to a plain path)")
+    return Path(scratch)
 
 
 def _component_folder(interp, sha):
@@ -102,12 +128,27 @@ class GDLEngine(FitEngine):
         check_gdl_paths(config)
         super().__init__(config, interp)
         self.component, self.folder = _component_folder(self.interp, self.sha256)
+        self.scratch = _scratch_folder()
         self.session = open_session([self.folder], backend=config.backend, timeout=config.timeout)
         self.name = f"gdl-{self.session.backend}"
         self.fits = 0
 
     def close(self):
         self.session.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _lsf_copy(self):
+        """The --lsf file as GDL reads it: a copy named by its checksum (the component's key stays put)."""
+        if not self.config.lsf:
+            return " "
+        try:
+            data = Path(self.config.lsf).read_bytes()
+        except OSError as exc:
+            raise UlyssAnnError(f"--lsf {self.config.lsf}: cannot be read ({exc.strerror})") from None
+        copy = self.scratch / f"lsf_{hashlib.sha256(data).hexdigest()[:16]}.txt"
+        if not copy.is_file():
+            copy.write_bytes(data)
+        return str(copy)
 
     def solve(self, prepared):
         spectrum = prepared.spectrum
@@ -115,21 +156,20 @@ class GDLEngine(FitEngine):
         wave = prepared.wave if prepared.sampling == 2 else np.array([0.0])
         res_file = " "
         if self.config.save_fits:
-            os.makedirs(self.config.save_fits, exist_ok=True)
-            res_file = os.path.join(os.path.abspath(self.config.save_fits), f"{file_stem(spectrum.meta.get('id'))}.res")
-            check_gdl_path(res_file, "the ULySS .res file of this spectrum")
+            res_file = str(self.scratch / "solution.res")
             if os.path.exists(res_file):
                 os.remove(res_file)  # uly_solut_twrite appends
-        vector = self.session.call("ulyss_ann_fit", self.component, str(self.folder / f"{self.component}.fits"),
-                                   spectrum.flux, error, prepared.good.astype(np.int32), wave,
-                                   int(prepared.sampling), float(prepared.start), float(prepared.step),
-                                   prepared.guesses, prepared.counts, prepared.fixed_flags, float(prepared.lo),
-                                   float(prepared.hi), int(self.config.mdegree), res_file,
-                                   os.path.abspath(self.config.lsf) if self.config.lsf else " ")
+        args = ("ulyss_ann_fit", self.component, str(self.folder / f"{self.component}.fits"),
+                spectrum.flux, error, prepared.good.astype(np.int32), wave,
+                int(prepared.sampling), float(prepared.start), float(prepared.step),
+                prepared.guesses, prepared.counts, prepared.fixed_flags, float(prepared.lo),
+                float(prepared.hi), int(self.config.mdegree), res_file, self._lsf_copy())
+        vector = self.session.call(*args)
         self.fits += 1
         if vector.size == 1 and vector[0] == -1:
-            message = self.session.call("ulyss_ann_last_error").strip()
-            raise UlyssAnnError(f"GDL: {message}")
+            vector = self._no_solution(args)
+        if self.config.save_fits:
+            self._publish_res(res_file, spectrum.meta.get("id"))
         found = decode_result(vector, self.interp.npar)
         columns = self.session.call("ulyss_ann_last_fit").reshape(len(LAST_FIT_COLUMNS), -1)
         fitted = dict(zip(LAST_FIT_COLUMNS, columns))
@@ -143,3 +183,41 @@ class GDLEngine(FitEngine):
                         status=found["status"].astype(int), ln_start=ln_wave[0], ln_step=ln_wave[1] - ln_wave[0],
                         flux=fitted["flux"], bestfit=fitted["bestfit"], mask=fitted["mask"] != 0,
                         error=None if spectrum.error is None else fitted["error"])
+
+    def _no_solution(self, args):
+        """Raise the failed fit's reason in one line, ULySS's own words where it printed any.
+
+        ULySS run /QUIET returns no solution without a word (its reasons are /INFO
+        messages), so the spectrum is fitted once more with its messages on, and what
+        GDL printed is captured. Should that second fit succeed, its vector is returned.
+        """
+        message = self.session.call("ulyss_ann_last_error").strip()
+        if message.endswith("ULySS returned no solution"):
+            self.session.call("ulyss_ann_verbose", 1)
+            try:
+                vector, printed = self.session.call_capturing(*args)
+            except MachineryError:
+                raise
+            except UlyssAnnError as exc:  # GDL stopped on an error of its own this time
+                vector, printed = np.array([-1.0]), [f"% {exc}"]
+            finally:
+                self.session.call("ulyss_ann_verbose", 0)
+            if not (vector.size == 1 and vector[0] == -1):
+                return vector
+            said = [line for line in gdl_error_lines(printed) if not line.startswith("ULYSS_ANN_")]
+            said += [line.strip() for line in printed if "fatal" in line.lower() and not line.startswith("%")]
+            said = list(dict.fromkeys(said))  # each once, in order
+            message += ": " + ("; ".join(said) if said else "ULySS printed no reason")
+        raise UlyssAnnError("GDL: " + " ".join(message.split())[:600])
+
+    def _publish_res(self, res_file, spectrum_id):
+        """ULySS's .res of this spectrum, moved from the scratch folder to ``<save_fits>/<id>.res``."""
+        if not os.path.isfile(res_file):
+            return
+        target = os.path.join(os.path.abspath(self.config.save_fits), f"{file_stem(spectrum_id)}.res")
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.move(res_file, target)
+        except OSError as exc:
+            raise UlyssAnnError(f"cannot write {target}: {exc.strerror}; check the --save-fits folder "
+                                "(permissions, free space)") from None

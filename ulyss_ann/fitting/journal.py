@@ -1,87 +1,206 @@
-"""Results of a batch fit: one row per spectrum, a durable journal, and the ECSV table.
+"""The journal of a batch: every finished spectrum on disk at once, each record verifiable.
 
-**Journal.** Every finished fit (or failure) is appended as one JSON line to
-``<output>.journal.jsonl`` and flushed to disk (``fsync``) at once, so a crash of
-anything — a worker, GDL, the driver itself (``kill -9``) — loses no finished work.
-A line cut by a crash is ignored on reading. ``--resume`` skips the spectra the
-journal already holds; when the batch ends the table is rebuilt from the journal,
-each spectrum once (its first complete row).
+A batch appends one record per finished spectrum (fitted or failed) to
+``<output>.journal.jsonl`` and forces it to disk (``fsync``) before going on, so a
+crash of anything — a worker, GDL, the driver itself (``kill -9``), the machine —
+loses no finished work; ``--resume`` continues from it and the table is rebuilt from
+it, each spectrum once.
 
-**Table** (ECSV, units in the column metadata). Columns: ``id``, ``file``, ``ra``,
-``dec`` [deg], one column per network parameter and its error ``e_<name>`` (units of
-the interpolator), ``cz``/``e_cz`` and ``sigma``/``e_sigma`` [km/s] (``cz`` is
-relative to the wavelength scale of the file, as ULySS reports it), ``chi2``
-(reduced; 0 when the spectrum has no errors, as ULySS does), ``rms`` (residual rms
-relative to the mean model), ``snr``, ``node_distance``, ``n_guess``, ``n_converged`` (guesses ending
-within 0.1 % of the best rms), ``n_pix`` (fitted), ``n_masked``, ``n_bad`` (bad
-values found by the reader), ``lmin``/``lmax`` [Å], ``time`` [s], ``status``
-(``ok`` or what went wrong), ``flag`` (quality, below), ``engine``, ``model`` and
-``model_sha256``.
+**Format.** One record per line, each line a JSON object that carries the CRC-32 of
+its own record::
 
-**Quality flag** — comma-separated, empty when nothing is wrong:
-``bound:<name>`` a free parameter ended on its limit (the network's training range);
-``sigma-floor`` the LOSVD width sits at ULySS's 0.3 px floor (its error is then 0);
-``one-guess-converged`` of several guesses only the best reached its minimum;
-``far-from-nodes`` the solution lies more than one mesh step from every training node
-(a hole of the grid or beyond its edge: the network extrapolates), when the
-interpolator carries its nodes (column ``node_distance``, in mesh steps).
+    {"crc32":"1c291ca3","record":{"kind":"row","row":{"id":"star1","Teff":5425.6,...}}}
+
+The checksum is of the exact bytes between ``"record":`` and the final ``}``, so a
+record is verified without re-encoding it. A line that does not end in a newline, does
+not parse, or whose checksum does not match is *damaged*: it is reported in one line
+and ignored, and its spectrum (which then has no valid record) is fitted again. A
+damaged last line — the trace of a crash or a full disk in the middle of a write — is
+cut off before the next append, so that a new record never joins it. JSON lines with
+checksums rather than SQLite: the file is plain text that ``grep`` and ``jq`` read, it
+is safe on the network file systems of clusters (where SQLite's locking is not), and
+a write that fails loses at most the record being written.
+
+Records, in order: one ``run`` (the run's configuration: :mod:`ulyss_ann.fitting.run`),
+``inputs`` (the spectra of the run, in blocks; more when ``--add-spectra`` adds some),
+then ``row`` records. A spectrum's last valid row is its result: a failure of the
+machinery (``failed: …``) retried on ``--resume`` is superseded by the new row.
 """
 
 import json
 import os
+import zlib
+from dataclasses import dataclass, field
 
 import numpy as np
-from astropy.table import Table
 
-__all__ = ["Journal", "MemoryJournal", "failure_row", "rows_to_table", "write_table"]
+from ulyss_ann.errors import UlyssAnnError
 
-_UNITS = {"ra": "deg", "dec": "deg", "cz": "km/s", "e_cz": "km/s", "sigma": "km/s", "e_sigma": "km/s",
-          "lmin": "Angstrom", "lmax": "Angstrom", "time": "s"}
+__all__ = ["Journal", "JournalState", "MemoryJournal", "JournalError", "failure_row"]
+
+_PREFIX = b'{"crc32":"'
+_MIDDLE = b'","record":'
+_INPUTS_PER_RECORD = 1000
+
+
+class JournalError(UlyssAnnError):
+    """The journal cannot be written (a full disk, a lost file system): the batch stops."""
 
 
 def failure_row(key, spectrum, status, engine, model, sha):
     """A row for a spectrum that could not be fitted; ``status`` says why.
 
     ``key`` is the spectrum's key in the journal (its file, or ``memory:<id>``);
-    ``spectrum``, when it could be read, gives its id, position and S/N.
+    ``spectrum`` — its id, or the Spectrum when it could be read, which adds its
+    position and S/N.
     """
-    if spectrum is not None:
+    if spectrum is not None and not isinstance(spectrum, str):
         meta = spectrum.meta
         row = dict(id=meta["id"], ra=meta.get("ra", np.nan), dec=meta.get("dec", np.nan),
                    snr=meta.get("snr", np.nan), n_bad=spectrum.n_bad)
     else:
-        row = dict(id=os.path.splitext(os.path.basename(key))[0].replace("memory:", ""))
+        row = dict(id=spectrum if spectrum else os.path.splitext(os.path.basename(key))[0].replace("memory:", ""))
     row.update(file=key, engine=engine, model=model, model_sha256=sha, status=status, flag="")
     return row
 
 
+def _encode(record):
+    """One journal line (bytes) for a record: the record's JSON and its CRC-32."""
+    body = json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                      default=_plain).encode("utf-8")
+    return _PREFIX + f"{zlib.crc32(body):08x}".encode() + _MIDDLE + body + b"}\n"
+
+
+def _plain(value):
+    """NumPy numbers as Python ones (json cannot write them)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to the journal")
+
+
+def _decode(line):
+    """The record of one line, or None when the line is damaged."""
+    head = len(_PREFIX) + 8 + len(_MIDDLE)
+    if not (line.startswith(_PREFIX) and line[len(_PREFIX) + 8:head] == _MIDDLE and line.endswith(b"}\n")):
+        return None
+    body = line[head:-2]
+    try:
+        if int(line[len(_PREFIX):len(_PREFIX) + 8], 16) != zlib.crc32(body):
+            return None
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _finite(row):
+    """NaN and inf as null (JSON has no NaN); read back as missing values."""
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+
+
+@dataclass
+class JournalState:
+    """What a journal holds: the run's record, its inputs, each spectrum's last row, what is damaged."""
+
+    run: dict = None
+    inputs: list = field(default_factory=list)
+    rows: dict = field(default_factory=dict)
+    failures: dict = field(default_factory=dict)   # key -> machinery failures recorded
+    counts: dict = field(default_factory=dict)     # key -> row records (a spectrum fitted twice shows here)
+    damaged: list = field(default_factory=list)    # line numbers
+    torn_bytes: int = 0                            # length of a last line cut short
+    legacy: bool = False                           # lines without checksums (ulyss_ann before 0.2)
+
+    def report(self, path):
+        """One line about damaged records, or None."""
+        if not self.damaged:
+            return None
+        where = ", ".join(str(n) for n in self.damaged[:5]) + (" …" if len(self.damaged) > 5 else "")
+        torn = ", the last one cut short by a crash or a full disk" if self.torn_bytes else ""
+        plural = "s" if len(self.damaged) > 1 else ""
+        return (f"{path}: {len(self.damaged)} damaged record{plural} ignored (line{plural} {where}{torn}); "
+                "their spectra are fitted again")
+
+
 class Journal:
-    """Append-only JSON-lines record of finished spectra, durable line by line."""
+    """The append-only, checksummed journal of a batch on disk (see the module's text)."""
 
     def __init__(self, path):
         self.path = str(path)
 
     def read(self):
-        """Rows recorded so far, keyed by spectrum file (first complete line wins)."""
-        rows = {}
+        """A :class:`JournalState` of the file (empty when there is none)."""
+        state = JournalState()
         if not os.path.exists(self.path):
-            return rows
-        with open(self.path) as handle:
-            for line in handle:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a crash: that spectrum is simply redone
-                rows.setdefault(row["file"], row)
-        return rows
+            return state
+        with open(self.path, "rb") as handle:
+            data = handle.read()
+        lines = data.splitlines(keepends=True)
+        for number, line in enumerate(lines, start=1):
+            record = _decode(line)
+            if record is None:
+                if _is_legacy(line):
+                    state.legacy = True
+                    continue
+                state.damaged.append(number)
+                if number == len(lines) and not line.endswith(b"\n"):
+                    state.torn_bytes = len(line)
+                continue
+            kind = record.get("kind")
+            if kind == "run" and state.run is None:
+                state.run = record["config"]
+            elif kind == "inputs":
+                state.inputs += record["keys"]
+            elif kind == "row":
+                row = record["row"]
+                state.rows[row["file"]] = row
+                state.counts[row["file"]] = state.counts.get(row["file"], 0) + 1
+                if str(row.get("status", "")).startswith("failed:"):
+                    state.failures[row["file"]] = state.failures.get(row["file"], 0) + 1
+        return state
+
+    def repair(self, state):
+        """Cut a torn last line off the file, so that the next record starts on a line of its own."""
+        if state.torn_bytes:
+            size = os.path.getsize(self.path)
+            with open(self.path, "rb+") as handle:
+                handle.truncate(size - state.torn_bytes)
+                os.fsync(handle.fileno())
+
+    def start(self, run, keys):
+        """Begin a new journal: the run's record and its inputs."""
+        self._write([{"kind": "run", "config": run}] + self._input_records(keys), mode="wb")
+
+    def add_inputs(self, keys):
+        """Record spectra added to the run (``--add-spectra``)."""
+        self._write(self._input_records(keys))
 
     def append(self, row):
-        text = json.dumps({k: (None if isinstance(v, float) and not np.isfinite(v) else v)
-                           for k, v in row.items()}, default=float)
-        with open(self.path, "a") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        """Record one finished spectrum, on disk before returning (JournalError when that fails)."""
+        self._write([{"kind": "row", "row": _finite(row)}])
+
+    @staticmethod
+    def _input_records(keys):
+        return [{"kind": "inputs", "keys": list(keys[i:i + _INPUTS_PER_RECORD])}
+                for i in range(0, len(keys), _INPUTS_PER_RECORD)]
+
+    def _write(self, records, mode="ab"):
+        try:
+            with open(self.path, mode) as handle:
+                handle.write(b"".join(_encode(r) for r in records))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise JournalError(f"{self.path}: cannot write the journal ({exc.strerror or exc}); the batch stops "
+                               "here, every spectrum recorded before is safe: make room and rerun with --resume") \
+                from None
+
+
+def _is_legacy(line):
+    """A plain JSON row of the journals written before records carried checksums."""
+    try:
+        return isinstance(json.loads(line), dict) and "file" in json.loads(line)
+    except ValueError:
+        return False
 
 
 class MemoryJournal:
@@ -90,61 +209,13 @@ class MemoryJournal:
     path = None
 
     def __init__(self):
-        self._rows = {}
+        self._state = JournalState()
 
     def read(self):
-        return dict(self._rows)
+        return self._state
+
+    def start(self, run, keys):
+        self._state.run, self._state.inputs = run, list(keys)
 
     def append(self, row):
-        self._rows.setdefault(row["file"], row)
-
-
-def rows_to_table(rows, parameters):
-    """An astropy Table with units from journal rows (missing values masked).
-
-    ``parameters``: the network's (name, unit) pairs, in order.
-    """
-    names = ["id", "file", "ra", "dec"]
-    for name, _ in parameters:
-        names += [name, "e_" + name]
-    names += ["cz", "e_cz", "sigma", "e_sigma", "chi2", "rms", "snr", "node_distance", "n_guess", "n_converged", "n_pix",
-              "n_masked", "n_bad", "lmin", "lmax", "time", "status", "flag", "engine", "model", "model_sha256"]
-    strings = {"id", "file", "status", "flag", "engine", "model", "model_sha256"}
-    integers = {"n_guess", "n_converged", "n_pix", "n_masked", "n_bad"}
-    columns = {}
-    for name in names:
-        raw = [row.get(name) for row in rows]
-        if name in strings:
-            columns[name] = [str(v) if v is not None else "" for v in raw]
-        elif name in integers:
-            columns[name] = np.ma.masked_array([v if v is not None else 0 for v in raw],
-                                               mask=[v is None for v in raw], dtype=np.int64)
-        else:
-            columns[name] = np.ma.masked_invalid(np.array([np.nan if v is None else v for v in raw], float))
-    table = Table(columns, names=names, masked=True)
-    units = dict(_UNITS)
-    for name, unit in parameters:
-        units[name] = units["e_" + name] = unit or None
-    for name, unit in units.items():
-        if unit:
-            table[name].unit = unit
-    table["status"].description = "ok, or why the spectrum could not be fitted"
-    table["flag"].description = "quality: bound:<param>, sigma-floor, one-guess-converged, far-from-nodes"
-    table["rms"].description = "residual rms relative to the mean model"
-    table["chi2"].description = "reduced chi2 (0 when the spectrum has no errors)"
-    table["n_converged"].description = "guesses ending within 0.1 % of the best rms"
-    table["node_distance"].description = "distance to the nearest training node, in mesh steps"
-    return table
-
-
-def write_table(table, path, meta=None):
-    """Write the results as ECSV (or any astropy format the name implies), atomically."""
-    import warnings
-
-    table.meta.update(meta or {})
-    tmp = str(path) + ".tmp"
-    fmt = "ascii.ecsv" if str(path).endswith(".ecsv") else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # 'dex' is no FITS unit; ECSV keeps it as a string
-        table.write(tmp, format=fmt, overwrite=True)
-    os.replace(tmp, path)
+        self._state.rows[row["file"]] = row

@@ -273,7 +273,16 @@ class NativeEngine(FitEngine):
         kin0 = np.array([0.0, np.log(1 + velscale / C_KMS) / step])
         nodes = _odometer(prepared.guesses, prepared.counts)
         starts = np.column_stack([np.tile(kin0, (len(nodes), 1)), nodes])
-        results = levenberg_marquardt(problem, starts, lower, upper, free)
+        try:
+            results = levenberg_marquardt(problem, starts, lower, upper, free)
+        except np.linalg.LinAlgError:
+            # The polynomial's normal matrix is singular: the good pixels bunch in too small
+            # a part of the fitted range for MDEGREE + 1 Legendre coefficients over all of it.
+            gp = problem.good
+            span = np.exp(spec.start + np.array([gp[0], gp[-1]]) * step)
+            raise UlyssAnnError(f"degenerate fit: the {gp.size} good pixels lie in {span[0]:.0f}-{span[1]:.0f} Å "
+                                f"of the fitted {prepared.lo:.0f}-{prepared.hi:.0f} Å, too little for MDEGREE "
+                                f"{self.config.mdegree}; fit that range (--range) or lower --mdegree") from None
         npar_count = int(free.sum()) + self.config.mdegree + 2
         ngood = problem.good.size
         rms = np.array([np.sqrt(np.mean((problem.data - r["bestfit"][problem.good]) ** 2))

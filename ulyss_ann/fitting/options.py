@@ -11,10 +11,10 @@ import os
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.core import FitConfig, file_sha256
+from ulyss_ann.fitting.core import MIN_OVERLAP, FitConfig, file_sha256
 from ulyss_ann.model.interpolator import Interpolator
 
-__all__ = ["make_config", "model_path", "FixedValues"]
+__all__ = ["make_config", "check_combination", "model_path", "FixedValues"]
 
 
 def model_path(model):
@@ -33,8 +33,12 @@ def model_path(model):
 def make_config(model, interp, **options):
     """A :class:`FitConfig` for ``model`` (read as ``interp``), every option checked up front.
 
-    Unknown options, guesses of parameters the network does not have and guesses that
-    are not numbers are refused in one line; the model's SHA-256 is computed here, once.
+    Refused in one line, before a spectrum is touched: unknown options; guesses of
+    parameters the network does not have, not numbers, or outside its bounds; a
+    negative MDEGREE; a range, or masks, that are not two increasing numbers, or a range
+    outside the network's; options that do nothing with the engine (``losvd`` with the
+    GDL engine, a GDL ``backend`` with the native one); a ``save_fits`` folder that
+    cannot be written. The model's SHA-256 is computed here, once.
     """
     from dataclasses import fields
 
@@ -43,8 +47,39 @@ def make_config(model, interp, **options):
     if unknown:
         raise UlyssAnnError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
                             f"the fit takes {', '.join(sorted(known))}")
+    options["guesses"] = _guesses(options.get("guesses"), interp, model) or None
+    options["mdegree"] = _mdegree(options.get("mdegree", 20))
+    options["masks"] = tuple(_band(m, "mask") for m in (options.get("masks") or ()))
+    if options.get("wave_range") is not None:
+        options["wave_range"] = _fit_range(options["wave_range"], interp, model)
+    _check_engine_options(options)
+    if options.get("lsf") is not None:
+        options["lsf"] = os.path.abspath(options["lsf"])
+    if options.get("save_fits"):
+        options["save_fits"] = _writable_folder(options["save_fits"], "save_fits (--save-fits)")
+    return FitConfig(model=os.path.abspath(model), model_sha256=file_sha256(model), **options)
+
+
+def check_combination(config, fixed_values):
+    """Refuse options that contradict each other: guesses of a parameter that is fixed."""
+    both = sorted(set(config.guesses or {}) & set(fixed_values.names))
+    if both:
+        raise UlyssAnnError(f"{', '.join(both)}: both guessed and fixed; a fixed parameter takes no guesses "
+                            f"(drop --guess {both[0]}=… or --fix {both[0]}=…)")
+
+
+def _in_bounds(parameter, values, what, model):
+    """UlyssAnnError unless every value lies within the parameter's training bounds."""
+    values = [float(v) for v in np.atleast_1d(values)]
+    if any(not np.isfinite(v) or v < parameter.low or v > parameter.high for v in values):
+        shown = f"{', '.join(f'{v:g}' for v in values)} {parameter.unit}".rstrip()
+        raise UlyssAnnError(f"{what} {parameter.name} = {shown} outside the limits [{parameter.low:g}, "
+                            f"{parameter.high:g}] of {os.path.basename(str(model))}")
+
+
+def _guesses(given, interp, model):
     guesses = {}
-    for name, values in (options.get("guesses") or {}).items():
+    for name, values in (given or {}).items():
         name = interp.names[interp.parameter_index(name)]  # ParameterError names the parameters
         try:
             guesses[name] = [float(v) for v in np.atleast_1d(values)]
@@ -52,11 +87,60 @@ def make_config(model, interp, **options):
             raise UlyssAnnError(f"guesses of {name}: {values!r} are not numbers") from None
         if not guesses[name]:
             raise UlyssAnnError(f"guesses of {name}: none given; give at least one value")
-    options["guesses"] = guesses or None
-    options["masks"] = tuple(options.get("masks") or ())
-    if options.get("lsf") is not None:
-        options["lsf"] = os.path.abspath(options["lsf"])
-    return FitConfig(model=os.path.abspath(model), model_sha256=file_sha256(model), **options)
+        _in_bounds(interp.parameters[interp.parameter_index(name)], guesses[name], "guess", model)
+    return guesses
+
+
+def _mdegree(value):
+    integral = isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating))
+                                                        and float(value).is_integer())
+    if isinstance(value, (bool, np.bool_)) or not integral or value < 0:
+        raise UlyssAnnError(f"mdegree (--mdegree) {value!r}: give the degree of the multiplicative polynomial, "
+                            "an integer >= 0 (the paper's 20; 0: a constant scale)")
+    return int(value)
+
+
+def _band(band, what):
+    try:
+        lo, hi = (float(v) for v in band)
+    except (TypeError, ValueError):
+        raise UlyssAnnError(f"{what} {band!r}: give two wavelengths in Angstrom, LO,HI") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise UlyssAnnError(f"{what} {lo:g},{hi:g}: give LO,HI with LO < HI, in Angstrom")
+    return (lo, hi)
+
+
+def _fit_range(wave_range, interp, model):
+    lo, hi = _band(wave_range, "range (--range)")
+    net = interp.wavelength.wavelength
+    if min(hi, net[-1]) - max(lo, net[0]) < MIN_OVERLAP:
+        raise UlyssAnnError(f"range (--range) {lo:g}-{hi:g} Å: the network {os.path.basename(str(model))} covers "
+                            f"{net[0]:.1f}-{net[-1]:.1f} Å; give a range that overlaps it by {MIN_OVERLAP:g} Å "
+                            "or more")
+    return (lo, hi)
+
+
+def _check_engine_options(options):
+    engine = options.get("engine", "gdl")
+    if engine == "gdl" and options.get("losvd", "sampled") != "sampled":
+        raise UlyssAnnError(f"losvd (--losvd) {options['losvd']}: the native engine's; the gdl engine uses ULySS's "
+                            "sampled kernel (use --engine native, or drop --losvd)")
+    if engine == "native" and options.get("backend", "auto") != "auto":
+        raise UlyssAnnError(f"backend (--backend) {options['backend']}: says how to talk to GDL, which the native "
+                            "engine does not use (use --engine gdl, or drop --backend)")
+    if options.get("losvd", "sampled") not in ("sampled", "analytic"):
+        raise UlyssAnnError(f"losvd {options['losvd']!r}: choose sampled or analytic")
+
+
+def _writable_folder(folder, what):
+    folder = os.path.abspath(os.fspath(folder))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise UlyssAnnError(f"{what} {folder}: cannot create it ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK):
+        raise UlyssAnnError(f"{what} {folder}: not writable")
+    return folder
 
 
 class FixedValues:
@@ -64,28 +148,46 @@ class FixedValues:
 
     ``spec`` maps a parameter name to a number, to ``"table.ecsv:column"`` (the table's
     ``id`` column — else its first column — is matched to the spectrum id, the file
-    name without extension), or to a dict {spectrum id: value}.
+    name without extension), or to a dict {spectrum id: value}. Constants outside the
+    network's bounds are refused here; a per-spectrum value outside them, missing, or
+    ambiguous (the id twice in the table with different values; or two inputs with the
+    same file name, whose ids then carry their folder, and a table that has the bare
+    name) makes that spectrum's row an error naming the table.
     """
 
     def __init__(self, spec, interp):
-        self.constant, self.per_spectrum, self.source = {}, {}, {}
+        self.interp = interp
+        self.constant, self.per_spectrum, self.source, self._described = {}, {}, {}, {}
         for name, value in (spec or {}).items():
             name = interp.names[interp.parameter_index(name)]
             if isinstance(value, dict):
-                self.per_spectrum[name] = {str(k): _number(v, name) for k, v in value.items()}
-                self.source[name] = "a mapping"
+                self.per_spectrum[name] = {str(k): [_number(v, name)] for k, v in value.items()}
+                self.source[name] = "the mapping given"
+                self._described[name] = {"mapping_sha256": _digest(sorted(value.items(), key=str))}
             elif isinstance(value, str) and ":" in value and not _is_number(value):
-                self.per_spectrum[name] = self._from_table(value)
+                self.per_spectrum[name], self._described[name] = self._from_table(value)
                 self.source[name] = value
             else:
                 self.constant[name] = _number(value, name)
+                _in_bounds(interp.parameters[interp.parameter_index(name)], self.constant[name], "fixed value",
+                           interp.path or "the network")
+                self._described[name] = {"value": self.constant[name]}
+
+    @property
+    def names(self):
+        """The fixed parameters, as the network names them."""
+        return list(self.constant) + list(self.per_spectrum)
+
+    def describe(self):
+        """What is fixed and from where, for the run's record (tables by path, column and SHA-256)."""
+        return dict(sorted(self._described.items())) or None
 
     @staticmethod
     def _from_table(spec):
         from astropy.table import Table
 
         path, _, column = spec.rpartition(":")
-        if not os.path.exists(path):
+        if not os.path.isfile(path):
             raise UlyssAnnError(f"{path}: no such table (from --fix …={spec})")
         try:
             table = Table.read(path)
@@ -94,16 +196,46 @@ class FixedValues:
         if column not in table.colnames:
             raise UlyssAnnError(f"{path}: no column '{column}' (has {', '.join(table.colnames)})")
         ids = table["id"] if "id" in table.colnames else table[table.colnames[0]]
-        return {str(i): float(v) for i, v in zip(ids, table[column])}
+        values = {}
+        for ident, value in zip(ids, table[column]):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = float("nan")  # a masked or text cell: refused for that spectrum only
+            values.setdefault(str(ident), []).append(number)
+        described = {"table": os.path.abspath(path), "column": column, "sha256": file_sha256(path)}
+        return values, described
 
-    def for_spectrum(self, spectrum_id):
-        """The fixed values of one spectrum, or a UlyssAnnError naming what is missing."""
+    def for_spectrum(self, spectrum_id, name_in_file=None):
+        """The fixed values of one spectrum, or a UlyssAnnError naming what is missing or wrong.
+
+        ``name_in_file``: the file name without extension, when the spectrum's id also
+        carries its folder (two inputs had that name).
+        """
         values = dict(self.constant)
         for name, table in self.per_spectrum.items():
-            if spectrum_id not in table:
-                raise UlyssAnnError(f"no fixed value of {name} for '{spectrum_id}' in {self.source[name]}")
-            values[name] = table[spectrum_id]
+            source = self.source[name]
+            found = table.get(spectrum_id)
+            if found is None and name_in_file is not None and name_in_file in table:
+                raise UlyssAnnError(f"'{name_in_file}' in {source} is ambiguous: several inputs have that file name; "
+                                    f"give this one its id '{spectrum_id}' in the table")
+            if found is None:
+                raise UlyssAnnError(f"no fixed value of {name} for '{spectrum_id}' in {source}")
+            if len(set(found)) > 1:
+                raise UlyssAnnError(f"'{spectrum_id}' is {len(found)} times in {source} with different values "
+                                    f"({', '.join(f'{v:g}' for v in found)}): keep one")
+            parameter = self.interp.parameters[self.interp.parameter_index(name)]
+            _in_bounds(parameter, found[0], f"fixed value (from {source}) for '{spectrum_id}':",
+                       self.interp.path or "the network")
+            values[name] = found[0]
         return values
+
+
+def _digest(value):
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()
 
 
 def _number(value, name):

@@ -16,10 +16,39 @@ import numpy as np
 
 from ulyss_ann.model.wavelength import C_KMS
 
-__all__ = ["FitResult", "STATUS_NAMES", "file_stem"]
+__all__ = ["FitResult", "STATUS_NAMES", "file_stem", "POOR_FIT", "FAR_FROM_NODES", "der_noise"]
 
 #: Per-parameter status, as ULySS codes it (uly_fit: 0 free, 1 fixed, 2/3 pegged at a limit).
 STATUS_NAMES = {0: "free", 1: "fixed", 2: "low", 3: "high"}
+#: ``poor-fit`` above this :attr:`FitResult.misfit`. Measured with the native engine: 40
+#: simulated NGC 6397 spectra (S/N 20-200, made with trial 8, fitted with trial 7)
+#: 0.76-1.15; the real MUSE star (S/N 380) 1.98; 573 MILES stars inside the bounds of the
+#: bundled MILES network median 0.55, 99th percentile 4.2, 3 above 5 (two of them fits
+#: 1250 and 2600 K off their catalogue Teff); 33 of the 34 MILES stars hotter than
+#: 12 000 K, which it cannot model and fits at 4700-7400 K, above 5 (3.2-21).
+POOR_FIT = 5.0
+#: ``far-from-nodes`` above this :attr:`FitResult.node_distance` (see
+#: :meth:`~ulyss_ann.model.interpolator.Interpolator.node_distance`).
+FAR_FROM_NODES = 1.0
+
+
+def der_noise(flux, good):
+    """The noise of ``flux`` estimated from the flux alone (DER_SNR, Stoehr et al. 2008).
+
+    :math:`\\sigma = 1.482602/\\sqrt 6 \\;\\mathrm{median}|2f_i - f_{i-2} - f_{i+2}|` over the
+    pixels i with i-2, i, i+2 all ``good``: exact for white noise on a flux that is locally
+    linear over 4 pixels; lines the data resolve add to it, so at high S/N it also holds part
+    of the spectrum's own structure. NaN when fewer than 10 such pixels, or when it is 0 (a
+    flux linear over every 4 pixels says nothing of its noise).
+    """
+    flux, good = np.asarray(flux, float), np.asarray(good, bool)
+    if flux.size < 5:
+        return np.nan
+    ok = good[2:-2] & good[:-4] & good[4:]
+    if np.count_nonzero(ok) < 10:
+        return np.nan
+    sigma = 1.482602 / np.sqrt(6.0) * float(np.median(np.abs(2 * flux[2:-2] - flux[:-4] - flux[4:])[ok]))
+    return sigma if sigma > 0 else np.nan
 
 
 def file_stem(spectrum_id):
@@ -59,7 +88,7 @@ class FitResult:
         Residual rms over the fitted pixels, relative to the mean best fit.
     flags : tuple of str
         Quality, empty when nothing is wrong: ``bound:<name>``, ``sigma-floor``,
-        ``one-guess-converged``, ``far-from-nodes`` (see :mod:`ulyss_ann.fitting.journal`).
+        ``one-guess-converged``, ``far-from-nodes``, ``poor-fit`` (see :attr:`flags`).
     wavelength : ndarray
         Pixel centres [Å] of the fitted spectrum (log-rebinned, cut to the fitted range):
         ``exp(ln_start + i * ln_step)``.
@@ -75,7 +104,9 @@ class FitResult:
     lmin, lmax : float
         Fitted range [Å].
     node_distance : float or None
-        Distance of the solution to the nearest training node, in mesh steps.
+        Distance of the solution to the nearest training node, in units of the grid's own
+        local node spacing (:meth:`~ulyss_ann.model.interpolator.Interpolator.node_distance`;
+        > 1: a hole or beyond the grid's edge). None when the interpolator has no nodes.
     engine, model, model_sha256 : str
         Which engine fitted, with which interpolator file.
     surrogate : bool
@@ -153,15 +184,50 @@ class FitResult:
                      spectrum_id=str(spectrum.meta.get("id", "")), meta=meta)
 
     @property
+    def misfit(self):
+        """Residual rms over the noise expected on the fitted pixels: ~1 for a fit as good as the data.
+
+        The expected noise is the larger of what the errors say (then the ratio is
+        :math:`\\sqrt{\\chi^2}`, χ² being reduced) and what the flux's pixel-to-pixel scatter
+        says (:func:`der_noise`); without errors (χ² = 0, as ULySS reports it: MILES) the
+        latter alone. Taking the larger keeps a good fit of a very high S/N spectrum, where
+        the network's own imperfection dominates the residual, from looking poor: the MUSE
+        star at S/N 380 has χ² = 31 (√χ² = 5.6) but a misfit of 2.0. NaN when neither
+        estimate exists.
+        """
+        mean = np.mean(self.bestfit[self.mask]) if np.any(self.mask) else np.nan
+        ratio = self.rms * mean / der_noise(self.flux, self.mask) if mean > 0 else np.nan
+        if self.error is not None and self.chi2 > 0:
+            ratio = np.fmin(ratio, np.sqrt(self.chi2))
+        return float(ratio)
+
+    @property
     def flags(self):
-        """Quality flags (a tuple of str), derived from the numbers: see the class's text."""
+        """Quality flags (a tuple of str), derived from the numbers, so alike for both engines.
+
+        * ``bound:<name>``: the parameter ended on a bound of the training grid (its
+          status ``low``/``high``); the network's answer there is a limit, not a value.
+        * ``sigma-floor``: the LOSVD width sits at ULySS's 0.3 px floor (no error on it).
+        * ``one-guess-converged``: of several guesses only the best reached its minimum.
+        * ``far-from-nodes``: :attr:`node_distance` > :data:`FAR_FROM_NODES` (1): the
+          solution is farther from every training node than the nodes there are from their
+          neighbours — a hole or beyond the edge of the grid, where the network extrapolates
+          (only for interpolators that carry their nodes).
+        * ``poor-fit``: :attr:`misfit` > :data:`POOR_FIT` (5): the residual is far above the
+          noise, the star is one the network cannot model (outside its training coverage, a
+          peculiar star, a bad spectrum), and its parameters are those of the least bad
+          model, not the star's: MILES stars at 12-36 kK fitted with the 3000-9000 K MILES
+          network land at 4700-7400 K, inside the grid, where no other flag sees them.
+        """
         flags = [f"bound:{name}" for name, status in self.status.items() if status in ("low", "high")]
         if self.e_sigma == 0 and self.sigma > 0:
             flags.append("sigma-floor")
         if self.n_guess > 1 and self.n_converged == 1:
             flags.append("one-guess-converged")
-        if self.node_distance is not None and self.node_distance > 1.0:
+        if self.node_distance is not None and self.node_distance > FAR_FROM_NODES:
             flags.append("far-from-nodes")
+        if self.misfit > POOR_FIT:
+            flags.append("poor-fit")
         return tuple(flags)
 
     # ------------------------------------------------------------------ looking at it
@@ -192,13 +258,13 @@ class FitResult:
         return "<FitResult " + self.summary().replace("\n", "; ") + ">"
 
     def row(self):
-        """The result as one row of the batch table (a dict; see :mod:`ulyss_ann.fitting.journal`)."""
+        """The result as one row of the batch table (a dict; see :mod:`ulyss_ann.fitting.table`)."""
         row = dict(id=self.spectrum_id, file=self.meta.get("file"), ra=self.meta.get("ra"), dec=self.meta.get("dec"),
                    snr=self.meta.get("snr"), n_bad=self.meta.get("n_bad"))
         for name in self.params:
             row[name], row["e_" + name] = self.params[name], self.errors[name]
         row.update(cz=self.cz, e_cz=self.e_cz, sigma=self.sigma, e_sigma=self.e_sigma, chi2=self.chi2,
-                   rms=self.rms, n_guess=self.n_guess, n_converged=self.n_converged, n_pix=self.n_pix,
+                   rms=self.rms, misfit=self.misfit, n_guess=self.n_guess, n_converged=self.n_converged, n_pix=self.n_pix,
                    n_masked=self.n_masked, lmin=self.lmin, lmax=self.lmax, time=self.time, status="ok",
                    flag=",".join(self.flags), engine=self.engine, model=self.model, model_sha256=self.model_sha256)
         if self.node_distance is not None:
@@ -207,7 +273,7 @@ class FitResult:
 
     def to_table(self):
         """A one-row astropy Table with units, the same columns as the batch table."""
-        from ulyss_ann.fitting.journal import rows_to_table
+        from ulyss_ann.fitting.table import rows_to_table
 
         return rows_to_table([self.row()], list(self.units.items()))
 
@@ -230,7 +296,7 @@ class FitResult:
         header["CRPIX1"] = 1
         header["CRVAL1"] = (ln_start, "ln(wavelength/Angstrom) of pixel 1")
         header["CDELT1"] = (ln_step, "step in ln(wavelength)")
-        header["OBJECT"] = self.spectrum_id
+        header["OBJECT"] = str(self.spectrum_id).encode("ascii", "backslashreplace").decode()  # FITS: ASCII only
         hdus = [fits.PrimaryHDU(self.flux, header=header)]
         for name, values in (("BESTFIT", self.bestfit), ("RESIDUAL", self.residual),
                              ("MASK", self.mask.astype(np.uint8))):

@@ -19,9 +19,12 @@ through one of these functions, and nothing else:
 * :func:`gdl_identifier` — a routine or variable name, checked, never quoted.
 * :func:`gdl_number` — a float as a double literal that reads back exactly.
 * :func:`check_gdl_path` — refuses, in one line naming the option, a path GDL
-  cannot open as written: GDL expands ``$NAME`` and drops ``\\`` in file names
-  (no command ever runs: measured with GDL 1.0.1); on ``!PATH``, ``:`` separates
-  entries and ``[ ] * ?`` are globbed.
+  cannot open as written: GDL passes file names through wordexp(3), which expands
+  ``$NAME``, drops ``\\``, removes a *pair* of quotes (``l'été's`` opens ``lété s``;
+  a single quote is kept), splits at a tab and globs ``* ?`` (no command ever runs:
+  measured with GDL 1.0.1); on ``!PATH``, ``:`` separates entries and ``[ ] * ?`` are
+  globbed. Paths GDL only has to carry, not open (``opened=False``), are checked for
+  ``$`` and ``\\`` alone.
 """
 
 import math
@@ -120,19 +123,21 @@ def gdl_number(value):
     return GDLCode(f"{mantissa}d{exponent or '0'}")
 
 
-def check_gdl_path(path, what, search_path=False):
+def check_gdl_path(path, what, search_path=False, opened=True):
     """Return ``path`` as a str if GDL can open it verbatim; else one line naming ``what`` and the fix.
 
     ``search_path``: the path is a folder to put on GDL's ``!PATH``, where ``:``
-    separates entries and a leading ``+`` means "with sub-folders".
+    separates entries and a leading ``+`` means "with sub-folders". ``opened=False``:
+    GDL never opens it (the GDL engine's --save-fits folder, reached through Python).
     """
     path = str(path)
-    bad = sorted({ch for ch in path if ch in "$\\" or (search_path and ch in ":`[]*?")})
+    bad = sorted({ch for ch in path if ch in "$\\" or (search_path and ch in ":`[]*?")
+                  or (opened and (ch in "*?\t" or (ch in "'\"" and path.count(ch) > 1)))})
     if search_path and path.startswith("+"):
         bad.append("a leading +")
     if bad:
         shown = ", ".join(repr(ch) if len(ch) == 1 else ch for ch in bad)
         raise UlyssAnnError(f"{what} {path!r}: GDL cannot use a path containing {shown} "
-                            "(it expands $NAME and drops backslashes in file names); "
+                            "(it expands $NAME and globs, drops backslashes and pairs of quotes in file names); "
                             "move or link it to a path without them")
     return path

@@ -18,12 +18,12 @@ import subprocess
 import tempfile
 import uuid
 
-from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.errors import MachineryError, UlyssAnnError
 from ulyss_ann.gdl.literals import check_gdl_path, gdl_string
 from ulyss_ann.gdl.ulyss_location import INSTALL_HINT, default_ulyss_dir, find_ulyss
 
-__all__ = ["GDLError", "GDLNotFoundError", "gdl_executable", "gdl_path", "gdl_error_lines", "run_gdl",
-           "ulyss_dir_or_error"]
+__all__ = ["GDLError", "GDLProcessError", "GDLNotFoundError", "gdl_executable", "gdl_path", "gdl_error_lines",
+           "run_gdl", "ulyss_dir_or_error"]
 
 #: GDL's own libraries as Debian installs them (gdl-astrolib, gdl-mpfit, gdl-coyote).
 SYSTEM_LIBRARIES = [
@@ -38,7 +38,13 @@ _NOISE = re.compile(r"(Unable to initialize GTK|wxWidgets not initializing|^% Co
 
 
 class GDLError(UlyssAnnError):
-    """GDL stopped on an error; the message is GDL's own."""
+    """GDL stopped on an error; the message is GDL's own (about the spectrum, the model, a file)."""
+
+
+class GDLProcessError(GDLError, MachineryError):
+    """The ``gdl`` process itself failed: it died (``kill -9``, a crash), hung past the
+    timeout or could not start. Nothing is wrong with the spectrum: the batch records a
+    ``failed: …`` row and fits it again on ``--resume``; the session starts afresh."""
 
 
 class GDLNotFoundError(UlyssAnnError):
@@ -125,7 +131,11 @@ def run_gdl(statements, folders=(), ulyss=True, timeout=300):
             result = subprocess.run([exe, "-quiet", "-e", name], env=env, cwd=scratch, text=True,
                                     stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise GDLError(f"GDL ran longer than {timeout} s and was stopped") from None
+            raise GDLProcessError(f"GDL ran longer than {timeout} s and was stopped") from None
+        except OSError as exc:  # fork/exec failed (out of memory, too many processes)
+            raise GDLProcessError(f"gdl could not start: {exc}") from None
+    if result.returncode < 0:  # killed by a signal (kill -9, a crash): not the code's fault
+        raise GDLProcessError(f"gdl was killed by signal {-result.returncode}: {result.stderr.strip()[-300:]}")
     errors = gdl_error_lines(result.stderr.splitlines() + result.stdout.splitlines())
     if errors or result.returncode != 0:
         text = "; ".join(errors)

@@ -1,0 +1,431 @@
+"""Batch integrity (#14): verifiable journal records, run identity, one run per output, options refused
+up front, honest exit statuses, a full disk, Ctrl-C. Native engine (fast) unless the case is GDL's."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from ulyss_ann import UlyssAnnError, example_interpolator
+from ulyss_ann.fitting.batch import fit
+from ulyss_ann.fitting.journal import Journal
+from ulyss_ann.fitting.run import OutputLock
+from ulyss_ann.spectra.examples import example_interpolator_path
+from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
+
+MODEL = example_interpolator_path()
+FAST = dict(guesses={"Teff": [5400.0], "Logg": [3.0], "Fe/H": [-1.5]}, mdegree=8, progress=False,
+            engine="native")
+LOGG_FIXED = dict(FAST, guesses={"Teff": [5400.0], "Fe/H": [-1.5]})  # a fixed parameter takes no guesses
+CLI_FAST = ["--engine", "native", "--guess", "Teff=5400", "--guess", "Logg=3", "--guess", "Fe/H=-1.5",
+            "--mdegree", "8", "--quiet"]
+TRUTH = [(5200.0, 2.8, -1.8), (5600.0, 3.6, -1.2), (5900.0, 4.0, -2.0), (5000.0, 2.2, -1.5),
+         (5400.0, 3.2, -1.0), (5700.0, 3.9, -1.7)]
+
+
+@pytest.fixture(scope="module")
+def spectra(tmp_path_factory):
+    """Six MUSE-like spectra simulated from the example network (S/N 100)."""
+    folder = tmp_path_factory.mktemp("spectra")
+    interp = example_interpolator()
+    paths = []
+    for i, (teff, logg, feh) in enumerate(TRUTH):
+        wave, flux, sigma = simulate_spectrum(interp, [teff, logg, feh], velocity=10.0 * i, fwhm=2.0, snr=100.0,
+                                              rng=i, continuum=(1.0, 0.1 * (i % 3), -0.05))
+        path = folder / f"sim{i:03d}.fits"
+        write_muse_spectrum(path, wave, flux, sigma)
+        paths.append(str(path))
+    return paths
+
+
+def cli(*args, timeout=300, **kwargs):
+    return subprocess.run([sys.executable, "-m", "ulyss_ann.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
+
+
+def journal_of(out):
+    return Journal(f"{out}.journal.jsonl")
+
+
+# ------------------------------------------------------------------ journal records
+def test_a_torn_last_record_is_refitted_on_resume_and_each_spectrum_ends_once(spectra, tmp_path):
+    out = tmp_path / "r.ecsv"
+    assert cli("fit", *spectra, "-j", "0", "-o", out, *CLI_FAST).returncode == 0
+    path = journal_of(out).path
+    data = open(path, "rb").read()
+    torn = data[:-57]  # a crash in the middle of writing the last record
+    open(path, "wb").write(torn)
+    out.unlink()
+    state = journal_of(out).read()
+    assert len(state.rows) == len(spectra) - 1 and state.damaged == [len(data.splitlines())] and state.torn_bytes
+    again = cli("fit", *spectra, "-j", "0", "-o", out, *CLI_FAST, "--resume")
+    assert again.returncode == 0, again.stderr
+    assert "1 damaged record ignored" in again.stderr and "cut short" in again.stderr
+    state = journal_of(out).read()
+    assert not state.damaged  # the torn tail was cut off before the next record
+    assert len(state.rows) == len(spectra) and set(state.counts.values()) == {1}
+    table = Table.read(out)
+    assert sorted(table["id"]) == [f"sim{i:03d}" for i in range(len(spectra))] and set(table["status"]) == {"ok"}
+
+
+def test_a_corrupt_record_is_detected_by_its_checksum_and_its_spectrum_refitted(spectra, tmp_path):
+    out = tmp_path / "r.ecsv"
+    first = fit(spectra[:3], MODEL, out, workers=0, **FAST)
+    path = journal_of(out).path
+    lines = open(path, "rb").read().splitlines(keepends=True)
+    # flip one digit of sim001's Teff: the line still parses as JSON, only the checksum tells
+    index = next(i for i, line in enumerate(lines) if b'"id":"sim001"' in line)
+    lines[index] = lines[index].replace(b'"Teff":5', b'"Teff":6', 1)
+    open(path, "wb").write(b"".join(lines))
+    state = journal_of(out).read()
+    assert state.damaged == [index + 1] and not state.torn_bytes and len(state.rows) == 2
+    again = fit(spectra[:3], MODEL, out, workers=0, resume=True, **FAST)
+    np.testing.assert_allclose(again["Teff"], first["Teff"], rtol=1e-12)  # the right value, fitted again
+    assert journal_of(out).read().counts == {spectra[0]: 1, spectra[1]: 1, spectra[2]: 1}
+
+
+# ------------------------------------------------------------------ run identity
+@pytest.mark.parametrize("change, listed", [
+    (["--mdegree", "10"], "mdegree: 8 in the journal, 10 now"),
+    (["--fix", "Logg=3.2"], 'fixed: null in the journal, {"Logg": {"value": 3.2}} now'),
+    (["--losvd", "analytic"], 'losvd: "sampled" in the journal, "analytic" now'),
+    (["--range", "5000,7000"], "wave_range: null in the journal, [5000.0, 7000.0] now"),
+    (["--mask", "6000,6100"], "masks: [] in the journal, [[6000.0, 6100.0]] now"),
+    (["--lsf", "LSF"], "lsf_sha256: null in the journal"),
+    (["--model", "OTHER"], "model_sha256: "),
+])
+def test_resume_with_another_configuration_is_refused_with_the_differences(spectra, tmp_path, change, listed):
+    out = tmp_path / "r.ecsv"
+    assert cli("fit", *spectra[:2], "-j", "0", "-o", out, *CLI_FAST).returncode == 0
+    (tmp_path / "lsf.txt").write_text("0 30 0 0 4800\n0 30 0 0 7300\n")
+    other = tmp_path / "other.fits"
+    with fits.open(MODEL) as hdul:  # the same network in another file: another SHA-256
+        hdul[0].header["HISTORY"] = "a copy"
+        hdul.writeto(other)
+    change = [str(tmp_path / "lsf.txt") if c == "LSF" else str(other) if c == "OTHER" else c for c in change]
+    before = open(journal_of(out).path, "rb").read()
+    base = CLI_FAST if "--fix" not in change else CLI_FAST[:4] + CLI_FAST[6:]  # Logg fixed: not guessed
+    refused = cli("fit", *spectra[:2], "-j", "0", "-o", out, *base, *change, "--resume")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "--resume with another configuration" in refused.stderr and listed in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert open(journal_of(out).path, "rb").read() == before  # nothing written
+    assert not (tmp_path / "r.ecsv.lock").exists()
+
+
+def test_the_table_metadata_is_the_run_record(spectra, tmp_path):
+    logg = tmp_path / "logg.ecsv"
+    Table({"id": ["sim000", "sim001"], "logg": [2.8, 3.6]}).write(logg)
+    table = fit(spectra[:2], MODEL, tmp_path / "r.ecsv", workers=0, fixed={"Logg": f"{logg}:logg"},
+                guesses={"Teff": [5400.0]}, mdegree=8, progress=False, engine="native")
+    meta = Table.read(tmp_path / "r.ecsv").meta
+    assert meta["engine"] == "native" and meta["mdegree"] == 8 and meta["losvd"] == "sampled"
+    assert meta["fixed"]["Logg"]["column"] == "logg" and meta["fixed"]["Logg"]["table"] == str(logg)
+    assert meta["fixed"]["Logg"]["sha256"] == __import__("hashlib").sha256(logg.read_bytes()).hexdigest()
+    assert meta["guesses"] == {"Teff": [5400.0]} and meta["model_sha256"] == table["model_sha256"][0]
+    assert meta["version"] == __import__("ulyss_ann").__version__
+    assert list(table["Logg"]) == [2.8, 3.6]
+
+
+def test_resume_with_new_spectra_needs_add_spectra_and_with_fewer_is_refused(spectra, tmp_path):
+    out = tmp_path / "r.ecsv"
+    fit(spectra[:2], MODEL, out, workers=0, **FAST)
+    with pytest.raises(UlyssAnnError, match=r"1 spectrum not in this run .*--add-spectra"):
+        fit(spectra[:3], MODEL, out, workers=0, resume=True, **FAST)
+    with pytest.raises(UlyssAnnError, match=r"1 spectrum of this run not given now"):
+        fit(spectra[:1], MODEL, out, workers=0, resume=True, **FAST)
+    table = fit(spectra[:3], MODEL, out, workers=0, resume=True, add_spectra=True, **FAST)
+    assert list(table["id"]) == ["sim000", "sim001", "sim002"] and set(table["status"]) == {"ok"}
+    assert journal_of(out).read().inputs == spectra[:3]
+
+
+# ------------------------------------------------------------------ one run per output
+def test_a_second_run_on_the_same_output_is_refused_and_a_dead_runs_lock_taken_over(spectra, tmp_path):
+    out = tmp_path / "r.ecsv"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from ulyss_ann.fitting.run import OutputLock
+        lock = OutputLock({str(out)!r}).acquire()
+        print("locked", flush=True)
+        time.sleep(600)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for overwrite in (False, True):  # --overwrite does not get past it either
+            with pytest.raises(UlyssAnnError, match=rf"another batch is writing it \(PID {holder.pid} on "):
+                fit(spectra[:1], MODEL, out, workers=0, overwrite=overwrite, **FAST)
+        assert not out.exists() and not os.path.exists(journal_of(out).path)
+        refused = cli("fit", spectra[0], "-j", "0", "-o", out, *CLI_FAST)
+        assert refused.returncode == 2 and f"PID {holder.pid}" in refused.stderr
+    finally:
+        holder.kill()  # like kill -9: the process is gone, its lock file stays
+        holder.wait()
+    assert "PID" in (tmp_path / "r.ecsv.lock").read_text()
+    table = fit(spectra[:1], MODEL, out, workers=0, **FAST)  # the dead run's lock is taken over
+    assert list(table["status"]) == ["ok"] and not (tmp_path / "r.ecsv.lock").exists()
+
+
+def test_the_lock_is_exclusive_within_one_process_too(tmp_path):
+    with OutputLock(tmp_path / "r.ecsv"):
+        with pytest.raises(UlyssAnnError, match="another batch"):
+            OutputLock(tmp_path / "r.ecsv").acquire()
+    with OutputLock(tmp_path / "r.ecsv"):
+        pass
+
+
+# ------------------------------------------------------------------ options, inputs, exits
+BAD_OPTIONS = [
+    (["--fix", "Logg=abc"], "fixed value of Logg: 'abc' is not a number"),
+    (["--mdegree", "-3"], "mdegree (--mdegree) -3"),
+    (["--guess", "Tef=5000"], "unknown parameter 'Tef'"),
+    (["--guess", "Teff=12000"], "guess Teff = 12000 K outside the limits [3500, 8000]"),
+    (["--fix", "Logg=9"], "fixed value Logg = 9 dex outside the limits [0, 6]"),
+    (["--fix", "Logg=nan"], "fixed value Logg = nan dex outside the limits"),
+    (["--range", "8000,9000"], "range (--range) 8000-9000 Å: the network example_interpolator.fits covers"),
+    (["--range", "7000,5000"], "--range '7000,5000': expected LMIN,LMAX with LMIN < LMAX"),
+    (["--engine", "gdl", "--losvd", "analytic"], "losvd (--losvd) analytic: the native engine's"),
+    (["--engine", "native", "--backend", "pygdl"], "backend (--backend) pygdl"),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "workers (-j) and scheduler (--scheduler)"),
+    (["--workers", "-1"], "workers (-j) -1"),
+    (["--guess", "Logg=3", "--fix", "Logg=2"], "Logg: both guessed and fixed"),
+    (["--retry-failed"], "--retry-failed acts on a resumed batch"),
+    (["--add-spectra"], "--add-spectra acts on a resumed batch"),
+    (["--resume", "--overwrite"], "--resume and --overwrite"),
+    (["--mask", "6000"], "--mask '6000': expected LO,HI"),
+    (["--fix", "Logg=NOTABLE:logg"], "no such table"),
+]
+
+
+@pytest.mark.parametrize("options, message", BAD_OPTIONS, ids=[" ".join(o) for o, _ in BAD_OPTIONS])
+def test_every_bad_option_is_refused_up_front_in_one_line(spectra, tmp_path, options, message):
+    engine = [] if "--engine" in options else ["--engine", "native"]
+    result = cli("fit", spectra[0], "-o", tmp_path / "r.ecsv", "--quiet", *engine, *options, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ulyss-ann: error: ") and message in lines[0], lines
+    assert sorted(os.listdir(tmp_path)) == []  # no table, no journal, no lock: no worker ever started
+
+
+def test_folders_unreadable_files_and_missing_files_are_named_as_such(spectra, tmp_path):
+    unreadable = tmp_path / "locked.fits"
+    shutil.copy(spectra[0], unreadable)
+    unreadable.chmod(0)
+    files = [str(tmp_path), str(unreadable), str(tmp_path / "missing.fits"), spectra[1]]
+    table = fit(files, MODEL, tmp_path / "r.ecsv", workers=0, **FAST)
+    status = dict(zip(table["id"], table["status"]))
+    assert status[tmp_path.name] == f"error: {tmp_path}: a folder, not a spectrum file (give the files in it, " \
+                                    f"e.g. {tmp_path}/*.fits)"
+    if os.geteuid() != 0:  # root reads any file
+        assert status["locked"] == f"error: {unreadable}: cannot be read (permission denied)"
+    assert status["missing"] == f"error: {tmp_path / 'missing.fits'}: no such file" and status["sim001"] == "ok"
+    assert set(table["engine"]) == {"native"}
+
+
+def test_same_file_names_in_two_folders_get_distinct_ids_and_a_bare_name_in_a_fix_table_is_ambiguous(
+        spectra, tmp_path):
+    files = []
+    for night, source in (("night1", spectra[0]), ("night2", spectra[1])):
+        (tmp_path / night).mkdir()
+        files.append(str(tmp_path / night / "spec.fits"))
+        shutil.copy(source, files[-1])
+    files.append(spectra[2])
+    bare = tmp_path / "bare.ecsv"
+    Table({"id": ["spec", "sim002", "sim002"], "logg": [3.0, 4.0, 3.9]}).write(bare)
+    table = fit(files, MODEL, tmp_path / "a.ecsv", workers=0, fixed={"Logg": f"{bare}:logg"}, **LOGG_FIXED)
+    assert list(table["id"]) == ["night1/spec", "night2/spec", "sim002"]
+    assert table["status"][0] == (f"error: 'spec' in {bare}:logg is ambiguous: several inputs have that file name; "
+                                  "give this one its id 'night1/spec' in the table")
+    assert table["status"][2] == f"error: 'sim002' is 2 times in {bare}:logg with different values (4, 3.9): keep one"
+    named = tmp_path / "named.ecsv"
+    Table({"id": ["night1/spec", "night2/spec", "sim002"], "logg": [2.8, 3.6, 4.0]}).write(named)
+    table = fit(files, MODEL, tmp_path / "b.ecsv", workers=0, fixed={"Logg": f"{named}:logg"},
+                save_fits=str(tmp_path / "fits"), **LOGG_FIXED)
+    assert list(table["status"]) == ["ok"] * 3 and list(table["Logg"]) == [2.8, 3.6, 4.0]
+    assert abs(table["Teff"][0] - TRUTH[0][0]) < 60 and abs(table["Teff"][1] - TRUTH[1][0]) < 60
+    assert sorted(os.listdir(tmp_path / "fits")) == ["night1_spec_fit.fits", "night2_spec_fit.fits",
+                                                      "sim002_fit.fits"]
+
+
+def test_exit_status_says_whether_all_some_or_none_were_fitted(spectra, tmp_path):
+    empty = tmp_path / "empty.fits"
+    empty.write_bytes(b"")
+    assert cli("fit", spectra[0], "-j", "0", "-o", tmp_path / "a.ecsv", *CLI_FAST).returncode == 0
+    assert cli("fit", spectra[0], empty, "-j", "0", "-o", tmp_path / "b.ecsv", *CLI_FAST).returncode == 1
+    none = cli("fit", empty, tmp_path / "missing.fits", "-j", "0", "-o", tmp_path / "c.ecsv", *CLI_FAST)
+    assert none.returncode == 3 and set(Table.read(tmp_path / "c.ecsv")["status"]) != {"ok"}
+    assert "exit status:" in cli("fit", "--help").stdout
+
+
+def test_retry_failed_fits_error_rows_again_on_resume(spectra, tmp_path):
+    late = tmp_path / "late.fits"
+    out = tmp_path / "r.ecsv"
+    table = fit([spectra[0], str(late)], MODEL, out, workers=0, **FAST)
+    assert table["status"][1] == f"error: {late}: no such file"
+    shutil.copy(spectra[1], late)  # the file arrives
+    again = fit([spectra[0], str(late)], MODEL, out, workers=0, resume=True, **FAST)
+    assert again["status"][1].startswith("error:")  # an error row stays without --retry-failed
+    again = fit([spectra[0], str(late)], MODEL, out, workers=0, resume=True, retry_failed=True, **FAST)
+    assert list(again["status"]) == ["ok", "ok"] and again["time"][0] == table["time"][0]  # only the error refitted
+
+
+# ------------------------------------------------------------------ a full disk
+def _can_mount_tmpfs():
+    if not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs unshare -rm and tmpfs (a user namespace) for a real "
+                                                   "full disk")
+def test_a_full_disk_stops_cleanly_keeps_the_journal_and_resume_completes(spectra, tmp_path):
+    """A real full disk: a 64 KiB tmpfs in a private mount namespace, filled up by a file."""
+    disk, report = tmp_path / "disk", tmp_path / "report"
+    disk.mkdir()
+    report.mkdir()
+    fit_command = " ".join([sys.executable, "-m", "ulyss_ann.cli", "fit", *spectra, "-j", "0", "-o",
+                            f"{disk}/r.ecsv", *CLI_FAST])
+    script = textwrap.dedent(f"""\
+        set -u
+        mount -t tmpfs -o size=64k tmpfs {disk}
+        fill() {{ dd if=/dev/zero of={disk}/filler bs=1k count=$1 2>/dev/null; }}
+        fill 56                                     # room for the start of the journal only
+        {fit_command} > {report}/1.out 2> {report}/1.err; echo $? > {report}/1.rc
+        cp {disk}/r.ecsv.journal.jsonl {report}/1.journal; ls -a {disk} > {report}/1.ls
+        rm {disk}/filler                            # room again: the batch completes
+        {fit_command} --resume > {report}/2.out 2> {report}/2.err; echo $? > {report}/2.rc
+        cp {disk}/r.ecsv {report}/2.ecsv; cp {disk}/r.ecsv.journal.jsonl {report}/2.journal
+        rm {disk}/r.ecsv; fill 100                  # now the table cannot be written
+        {fit_command} --resume > {report}/3.out 2> {report}/3.err; echo $? > {report}/3.rc
+        ls -a {disk} > {report}/3.ls; rm {disk}/filler
+        {fit_command} --resume > {report}/4.out 2> {report}/4.err; echo $? > {report}/4.rc
+        cp {disk}/r.ecsv {report}/4.ecsv; cp {disk}/r.ecsv.journal.jsonl {report}/4.journal
+        """)
+    subprocess.run(["unshare", "-rm", "sh", "-c", script], check=True, timeout=600, stdin=subprocess.DEVNULL)
+
+    def read(name):
+        return (report / name).read_text()
+    # 1: the journal could not take the next record: one line, exit 2, the rows before kept, no lock left
+    assert read("1.rc").strip() == "2", read("1.err")
+    err = read("1.err").strip().splitlines()
+    assert len(err) == 1 and "cannot write the journal (No space left on device)" in err[0] and "--resume" in err[0]
+    kept = Journal(report / "1.journal").read()
+    assert 0 < len(kept.rows) < len(spectra) and set(r["status"] for r in kept.rows.values()) == {"ok"}
+    assert read("1.ls").split() == [".", "..", "filler", "r.ecsv.journal.jsonl"]
+    # 2: resumed with room: every spectrum once, ok
+    assert read("2.rc").strip() == "0", read("2.err")
+    done = Journal(report / "2.journal").read()
+    assert len(done.rows) == len(spectra) and set(done.counts.values()) == {1}
+    assert set(Table.read(report / "2.ecsv")["status"]) == {"ok"}
+    # 3: the table could not be written: one line, exit 2, no temporary file, the journal intact
+    assert read("3.rc").strip() == "2" and "cannot write the table (No space left on device)" in read("3.err")
+    assert len(read("3.err").strip().splitlines()) == 1
+    assert read("3.ls").split() == [".", "..", "filler", "r.ecsv.journal.jsonl"]
+    # 4: with room, --resume fits nothing and writes the same table
+    assert read("4.rc").strip() == "0" and open(report / "4.journal", "rb").read() == \
+        open(report / "2.journal", "rb").read()
+    np.testing.assert_array_equal(Table.read(report / "4.ecsv")["Teff"], Table.read(report / "2.ecsv")["Teff"])
+
+
+# ------------------------------------------------------------------ Ctrl-C
+def test_ctrl_c_of_the_whole_process_group_prints_one_line(spectra, tmp_path):
+    out = tmp_path / "r.ecsv"
+    command = [sys.executable, "-m", "ulyss_ann.cli", "fit", *spectra, "-o", str(out), "-j", "2", *CLI_FAST]
+    driver = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(journal_of(out).read().rows) < 1:
+        time.sleep(0.05)
+    os.killpg(driver.pid, signal.SIGINT)  # what a terminal does: the driver and every worker
+    stdout, stderr = driver.communicate(timeout=120)
+    assert driver.returncode == 130
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ulyss-ann: interrupted: the spectra finished are in"), stderr
+    again = cli("fit", *spectra, "-o", out, "-j", "0", *CLI_FAST, "--resume")
+    assert again.returncode == 0, again.stderr
+    state = journal_of(out).read()
+    assert len(state.rows) == len(spectra) and set(state.counts.values()) == {1}
+
+
+# ------------------------------------------------------------------ a spectrum sampled far finer than the network
+def test_a_spectrum_sampled_far_finer_than_the_network_is_warned_about_with_the_cost(spectra, tmp_path):
+    from ulyss_ann.errors import OversampledWarning
+
+    interp = example_interpolator()
+    wave, flux, sigma = simulate_spectrum(interp, [5500.0, 3.5, -1.5], velocity=0.0, fwhm=2.0, snr=100.0, rng=1)
+    fine = np.arange(wave[0], wave[-1], (wave[1] - wave[0]) / 10)  # 10 times the network's pixels
+    write_muse_spectrum(tmp_path / "fine.fits", fine, np.interp(fine, wave, flux), np.interp(fine, wave, sigma))
+    with pytest.warns(OversampledWarning, match=r"fine: 2\d{4} pixels in .* 10 times finer than the network's "
+                                                r"sampling .* costs ~10 times more"):
+        table = fit([str(tmp_path / "fine.fits"), spectra[0]], MODEL, tmp_path / "r.ecsv", workers=0, **FAST)
+    assert list(table["status"]) == ["ok", "ok"] and abs(table["Teff"][0] - 5500) < 60
+
+
+# ------------------------------------------------------------------ failures of the machinery
+def _gdl_children():
+    """Pids of the gdl processes this process started (the GDL engine's subprocess sessions)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                name, rest = handle.read().split(") ", 1)
+            if name.endswith("(gdl") and int(rest.split()[1]) == os.getpid():
+                pids.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+@pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
+def test_a_gdl_process_killed_mid_fit_gives_a_failed_row_that_resume_fits_again(spectra, tmp_path):
+    import threading
+
+    from ulyss_ann.gdl.ulyss_location import find_ulyss
+
+    if find_ulyss() is None:
+        pytest.skip("ULySS not found (set ULYSS_DIR)")
+    out = tmp_path / "r.ecsv"
+    slow = dict(FAST, engine="gdl", backend="subprocess",  # 12 guesses: a fit of seconds, to be killed in
+                guesses={"Teff": [4800.0, 5400.0, 6000.0], "Logg": [2.0, 3.5], "Fe/H": [-2.0, -1.0]})
+    done = {}
+    runner = threading.Thread(target=lambda: done.update(table=fit(spectra[:3], MODEL, out, workers=0, **slow)))
+    runner.start()
+    deadline = time.time() + 300
+    while time.time() < deadline and len(journal_of(out).read().rows) < 1:
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the second fit
+    for pid in _gdl_children():
+        os.kill(pid, signal.SIGKILL)
+    runner.join(300)
+    status = list(done["table"]["status"])
+    assert status[0] == "ok" and status[1].startswith("failed: gdl exited (status -9: killed) during the call")
+    assert status[2] == "ok"  # the next spectrum ran in a new gdl
+    again = fit(spectra[:3], MODEL, out, workers=0, resume=True, **slow)
+    assert list(again["status"]) == ["ok"] * 3
+    assert journal_of(out).read().counts == {spectra[0]: 1, spectra[1]: 2, spectra[2]: 1}  # failed, then ok
+
+
+def test_resume_retries_a_machinery_failure_three_times_in_all(spectra, tmp_path):
+    from ulyss_ann.fitting.journal import failure_row
+    from ulyss_ann.fitting.resume import MACHINERY_TRIES
+
+    out = tmp_path / "r.ecsv"
+    table = fit(spectra[:2], MODEL, out, workers=0, **FAST)
+    journal = journal_of(out)
+    for _ in range(MACHINERY_TRIES):  # as a worker dying on this spectrum three times would leave it
+        journal.append(failure_row(spectra[1], "sim001", "failed: the worker died fitting it, 3 times (KilledWorker)",
+                                   "native", "example_interpolator.fits", table["model_sha256"][0]))
+    again = fit(spectra[:2], MODEL, out, workers=0, resume=True, **FAST)
+    assert again["status"][1].startswith("failed: the worker died")  # given up: not tried a fourth time
+    assert journal.read().counts[spectra[1]] == 1 + MACHINERY_TRIES
+    assert fit(spectra[:2], MODEL, out, workers=0, resume=True, retry_failed=True, **FAST)["status"][1] == "ok"

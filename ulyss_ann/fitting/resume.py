@@ -1,0 +1,103 @@
+"""Where a batch starts: its journal opened and checked against the run, and what is left to fit.
+
+A new batch writes the run's record and its inputs first. ``--resume`` reads the
+journal (reporting damaged records and cutting off a torn last one), refuses another
+configuration than the run's (:func:`~ulyss_ann.fitting.run.run_differences`) and
+other spectra than the run's (``--add-spectra`` lets new ones in), then fits what has
+no row, what the machinery spoiled (``failed: …``, :data:`MACHINERY_TRIES` tries in
+all) and, with ``--retry-failed``, every row that is not ``ok``.
+"""
+
+import os
+import sys
+
+from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.engines import engine_label
+from ulyss_ann.fitting.journal import Journal, JournalState, MemoryJournal, failure_row
+from ulyss_ann.fitting.run import run_differences
+from ulyss_ann.fitting.sources import file_problem
+
+__all__ = ["open_journal", "tasks_to_fit", "MACHINERY_TRIES"]
+
+#: Fits of one spectrum that the machinery may spoil (``failed: …`` rows) before --resume stops retrying it.
+MACHINERY_TRIES = 3
+
+
+def open_journal(output, resume, overwrite, record, inputs, add_spectra):
+    """The batch's journal and what it holds, checked against this run (see :mod:`~ulyss_ann.fitting.run`)."""
+    keys = [entry.key for entry in inputs]
+    if output is None:
+        journal = MemoryJournal()
+        journal.start(record, keys)
+        return journal, journal.read()
+    journal = Journal(str(output) + ".journal.jsonl")
+    if overwrite:
+        for path in (output, journal.path):
+            if os.path.exists(path):
+                os.remove(path)
+    has_journal = os.path.exists(journal.path)
+    if not resume and (has_journal or os.path.exists(output)):
+        raise UlyssAnnError(f"{output} or its journal exists: add --resume to continue that batch, "
+                            "or --overwrite to start again")
+    if resume and not has_journal and os.path.exists(output):
+        raise UlyssAnnError(f"{output} exists without its journal {journal.path}: nothing to resume from; "
+                            "--overwrite to start again")
+    state = journal.read() if has_journal else JournalState()
+    if state.legacy:
+        raise UlyssAnnError(f"{journal.path}: written by an earlier ulyss_ann (no checksums, no run record): "
+                            "--overwrite to start again")
+    if state.run is None and state.rows:
+        raise UlyssAnnError(f"{journal.path}: its run record is damaged; the run cannot be checked: "
+                            "--overwrite to start again")
+    if state.run is None:  # a new run (or one that died while writing its first record)
+        journal.start(record, keys)
+        return journal, JournalState(run=record, inputs=keys)
+    message = state.report(journal.path)
+    if message:
+        print(f"ulyss-ann: warning: {message}", file=sys.stderr)
+    journal.repair(state)
+    differences = run_differences(state.run, record)
+    if differences:
+        raise UlyssAnnError(f"{output}: --resume with another configuration than its run's ("
+                            + "; ".join(differences) + "): give the run's options, or another --output")
+    _check_inputs(output, journal, state, keys, add_spectra)
+    return journal, state
+
+
+def _check_inputs(output, journal, state, keys, add_spectra):
+    recorded, given = set(state.inputs), set(keys)
+    new = [key for key in keys if key not in recorded]
+    missing = [key for key in state.inputs if key not in given]
+    if missing:
+        raise UlyssAnnError(f"{output}: {len(missing)} spectr{'a' if len(missing) > 1 else 'um'} of this run "
+                            f"not given now (e.g. {missing[0]}): give all the run's spectra to --resume it")
+    if new and not add_spectra:
+        raise UlyssAnnError(f"{output}: {len(new)} spectr{'a' if len(new) > 1 else 'um'} not in this run "
+                            f"(e.g. {new[0]}): add --add-spectra to fit them into it, or give another --output")
+    if new:
+        journal.add_inputs(new)
+        state.inputs += new
+
+
+def tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress):
+    """What to fit now; spectra that cannot be fitted at all are recorded as error rows at once."""
+    todo = []
+    for entry in inputs:
+        row = state.rows.get(entry.key)
+        status = "" if row is None else str(row.get("status", ""))
+        if row is None or status != "ok" and (retry_failed or (status.startswith("failed:")
+                                                               and state.failures.get(entry.key, 0) < MACHINERY_TRIES)):
+            todo.append(entry)
+    if progress and state.rows:
+        print(f"resuming: {len(state.rows)} spectra in {journal.path}, {len(todo)} to fit")
+    tasks = []
+    for entry in todo:
+        try:
+            problem = file_problem(entry.source) if entry.in_memory is None else None
+            if problem:
+                raise UlyssAnnError(problem)
+            tasks.append((entry, fixed_values.for_spectrum(entry.ident, entry.name_in_file)))
+        except UlyssAnnError as exc:
+            journal.append(failure_row(entry.key, entry.in_memory or entry.ident, f"error: {exc}",
+                                       engine_label(config), os.path.basename(config.model), config.model_sha256))
+    return tasks

@@ -1,0 +1,137 @@
+"""The identity of a batch run, and the lock that keeps one run per output.
+
+**Run record.** A batch's journal begins with the run's configuration
+(:func:`run_record`): the model and its SHA-256, the engine (and the GDL backend, or
+the native LOSVD), the LSF file and its SHA-256, the fixed values and where they come
+from (a table and its SHA-256), the guesses, MDEGREE, the range, the masks and the
+package version. ``--resume`` compares it with the configuration asked now and refuses
+any difference, listing them (:func:`run_differences`): a table never mixes rows of two
+set-ups, and its metadata (written from this record) describes every row.
+
+**Lock.** ``<output>.lock`` holds, while a batch runs, an exclusive lock (``flock``)
+and says who holds it (PID, host, start time). A second run on the same output — from
+another process or this one — is refused with that line; the kernel releases the lock
+when its process ends, however it ends, so the lock of a run that is gone (``kill -9``,
+a reboot) is simply taken over. Linux maps ``flock`` onto NFS's byte-range locks, so
+the lock also holds between the machines of a cluster sharing the output's folder.
+"""
+
+import datetime
+import json
+import os
+import socket
+
+from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.version import __version__
+
+__all__ = ["run_record", "run_differences", "OutputLock", "IDENTITY_KEYS"]
+
+#: The entries of a run record that a resumed run must repeat exactly.
+IDENTITY_KEYS = ("model_sha256", "engine", "backend", "losvd", "lsf_sha256", "fixed", "guesses", "mdegree",
+                 "wave_range", "telluric", "mask_nad", "masks", "version")
+
+
+def run_record(config, fixed_values):
+    """The configuration of a batch as a JSON-able dict (the journal's first record, the table's metadata).
+
+    ``config``: the :class:`~ulyss_ann.fitting.core.FitConfig` (engine resolved);
+    ``fixed_values``: the :class:`~ulyss_ann.fitting.options.FixedValues`.
+    Entries that do nothing for the engine are None (the backend for ``native``, the
+    LOSVD kernel for ``gdl``, which always uses ULySS's).
+    """
+    from ulyss_ann.fitting.core import file_sha256
+
+    gdl = config.engine == "gdl"
+    return {
+        "software": "ulyss_ann (" + ("GDL + ULySS" if gdl else "native NumPy/SciPy fitter") + ")",
+        "version": __version__,
+        "model": os.path.basename(config.model),
+        "model_path": config.model,
+        "model_sha256": config.model_sha256,
+        "engine": config.engine,
+        "backend": config.backend if gdl else None,
+        "losvd": None if gdl else config.losvd,
+        "lsf": config.lsf or "none",
+        "lsf_sha256": file_sha256(config.lsf) if config.lsf else None,
+        "fixed": fixed_values.describe(),
+        "guesses": {k: list(v) for k, v in sorted((config.guesses or {}).items())} or None,
+        "mdegree": config.mdegree,
+        "wave_range": list(config.wave_range) if config.wave_range else None,
+        "telluric": config.telluric,
+        "mask_nad": config.mask_nad,
+        "masks": [list(m) for m in config.masks],
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run_differences(recorded, asked):
+    """The identity entries where two run records differ, as lines ``name: recorded -> asked``."""
+    def show(value):
+        text = json.dumps(value, ensure_ascii=False)
+        return text if len(text) <= 70 else text[:67] + "..."
+
+    return [f"{key}: {show(recorded.get(key))} in the journal, {show(asked.get(key))} now"
+            for key in IDENTITY_KEYS if _normal(recorded.get(key)) != _normal(asked.get(key))]
+
+
+def _normal(value):
+    """Tuples and lists alike (a record read back from JSON has lists)."""
+    return json.loads(json.dumps(value))
+
+
+class OutputLock:
+    """An exclusive lock on a batch's output, held while the batch runs (see the module's text)."""
+
+    def __init__(self, output):
+        self.path = f"{os.fspath(output)}.lock"
+        self._handle = None
+
+    def acquire(self):
+        import fcntl
+
+        while True:
+            try:
+                handle = open(self.path, "a+b", buffering=0)  # unbuffered: closing never writes
+            except OSError as exc:
+                raise UlyssAnnError(f"{self.path}: cannot create the batch's lock ({exc.strerror or exc})") from None
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().decode(errors="replace").strip() or "another process"
+                handle.close()
+                raise UlyssAnnError(f"{self.path[:-5]}: another batch is writing it ({holder}); wait for it to "
+                                    f"end, or give another --output") from None
+            # The file may have been removed by the run that held it between our open and
+            # our lock: then we hold a lock on a file nobody else sees, and must try again.
+            try:
+                same = os.path.samestat(os.fstat(handle.fileno()), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            handle.close()
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"PID {os.getpid()} on {socket.gethostname()}, started {started}\n".encode())
+        except OSError:
+            pass  # a full disk: the lock holds without its note; the journal or table will say what is wrong
+        self._handle = handle
+        return self
+
+    def release(self):
+        if self._handle is not None:
+            try:
+                os.remove(self.path)  # while still locked: nobody can take a lock on it in between
+            except OSError:
+                pass
+            self._handle.close()  # closing releases the lock
+            self._handle = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()

@@ -1,0 +1,109 @@
+"""The inputs of a batch: each spectrum's key in the journal, its source and a unique id.
+
+A file's key is its absolute path and its id the file name without extension, as
+ULySS names things; the same file given twice is fitted once. When two *different*
+files share a name (``night1/spec_001.fits``, ``night2/spec_001.fits``: survey data
+is often laid out so), their ids carry as many parent folders as it takes to tell them
+apart (``night1/spec_001``, ``night2/spec_001``), so that no two rows share an id; a
+``--fix`` table must then name them so (the bare name is refused as ambiguous). Files
+written for a spectrum replace the ``/`` by ``_``.
+
+In-memory spectra (arrays, Spectrum or specutils objects) are keyed ``memory:<id>``;
+those without an id of their own, or whose id is taken, are numbered
+(``spectrum0001``…, on a copy: the caller's object is untouched).
+"""
+
+import os
+from dataclasses import dataclass, replace
+
+from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.spectra.inputs import as_spectrum, is_array_tuple, is_path
+from ulyss_ann.spectra.spectrum import Spectrum
+
+__all__ = ["BatchInput", "batch_inputs", "file_problem"]
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    """One spectrum of a batch: journal ``key``, ``source`` (a path or a Spectrum), ``ident`` (its id).
+
+    ``name_in_file``: the file name without extension when ``ident`` had to carry folders.
+    """
+
+    key: str
+    source: object
+    ident: str
+    name_in_file: str = None
+
+    @property
+    def in_memory(self):
+        """The Spectrum of an in-memory input, None for a file."""
+        return self.source if isinstance(self.source, Spectrum) else None
+
+
+def batch_inputs(spectra):
+    """The :class:`BatchInput` of each spectrum given, in order, each key once."""
+    if is_path(spectra) or isinstance(spectra, Spectrum) or is_array_tuple(spectra) or hasattr(spectra, "spectral_axis"):
+        spectra = [spectra]  # one spectrum, not a sequence of them
+    try:
+        items = list(spectra)
+    except TypeError:
+        raise UlyssAnnError(f"cannot fit a {type(spectra).__name__}: give a file name, a ulyss_ann.Spectrum, a "
+                            "specutils spectrum, (wavelength, flux[, error]) arrays, or a list of them") from None
+    files = list(dict.fromkeys(os.path.abspath(os.fspath(item)) for item in items if is_path(item)))
+    file_ids = _distinct_ids(files)
+    out, keys, ids = [], set(), set(file_ids.values())
+    for n, item in enumerate(items, start=1):
+        if is_path(item):
+            path = os.path.abspath(os.fspath(item))
+            stem = _stem(path)
+            entry = BatchInput(path, path, file_ids[path], stem if file_ids[path] != stem else None)
+        else:
+            spectrum = as_spectrum(item, default_id=f"spectrum{n:04d}")
+            key = spectrum.meta.get("file") or f"memory:{spectrum.meta.get('id')}"
+            if not spectrum.meta.get("file") and (spectrum.meta.get("id") in (None, "spectrum") or key in keys
+                                                  or str(spectrum.meta.get("id")) in ids):
+                spectrum = replace(spectrum, meta={**spectrum.meta, "id": f"spectrum{n:04d}"})
+                key = f"memory:spectrum{n:04d}"
+            entry = BatchInput(key, spectrum, str(spectrum.meta["id"]))
+            ids.add(entry.ident)
+        if entry.key not in keys:
+            keys.add(entry.key)
+            out.append(entry)
+    return out
+
+
+def _stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _distinct_ids(paths):
+    """File path -> id: the name without extension, with parent folders where names collide."""
+    by_stem = {}
+    for path in paths:
+        by_stem.setdefault(_stem(path), []).append(path)
+    ids = {}
+    for stem, group in by_stem.items():
+        if len(group) == 1:
+            ids[group[0]] = stem
+            continue
+        parts = {path: os.path.dirname(path).strip(os.sep).split(os.sep) for path in group}
+        for depth in range(1, max(len(p) for p in parts.values()) + 1):
+            candidate = {path: "/".join(parts[path][-depth:] + [stem]) for path in group}
+            if len(set(candidate.values())) == len(group):
+                break
+        else:  # names that differ by their extension only: the whole path tells them apart
+            candidate = {path: path.strip(os.sep).replace(os.sep, "/") for path in group}
+        ids.update(candidate)
+    return ids
+
+
+def file_problem(path):
+    """Why a spectrum file cannot be read at all (missing, a folder, no permission), or None."""
+    if os.path.isdir(path):
+        return f"{path}: a folder, not a spectrum file (give the files in it, e.g. {path}/*.fits)"
+    if not os.path.exists(path):
+        return f"{path}: no such file"
+    if not os.access(path, os.R_OK):
+        return f"{path}: cannot be read (permission denied)"
+    return None
