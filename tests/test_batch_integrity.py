@@ -429,3 +429,87 @@ def test_resume_retries_a_machinery_failure_three_times_in_all(spectra, tmp_path
     assert again["status"][1].startswith("failed: the worker died")  # given up: not tried a fourth time
     assert journal.read().counts[spectra[1]] == 1 + MACHINERY_TRIES
     assert fit(spectra[:2], MODEL, out, workers=0, resume=True, retry_failed=True, **FAST)["status"][1] == "ok"
+
+
+def test_a_single_machinery_failure_is_fitted_again_by_resume(spectra, tmp_path):
+    from ulyss_ann.fitting.journal import failure_row
+
+    out = tmp_path / "r.ecsv"
+    first = fit(spectra[:2], MODEL, out, workers=0, **FAST)
+    journal_of(out).append(failure_row(spectra[1], "sim001", "failed: gdl exited (status -9: killed) during the call",
+                                       "native", "example_interpolator.fits", first["model_sha256"][0]))
+    assert journal_of(out).read().rows[spectra[1]]["status"].startswith("failed:")  # the last record counts
+    again = fit(spectra[:2], MODEL, out, workers=0, resume=True, **FAST)
+    assert list(again["status"]) == ["ok", "ok"] and again["Teff"][1] == first["Teff"][1]
+    assert journal_of(out).read().counts == {spectra[0]: 1, spectra[1]: 3}  # ok, failed, ok again
+
+
+# ------------------------------------------------------------------ names, formats, metadata
+def test_non_ascii_names_and_apostrophes_with_save_fits_natively(tmp_path):
+    """Without GDL too (tests/test_gdl_batch_cases.py has both engines where GDL is installed)."""
+    name = "étoile's star"
+    interp = example_interpolator()
+    wave, flux, sigma = simulate_spectrum(interp, [5400.0, 3.2, -1.5], velocity=5.0, fwhm=2.0, snr=100.0, rng=3)
+    write_muse_spectrum(tmp_path / f"{name}.fits", wave, flux, sigma)
+    folder = tmp_path / "sav d'été"
+    table = fit([str(tmp_path / f"{name}.fits")], MODEL, tmp_path / "r.ecsv", workers=0, save_fits=str(folder),
+                **FAST)
+    assert list(table["status"]) == ["ok"] and table["id"][0] == name
+    with fits.open(folder / f"{name}_fit.fits") as hdul:
+        assert int(hdul["MASK"].data.sum()) == table["n_pix"][0]
+        assert hdul[0].header["OBJECT"] == "\\xe9toile's star"  # FITS headers are ASCII
+
+
+def test_the_output_format_follows_the_name_and_an_unknown_one_is_refused_up_front(spectra, tmp_path):
+    table = fit(spectra[:1], MODEL, tmp_path / "r.fits", workers=0, **FAST)
+    back = Table.read(tmp_path / "r.fits")
+    assert back["Teff"][0] == table["Teff"][0] and str(back["Teff"].unit) == "K"
+    assert sorted(os.listdir(tmp_path)) == ["r.fits", "r.fits.journal.jsonl"]  # no temporary file left
+    with pytest.raises(UlyssAnnError, match=r"r\.xyz: astropy cannot tell one table format from this name"):
+        fit(spectra[:1], MODEL, tmp_path / "r.xyz", workers=0, **FAST)
+    assert not (tmp_path / "r.xyz.journal.jsonl").exists()
+
+
+def test_metadata_of_any_type_never_stops_the_journal(spectra, tmp_path):
+    import astropy.units as u
+    from astropy.coordinates import Angle
+
+    from ulyss_ann.spectra.readers import read_spectrum
+
+    base = read_spectrum(spectra[0])
+    odd = type(base)(base.flux, base.error, base.wavelength, base.good, base.grid,
+                     {"id": "odd", "ra": Angle("12h30m00s"), "dec": -53.7 * u.deg, "snr": np.float32("nan")})
+    table = fit([odd, spectra[1]], MODEL, tmp_path / "r.ecsv", workers=0, **FAST)
+    assert list(table["status"]) == ["ok", "ok"]
+    assert table["ra"][0] == pytest.approx(187.5) and table["dec"][0] == pytest.approx(-53.7)
+    assert table["snr"].mask[0] and not journal_of(tmp_path / "r.ecsv").read().damaged
+
+
+def test_resume_accepts_the_same_fix_table_under_another_path(spectra, tmp_path):
+    logg = tmp_path / "a" / "logg.ecsv"
+    logg.parent.mkdir()
+    Table({"id": ["sim000", "sim001"], "logg": [2.8, 3.6]}).write(logg)
+    out = tmp_path / "r.ecsv"
+    fit(spectra[:1], MODEL, out, workers=0, fixed={"Logg": f"{logg}:logg"}, **LOGG_FIXED)
+    os.symlink(tmp_path / "a", tmp_path / "b")  # the same file reached by another path, as a cluster mounts it
+    again = fit(spectra[:2], MODEL, out, workers=0, fixed={"Logg": f"{tmp_path / 'b' / 'logg.ecsv'}:logg"},
+                resume=True, add_spectra=True, **LOGG_FIXED)
+    assert list(again["Logg"]) == [2.8, 3.6]
+    Table({"id": ["sim000", "sim001"], "logg": [2.8, 3.7]}).write(logg, overwrite=True)  # another table
+    with pytest.raises(UlyssAnnError, match="fixed: "):
+        fit(spectra[:2], MODEL, out, workers=0, fixed={"Logg": f"{logg}:logg"}, resume=True, **LOGG_FIXED)
+
+
+def test_ids_are_the_runs_when_a_same_named_file_is_added(spectra, tmp_path):
+    for night, source in (("night1", spectra[0]), ("night2", spectra[1])):
+        (tmp_path / night).mkdir()
+        shutil.copy(source, tmp_path / night / "spec.fits")
+    out = tmp_path / "r.ecsv"
+    first = fit([str(tmp_path / "night1" / "spec.fits")], MODEL, out, workers=0, save_fits=str(tmp_path / "f"),
+                **FAST)
+    assert list(first["id"]) == ["spec"]
+    files = [str(tmp_path / "night1" / "spec.fits"), str(tmp_path / "night2" / "spec.fits")]
+    again = fit(files, MODEL, out, workers=0, resume=True, add_spectra=True, save_fits=str(tmp_path / "f"), **FAST)
+    assert list(again["id"]) == ["spec", "night2/spec"]  # the fitted one keeps its id, its files their names
+    assert sorted(os.listdir(tmp_path / "f")) == ["night2_spec_fit.fits", "spec_fit.fits"]
+    assert again["time"][0] == first["time"][0]

@@ -47,7 +47,7 @@ from ulyss_ann.fitting.options import FixedValues, check_combination, make_confi
 from ulyss_ann.fitting.resume import open_journal, tasks_to_fit
 from ulyss_ann.fitting.run import OutputLock, run_record
 from ulyss_ann.fitting.sources import batch_inputs
-from ulyss_ann.fitting.table import rows_to_table, write_table
+from ulyss_ann.fitting.table import rows_to_table, table_format, write_table
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.spectra.inputs import as_spectrum
 from ulyss_ann.spectra.lsf import read_lsf
@@ -158,7 +158,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     record = run_record(config, fixed_values)
     lock = OutputLock(output).acquire() if output is not None else None
     try:
-        journal, state = open_journal(output, resume, overwrite, record, inputs, add_spectra)
+        journal, state, inputs = open_journal(output, resume, overwrite, record, inputs, add_spectra)
         started = time.perf_counter()
         tasks = tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress)
         if tasks:
@@ -200,6 +200,7 @@ def _check_run_options(output, workers, scheduler, resume, overwrite, retries, r
             raise UlyssAnnError(f"{output}: a folder; give the results table's file name (e.g. {output}/r.ecsv)")
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             raise UlyssAnnError(f"{output}: its folder {folder} does not exist or is not writable")
+        table_format(output)  # a name astropy cannot write is refused now, not after the fits
     elif resume:
         raise UlyssAnnError("resume needs an output table (its journal is what a batch resumes from)")
 
@@ -255,6 +256,7 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
                 cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
                                        processes=True, dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)
+            client.register_plugin(_interrupts_ignored())  # also in workers a nanny restarts later
         try:
             futures = {client.submit(_fit_noting_warnings, entry.source, config, fixed, entry.key, None, entry.ident,
                                      pure=False): entry for entry, fixed in tasks}
@@ -297,6 +299,23 @@ def _children_ignore_interrupts():
         finally:
             signal.signal(signal.SIGINT, previous)
     return ignoring()
+
+
+def _interrupts_ignored():
+    """A Dask worker plugin: the worker ignores Ctrl-C (the driver stops the cluster).
+
+    Only for the batch's own local cluster: the workers of a cluster given by address
+    belong to whoever started them.
+    """
+    from dask.distributed import WorkerPlugin
+
+    class InterruptsIgnored(WorkerPlugin):
+        name = "ulyss-ann-interrupts-ignored"
+
+        def setup(self, worker):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # runs in the worker's main thread
+
+    return InterruptsIgnored()
 
 
 def _close_quietly(client, cluster):

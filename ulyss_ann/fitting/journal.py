@@ -22,7 +22,8 @@ is safe on the network file systems of clusters (where SQLite's locking is not),
 a write that fails loses at most the record being written.
 
 Records, in order: one ``run`` (the run's configuration: :mod:`ulyss_ann.fitting.run`),
-``inputs`` (the spectra of the run, in blocks; more when ``--add-spectra`` adds some),
+``inputs`` (the spectra of the run and their ids, in blocks; more when ``--add-spectra``
+adds some),
 then ``row`` records. A spectrum's last valid row is its result: a failure of the
 machinery (``failed: …``) retried on ``--resume`` is superseded by the new row.
 """
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.table import as_number
 
 __all__ = ["Journal", "JournalState", "MemoryJournal", "JournalError", "failure_row"]
 
@@ -56,8 +58,8 @@ def failure_row(key, spectrum, status, engine, model, sha):
     """
     if spectrum is not None and not isinstance(spectrum, str):
         meta = spectrum.meta
-        row = dict(id=meta["id"], ra=meta.get("ra", np.nan), dec=meta.get("dec", np.nan),
-                   snr=meta.get("snr", np.nan), n_bad=spectrum.n_bad)
+        row = dict(id=meta["id"], ra=as_number(meta.get("ra"), "deg"), dec=as_number(meta.get("dec"), "deg"),
+                   snr=as_number(meta.get("snr")), n_bad=spectrum.n_bad)
     else:
         row = dict(id=spectrum if spectrum else os.path.splitext(os.path.basename(key))[0].replace("memory:", ""))
     row.update(file=key, engine=engine, model=model, model_sha256=sha, status=status, flag="")
@@ -72,10 +74,15 @@ def _encode(record):
 
 
 def _plain(value):
-    """NumPy numbers as Python ones (json cannot write them)."""
+    """What json cannot write itself: NumPy numbers as Python ones (non-finite as null), the rest as text.
+
+    A journal write must not fail on a value of an unexpected type (metadata copied from
+    a user's spectrum): that would stop the batch. Text keeps it readable.
+    """
     if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} to the journal")
+        value = value.item()
+        return value if not isinstance(value, float) or np.isfinite(value) else None
+    return str(value)
 
 
 def _decode(line):
@@ -94,7 +101,7 @@ def _decode(line):
 
 def _finite(row):
     """NaN and inf as null (JSON has no NaN); read back as missing values."""
-    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+    return {k: (None if isinstance(v, (float, np.floating)) and not np.isfinite(v) else v) for k, v in row.items()}
 
 
 @dataclass
@@ -102,7 +109,8 @@ class JournalState:
     """What a journal holds: the run's record, its inputs, each spectrum's last row, what is damaged."""
 
     run: dict = None
-    inputs: list = field(default_factory=list)
+    inputs: list = field(default_factory=list)    # journal keys, in the run's order
+    ids: dict = field(default_factory=dict)       # key -> the id the run gave it
     rows: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)   # key -> machinery failures recorded
     counts: dict = field(default_factory=dict)     # key -> row records (a spectrum fitted twice shows here)
@@ -118,7 +126,7 @@ class JournalState:
         torn = ", the last one cut short by a crash or a full disk" if self.torn_bytes else ""
         plural = "s" if len(self.damaged) > 1 else ""
         return (f"{path}: {len(self.damaged)} damaged record{plural} ignored (line{plural} {where}{torn}); "
-                "their spectra are fitted again")
+                "the spectra left without a valid row are fitted again")
 
 
 class Journal:
@@ -150,9 +158,13 @@ class Journal:
                 state.run = record["config"]
             elif kind == "inputs":
                 state.inputs += record["keys"]
+                state.ids.update(zip(record["keys"], record["ids"]))
             elif kind == "row":
                 row = record["row"]
                 state.rows[row["file"]] = row
+                if row["file"] not in state.ids:  # its inputs record damaged: the row still counts
+                    state.inputs.append(row["file"])
+                    state.ids[row["file"]] = row.get("id")
                 state.counts[row["file"]] = state.counts.get(row["file"], 0) + 1
                 if str(row.get("status", "")).startswith("failed:"):
                     state.failures[row["file"]] = state.failures.get(row["file"], 0) + 1
@@ -166,22 +178,22 @@ class Journal:
                 handle.truncate(size - state.torn_bytes)
                 os.fsync(handle.fileno())
 
-    def start(self, run, keys):
-        """Begin a new journal: the run's record and its inputs."""
-        self._write([{"kind": "run", "config": run}] + self._input_records(keys), mode="wb")
+    def start(self, run, inputs):
+        """Begin a new journal: the run's record and its inputs, (key, id) pairs."""
+        self._write([{"kind": "run", "config": run}] + self._input_records(inputs), mode="wb")
 
-    def add_inputs(self, keys):
-        """Record spectra added to the run (``--add-spectra``)."""
-        self._write(self._input_records(keys))
+    def add_inputs(self, inputs):
+        """Record spectra added to the run (``--add-spectra``), (key, id) pairs."""
+        self._write(self._input_records(inputs))
 
     def append(self, row):
         """Record one finished spectrum, on disk before returning (JournalError when that fails)."""
         self._write([{"kind": "row", "row": _finite(row)}])
 
     @staticmethod
-    def _input_records(keys):
-        return [{"kind": "inputs", "keys": list(keys[i:i + _INPUTS_PER_RECORD])}
-                for i in range(0, len(keys), _INPUTS_PER_RECORD)]
+    def _input_records(inputs):
+        blocks = [inputs[i:i + _INPUTS_PER_RECORD] for i in range(0, len(inputs), _INPUTS_PER_RECORD)]
+        return [{"kind": "inputs", "keys": [k for k, _ in block], "ids": [i for _, i in block]} for block in blocks]
 
     def _write(self, records, mode="ab"):
         try:
@@ -214,8 +226,8 @@ class MemoryJournal:
     def read(self):
         return self._state
 
-    def start(self, run, keys):
-        self._state.run, self._state.inputs = run, list(keys)
+    def start(self, run, inputs):
+        self._state.run, self._state.inputs, self._state.ids = run, [k for k, _ in inputs], dict(inputs)
 
     def append(self, row):
         self._state.rows[row["file"]] = row

@@ -52,6 +52,10 @@ def make_config(model, interp, **options):
     options["masks"] = tuple(_band(m, "mask") for m in (options.get("masks") or ()))
     if options.get("wave_range") is not None:
         options["wave_range"] = _fit_range(options["wave_range"], interp, model)
+    if options.get("telluric") is not None:
+        options["telluric"] = bool(options["telluric"])  # numpy booleans too: the run's record is JSON
+    if "mask_nad" in options:
+        options["mask_nad"] = bool(options["mask_nad"])
     _check_engine_options(options)
     if options.get("lsf") is not None:
         options["lsf"] = os.path.abspath(options["lsf"])
@@ -221,7 +225,7 @@ class FixedValues:
                                     f"give this one its id '{spectrum_id}' in the table")
             if found is None:
                 raise UlyssAnnError(f"no fixed value of {name} for '{spectrum_id}' in {source}")
-            if len(set(found)) > 1:
+            if np.unique(found).size > 1:  # NaN cells count as one value (numpy >= 1.21)
                 raise UlyssAnnError(f"'{spectrum_id}' is {len(found)} times in {source} with different values "
                                     f"({', '.join(f'{v:g}' for v in found)}): keep one")
             parameter = self.interp.parameters[self.interp.parameter_index(name)]

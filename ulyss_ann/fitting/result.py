@@ -259,8 +259,11 @@ class FitResult:
 
     def row(self):
         """The result as one row of the batch table (a dict; see :mod:`ulyss_ann.fitting.table`)."""
-        row = dict(id=self.spectrum_id, file=self.meta.get("file"), ra=self.meta.get("ra"), dec=self.meta.get("dec"),
-                   snr=self.meta.get("snr"), n_bad=self.meta.get("n_bad"))
+        from ulyss_ann.fitting.table import as_number
+
+        row = dict(id=self.spectrum_id, file=self.meta.get("file"), ra=as_number(self.meta.get("ra"), "deg"),
+                   dec=as_number(self.meta.get("dec"), "deg"), snr=as_number(self.meta.get("snr")),
+                   n_bad=self.meta.get("n_bad"))
         for name in self.params:
             row[name], row["e_" + name] = self.params[name], self.errors[name]
         row.update(cz=self.cz, e_cz=self.e_cz, sigma=self.sigma, e_sigma=self.e_sigma, chi2=self.chi2,

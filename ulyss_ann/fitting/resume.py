@@ -15,21 +15,29 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.engines import engine_label
 from ulyss_ann.fitting.journal import Journal, JournalState, MemoryJournal, failure_row
 from ulyss_ann.fitting.run import run_differences
-from ulyss_ann.fitting.sources import file_problem
+from ulyss_ann.fitting.sources import file_problem, keep_ids
 
-__all__ = ["open_journal", "tasks_to_fit", "MACHINERY_TRIES"]
+__all__ = ["open_journal", "tasks_to_fit", "RunMismatchError", "MACHINERY_TRIES"]
 
 #: Fits of one spectrum that the machinery may spoil (``failed: …`` rows) before --resume stops retrying it.
 MACHINERY_TRIES = 3
 
 
+class RunMismatchError(UlyssAnnError):
+    """``--resume`` of an output whose journal belongs to another run (another configuration, an
+    older ulyss_ann, a damaged run record): the caller may start again instead."""
+
+
 def open_journal(output, resume, overwrite, record, inputs, add_spectra):
-    """The batch's journal and what it holds, checked against this run (see :mod:`~ulyss_ann.fitting.run`)."""
-    keys = [entry.key for entry in inputs]
+    """The batch's journal, what it holds, and the inputs with the ids the run gave them.
+
+    Checked against this run (see :mod:`~ulyss_ann.fitting.run`): RunMismatchError for
+    another run's journal, UlyssAnnError for other spectra than the run's.
+    """
     if output is None:
         journal = MemoryJournal()
-        journal.start(record, keys)
-        return journal, journal.read()
+        journal.start(record, [(entry.key, entry.ident) for entry in inputs])
+        return journal, journal.read(), inputs
     journal = Journal(str(output) + ".journal.jsonl")
     if overwrite:
         for path in (output, journal.path):
@@ -44,39 +52,42 @@ def open_journal(output, resume, overwrite, record, inputs, add_spectra):
                             "--overwrite to start again")
     state = journal.read() if has_journal else JournalState()
     if state.legacy:
-        raise UlyssAnnError(f"{journal.path}: written by an earlier ulyss_ann (no checksums, no run record): "
-                            "--overwrite to start again")
+        raise RunMismatchError(f"{journal.path}: written by an earlier ulyss_ann (no checksums, no run record): "
+                               "--overwrite to start again")
     if state.run is None and state.rows:
-        raise UlyssAnnError(f"{journal.path}: its run record is damaged; the run cannot be checked: "
-                            "--overwrite to start again")
+        raise RunMismatchError(f"{journal.path}: its run record is damaged; the run cannot be checked: "
+                               "--overwrite to start again")
     if state.run is None:  # a new run (or one that died while writing its first record)
-        journal.start(record, keys)
-        return journal, JournalState(run=record, inputs=keys)
+        entries = [(entry.key, entry.ident) for entry in inputs]
+        journal.start(record, entries)
+        return journal, JournalState(run=record, inputs=[k for k, _ in entries], ids=dict(entries)), inputs
     message = state.report(journal.path)
     if message:
         print(f"ulyss-ann: warning: {message}", file=sys.stderr)
     journal.repair(state)
     differences = run_differences(state.run, record)
     if differences:
-        raise UlyssAnnError(f"{output}: --resume with another configuration than its run's ("
-                            + "; ".join(differences) + "): give the run's options, or another --output")
-    _check_inputs(output, journal, state, keys, add_spectra)
-    return journal, state
+        raise RunMismatchError(f"{output}: --resume with another configuration than its run's ("
+                               + "; ".join(differences) + "): give the run's options, or another --output")
+    inputs = keep_ids(inputs, state.ids)
+    _check_inputs(output, journal, state, inputs, add_spectra)
+    return journal, state, inputs
 
 
-def _check_inputs(output, journal, state, keys, add_spectra):
-    recorded, given = set(state.inputs), set(keys)
-    new = [key for key in keys if key not in recorded]
+def _check_inputs(output, journal, state, inputs, add_spectra):
+    recorded, given = set(state.inputs), {entry.key for entry in inputs}
+    new = [entry for entry in inputs if entry.key not in recorded]
     missing = [key for key in state.inputs if key not in given]
     if missing:
         raise UlyssAnnError(f"{output}: {len(missing)} spectr{'a' if len(missing) > 1 else 'um'} of this run "
                             f"not given now (e.g. {missing[0]}): give all the run's spectra to --resume it")
-    if new and not add_spectra:
+    if new and not add_spectra and not state.damaged:  # a damaged inputs record: they may be the run's
         raise UlyssAnnError(f"{output}: {len(new)} spectr{'a' if len(new) > 1 else 'um'} not in this run "
-                            f"(e.g. {new[0]}): add --add-spectra to fit them into it, or give another --output")
+                            f"(e.g. {new[0].key}): add --add-spectra to fit them into it, or give another --output")
     if new:
-        journal.add_inputs(new)
-        state.inputs += new
+        journal.add_inputs([(entry.key, entry.ident) for entry in new])
+        state.inputs += [entry.key for entry in new]
+        state.ids.update((entry.key, entry.ident) for entry in new)
 
 
 def tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress):

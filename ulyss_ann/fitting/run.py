@@ -17,9 +17,11 @@ the lock also holds between the machines of a cluster sharing the output's folde
 """
 
 import datetime
+import errno
 import json
 import os
 import socket
+import warnings
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.version import __version__
@@ -71,12 +73,17 @@ def run_differences(recorded, asked):
         return text if len(text) <= 70 else text[:67] + "..."
 
     return [f"{key}: {show(recorded.get(key))} in the journal, {show(asked.get(key))} now"
-            for key in IDENTITY_KEYS if _normal(recorded.get(key)) != _normal(asked.get(key))]
+            for key in IDENTITY_KEYS if _normal(key, recorded.get(key)) != _normal(key, asked.get(key))]
 
 
-def _normal(value):
-    """Tuples and lists alike (a record read back from JSON has lists)."""
-    return json.loads(json.dumps(value))
+def _normal(key, value):
+    """A record's entry as compared: tuples and lists alike (a record read back from JSON has
+    lists), NumPy scalars as numbers, and a --fix table by its column and SHA-256, not by the
+    path it was reached by (a cluster mounts the same file under other names)."""
+    value = json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    if key == "fixed" and value:
+        value = {name: {k: v for k, v in spec.items() if k != "table"} for name, spec in value.items()}
+    return value
 
 
 class OutputLock:
@@ -96,7 +103,15 @@ class OutputLock:
                 raise UlyssAnnError(f"{self.path}: cannot create the batch's lock ({exc.strerror or exc})") from None
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    # A file system without locks (Lustre mounted without -o flock, some NFS
+                    # set-ups): run unlocked, and say so, rather than refuse every run.
+                    warnings.warn(f"{self.path}: this file system cannot lock files ({exc.strerror}); nothing "
+                                  "stops a second batch from writing the same output at the same time",
+                                  UserWarning, stacklevel=2)
+                    handle.close()
+                    return self
                 handle.seek(0)
                 holder = handle.read().decode(errors="replace").strip() or "another process"
                 handle.close()

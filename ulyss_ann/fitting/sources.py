@@ -20,7 +20,7 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.spectra.inputs import as_spectrum, is_array_tuple, is_path
 from ulyss_ann.spectra.spectrum import Spectrum
 
-__all__ = ["BatchInput", "batch_inputs", "file_problem"]
+__all__ = ["BatchInput", "batch_inputs", "keep_ids", "file_problem"]
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,7 @@ def batch_inputs(spectra):
         else:
             spectrum = as_spectrum(item, default_id=f"spectrum{n:04d}")
             key = spectrum.meta.get("file") or f"memory:{spectrum.meta.get('id')}"
-            if not spectrum.meta.get("file") and (spectrum.meta.get("id") in (None, "spectrum") or key in keys
-                                                  or str(spectrum.meta.get("id")) in ids):
+            if spectrum.meta.get("id") in (None, "spectrum") or key in keys or str(spectrum.meta.get("id")) in ids:
                 spectrum = replace(spectrum, meta={**spectrum.meta, "id": f"spectrum{n:04d}"})
                 key = f"memory:spectrum{n:04d}"
             entry = BatchInput(key, spectrum, str(spectrum.meta["id"]))
@@ -70,6 +69,38 @@ def batch_inputs(spectra):
         if entry.key not in keys:
             keys.add(entry.key)
             out.append(entry)
+    return out
+
+
+def keep_ids(inputs, recorded):
+    """``inputs`` with the ids a resumed run gave them (``recorded``: key -> id); new ones kept apart.
+
+    Ids are the run's, not recomputed from the spectra given now: a file added later with
+    the name of one already fitted does not rename that one (its row, its ``--fix`` entry,
+    its saved fits). A new input whose id the run has taken gets its folders (files) or a
+    number (in-memory spectra).
+    """
+    taken = set(recorded.values())
+    out = []
+    for entry in inputs:
+        if entry.key in recorded:
+            ident = recorded[entry.key]
+            stem = _stem(entry.key) if entry.in_memory is None else None
+            out.append(replace(entry, ident=ident, name_in_file=stem if stem and ident != stem else None))
+            continue
+        ident, n = entry.ident, 0
+        parts = os.path.dirname(entry.key).strip(os.sep).split(os.sep) if entry.in_memory is None else []
+        while ident in taken:
+            n += 1
+            if n <= len(parts):
+                ident = "/".join(parts[-n:] + [_stem(entry.key)])
+            else:
+                ident = f"{entry.ident}-{n}"
+        if entry.in_memory is not None and ident != entry.ident:
+            entry = replace(entry, source=replace(entry.source, meta={**entry.source.meta, "id": ident}))
+        taken.add(ident)
+        name_in_file = _stem(entry.key) if entry.in_memory is None and ident != _stem(entry.key) else None
+        out.append(replace(entry, ident=ident, name_in_file=name_in_file))
     return out
 
 

@@ -31,7 +31,7 @@ from astropy.table import Table
 
 from ulyss_ann.errors import UlyssAnnError
 
-__all__ = ["rows_to_table", "write_table", "COLUMN_UNITS"]
+__all__ = ["rows_to_table", "write_table", "table_format", "as_number", "COLUMN_UNITS"]
 
 #: Units of the columns that are not network parameters.
 COLUMN_UNITS = {"ra": "deg", "dec": "deg", "cz": "km/s", "e_cz": "km/s", "sigma": "km/s", "e_sigma": "km/s",
@@ -49,6 +49,20 @@ _DESCRIPTIONS = {
                      "(> 1: a hole or beyond the grid's edge)",
     "misfit": "residual rms over the noise expected (~1: as good as the data; poor-fit above 5)",
 }
+
+
+def as_number(value, unit=None):
+    """A float for a table column: a number, or a Quantity or Angle in ``unit``; NaN otherwise.
+
+    Position and S/N come from the spectrum's metadata, which a user's object may carry in
+    any form: none may stop a batch when its row is written.
+    """
+    try:
+        if unit is not None and hasattr(value, "to_value"):
+            return float(value.to_value(unit))
+        return float(getattr(value, "value", value))
+    except Exception:  # noqa: BLE001 - anything that is not a number is missing
+        return np.nan
 
 
 def rows_to_table(rows, parameters):
@@ -84,6 +98,20 @@ def rows_to_table(rows, parameters):
     return table
 
 
+def table_format(path):
+    """The astropy format of a results table named ``path`` (ECSV for ``.ecsv``), or a one-line UlyssAnnError."""
+    path = os.fspath(path)
+    if path.endswith(".ecsv"):
+        return "ascii.ecsv"
+    from astropy.io.registry import identify_format
+
+    formats = identify_format("write", Table, path, None, [], {})
+    if len(formats) != 1:
+        raise UlyssAnnError(f"{path}: astropy cannot tell one table format from this name; end it in .ecsv (with "
+                            "units and metadata, the default), .fits or .csv")
+    return formats[0]
+
+
 def write_table(table, path, meta=None):
     """Write the results as ECSV (or any astropy format the name implies), atomically.
 
@@ -93,8 +121,9 @@ def write_table(table, path, meta=None):
     """
     table.meta.update(meta or {})
     path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    fmt = "ascii.ecsv" if path.endswith(".ecsv") else None
+    root, extension = os.path.splitext(path)
+    tmp = f"{root}.tmp{os.getpid()}{extension}"  # the extension kept: astropy tells the format by it
+    fmt = table_format(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # 'dex' is no FITS unit; ECSV keeps it as a string
@@ -102,8 +131,11 @@ def write_table(table, path, meta=None):
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except Exception as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if not isinstance(exc, OSError):
+            raise UlyssAnnError(f"{path}: cannot write the table ({type(exc).__name__}: {exc}); every row is in "
+                                "the journal: run again with --resume and another --output name") from None
         raise UlyssAnnError(f"{path}: cannot write the table ({exc.strerror or exc}); every row is in the "
                             f"journal: make room and run again with --resume (nothing is fitted again)") from None

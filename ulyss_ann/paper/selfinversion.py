@@ -135,13 +135,20 @@ def selfinversion_from_grid(grid, model, outdir, engine="auto", workers=None, pr
     Returns the Table 3 figures and writes ``selfinv_maps.png``.
     """
     from ulyss_ann.fitting.batch import fit
+    from ulyss_ann.fitting.resume import RunMismatchError
 
     names = list(grid.names)
     paths = write_grid_spectra(grid, os.path.join(outdir, "grid_spectra"))
     output = os.path.join(outdir, "selfinv.ecsv")
-    resume = os.path.exists(output + ".journal.jsonl")
-    table = fit(paths, model, output, telluric=False, engine=engine, workers=workers, progress=progress,
-                resume=resume, overwrite=not resume, guesses=guesses or GRID_GUESSES)
+    options = dict(telluric=False, engine=engine, workers=workers, progress=progress,
+                   guesses=guesses or GRID_GUESSES)
+    try:  # the fits of an earlier run of the same set-up are kept; another set-up starts again
+        resume = os.path.exists(output + ".journal.jsonl")
+        table = fit(paths, model, output, resume=resume, overwrite=not resume, **options)
+    except RunMismatchError as exc:
+        if progress:
+            print(f"starting the fits again: {exc}")
+        table = fit(paths, model, output, overwrite=True, **options)
     ok = np.asarray(table["status"] == "ok")
     derived = np.column_stack([np.asarray(table[n], float) for n in names])[ok]
     actual = grid.params[ok]
