@@ -203,3 +203,22 @@ def test_lsf_with_the_analytic_losvd_recovers_a_simulated_muse_star(tmp_path):
     assert abs(a["cz"] - 18.5) < 0.5 and abs(a["Teff"] - 5600) < 3 and abs(a["Fe/H"] + 2.2) < 0.01
     assert a["rms"] < 3e-4
     assert abs(s["cz"] - 18.5) > 3 and s["rms"] > 2 * a["rms"]   # what the sampled kernel does here
+
+
+# ------------------------------------------------------------------ measured LSFs: files, chunks, combination, smoothing
+def test_a_measured_lsf_keeps_its_errors_through_the_file(tmp_path):
+    from astropy.table import Table
+
+    lsf = Table({"wave": [4800.0, 4900.0], "cz": [1.5, -2.0], "sigma": [30.0, 25.0], "h3": [0.0, 0.0],
+                 "h4": [0.0, 0.0], "e_cz": [0.8, 1.1], "e_sigma": [2.0, 0.0]})
+    write_lsf(lsf, tmp_path / "m.lsf")
+    lines = [line.split() for line in open(tmp_path / "m.lsf") if not line.startswith("#")]
+    assert [len(fields) for fields in lines] == [7, 7] and lines[0][4] == "4800"  # uly_lsf_read's five, then errors
+    back = read_lsf(tmp_path / "m.lsf")
+    assert list(back["e_cz"]) == [0.8, 1.1] and list(back["e_sigma"]) == [2.0, 0.0]
+    assert "e_cz" not in read_lsf(_gaussian_file(tmp_path)).colnames  # a Gaussian LSF has none
+
+
+def _gaussian_file(tmp_path):
+    write_lsf(gaussian_lsf(2.6, 2.0, [4800, 5000]), tmp_path / "g.lsf")
+    return tmp_path / "g.lsf"

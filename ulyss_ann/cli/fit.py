@@ -5,7 +5,6 @@ Part of the command line (:mod:`ulyss_ann.cli`); errors are UlyssAnnError, print
 """
 
 import argparse
-import os
 import sys
 
 from ulyss_ann.errors import UlyssAnnError
@@ -32,7 +31,8 @@ negative errors are masked and counted (n_bad).
 The broadening G is one Gaussian for the whole range. An instrument whose resolution
 varies with wavelength (MUSE: 2.82 A FWHM at 4750 A, 2.54 A at 7000 A) can have its
 relative LSF injected into the model first, as ULySS's LSF= does: --lsf FILE, a
-ULySS LSF text file (from uly_lsf, or `ulyss-ann lsf` for a Gaussian instrument).
+ULySS LSF text file (`ulyss-ann lsf measure` or uly_lsf: measured from the data;
+`ulyss-ann lsf gaussian`: from an instrument's nominal FWHM).
 With it, use --engine native --losvd analytic: the LSF leaves almost no broadening to
 sigma, and ULySS's sampled kernel, pegged at 0.3 px, cannot follow sub-pixel shifts.
 
@@ -51,7 +51,7 @@ def add_fit_parser(sub):
                         epilog="examples:\n"
                                "  ulyss-ann fit muse/*.fits --model gsl_ann_trial7.fits -o r.ecsv\n"
                                "  ulyss-ann fit muse/*.fits --model M --fix Logg=photometry.ecsv:logg --plot r.png\n"
-                               "  ulyss-ann lsf --fwhm 4750:2.82,7000:2.54 --model M -o muse.lsf\n"
+                               "  ulyss-ann lsf measure muse/*.fits --model M -o muse.lsf --plot lsf.png\n"
                                "  ulyss-ann fit muse/*.fits --model M --lsf muse.lsf -o r.ecsv\n"
                                "  ulyss-ann fit muse/*.fits --model M -o r.ecsv --resume   # after a crash\n"
                                "  ulyss-ann fit big/*.fits --model M --scheduler tcp://head:8786\n\n"
@@ -68,16 +68,7 @@ def add_fit_parser(sub):
     fp.add_argument("files", nargs="+", metavar="SPECTRUM", help="spectrum files")
     fp.add_argument("-m", "--model", help="interpolator FITS file (default: the bundled example)")
     fp.add_argument("-o", "--output", default="results.ecsv", help="results table (default: results.ecsv)")
-    fp.add_argument("--guess", action="append", default=[], metavar="NAME=V1,V2",
-                    help="starting values of a parameter, e.g. --guess Teff=4800,5400 (repeatable)")
-    fp.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE|TABLE:COLUMN",
-                    help="fix a parameter: a value (--fix Logg=2.5) or per spectrum from a table whose "
-                         "'id' column holds the file names without extension (--fix Logg=phot.ecsv:logg)")
-    fp.add_argument("--mdegree", type=int, default=20, help="degree of the multiplicative polynomial (20)")
-    fp.add_argument("--range", metavar="LMIN,LMAX", help="wavelength range to fit, Angstrom")
-    fp.add_argument("--mask", action="append", default=[], metavar="LO,HI", help="mask a range, Angstrom")
-    fp.add_argument("--no-telluric-mask", action="store_true", help="do not mask the telluric bands")
-    fp.add_argument("--mask-nad", action="store_true", help="mask interstellar Na D")
+    add_spectrum_options(fp)
     fp.add_argument("-j", "--workers", type=int, help="worker processes (default: one per core; 0: no Dask)")
     fp.add_argument("--scheduler", metavar="ADDRESS", help="use an existing Dask cluster (tcp://host:8786)")
     fp.add_argument("--engine", default="auto", choices=["auto", "gdl", "native"],
@@ -106,76 +97,21 @@ def add_fit_parser(sub):
     fp.set_defaults(run=_run_fit)
 
 
-def add_lsf_parser(sub):
-    lp = sub.add_parser("lsf", help="write a relative LSF file for a Gaussian instrument (for fit --lsf)",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description="Write the relative line-spread function that takes a model of --model-fwhm\n"
-                                    "to an instrument of Gaussian FWHM --fwhm (both in Angstrom), in ULySS's text\n"
-                                    "format (cz sigma h3 h4 wavelength; uly_lsf_read reads it): a Gaussian of\n"
-                                    "sigma = c/lambda * sqrt(FWHM^2 - FWHM_model^2) / 2.3548 km/s every --step A\n"
-                                    "over the model's range. `ulyss-ann fit --lsf FILE` (or ULySS's LSF=) injects\n"
-                                    "it into the model; the fitted sigma then only takes what is left (fit with\n"
-                                    "--engine native --losvd analytic: ULySS's sampled kernel cannot go below 0.3 px).\n"
-                                    "For a measured LSF use ULySS's uly_lsf on a standard star instead.",
-                        epilog="examples:\n"
-                               "  ulyss-ann lsf --fwhm 4750:2.82,7000:2.54 --model gsl_ann_trial7.fits -o muse.lsf"
-                               "   # MUSE (Husser et al. 2016)\n"
-                               "  ulyss-ann lsf --fwhm 2.51 --model miles_trial7.fits -o miles.lsf")
-    lp.add_argument("--fwhm", required=True, metavar="FWHM|WAVE:FWHM,...",
-                    help="the instrument's FWHM [A]: one value, or WAVE:FWHM points joined by straight lines "
-                         "(extrapolated along the end segments)")
-    lp.add_argument("-m", "--model", help="interpolator: its range, and its FWHM card if any (default: the "
-                                          "bundled example)")
-    lp.add_argument("--model-fwhm", type=float, help="the model's FWHM [A] (default: the model's FWHM card, "
-                                                     "else 2.0, the GSL networks')")
-    lp.add_argument("--step", type=float, default=50.0, help="Angstrom between records (50)")
-    lp.add_argument("-o", "--output", required=True, help="LSF text file to write")
-    lp.set_defaults(run=_run_lsf)
+def add_spectrum_options(parser):
+    """The options of how a spectrum is fitted (guesses, fixed values, polynomial, range, masks)."""
+    parser.add_argument("--guess", action="append", default=[], metavar="NAME=V1,V2",
+                        help="starting values of a parameter, e.g. --guess Teff=4800,5400 (repeatable)")
+    parser.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE|TABLE:COLUMN",
+                        help="fix a parameter: a value (--fix Logg=2.5) or per spectrum from a table whose "
+                             "'id' column holds the file names without extension (--fix Logg=phot.ecsv:logg)")
+    parser.add_argument("--mdegree", type=int, default=20, help="degree of the multiplicative polynomial (20)")
+    parser.add_argument("--range", metavar="LMIN,LMAX", help="wavelength range to fit, Angstrom")
+    parser.add_argument("--mask", action="append", default=[], metavar="LO,HI", help="mask a range, Angstrom")
+    parser.add_argument("--no-telluric-mask", action="store_true", help="do not mask the telluric bands")
+    parser.add_argument("--mask-nad", action="store_true", help="mask interstellar Na D")
 
 
-def _fwhm_function(text):
-    """'2.6' -> constant; '4750:2.82,7000:2.54' -> straight lines through the points."""
-    import numpy as np
-
-    if ":" not in text:
-        value = parse_floats(text, "--fwhm")
-        if len(value) != 1:
-            raise UlyssAnnError(f"--fwhm {text!r}: one value, or WAVE:FWHM,WAVE:FWHM...")
-        return value[0]
-    points = sorted(parse_floats(p.replace(":", ","), "--fwhm") for p in text.split(","))
-    if any(len(p) != 2 for p in points) or len(points) < 2:
-        raise UlyssAnnError(f"--fwhm {text!r}: give at least two WAVE:FWHM points")
-    wave, fwhm = np.array(points).T
-
-    def fwhm_at(w):
-        inside = np.interp(w, wave, fwhm)
-        low = fwhm[0] + (w - wave[0]) * (fwhm[1] - fwhm[0]) / (wave[1] - wave[0])
-        high = fwhm[-1] + (w - wave[-1]) * (fwhm[-1] - fwhm[-2]) / (wave[-1] - wave[-2])
-        return np.where(w < wave[0], low, np.where(w > wave[-1], high, inside))
-    return fwhm_at
-
-
-def _run_lsf(args):
-    import numpy as np
-
-    from ulyss_ann.model.interpolator import Interpolator
-    from ulyss_ann.spectra.lsf import gaussian_lsf, write_lsf
-
-    interp = Interpolator.read(args.model or example_interpolator_path())
-    model_fwhm = args.model_fwhm
-    if model_fwhm is None:
-        model_fwhm = float(dict((c[0], c[1]) for c in interp.meta).get("FWHM", 2.0))
-    wave = interp.wavelength.wavelength
-    records = np.arange(np.floor(wave[0] / args.step) * args.step, wave[-1] + args.step, args.step)
-    lsf = gaussian_lsf(_fwhm_function(args.fwhm), model_fwhm, records)
-    write_lsf(lsf, args.output, comment=f"instrument FWHM {args.fwhm} A, model FWHM {model_fwhm} A "
-                                        f"({os.path.basename(interp.path or 'model')})")
-    print(f"wrote {args.output}: {len(lsf)} records {lsf['wave'][0]:.0f}-{lsf['wave'][-1]:.0f} A, "
-          f"sigma {lsf['sigma'].min():.1f}-{lsf['sigma'].max():.1f} km/s")
-    return 0
-
-
-def _pairs(items, option):
+def pairs(items, option):
     result = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -192,9 +128,9 @@ def parse_floats(text, option):
         raise UlyssAnnError(f"{option} {text!r}: expected numbers separated by commas") from None
 
 
-def _options(args):
+def fit_options(args):
     """The fit options of the command line, as keyword arguments of fit and fit_spectrum."""
-    guesses = {k: parse_floats(v, "--guess") for k, v in _pairs(args.guess, "--guess").items()}
+    guesses = {k: parse_floats(v, "--guess") for k, v in pairs(args.guess, "--guess").items()}
     wave_range = None
     if args.range:
         wave_range = parse_floats(args.range, "--range")
@@ -206,16 +142,18 @@ def _options(args):
         if len(band) != 2:
             raise UlyssAnnError(f"--mask {item!r}: expected LO,HI")
         masks.append(tuple(band))
-    return dict(guesses=guesses or None, mdegree=args.mdegree, wave_range=wave_range,
-                telluric=False if args.no_telluric_mask else None, mask_nad=args.mask_nad, masks=masks,
-                backend=args.backend, losvd=args.losvd, lsf=args.lsf)
+    options = dict(guesses=guesses or None, mdegree=args.mdegree, wave_range=wave_range,
+                   telluric=False if args.no_telluric_mask else None, mask_nad=args.mask_nad, masks=masks,
+                   backend=args.backend)
+    options.update({name: getattr(args, name) for name in ("losvd", "lsf") if hasattr(args, name)})
+    return options
 
 
 def _run_fit(args):
     from ulyss_ann.fitting.batch import fit
 
-    options = _options(args)
-    fixed = _pairs(args.fix, "--fix")
+    options = fit_options(args)
+    fixed = pairs(args.fix, "--fix")
     model = args.model or example_interpolator_path()
     try:
         table = fit(args.files, model, args.output, fixed=fixed or None, workers=args.workers,

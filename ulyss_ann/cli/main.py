@@ -13,8 +13,9 @@ import numpy as np
 
 from ulyss_ann.version import __version__
 from ulyss_ann.errors import OutOfBoundsWarning, OversampledWarning, ParameterError, UlyssAnnError
-from ulyss_ann.cli.fit import add_fit_parser, add_lsf_parser
+from ulyss_ann.cli.fit import add_fit_parser
 from ulyss_ann.cli.grids import add_grid_parsers
+from ulyss_ann.cli.lsf import add_lsf_parser, spell_lsf_gaussian
 from ulyss_ann.cli.paper import add_paper_parsers
 from ulyss_ann.spectra.examples import example_interpolator_path
 
@@ -282,7 +283,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def main(argv=None):
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(spell_lsf_gaussian(sys.argv[1:] if argv is None else argv))
     if args.command is None:
         parser.print_help()
         return 0

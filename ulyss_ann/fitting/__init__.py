@@ -7,5 +7,6 @@ and fixed values, checked up front), ``engines`` (which engine, one per process)
 (:func:`fit_spectrum`), ``batch`` (:func:`fit`: the driver, on Dask), ``sources`` (a batch's
 inputs and their ids), ``run`` (the run's record, the output's lock), ``resume`` (what a
 batch continues from), ``journal`` (checksummed records), ``table`` (the results table),
-``figures``.
+``lsf_measure`` and ``gdl_lsf`` (the line-spread function measured from the data, natively
+or by ULySS's ``uly_lsf``), ``figures``.
 """

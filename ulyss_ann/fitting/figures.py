@@ -10,7 +10,7 @@ import numpy as np
 
 from ulyss_ann.figures import new_figure, parameter_label
 
-__all__ = ["plot_fit", "plot_fit_results", "plot_model_spectra"]
+__all__ = ["plot_fit", "plot_fit_results", "plot_model_spectra", "plot_lsf"]
 
 _MAX_CURVES = 12
 
@@ -105,4 +105,42 @@ def plot_model_spectra(interp, params, flux, figure=None):
         title += f"  — first {_MAX_CURVES} of {len(params)} spectra"
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right", ncol=1 + (len(params[:_MAX_CURVES]) > 6))
+    return fig
+
+
+def plot_lsf(measurements=(), combined=None, smoothed=None, nominal=None, figure=None):
+    """The relative LSF against wavelength: shift ``cz`` above, width ``sigma`` below [km/s].
+
+    ``measurements``: :class:`~ulyss_ann.fitting.lsf_measure.LSFMeasurement` of single
+    stars (small grey points); ``combined``: their combination (black, with errors);
+    ``smoothed``: a smoothed LSF (red line); ``nominal``: the relative LSF the instrument's
+    stated resolution implies (:func:`~ulyss_ann.spectra.lsf.gaussian_lsf`, dashed), to
+    compare with. Any table with ``wave``, ``cz``, ``sigma`` (and ``e_cz``, ``e_sigma``)
+    will do.
+    """
+    fig = new_figure(figure, figsize=(9, 6))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    for n, measurement in enumerate(measurements):
+        table = measurement.table
+        for axis, name in ((top, "cz"), (bottom, "sigma")):
+            axis.plot(table["wave"], table[name], ".", color="0.6", ms=4,
+                      label="single stars" if n == 0 and name == "cz" else None)
+    for table, style, label in ((combined, dict(fmt="o", color="k", ms=4, capsize=2), "measured"),
+                                (smoothed, dict(fmt="-", color="C3", lw=1.5), "smoothed")):
+        if table is None:
+            continue
+        for axis, name in ((top, "cz"), (bottom, "sigma")):
+            error = table["e_" + name] if "e_" + name in table.colnames and style["fmt"] == "o" else None
+            axis.errorbar(table["wave"], table[name], yerr=error, label=label if name == "cz" else None, **style)
+    if nominal is not None:
+        top.plot(nominal["wave"], nominal["cz"], "--", color="C0", label="nominal")
+        bottom.plot(nominal["wave"], nominal["sigma"], "--", color="C0")
+    top.axhline(0.0, color="0.7", lw=0.6)
+    top.set_ylabel("shift cz [km/s]")
+    bottom.set_ylabel("σ [km/s]")
+    bottom.set_xlabel("wavelength [Å]")
+    bottom.set_ylim(bottom=0)
+    if top.get_legend_handles_labels()[0]:
+        top.legend(fontsize=8, ncols=4)
+    fig.suptitle("relative line-spread function (observation vs model)", fontsize=10)
     return fig

@@ -137,7 +137,7 @@ class GDLEngine(FitEngine):
         self.session.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
-    def _lsf_copy(self):
+    def lsf_copy(self):
         """The --lsf file as GDL reads it: a copy named by its checksum (the component's key stays put)."""
         if not self.config.lsf:
             return " "
@@ -163,7 +163,7 @@ class GDLEngine(FitEngine):
                 spectrum.flux, error, prepared.good.astype(np.int32), wave,
                 int(prepared.sampling), float(prepared.start), float(prepared.step),
                 prepared.guesses, prepared.counts, prepared.fixed_flags, float(prepared.lo),
-                float(prepared.hi), int(self.config.mdegree), res_file, self._lsf_copy())
+                float(prepared.hi), int(self.config.mdegree), res_file, self.lsf_copy())
         vector = self.session.call(*args)
         self.fits += 1
         if vector.size == 1 and vector[0] == -1:

@@ -26,15 +26,35 @@ FWHM falls from 2.82 Å at 4750 Å to 2.54 Å at 7000 Å; relative to a 2 Å mod
 mismatch shows up in the line depths, i.e. in [Fe/H] (see ``scripts/reproduce_paper``).
 """
 
+import os
+import re
+
 import numpy as np
 from astropy.table import Table
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.wavelength import C_KMS
 
-__all__ = ["read_lsf", "write_lsf", "gaussian_lsf", "FWHM_TO_SIGMA"]
+__all__ = ["read_lsf", "write_lsf", "gaussian_lsf", "lsf_chunks", "read_solut_lsf", "SOLUT_LSF_COLUMNS",
+           "FWHM_TO_SIGMA"]
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+#: The columns of :func:`read_solut_lsf`.
+SOLUT_LSF_COLUMNS = ("wmin", "wmax", "wave", "cz", "e_cz", "sigma", "e_sigma", "h3", "e_h3", "h4", "e_h4", "chi2")
+_CARD = re.compile(r"^!\s*(WAVE_MIN|WAVE_MAX)\s*=\s*([-+0-9.EeDd]+)")
+
+
+def lsf_chunks(lo, hi, width, step):
+    """``uly_lsf``'s chunks of ``[lo, hi]`` [Å]: an (n, 2) array of [minWL, maxWL] (n may be 0).
+
+    As ``uly_lsf``: ``n = floor((hi - lo - width) / step) + 1`` chunks starting at
+    ``lo + step * k``, each ``width`` wide and cut at ``hi``.
+    """
+    if not (width > 0 and step > 0):
+        raise UlyssAnnError(f"chunk width {width:g} Å and step {step:g} Å: both must be > 0")
+    n = int(np.floor((hi - lo - width) / step)) + 1
+    starts = lo + step * np.arange(max(n, 0))
+    return np.column_stack([starts, np.minimum(starts + width, hi)])
 
 
 def gaussian_lsf(fwhm_observed, fwhm_model, wavelengths):
@@ -71,26 +91,52 @@ def _table(wave, cz, sigma, h3, h4):
 
 
 def write_lsf(lsf, path, comment=None):
-    """Write a relative LSF in ULySS's simple text format (``uly_lsf_read`` reads it)."""
+    """Write a relative LSF in ULySS's simple text format (``uly_lsf_read`` reads it).
+
+    When ``lsf`` has the errors ``e_cz`` and ``e_sigma`` (a measured LSF), they follow as
+    a sixth and seventh column: ``readcol`` reads the first five and ignores them.
+    """
     wave = np.asarray(lsf["wave"], dtype=float)
     if np.any(wave != np.round(wave)) or np.any(wave >= 32768) or np.any(wave <= 0):
         raise UlyssAnnError("LSF wavelengths must be whole Ångström in 1-32767 (ULySS reads them as INT)")
-    with open(path, "w") as handle:
-        handle.write("# relative LSF for ULySS (uly_lsf_read): cz [km/s]  sigma [km/s]  h3  h4  wavelength [A]\n")
-        if comment:
-            for line in str(comment).splitlines():
-                handle.write(f"# {line}\n")
-        for row in lsf:
-            handle.write(f"{row['cz']:.6f} {row['sigma']:.6f} {row['h3']:.6f} {row['h4']:.6f} {int(row['wave'])}\n")
+    errors = "e_cz" in lsf.colnames and "e_sigma" in lsf.colnames
+    try:
+        with open(path, "w") as handle:
+            handle.write("# relative LSF for ULySS (uly_lsf_read): cz [km/s]  sigma [km/s]  h3  h4  wavelength [A]"
+                         + ("  e_cz  e_sigma [km/s]" if errors else "") + "\n")
+            if comment:
+                for line in str(comment).splitlines():
+                    handle.write(f"# {line}\n")
+            for row in lsf:
+                line = f"{row['cz']:.6f} {row['sigma']:.6f} {row['h3']:.6f} {row['h4']:.6f} {int(row['wave'])}"
+                if errors:
+                    line += f" {row['e_cz']:.6f} {row['e_sigma']:.6f}"
+                handle.write(line + "\n")
+    except OSError as exc:
+        raise UlyssAnnError(f"{path}: cannot write the LSF file ({exc.strerror or exc})") from None
 
 
 def read_lsf(path):
-    """Read a relative LSF written in ULySS's simple text format.
+    """Read a relative LSF: ULySS's simple text format, or the solut file ``uly_lsf`` writes.
 
-    As ``readcol`` does, lines that are not five numbers are skipped, and the
-    wavelength is truncated to an integer. Raises UlyssAnnError naming the file when it
-    is missing or holds no record.
+    As ``uly_lsf_read`` does: a solut file (``!BEGIN`` blocks) gives each chunk's LOSVD at
+    (WAVE_MIN + WAVE_MAX) / 2 (:func:`read_solut_lsf`); otherwise, as ``readcol``,
+    lines that are not five numbers are skipped and the wavelength is truncated to an
+    integer. Raises UlyssAnnError naming the file when it is missing or holds no record.
     """
+    try:
+        with open(path) as handle:
+            solut = handle.read(4096).lstrip().startswith("!BEGIN")
+    except OSError as exc:
+        raise UlyssAnnError(f"{path}: cannot read the LSF file ({exc.strerror}); write one with "
+                            "`ulyss-ann lsf` or ULySS's uly_lsf") from None
+    if solut:
+        chunks = read_solut_lsf(path)
+        if not len(chunks):
+            raise UlyssAnnError(f"{path}: a uly_lsf file without any chunk fitted")
+        table = _table(np.asarray(chunks["wave"], float), chunks["cz"], chunks["sigma"], chunks["h3"], chunks["h4"])
+        table["e_cz"], table["e_sigma"] = chunks["e_cz"], chunks["e_sigma"]
+        return table
     rows = []
     try:
         with open(path) as handle:
@@ -99,15 +145,82 @@ def read_lsf(path):
                 if len(fields) < 5:
                     continue
                 try:
-                    rows.append([float(f) for f in fields[:4]] + [float(int(float(fields[4])))])
+                    row = [float(f) for f in fields[:4]] + [float(int(float(fields[4])))]
+                    extra = [float(f) for f in fields[5:7]] if len(fields) >= 7 else [np.nan, np.nan]
                 except ValueError:
                     continue
+                rows.append(row + extra)
     except OSError as exc:
         raise UlyssAnnError(f"{path}: cannot read the LSF file ({exc.strerror}); write one with "
                             "`ulyss-ann lsf` or ULySS's uly_lsf") from None
     if not rows:
         raise UlyssAnnError(f"{path}: no LSF record (lines 'cz sigma h3 h4 wavelength') found")
-    cz, sigma, h3, h4, wave = np.array(rows).T
+    cz, sigma, h3, h4, wave, e_cz, e_sigma = np.array(rows).T
     if np.any(sigma <= 0) or np.any(np.diff(wave) <= 0):
         raise UlyssAnnError(f"{path}: LSF records need sigma > 0 and increasing wavelengths")
-    return _table(wave, cz, sigma, h3, h4)
+    table = _table(wave, cz, sigma, h3, h4)
+    if np.all(np.isfinite(e_cz)) and np.all(np.isfinite(e_sigma)):  # a measured LSF: its errors
+        table["e_cz"], table["e_sigma"] = e_cz, e_sigma
+        table["e_cz"].unit = table["e_sigma"].unit = "km/s"
+    return table
+
+
+def read_solut_lsf(path):
+    """The chunks of a ULySS solut file written by ``uly_lsf`` (``uly_solut_twrite``), as a Table.
+
+    Each block has a header (``!WAVE_MIN=``, ``!WAVE_MAX=`` cards: the fitted range),
+    a ``!cols:`` line, a ``!unts:`` line and a line of values. Returned: ``wmin``,
+    ``wmax``, ``wave`` = (WAVE_MIN + WAVE_MAX) / 2 (as ``uly_lsf_read`` computes it),
+    ``cz``, ``e_cz``, ``sigma``, ``e_sigma``, ``h3``, ``e_h3``, ``h4``, ``e_h4`` (0 where
+    not fitted), ``chi2``. Values are found by column name, and the LOSVD columns come
+    before the component's, so parameter names are never parsed. A missing file means
+    no chunk was fitted (empty table).
+
+    A block without WAVE_MIN/WAVE_MAX is skipped (counted in ``meta['stale']``): when a
+    chunk's fit fails after an earlier one succeeded, ``uly_lsf`` (ULySS 1.3.2) writes the
+    previous chunk's solution again, its pointers already freed (``sol`` is never reset
+    in its loop; only a failure of the first chunk reaches its 'hum ... what do we do
+    when a fit failed?'), so that block repeats numbers of another chunk and has no range.
+    """
+    rows, block, columns, stale = [], {}, None, 0
+    if os.path.isfile(path):
+        with open(path) as handle:
+            for number, line in enumerate(handle, start=1):
+                card = _CARD.match(line)
+                if line.startswith("!BEGIN"):
+                    block, columns = {}, None
+                elif card:
+                    block[card.group(1)] = float(card.group(2).replace("D", "E").replace("d", "e"))
+                elif line.startswith("!cols:"):
+                    columns = line[6:].split()
+                elif line.strip() and not line.startswith("!"):
+                    if columns is None:
+                        raise UlyssAnnError(f"{path}, line {number}: a value line before its '!cols:' line; "
+                                            "not a uly_lsf output")
+                    if "WAVE_MIN" not in block or "WAVE_MAX" not in block:
+                        stale += 1
+                        columns = None
+                        continue
+                    values = line.split()
+
+                    def value(name):
+                        if name not in columns:
+                            return 0.0
+                        try:
+                            return float(values[columns.index(name)])
+                        except (IndexError, ValueError):
+                            raise UlyssAnnError(f"{path}, line {number}: no number for {name}") from None
+
+                    wmin, wmax = block["WAVE_MIN"], block["WAVE_MAX"]
+                    rows.append([wmin, wmax, (wmin + wmax) / 2, value("cz"), value("e_cz"), value("sig"),
+                                 value("e_sig"), value("h3"), value("e_h3"), value("h4"), value("e_h4"),
+                                 value("chisq")])
+                    columns = None
+    names = SOLUT_LSF_COLUMNS
+    table = Table(rows=rows, names=names) if rows else Table(names=names, dtype=[float] * len(names))
+    for name in ("wmin", "wmax", "wave"):
+        table[name].unit = "Angstrom"
+    for name in ("cz", "e_cz", "sigma", "e_sigma"):
+        table[name].unit = "km/s"
+    table.meta["stale"] = stale
+    return table
