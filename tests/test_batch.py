@@ -193,7 +193,7 @@ def test_cli_fits_the_real_muse_star(tmp_path):
     row = Table.read(tmp_path / "r.ecsv")[0]
     assert row["status"] == "ok" and row["n_guess"] == 6
     assert 5300 < row["Teff"] < 5600 and -2.2 < row["Fe/H"] < -1.6
-    assert "1 spectra: 1 fitted, 0 failed" in result.stdout
+    assert "1 spectra: 1 fitted, 0 error, 0 failed (the machinery)" in result.stdout
     assert (tmp_path / "r.png").stat().st_size > 10000
     from PIL import Image
 

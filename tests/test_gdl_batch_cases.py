@@ -14,6 +14,7 @@ run in child processes.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -205,3 +206,14 @@ def test_gdl_messages_about_the_spectrum_are_not_machinery(engine, spectra):
         engine.fit(negative)
     assert not isinstance(caught.value, MachineryError)
     assert engine.fit(spectrum).params["Teff"] > 0 and engine.session._process.pid == pid
+
+
+def test_gdl_interrupted_by_sigint_is_machinery_and_the_next_spectrum_fits(engine, spectra):
+    """A SIGINT for the batch's process group that reaches GDL (not the driver): GDL stops with
+    'Interrupt encountered'; that is the machinery (retried on --resume), not the spectrum."""
+    spectrum = read_spectrum(spectra[1])
+    reference = engine.fit(spectrum).params
+    threading.Timer(0.4, os.kill, (engine.session._process.pid, signal.SIGINT)).start()
+    with pytest.raises(MachineryError, match="GDL was interrupted"):
+        engine.fit(spectrum)
+    assert engine.fit(spectrum).params == reference

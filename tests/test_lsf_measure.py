@@ -69,7 +69,7 @@ def test_chunks_are_uly_lsfs():
 
 def test_combine_weights_by_errors_and_keeps_the_scatter():
     """Weighted mean; error = max(formal, scatter/√n); a chunk pegged at the floor (error 0: it wants no
-    broadening) counts with the median error of the chunks, not left out (that would bias σ upwards)."""
+    broadening) counts with an error made from its own cz error, not left out (that would bias σ upwards)."""
     from astropy.table import Table
 
     from ulyss_ann.fitting.lsf_measure import LSFMeasurement
@@ -82,7 +82,7 @@ def test_combine_weights_by_errors_and_keeps_the_scatter():
 
     combined = combine_lsf([star(40.0, 1.0, 1.0, 1.0), star(44.0, 2.0, -1.0, 1.0), star(0.6, 0.0, 0.0, 1.0)])
     row = combined[0]
-    stand_in = np.median([1.0, 2.0])  # the pegged star's error: the median of the others'
+    stand_in = 1.0 * np.median([1.0 / 1.0, 2.0 / 1.0])  # pegged: its e_cz times the others' median e_σ/e_cz
     assert row["sigma"] == pytest.approx((40 / 1 + 44 / 4 + 0.6 / stand_in ** 2) / (1 + 1 / 4 + 1 / stand_in ** 2))
     assert row["e_sigma"] == pytest.approx(np.std([40, 44, 0.6], ddof=1) / np.sqrt(3))   # scatter wins here
     assert row["cz"] == pytest.approx(0.0) and row["e_cz"] == pytest.approx(1 / np.sqrt(3))   # formal wins
@@ -270,6 +270,9 @@ def test_cli_old_spelling_still_writes_a_gaussian_lsf(tmp_path):
     (["--smooth", "foo"], "--smooth 'foo': polynomial:DEGREE or median:CHUNKS"),
     (["--moments", "4"], "the native engine fits a Gaussian LOSVD only"),
     (["--chunk-mdegree", "-1"], "chunk mdegree -1"),
+    (["--engine", "gdl", "--losvd", "analytic"], "--losvd analytic: the native engine's"),
+    (["--plot", "lsf.txt"], "--plot lsf.txt: not a figure format matplotlib writes"),
+    (["--fix", "Logg=3", "--guess", "Logg=2"], "Logg: both guessed and fixed"),
 ])
 def test_cli_bad_options_stop_with_one_line(two_spectra, options, message):
     """Options no spectrum can make right: exit 2, one line naming the problem, no per-spectrum warnings."""
@@ -321,3 +324,30 @@ def test_stars_of_other_ranges_share_chunks_and_fixed_values_hold(interp):
     assert np.all(combined["n_stars"] == 2) and len(combined) == len(first)
     with pytest.raises(UlyssAnnError, match="both guessed and fixed"):   # the fit's options, checked once
         measure_lsf_many(spectra, interp, fixed={"Logg": 3.0}, guesses={"Logg": [2.0]})
+
+
+def test_a_noisy_pegged_chunk_weighs_little():
+    """A chunk pegged at σ = 0 with a large velocity error (low S/N, few lines) hardly moves the mean."""
+    from astropy.table import Table
+
+    from ulyss_ann.fitting.lsf_measure import LSFMeasurement
+
+    def star(sigma, e_sigma, e_cz):
+        return LSFMeasurement("s", Table({"chunk": [0], "wmin": [6800.0], "wmax": [7000.0], "wave": [6900.0],
+                                          "cz": [0.0], "e_cz": [e_cz], "sigma": [sigma], "e_sigma": [e_sigma],
+                                          "h3": [0.0], "h4": [0.0], "chi2": [1.0], "n_pix": [160]}), None)
+
+    quiet = combine_lsf([star(28.0, 2.0, 1.5), star(30.0, 2.0, 1.5), star(0.5, 0.0, 300.0)])
+    assert quiet["sigma"][0] > 28.5  # the pegged chunk's stand-in error is 400 km/s: no pull to 0
+    sharp = combine_lsf([star(28.0, 2.0, 1.5), star(0.5, 0.0, 1.5)])
+    assert sharp["sigma"][0] < 15    # pegged with a small velocity error: it counts
+
+
+def test_lsf_smooth_and_plot_refuse_options_that_do_nothing(two_spectra, tmp_path):
+    write_lsf(gaussian_lsf(2.6, 2.0, [4800, 5000, 5200, 5400, 5600]), tmp_path / "g.lsf")
+    for options, message in ((["--method", "median", "--degree", "5"], "--degree does nothing with --method median"),
+                             (["--window", "5"], "--window does nothing with --method polynomial")):
+        run = _cli("lsf", "smooth", str(tmp_path / "g.lsf"), "-o", str(tmp_path / "s.lsf"), *options, cwd=tmp_path)
+        assert run.returncode == 2 and message in run.stderr and run.stderr.count("\n") == 1, run.stderr
+    run = _cli("lsf", "plot", *(3 * [str(tmp_path / "g.lsf")]), "-o", str(tmp_path / "p.png"), cwd=tmp_path)
+    assert run.returncode == 2 and "one or two" in run.stderr and not (tmp_path / "p.png").exists()

@@ -9,7 +9,7 @@ format needs, which is how the command line and the scripts save without a displ
 
 from ulyss_ann.errors import UlyssAnnError
 
-__all__ = ["new_figure", "save_figure", "parameter_label"]
+__all__ = ["new_figure", "save_figure", "check_figure_path", "parameter_label"]
 
 _PRETTY = {"teff": r"$T_\mathrm{eff}$", "logg": "log g", "fe/h": "[Fe/H]", "alpha/fe": r"[$\alpha$/Fe]",
            "rms": "residual rms (relative)"}
@@ -37,4 +37,20 @@ def save_figure(figure, path, dpi=110):
         figure.savefig(path, dpi=dpi)
     except (OSError, ValueError) as exc:
         raise UlyssAnnError(f"{path}: cannot write the figure: {exc}") from None
+    return path
+
+
+def check_figure_path(path, option):
+    """Refuse, before any work, a figure name matplotlib cannot write (one line naming ``option``)."""
+    import os
+
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    extension = os.path.splitext(str(path))[1][1:].lower()
+    if extension not in formats:
+        raise UlyssAnnError(f"{option} {path}: not a figure format matplotlib writes; end it in .png, .pdf or .svg")
+    folder = os.path.dirname(os.path.abspath(str(path)))
+    if not os.path.isdir(folder):
+        raise UlyssAnnError(f"{option} {path}: the folder {folder} does not exist")
     return path

@@ -52,7 +52,7 @@ def add_fit_parser(sub):
                                "  ulyss-ann fit muse/*.fits --model gsl_ann_trial7.fits -o r.ecsv\n"
                                "  ulyss-ann fit muse/*.fits --model M --fix Logg=photometry.ecsv:logg --plot r.png\n"
                                "  ulyss-ann lsf measure muse/*.fits --model M -o muse.lsf --plot lsf.png\n"
-                               "  ulyss-ann fit muse/*.fits --model M --lsf muse.lsf -o r.ecsv\n"
+                               "  ulyss-ann fit muse/*.fits --model M --lsf muse.lsf --engine native --losvd analytic\n"
                                "  ulyss-ann fit muse/*.fits --model M -o r.ecsv --resume   # after a crash\n"
                                "  ulyss-ann fit big/*.fits --model M --scheduler tcp://head:8786\n\n"
                                "status column: ok; error: <why> (the spectrum: unreadable, no overlap, no signal,\n"
@@ -155,6 +155,10 @@ def _run_fit(args):
     options = fit_options(args)
     fixed = pairs(args.fix, "--fix")
     model = args.model or example_interpolator_path()
+    if args.plot:
+        from ulyss_ann.figures import check_figure_path
+
+        check_figure_path(args.plot, "--plot")  # before the fits, not after
     try:
         table = fit(args.files, model, args.output, fixed=fixed or None, workers=args.workers,
                     scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite, engine=args.engine,

@@ -12,6 +12,7 @@ import os
 
 from ulyss_ann.cli.fit import add_spectrum_options, fit_options, pairs, parse_floats
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.figures import check_figure_path
 from ulyss_ann.spectra.examples import example_interpolator_path
 
 ACTIONS = ("gaussian", "measure", "smooth", "plot")
@@ -72,8 +73,9 @@ def add_lsf_parser(sub):
     mp.add_argument("--step", type=float, default=100.0, help="chunk step, Angstrom (100)")
     mp.add_argument("--chunk-mdegree", type=int, default=3, help="polynomial degree in each chunk (3)")
     mp.add_argument("--engine", default="native", choices=["native", "gdl"], help="native (default) or gdl (uly_lsf)")
-    mp.add_argument("--losvd", default="analytic", choices=["analytic", "sampled"],
-                    help="native engine's LOSVD: analytic (default) or ULySS's sampled Gaussian")
+    mp.add_argument("--losvd", choices=["analytic", "sampled"],
+                    help="native engine's LOSVD: analytic (default) or ULySS's sampled Gaussian (the gdl "
+                         "engine's)")
     mp.add_argument("--moments", type=int, default=2, choices=[2, 4], help="2: cz, sigma; 4: also h3, h4 (gdl)")
     mp.add_argument("--backend", default="auto", choices=["auto", "pygdl", "subprocess"], help="GDL bridge (gdl)")
     add_spectrum_options(mp)
@@ -90,8 +92,8 @@ def add_lsf_parser(sub):
     sp.add_argument("input", help="LSF text file")
     sp.add_argument("--method", default="polynomial", choices=["polynomial", "median"],
                     help="a polynomial in wavelength (uly_lsf_smooth's; default) or a running median")
-    sp.add_argument("--degree", type=int, default=3, help="polynomial degree (3, as uly_lsf_smooth)")
-    sp.add_argument("--window", type=int, default=3, help="running median: chunks (odd, 3)")
+    sp.add_argument("--degree", type=int, help="polynomial degree (3, as uly_lsf_smooth)")
+    sp.add_argument("--window", type=int, help="running median: chunks (odd, 3)")
     sp.add_argument("--plot", metavar="FILE.png", help="a figure of the LSF and its smoothed curve")
     sp.add_argument("-o", "--output", required=True, help="smoothed LSF text file to write")
     sp.set_defaults(run=_run_smooth)
@@ -190,6 +192,11 @@ def _run_measure(args):
 
     interp, model_fwhm = _model(args)
     smoothing = _smoothing(args.smooth)
+    if args.engine == "gdl" and args.losvd == "analytic":
+        raise UlyssAnnError("--losvd analytic: the native engine's; uly_lsf (--engine gdl) uses ULySS's sampled "
+                            "kernel (drop --losvd, or use --engine native)")
+    if args.plot:
+        check_figure_path(args.plot, "--plot")
     for folder, option in ((os.path.dirname(os.path.abspath(args.output)), "-o"),
                            (os.path.abspath(args.per_star) if args.per_star else None, "--per-star")):
         _writable(folder, option)  # before the fits, not after
@@ -197,7 +204,8 @@ def _run_measure(args):
     options = fit_options(args)
     options.pop("losvd", None)  # given below, for the chunks and the global fit alike
     measured = measure_lsf_many(args.files, interp, width=args.width, step=args.step,
-                                chunk_mdegree=args.chunk_mdegree, engine=args.engine, losvd=args.losvd,
+                                chunk_mdegree=args.chunk_mdegree, engine=args.engine,
+                                losvd=args.losvd or ("analytic" if args.engine == "native" else "sampled"),
                                 moments=args.moments, fixed=pairs(args.fix, "--fix") or None, **options)
     combined = combine_lsf(measured)
     floor = sigma_floor_for(measured)  # 5 % of a pixel at least: see lsf_records
@@ -237,9 +245,17 @@ def _run_smooth(args):
     from ulyss_ann.spectra.lsf_smooth import lsf_records, smooth_lsf
     from ulyss_ann.spectra.lsf import read_lsf, write_lsf
 
+    unused = "--window" if args.method == "polynomial" and args.window is not None else \
+        "--degree" if args.method == "median" and args.degree is not None else None
+    if unused:
+        raise UlyssAnnError(f"{unused} does nothing with --method {args.method} (--degree: polynomial, "
+                            "--window: median)")
+    if args.plot:
+        check_figure_path(args.plot, "--plot")
+    degree, window = args.degree if args.degree is not None else 3, args.window if args.window is not None else 3
     lsf = read_lsf(args.input)
-    smoothed = smooth_lsf(lsf, method=args.method, degree=args.degree, window=args.window)
-    how = f"polynomial of degree {args.degree}" if args.method == "polynomial" else f"median of {args.window}"
+    smoothed = smooth_lsf(lsf, method=args.method, degree=degree, window=window)
+    how = f"polynomial of degree {degree}" if args.method == "polynomial" else f"median of {window}"
     write_lsf(lsf_records(smoothed), args.output, comment=f"{args.input} smoothed ({how})")
     print(f"wrote {args.output}: {len(smoothed)} records, sigma {min(smoothed['sigma']):.1f}-"
           f"{max(smoothed['sigma']):.1f} km/s")
@@ -253,6 +269,7 @@ def _run_plot(args):
 
     if len(args.inputs) > 2:
         raise UlyssAnnError(f"lsf plot: {len(args.inputs)} files given; one or two (measured, then smoothed)")
+    check_figure_path(args.output, "-o")
     tables = [read_lsf(path) for path in args.inputs]
     nominal = None
     if args.fwhm:

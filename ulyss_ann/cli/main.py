@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from ulyss_ann.version import __version__
-from ulyss_ann.errors import OutOfBoundsWarning, OversampledWarning, ParameterError, UlyssAnnError
+from ulyss_ann.errors import ParameterError, UlyssAnnError
 from ulyss_ann.cli.fit import add_fit_parser
 from ulyss_ann.cli.grids import add_grid_parsers
 from ulyss_ann.cli.lsf import add_lsf_parser, spell_lsf_gaussian
@@ -277,7 +277,7 @@ def _run_gdl_export(args):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    kind = "warning" if issubclass(category, (OutOfBoundsWarning, OversampledWarning)) else category.__name__
+    kind = "warning" if issubclass(category, UserWarning) else category.__name__
     print(f"ulyss-ann: {kind}: {message}", file=sys.stderr)
 
 

@@ -334,8 +334,11 @@ def _close_quietly(client, cluster):
 def _summary(table, interp, seconds, fitted_now):
     """Print what the batch did: counts, medians, the commonest failures."""
     ok = table["status"] == "ok"
-    lines = [f"{len(table)} spectra: {int(ok.sum())} fitted, {int((~ok).sum())} failed"
-             f" ({fitted_now} processed in {seconds:.1f} s)"]
+    status = np.asarray(table["status"], str)
+    errors = int(np.char.startswith(status, "error:").sum())
+    failed = int(np.char.startswith(status, "failed:").sum())
+    lines = [f"{len(table)} spectra: {int(ok.sum())} fitted, {errors} error, {failed} failed (the machinery)"
+             f" — {fitted_now} sent to the engine in {seconds:.1f} s"]
     if ok.any():
         medians = ", ".join(f"{p.name} {np.ma.median(table[p.name][ok]):.4g} {p.unit}".rstrip()
                             for p in interp.parameters)

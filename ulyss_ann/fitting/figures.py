@@ -120,7 +120,8 @@ def plot_lsf(measurements=(), combined=None, smoothed=None, nominal=None, figure
     """
     fig = new_figure(figure, figsize=(9, 6))
     top, bottom = fig.subplots(2, 1, sharex=True)
-    for n, measurement in enumerate(measurements):
+    several = len(measurements) > 1
+    for n, measurement in enumerate(measurements if several else ()):  # one star: it is the combination
         table = measurement.table
         for axis, name in ((top, "cz"), (bottom, "sigma")):
             axis.plot(table["wave"], table[name], ".", color="0.6", ms=4,
@@ -135,11 +136,26 @@ def plot_lsf(measurements=(), combined=None, smoothed=None, nominal=None, figure
     if nominal is not None:
         top.plot(nominal["wave"], nominal["cz"], "--", color="C0", label="nominal")
         bottom.plot(nominal["wave"], nominal["sigma"], "--", color="C0")
+    reference = combined if combined is not None else smoothed
+    outside = False
+    if reference is not None:  # axes for the LSF, not for a telluric chunk hundreds of km/s off
+        for axis, name in ((top, "cz"), (bottom, "sigma")):
+            values = np.asarray(reference[name], float)
+            values = values[np.isfinite(values)]
+            median = np.median(values)
+            near = np.abs(values - median) <= 8 * (1.4826 * np.median(np.abs(values - median)) + 1.0)
+            outside |= not near.all()
+            shown = np.concatenate([values[near]] + ([np.asarray(nominal[name], float)] if nominal is not None else []))
+            margin = 0.15 * np.ptp(shown) + 2.0
+            axis.set_ylim(shown.min() - margin, shown.max() + margin)
     top.axhline(0.0, color="0.7", lw=0.6)
     top.set_ylabel("shift cz [km/s]")
     bottom.set_ylabel("σ [km/s]")
     bottom.set_xlabel("wavelength [Å]")
     bottom.set_ylim(bottom=0)
+    if outside:
+        top.text(0.01, 0.02, "chunks far off the LSF (telluric bands) are outside the axes", transform=top.transAxes,
+                 fontsize=7, color="0.4")
     if top.get_legend_handles_labels()[0]:
         top.legend(fontsize=8, ncols=4)
     fig.suptitle("relative line-spread function (observation vs model)", fontsize=10)

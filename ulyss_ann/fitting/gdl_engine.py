@@ -42,6 +42,7 @@ from ulyss_ann.fitting.core import FitEngine, Solution
 from ulyss_ann.fitting.result import file_stem
 from ulyss_ann.gdl.component import generate_component, resource_dir
 from ulyss_ann.gdl.literals import check_gdl_path
+from ulyss_ann.gdl.process import gdl_error
 from ulyss_ann.gdl.process import gdl_error_lines
 
 __all__ = ["GDLEngine", "check_gdl_paths", "RESULT_FIELDS", "PARAMETER_FIELDS", "LAST_FIT_COLUMNS",
@@ -208,6 +209,8 @@ class GDLEngine(FitEngine):
             said += [line.strip() for line in printed if "fatal" in line.lower() and not line.startswith("%")]
             said = list(dict.fromkeys(said))  # each once, in order
             message += ": " + ("; ".join(said) if said else "ULySS printed no reason")
+        if "Interrupt encountered" in message:  # a SIGINT meant for the batch: the machinery's, not the spectrum's
+            raise gdl_error(" ".join(message.split())[:300])
         raise UlyssAnnError("GDL: " + " ".join(message.split())[:600])
 
     def _publish_res(self, res_file, spectrum_id):

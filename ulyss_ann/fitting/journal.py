@@ -116,6 +116,7 @@ class JournalState:
     counts: dict = field(default_factory=dict)     # key -> row records (a spectrum fitted twice shows here)
     damaged: list = field(default_factory=list)    # line numbers
     torn_bytes: int = 0                            # length of a last line cut short
+    damaged_inputs: bool = False                   # a damaged line that is not a row (an inputs record?)
     legacy: bool = False                           # lines without checksums (ulyss_ann before 0.2)
 
     def report(self, path):
@@ -150,6 +151,8 @@ class Journal:
                     state.legacy = True
                     continue
                 state.damaged.append(number)
+                if b'"kind":"row"' not in line:  # perhaps an inputs record: the run's spectra are not all known
+                    state.damaged_inputs = True
                 if number == len(lines) and not line.endswith(b"\n"):
                     state.torn_bytes = len(line)
                 continue

@@ -237,18 +237,18 @@ def combine_lsf(measurements):
     their formal errors optimistic: the scatter, when larger, is the honest error). A
     chunk whose σ sits at the fitting floor has no error of its own (0): it wants no
     broadening at all, and leaving it out would bias σ upwards exactly where the
-    question is whether the data are sharper than stated; it counts with the median
-    error of all chunks — unless it kept less than half a typical chunk's pixels (a
-    telluric band), where being pegged says nothing and it has no weight. Chunks are
-    matched by their index on the common range
+    question is whether the data are sharper than stated; it counts with an error made
+    from its own cz error (times the median e_σ/e_cz of the other chunks: a noisy chunk
+    weighs little) — unless it kept less than half a typical chunk's pixels (a telluric
+    band), where being pegged says nothing and it has no weight. Chunks are matched by
+    their index on the common range
     (:func:`measure_lsf_many`).
     """
     tables = [m.table for m in measurements]
-    typical = {}
-    for name in ("cz", "sigma"):
-        errors = np.concatenate([np.asarray(t["e_" + name], float) for t in tables])
-        positive = errors[np.isfinite(errors) & (errors > 0)]
-        typical[name] = float(np.median(positive)) if positive.size else 1.0
+    e_cz = np.concatenate([np.asarray(t["e_cz"], float) for t in tables])
+    e_sigma = np.concatenate([np.asarray(t["e_sigma"], float) for t in tables])
+    both = np.isfinite(e_cz) & np.isfinite(e_sigma) & (e_cz > 0) & (e_sigma > 0)
+    ratio = float(np.median(e_sigma[both] / e_cz[both])) if both.any() else 1.0
     pixels = np.concatenate([np.asarray(t["n_pix"], float) for t in tables])
     full = float(np.median(pixels[pixels > 0])) if np.any(pixels > 0) else 0.0
     out = {name: [] for name in ("chunk", "wmin", "wmax", "wave", "cz", "e_cz", "sigma", "e_sigma", "h3", "h4",
@@ -261,7 +261,11 @@ def combine_lsf(measurements):
             values = np.array([float(r[name]) for r in rows])
             errors = np.array([float(r["e_" + name]) for r in rows])
             measured = np.isfinite(errors) & (errors > 0)
-            weights = 1.0 / np.where(measured, errors, typical[name]) ** 2
+            # A pegged σ's own error: what the chunk's velocity error says about its information
+            # (σ and cz errors go together for a Gaussian line profile; their ratio measured on
+            # the chunks that have both), so that a noisy chunk pegged at 0 weighs little.
+            stand_in = np.array([ratio * float(r["e_cz"]) if r["e_cz"] > 0 else np.inf for r in rows])
+            weights = 1.0 / np.where(measured, errors, stand_in) ** 2
             # ... unless the chunk was mostly masked: pegged there, it says nothing (a telluric band)
             weights = np.where(measured | np.array([_mostly_fitted(r, full) for r in rows]), weights, 0.0)
             if weights.sum() == 0:

@@ -81,7 +81,7 @@ def _check_inputs(output, journal, state, inputs, add_spectra):
     if missing:
         raise UlyssAnnError(f"{output}: {len(missing)} spectr{'a' if len(missing) > 1 else 'um'} of this run "
                             f"not given now (e.g. {missing[0]}): give all the run's spectra to --resume it")
-    if new and not add_spectra and not state.damaged:  # a damaged inputs record: they may be the run's
+    if new and not add_spectra and not state.damaged_inputs:  # a damaged inputs record: they may be the run's
         raise UlyssAnnError(f"{output}: {len(new)} spectr{'a' if len(new) > 1 else 'um'} not in this run "
                             f"(e.g. {new[0].key}): add --add-spectra to fit them into it, or give another --output")
     if new:

@@ -22,8 +22,8 @@ from ulyss_ann.errors import MachineryError, UlyssAnnError
 from ulyss_ann.gdl.literals import check_gdl_path, gdl_string
 from ulyss_ann.gdl.ulyss_location import INSTALL_HINT, default_ulyss_dir, find_ulyss
 
-__all__ = ["GDLError", "GDLProcessError", "GDLNotFoundError", "gdl_executable", "gdl_path", "gdl_error_lines",
-           "run_gdl", "ulyss_dir_or_error"]
+__all__ = ["GDLError", "GDLProcessError", "GDLNotFoundError", "gdl_error", "gdl_executable", "gdl_path",
+           "gdl_error_lines", "run_gdl", "ulyss_dir_or_error"]
 
 #: GDL's own libraries as Debian installs them (gdl-astrolib, gdl-mpfit, gdl-coyote).
 SYSTEM_LIBRARIES = [
@@ -45,6 +45,15 @@ class GDLProcessError(GDLError, MachineryError):
     """The ``gdl`` process itself failed: it died (``kill -9``, a crash), hung past the
     timeout or could not start. Nothing is wrong with the spectrum: the batch records a
     ``failed: …`` row and fits it again on ``--resume``; the session starts afresh."""
+
+
+def gdl_error(message):
+    """The exception for an error GDL reported: a GDLError, or a GDLProcessError when GDL was
+    interrupted (a SIGINT sent to the batch's process group reached it): then the machinery
+    was stopped, not the spectrum wrong, and ``--resume`` fits it again."""
+    if "Interrupt encountered" in message:
+        return GDLProcessError(f"GDL was interrupted (SIGINT) during the call: {message}")
+    return GDLError(message)
 
 
 class GDLNotFoundError(UlyssAnnError):

@@ -40,7 +40,7 @@ import numpy as np
 from ulyss_ann.gdl.literals import check_gdl_path, gdl_identifier, gdl_number, gdl_string
 from ulyss_ann.gdl.ulyss_location import find_ulyss
 from ulyss_ann.gdl.process import (GDLError, GDLNotFoundError, GDLProcessError, ulyss_dir_or_error, gdl_error_lines,
-                                   gdl_executable, gdl_path)
+                                   gdl_error, gdl_executable, gdl_path)
 
 __all__ = ["open_session", "resolve_backend", "GDLSession", "PyGDLSession", "SubprocessGDLSession", "BACKENDS",
            "pygdl_available", "import_gdl"]
@@ -187,7 +187,7 @@ class PyGDLSession(GDLSession):
         try:
             self._gdl.pro(*[name, *args])  # a list: a tuple of constants trips the bridge
         except self._gdl.error as exc:
-            raise GDLError(str(exc)) from None
+            raise gdl_error(str(exc)) from None
 
     def call_capturing(self, function, *args):
         # GDL prints to this process's own fds 1 and 2: point them at a file for the call.
@@ -223,7 +223,7 @@ class PyGDLSession(GDLSession):
         try:
             value = self._gdl.function(*[function, *converted])
         except self._gdl.error as exc:
-            raise GDLError(str(exc)) from None
+            raise gdl_error(str(exc)) from None
         if isinstance(value, str):
             return value
         return np.atleast_1d(np.asarray(value, dtype=np.float64))
@@ -315,7 +315,7 @@ class SubprocessGDLSession(GDLSession):
             except OSError:
                 pass  # died meanwhile: the next call starts a new one
             if raise_messages:
-                raise GDLError("; ".join(errors))
+                raise gdl_error("; ".join(errors))
         return lines
 
     def _literal(self, index, value):

@@ -212,6 +212,8 @@ def read_spectrum(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise SpectrumReadError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise SpectrumReadError(f"{path}: an empty file (0 bytes): nothing was written to it")
     if not has_fits_signature(path):
         return _read_text(path)
     try:
