@@ -1,12 +1,16 @@
 """Shared fixtures: small networks written by the tests, and the authors' files when present."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ulyss_ann import Interpolator, Parameter, WavelengthGrid
+from ulyss_ann.fitting.journal import Journal
+from ulyss_ann.spectra.examples import example_interpolator_path
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared"
@@ -74,3 +78,45 @@ def example_grid(n=300, seed=0):
     params = np.column_stack([rng.uniform(4000, 7000, n), rng.uniform(0.5, 5, n), rng.uniform(-2.5, -0.5, n)])
     return SpectralGrid(interp.evaluate(params), params, interp.names, [p.unit for p in interp.parameters],
                         interp.wavelength, (("SURROGAT", True, "test grid from the example network"),))
+
+
+def simulated_batch(folder, truth, velocity, truth_cards=False):
+    """MUSE-like spectra simulated from the bundled example network (S/N 100, FWHM 2 Å), one per
+    (Teff, log g, [Fe/H]) of ``truth``, at ``velocity(i)`` km/s, written as ``folder/sim000.fits``…;
+    the truth in SIM_* header cards when ``truth_cards``. Returns their paths."""
+    from ulyss_ann import example_interpolator
+    from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
+
+    interp = example_interpolator()
+    paths = []
+    for i, (teff, logg, feh) in enumerate(truth):
+        wave, flux, sigma = simulate_spectrum(interp, [teff, logg, feh], velocity=velocity(i), fwhm=2.0,
+                                              snr=100.0, rng=i, continuum=(1.0, 0.1 * (i % 3), -0.05))
+        path = folder / f"sim{i:03d}.fits"
+        cards = {"SIM_TEFF": teff, "SIM_LOGG": logg, "SIM_FEH": feh} if truth_cards else None
+        write_muse_spectrum(path, wave, flux, sigma, truth=cards)
+        paths.append(str(path))
+    return paths
+
+
+# The batch-integrity tests (test_batch_integrity.py, test_batch_failures.py): the native engine
+# from one guess with a low-degree polynomial (fast), the six spectra's truth, and their tools.
+MODEL = example_interpolator_path()
+FAST = dict(guesses={"Teff": [5400.0], "Logg": [3.0], "Fe/H": [-1.5]}, mdegree=8, progress=False,
+            engine="native")
+LOGG_FIXED = dict(FAST, guesses={"Teff": [5400.0], "Fe/H": [-1.5]})  # a fixed parameter takes no guesses
+CLI_FAST = ["--engine", "native", "--guess", "Teff=5400", "--guess", "Logg=3", "--guess", "Fe/H=-1.5",
+            "--mdegree", "8", "--quiet"]
+TRUTH = [(5200.0, 2.8, -1.8), (5600.0, 3.6, -1.2), (5900.0, 4.0, -2.0), (5000.0, 2.2, -1.5),
+         (5400.0, 3.2, -1.0), (5700.0, 3.9, -1.7)]
+
+
+def cli(*args, timeout=300, **kwargs):
+    """``ulyss-ann ARGS…`` in a new Python process (stdin closed), its output captured."""
+    return subprocess.run([sys.executable, "-m", "ulyss_ann.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
+
+
+def journal_of(out):
+    """The journal of the batch whose table is ``out``."""
+    return Journal(f"{out}.journal.jsonl")

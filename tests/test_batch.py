@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from conftest import SHARED, reference_file
+from conftest import SHARED, reference_file, simulated_batch
 from ulyss_ann import UlyssAnnError, example_interpolator
 from ulyss_ann.fitting.batch import fit
 from ulyss_ann.fitting.journal import Journal
 from ulyss_ann.spectra.examples import example_interpolator_path
-from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
+from ulyss_ann.spectra.simulate import write_muse_spectrum
 from ulyss_ann.gdl.ulyss_location import find_ulyss
 
 pytestmark = [
@@ -34,16 +34,7 @@ TRUTH = [(5200.0, 2.8, -1.8), (5600.0, 3.6, -1.2), (5900.0, 4.0, -2.0), (5000.0,
 @pytest.fixture(scope="module")
 def spectra(tmp_path_factory):
     """Eight MUSE-like spectra simulated from the example network (S/N 100), truth in the header."""
-    folder = tmp_path_factory.mktemp("spectra")
-    interp = example_interpolator()
-    paths = []
-    for i, (teff, logg, feh) in enumerate(TRUTH):
-        wave, flux, sigma = simulate_spectrum(interp, [teff, logg, feh], velocity=10.0 * (i - 4), fwhm=2.0,
-                                              snr=100.0, rng=i, continuum=(1.0, 0.1 * (i % 3), -0.05))
-        path = folder / f"sim{i:03d}.fits"
-        write_muse_spectrum(path, wave, flux, sigma, truth={"SIM_TEFF": teff, "SIM_LOGG": logg, "SIM_FEH": feh})
-        paths.append(str(path))
-    return paths
+    return simulated_batch(tmp_path_factory.mktemp("spectra"), TRUTH, lambda i: 10.0 * (i - 4), truth_cards=True)
 
 
 def test_serial_fit_recovers_the_truth(spectra, tmp_path):

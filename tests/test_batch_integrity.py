@@ -1,58 +1,29 @@
 """Batch integrity (#14): verifiable journal records, run identity, one run per output, options refused
-up front, honest exit statuses, a full disk, Ctrl-C. Native engine (fast) unless the case is GDL's."""
+up front, honest exit statuses, names and metadata. Native engine (fast). What happens when the machinery
+fails (a full disk, Ctrl-C, GDL killed): tests/test_batch_failures.py."""
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
 
+from conftest import CLI_FAST, FAST, LOGG_FIXED, MODEL, TRUTH, cli, journal_of, simulated_batch
 from ulyss_ann import UlyssAnnError, example_interpolator
 from ulyss_ann.fitting.batch import fit
-from ulyss_ann.fitting.journal import Journal
 from ulyss_ann.fitting.run import OutputLock
-from ulyss_ann.spectra.examples import example_interpolator_path
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
-
-MODEL = example_interpolator_path()
-FAST = dict(guesses={"Teff": [5400.0], "Logg": [3.0], "Fe/H": [-1.5]}, mdegree=8, progress=False,
-            engine="native")
-LOGG_FIXED = dict(FAST, guesses={"Teff": [5400.0], "Fe/H": [-1.5]})  # a fixed parameter takes no guesses
-CLI_FAST = ["--engine", "native", "--guess", "Teff=5400", "--guess", "Logg=3", "--guess", "Fe/H=-1.5",
-            "--mdegree", "8", "--quiet"]
-TRUTH = [(5200.0, 2.8, -1.8), (5600.0, 3.6, -1.2), (5900.0, 4.0, -2.0), (5000.0, 2.2, -1.5),
-         (5400.0, 3.2, -1.0), (5700.0, 3.9, -1.7)]
 
 
 @pytest.fixture(scope="module")
 def spectra(tmp_path_factory):
     """Six MUSE-like spectra simulated from the example network (S/N 100)."""
-    folder = tmp_path_factory.mktemp("spectra")
-    interp = example_interpolator()
-    paths = []
-    for i, (teff, logg, feh) in enumerate(TRUTH):
-        wave, flux, sigma = simulate_spectrum(interp, [teff, logg, feh], velocity=10.0 * i, fwhm=2.0, snr=100.0,
-                                              rng=i, continuum=(1.0, 0.1 * (i % 3), -0.05))
-        path = folder / f"sim{i:03d}.fits"
-        write_muse_spectrum(path, wave, flux, sigma)
-        paths.append(str(path))
-    return paths
-
-
-def cli(*args, timeout=300, **kwargs):
-    return subprocess.run([sys.executable, "-m", "ulyss_ann.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
-
-
-def journal_of(out):
-    return Journal(f"{out}.journal.jsonl")
+    return simulated_batch(tmp_path_factory.mktemp("spectra"), TRUTH, lambda i: 10.0 * i)
 
 
 # ------------------------------------------------------------------ journal records
@@ -296,174 +267,6 @@ def test_retry_failed_fits_error_rows_again_on_resume(spectra, tmp_path):
     assert again["status"][1].startswith("error:")  # an error row stays without --retry-failed
     again = fit([spectra[0], str(late)], MODEL, out, workers=0, resume=True, retry_failed=True, **FAST)
     assert list(again["status"]) == ["ok", "ok"] and again["time"][0] == table["time"][0]  # only the error refitted
-
-
-# ------------------------------------------------------------------ a full disk
-def _can_mount_tmpfs():
-    if not shutil.which("unshare"):
-        return False
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
-                           capture_output=True)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs unshare -rm and tmpfs (a user namespace) for a real "
-                                                   "full disk")
-def test_a_full_disk_stops_cleanly_keeps_the_journal_and_resume_completes(spectra, tmp_path):
-    """A real full disk: a 64 KiB tmpfs in a private mount namespace, filled up by a file."""
-    disk, report = tmp_path / "disk", tmp_path / "report"
-    disk.mkdir()
-    report.mkdir()
-    fit_command = " ".join([sys.executable, "-m", "ulyss_ann.cli", "fit", *spectra, "-j", "0", "-o",
-                            f"{disk}/r.ecsv", *CLI_FAST])
-    script = textwrap.dedent(f"""\
-        set -u
-        mount -t tmpfs -o size=64k tmpfs {disk}
-        fill() {{ dd if=/dev/zero of={disk}/filler bs=1k count=$1 2>/dev/null; }}
-        fill 56                                     # room for the start of the journal only
-        {fit_command} > {report}/1.out 2> {report}/1.err; echo $? > {report}/1.rc
-        cp {disk}/r.ecsv.journal.jsonl {report}/1.journal; ls -a {disk} > {report}/1.ls
-        rm {disk}/filler                            # room again: the batch completes
-        {fit_command} --resume > {report}/2.out 2> {report}/2.err; echo $? > {report}/2.rc
-        cp {disk}/r.ecsv {report}/2.ecsv; cp {disk}/r.ecsv.journal.jsonl {report}/2.journal
-        rm {disk}/r.ecsv; fill 100                  # now the table cannot be written
-        {fit_command} --resume > {report}/3.out 2> {report}/3.err; echo $? > {report}/3.rc
-        ls -a {disk} > {report}/3.ls; rm {disk}/filler
-        {fit_command} --resume > {report}/4.out 2> {report}/4.err; echo $? > {report}/4.rc
-        cp {disk}/r.ecsv {report}/4.ecsv; cp {disk}/r.ecsv.journal.jsonl {report}/4.journal
-        """)
-    subprocess.run(["unshare", "-rm", "sh", "-c", script], check=True, timeout=600, stdin=subprocess.DEVNULL)
-
-    def read(name):
-        return (report / name).read_text()
-    # 1: the journal could not take the next record: one line, exit 2, the rows before kept, no lock left
-    assert read("1.rc").strip() == "2", read("1.err")
-    err = read("1.err").strip().splitlines()
-    assert len(err) == 1 and "cannot write the journal (No space left on device)" in err[0] and "--resume" in err[0]
-    kept = Journal(report / "1.journal").read()
-    assert 0 < len(kept.rows) < len(spectra) and set(r["status"] for r in kept.rows.values()) == {"ok"}
-    assert read("1.ls").split() == [".", "..", "filler", "r.ecsv.journal.jsonl"]
-    # 2: resumed with room: every spectrum once, ok
-    assert read("2.rc").strip() == "0", read("2.err")
-    done = Journal(report / "2.journal").read()
-    assert len(done.rows) == len(spectra) and set(done.counts.values()) == {1}
-    assert set(Table.read(report / "2.ecsv")["status"]) == {"ok"}
-    # 3: the table could not be written: one line, exit 2, no temporary file, the journal intact
-    assert read("3.rc").strip() == "2" and "cannot write the table (No space left on device)" in read("3.err")
-    assert len(read("3.err").strip().splitlines()) == 1
-    assert read("3.ls").split() == [".", "..", "filler", "r.ecsv.journal.jsonl"]
-    # 4: with room, --resume fits nothing and writes the same table
-    assert read("4.rc").strip() == "0" and open(report / "4.journal", "rb").read() == \
-        open(report / "2.journal", "rb").read()
-    np.testing.assert_array_equal(Table.read(report / "4.ecsv")["Teff"], Table.read(report / "2.ecsv")["Teff"])
-
-
-# ------------------------------------------------------------------ Ctrl-C
-def test_ctrl_c_of_the_whole_process_group_prints_one_line(spectra, tmp_path):
-    out = tmp_path / "r.ecsv"
-    command = [sys.executable, "-m", "ulyss_ann.cli", "fit", *spectra, "-o", str(out), "-j", "2", *CLI_FAST]
-    driver = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(journal_of(out).read().rows) < 1:
-        time.sleep(0.05)
-    os.killpg(driver.pid, signal.SIGINT)  # what a terminal does: the driver and every worker
-    stdout, stderr = driver.communicate(timeout=120)
-    assert driver.returncode == 130
-    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("ulyss-ann: interrupted: the spectra finished are in"), stderr
-    again = cli("fit", *spectra, "-o", out, "-j", "0", *CLI_FAST, "--resume")
-    assert again.returncode == 0, again.stderr
-    state = journal_of(out).read()
-    assert len(state.rows) == len(spectra) and set(state.counts.values()) == {1}
-
-
-# ------------------------------------------------------------------ a spectrum sampled far finer than the network
-def test_a_spectrum_sampled_far_finer_than_the_network_is_warned_about_with_the_cost(spectra, tmp_path):
-    from ulyss_ann.errors import OversampledWarning
-
-    interp = example_interpolator()
-    wave, flux, sigma = simulate_spectrum(interp, [5500.0, 3.5, -1.5], velocity=0.0, fwhm=2.0, snr=100.0, rng=1)
-    fine = np.arange(wave[0], wave[-1], (wave[1] - wave[0]) / 10)  # 10 times the network's pixels
-    write_muse_spectrum(tmp_path / "fine.fits", fine, np.interp(fine, wave, flux), np.interp(fine, wave, sigma))
-    with pytest.warns(OversampledWarning, match=r"fine: 2\d{4} pixels in .* 10 times finer than the network's "
-                                                r"sampling .* costs ~10 times more"):
-        table = fit([str(tmp_path / "fine.fits"), spectra[0]], MODEL, tmp_path / "r.ecsv", workers=0, **FAST)
-    assert list(table["status"]) == ["ok", "ok"] and abs(table["Teff"][0] - 5500) < 60
-
-
-# ------------------------------------------------------------------ failures of the machinery
-def _gdl_children():
-    """Pids of the gdl processes this process started (the GDL engine's subprocess sessions)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                name, rest = handle.read().split(") ", 1)
-            if name.endswith("(gdl") and int(rest.split()[1]) == os.getpid():
-                pids.append(int(entry))
-        except (OSError, ValueError, IndexError):
-            continue
-    return pids
-
-
-@pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
-def test_a_gdl_process_killed_mid_fit_gives_a_failed_row_that_resume_fits_again(spectra, tmp_path):
-    import threading
-
-    from ulyss_ann.gdl.ulyss_location import find_ulyss
-
-    if find_ulyss() is None:
-        pytest.skip("ULySS not found (set ULYSS_DIR)")
-    out = tmp_path / "r.ecsv"
-    slow = dict(FAST, engine="gdl", backend="subprocess",  # 12 guesses: a fit of seconds, to be killed in
-                guesses={"Teff": [4800.0, 5400.0, 6000.0], "Logg": [2.0, 3.5], "Fe/H": [-2.0, -1.0]})
-    done = {}
-    runner = threading.Thread(target=lambda: done.update(table=fit(spectra[:3], MODEL, out, workers=0, **slow)))
-    runner.start()
-    deadline = time.time() + 300
-    while time.time() < deadline and len(journal_of(out).read().rows) < 1:
-        time.sleep(0.05)
-    time.sleep(0.5)  # into the second fit
-    for pid in _gdl_children():
-        os.kill(pid, signal.SIGKILL)
-    runner.join(300)
-    status = list(done["table"]["status"])
-    assert status[0] == "ok" and status[1].startswith("failed: gdl exited (status -9: killed) during the call")
-    assert status[2] == "ok"  # the next spectrum ran in a new gdl
-    again = fit(spectra[:3], MODEL, out, workers=0, resume=True, **slow)
-    assert list(again["status"]) == ["ok"] * 3
-    assert journal_of(out).read().counts == {spectra[0]: 1, spectra[1]: 2, spectra[2]: 1}  # failed, then ok
-
-
-def test_resume_retries_a_machinery_failure_three_times_in_all(spectra, tmp_path):
-    from ulyss_ann.fitting.journal import failure_row
-    from ulyss_ann.fitting.resume import MACHINERY_TRIES
-
-    out = tmp_path / "r.ecsv"
-    table = fit(spectra[:2], MODEL, out, workers=0, **FAST)
-    journal = journal_of(out)
-    for _ in range(MACHINERY_TRIES):  # as a worker dying on this spectrum three times would leave it
-        journal.append(failure_row(spectra[1], "sim001", "failed: the worker died fitting it, 3 times (KilledWorker)",
-                                   "native", "example_interpolator.fits", table["model_sha256"][0]))
-    again = fit(spectra[:2], MODEL, out, workers=0, resume=True, **FAST)
-    assert again["status"][1].startswith("failed: the worker died")  # given up: not tried a fourth time
-    assert journal.read().counts[spectra[1]] == 1 + MACHINERY_TRIES
-    assert fit(spectra[:2], MODEL, out, workers=0, resume=True, retry_failed=True, **FAST)["status"][1] == "ok"
-
-
-def test_a_single_machinery_failure_is_fitted_again_by_resume(spectra, tmp_path):
-    from ulyss_ann.fitting.journal import failure_row
-
-    out = tmp_path / "r.ecsv"
-    first = fit(spectra[:2], MODEL, out, workers=0, **FAST)
-    journal_of(out).append(failure_row(spectra[1], "sim001", "failed: gdl exited (status -9: killed) during the call",
-                                       "native", "example_interpolator.fits", first["model_sha256"][0]))
-    assert journal_of(out).read().rows[spectra[1]]["status"].startswith("failed:")  # the last record counts
-    again = fit(spectra[:2], MODEL, out, workers=0, resume=True, **FAST)
-    assert list(again["status"]) == ["ok", "ok"] and again["Teff"][1] == first["Teff"][1]
-    assert journal_of(out).read().counts == {spectra[0]: 1, spectra[1]: 3}  # ok, failed, ok again
 
 
 # ------------------------------------------------------------------ names, formats, metadata

@@ -187,6 +187,7 @@ def _smoothing(text):
 
 def _run_measure(args):
     from ulyss_ann.fitting.lsf_measure import combine_lsf, measure_lsf_many
+    from ulyss_ann.fitting.options import writable_folder
     from ulyss_ann.spectra.lsf_smooth import lsf_records, sigma_floor_for, smooth_lsf
     from ulyss_ann.spectra.lsf import write_lsf
 
@@ -197,9 +198,9 @@ def _run_measure(args):
                             "kernel (drop --losvd, or use --engine native)")
     if args.plot:
         check_figure_path(args.plot, "--plot")
-    for folder, option in ((os.path.dirname(os.path.abspath(args.output)), "-o"),
-                           (os.path.abspath(args.per_star) if args.per_star else None, "--per-star")):
-        _writable(folder, option)  # before the fits, not after
+    writable_folder(os.path.dirname(os.path.abspath(args.output)), "-o")  # before the fits, not after
+    if args.per_star:
+        writable_folder(args.per_star, "--per-star")
     nominal = _nominal(args.fwhm, interp, model_fwhm) if args.fwhm else None
     options = fit_options(args)
     options.pop("losvd", None)  # given below, for the chunks and the global fit alike
@@ -227,18 +228,6 @@ def _run_measure(args):
     if args.plot:
         _save(measured, combined, smoothed, nominal, args.plot)
     return 0
-
-
-def _writable(folder, option):
-    """Create ``folder`` if needed; a one-line error when it cannot be written."""
-    if folder is None:
-        return
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise UlyssAnnError(f"{option} {folder}: cannot create it ({exc.strerror or exc})") from None
-    if not os.access(folder, os.W_OK):
-        raise UlyssAnnError(f"{option} {folder}: not writable")
 
 
 def _run_smooth(args):

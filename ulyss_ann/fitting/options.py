@@ -15,7 +15,7 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.core import MIN_OVERLAP, FitConfig, file_sha256
 from ulyss_ann.model.interpolator import Interpolator
 
-__all__ = ["make_config", "check_combination", "model_path", "FixedValues"]
+__all__ = ["make_config", "check_combination", "model_path", "writable_folder", "FixedValues"]
 
 
 def model_path(model):
@@ -66,7 +66,7 @@ def make_config(model, interp, **options):
                           "biased beyond its error (+5 to +9 km/s ± 0.9 on simulated MUSE spectra); fit with "
                           "--engine native --losvd analytic", UserWarning, stacklevel=3)
     if options.get("save_fits"):
-        options["save_fits"] = _writable_folder(options["save_fits"], "save_fits (--save-fits)")
+        options["save_fits"] = writable_folder(options["save_fits"], "save_fits (--save-fits)")
     return FitConfig(model=os.path.abspath(model), model_sha256=file_sha256(model), **options)
 
 
@@ -142,7 +142,8 @@ def _check_engine_options(options):
         raise UlyssAnnError(f"losvd {options['losvd']!r}: choose sampled or analytic")
 
 
-def _writable_folder(folder, what):
+def writable_folder(folder, what):
+    """``folder`` made if need be and checked writable (its absolute path), or a one-line UlyssAnnError naming ``what``."""
     folder = os.path.abspath(os.fspath(folder))
     try:
         os.makedirs(folder, exist_ok=True)
