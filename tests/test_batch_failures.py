@@ -191,5 +191,6 @@ def test_a_single_machinery_failure_is_fitted_again_by_resume(spectra, tmp_path)
                                        "native", "example_interpolator.fits", first["model_sha256"][0]))
     assert journal_of(out).read().rows[spectra[1]]["status"].startswith("failed:")  # the last record counts
     again = fit(spectra[:2], MODEL, out, workers=0, resume=True, **FAST)
-    assert list(again["status"]) == ["ok", "ok"] and again["Teff"][1] == first["Teff"][1]
+    # fitted alone now, in a block of two before: the same fit, summed by BLAS in another order
+    assert list(again["status"]) == ["ok", "ok"] and again["Teff"][1] == pytest.approx(first["Teff"][1], rel=1e-12)
     assert journal_of(out).read().counts == {spectra[0]: 1, spectra[1]: 3}  # ok, failed, ok again

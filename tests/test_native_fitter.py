@@ -9,7 +9,8 @@ from conftest import SHARED, reference_file
 from ulyss_ann import example_interpolator
 from ulyss_ann.spectra.examples import example_interpolator_path
 from ulyss_ann.fitting.core import FitConfig
-from ulyss_ann.fitting.native_engine import NativeEngine, _Problem
+from ulyss_ann.fitting.native_engine import NativeEngine
+from ulyss_ann.fitting.spectral_block import SpectralBlock
 from ulyss_ann.fitting.numerics import C_KMS, convolve_edge, fourier_losvd, log_rebin, losvd_kernel, xrebin
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
 from ulyss_ann.spectra.readers import read_spectrum
@@ -94,16 +95,23 @@ def simulated(path, params, velocity, snr, seed, fwhm=2.6):
 def test_jacobian_is_that_of_the_projected_residual(fitter, tmp_path):
     spectrum = simulated(tmp_path / "s.fits", [5400, 3.2, -1.6], 25.0, 80, 1)
     spec, rebinned, voff, _ = fitter.rebinned_observation(fitter.preparation.prepare(spectrum))
-    problem = _Problem(fitter, rebinned, spec, 8, voff, True, "sampled")
-    theta = np.array([0.4, 1.2, 5400.0, 3.2, -1.6])
-    _, _, jac = problem.evaluate(theta, True)
+    weights = np.where(spec.good, 1 / spec.err, 0.0)[None]
+    block = SpectralBlock(fitter, rebinned, spec.data[None], weights, 8, voff, "sampled", np.ones(5, bool))
+    theta = np.array([[0.4, 1.2, 5400.0, 3.2, -1.6]])
+    owner = np.array([0])
+    resid, jac = block.residuals(theta, owner)
     steps = np.array([1e-5, 1e-5, 1e-3, 1e-6, 1e-6])
     for j, h in enumerate(steps):
         up, down = theta.copy(), theta.copy()
-        up[j] += h
-        down[j] -= h
-        numeric = (problem.evaluate(up, False)[0] - problem.evaluate(down, False)[0]) / (2 * h)
-        np.testing.assert_allclose(jac[:, j], numeric, atol=2e-5 * np.abs(numeric).max())
+        up[0, j] += h
+        down[0, j] -= h
+        numeric = (block.residuals(up, owner)[0][0] - block.residuals(down, owner)[0][0]) / (2 * h)
+        np.testing.assert_allclose(jac[0, j], numeric, atol=2e-5 * np.abs(numeric).max())
+    # what the optimiser gets: Σr², Jᵀr and JᵀJ of the same residual and Jacobian
+    cost, grad, jtj, _ = block.evaluate(theta, owner)
+    np.testing.assert_allclose(cost[0], np.sum(resid[0] ** 2), rtol=1e-12)
+    np.testing.assert_allclose(grad[0], jac[0] @ resid[0], rtol=1e-9)
+    np.testing.assert_allclose(jtj[0], jac[0] @ jac[0].T, rtol=1e-9)
 
 
 def test_quoted_errors_match_the_scatter(fitter, tmp_path):

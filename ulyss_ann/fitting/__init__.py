@@ -2,7 +2,7 @@
 
 ``core`` (configuration, preparation, the :class:`FitEngine` base class), ``result``
 (:class:`FitResult`), ``native_engine`` (NumPy/SciPy, with ``numerics`` and
-``bounded_lm``), ``gdl_engine`` (ULySS in GDL), ``options`` (the model, the configuration
+``lockstep``, ``spectral_block``, ``kernels``), ``gdl_engine`` (ULySS in GDL), ``options`` (the model, the configuration
 and fixed values, checked up front), ``engines`` (which engine, one per process), ``api``
 (:func:`fit_spectrum`), ``batch`` (:func:`fit`: the driver, on Dask), ``sources`` (a batch's
 inputs and their ids), ``run`` (the run's record, the output's lock), ``resume`` (what a

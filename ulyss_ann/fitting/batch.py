@@ -35,52 +35,22 @@ import os
 import signal
 import sys
 import time
-import warnings
-from dataclasses import replace
 
 import numpy as np
 
-from ulyss_ann.errors import MachineryError, OversampledWarning, UlyssAnnError
-from ulyss_ann.fitting.engines import engine_for, engine_label, resolve_engine
+from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.engines import engine_label, resolve_engine
 from ulyss_ann.fitting.journal import failure_row
 from ulyss_ann.fitting.options import FixedValues, check_combination, make_config, model_path
 from ulyss_ann.fitting.resume import open_journal, tasks_to_fit
 from ulyss_ann.fitting.run import OutputLock, run_record
 from ulyss_ann.fitting.sources import batch_inputs
 from ulyss_ann.fitting.table import rows_to_table, table_format, write_table
+from ulyss_ann.fitting.tasks import fit_block, fit_block_noting_warnings, task_blocks
 from ulyss_ann.model.interpolator import Interpolator
-from ulyss_ann.spectra.inputs import as_spectrum
 from ulyss_ann.spectra.lsf import read_lsf
 
-__all__ = ["fit", "fit_one"]
-
-
-def fit_one(source, config, fixed=None, key=None, interp=None, ident=None):
-    """Fit one spectrum (a file or a Spectrum); always returns a row (failures say why in ``status``).
-
-    ``interp``: the model, where this process has read it already (a batch without Dask);
-    ``ident``: the spectrum's id in the batch (the reader's otherwise). A problem of the
-    spectrum gives ``error: …``; a failure of the machinery (GDL died, hung) or of
-    ulyss_ann itself gives ``failed: …``, which ``--resume`` retries.
-    """
-    spectrum, name = None, engine_label(config)
-    key = key if key is not None else os.path.abspath(source)
-    try:
-        spectrum = as_spectrum(source)
-        if ident is not None and spectrum.meta.get("id") != ident:
-            spectrum = replace(spectrum, meta={**spectrum.meta, "id": ident})
-        engine = engine_for(config, interp)
-        name = engine.name  # gdl-subprocess, gdl-pygdl or native: the same label as the successful rows
-        row = engine.fit(spectrum, fixed).row()
-        row["file"] = key
-        return row
-    except MachineryError as exc:
-        status = f"failed: {exc}"
-    except UlyssAnnError as exc:
-        status = f"error: {exc}"
-    except Exception as exc:  # a bug: recorded, retried on --resume, never the end of the batch
-        status = f"failed: internal error ({type(exc).__name__}: {exc}); please report it"
-    return failure_row(key, spectrum or ident, status, name, os.path.basename(config.model), config.model_sha256)
+__all__ = ["fit"]
 
 
 def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None, mdegree=20, wave_range=None,
@@ -211,32 +181,22 @@ def _progress_bar(total, enabled):
     return tqdm(total=total, unit="spectrum", desc="fitting", disable=not enabled, dynamic_ncols=True)
 
 
-def _record(journal, bar, row, failures):
-    for message in row.pop("warnings", ()):  # said by a Dask worker, whose own warnings nobody sees
-        bar.write(f"ulyss-ann: warning: {message}", file=sys.stderr)
-    journal.append(row)
-    if row["status"] != "ok":
-        failures[0] += 1
+def _record(journal, bar, rows, failures):
+    """Journal a block's rows (one write, forced to disk), say its warnings, move the bar."""
+    for row in rows:
+        for message in row.pop("warnings", ()):  # said by a Dask worker, whose own warnings nobody sees
+            bar.write(f"ulyss-ann: warning: {message}", file=sys.stderr)
+    journal.append_many(rows)
+    failures[0] += sum(row["status"] != "ok" for row in rows)
     bar.set_postfix(failed=failures[0], refresh=False)
-    bar.update(1)
+    bar.update(len(rows))
 
 
 def _run_serial(tasks, config, journal, workers, scheduler, progress, retries, interp):
     failures = [0]
     with _progress_bar(len(tasks), progress) as bar:
-        for entry, fixed in tasks:
-            _record(journal, bar, fit_one(entry.source, config, fixed, entry.key, interp, entry.ident), failures)
-
-
-def _fit_noting_warnings(*args):
-    """:func:`fit_one` in a Dask worker: the warnings of the fit travel back in the row, for the driver to print."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", OversampledWarning)
-        row = fit_one(*args)
-    notes = [str(w.message) for w in caught if issubclass(w.category, OversampledWarning)]
-    if notes:
-        row["warnings"] = notes
-    return row
+        for block in task_blocks(tasks, config, 1):
+            _record(journal, bar, fit_block(block, config, interp), failures)
 
 
 def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, interp):
@@ -258,21 +218,23 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
             client = Client(cluster)
             client.register_plugin(_interrupts_ignored())  # also in workers a nanny restarts later
         try:
-            futures = {client.submit(_fit_noting_warnings, entry.source, config, fixed, entry.key, None, entry.ident,
-                                     pure=False): entry for entry, fixed in tasks}
+            slots = sum(client.nthreads().values()) or 1
+            futures = {client.submit(fit_block_noting_warnings, block, config, pure=False): block
+                       for block in task_blocks(tasks, config, slots)}
             failures = [0]
-            with _progress_bar(len(futures), progress) as bar:
+            with _progress_bar(len(tasks), progress) as bar:
                 for future in as_completed(futures):
-                    entry = futures.pop(future)
+                    block = futures.pop(future)
                     try:
-                        row = future.result()
+                        rows = future.result()
                     except Exception as exc:  # KilledWorker after `retries` deaths
-                        row = failure_row(entry.key, entry.in_memory or entry.ident,
-                                          f"failed: the worker died fitting it, {int(retries) + 1} times "
-                                          f"({type(exc).__name__})", engine_label(config),
-                                          os.path.basename(config.model), config.model_sha256)
+                        rows = [failure_row(entry.key, entry.in_memory or entry.ident,
+                                            f"failed: the worker died fitting it, {int(retries) + 1} times "
+                                            f"({type(exc).__name__})", engine_label(config),
+                                            os.path.basename(config.model), config.model_sha256)
+                                for entry, _ in block]
                     future.release()
-                    _record(journal, bar, row, failures)
+                    _record(journal, bar, rows, failures)
         finally:
             _close_quietly(client, cluster)
 

@@ -33,7 +33,7 @@ import numpy as np
 from astropy.table import Table
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.core import FitPreparation
+from ulyss_ann.fitting.preparation import FitPreparation
 from ulyss_ann.fitting.gdl_engine import GDLEngine
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.model.wavelength import C_KMS

@@ -100,7 +100,7 @@ def measure_lsf(spectrum, model=None, *, width=200.0, step=100.0, chunk_mdegree=
         More options of the global fit (``guesses``, ``mdegree``, ``telluric``, ``masks``…).
     """
     from ulyss_ann.fitting.api import fit_spectrum
-    from ulyss_ann.fitting.core import FitPreparation
+    from ulyss_ann.fitting.preparation import FitPreparation
     from ulyss_ann.fitting.engines import engine_for
     from ulyss_ann.fitting.options import make_config
     from ulyss_ann.spectra.inputs import as_spectrum
@@ -186,7 +186,8 @@ def measure_lsf_many(spectra, model=None, *, wave_range=None, fixed=None, **opti
     """
     import warnings
 
-    from ulyss_ann.fitting.core import FitConfig, FitPreparation
+    from ulyss_ann.fitting.core import FitConfig
+    from ulyss_ann.fitting.preparation import FitPreparation
     from ulyss_ann.fitting.options import FixedValues, check_combination, make_config
     from ulyss_ann.spectra.inputs import as_spectrum
 

@@ -46,12 +46,15 @@ and checked against GDL runs (``../shared/notes/ulyss-fit-numerics.md``):
    pegged at a bound, times √dof_factor; a pegged parameter gets 0 (σ at its 0.3 px
    floor on MUSE data, ``sigma-floor`` in the table).
 
-The non-linear fit is a projected Levenberg–Marquardt (:mod:`ulyss_ann.fitting.bounded_lm`;
+The non-linear fit is a projected Levenberg–Marquardt (:mod:`ulyss_ann.fitting.lockstep`;
 our own, not MPFIT: same model, bounds handled by pegging and clipping as MPFIT does,
-but with the exact Jacobian of the projected residual and run further than MPFIT's FTOL 1e-5, to 1e-7).
-Why not ``scipy.optimize.least_squares``: it fits one problem at a time, where the six
-guesses of a spectrum advance here in lock-step through one batched evaluation per
-round (3× fewer NumPy calls than one LM per guess, measured on the MUSE star), and its bounded
+but with the exact Jacobian of the projected residual and MPFIT's stopping tests run to
+1e-7 rather than uly_fit's 1e-5, :data:`~ulyss_ann.fitting.lockstep.FTOL` says why).
+Why not ``scipy.optimize.least_squares``: it fits one problem at a time, where every guess
+of every spectrum of a block (:meth:`NativeEngine.solve_many`: a survey's spectra on one
+grid) advances here in lock-step through one batched evaluation per round
+(:mod:`~ulyss_ann.fitting.spectral_block`, with compiled kernels:
+:mod:`~ulyss_ann.fitting.kernels`), and its bounded
 ``trf`` keeps iterates strictly inside the box, where ULySS pegs σ exactly on its
 0.3 px floor and reports a zero error there. The Jacobian is that of variable projection (Golub & Pereyra 1973):
 ``∂r/∂θ = −[P⊥ (∂B/∂θ) c + (B⁺)ᵀ (∂B/∂θ)ᵀ r]`` with ``B = [t P_k / e]``; ``∂t/∂p``
@@ -69,117 +72,24 @@ uly_fit there. Its σ floor is 0.01 px instead of 0.3: with a relative LSF injec
 the injected LSF: cz off by 8 km/s and [Fe/H] by 0.04 dex sampled, 0.1 km/s analytic).
 """
 
-import functools
-
 import numpy as np
-from numpy.polynomial import legendre
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.core import FitEngine, Solution
-from ulyss_ann.fitting.bounded_lm import levenberg_marquardt
+from ulyss_ann.fitting.lockstep import levenberg_marquardt
+from ulyss_ann.fitting.spectral_block import SpectralBlock
 from ulyss_ann.spectra.lsf import read_lsf
-from ulyss_ann.model.network import forward_with_jacobian
-from ulyss_ann.fitting.numerics import (C_KMS, convolve_edge, extract, extract_linear, fourier_losvd, log_rebin, losvd_kernel,
-                             lsf_convolve)
+from ulyss_ann.fitting.numerics import C_KMS, extract, extract_linear, log_rebin, lsf_convolve
 
-__all__ = ["NativeEngine", "ANALYTIC_SIGMA_FLOOR"]
+__all__ = ["NativeEngine", "ANALYTIC_SIGMA_FLOOR", "BLOCK_SPECTRA"]
 
 #: σ floor [px] of the analytic LOSVD. ULySS's 0.3 px floor exists because its sampled
 #: kernel cannot represent less; the analytic one can, and with a relative LSF injected
 #: (``--lsf``) a star's remaining broadening is near zero: a 0.3 px floor would add ~20 km/s.
 ANALYTIC_SIGMA_FLOOR = 0.01
-
-
-# ----------------------------------------------------------------------------- the fitter
-@functools.lru_cache(maxsize=4)
-def _legendre_products(degree):
-    """Coefficients a_klm of P_k P_l = Σ_m a_klm P_m, as a (2·degree + 1, (degree + 1)²) array."""
-    out = np.zeros((2 * degree + 1, (degree + 1) ** 2))
-    unit = np.eye(degree + 1)
-    for k in range(degree + 1):
-        for m in range(degree + 1):
-            product = legendre.legmul(unit[k], unit[m])
-            out[:product.size, k * (degree + 1) + m] = product
-    return out
-
-
-class _Problem:
-    """One spectrum ready to fit: data, errors, good pixels, the model on its grid."""
-
-    def __init__(self, fitter, rebinned, spec, mdegree, voff, have_noise, losvd):
-        self.fitter, self.layers = fitter, fitter.hidden + [rebinned]
-        self.spec, self.voff, self.have_noise, self.losvd = spec, voff, have_noise, losvd
-        n = spec.npix
-        self.legendre = legendre.legvander(2.0 * np.arange(n) / n - 1.0, mdegree)
-        self.good = np.flatnonzero(spec.good)
-        self.data = spec.data[self.good]
-        self.noise = spec.err[self.good] if have_noise else np.ones(self.good.size)
-        self.leg_good = np.ascontiguousarray(self.legendre[self.good])
-        # P_k P_l = Σ_m a_klm P_m (m ≤ k + l): BᵀB = Lᵀ diag(w) L from 2K − 1 weighted sums
-        self.leg_double = np.ascontiguousarray(legendre.legvander(2.0 * self.good / n - 1.0, 2 * mdegree))
-        self.pair_coefficients = _legendre_products(mdegree)
-        self.inv_noise = 1.0 / self.noise
-        self.scaled_data = self.data * self.inv_noise
-
-    def evaluate(self, theta, want_jac=True):
-        """Residuals r (n_good,), best fit (n,), and ∂r/∂θ (n_good, 2 + npar) at one θ."""
-        r, bestfit, jac = self.evaluate_many(np.asarray(theta, float)[None])
-        return r[0], bestfit[0], jac[0]
-
-    def _convolve(self, f, df, thetas):
-        """[t, ∂t/∂v, ∂t/∂σ, ∂t/∂p…] as one (G, n, 3 + npar) array, for G parameter vectors."""
-        stack = np.concatenate([f[:, :, None], df], axis=2)              # (G, n, 1 + npar)
-        g_count, n, width = stack.shape
-        out = np.empty((g_count, n, width + 2))
-        for g, (v, s) in enumerate(thetas[:, :2]):
-            if self.losvd == "analytic":
-                conv, d_v, d_s = fourier_losvd(stack[g], v, s, self.voff)
-                out[g, :, 0], out[g, :, 1], out[g, :, 2], out[g, :, 3:] = conv[:, 0], d_v[:, 0], d_s[:, 0], conv[:, 1:]
-                continue
-            _, kern, dk_dv, dk_ds = losvd_kernel(v, s, self.voff, n)
-            conv = convolve_edge(stack[g], kern)
-            out[g, :, 0], out[g, :, 3:] = conv[:, 0], conv[:, 1:]
-            out[g, :, 1] = convolve_edge(stack[g, :, 0], dk_dv)
-            out[g, :, 2] = convolve_edge(stack[g, :, 0], dk_ds)
-        return out
-
-    def evaluate_many(self, thetas):
-        """Residuals (G, n_good), best fits (G, n) and Jacobians (G, n_good, 2 + npar) of G guesses."""
-        net = self.fitter
-        x = (thetas[:, 2:] - net.means) / net.scales
-        f, df = forward_with_jacobian(x, net.dx_dp, self.layers, net.activations)
-        n = self.spec.npix
-        conv = self._convolve(f[:, :n], df[:, :n], thetas)
-        t_full = conv[:, :, 0]
-        good, inv, leg = self.good, self.inv_noise, self.leg_good
-        scaled = conv[:, good] * inv[None, :, None]                  # everything divided by the errors
-        tw, dt = scaled[:, :, 0], scaled[:, :, 1:]                   # B = diag(t/e) L; ∂(t/e)/∂θ
-        # the (K × K) normal equations BᵀB = Lᵀ diag(tw²) L, from the precomputed products
-        # L_ik L_il (Legendre columns are well conditioned; ULySS's mregress solves the same)
-        normal = ((tw * tw) @ self.leg_double) @ self.pair_coefficients   # (G, K·K)
-        chol = np.linalg.cholesky(normal.reshape(len(thetas), leg.shape[1], leg.shape[1]))
-        y = self.scaled_data
-
-        def solve(rhs):  # (BᵀB)⁻¹ rhs through the Cholesky factor, batched
-            return np.linalg.solve(chol.transpose(0, 2, 1), np.linalg.solve(chol, rhs))
-
-        coef = solve(((tw * y) @ leg)[:, :, None])[:, :, 0]          # (G, K)
-        poly = coef @ self.legendre.T                                # (G, n)
-        bestfit = (t_full * poly).astype(np.float32).astype(np.float64)   # ULySS keeps it in float32
-        # LM works on the double-precision residual: the float32 rounding of the best fit
-        # would add noise of ~1e-7 to χ², below which no step could be seen to improve it
-        model_good = tw * poly[:, good]
-        r = y[None] - model_good
-        # Golub–Pereyra: ∂r/∂θ = −[P⊥ ∂B c + (B⁺)ᵀ ∂Bᵀ r], ∂B = diag(∂t/e) L, B⁺ = (BᵀB)⁻¹Bᵀ,
-        # both projections in one solve: −[∂B c − B (BᵀB)⁻¹ (Bᵀ ∂B c − ∂Bᵀ r)], and
-        # Bᵀ ∂B c − ∂Bᵀ r = Lᵀ [∂t/e ∘ (2 B c − y)]
-        first = dt * poly[:, good, None]
-        weighted = np.ascontiguousarray((dt * (2 * model_good - y[None])[:, :, None]).transpose(1, 0, 2))
-        rhs = (leg.T @ weighted.reshape(len(good), -1)).reshape(leg.shape[1], len(thetas), -1).transpose(1, 0, 2)
-        correction = solve(rhs)                                      # (G, K, npar + 2)
-        back = (leg @ np.ascontiguousarray(correction.transpose(1, 0, 2)).reshape(leg.shape[1], -1))
-        back = back.reshape(len(good), len(thetas), -1).transpose(1, 0, 2)
-        return r, bestfit, tw[:, :, None] * back - first
+#: Spectra of one grid fitted together (× their guesses: the rows of a block). Larger
+#: blocks pay NumPy's per-call cost fewer times but leave the CPU cache.
+BLOCK_SPECTRA = 32
 
 
 class NativeEngine(FitEngine):
@@ -259,58 +169,124 @@ class NativeEngine(FitEngine):
     # --------------------------------------------------------------- the fit
     def solve(self, prepared):
         """Fit one prepared spectrum: every guess combination in lock-step, the best χ² kept."""
-        flags = prepared.fixed_flags
-        spec, rebinned, voff, velscale = self.rebinned_observation(prepared)
-        problem = _Problem(self, rebinned, spec, self.config.mdegree, voff,
-                           spec.err is not None, self.losvd)
-        step = spec.step
+        outcome = self.solve_many([prepared])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def solve_many(self, prepared_fits):
+        """Fit prepared spectra in blocks of the same grid; a Solution or the UlyssAnnError of each, in order.
+
+        Spectra that share their fitted ln-λ grid and their fixed parameters (a survey's)
+        are fitted together, every guess of every spectrum in lock-step
+        (:class:`~ulyss_ann.fitting.spectral_block.SpectralBlock`, :func:`levenberg_marquardt`);
+        a spectrum with a grid of its own is a block of one. Each spectrum's answer is the
+        one it gets alone.
+        """
+        outcomes = [None] * len(prepared_fits)
+        blocks, layers = {}, {}
+        for i, prepared in enumerate(prepared_fits):
+            try:
+                spec, layer, voff, _ = self.rebinned_observation(prepared)
+            except UlyssAnnError as exc:
+                outcomes[i] = exc
+                continue
+            key = (spec.start, spec.step, spec.npix, voff, id(layer), tuple(prepared.fixed_flags))
+            layers[key] = layer
+            blocks.setdefault(key, []).append((i, spec))
+        for key, members in blocks.items():
+            for first in range(0, len(members), BLOCK_SPECTRA):
+                chunk = members[first:first + BLOCK_SPECTRA]
+                try:
+                    solutions = self._solve_block([prepared_fits[i] for i, _ in chunk], [s for _, s in chunk],
+                                                  layers[key], key[3])
+                except np.linalg.LinAlgError:
+                    if len(chunk) == 1:
+                        outcomes[chunk[0][0]] = _degenerate(prepared_fits[chunk[0][0]], chunk[0][1], self.config)
+                        continue
+                    # one spectrum's polynomial is singular: fit each alone, so that only it fails
+                    solutions = [self._solve_one_of(prepared_fits[i], s, layers[key], key[3]) for i, s in chunk]
+                for (i, _), solution in zip(chunk, solutions):
+                    outcomes[i] = solution
+        return outcomes
+
+    def _solve_one_of(self, prepared, spec, layer, voff):
+        try:
+            return self._solve_block([prepared], [spec], layer, voff)[0]
+        except np.linalg.LinAlgError:
+            return _degenerate(prepared, spec, self.config)
+
+    def _solve_block(self, prepared_fits, specs, layer, voff):
+        """Fit S spectra on one grid; their Solutions (LinAlgError when a polynomial is singular)."""
+        spec0, flags = specs[0], prepared_fits[0].fixed_flags
+        step, velscale = spec0.step, C_KMS * spec0.step
+        data = np.zeros((len(specs), spec0.npix))
+        weights = np.zeros_like(data)
+        for k, spec in enumerate(specs):
+            data[k] = spec.data
+            weights[k] = np.where(spec.good, 1.0 / spec.err if spec.err is not None else 1.0, 0.0)
+        free = np.concatenate([[True, True], flags == 0])
+        block = SpectralBlock(self, layer, data, weights, self.config.mdegree, voff, self.losvd, free)
         floor = 0.3 if self.losvd == "sampled" else ANALYTIC_SIGMA_FLOOR   # pixels
         kin_lo = np.array([np.log(1 - 2000 / C_KMS), np.log(1 + floor * velscale / C_KMS)]) / step
         kin_hi = np.array([np.log(1 + 2000 / C_KMS), np.log(1 + 1000 / C_KMS)]) / step
         lower = np.concatenate([kin_lo, self.limits[:, 0]])
         upper = np.concatenate([kin_hi, self.limits[:, 1]])
-        free = np.concatenate([[True, True], flags == 0])
         kin0 = np.array([0.0, np.log(1 + velscale / C_KMS) / step])
-        nodes = _odometer(prepared.guesses, prepared.counts)
-        starts = np.column_stack([np.tile(kin0, (len(nodes), 1)), nodes])
-        try:
-            results = levenberg_marquardt(problem, starts, lower, upper, free)
-        except np.linalg.LinAlgError:
-            # The polynomial's normal matrix is singular: the good pixels bunch in too small
-            # a part of the fitted range for MDEGREE + 1 Legendre coefficients over all of it.
-            gp = problem.good
-            span = np.exp(spec.start + np.array([gp[0], gp[-1]]) * step)
-            raise UlyssAnnError(f"degenerate fit: the {gp.size} good pixels lie in {span[0]:.0f}-{span[1]:.0f} Å "
-                                f"of the fitted {prepared.lo:.0f}-{prepared.hi:.0f} Å, too little for MDEGREE "
-                                f"{self.config.mdegree}; fit that range (--range) or lower --mdegree") from None
+        starts, owners = [], []
+        for k, prepared in enumerate(prepared_fits):
+            nodes = _odometer(prepared.guesses, prepared.counts)
+            starts.append(np.column_stack([np.tile(kin0, (len(nodes), 1)), nodes]))
+            owners += [k] * len(nodes)
+        owners = np.array(owners)
+        fits = levenberg_marquardt(block.evaluate, np.concatenate(starts), owners, lower, upper, free)
+        return [self._solution(prepared, spec, fits, np.flatnonzero(owners == k), free)
+                for k, (prepared, spec) in enumerate(zip(prepared_fits, specs))]
+
+    def _solution(self, prepared, spec, fits, rows, free):
+        """One spectrum's Solution from its guesses' fits: the lowest χ², ties to the first."""
+        flags, step = prepared.fixed_flags, spec.step
+        velscale = C_KMS * step
+        good = np.flatnonzero(spec.good)
+        data = spec.data[good]
+        have_noise = spec.err is not None
+        noise = spec.err[good] if have_noise else np.ones(good.size)
         npar_count = int(free.sum()) + self.config.mdegree + 2
-        ngood = problem.good.size
-        rms = np.array([np.sqrt(np.mean((problem.data - r["bestfit"][problem.good]) ** 2))
-                        / np.mean(r["bestfit"][problem.good]) for r in results])
+        bestfits = fits.bestfit[rows][:, good]
+        rms = np.sqrt(np.mean((data - bestfits) ** 2, axis=1)) / np.mean(bestfits, axis=1)
         # χ² from the float32 best fit, as uly_fit computes it
-        chisq = np.array([np.sum(((problem.data - r["bestfit"][problem.good]) / problem.noise) ** 2)
-                          / (ngood - npar_count) for r in results])
-        crit = chisq if problem.have_noise else rms
+        chisq = np.sum(((data - bestfits) / noise) ** 2, axis=1) / (good.size - npar_count)
+        crit = chisq if have_noise else rms
         # ties to the first, as ULySS; guesses that reached the same minimum differ in χ²
-        # only by the stopping tolerance (1e-7 relative), so "the same" is within 1e-6
+        # only by the stopping tolerance, so "the same" is within 1e-6
         best = int(np.flatnonzero(crit <= crit.min() * (1 + 1e-6))[0])
-        res = results[best]
-        theta, error = res["theta"], res["error"] * np.sqrt(spec.dof_factor)
+        theta, error = fits.theta[rows[best]], fits.error[rows[best]] * np.sqrt(spec.dof_factor)
         chi2 = chisq[best]
-        if not problem.have_noise:
+        if not have_noise:
             error = error * np.sqrt(chi2)
             chi2 = 0.0
         values = theta[2:]
         status = np.where(flags != 0, 1, np.where(values <= self.limits[:, 0], 2,
                                                   np.where(values >= self.limits[:, 1], 3, 0)))
         mask = np.zeros(spec.npix, bool)
-        mask[problem.good] = True
-        return Solution(n_guess=len(results), best_guess=best, n_converged=int(np.sum(rms <= rms[best] * 1.001)),
-                        chi2=chi2, rms=rms[best], n_pix=ngood,
+        mask[good] = True
+        return Solution(n_guess=len(rows), best_guess=best, n_converged=int(np.sum(rms <= rms[best] * 1.001)),
+                        chi2=chi2, rms=rms[best], n_pix=good.size,
                         cz=C_KMS * (np.exp(step * theta[0]) - 1), e_cz=error[0] * velscale,
                         sigma=C_KMS * (np.exp(step * theta[1]) - 1), e_sigma=error[1] * velscale,
-                        values=values, errors=error[2:], status=status, ln_start=spec.start, ln_step=spec.step,
-                        flux=spec.data, bestfit=res["bestfit"], mask=mask, error=spec.err)
+                        values=values, errors=error[2:], status=status, ln_start=spec.start, ln_step=step,
+                        flux=spec.data, bestfit=fits.bestfit[rows[best]], mask=mask, error=spec.err,
+                        rounds=int(fits.rounds[rows].max()))
+
+
+def _degenerate(prepared, spec, config):
+    """The polynomial's normal matrix is singular: the good pixels bunch in too small a
+    part of the fitted range for MDEGREE + 1 Legendre coefficients over all of it."""
+    good = np.flatnonzero(spec.good)
+    span = np.exp(spec.start + np.array([good[0], good[-1]]) * spec.step)
+    return UlyssAnnError(f"degenerate fit: the {good.size} good pixels lie in {span[0]:.0f}-{span[1]:.0f} Å "
+                         f"of the fitted {prepared.lo:.0f}-{prepared.hi:.0f} Å, too little for MDEGREE "
+                         f"{config.mdegree}; fit that range (--range) or lower --mdegree")
 
 
 def _odometer(guesses, counts):

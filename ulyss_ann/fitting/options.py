@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.core import MIN_OVERLAP, FitConfig, file_sha256
+from ulyss_ann.fitting.core import FitConfig, file_sha256
+from ulyss_ann.fitting.preparation import MIN_OVERLAP
 from ulyss_ann.model.interpolator import Interpolator
 
 __all__ = ["make_config", "check_combination", "model_path", "writable_folder", "FixedValues"]

@@ -21,6 +21,7 @@ evaluated here.  A header without CTYPE1 is read as ULySS reads it (air, and the
 CRVAL1 heuristic above), which covers the MILES files.
 """
 
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -69,10 +70,7 @@ class WavelengthGrid:
         w = self.crval + (np.arange(self.npix) + 1.0 - self.crpix) * self.cdelt
         if self.log:
             return np.exp(w)
-        header = fits.Header(self.header_cards())
-        header.insert(0, ("NAXIS1", self.npix))
-        header.insert(0, ("NAXIS", 1))
-        return _astropy_wavelength(header, self.npix)
+        return _linear_wavelength(self).copy()
 
     @property
     def velocity_step(self):
@@ -153,6 +151,15 @@ class WavelengthGrid:
             step = np.log(lam[1] / lam[0]) if npix > 1 else 0.0
             return cls(npix, float(np.log(lam[0])), float(step), 1.0, log=True, air=air)
         return cls(npix, crval, cdelt, crpix, log=False, air=air)
+
+
+@functools.lru_cache(maxsize=64)
+def _linear_wavelength(grid):
+    """A linear grid's wavelengths through astropy's WCS, once per grid (a survey's files share one)."""
+    header = fits.Header(grid.header_cards())
+    header.insert(0, ("NAXIS1", grid.npix))
+    header.insert(0, ("NAXIS", 1))
+    return _astropy_wavelength(header, grid.npix)
 
 
 def _astropy_wavelength(header, npix):

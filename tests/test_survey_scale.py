@@ -1,0 +1,143 @@
+"""Survey scale: spectra fitted in lock-step blocks, compiled kernels, Dask blocks on a real multi-process cluster."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import FAST, MODEL, TRUTH, simulated_batch
+from ulyss_ann.fitting import kernels
+from ulyss_ann.fitting.core import FitConfig
+from ulyss_ann.fitting.lockstep import levenberg_marquardt
+from ulyss_ann.fitting.native_engine import NativeEngine
+from ulyss_ann.fitting.spectral_block import SpectralBlock
+from ulyss_ann.spectra.readers import read_spectrum
+
+
+@pytest.fixture(scope="module")
+def spectra(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("survey")
+    return simulated_batch(folder, TRUTH, lambda i: 40.0 * i - 100.0)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return NativeEngine(FitConfig(model=MODEL, engine="native", mdegree=8))
+
+
+@pytest.mark.skipif(not kernels.COMPILED, reason="numba not installed: the NumPy twins are the kernels")
+def test_compiled_kernels_give_the_numbers_of_their_numpy_twins():
+    rng = np.random.default_rng(3)
+    rows, width, n = 7, 3, 301
+    stack = rng.normal(size=(rows, width, n)).cumsum(axis=2)
+    vel = rng.uniform(-4, 4, rows)
+    sigma = np.array([0.3, 0.05, 1.0, 2.5, 0.31, 7.0, 0.1])       # below 0.1 px the kernel's σ is floored
+    weights = np.where(rng.uniform(size=(rows, n)) < 0.1, 0.0, rng.uniform(0.5, 2, (rows, n)))
+    for compiled, twin in zip(kernels.losvd(stack, vel, sigma, 0.37, weights),
+                              kernels.losvd_numpy(stack, vel, sigma, 0.37, weights)):
+        np.testing.assert_allclose(compiled, twin, rtol=1e-12, atol=1e-12 * np.abs(twin).max())
+    tw, poly, resid = rng.normal(size=(3, rows, n))
+    back, dt = rng.normal(size=(2, rows, width + 1, n))
+    for compiled, twin in zip(kernels.products(tw, back, dt, poly, resid),
+                              kernels.products_numpy(tw, back, dt, poly, resid)):
+        np.testing.assert_allclose(compiled, twin, rtol=1e-10)
+
+
+def test_a_block_gives_each_spectrum_its_own_fit(spectra, engine, tmp_path):
+    """Spectra fitted together, one of them on another grid, one unfittable: each row is its fit alone."""
+    stars = [read_spectrum(p) for p in spectra]
+    other = stars[2]
+    cut = other.wavelength > other.wavelength[40]     # a grid of its own: a block of one
+    from ulyss_ann.spectra.spectrum import Spectrum
+    stars[2] = Spectrum.from_arrays(other.wavelength[cut], other.flux[cut], other.error[cut], meta=dict(other.meta))
+    flat = Spectrum.from_arrays(other.wavelength, np.ones_like(other.flux), other.error, meta={"id": "flat"})
+    together = engine.fit_many(stars + [flat])
+    assert isinstance(together[-1], Exception) and "no signal" in str(together[-1])
+    for star, joint in zip(stars, together):
+        alone = engine.fit(star)
+        for name in ("Teff", "Logg", "Fe/H"):
+            assert joint.params[name] == pytest.approx(alone.params[name], rel=1e-10, abs=1e-10)
+            assert joint.errors[name] == pytest.approx(alone.errors[name], rel=1e-8)
+        assert joint.cz == pytest.approx(alone.cz, abs=1e-8) and joint.chi2 == pytest.approx(alone.chi2, rel=1e-10)
+        assert joint.best_guess == alone.best_guess
+
+
+def test_guesses_that_meet_stop_early_and_change_nothing(spectra, engine):
+    """The paper's 6 guesses: merging those that reach one point saves rounds, and every answer stays."""
+    stars = [read_spectrum(p) for p in spectra]
+    prepared = [engine.preparation.prepare(s) for s in stars]
+    spec, layer, voff, velscale = engine.rebinned_observation(prepared[0])
+    specs = [engine.rebinned_observation(p)[0] for p in prepared]
+    data = np.array([s.data for s in specs])
+    weights = np.array([np.where(s.good, 1 / s.err, 0.0) for s in specs])
+    free = np.ones(5, bool)
+    block = SpectralBlock(engine, layer, data, weights, 8, voff, "sampled", free)
+    step = spec.step
+    lower = np.r_[-20.0, 0.3, engine.limits[:, 0]]
+    upper = np.r_[20.0, np.log(1 + 1000 / 299792.458) / step, engine.limits[:, 1]]
+    starts, owners = [], []
+    for k in range(len(specs)):
+        for teff in (5000.0, 5500.0, 6000.0):
+            for feh in (-1.0, -1.5):
+                starts.append([0.0, 1.0, teff, 3.0, feh])
+                owners.append(k)
+    starts, owners = np.array(starts), np.array(owners)
+    merged = levenberg_marquardt(block.evaluate, starts, owners, lower, upper, free)
+    separate = levenberg_marquardt(block.evaluate, starts, owners, lower, upper, free, same=0)
+    assert merged.rounds.sum() < separate.rounds.sum()
+    for k in range(len(specs)):
+        mine = owners == k
+        best_m, best_s = np.argmin(merged.cost[mine]), np.argmin(separate.cost[mine])
+        diff = np.abs(merged.theta[mine][best_m] - separate.theta[mine][best_s])
+        assert np.all(diff <= 0.1 * separate.error[mine][best_s] + 1e-9), (k, diff, separate.error[mine][best_s])
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("dask") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable),
+                                                                                      "dask")),
+                    reason="the dask command is not installed")
+def test_a_batch_runs_on_a_real_multi_process_cluster(spectra, tmp_path):
+    """`dask scheduler` and two `dask worker` processes on localhost: the batch through --scheduler, in blocks."""
+    from dask.distributed import Client
+
+    from ulyss_ann.fitting.batch import fit
+
+    dask_cmd = shutil.which("dask", path=os.path.dirname(sys.executable)) or shutil.which("dask")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    log = open(tmp_path / "cluster.log", "w")
+    processes = [subprocess.Popen([dask_cmd, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                   "--dashboard-address", ":0"], stdout=log, stderr=log)]
+    try:
+        time.sleep(2)
+        processes += [subprocess.Popen([dask_cmd, "worker", address, "--nthreads", "1", "--nworkers", "1",
+                                        "--name", f"w{i}", "--local-directory", str(tmp_path / f"w{i}")],
+                                       stdout=log, stderr=log) for i in range(2)]
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            # no thread oversubscription: each worker's BLAS has one thread (the nanny sets it)
+            threads = client.run(lambda: os.environ.get("OPENBLAS_NUM_THREADS"))
+            assert sorted(threads.values()) == ["1", "1"], threads
+        table = fit(spectra, MODEL, tmp_path / "r.ecsv", scheduler=address, **FAST)
+        assert list(table["status"]) == ["ok"] * len(spectra)
+        alone = fit(spectra, MODEL, tmp_path / "serial.ecsv", workers=0, **FAST)
+        np.testing.assert_allclose(np.asarray(table["Teff"]), np.asarray(alone["Teff"]), rtol=1e-10)
+    finally:
+        for process in processes[::-1]:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()

@@ -1,0 +1,175 @@
+r"""Compiled kernels of the native engine: the LOSVD with its derivatives, and the Jacobian's products.
+
+Measured on the 2-core CI machine (``scripts/bench_native`` prints the profile): after the
+batched rewrite, a NumPy element-wise operation costs ~0.7 ns per element even in cache,
+and ULySS's sampled LOSVD is ~10 taps × 5 arrays × 2 passes per pixel — 170 µs a row
+(one spectrum × one guess) per optimiser round, most of a fit. A loop compiled by
+numba does it in one pass at ~28 µs; torch's grouped ``conv1d`` on the CPU took ~99 µs
+(it does not vectorise float64 depthwise convolution), so numba it is. The second
+kernel forms the Jacobian row by row and accumulates Jᵀr and JᵀJ without storing J.
+
+Each kernel has a NumPy twin (:func:`losvd_numpy`, :func:`products_numpy`), used where
+numba is not installed and by the tests, which check that both give the same numbers.
+Kernels are compiled on first use and cached on disk (numba's ``cache=True``).
+"""
+
+import numpy as np
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - numba is a dependency; NumPy's twins work without it
+    numba = None
+
+__all__ = ["losvd", "products", "losvd_numpy", "products_numpy", "sampled_losvd_rows", "weighted", "COMPILED"]
+
+#: Whether the compiled kernels are in use (numba importable).
+COMPILED = numba is not None
+
+
+def _kernel(vel, sigma, voff, n):
+    """ULySS's sampled Gaussian of one row and its derivatives (as numerics.losvd_kernel)."""
+    dx = int(np.ceil(abs(voff) + abs(vel) + 5 * sigma))
+    dx = min(dx, (n - 1) // 2)
+    taps = 2 * dx + 1
+    sig = sigma if sigma > 0.1 else 0.1
+    kern, dk_dv, dk_ds = np.zeros(taps), np.zeros(taps), np.zeros(taps)
+    total, sum_v, sum_s = 0.0, 0.0, 0.0
+    for k in range(taps):
+        w = (dx - k - (voff + vel)) / sig
+        if abs(w) <= 5:
+            g = np.exp(-0.5 * w * w)
+            kern[k], dk_dv[k] = g, g * w / sig
+            dk_ds[k] = g * w * w / sig if sigma > 0.1 else 0.0
+            total += g
+            sum_v += dk_dv[k]
+            sum_s += dk_ds[k]
+    for k in range(taps):
+        kern[k] /= total
+        dk_dv[k] = (dk_dv[k] - kern[k] * sum_v) / total
+        dk_ds[k] = (dk_ds[k] - kern[k] * sum_s) / total
+    return dx, kern, dk_dv, dk_ds
+
+
+def _losvd(stack, vel, sigma, voff, weights):
+    """The sampled LOSVD of each row of ``stack`` (L, C, n) = (f, ∂f/∂p…), weighted.
+
+    Returns (t (L, n), t·w (L, n), ∂(t·w)/∂θ (L, 2 + C − 1, n) in θ's order: v, σ, p…).
+    """
+    rows, width, n = stack.shape
+    t = np.empty((rows, n))
+    tw = np.empty((rows, n))
+    dt = np.empty((rows, width + 1, n))
+    for r in range(rows):
+        dx, kern, dk_dv, dk_ds = _kernel(vel[r], sigma[r], voff, n)
+        padded = np.empty((width, n + 2 * dx))
+        for c in range(width):
+            for i in range(n + 2 * dx):
+                j = min(max(i - dx, 0), n - 1)
+                padded[c, i] = stack[r, c, j]
+        acc = np.zeros((width + 2, n))
+        for k in range(2 * dx + 1):
+            for c in range(width):
+                coefficient = kern[k]
+                for i in range(n):
+                    acc[c, i] += coefficient * padded[c, i + k]
+            cv, cs = dk_dv[k], dk_ds[k]
+            for i in range(n):
+                acc[width, i] += cv * padded[0, i + k]
+                acc[width + 1, i] += cs * padded[0, i + k]
+        for i in range(n):
+            w = weights[r, i]
+            t[r, i] = acc[0, i]
+            tw[r, i] = acc[0, i] * w
+            dt[r, 0, i] = acc[width, i] * w
+            dt[r, 1, i] = acc[width + 1, i] * w
+            for c in range(1, width):
+                dt[r, 1 + c, i] = acc[c, i] * w
+    return t, tw, dt
+
+
+def _products(tw, back, dt, poly, resid):
+    """Jᵀr (L, F) and JᵀJ (L, F, F) of J = tw·back − dt·poly, one row's J at a time."""
+    rows, free, n = dt.shape
+    grad = np.zeros((rows, free))
+    jtj = np.zeros((rows, free, free))
+    jac = np.empty((free, n))
+    for r in range(rows):
+        for f in range(free):
+            for i in range(n):
+                jac[f, i] = tw[r, i] * back[r, f, i] - dt[r, f, i] * poly[r, i]
+        for f in range(free):
+            total = 0.0
+            for i in range(n):
+                total += jac[f, i] * resid[r, i]
+            grad[r, f] = total
+            for g in range(f + 1):
+                total = 0.0
+                for i in range(n):
+                    total += jac[f, i] * jac[g, i]
+                jtj[r, f, g] = total
+                jtj[r, g, f] = total
+    return grad, jtj
+
+
+def sampled_losvd_rows(stack, vel, sigma, voff):
+    """ULySS's pixel-sampled LOSVD applied to L rows at once, with its derivatives.
+
+    ``stack`` (L, C, n): row 0 of each the model f, the others ∂f/∂p; ``vel``, ``sigma``
+    (L,) pixels. Each row's kernel is ULySS's (:func:`~ulyss_ann.fitting.numerics.losvd_kernel`):
+    a Gaussian of centre ``voff + v`` sampled at integer offsets, cut at 5σ, normalised to
+    unit sum, applied as ``CONVOL(/EDGE_TRUNCATE)``. The rows share the widest row's
+    half-width dx; the taps a row does not have are zero in it (beyond 5σ), so each row is
+    exactly its own convolution. Returns (L, C + 2, n): the C convolved inputs, then ∂t/∂v
+    and ∂t/∂σ (the derivative kernels applied to f).
+    """
+    rows, width, n = stack.shape
+    dx = int(np.ceil(np.max(np.abs(voff) + np.abs(vel) + 5 * sigma)))
+    dx = int(min(dx, (n - 1) / 2))
+    taps = dx - np.arange(2 * dx + 1, dtype=np.float64)
+    sig = np.where(sigma > 0.1, sigma, 0.1)[:, None]
+    w = (taps[None, :] - (voff + vel)[:, None]) / sig
+    g = np.where(np.abs(w) <= 5, np.exp(-0.5 * w * w), 0.0)
+    total = g.sum(axis=1, keepdims=True)
+    kern = g / total
+    dg_dv = g * w / sig
+    dg_ds = np.where(sigma[:, None] > 0.1, g * w * w / sig, 0.0)
+    dk_dv = (dg_dv - kern * dg_dv.sum(axis=1, keepdims=True)) / total
+    dk_ds = (dg_ds - kern * dg_ds.sum(axis=1, keepdims=True)) / total
+    # f at clip(i + k − dx), and the kernel of each output row: K for the C inputs,
+    # ∂K/∂v and ∂K/∂σ for the model itself
+    padded = stack[:, :, np.clip(np.arange(-dx, n + dx), 0, n - 1)]
+    padded = np.concatenate([padded, padded[:, :1], padded[:, :1]], axis=1)
+    kernels = np.concatenate([np.repeat(kern[:, :, None], width, axis=2), dk_dv[:, :, None], dk_ds[:, :, None]],
+                             axis=2)[:, :, :, None]                             # (L, taps, C + 2, 1)
+    out = kernels[:, 0] * padded[:, :, 0:n]
+    term = np.empty_like(out)
+    for k in range(1, 2 * dx + 1):
+        np.multiply(kernels[:, k], padded[:, :, k:k + n], out=term)
+        out += term
+    return out
+
+
+def weighted(conv, weights):
+    """(t, t·w, ∂(t·w)/∂θ in θ's order v, σ, p…) of a convolved stack (L, C + 2, n) (see :func:`sampled_losvd_rows`)."""
+    width = conv.shape[1] - 2
+    columns = [width, width + 1] + list(range(1, width))
+    return conv[:, 0], conv[:, 0] * weights, conv[:, columns] * weights[:, None]
+
+
+def losvd_numpy(stack, vel, sigma, voff, weights):
+    """NumPy twin of the compiled LOSVD (same layout and numbers, slower)."""
+    return weighted(sampled_losvd_rows(stack, vel, sigma, voff), weights)
+
+
+def products_numpy(tw, back, dt, poly, resid):
+    """NumPy twin of the compiled Jacobian products."""
+    jac = tw[:, None] * back - dt * poly[:, None]
+    return np.matmul(jac, resid[:, :, None])[:, :, 0], np.matmul(jac, jac.transpose(0, 2, 1))
+
+
+if numba is not None:
+    _kernel = numba.njit(cache=True)(_kernel)
+    losvd = numba.njit(cache=True)(_losvd)
+    products = numba.njit(cache=True)(_products)
+else:  # pragma: no cover
+    losvd, products = losvd_numpy, products_numpy

@@ -1,0 +1,186 @@
+"""What both engines decide alike before a fit: the fitted range, the good pixels, the guesses, the checks.
+
+:class:`FitPreparation` turns a spectrum and the fixed values into a :class:`PreparedFit`,
+or says in one line why it cannot be fitted; :mod:`~ulyss_ann.fitting.core` hands it to
+the engine.
+"""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ulyss_ann.errors import OversampledWarning, UlyssAnnError
+from ulyss_ann.model.wavelength import C_KMS
+
+__all__ = ["FitPreparation", "PreparedFit", "TELLURIC_BANDS", "NA_D_BAND", "PAPER_GUESSES", "MIN_OVERLAP",
+           "MIN_DOF", "OVERSAMPLED"]
+
+#: Telluric absorption bands masked by default in observed spectra [Å, air].
+TELLURIC_BANDS = ((6860.0, 6890.0, "O2 B band"), (7160.0, 7330.0, "H2O"), (7590.0, 7700.0, "O2 A band"))
+#: Interstellar sodium doublet, masked on request (``mask_nad``).
+NA_D_BAND = (5885.0, 5900.0, "Na D")
+#: The paper's guesses (Kumar, Prugniel & Singh §5): 3 x 2 starting points.
+PAPER_GUESSES = {"teff": (5000.0, 5500.0, 6000.0), "fe/h": (-1.0, -1.5)}
+#: The shortest fitted range [Å] worth a fit.
+MIN_OVERLAP = 50.0
+#: Degrees of freedom a fit must keep: good pixels beyond the unknowns (cz, σ, the free
+#: parameters, the MDEGREE + 1 polynomial coefficients). With fewer, χ² and the errors
+#: mean nothing, and Levenberg-Marquardt can reproduce the data with any parameters.
+MIN_DOF = 10
+#: A spectrum sampled this many times finer than the network is warned about (:meth:`FitPreparation.check_sampling`).
+OVERSAMPLED = 8.0
+
+
+@dataclass
+class PreparedFit:
+    """One spectrum ready for an engine: what to fit, from where, and how it is sampled.
+
+    ``sampling`` is ULySS's: 0 linear in λ (``start``, ``step`` in Å), 1 linear in ln λ
+    (in ln Å), 2 explicit wavelengths (``wave``).
+    """
+
+    spectrum: object
+    lo: float
+    hi: float
+    good: np.ndarray
+    guesses: np.ndarray
+    counts: np.ndarray
+    fixed_flags: np.ndarray
+    sampling: int
+    start: float
+    step: float
+    wave: np.ndarray
+
+
+class FitPreparation:
+    """What both engines decide alike: the fitted range, the masks, the guesses, the checks."""
+
+    def __init__(self, config, interp):
+        self.config, self.interp = config, interp
+
+    def guesses_for(self, fixed):
+        """Flat guesses, counts and fixed flags for one spectrum, in network order."""
+        guesses, counts, flags = [], [], []
+        user = {k.lower(): v for k, v in (self.config.guesses or {}).items()}
+        for p in self.interp.parameters:
+            key = p.name.lower()
+            if key in fixed:
+                values, flag = [fixed[key]], 1
+            elif key in user:
+                values, flag = user[key], 0
+            else:
+                values, flag = PAPER_GUESSES.get(key, (p.mean,)), 0
+            values = [float(v) for v in np.atleast_1d(values)]
+            guesses += values
+            counts.append(len(values))
+            flags.append(flag)
+        return np.array(guesses), np.array(counts, np.int32), np.array(flags, np.int32)
+
+    def fit_range(self, spectrum):
+        """The fitted range [Å]: the requested one, inside the network's by 1.5 pixels.
+
+        The margin keeps the first ln-λ pixel of the cut, rebinned observation inside the
+        network's range, so that the component's model starts exactly on it (ULySS's
+        ``voff`` = 0). Otherwise the component starts a fraction of a pixel later, and
+        ULySS renders that offset through its pixel-sampled LOSVD, which at σ ≈ 0.3 px
+        cannot shift by a fraction of a pixel: fits of the network's own spectra then
+        came out 12 km/s off in cz (0.2 px) with biased Teff and log g, in both engines.
+        """
+        net = self.interp.wavelength.wavelength
+        wave = np.asarray(spectrum.wavelength, float)
+        margin = 1.5 * max(abs(net[1] - net[0]), abs(wave[1] - wave[0]), abs(wave[-1] - wave[-2]))
+        lo, hi = self.config.wave_range or (net[0], net[-1])
+        lo = max(lo, net[0] + margin, wave[0])
+        hi = min(hi, net[-1] - margin, wave[-1])
+        return lo, hi
+
+    def good_pixels(self, spectrum):
+        """The reader's good pixels less the masked bands (telluric, Na D, the user's)."""
+        good = spectrum.good.copy()
+        bands = list(self.config.masks)
+        telluric = self.config.telluric
+        if telluric is None:
+            telluric = not spectrum.meta.get("simulated", False)
+        if telluric:
+            bands += [b[:2] for b in TELLURIC_BANDS]
+        if self.config.mask_nad:
+            bands.append(NA_D_BAND[:2])
+        for a, b in bands:
+            good &= ~((spectrum.wavelength >= a) & (spectrum.wavelength <= b))
+        return good
+
+    def check_signal(self, spectrum, good, lo, hi, flags):
+        """UlyssAnnError unless the good pixels of [lo, hi] hold a signal worth fitting.
+
+        Both engines would otherwise "fit" nothing: an all-zero or constant spectrum
+        leaves the parameters at their guesses (χ² 0 natively, no solution in ULySS), and
+        too few pixels let the polynomial absorb anything. Said here, before either
+        engine runs, so that both give the same reason.
+        """
+        wave = np.asarray(spectrum.wavelength, float)
+        inside = (wave >= lo) & (wave <= hi)
+        n_in = int(np.count_nonzero(inside))
+        use = inside & good
+        n_good = int(np.count_nonzero(use))
+        unknowns = 2 + int(np.count_nonzero(flags == 0)) + self.config.mdegree + 1
+        if n_good < unknowns + MIN_DOF:
+            bad = int(np.count_nonzero(inside & ~spectrum.good))
+            banded = int(np.count_nonzero(inside & spectrum.good & ~good))
+            raise UlyssAnnError(f"no usable pixels: {n_good} good of {n_in} in {lo:.0f}-{hi:.0f} Å "
+                                f"({bad} bad values (NaN/inf flux, bad errors, the input mask), {banded} in "
+                                f"masked bands); a fit of {unknowns} unknowns (MDEGREE {self.config.mdegree}) "
+                                f"needs at least {unknowns + MIN_DOF}")
+        flux = np.asarray(spectrum.flux, float)[use]
+        if np.ptp(flux) <= 1e-12 * np.max(np.abs(flux)):  # exactly constant, up to rounding
+            raise UlyssAnnError(f"no signal: the flux is {flux[0]:.6g} at all {n_good} fitted pixels "
+                                f"({lo:.0f}-{hi:.0f} Å)")
+
+    def check_sampling(self, spectrum, lo, hi):
+        """Warn (:class:`~ulyss_ann.errors.OversampledWarning`) when the spectrum is sampled far finer than the network.
+
+        Both engines fit on the spectrum's own velocity step (ULySS log-rebins at it), so
+        the cost grows with the pixel count while the network, at its own resolution, has
+        nothing more to say: a 200 000-pixel echelle spectrum costs ~50 MUSE fits natively
+        and minutes in ULySS. Warned, not rebinned, so that what is fitted stays what
+        ULySS would fit; the fix is to rebin it to the network's step first.
+        """
+        wave = np.asarray(spectrum.wavelength, float)
+        inside = wave[(wave >= lo) & (wave <= hi)]
+        net = self.interp.wavelength.wavelength
+        net_step = C_KMS * np.median(np.diff(np.log(net)))
+        step = C_KMS * np.median(np.diff(np.log(inside)))
+        if step * OVERSAMPLED < net_step:
+            warnings.warn(f"{spectrum.meta.get('id', 'spectrum')}: {inside.size} pixels in {lo:.0f}-{hi:.0f} Å, "
+                          f"{net_step / step:.0f} times finer than the network's sampling ({net_step:.0f} km/s "
+                          f"per pixel): its fit costs ~{net_step / step:.0f} times more than at that step, for no "
+                          "gain; rebin it to the network's step first (e.g. specutils' "
+                          "FluxConservingResampler)", OversampledWarning, stacklevel=2)
+
+    def prepare(self, spectrum, fixed=None):
+        """A :class:`PreparedFit`, or UlyssAnnError saying why this spectrum cannot be fitted."""
+        fixed = {k.lower(): float(v) for k, v in (fixed or {}).items()}
+        lo, hi = self.fit_range(spectrum)
+        if hi - lo < MIN_OVERLAP:
+            net = self.interp.wavelength.wavelength
+            raise UlyssAnnError(f"no overlap: spectrum {spectrum.wavelength[0]:.1f}-{spectrum.wavelength[-1]:.1f} Å, "
+                                f"network {net[0]:.1f}-{net[-1]:.1f} Å")
+        guesses, counts, flags = self.guesses_for(fixed)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        for i, p in enumerate(self.interp.parameters):
+            values = guesses[offsets[i]:offsets[i + 1]]
+            if np.any(values < p.low) or np.any(values > p.high):
+                shown = f"{', '.join(f'{v:g}' for v in values)} {p.unit}".rstrip()
+                what = "fixed value" if flags[i] == 1 else "guess"
+                raise UlyssAnnError(f"{what} {p.name} = {shown} outside the limits "
+                                    f"[{p.low:g}, {p.high:g}] of {self.config.model}")
+        grid = spectrum.grid
+        if grid is not None:
+            sampling = 1 if grid.log else 0
+            start, step, wave = grid.crval + (1.0 - grid.crpix) * grid.cdelt, grid.cdelt, None
+        else:
+            sampling, start, step, wave = 2, 0.0, 0.0, np.asarray(spectrum.wavelength, float)
+        good = self.good_pixels(spectrum)
+        self.check_signal(spectrum, good, lo, hi, flags)
+        self.check_sampling(spectrum, lo, hi)
+        return PreparedFit(spectrum, lo, hi, good, guesses, counts, flags, sampling, start, step, wave)

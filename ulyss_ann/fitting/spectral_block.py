@@ -1,0 +1,189 @@
+r"""Many spectra on one ln-λ grid, evaluated together: the native engine's model, residuals and Jacobian.
+
+A survey's spectra share a wavelength grid (every spaxel of a MUSE cube, every fibre of
+a LAMOST plate after rebinning), so the native engine fits them in blocks: one
+:class:`SpectralBlock` holds S spectra (their data and weights on the common ln-λ grid)
+and evaluates, for L *rows* at once — a row is one spectrum × one starting point of
+the fit — the model of the paper's Eq. 8,
+
+.. math:: F_\ell = P_\ell \cdot (G(v_\ell, \sigma_\ell) \otimes f(p_\ell)),
+
+the weighted residual :math:`r_\ell = (d_{s(\ell)} - F_\ell)/e_{s(\ell)}` on every pixel
+(0 on the bad and masked ones, whose weight is 0) and its Jacobian with respect to the
+free parameters θ = (v, σ, free p). Each step is a handful of large array operations over
+all rows — the network's forward pass and Jacobian, the LOSVD as a sum over the kernel's
+taps, the polynomial's normal equations through precomputed Legendre products — so
+that NumPy's cost per call is paid once per round for the whole block, not once per
+spectrum and guess. The conventions (ULySS's sampled LOSVD, the variable projection of the
+multiplicative polynomial, float32 best fit) are those of
+:mod:`ulyss_ann.fitting.native_engine`, where they are explained; a block of one spectrum
+is exactly the engine's fit of it.
+
+Units: v, σ and ``voff`` in pixels of the ln-λ grid; θ[2:] in the network's units (K, dex).
+"""
+
+import functools
+
+import numpy as np
+from numpy.polynomial import legendre
+
+from ulyss_ann.fitting.kernels import losvd, products, weighted
+from ulyss_ann.model.network import ACTIVATIONS, augment
+
+__all__ = ["SpectralBlock", "legendre_products", "fourier_losvd_rows"]
+
+
+@functools.lru_cache(maxsize=4)
+def legendre_products(degree):
+    """Coefficients a_klm of P_k P_l = Σ_m a_klm P_m, as a (2·degree + 1, (degree + 1)²) array."""
+    out = np.zeros((2 * degree + 1, (degree + 1) ** 2))
+    unit = np.eye(degree + 1)
+    for k in range(degree + 1):
+        for m in range(degree + 1):
+            product = legendre.legmul(unit[k], unit[m])
+            out[:product.size, k * (degree + 1) + m] = product
+    return out
+
+
+def fourier_losvd_rows(stack, vel, sigma, voff):
+    """pPXF's analytic-Fourier LOSVD (:func:`~ulyss_ann.fitting.numerics.fourier_losvd`) for L rows at once.
+
+    Same layout as :func:`sampled_losvd_rows`: returns (L, C + 2, n). Every row is padded
+    as the widest needs (edge values, then a cosine blend back to the first value); the
+    Gaussian's transform ``exp(−iωμ − ω²σ²/2)`` and its derivatives (× −iω, × −ω²σ) differ
+    per row.
+    """
+    rows, width, n = stack.shape
+    pad = int(np.ceil(np.max(np.abs(voff) + np.abs(vel) + 5 * sigma))) + 8
+    nfft = int(2 ** np.ceil(np.log2(n + 4 * pad)))
+    idx = np.clip(np.arange(-pad, n + pad), 0, n - 1)
+    blend = 0.5 * (1 - np.cos(np.pi * (np.arange(1, nfft - n - 2 * pad + 1)) / (nfft - n - 2 * pad + 1)))
+    periodic = np.concatenate([stack[:, :, idx], stack[:, :, -1:] + (stack[:, :, :1] - stack[:, :, -1:]) * blend],
+                              axis=2)
+    transform = np.fft.rfft(periodic, axis=2)
+    omega = 2 * np.pi * np.fft.rfftfreq(nfft)
+    g = np.exp(-1j * omega[None] * (voff + vel)[:, None] - 0.5 * (omega[None] * sigma[:, None]) ** 2)
+    out = np.empty((rows, width + 2, n))
+    out[:, :width] = np.fft.irfft(transform * g[:, None, :], nfft, axis=2)[:, :, pad:pad + n]
+    model = transform[:, 0]
+    out[:, width] = np.fft.irfft(model * (-1j * omega * g), nfft, axis=1)[:, pad:pad + n]
+    out[:, width + 1] = np.fft.irfft(model * (-(omega ** 2) * sigma[:, None] * g), nfft, axis=1)[:, pad:pad + n]
+    return out
+
+
+class SpectralBlock:
+    """S spectra on one ln-λ grid and the model on it, evaluated for many (spectrum, θ) rows at once.
+
+    Parameters
+    ----------
+    network : object
+        With ``hidden`` (the weight matrices before the output layer), ``activations``,
+        ``means``, ``scales`` (the network's input standardisation).
+    layer : ndarray (n_hidden + 1, n_model)
+        The output layer (bias + weights) on the grid, starting ``voff`` pixels before the data.
+    data, weights : ndarray (S, n)
+        The log-rebinned fluxes and their weights: 1/error on good pixels (1 without
+        errors), 0 on bad and masked ones.
+    mdegree : int
+        Degree of the multiplicative Legendre polynomial.
+    voff : float
+        Offset of the model's first pixel from the data's [px].
+    losvd : str
+        ``sampled`` (ULySS's) or ``analytic`` (pPXF's).
+    free : ndarray of bool (2 + n_par,)
+        Which of θ = (v, σ, p…) are fitted; the Jacobian has a column for each of them.
+    """
+
+    #: Rows evaluated together: their temporaries (~5 × n doubles a row) stay in the CPU's cache.
+    chunk = 16
+
+    def __init__(self, network, layer, data, weights, mdegree, voff, losvd, free):
+        n = np.shape(data)[1]
+        self.layers = list(network.hidden) + [np.ascontiguousarray(layer[:, :n])]  # the model beyond the data is unused
+        self.activations, self.means, self.scales = list(network.activations), network.means, network.scales
+        self.voff, self.losvd, self.n = float(voff), losvd, n
+        self.free = np.asarray(free, bool)
+        free_net = self.free[2:]
+        self.dx_dp = np.diag(1.0 / network.scales)[free_net]
+        self.weights = np.asarray(weights, float)
+        self.scaled_data = np.asarray(data, float) * self.weights
+        self.legendre = np.ascontiguousarray(legendre.legvander(2.0 * np.arange(n) / n - 1.0, mdegree))
+        self.legendre_t = np.ascontiguousarray(self.legendre.T)
+        # P_k P_l = Σ_m a_klm P_m (m ≤ k + l): BᵀB = Lᵀ diag(tw²) L from 2K − 1 weighted sums
+        self.legendre_double = np.ascontiguousarray(legendre.legvander(2.0 * np.arange(n) / n - 1.0, 2 * mdegree))
+        self.pair_coefficients = legendre_products(mdegree)
+        if not self.free[:2].all():
+            raise ValueError("the native engine always fits v and σ")
+
+    def _network(self, x):
+        """f (L, n) and ∂f/∂p_free (L, F', n) at standardised inputs x (L, n_in)."""
+        h = x
+        jac = np.broadcast_to(self.dx_dp, (len(x),) + self.dx_dp.shape)
+        for w, name in zip(self.layers, self.activations):
+            activate, derivative = ACTIVATIONS[name]
+            z = augment(h) @ w
+            h = activate(z)
+            rows, free, width = jac.shape
+            if free == 0:  # every parameter held (the LSF's fit in chunks): no Jacobian to carry
+                jac = np.zeros((rows, 0, w.shape[1]))
+                continue
+            jac = (jac.reshape(rows * free, width) @ w[1:]).reshape(rows, free, -1)
+            if name != "linear":  # σ' = 1: skip a pass over the largest array
+                jac *= derivative(z, h)[:, None, :]
+        return h, jac
+
+    def evaluate(self, thetas, owners):
+        """χ² = Σr² (L,), gradient Jᵀr (L, F), JᵀJ (L, F, F) and float32 best fits (L, n) of L rows.
+
+        ``thetas`` (L, 2 + n_par); ``owners`` (L,) the spectrum of each row (0…S−1); J is
+        ∂r/∂θ over the F free parameters. Rows go through in chunks of :attr:`chunk`,
+        sorted by the width of their LOSVD kernel.
+        """
+        rows = len(thetas)
+        free = int(self.free.sum())
+        cost, grad = np.empty(rows), np.empty((rows, free))
+        jtj, bestfit = np.empty((rows, free, free)), np.empty((rows, self.n))
+        order = np.argsort(np.abs(thetas[:, 0]) + 5 * thetas[:, 1], kind="stable")
+        for first in range(0, rows, self.chunk):
+            part = order[first:first + self.chunk]
+            cost[part], grad[part], jtj[part], bestfit[part] = self._evaluate(thetas[part], owners[part])
+        return cost, grad, jtj, bestfit
+
+    def residuals(self, thetas, owners):
+        """Weighted residuals r (L, n) and their Jacobian ∂r/∂θ_free (L, F, n), stored (for checks and plots)."""
+        return self._evaluate(thetas, owners, jacobian=True)
+
+    def _evaluate(self, thetas, owners, jacobian=False):
+        rows = len(thetas)
+        f, df = self._network((thetas[:, 2:] - self.means) / self.scales)
+        stack = np.concatenate([f[:, None], df], axis=1)                    # (L, 1 + F', n)
+        weights, y = self.weights[owners], self.scaled_data[owners]
+        if self.losvd == "sampled":                                          # t, t/e, ∂(t/e)/∂θ_free
+            t_full, tw, dt = losvd(stack, thetas[:, 0], thetas[:, 1], self.voff, weights)
+        else:
+            t_full, tw, dt = weighted(fourier_losvd_rows(stack, thetas[:, 0], thetas[:, 1], self.voff), weights)
+        normal = ((tw * tw) @ self.legendre_double) @ self.pair_coefficients
+        size = self.legendre.shape[1]
+        chol = np.linalg.cholesky(normal.reshape(rows, size, size))
+
+        def solve(rhs):  # (BᵀB)⁻¹ rhs through the Cholesky factor, batched
+            return np.linalg.solve(chol.transpose(0, 2, 1), np.linalg.solve(chol, rhs))
+
+        coef = solve(((tw * y) @ self.legendre)[:, :, None])[:, :, 0]      # (L, K)
+        poly = coef @ self.legendre_t                                      # (L, n)
+        bestfit = (t_full * poly).astype(np.float32).astype(np.float64)    # ULySS keeps it in float32
+        # LM works on the double-precision residual: the float32 rounding of the best fit
+        # would add noise of ~1e-7 to χ², below which no step could be seen to improve it
+        model = tw * poly
+        r = y - model
+        # Golub–Pereyra: ∂r/∂θ = −[P⊥ ∂B c + (B⁺)ᵀ ∂Bᵀ r], ∂B = diag(∂t/e) L, B⁺ = (BᵀB)⁻¹Bᵀ,
+        # both projections in one solve: −[∂B c − B (BᵀB)⁻¹ (Bᵀ ∂B c − ∂Bᵀ r)], and
+        # Bᵀ ∂B c − ∂Bᵀ r = Lᵀ [∂t/e ∘ (2 B c − y)]
+        free = dt.shape[1]
+        rhs = ((dt * (2 * model - y)[:, None]).reshape(rows * free, -1) @ self.legendre).reshape(rows, free, size)
+        correction = solve(rhs.transpose(0, 2, 1)).transpose(0, 2, 1)        # (L, F, K)
+        back = (correction.reshape(rows * free, size) @ self.legendre_t).reshape(rows, free, -1)
+        if jacobian:
+            return r, tw[:, None] * back - dt * poly[:, None]
+        grad, jtj = products(tw, back, dt, poly, r)                        # J = tw·back − dt·poly
+        return np.einsum("ln,ln->l", r, r), grad, jtj, bestfit
