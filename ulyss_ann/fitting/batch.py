@@ -19,7 +19,10 @@ Execution is Dask distributed: by default a ``LocalCluster`` of one worker proce
 per core, one thread each — one GDL session per worker, because GDL holds the GIL
 and is not thread-safe; ``scheduler="tcp://host:8786"`` runs the same batch on an
 existing cluster (each worker needs ulyss_ann, GDL and ULySS, and the files on a
-shared path). A worker killed or crashed (segfault, ``kill -9``) is restarted by its
+shared path). Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_`` in its workers by default
+(``distributed.nanny.pre-spawn-environ``), which made the native engine 2.2× slower per fit
+in a worker: the local cluster goes without it; a cluster of your own should too. Native
+tasks are blocks of spectra (:mod:`~ulyss_ann.fitting.tasks`). A worker killed or crashed (segfault, ``kill -9``) is restarted by its
 nanny and its task retried, ``retries`` times at most (Dask's ``allowed-failures``);
 after that the spectrum gets a ``failed: …`` row, which ``--resume`` fits again. The
 scheduler's heartbeat timeout is raised above the longest GDL call, which holds the
@@ -206,7 +209,12 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
     settings = {"distributed.scheduler.worker-ttl": "2 hours",          # GDL calls hold the GIL
                 "distributed.scheduler.allowed-failures": int(retries),
                 "distributed.admin.tick.limit": "1 hour",
-                "distributed.worker.multiprocessing-method": "spawn"}
+                "distributed.worker.multiprocessing-method": "spawn",
+                # one BLAS thread per worker (no oversubscription), as Dask's default, but without
+                # its MALLOC_TRIM_THRESHOLD_: with it glibc maps and unmaps every large temporary
+                # of the native engine, measured 2.2x slower per fit in a worker than outside
+                "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
+                                                        "OPENBLAS_NUM_THREADS": 1}}
     with dask.config.set(settings):
         cluster = None
         if scheduler:
