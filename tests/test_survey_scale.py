@@ -71,7 +71,7 @@ def test_guesses_that_meet_stop_early_and_change_nothing(spectra, engine):
     """The paper's 6 guesses: merging those that reach one point saves rounds, and every answer stays."""
     stars = [read_spectrum(p) for p in spectra]
     prepared = [engine.preparation.prepare(s) for s in stars]
-    spec, layer, voff, velscale = engine.rebinned_observation(prepared[0])
+    spec, layer, voff, _ = engine.rebinned_observation(prepared[0])
     specs = [engine.rebinned_observation(p)[0] for p in prepared]
     data = np.array([s.data for s in specs])
     weights = np.array([np.where(s.good, 1 / s.err, 0.0) for s in specs])
@@ -103,24 +103,25 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(shutil.which("dask") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable),
-                                                                                      "dask")),
-                    reason="the dask command is not installed")
+#: the ``dask`` command of this environment (the venv's, else the PATH's)
+DASK = shutil.which("dask", path=os.path.dirname(sys.executable)) or shutil.which("dask")
+
+
+@pytest.mark.skipif(DASK is None, reason="the dask command is not installed")
 def test_a_batch_runs_on_a_real_multi_process_cluster(spectra, tmp_path):
     """`dask scheduler` and two `dask worker` processes on localhost: the batch through --scheduler, in blocks."""
     from dask.distributed import Client
 
     from ulyss_ann.fitting.batch import fit
 
-    dask_cmd = shutil.which("dask", path=os.path.dirname(sys.executable)) or shutil.which("dask")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     log = open(tmp_path / "cluster.log", "w")
-    processes = [subprocess.Popen([dask_cmd, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+    processes = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                    "--dashboard-address", ":0"], stdout=log, stderr=log)]
     try:
         time.sleep(2)
-        processes += [subprocess.Popen([dask_cmd, "worker", address, "--nthreads", "1", "--nworkers", "1",
+        processes += [subprocess.Popen([DASK, "worker", address, "--nthreads", "1", "--nworkers", "1",
                                         "--name", f"w{i}", "--local-directory", str(tmp_path / f"w{i}")],
                                        stdout=log, stderr=log) for i in range(2)]
         with Client(address, timeout=60) as client:

@@ -134,7 +134,6 @@ class Solution:
     bestfit: np.ndarray
     mask: np.ndarray
     error: np.ndarray = field(default=None)
-    rounds: int = None          # optimiser rounds of the longest guess (native engine)
 
 
 class FitEngine:
@@ -173,13 +172,9 @@ class FitEngine:
         Raises UlyssAnnError (no overlap, guesses or fixed values outside the bounds,
         the engine's own errors), which the batch driver turns into the row's status.
         """
-        started = time.perf_counter()
-        prepared = self.preparation.prepare(spectrum, fixed)
-        solution = self.solve(prepared)
-        result = FitResult.from_solution(solution, prepared, self.interp, engine=self.name, model=self.config.model,
-                                         model_sha256=self.sha256, seconds=time.perf_counter() - started)
-        if self.config.save_fits:
-            result.write_fits(self.config.save_fits)
+        result = self.fit_many([spectrum], [fixed])[0]
+        if isinstance(result, Exception):
+            raise result
         return result
 
     def solve_many(self, prepared_fits):

@@ -15,39 +15,17 @@ Kernels are compiled on first use and cached on disk (numba's ``cache=True``).
 
 import numpy as np
 
+from ulyss_ann.fitting.numerics import convolve_edge, losvd_kernel
+
 try:
     import numba
 except ImportError:  # pragma: no cover - numba is a dependency; NumPy's twins work without it
     numba = None
 
-__all__ = ["losvd", "products", "losvd_numpy", "products_numpy", "sampled_losvd_rows", "weighted", "COMPILED"]
+__all__ = ["losvd", "products", "losvd_numpy", "products_numpy", "weighted", "COMPILED"]
 
 #: Whether the compiled kernels are in use (numba importable).
 COMPILED = numba is not None
-
-
-def _kernel(vel, sigma, voff, n):
-    """ULySS's sampled Gaussian of one row and its derivatives (as numerics.losvd_kernel)."""
-    dx = int(np.ceil(abs(voff) + abs(vel) + 5 * sigma))
-    dx = min(dx, (n - 1) // 2)
-    taps = 2 * dx + 1
-    sig = sigma if sigma > 0.1 else 0.1
-    kern, dk_dv, dk_ds = np.zeros(taps), np.zeros(taps), np.zeros(taps)
-    total, sum_v, sum_s = 0.0, 0.0, 0.0
-    for k in range(taps):
-        w = (dx - k - (voff + vel)) / sig
-        if abs(w) <= 5:
-            g = np.exp(-0.5 * w * w)
-            kern[k], dk_dv[k] = g, g * w / sig
-            dk_ds[k] = g * w * w / sig if sigma > 0.1 else 0.0
-            total += g
-            sum_v += dk_dv[k]
-            sum_s += dk_ds[k]
-    for k in range(taps):
-        kern[k] /= total
-        dk_dv[k] = (dk_dv[k] - kern[k] * sum_v) / total
-        dk_ds[k] = (dk_ds[k] - kern[k] * sum_s) / total
-    return dx, kern, dk_dv, dk_ds
 
 
 def _losvd(stack, vel, sigma, voff, weights):
@@ -60,7 +38,7 @@ def _losvd(stack, vel, sigma, voff, weights):
     tw = np.empty((rows, n))
     dt = np.empty((rows, width + 1, n))
     for r in range(rows):
-        dx, kern, dk_dv, dk_ds = _kernel(vel[r], sigma[r], voff, n)
+        dx, kern, dk_dv, dk_ds = _losvd_kernel(vel[r], sigma[r], voff, n)
         padded = np.empty((width, n + 2 * dx))
         for c in range(width):
             for i in range(n + 2 * dx):
@@ -111,54 +89,25 @@ def _products(tw, back, dt, poly, resid):
     return grad, jtj
 
 
-def sampled_losvd_rows(stack, vel, sigma, voff):
-    """ULySS's pixel-sampled LOSVD applied to L rows at once, with its derivatives.
-
-    ``stack`` (L, C, n): row 0 of each the model f, the others ∂f/∂p; ``vel``, ``sigma``
-    (L,) pixels. Each row's kernel is ULySS's (:func:`~ulyss_ann.fitting.numerics.losvd_kernel`):
-    a Gaussian of centre ``voff + v`` sampled at integer offsets, cut at 5σ, normalised to
-    unit sum, applied as ``CONVOL(/EDGE_TRUNCATE)``. The rows share the widest row's
-    half-width dx; the taps a row does not have are zero in it (beyond 5σ), so each row is
-    exactly its own convolution. Returns (L, C + 2, n): the C convolved inputs, then ∂t/∂v
-    and ∂t/∂σ (the derivative kernels applied to f).
-    """
-    rows, width, n = stack.shape
-    dx = int(np.ceil(np.max(np.abs(voff) + np.abs(vel) + 5 * sigma)))
-    dx = int(min(dx, (n - 1) / 2))
-    taps = dx - np.arange(2 * dx + 1, dtype=np.float64)
-    sig = np.where(sigma > 0.1, sigma, 0.1)[:, None]
-    w = (taps[None, :] - (voff + vel)[:, None]) / sig
-    g = np.where(np.abs(w) <= 5, np.exp(-0.5 * w * w), 0.0)
-    total = g.sum(axis=1, keepdims=True)
-    kern = g / total
-    dg_dv = g * w / sig
-    dg_ds = np.where(sigma[:, None] > 0.1, g * w * w / sig, 0.0)
-    dk_dv = (dg_dv - kern * dg_dv.sum(axis=1, keepdims=True)) / total
-    dk_ds = (dg_ds - kern * dg_ds.sum(axis=1, keepdims=True)) / total
-    # f at clip(i + k − dx), and the kernel of each output row: K for the C inputs,
-    # ∂K/∂v and ∂K/∂σ for the model itself
-    padded = stack[:, :, np.clip(np.arange(-dx, n + dx), 0, n - 1)]
-    padded = np.concatenate([padded, padded[:, :1], padded[:, :1]], axis=1)
-    kernels = np.concatenate([np.repeat(kern[:, :, None], width, axis=2), dk_dv[:, :, None], dk_ds[:, :, None]],
-                             axis=2)[:, :, :, None]                             # (L, taps, C + 2, 1)
-    out = kernels[:, 0] * padded[:, :, 0:n]
-    term = np.empty_like(out)
-    for k in range(1, 2 * dx + 1):
-        np.multiply(kernels[:, k], padded[:, :, k:k + n], out=term)
-        out += term
-    return out
-
-
 def weighted(conv, weights):
-    """(t, t·w, ∂(t·w)/∂θ in θ's order v, σ, p…) of a convolved stack (L, C + 2, n) (see :func:`sampled_losvd_rows`)."""
+    """(t, t·w, ∂(t·w)/∂θ in θ's order v, σ, p…) of a convolved stack (L, C + 2, n): the C convolved
+    inputs (f, ∂f/∂p…), then ∂t/∂v and ∂t/∂σ."""
     width = conv.shape[1] - 2
     columns = [width, width + 1] + list(range(1, width))
     return conv[:, 0], conv[:, 0] * weights, conv[:, columns] * weights[:, None]
 
 
 def losvd_numpy(stack, vel, sigma, voff, weights):
-    """NumPy twin of the compiled LOSVD (same layout and numbers, slower)."""
-    return weighted(sampled_losvd_rows(stack, vel, sigma, voff), weights)
+    """NumPy twin of the compiled LOSVD: each row by ULySS's kernel and ``CONVOL(/EDGE_TRUNCATE)``
+    (:func:`~ulyss_ann.fitting.numerics.losvd_kernel`, :func:`~ulyss_ann.fitting.numerics.convolve_edge`)."""
+    rows, width, n = stack.shape
+    conv = np.empty((rows, width + 2, n))
+    for r in range(rows):
+        _, kern, dk_dv, dk_ds = losvd_kernel(vel[r], sigma[r], voff, n)
+        conv[r, :width] = convolve_edge(stack[r].T, kern).T
+        conv[r, width] = convolve_edge(stack[r, 0], dk_dv)
+        conv[r, width + 1] = convolve_edge(stack[r, 0], dk_ds)
+    return weighted(conv, weights)
 
 
 def products_numpy(tw, back, dt, poly, resid):
@@ -168,7 +117,7 @@ def products_numpy(tw, back, dt, poly, resid):
 
 
 if numba is not None:
-    _kernel = numba.njit(cache=True)(_kernel)
+    _losvd_kernel = numba.njit(cache=True)(losvd_kernel)  # the same function, compiled
     losvd = numba.njit(cache=True)(_losvd)
     products = numba.njit(cache=True)(_products)
 else:  # pragma: no cover

@@ -109,7 +109,6 @@ class NativeEngine(FitEngine):
         self.limits = np.array([[p.low, p.high] for p in interp.parameters])
         self.activations = list(interp.activations)
         self.hidden = list(interp.weights[:-1])       # the output layer is rebinned per grid
-        self.dx_dp = np.diag(1.0 / self.scales)
         self.lsf = read_lsf(config.lsf) if config.lsf else None
 
     # --------------------------------------------------------------- preparation
@@ -224,7 +223,10 @@ class NativeEngine(FitEngine):
         weights = np.zeros_like(data)
         for k, spec in enumerate(specs):
             data[k] = spec.data
-            weights[k] = np.where(spec.good, 1.0 / spec.err if spec.err is not None else 1.0, 0.0)
+            if spec.err is None:
+                weights[k] = spec.good
+            else:  # bad pixels may hold a zero error: never divided by
+                np.divide(1.0, spec.err, out=weights[k], where=spec.good)
         free = np.concatenate([[True, True], flags == 0])
         block = SpectralBlock(self, layer, data, weights, self.config.mdegree, voff, self.losvd, free)
         floor = 0.3 if self.losvd == "sampled" else ANALYTIC_SIGMA_FLOOR   # pixels
@@ -275,8 +277,7 @@ class NativeEngine(FitEngine):
                         cz=C_KMS * (np.exp(step * theta[0]) - 1), e_cz=error[0] * velscale,
                         sigma=C_KMS * (np.exp(step * theta[1]) - 1), e_sigma=error[1] * velscale,
                         values=values, errors=error[2:], status=status, ln_start=spec.start, ln_step=step,
-                        flux=spec.data, bestfit=fits.bestfit[rows[best]], mask=mask, error=spec.err,
-                        rounds=int(fits.rounds[rows].max()))
+                        flux=spec.data, bestfit=fits.bestfit[rows[best]], mask=mask, error=spec.err)
 
 
 def _degenerate(prepared, spec, config):

@@ -28,6 +28,7 @@ import numpy as np
 from numpy.polynomial import legendre
 
 from ulyss_ann.fitting.kernels import losvd, products, weighted
+from ulyss_ann.fitting.numerics import fourier_losvd
 from ulyss_ann.model.network import ACTIVATIONS, augment
 
 __all__ = ["SpectralBlock", "legendre_products", "fourier_losvd_rows"]
@@ -46,28 +47,16 @@ def legendre_products(degree):
 
 
 def fourier_losvd_rows(stack, vel, sigma, voff):
-    """pPXF's analytic-Fourier LOSVD (:func:`~ulyss_ann.fitting.numerics.fourier_losvd`) for L rows at once.
+    """pPXF's analytic-Fourier LOSVD (:func:`~ulyss_ann.fitting.numerics.fourier_losvd`) of each row of ``stack``.
 
-    Same layout as :func:`sampled_losvd_rows`: returns (L, C + 2, n). Every row is padded
-    as the widest needs (edge values, then a cosine blend back to the first value); the
-    Gaussian's transform ``exp(−iωμ − ω²σ²/2)`` and its derivatives (× −iω, × −ω²σ) differ
-    per row.
+    ``stack`` (L, C, n): f and ∂f/∂p…; returns (L, C + 2, n): the C convolved inputs,
+    then ∂t/∂v and ∂t/∂σ (:func:`~ulyss_ann.fitting.kernels.weighted`'s layout).
     """
     rows, width, n = stack.shape
-    pad = int(np.ceil(np.max(np.abs(voff) + np.abs(vel) + 5 * sigma))) + 8
-    nfft = int(2 ** np.ceil(np.log2(n + 4 * pad)))
-    idx = np.clip(np.arange(-pad, n + pad), 0, n - 1)
-    blend = 0.5 * (1 - np.cos(np.pi * (np.arange(1, nfft - n - 2 * pad + 1)) / (nfft - n - 2 * pad + 1)))
-    periodic = np.concatenate([stack[:, :, idx], stack[:, :, -1:] + (stack[:, :, :1] - stack[:, :, -1:]) * blend],
-                              axis=2)
-    transform = np.fft.rfft(periodic, axis=2)
-    omega = 2 * np.pi * np.fft.rfftfreq(nfft)
-    g = np.exp(-1j * omega[None] * (voff + vel)[:, None] - 0.5 * (omega[None] * sigma[:, None]) ** 2)
     out = np.empty((rows, width + 2, n))
-    out[:, :width] = np.fft.irfft(transform * g[:, None, :], nfft, axis=2)[:, :, pad:pad + n]
-    model = transform[:, 0]
-    out[:, width] = np.fft.irfft(model * (-1j * omega * g), nfft, axis=1)[:, pad:pad + n]
-    out[:, width + 1] = np.fft.irfft(model * (-(omega ** 2) * sigma[:, None] * g), nfft, axis=1)[:, pad:pad + n]
+    for r in range(rows):
+        conv, d_v, d_s = fourier_losvd(stack[r].T, vel[r], sigma[r], voff)
+        out[r, :width], out[r, width], out[r, width + 1] = conv.T, d_v[:, 0], d_s[:, 0]
     return out
 
 
