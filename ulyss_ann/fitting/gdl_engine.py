@@ -210,6 +210,7 @@ class GDLEngine(FitEngine):
             said = list(dict.fromkeys(said))  # each once, in order
             message += ": " + ("; ".join(said) if said else "ULySS printed no reason")
         if "Interrupt encountered" in message:  # a SIGINT meant for the batch: the machinery's, not the spectrum's
+            self.session.restart()  # an interrupted GDL can abort on its next call (an assertion): start afresh
             raise gdl_error(" ".join(message.split())[:300])
         raise UlyssAnnError("GDL: " + " ".join(message.split())[:600])
 

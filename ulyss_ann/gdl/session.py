@@ -309,13 +309,15 @@ class SubprocessGDLSession(GDLSession):
                 break
             lines.append(line)
         errors = gdl_error_lines(lines)
-        if errors:
+        if any("Interrupt encountered" in error for error in errors):
+            self._kill()  # a SIGINT leaves gdl unsound (its next call aborted on an assertion in CI): a new one
+        elif errors:
             try:
                 self._process.stdin.write(b"retall\n")  # back to the main level, session intact
             except OSError:
                 pass  # died meanwhile: the next call starts a new one
-            if raise_messages:
-                raise gdl_error("; ".join(errors))
+        if errors and raise_messages:
+            raise gdl_error("; ".join(errors))
         return lines
 
     def _literal(self, index, value):
