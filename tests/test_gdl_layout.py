@@ -69,9 +69,9 @@ def test_decoding_checks_the_length():
     npar = 3
     vector = np.arange(len(RESULT_FIELDS) + len(PARAMETER_FIELDS) * npar, dtype=float)
     decoded = decode_result(vector, npar)
-    assert decoded["e_sigma"] == len(RESULT_FIELDS) - 1
+    assert decoded["e_sigma"] == RESULT_FIELDS.index("e_sigma") and decoded["ulyss_seconds"] == len(RESULT_FIELDS) - 1
     np.testing.assert_array_equal(decoded["status"], vector[len(RESULT_FIELDS) + 2::3])
-    with pytest.raises(UlyssAnnError, match="expected 19"):
+    with pytest.raises(UlyssAnnError, match=f"expected {len(RESULT_FIELDS) + 9}"):
         decode_result(vector[:-1], npar)
 
 
@@ -86,6 +86,7 @@ def test_decoded_numbers_agree_with_the_decoded_arrays(tmp_path):
     with GDLEngine(config) as engine:
         result = engine.fit(spectrum, {"Logg": 3.2})
     assert result.n_guess == 2 and result.best_guess in (0, 1)
+    assert 0 < engine.ulyss_seconds < result.time  # ULySS's own time is part of the engine's
     assert result.status == {"Teff": "free", "Logg": "fixed", "Fe/H": "free"} and result.params["Logg"] == 3.2
     fitted = result.mask
     assert result.n_pix == fitted.sum() > 1000

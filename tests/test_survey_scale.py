@@ -142,3 +142,26 @@ def test_a_batch_runs_on_a_real_multi_process_cluster(spectra, tmp_path):
             except subprocess.TimeoutExpired:
                 process.kill()
         log.close()
+
+
+def _worker_state():
+    import dask
+
+    return (os.environ.get("OPENBLAS_NUM_THREADS"), os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            os.environ.get("MALLOC_MMAP_THRESHOLD_"), dask.config.get("distributed.worker.profile.enabled"))
+
+
+def test_the_local_clusters_workers_get_the_batchs_settings():
+    """What the batch's settings say reaches the spawned workers: one BLAS thread, glibc keeping freed
+    memory (not Dask's MALLOC_TRIM_THRESHOLD_=65536), no sampling profiler."""
+    import dask
+    import logging
+    from dask.distributed import Client, LocalCluster
+
+    from ulyss_ann.fitting.batch import dask_settings
+
+    with dask.config.set(dask_settings(2)):
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+            states = list(client.run(_worker_state).values())
+    assert states == [("1", str(1 << 30), str(1 << 25), False)]

@@ -77,6 +77,9 @@ def add_fit_parser(sub):
     fp.add_argument("--losvd", default="sampled", choices=["sampled", "analytic"],
                     help="native engine: ULySS's pixel-sampled Gaussian (default, agrees with uly_fit) or "
                          "pPXF's analytic Fourier form (exact below 1 px)")
+    fp.add_argument("--device", default="auto", metavar="DEVICE",
+                    help="native engine: auto (default: a GPU through torch if there is one, else cpu), cpu "
+                         "(NumPy), cuda, cuda:N, or torch-cpu (the GPU's code on the CPU, to check it)")
     fp.add_argument("--lsf", metavar="FILE", help="relative LSF injected into the model (ULySS's text format; "
                                                   "see `ulyss-ann lsf`)")
     fp.add_argument("--backend", default="auto", choices=["auto", "pygdl", "subprocess"],
@@ -145,7 +148,7 @@ def fit_options(args):
     options = dict(guesses=guesses or None, mdegree=args.mdegree, wave_range=wave_range,
                    telluric=False if args.no_telluric_mask else None, mask_nad=args.mask_nad, masks=masks,
                    backend=args.backend)
-    options.update({name: getattr(args, name) for name in ("losvd", "lsf") if hasattr(args, name)})
+    options.update({name: getattr(args, name) for name in ("losvd", "lsf", "device") if hasattr(args, name)})
     return options
 
 

@@ -53,13 +53,13 @@ from ulyss_ann.fitting.tasks import fit_block, fit_block_noting_warnings, task_b
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.spectra.lsf import read_lsf
 
-__all__ = ["fit"]
+__all__ = ["fit", "dask_settings"]
 
 
 def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None, mdegree=20, wave_range=None,
         telluric=None, mask_nad=False, masks=(), workers=None, scheduler=None, resume=False,
         overwrite=False, backend="auto", engine="auto", progress=True, save_fits=None, retries=2,
-        recycle_after=100, losvd="sampled", lsf=None, retry_failed=False, add_spectra=False):
+        recycle_after=100, losvd="sampled", lsf=None, retry_failed=False, add_spectra=False, device="auto"):
     """Fit spectra with an interpolator, through GDL + ULySS or natively; return the results table.
 
     Every option is checked before any spectrum is read (one-line UlyssAnnError); a
@@ -76,7 +76,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     output : path-like or None
         Results table (ECSV); the journal is ``output + '.journal.jsonl'``, the lock
         ``output + '.lock'``. None: keep the results in memory only (no journal, no resume).
-    guesses, mdegree, wave_range, telluric, mask_nad, masks, backend, save_fits, recycle_after, losvd, lsf
+    guesses, mdegree, wave_range, telluric, mask_nad, masks, backend, save_fits, recycle_after, losvd, lsf, device
         See :class:`~ulyss_ann.fitting.core.FitConfig`.
     fixed : dict, optional
         Fixed parameters, as in :class:`~ulyss_ann.fitting.options.FixedValues` (a value, a table column, or a
@@ -120,7 +120,14 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     engine = resolve_engine(engine, backend, remote=scheduler is not None, losvd=losvd)
     config = make_config(model, interp, guesses=guesses, mdegree=mdegree, wave_range=wave_range,
                          telluric=telluric, mask_nad=mask_nad, masks=masks, backend=backend, save_fits=save_fits,
-                         recycle_after=recycle_after, engine=engine, losvd=losvd, lsf=lsf)
+                         recycle_after=recycle_after, engine=engine, losvd=losvd, lsf=lsf, device=device)
+    if engine == "native" and scheduler is None and device not in ("auto", "cpu"):
+        from ulyss_ann.fitting.torch_block import torch_device
+
+        try:
+            torch_device(device)  # no torch, or no GPU here: said before any work
+        except ValueError as exc:
+            raise UlyssAnnError(str(exc)) from None
     if engine == "gdl":
         from ulyss_ann.fitting.gdl_engine import check_gdl_paths
 
@@ -202,20 +209,30 @@ def _run_serial(tasks, config, journal, workers, scheduler, progress, retries, i
             _record(journal, bar, fit_block(block, config, interp), failures)
 
 
+def dask_settings(retries):
+    """Dask's configuration for a batch: its tolerances, and what the local cluster's workers get."""
+    return {"distributed.scheduler.worker-ttl": "2 hours",          # GDL calls hold the GIL
+            "distributed.scheduler.allowed-failures": int(retries),
+            "distributed.admin.tick.limit": "1 hour",
+            "distributed.worker.multiprocessing-method": "spawn",
+            # the worker's sampling profiler walks the fitting thread's stack every 10 ms
+            "distributed.worker.profile.enabled": False,
+            # one BLAS thread per worker (no oversubscription), as Dask's default, and glibc told
+            # to keep freed memory: Dask's MALLOC_TRIM_THRESHOLD_=65536 made it map and unmap
+            # every large temporary of the native engine (2.2x slower per fit in a worker), and
+            # even glibc's default shrinks the heap of a worker's fitting thread (not the main
+            # thread's) after each: 10-20 % slower than the same fits in a main thread
+            "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
+                                                    "OPENBLAS_NUM_THREADS": 1,
+                                                    "MALLOC_TRIM_THRESHOLD_": 1 << 30,
+                                                    "MALLOC_MMAP_THRESHOLD_": 1 << 25}}
+
+
 def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, interp):
     import dask
     from dask.distributed import Client, LocalCluster, as_completed
 
-    settings = {"distributed.scheduler.worker-ttl": "2 hours",          # GDL calls hold the GIL
-                "distributed.scheduler.allowed-failures": int(retries),
-                "distributed.admin.tick.limit": "1 hour",
-                "distributed.worker.multiprocessing-method": "spawn",
-                # one BLAS thread per worker (no oversubscription), as Dask's default, but without
-                # its MALLOC_TRIM_THRESHOLD_: with it glibc maps and unmaps every large temporary
-                # of the native engine, measured 2.2x slower per fit in a worker than outside
-                "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
-                                                        "OPENBLAS_NUM_THREADS": 1}}
-    with dask.config.set(settings):
+    with dask.config.set(dask_settings(retries)):
         cluster = None
         if scheduler:
             client = Client(scheduler)

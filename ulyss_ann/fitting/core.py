@@ -77,6 +77,11 @@ class FitConfig:
     lsf : str, optional
         A relative LSF file (ULySS's text format, :mod:`ulyss_ann.spectra.lsf`) injected
         into the model before the fit, as ULySS's ``LSF=`` does.
+    device : str
+        Native engine: where a block of spectra is evaluated. ``auto`` (default): a GPU
+        through torch when there is one, else ``cpu`` (NumPy and numba); ``cuda`` or
+        ``cuda:N``: that GPU; ``torch-cpu``: the GPU's code on the CPU (to check it).
+        The same answers, to rounding (:mod:`~ulyss_ann.fitting.torch_block`).
     save_fits : str, optional
         Folder where each spectrum's best fit is written: ``<id>_fit.fits`` (data, best
         fit, residual, mask on the fitted ln-λ grid) and, by the GDL engine, ``<id>.res``
@@ -100,6 +105,7 @@ class FitConfig:
     engine: str = "gdl"
     losvd: str = "sampled"
     lsf: str = None
+    device: str = "auto"
     model_sha256: str = None
 
     def engine_key(self):
@@ -108,7 +114,7 @@ class FitConfig:
         The model's SHA-256 is part of it: a file rewritten under the same name is a new model.
         """
         return (self.engine, self.losvd, self.model, self.model_sha256, self.backend, self.mdegree,
-                self.save_fits, self.recycle_after, self.lsf, self.timeout)
+                self.save_fits, self.recycle_after, self.lsf, self.timeout, self.device)
 
 
 @dataclass

@@ -13,7 +13,8 @@ import shutil
 
 from ulyss_ann.errors import UlyssAnnError
 
-__all__ = ["ENGINES", "resolve_engine", "engine_label", "check_gdl", "gdl_ready", "engine_for", "close_engines"]
+__all__ = ["ENGINES", "resolve_engine", "engine_label", "check_gdl", "gdl_ready", "engine_for", "open_engines",
+           "close_engines"]
 
 ENGINES = ("auto", "gdl", "native")
 
@@ -94,6 +95,11 @@ def engine_for(config, interp=None):
     engine = _OPEN[key]
     engine.config = config  # guesses, masks and range may differ between batches
     return engine
+
+
+def open_engines():
+    """The engines this process has started (for benchmarks: their counters)."""
+    return list(_OPEN.values())
 
 
 def close_engines():

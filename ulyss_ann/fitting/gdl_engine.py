@@ -49,7 +49,8 @@ __all__ = ["GDLEngine", "check_gdl_paths", "RESULT_FIELDS", "PARAMETER_FIELDS", 
            "decode_result"]
 
 #: What ULYSS_ANN_FIT returns, in this order (gdl/ulyss_ann_fit.pro, OUTPUT) ...
-RESULT_FIELDS = ("n_guess", "best_guess", "n_converged", "chi2", "rms", "n_pix", "cz", "e_cz", "sigma", "e_sigma")
+RESULT_FIELDS = ("n_guess", "best_guess", "n_converged", "chi2", "rms", "n_pix", "cz", "e_cz", "sigma", "e_sigma",
+                 "ulyss_seconds")
 #: ... then these three for each parameter of the network, in network order.
 PARAMETER_FIELDS = ("value", "error", "status")
 #: The columns of ULYSS_ANN_LAST_FIT (gdl/ulyss_ann_last_fit.pro), each npix long.
@@ -133,6 +134,7 @@ class GDLEngine(FitEngine):
         self.session = open_session([self.folder], backend=config.backend, timeout=config.timeout)
         self.name = f"gdl-{self.session.backend}"
         self.fits = 0
+        self.ulyss_seconds = 0.0  # in the ULYSS call itself, over every fit (the rest is this engine's overhead)
 
     def close(self):
         self.session.close()
@@ -172,6 +174,7 @@ class GDLEngine(FitEngine):
         if self.config.save_fits:
             self._publish_res(res_file, spectrum.meta.get("id"))
         found = decode_result(vector, self.interp.npar)
+        self.ulyss_seconds += found["ulyss_seconds"]
         columns = self.session.call("ulyss_ann_last_fit").reshape(len(LAST_FIT_COLUMNS), -1)
         fitted = dict(zip(LAST_FIT_COLUMNS, columns))
         if self.session.backend == "subprocess" and self.fits % self.config.recycle_after == 0:

@@ -142,37 +142,39 @@ class Journal:
         state = JournalState()
         if not os.path.exists(self.path):
             return state
-        with open(self.path, "rb") as handle:
-            data = handle.read()
-        lines = data.splitlines(keepends=True)
-        for number, line in enumerate(lines, start=1):
-            record = _decode(line)
-            if record is None:
-                if _is_legacy(line):
-                    state.legacy = True
-                    continue
-                state.damaged.append(number)
-                if b'"kind":"row"' not in line:  # perhaps an inputs record: the run's spectra are not all known
-                    state.damaged_inputs = True
-                if number == len(lines) and not line.endswith(b"\n"):
-                    state.torn_bytes = len(line)
-                continue
-            kind = record.get("kind")
-            if kind == "run" and state.run is None:
-                state.run = record["config"]
-            elif kind == "inputs":
-                state.inputs += record["keys"]
-                state.ids.update(zip(record["keys"], record["ids"]))
-            elif kind == "row":
-                row = record["row"]
-                state.rows[row["file"]] = row
-                if row["file"] not in state.ids:  # its inputs record damaged: the row still counts
-                    state.inputs.append(row["file"])
-                    state.ids[row["file"]] = row.get("id")
-                state.counts[row["file"]] = state.counts.get(row["file"], 0) + 1
-                if str(row.get("status", "")).startswith("failed:"):
-                    state.failures[row["file"]] = state.failures.get(row["file"], 0) + 1
+        with open(self.path, "rb") as handle:  # line by line: a survey's journal is never all in memory
+            for number, line in enumerate(handle, start=1):
+                self._read_line(state, number, line)
         return state
+
+    @staticmethod
+    def _read_line(state, number, line):
+        record = _decode(line)
+        if record is None:
+            if _is_legacy(line):
+                state.legacy = True
+                return
+            state.damaged.append(number)
+            if b'"kind":"row"' not in line:  # perhaps an inputs record: the run's spectra are not all known
+                state.damaged_inputs = True
+            if not line.endswith(b"\n"):  # only the last line can lack its end
+                state.torn_bytes = len(line)
+            return
+        kind = record.get("kind")
+        if kind == "run" and state.run is None:
+            state.run = record["config"]
+        elif kind == "inputs":
+            state.inputs += record["keys"]
+            state.ids.update(zip(record["keys"], record["ids"]))
+        elif kind == "row":
+            row = record["row"]
+            state.rows[row["file"]] = row
+            if row["file"] not in state.ids:  # its inputs record damaged: the row still counts
+                state.inputs.append(row["file"])
+                state.ids[row["file"]] = row.get("id")
+            state.counts[row["file"]] = state.counts.get(row["file"], 0) + 1
+            if str(row.get("status", "")).startswith("failed:"):
+                state.failures[row["file"]] = state.failures.get(row["file"], 0) + 1
 
     def repair(self, state):
         """Cut a torn last line off the file, so that the next record starts on a line of its own."""

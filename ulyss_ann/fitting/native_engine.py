@@ -78,10 +78,11 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.core import FitEngine, Solution
 from ulyss_ann.fitting.lockstep import levenberg_marquardt
 from ulyss_ann.fitting.spectral_block import SpectralBlock
+from ulyss_ann.fitting.torch_block import TorchSpectralBlock, torch_device
 from ulyss_ann.spectra.lsf import read_lsf
 from ulyss_ann.fitting.numerics import C_KMS, extract, extract_linear, log_rebin, lsf_convolve
 
-__all__ = ["NativeEngine", "ANALYTIC_SIGMA_FLOOR", "BLOCK_SPECTRA"]
+__all__ = ["NativeEngine", "ANALYTIC_SIGMA_FLOOR", "BLOCK_SPECTRA", "GPU_BLOCK_SPECTRA"]
 
 #: σ floor [px] of the analytic LOSVD. ULySS's 0.3 px floor exists because its sampled
 #: kernel cannot represent less; the analytic one can, and with a relative LSF injected
@@ -90,6 +91,8 @@ ANALYTIC_SIGMA_FLOOR = 0.01
 #: Spectra of one grid fitted together (× their guesses: the rows of a block). Larger
 #: blocks pay NumPy's per-call cost fewer times but leave the CPU cache.
 BLOCK_SPECTRA = 32
+#: ... on a GPU (the torch path), where a round costs about the same for a few rows or thousands.
+GPU_BLOCK_SPECTRA = 2048
 
 
 class NativeEngine(FitEngine):
@@ -110,6 +113,11 @@ class NativeEngine(FitEngine):
         self.activations = list(interp.activations)
         self.hidden = list(interp.weights[:-1])       # the output layer is rebinned per grid
         self.lsf = read_lsf(config.lsf) if config.lsf else None
+        try:
+            self.device = None if config.losvd == "analytic" else torch_device(config.device)
+        except ValueError as exc:
+            raise UlyssAnnError(str(exc)) from None
+        self.block_spectra = BLOCK_SPECTRA if self.device is None else GPU_BLOCK_SPECTRA
 
     # --------------------------------------------------------------- preparation
     def _model_on_grid(self, velscale, lamrange):
@@ -194,8 +202,8 @@ class NativeEngine(FitEngine):
             layers[key] = layer
             blocks.setdefault(key, []).append((i, spec))
         for key, members in blocks.items():
-            for first in range(0, len(members), BLOCK_SPECTRA):
-                chunk = members[first:first + BLOCK_SPECTRA]
+            for first in range(0, len(members), self.block_spectra):
+                chunk = members[first:first + self.block_spectra]
                 try:
                     solutions = self._solve_block([prepared_fits[i] for i, _ in chunk], [s for _, s in chunk],
                                                   layers[key], key[3])
@@ -228,7 +236,11 @@ class NativeEngine(FitEngine):
             else:  # bad pixels may hold a zero error: never divided by
                 np.divide(1.0, spec.err, out=weights[k], where=spec.good)
         free = np.concatenate([[True, True], flags == 0])
-        block = SpectralBlock(self, layer, data, weights, self.config.mdegree, voff, self.losvd, free)
+        if self.device is None:
+            block = SpectralBlock(self, layer, data, weights, self.config.mdegree, voff, self.losvd, free)
+        else:
+            block = TorchSpectralBlock(self, layer, data, weights, self.config.mdegree, voff, self.losvd, free,
+                                       self.device)
         floor = 0.3 if self.losvd == "sampled" else ANALYTIC_SIGMA_FLOOR   # pixels
         kin_lo = np.array([np.log(1 - 2000 / C_KMS), np.log(1 + floor * velscale / C_KMS)]) / step
         kin_hi = np.array([np.log(1 + 2000 / C_KMS), np.log(1 + 1000 / C_KMS)]) / step
@@ -242,6 +254,8 @@ class NativeEngine(FitEngine):
             owners += [k] * len(nodes)
         owners = np.array(owners)
         fits = levenberg_marquardt(block.evaluate, np.concatenate(starts), owners, lower, upper, free)
+        if self.device is not None:
+            fits.bestfit = block.host(fits.bestfit)
         return [self._solution(prepared, spec, fits, np.flatnonzero(owners == k), free)
                 for k, (prepared, spec) in enumerate(zip(prepared_fits, specs))]
 

@@ -7,6 +7,7 @@ same way, in one line, before a spectrum is touched.
 """
 
 import os
+import re
 import warnings
 
 import numpy as np
@@ -141,6 +142,15 @@ def _check_engine_options(options):
                             "engine does not use (use --engine gdl, or drop --backend)")
     if options.get("losvd", "sampled") not in ("sampled", "analytic"):
         raise UlyssAnnError(f"losvd {options['losvd']!r}: choose sampled or analytic")
+    device = options.get("device", "auto")
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|torch-cpu|cuda(:\d+)?", device):
+        raise UlyssAnnError(f"device (--device) {device!r}: choose auto, cpu, cuda, cuda:N or torch-cpu")
+    if device not in ("auto", "cpu") and engine == "gdl":
+        raise UlyssAnnError(f"device (--device) {device}: the native engine's; ULySS in GDL runs on the CPU "
+                            "(use --engine native, or drop --device)")
+    if device not in ("auto", "cpu") and options.get("losvd", "sampled") == "analytic":
+        raise UlyssAnnError(f"device (--device) {device}: the torch path has ULySS's sampled LOSVD only "
+                            "(drop --losvd analytic, or use --device cpu)")
 
 
 def writable_folder(folder, what):

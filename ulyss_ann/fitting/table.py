@@ -81,12 +81,17 @@ def rows_to_table(rows, parameters):
         raw = [row.get(name) for row in rows]
         if name in _STRINGS:
             columns[name] = [str(v) if v is not None else "" for v in raw]
-        elif name in _INTEGERS:
-            columns[name] = np.ma.masked_array([v if v is not None else 0 for v in raw],
-                                               mask=[v is None for v in raw], dtype=np.int64)
+            continue
+        if name in _INTEGERS:
+            values = np.array([v if v is not None else 0 for v in raw], np.int64)
+            missing = np.array([v is None for v in raw], bool)
         else:
-            columns[name] = np.ma.masked_invalid(np.array([np.nan if v is None else v for v in raw], float))
-    table = Table(columns, names=names, masked=True)
+            values = np.array([np.nan if v is None else v for v in raw], float)
+            missing = ~np.isfinite(values)
+        # masked only where a value is missing: astropy writes a masked column to ECSV
+        # item by item, ~0.6 ms a row (measured on 2000 rows: 1.3 s masked, 0.12 s not)
+        columns[name] = np.ma.masked_array(values, mask=missing) if missing.any() else values
+    table = Table(columns, names=names)
     units = dict(COLUMN_UNITS)
     for name, unit in parameters:
         units[name] = units["e_" + name] = unit or None
