@@ -165,3 +165,34 @@ def test_the_local_clusters_workers_get_the_batchs_settings():
                           silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
             states = list(client.run(_worker_state).values())
     assert states == [("1", str(1 << 30), str(1 << 25), False)]
+
+
+def test_complete_columns_are_written_unmasked_and_missing_values_masked():
+    """Masked columns only where a value is missing (astropy writes masked ECSV columns item by item)."""
+    from ulyss_ann.fitting.table import rows_to_table
+
+    rows = [{"id": "a", "file": "a.fits", "ra": 1.0, "Teff": 5000.0, "n_guess": 6, "status": "ok"},
+            {"id": "b", "file": "b.fits", "ra": None, "Teff": 5100.0, "n_guess": None, "status": "error: x"}]
+    table = rows_to_table(rows, [("Teff", "K")])
+    assert not hasattr(table["Teff"], "mask") and list(table["Teff"]) == [5000.0, 5100.0]
+    assert list(table["ra"].mask) == [False, True] and list(table["n_guess"].mask) == [False, True]
+    assert table["Teff"].unit == "K"
+
+
+def test_log_rebinning_flux_error_and_mask_together_is_rebinning_each():
+    """One spline for data, variance and mask gives each one's own rebinning, bit for bit."""
+    from ulyss_ann.fitting.numerics import log_rebin, xrebin
+
+    rng = np.random.default_rng(4)
+    n, start, step = 900, 4800.0, 1.25
+    flux, err = 1 + 0.1 * rng.normal(size=n), rng.uniform(0.01, 0.02, n)
+    good = rng.uniform(size=n) > 0.05
+    spec, _ = log_rebin(flux, err, good, 0, start, step)
+    borders = start + (np.arange(n + 1) - 0.5) * step                  # the linear pixels' edges [Å]
+    edges = np.exp(spec.start + (np.arange(spec.npix + 1) - 0.5) * spec.step)
+    flat = np.exp(spec.start + np.arange(spec.npix) * spec.step) * spec.step / step
+    assert np.array_equal(spec.data, xrebin(borders, flux, edges) / flat)
+    assert np.array_equal(spec.good, np.abs(xrebin(borders, good.astype(float), edges) / flat - 1) < 0.1)
+    variance = xrebin(borders, err ** 2, edges)
+    variance = np.maximum(variance, np.min(err[good]) ** 2 * n / spec.npix)
+    assert np.array_equal(spec.err, np.sqrt(variance) / flat)

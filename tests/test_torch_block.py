@@ -21,12 +21,18 @@ def stars(tmp_path_factory):
     return [read_spectrum(p) for p in simulated_batch(folder, TRUTH, lambda i: 40.0 * i - 100.0)]
 
 
-def test_the_torch_block_evaluates_what_the_numpy_block_does(stars):
+@pytest.mark.parametrize("free, voff", [
+    ([True, True, True, False, True], None),        # log g held: a Jacobian of 4 columns; the data's own offset
+    ([True, True, False, False, False], 1.7),       # every network parameter held (F' = 0); the model shifted
+    ([True, True, True, True, True], -3.2),
+])
+def test_the_torch_block_evaluates_what_the_numpy_block_does(stars, free, voff):
     engine = NativeEngine(FitConfig(model=MODEL, engine="native", mdegree=8, device="cpu"))
     specs, layers, voffs = zip(*[engine.rebinned_observation(engine.preparation.prepare(s))[:3] for s in stars[:3]])
     data = np.array([s.data for s in specs])
     weights = np.array([np.where(s.good, 1 / s.err, 0.0) for s in specs])
-    free = np.array([True, True, True, False, True])                 # log g held: a Jacobian of 4 columns
+    free = np.array(free)
+    voffs = voffs if voff is None else [voff]
     rng = np.random.default_rng(1)
     rows = 11                                                           # kernels from 0.05 px (floored) to ~12 px wide
     thetas = np.column_stack([rng.uniform(-3, 3, rows), np.r_[0.05, 0.3, rng.uniform(0.3, 2.5, rows - 2)],
@@ -76,3 +82,38 @@ def test_cuda_without_a_gpu_says_so_in_one_line(stars, tmp_path):
     with pytest.raises(UlyssAnnError, match="torch sees no GPU here .*; use cpu"):
         fit([stars[0]], MODEL, tmp_path / "r.ecsv", engine="native", device="cuda", progress=False, workers=0)
     assert not (tmp_path / "r.ecsv").exists()
+
+
+def test_a_gpu_device_without_torch_says_how_to_get_it(monkeypatch):
+    from ulyss_ann.fitting.torch_block import torch_device
+
+    monkeypatch.setitem(__import__("sys").modules, "torch", None)   # as if torch were not installed
+    with pytest.raises(ValueError, match="device \\(--device\\) 'cuda' needs torch.*pip install torch"):
+        torch_device("cuda")
+    assert torch_device("auto") is None and torch_device("cpu") is None
+
+
+def test_engine_auto_with_a_gpu_device_is_the_native_engine():
+    from ulyss_ann.fitting.engines import resolve_engine
+
+    assert resolve_engine("auto", device="cuda", remote=True) == "native"
+    assert resolve_engine("auto", device="torch-cpu", remote=True) == "native"
+
+
+def test_batch_tasks_fill_the_gpu_block():
+    from ulyss_ann.fitting.tasks import BLOCK_SPECTRA, task_blocks
+    from ulyss_ann.fitting.torch_block import GPU_BLOCK_SPECTRA
+
+    tasks = list(range(300))
+    on_gpu = task_blocks(tasks, FitConfig(model=MODEL, engine="native", device="torch-cpu"), 1)
+    on_cpu = task_blocks(tasks, FitConfig(model=MODEL, engine="native", device="cpu"), 1)
+    assert [len(b) for b in on_gpu] == [min(300, GPU_BLOCK_SPECTRA)]
+    assert max(len(b) for b in on_cpu) == BLOCK_SPECTRA and sum(map(len, on_cpu)) == 300
+
+
+def test_the_command_line_refuses_a_bad_device(stars, tmp_path):
+    from conftest import cli
+
+    result = cli("fit", stars[0].meta["file"], "--engine", "native", "--device", "gpu", "-o", tmp_path / "r.ecsv")
+    assert result.returncode == 2 and "device (--device) 'gpu': choose auto, cpu, cuda" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r.ecsv").exists()

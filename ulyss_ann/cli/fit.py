@@ -69,7 +69,8 @@ def add_fit_parser(sub):
     fp.add_argument("-m", "--model", help="interpolator FITS file (default: the bundled example)")
     fp.add_argument("-o", "--output", default="results.ecsv", help="results table (default: results.ecsv)")
     add_spectrum_options(fp)
-    fp.add_argument("-j", "--workers", type=int, help="worker processes (default: one per core; 0: no Dask)")
+    fp.add_argument("-j", "--workers", type=int,
+                    help="worker processes (default: one per core; none with a GPU --device; 0: no Dask)")
     fp.add_argument("--scheduler", metavar="ADDRESS", help="use an existing Dask cluster (tcp://host:8786)")
     fp.add_argument("--engine", default="auto", choices=["auto", "gdl", "native"],
                     help="gdl: ULySS in GDL; native: the same fit in NumPy, no GDL needed; "

@@ -38,7 +38,7 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
     **options
         Any field of :class:`~ulyss_ann.fitting.core.FitConfig`: ``guesses``,
         ``mdegree``, ``wave_range``, ``telluric``, ``mask_nad``, ``masks``, ``losvd``,
-        ``lsf``, ``backend``, ``save_fits``…
+        ``lsf``, ``device``, ``backend``, ``save_fits``…
 
     Raises
     ------
@@ -49,7 +49,8 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
     path = os.path.abspath(model_path(model))
     interp = model if isinstance(model, Interpolator) else Interpolator.read(path)
     config = make_config(path, interp, engine=resolve_engine(engine, options.get("backend", "auto"),
-                                                             losvd=options.get("losvd", "sampled")), **options)
+                                                             losvd=options.get("losvd", "sampled"),
+                                                             device=options.get("device", "auto")), **options)
     fixed_values = FixedValues(fixed, interp)
     check_combination(config, fixed_values)
     spectrum = as_spectrum(spectrum)

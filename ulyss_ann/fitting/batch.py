@@ -82,7 +82,8 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         Fixed parameters, as in :class:`~ulyss_ann.fitting.options.FixedValues` (a value, a table column, or a
         mapping spectrum id -> value).
     workers : int, optional
-        Worker processes of the local cluster (default: one per core); 0 fits here.
+        Worker processes of the local cluster (default: one per core; 0 with a GPU ``device``,
+        which this process feeds alone); 0 fits here.
     scheduler : str, optional
         Address of an existing Dask scheduler to use instead of a local cluster.
     resume : bool
@@ -117,17 +118,19 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     _check_run_options(output, workers, scheduler, resume, overwrite, retries, retry_failed, add_spectra)
     if lsf is not None:
         read_lsf(os.path.abspath(lsf))  # a missing or empty LSF file stops everything before any work
-    engine = resolve_engine(engine, backend, remote=scheduler is not None, losvd=losvd)
+    engine = resolve_engine(engine, backend, remote=scheduler is not None, losvd=losvd, device=device)
     config = make_config(model, interp, guesses=guesses, mdegree=mdegree, wave_range=wave_range,
                          telluric=telluric, mask_nad=mask_nad, masks=masks, backend=backend, save_fits=save_fits,
                          recycle_after=recycle_after, engine=engine, losvd=losvd, lsf=lsf, device=device)
-    if engine == "native" and scheduler is None and device not in ("auto", "cpu"):
-        from ulyss_ann.fitting.torch_block import torch_device
+    if engine == "native" and scheduler is None and device != "cpu":
+        from ulyss_ann.fitting.torch_block import gpu_requested, torch_device
 
         try:
             torch_device(device)  # no torch, or no GPU here: said before any work
         except ValueError as exc:
             raise UlyssAnnError(str(exc)) from None
+        if workers is None and gpu_requested(device):
+            workers = 0  # one GPU: this process feeds it (workers would each hold a CUDA context on it)
     if engine == "gdl":
         from ulyss_ann.fitting.gdl_engine import check_gdl_paths
 

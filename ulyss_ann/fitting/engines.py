@@ -45,10 +45,10 @@ def gdl_ready(backend):
     return True
 
 
-def resolve_engine(engine, backend="auto", remote=False, losvd="sampled"):
+def resolve_engine(engine, backend="auto", remote=False, losvd="sampled", device="auto"):
     """``gdl`` or ``native`` for the ``engine`` asked; a missing GDL is an error only for ``gdl`` here.
 
-    ``auto`` takes ``native`` for what only it does (``losvd="analytic"``), ``gdl`` when a
+    ``auto`` takes ``native`` for what only it does (``losvd="analytic"``, a GPU ``device``), ``gdl`` when a
     GDL ``backend`` is named (and stops when GDL is missing), else ``gdl`` when GDL and
     ULySS are here, ``native`` otherwise. ``remote``: the fits run on a cluster, whose
     machines are what count for ``gdl``.
@@ -56,7 +56,7 @@ def resolve_engine(engine, backend="auto", remote=False, losvd="sampled"):
     if engine not in ENGINES:
         raise UlyssAnnError(f"engine '{engine}': choose {', '.join(ENGINES)}")
     if engine == "auto":
-        if losvd == "analytic":
+        if losvd == "analytic" or device not in ("auto", "cpu"):  # what only the native engine does
             return "native"
         if backend == "auto":
             return "gdl" if gdl_ready(backend) else "native"

@@ -213,7 +213,9 @@ class GDLEngine(FitEngine):
             said = list(dict.fromkeys(said))  # each once, in order
             message += ": " + ("; ".join(said) if said else "ULySS printed no reason")
         if "Interrupt encountered" in message:  # a SIGINT meant for the batch: the machinery's, not the spectrum's
-            self.session.restart()  # an interrupted GDL can abort on its next call (an assertion): start afresh
+            # ULySS caught the interrupt: this gdl answered the calls above, but an interrupted gdl
+            # has aborted on a later call (an assertion, in CI): the next spectrum gets a new one
+            self.session.restart()
             raise gdl_error(" ".join(message.split())[:300])
         raise UlyssAnnError("GDL: " + " ".join(message.split())[:600])
 

@@ -54,7 +54,10 @@ def unpegged(theta, grad, lower, upper):
 
 @dataclass
 class LockstepFits:
-    """R fits' outcome: θ (R, P), χ² = Σr² (R,), float32 best fits (R, n), errors (R, P), rounds (R,)."""
+    """R fits' outcome: θ (R, P), χ² = Σr² (R,), float32 best fits (R, n), errors (R, P), rounds (R,).
+
+    The best fits are whatever ``evaluate`` returned: a torch tensor on the GPU path, which the
+    engine brings back (:meth:`~ulyss_ann.fitting.torch_block.TorchSpectralBlock.host`)."""
 
     theta: np.ndarray
     cost: np.ndarray

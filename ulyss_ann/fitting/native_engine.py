@@ -78,11 +78,11 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.core import FitEngine, Solution
 from ulyss_ann.fitting.lockstep import levenberg_marquardt
 from ulyss_ann.fitting.spectral_block import SpectralBlock
-from ulyss_ann.fitting.torch_block import TorchSpectralBlock, torch_device
+from ulyss_ann.fitting.torch_block import GPU_BLOCK_SPECTRA, TorchSpectralBlock, torch_device
 from ulyss_ann.spectra.lsf import read_lsf
 from ulyss_ann.fitting.numerics import C_KMS, extract, extract_linear, log_rebin, lsf_convolve
 
-__all__ = ["NativeEngine", "ANALYTIC_SIGMA_FLOOR", "BLOCK_SPECTRA", "GPU_BLOCK_SPECTRA"]
+__all__ = ["NativeEngine", "ANALYTIC_SIGMA_FLOOR", "BLOCK_SPECTRA"]
 
 #: σ floor [px] of the analytic LOSVD. ULySS's 0.3 px floor exists because its sampled
 #: kernel cannot represent less; the analytic one can, and with a relative LSF injected
@@ -91,8 +91,6 @@ ANALYTIC_SIGMA_FLOOR = 0.01
 #: Spectra of one grid fitted together (× their guesses: the rows of a block). Larger
 #: blocks pay NumPy's per-call cost fewer times but leave the CPU cache.
 BLOCK_SPECTRA = 32
-#: ... on a GPU (the torch path), where a round costs about the same for a few rows or thousands.
-GPU_BLOCK_SPECTRA = 2048
 
 
 class NativeEngine(FitEngine):

@@ -39,8 +39,9 @@ def make_config(model, interp, **options):
     Refused in one line, before a spectrum is touched: unknown options; guesses of
     parameters the network does not have, not numbers, or outside its bounds; a
     negative MDEGREE; a range, or masks, that are not two increasing numbers, or a range
-    outside the network's; options that do nothing with the engine (``losvd`` with the
-    GDL engine, a GDL ``backend`` with the native one); a ``save_fits`` folder that
+    outside the network's; options that do nothing with the engine (``losvd`` or a GPU
+    ``device`` with the GDL engine, a GDL ``backend`` with the native one); an unknown
+    ``device``, or a GPU one with the analytic LOSVD; a ``save_fits`` folder that
     cannot be written. The model's SHA-256 is computed here, once.
     """
     from dataclasses import fields

@@ -28,7 +28,8 @@ from ulyss_ann.version import __version__
 
 __all__ = ["run_record", "run_differences", "OutputLock", "IDENTITY_KEYS"]
 
-#: The entries of a run record that a resumed run must repeat exactly.
+#: The entries of a run record that a resumed run must repeat exactly (not the device: the
+#: native engine's answers are the same on each, to rounding).
 IDENTITY_KEYS = ("model_sha256", "engine", "backend", "losvd", "lsf_sha256", "fixed", "guesses", "mdegree",
                  "wave_range", "telluric", "mask_nad", "masks", "version")
 

@@ -20,6 +20,7 @@ from dataclasses import replace
 from ulyss_ann.errors import MachineryError, OversampledWarning, UlyssAnnError
 from ulyss_ann.fitting.engines import engine_for, engine_label
 from ulyss_ann.fitting.journal import failure_row
+from ulyss_ann.fitting.torch_block import GPU_BLOCK_SPECTRA, gpu_requested
 from ulyss_ann.spectra.inputs import as_spectrum
 
 __all__ = ["fit_one", "fit_block", "fit_block_noting_warnings", "task_blocks", "BLOCK_SPECTRA", "BLOCKS_PER_WORKER"]
@@ -32,12 +33,13 @@ BLOCKS_PER_WORKER = 4
 
 def task_blocks(tasks, config, slots):
     """``tasks`` ((entry, fixed) pairs) cut into blocks: one spectrum each for the GDL engine;
-    for the native one, up to :data:`BLOCK_SPECTRA`, smaller when ``slots`` workers would
-    otherwise get fewer than :data:`BLOCKS_PER_WORKER` blocks each."""
+    for the native one, up to :data:`BLOCK_SPECTRA` (:data:`~ulyss_ann.fitting.torch_block.GPU_BLOCK_SPECTRA`
+    on a GPU), smaller when ``slots`` workers would otherwise get fewer than
+    :data:`BLOCKS_PER_WORKER` blocks each."""
     if config.engine != "native":
         return [[task] for task in tasks]
-    size = max(1, min(BLOCK_SPECTRA, math.ceil(len(tasks) / (BLOCKS_PER_WORKER * slots)))) if slots > 1 \
-        else BLOCK_SPECTRA
+    block = GPU_BLOCK_SPECTRA if gpu_requested(config.device) else BLOCK_SPECTRA
+    size = max(1, min(block, math.ceil(len(tasks) / (BLOCKS_PER_WORKER * slots)))) if slots > 1 else block
     return [tasks[i:i + size] for i in range(0, len(tasks), size)]
 
 

@@ -25,24 +25,39 @@ import numpy as np
 
 from ulyss_ann.fitting.spectral_block import legendre_products
 
-__all__ = ["TorchSpectralBlock", "torch_device"]
+__all__ = ["TorchSpectralBlock", "torch_device", "gpu_requested", "GPU_BLOCK_SPECTRA"]
+
+#: Spectra of one grid fitted together on a GPU (the CPU path takes 32): a GPU needs thousands
+#: of rows to be busy. Not tuned: no GPU has been lent to measure it on.
+GPU_BLOCK_SPECTRA = 2048
+
+
+def gpu_requested(device):
+    """Whether ``device`` will run the torch path, told without importing torch (for sizing tasks)."""
+    if device == "auto":
+        import importlib.util
+
+        return _nvidia_driver() and importlib.util.find_spec("torch") is not None
+    return device != "cpu"
 
 
 def torch_device(device):
     """The torch device for the engine's ``device`` option, or None for the NumPy path.
 
-    ``cpu``: None (NumPy and numba); ``auto``: ``cuda`` when torch is installed and sees a
-    GPU, else None; ``torch-cpu``: torch on the CPU; ``cuda``, ``cuda:N``: that GPU
-    (ValueError, one line, when torch or the GPU is missing).
+    ``cpu``: None (NumPy and numba); ``auto``: ``cuda`` when an NVIDIA driver is loaded
+    (``/proc/driver/nvidia/version``; not under WSL2: name the device there) and torch
+    imports and sees a GPU, else None; ``torch-cpu``: torch on the CPU; ``cuda``,
+    ``cuda:N``: that GPU (ValueError, one line, when torch or the GPU is missing).
     """
     if device == "cpu" or (device == "auto" and not _nvidia_driver()):
         return None  # no GPU to look for: torch (seconds to import) is not imported
     try:
         import torch
-    except ImportError:
+    except Exception as exc:  # not installed, or broken (a CUDA library missing: OSError)
         if device == "auto":
             return None
-        raise ValueError(f"device (--device) '{device}' needs torch: pip install torch (the train extra)") from None
+        raise ValueError(f"device (--device) '{device}' needs torch, which does not import here "
+                         f"({type(exc).__name__}: {exc}): pip install torch (the train extra)") from None
     if device == "auto":
         return torch.device("cuda") if torch.cuda.is_available() else None
     if device == "torch-cpu":
@@ -51,6 +66,9 @@ def torch_device(device):
         raise ValueError(f"device (--device) '{device}': choose auto, cpu, cuda, cuda:N or torch-cpu")
     if not torch.cuda.is_available():
         raise ValueError(f"device (--device) '{device}': torch sees no GPU here (torch {torch.__version__}); use cpu")
+    if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
+        raise ValueError(f"device (--device) '{device}': torch sees {torch.cuda.device_count()} GPU(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return torch.device(device)
 
 
@@ -139,11 +157,15 @@ class TorchSpectralBlock:
         dg_ds = torch.where((sigma > 0.1)[:, None], g * w * w / sig, torch.zeros_like(g))
         dk_dv = (dg_dv - kern * dg_dv.sum(dim=1, keepdim=True)) / total
         dk_ds = (dg_ds - kern * dg_ds.sum(dim=1, keepdim=True)) / total
-        index = torch.clamp(torch.arange(-dx, n + dx, device=self.device), 0, n - 1)     # EDGE_TRUNCATE
-        windows = stack[:, :, index].unfold(2, 2 * dx + 1, 1)                            # (L, C, n, taps)
-        conv = torch.einsum("lcit,lt->lci", windows, kern)
-        d_v = torch.einsum("lit,lt->li", windows[:, 0], dk_dv)
-        d_s = torch.einsum("lit,lt->li", windows[:, 0], dk_ds)
+        padded = stack[:, :, torch.clamp(torch.arange(-dx, n + dx, device=self.device), 0, n - 1)]  # EDGE_TRUNCATE
+        conv = torch.zeros_like(stack)
+        d_v = torch.zeros_like(stack[:, 0])
+        d_s = torch.zeros_like(stack[:, 0])
+        for k in range(2 * dx + 1):  # tap by tap: memory of a few copies of the block, whatever the width
+            shifted = padded[:, :, k:k + n]
+            conv += kern[:, k, None, None] * shifted
+            d_v += dk_dv[:, k, None] * shifted[:, 0]
+            d_s += dk_ds[:, k, None] * shifted[:, 0]
         return conv[:, 0], torch.cat([d_v[:, None], d_s[:, None], conv[:, 1:]], dim=1)
 
     def evaluate(self, thetas, owners):
