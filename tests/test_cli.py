@@ -64,9 +64,9 @@ def test_eval_one_spectrum_writes_fits_with_wcs_and_a_figure(network_file, tmp_p
     with fits.open(out) as hdul:
         flux, header = hdul[0].data, hdul[0].header
     np.testing.assert_array_equal(flux, interp.evaluate([5000.0, 2.0, -1.5]))
-    wave = WCS(header).pixel_to_world_values(np.arange(flux.size))
-    np.testing.assert_allclose(wave, interp.wavelength.wavelength)
-    assert header["CTYPE1"] == "AWAV"
+    wave = WCS(header).pixel_to_world(np.arange(flux.size)).to_value("Angstrom")  # CUNIT1 says Å
+    np.testing.assert_allclose(wave, interp.wavelength.wavelength, rtol=1e-12)
+    assert header["CTYPE1"] == "AWAV" and header["CUNIT1"] == "Angstrom"
     assert (header["P_NM1"], header["P_VAL1"], header["P_UN1"]) == ("Teff", 5000.0, "K")
     assert header["P_NM3"] == "Fe/H" and header["P_VAL3"] == -1.5
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10000

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ulyss_ann.model.wavelength import C_KMS
+from ulyss_ann.model.wavelength import C_KMS, WavelengthGrid
 
 __all__ = ["FitResult", "STATUS_NAMES", "file_stem", "POOR_FIT", "FAR_FROM_NODES", "der_noise"]
 
@@ -293,12 +293,9 @@ class FitResult:
         """``<folder>/<id>_fit.fits``: data, best fit, residual and mask on the fitted ln-λ grid."""
         from astropy.io import fits
 
-        ln_start, ln_step = self.ln_start, self.ln_step
-        header = fits.Header()
-        header["CTYPE1"] = ("AWAV-LOG", "ln(wavelength/Angstrom) sampling (ULySS)")
-        header["CRPIX1"] = 1
-        header["CRVAL1"] = (ln_start, "ln(wavelength/Angstrom) of pixel 1")
-        header["CDELT1"] = (ln_step, "step in ln(wavelength)")
+        # ULySS's ln-λ axis, and the same axis as FITS-standard WCS "A" for astropy and specutils
+        axis = WavelengthGrid(len(self.flux), self.ln_start, self.ln_step, 1.0, log=True, air=True)
+        header = fits.Header(axis.data_cards())
         header["OBJECT"] = str(self.spectrum_id).encode("ascii", "backslashreplace").decode()  # FITS: ASCII only
         hdus = [fits.PrimaryHDU(self.flux, header=header)]
         for name, values in (("BESTFIT", self.bestfit), ("RESIDUAL", self.residual),

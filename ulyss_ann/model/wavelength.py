@@ -15,6 +15,13 @@ Two samplings occur in ULySS files:
   are read that way, through astropy.  We *write* the ULySS convention, since
   ULySS is the consumer.
 
+Data products (model spectra, grids, best fits: :meth:`WavelengthGrid.data_cards`) also
+say their unit so that astropy and specutils read them as they are: ``CUNIT1 =
+'Angstrom'`` on a linear axis, and on a ULySS ln-λ axis, which no FITS reader but ULySS's
+understands, a second, FITS-standard WCS (``CTYPE1A = 'AWAV-LOG'``, CRVAL1A in Å,
+``CUNIT1A``): ``astropy.wcs.WCS(header, key="A")``. The interpolator files keep the
+authors' cards exactly (:meth:`WavelengthGrid.header_cards`).
+
 Linear and FITS-standard logarithmic axes are evaluated with
 :class:`astropy.wcs.WCS`; the ULySS ln/log10 forms are not in the standard and are
 evaluated here.  A header without CTYPE1 is read as ULySS reads it (air, and the
@@ -97,6 +104,22 @@ class WavelengthGrid:
             ("CDELT1", self.cdelt, "Step size in \\AA"),
         ]
 
+    def data_cards(self):
+        """:meth:`header_cards` and the unit, for data products (see the module's text):
+        ``CUNIT1`` on a linear axis; an alternate FITS-standard WCS ``A`` beside a ln-λ one."""
+        cards = self.header_cards()
+        if not self.log:
+            return cards + [("CUNIT1", "Angstrom", "wavelength unit")]
+        reference = float(np.exp(self.crval))  # FITS -LOG: λ = λr exp(w/λr), w = CDELT (p − CRPIX), all in Å
+        return cards + [
+            ("WCSNAMEA", "FITS-standard", "ULySS's axis as standard FITS WCS"),
+            ("CTYPE1A", self.ctype, "Log-sampled " + ("air" if self.air else "vacuum") + " wavelength"),
+            ("CRPIX1A", self.crpix, "Reference pixel"),
+            ("CRVAL1A", reference, "[Angstrom] wavelength at the reference pixel"),
+            ("CDELT1A", reference * self.cdelt, "[Angstrom] CRVAL1A x step in ln(wavelength)"),
+            ("CUNIT1A", "Angstrom", "wavelength unit"),
+        ]
+
     def describe(self):
         """One line for people: range, step, sampling and medium."""
         lam = self.wavelength
@@ -163,9 +186,13 @@ def _linear_wavelength(grid):
 
 
 def _astropy_wavelength(header, npix):
-    """Axis-1 world coordinates of pixels 0..npix-1 through astropy's WCS."""
+    """Axis-1 wavelengths [Å] of pixels 0..npix-1 through astropy's WCS."""
     with warnings.catch_warnings():
         # No CUNIT1 in ULySS files: wcslib assumes SI and says so; values are Å regardless.
         warnings.simplefilter("ignore", FITSFixedWarning)
         wcs = WCS(header, naxis=[1])
-    return np.asarray(wcs.pixel_to_world_values(np.arange(npix, dtype=float)), dtype=float)
+    values = np.asarray(wcs.pixel_to_world_values(np.arange(npix, dtype=float)), dtype=float)
+    unit = wcs.wcs.cunit[0]
+    if header.get("CUNIT1") and unit:  # a stated unit: wcslib turned it into metres
+        values = (values * unit).to_value("Angstrom")
+    return values

@@ -107,7 +107,7 @@ def write_grid_spectra(grid, folder):
 
     os.makedirs(folder, exist_ok=True)
     paths = []
-    cards = grid.wavelength.header_cards()
+    cards = grid.wavelength.data_cards()
     for k, flux in enumerate(grid.flux):
         path = os.path.join(folder, f"node{k:05d}.fits")
         if not os.path.exists(path):

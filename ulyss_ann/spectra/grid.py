@@ -72,10 +72,11 @@ class SpectralGrid:
         """Write the grid as FITS (image + parameter table)."""
         image = fits.PrimaryHDU(self.flux)
         image.header["EXTNAME"] = "FLUX"
-        for key, value, comment in self.wavelength.header_cards():
+        for key, value, comment in self.wavelength.data_cards():
             image.header[key] = (value, comment)
         for key, value, comment in self.meta:
-            image.header.append((key, value, comment))
+            if key not in image.header:  # the axis is described above, once
+                image.header.append((key, value, comment))
         columns = [fits.Column(name=n, format="D", unit=u or None, array=self.params[:, i])
                    for i, (n, u) in enumerate(zip(self.names, self.units))]
         table = fits.BinTableHDU.from_columns(columns, name="PARAMS")
@@ -99,7 +100,8 @@ class SpectralGrid:
                 units = tuple(c.unit or "" for c in table.columns)
                 params = np.column_stack([np.asarray(table.data[n], float) for n in names])
                 skip = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "EXTNAME",
-                        "CRPIX1", "CTYPE1", "CRVAL1", "CDELT1"}
+                        "CRPIX1", "CTYPE1", "CRVAL1", "CDELT1", "CUNIT1",
+                        "WCSNAMEA", "CTYPE1A", "CRPIX1A", "CRVAL1A", "CDELT1A", "CUNIT1A"}  # the axis: data_cards
                 meta = tuple((c.keyword, c.value, c.comment) for c in header.cards if c.keyword not in skip)
                 wavelength = WavelengthGrid.from_header(header, npix=flux.shape[1])
         except (OSError, KeyError, ValueError, TypeError, IndexError) as exc:

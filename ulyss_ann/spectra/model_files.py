@@ -27,7 +27,7 @@ def write_model_spectra(path, interp, params, flux, overwrite=False):
     flux = np.asarray(flux, dtype=float)
     hdu = fits.PrimaryHDU(flux)
     header = hdu.header
-    for key, value, comment in interp.wavelength.header_cards():
+    for key, value, comment in interp.wavelength.data_cards():
         header[key] = (value, comment)
     header["BUNIT"] = ("", "normalised flux (dimensionless)")
     header["ORIGIN"] = ("ulyss_ann", "model spectrum computed by ulyss-ann eval")

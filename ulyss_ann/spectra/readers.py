@@ -120,6 +120,8 @@ def _read_image(path, hdul):
         raise SpectrumReadError(f"{path}: missing keyword {exc.args[0]} (the wavelength WCS)") from None
     except ValueError as exc:
         raise SpectrumReadError(f"{path}: {exc}") from None
+    if grid.log and float(header["CRVAL1"]) >= 9:  # a FITS-standard -LOG axis: astropy gave Å already
+        factor = 1.0
     wavelength = grid.wavelength * factor
     vacuum = not grid.air
     if factor != 1.0:

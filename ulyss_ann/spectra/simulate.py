@@ -62,7 +62,8 @@ def write_muse_spectrum(path, wave, flux, sigma, truth=None, header=None, overwr
     head["CTYPE1"] = "AWAV"
     head["CRVAL1"] = (float(wave[0]), "Wavelength at first pixel \\AA")
     head["CDELT1"] = (float(wave[1] - wave[0]), "Step size in \\AA")
-    head["BUNIT"] = ("arbitrary", "flux in arbitrary units")
+    head["CUNIT1"] = ("Angstrom", "wavelength unit")
+    head["BUNIT"] = ("", "relative flux (dimensionless)")  # a unit astropy and specutils parse
     if truth is not None:
         head["SIMULATD"] = (True, "simulated spectrum, not a real star")
         for key, value in truth.items():
