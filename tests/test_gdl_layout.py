@@ -13,10 +13,10 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import PROJECT
 from ulyss_ann import UlyssAnnError, example_interpolator
 from ulyss_ann.fitting.core import FitConfig
 from ulyss_ann.fitting.gdl_engine import LAST_FIT_COLUMNS, PARAMETER_FIELDS, RESULT_FIELDS, GDLEngine, decode_result
+from ulyss_ann.gdl.component import resource_dir
 from ulyss_ann.gdl.ulyss_location import find_ulyss
 from ulyss_ann.spectra.examples import example_interpolator_path
 from ulyss_ann.spectra.readers import read_spectrum
@@ -24,7 +24,7 @@ from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
 
 
 def _documented_list(pro, pattern):
-    text = (PROJECT / "gdl" / pro).read_text()
+    text = (resource_dir("gdl") / pro).read_text()
     block = re.search(pattern, text, re.S).group(1)
     return [name.strip() for name in re.sub(r"[;\s]+", " ", block).split(",")]
 
@@ -56,7 +56,7 @@ def _top_level_items(text):
 
 def test_the_gdl_code_builds_vectors_of_that_layout():
     """The statements that build the vectors, not only their documentation, have the decoded shape."""
-    code = (PROJECT / "gdl" / "ulyss_ann_fit.pro").read_text().replace("$\n", " ")
+    code = (resource_dir("gdl") / "ulyss_ann_fit.pro").read_text().replace("$\n", " ")
     head = re.search(r"^res = (\[.*?\])\s*$", code, re.M).group(1)
     assert len(_top_level_items(head)) == len(RESULT_FIELDS)
     per_parameter = re.search(r"res = (\[res, .*?\])\s*$", code, re.M).group(1)

@@ -1,6 +1,6 @@
 """One spectrum fitted by ULySS in GDL with a generated component: the GDL engine of ``fit``.
 
-The fit is ULySS's own (``ulyss`` with ``/ALL_SOLUTIONS``, through ``gdl/ulyss_ann_fit.pro``):
+The fit is ULySS's own (``ulyss`` with ``/ALL_SOLUTIONS``, through ``ulyss_ann/gdl/pro/ulyss_ann_fit.pro``):
 the spectrum that our readers built (flux, error, mask, wavelengths) is handed to
 ULySS through ``uly_spect_alloc`` — not a file name, because ``uly_spect_read``
 ignores the MUSE ``SIGMA`` extension — and cut to the fitted range with
@@ -48,12 +48,12 @@ from ulyss_ann.gdl.process import gdl_error_lines
 __all__ = ["GDLEngine", "check_gdl_paths", "RESULT_FIELDS", "PARAMETER_FIELDS", "LAST_FIT_COLUMNS",
            "decode_result"]
 
-#: What ULYSS_ANN_FIT returns, in this order (gdl/ulyss_ann_fit.pro, OUTPUT) ...
+#: What ULYSS_ANN_FIT returns, in this order (ulyss_ann/gdl/pro/ulyss_ann_fit.pro, OUTPUT) ...
 RESULT_FIELDS = ("n_guess", "best_guess", "n_converged", "chi2", "rms", "n_pix", "cz", "e_cz", "sigma", "e_sigma",
                  "ulyss_seconds")
 #: ... then these three for each parameter of the network, in network order.
 PARAMETER_FIELDS = ("value", "error", "status")
-#: The columns of ULYSS_ANN_LAST_FIT (gdl/ulyss_ann_last_fit.pro), each npix long.
+#: The columns of ULYSS_ANN_LAST_FIT (ulyss_ann/gdl/pro/ulyss_ann_last_fit.pro), each npix long.
 LAST_FIT_COLUMNS = ("flux", "error", "bestfit", "mask", "ln_wavelength")
 
 

@@ -6,7 +6,7 @@ flux, errors, good pixels and wavelengths our readers built), the network's gene
 component has all its atmospheric parameters FIXED at the given values, and ULySS's
 ``uly_lsf`` fits a LOSVD (cz, σ; h3, h4 with ``kmoment=4``) in chunks of ``width`` Å
 every ``step`` Å, each with its own ``mdegree`` multiplicative polynomial
-(``gdl/ulyss_ann_lsf.pro``). ``uly_lsf`` writes one ULySS solut block a chunk
+(``ulyss_ann/gdl/pro/ulyss_ann_lsf.pro``). ``uly_lsf`` writes one ULySS solut block a chunk
 (``uly_solut_twrite``) into a scratch folder; :func:`read_solut_lsf` reads it back.
 
 The chunks are ``uly_lsf``'s: ``n = 0 … floor((hi - lo - width) / step)``,

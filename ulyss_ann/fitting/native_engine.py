@@ -5,7 +5,7 @@ It fits the model of the paper's Eq. 8,
     F(λ) = P_n(λ) × [G(v, σ) ⊗ f(p)](λ),
 
 the way ``ulyss`` / ``uly_fit`` of ULySS 1.3.2 computes it for the driver of the GDL
-engine (``gdl/ulyss_ann_fit.pro``), so that a user can switch engines without
+engine (``ulyss_ann/gdl/pro/ulyss_ann_fit.pro``), so that a user can switch engines without
 changing their science. Each convention below was read in the ULySS sources named,
 and checked against GDL runs (``../shared/notes/ulyss-fit-numerics.md``):
 

@@ -2,6 +2,6 @@
 
 ``ulyss_location`` (where ULySS is), ``literals`` (outside text as safe GDL source),
 ``process`` (one-off ``gdl`` runs), ``session`` (a lasting session: in-process
-python3-gdl or a ``gdl`` subprocess), ``component`` (renders ``templates/`` for one
+python3-gdl or a ``gdl`` subprocess), ``component`` (renders ``ulyss_ann/gdl/templates/`` for one
 interpolator file).
 """

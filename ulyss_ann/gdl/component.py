@@ -1,7 +1,7 @@
 """Generate a ULySS component, in GDL, specialised to one interpolator file.
 
 ``generate_component(interp, "gslann", "outdir")`` renders the Jinja templates of
-``templates/`` into, for a component called NAME:
+``ulyss_ann/gdl/templates/`` into, for a component called NAME:
 
 * ``NAME.pro`` — the constructor, ``cmp = NAME(TG=…, LG=…, ZG=…, FIXPAR=…)``,
   like ``uly_tgm`` (several guesses per parameter allowed);
@@ -13,13 +13,13 @@
   network's own grid;
 
 and copies beside them the interpolator file (``NAME.fits``, the default
-``MODEL_FILE``) and the hand-written routines of ``gdl/`` they call, so that the
+``MODEL_FILE``) and the hand-written routines of ``ulyss_ann/gdl/pro/`` they call, so that the
 folder works on its own once it is on ``GDL_PATH``.
 """
 
 import os
 import shutil
-import sys
+from importlib import resources
 from pathlib import Path
 
 from ulyss_ann.version import __version__
@@ -42,15 +42,15 @@ _KEYWORD_LETTER = {"teff": "T", "logg": "L", "fe/h": "Z", "feh": "Z", "m/h": "Z"
 
 
 def resource_dir(kind):
-    """Folder of the package's ``gdl`` or ``templates`` files (source tree, else installed copy)."""
-    here = Path(__file__).resolve().parents[2] / kind  # ulyss_ann/gdl/component.py -> the source tree
-    if here.is_dir():
-        return here
-    installed = Path(sys.prefix) / "share" / "ulyss_ann" / kind
-    if installed.is_dir():
-        return installed
-    raise UlyssAnnError(f"the package's {kind}/ folder is missing (looked in {here} and {installed}); "
-                        "reinstall ulyss_ann")
+    """Folder of the package's hand-written GDL (``kind="gdl"``: ``ulyss_ann/gdl/pro``) or of its
+    Jinja templates (``"templates"``: ``ulyss_ann/gdl/templates``), wherever the package is
+    installed (editable, a wheel in a venv, ``pip install --user``): package data, found
+    through :mod:`importlib.resources`. GDL reads them from disk, so they must be files."""
+    folder = resources.files("ulyss_ann.gdl") / {"gdl": "pro", "templates": "templates"}[kind]
+    if not isinstance(folder, Path) or not folder.is_dir():
+        raise UlyssAnnError(f"the package's GDL {kind} ({folder}) are not files on disk; reinstall ulyss_ann "
+                            "from a wheel or a source tree (not a zip)")
+    return folder
 
 
 def default_install_dir(name):

@@ -2,7 +2,7 @@
 
 An interpolator file is data. Its parameter names and units, the paths of files and
 folders, and the component name all end up inside GDL code: in the generated
-component (``templates/``) and in the statements the subprocess bridge types into
+component (``ulyss_ann/gdl/templates/``) and in the statements the subprocess bridge types into
 ``gdl``. GDL code is a language in which ``'`` ends a string, a newline or ``&`` ends
 a statement and ``;`` starts a comment, so a unit such as ``K' & spawn, 'rm -rf ~' ;``
 would run a shell command if pasted verbatim. Every such string therefore passes

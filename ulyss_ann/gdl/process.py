@@ -79,7 +79,7 @@ def ulyss_dir_or_error():
 def gdl_path(*folders, ulyss=True):
     """A ``GDL_PATH`` reaching ``folders``, ULySS (``pgm``, ``dep``) and GDL's libraries.
 
-    The package's hand-written GDL (``gdl/``) comes after ``folders``. Each folder is
+    The package's hand-written GDL (``ulyss_ann/gdl/pro/``) comes after ``folders``. Each folder is
     searched with its sub-folders (``+``).
     """
     from ulyss_ann.gdl.component import resource_dir

@@ -5,7 +5,7 @@ with positional arguments and returns its value: a 1-D float64 array (or a float
 for numbers, a ``str`` for a string. That is all the in-process bridge can do
 reliably (``../shared/notes/python-gdl-bridge.md``): keywords crash it, output
 arguments never come back, C++ built-ins return None, so everything goes through
-small ``.pro`` functions of ``gdl/`` that take positional arguments and return values.
+small ``.pro`` functions of ``ulyss_ann/gdl/pro/`` that take positional arguments and return values.
 
 * ``pygdl`` — ``import GDL`` from Debian's python3-gdl (CPython 3.11, NumPy < 2).
   About 5 µs a call; the GIL is held during a call; every call leaks ~2.5 KB;
