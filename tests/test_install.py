@@ -16,7 +16,7 @@ from conftest import PROJECT
 def wheel(tmp_path_factory):
     """A wheel built from a copy of the source (the tree itself is left as it is)."""
     source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "setup.cfg", "README.md"):
+    for name in ("pyproject.toml", "setup.cfg", "README.md", "LICENSE"):
         shutil.copy(PROJECT / name, source / name)
     shutil.copytree(PROJECT / "ulyss_ann", source / "ulyss_ann", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
@@ -33,6 +33,7 @@ def test_the_wheel_carries_the_gdl_routines_and_templates_as_package_data(wheel)
     assert {"ulyss_ann_fit.pro", "ulyss_ann_lsf.pro", "ulyss_ann_read_network.pro"} <= pros and templates
     assert pros == {p.name for p in (PROJECT / "ulyss_ann" / "gdl" / "pro").glob("*.pro")}
     assert not [n for n in names if ".data/data/share/" in n]  # nothing installed beside the package
+    assert [n for n in names if ".dist-info/" in n and n.endswith("LICENSE")]  # the GPL travels with it
 
 
 def test_an_installed_wheel_finds_its_gdl_files_where_it_was_installed(wheel, tmp_path):
