@@ -36,6 +36,38 @@ def test_help_teaches_the_workflow():
     assert "--strict" in eval_help and "PARAMS" in eval_help
 
 
+def _options(parser, path=()):
+    """(command, option) for every option of every command of ``parser``."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _options(sub, path + (name,))
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield " ".join(path), action
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    import argparse
+    import importlib
+
+    parser = importlib.import_module("ulyss_ann.cli.main")._build_parser()
+    undocumented, silent_defaults = [], []
+    for command, action in _options(parser):
+        name = f"{command} {'/'.join(action.option_strings) or action.dest}"
+        if not action.help or action.help == argparse.SUPPRESS:
+            undocumented.append(name)
+            continue
+        default = action.default
+        if action.option_strings and default not in (None, False, [], ()) and not isinstance(
+                action, argparse._StoreTrueAction):
+            shown = f"{default:g}" if isinstance(default, float) else str(default)
+            if "default" not in action.help and shown not in action.help:
+                silent_defaults.append(name)
+    assert not undocumented and not silent_defaults, (undocumented, silent_defaults)
+
+
 def test_info_describes_a_network(network_file):
     path, interp = network_file
     result = run("info", path)

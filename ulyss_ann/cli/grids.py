@@ -48,7 +48,7 @@ def add_grid_parsers(sub):
                     help="network to evaluate (default: the authors' trial 8 in ../shared/data/reference)")
     gp.add_argument("--nodes", default=os.path.join(REFERENCE, "gsl_nodes.txt"),
                     help="PHOENIX node names, one a line (default: the authors' gsl_nodes.txt)")
-    gp.add_argument("--overwrite", action="store_true")
+    gp.add_argument("--overwrite", action="store_true", help="replace an existing grid file")
     gp.set_defaults(run=_run_grid)
 
     ex = sub.add_parser("export", help="write a Keras network as a ULySS interpolator file",
@@ -63,7 +63,7 @@ def add_grid_parsers(sub):
     ex.add_argument("network", help="saved Keras model (.h5 or .keras)")
     ex.add_argument("--grid", required=True, help="the spectral grid it was trained on")
     ex.add_argument("-o", "--output", required=True, help="interpolator FITS file to write")
-    ex.add_argument("--overwrite", action="store_true")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing interpolator file")
     ex.set_defaults(run=_run_export)
 
     from ulyss_ann.training.keras_recipe import PRESETS

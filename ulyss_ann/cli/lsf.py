@@ -77,7 +77,7 @@ def add_lsf_parser(sub):
                     help="native engine's LOSVD: analytic (default) or ULySS's sampled Gaussian (the gdl "
                          "engine's)")
     mp.add_argument("--moments", type=int, default=2, choices=[2, 4], help="2: cz, sigma; 4: also h3, h4 (gdl)")
-    mp.add_argument("--backend", default="auto", choices=["auto", "pygdl", "subprocess"], help="GDL bridge (gdl)")
+    mp.add_argument("--backend", default="auto", choices=["auto", "pygdl", "subprocess"], help="GDL bridge, with --engine gdl (default: auto)")
     add_spectrum_options(mp)
     mp.add_argument("--smooth", metavar="polynomial:DEG|median:N",
                     help="write the LSF smoothed (a polynomial of degree DEG, or a running median of N chunks)")

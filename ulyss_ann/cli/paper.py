@@ -33,9 +33,10 @@ def add_paper_parsers(sub):
     sm.add_argument("-o", "--outdir", required=True, help="folder for the spectra and truth.ecsv")
     sm.add_argument("--model", default=os.path.join(REFERENCE, "gsl_ann_trial8.fits"),
                     help="generating network (default: the authors' trial 8)")
-    sm.add_argument("--n-stars", type=int, default=1063)
-    sm.add_argument("--n-spectra", type=int, default=1587)
-    sm.add_argument("--seed", type=int, default=6397)
+    sm.add_argument("--n-stars", type=int, default=1063, help="stars above the turn-off (default: 1063, the paper's)")
+    sm.add_argument("--n-spectra", type=int, default=1587,
+                    help="spectra of them, repeated visits included (default: 1587, the paper's)")
+    sm.add_argument("--seed", type=int, default=6397, help="random seed of the sample and its noise (default: 6397)")
     sm.add_argument("--region-grid", type=int, metavar="N", help="also write region_grid.fits (N spectra)")
     sm.set_defaults(run=_run_simulate)
 
@@ -53,7 +54,8 @@ def add_paper_parsers(sub):
     an.add_argument("-o", "--outdir", required=True, help="report folder")
     an.add_argument("--truth", help="truth.ecsv of a simulated sample")
     an.add_argument("--reference", help="reference table (id, Teff, Fe/H) to compare with, as the paper's B22")
-    an.add_argument("--reference-label", default="reference")
+    an.add_argument("--reference-label", default="reference",
+                    help="name of --reference in the figures and tables (default: reference)")
     an.add_argument("--fit-file", action="append", default=[], help="a *_fit.fits of fit --save-fits (Fig. 4)")
     an.set_defaults(run=_run_report)
 
