@@ -175,3 +175,13 @@ def test_import_ulyss_ann_stays_light():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"import ulyss_ann loaded {result.stdout.strip()}"
+
+
+def test_the_batch_driver_loads_no_engine_until_one_is_used():
+    """The driver of a batch (and a GDL-engine run) does not load the native engine's numba kernels or torch:
+    they cost their import in every process that does not fit natively."""
+    code = ("import sys, ulyss_ann.fitting.batch, ulyss_ann.fitting.tasks; "
+            "print(','.join(m for m in ('numba', 'torch', 'ulyss_ann.fitting.spectral_block') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"the batch driver loaded {result.stdout.strip()}"

@@ -19,10 +19,10 @@ Execution is Dask distributed: by default a ``LocalCluster`` of one worker proce
 per core, one thread each — one GDL session per worker, because GDL holds the GIL
 and is not thread-safe; ``scheduler="tcp://host:8786"`` runs the same batch on an
 existing cluster (each worker needs ulyss_ann, GDL and ULySS, and the files on a
-shared path). Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_`` in its workers by default
-(``distributed.nanny.pre-spawn-environ``), which made the native engine 2.2× slower per fit
-in a worker: the local cluster goes without it; a cluster of your own should too. Native
-tasks are blocks of spectra (:mod:`~ulyss_ann.fitting.tasks`). A worker killed or crashed (segfault, ``kill -9``) is restarted by its
+shared path). The local cluster's workers get :func:`dask_settings`: one BLAS thread,
+no sampling profiler, and glibc told to keep freed memory (Dask's default
+``MALLOC_TRIM_THRESHOLD_`` made the native engine 2.2× slower per fit in a worker); give a
+cluster of your own the same environment. Native tasks are blocks of spectra (:mod:`~ulyss_ann.fitting.tasks`). A worker killed or crashed (segfault, ``kill -9``) is restarted by its
 nanny and its task retried, ``retries`` times at most (Dask's ``allowed-failures``);
 after that the spectrum gets a ``failed: …`` row, which ``--resume`` fits again. The
 scheduler's heartbeat timeout is raised above the longest GDL call, which holds the
@@ -129,7 +129,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
             torch_device(device)  # no torch, or no GPU here: said before any work
         except ValueError as exc:
             raise UlyssAnnError(str(exc)) from None
-        if workers is None and gpu_requested(device):
+        if workers is None and gpu_requested(device, losvd):
             workers = 0  # one GPU: this process feeds it (workers would each hold a CUDA context on it)
     if engine == "gdl":
         from ulyss_ann.fitting.gdl_engine import check_gdl_paths

@@ -42,8 +42,7 @@ from ulyss_ann.fitting.core import FitEngine, Solution
 from ulyss_ann.fitting.result import file_stem
 from ulyss_ann.gdl.component import generate_component, resource_dir
 from ulyss_ann.gdl.literals import check_gdl_path
-from ulyss_ann.gdl.process import gdl_error
-from ulyss_ann.gdl.process import gdl_error_lines
+from ulyss_ann.gdl.process import gdl_error, gdl_error_lines, gdl_interrupted
 
 __all__ = ["GDLEngine", "check_gdl_paths", "RESULT_FIELDS", "PARAMETER_FIELDS", "LAST_FIT_COLUMNS",
            "decode_result"]
@@ -212,7 +211,7 @@ class GDLEngine(FitEngine):
             said += [line.strip() for line in printed if "fatal" in line.lower() and not line.startswith("%")]
             said = list(dict.fromkeys(said))  # each once, in order
             message += ": " + ("; ".join(said) if said else "ULySS printed no reason")
-        if "Interrupt encountered" in message:  # a SIGINT meant for the batch: the machinery's, not the spectrum's
+        if gdl_interrupted(message):  # a SIGINT meant for the batch: the machinery's, not the spectrum's
             # ULySS caught the interrupt: this gdl answered the calls above, but an interrupted gdl
             # has aborted on a later call (an assertion, in CI): the next spectrum gets a new one
             self.session.restart()

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["levenberg_marquardt", "unpegged", "LockstepFits", "FTOL", "XTOL", "MAX_ROUNDS", "SAME"]
+__all__ = ["levenberg_marquardt", "unpegged", "LockstepFits", "FTOL", "XTOL", "MAX_ROUNDS", "SAME", "BLOCK_SPECTRA"]
 
 #: Relative χ² reduction below which a fit has converged (MPFIT's test). uly_fit gives
 #: MPFIT 1e-5, but two optimisers stopped that early stop at different points of a flat
@@ -44,6 +44,10 @@ XTOL = 1e-10
 SAME = 0.05
 #: Rounds after which a fit is stopped where it is (MPFIT's MAXITER is 200).
 MAX_ROUNDS = 200
+#: Spectra of one grid fitted in lock-step on the CPU (× their guesses: the rows of a block),
+#: and so the spectra of a native batch task. Larger blocks pay NumPy's per-call cost fewer
+#: times but leave the CPU cache (a GPU takes :data:`~ulyss_ann.fitting.torch_block.GPU_BLOCK_SPECTRA`).
+BLOCK_SPECTRA = 32
 
 
 def unpegged(theta, grad, lower, upper):

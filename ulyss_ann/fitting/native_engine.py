@@ -76,21 +76,18 @@ import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.core import FitEngine, Solution
-from ulyss_ann.fitting.lockstep import levenberg_marquardt
+from ulyss_ann.fitting.lockstep import BLOCK_SPECTRA, levenberg_marquardt
 from ulyss_ann.fitting.spectral_block import SpectralBlock
 from ulyss_ann.fitting.torch_block import GPU_BLOCK_SPECTRA, TorchSpectralBlock, torch_device
 from ulyss_ann.spectra.lsf import read_lsf
 from ulyss_ann.fitting.numerics import C_KMS, extract, extract_linear, log_rebin, lsf_convolve
 
-__all__ = ["NativeEngine", "ANALYTIC_SIGMA_FLOOR", "BLOCK_SPECTRA"]
+__all__ = ["NativeEngine", "ANALYTIC_SIGMA_FLOOR"]
 
 #: σ floor [px] of the analytic LOSVD. ULySS's 0.3 px floor exists because its sampled
 #: kernel cannot represent less; the analytic one can, and with a relative LSF injected
 #: (``--lsf``) a star's remaining broadening is near zero: a 0.3 px floor would add ~20 km/s.
 ANALYTIC_SIGMA_FLOOR = 0.01
-#: Spectra of one grid fitted together (× their guesses: the rows of a block). Larger
-#: blocks pay NumPy's per-call cost fewer times but leave the CPU cache.
-BLOCK_SPECTRA = 32
 
 
 class NativeEngine(FitEngine):
@@ -111,7 +108,7 @@ class NativeEngine(FitEngine):
         self.activations = list(interp.activations)
         self.hidden = list(interp.weights[:-1])       # the output layer is rebinned per grid
         self.lsf = read_lsf(config.lsf) if config.lsf else None
-        try:
+        try:  # the analytic LOSVD has no torch form (gpu_requested says the same to the batch)
             self.device = None if config.losvd == "analytic" else torch_device(config.device)
         except ValueError as exc:
             raise UlyssAnnError(str(exc)) from None

@@ -20,13 +20,12 @@ from dataclasses import replace
 from ulyss_ann.errors import MachineryError, OversampledWarning, UlyssAnnError
 from ulyss_ann.fitting.engines import engine_for, engine_label
 from ulyss_ann.fitting.journal import failure_row
+from ulyss_ann.fitting.lockstep import BLOCK_SPECTRA
 from ulyss_ann.fitting.torch_block import GPU_BLOCK_SPECTRA, gpu_requested
 from ulyss_ann.spectra.inputs import as_spectrum
 
 __all__ = ["fit_one", "fit_block", "fit_block_noting_warnings", "task_blocks", "BLOCK_SPECTRA", "BLOCKS_PER_WORKER"]
 
-#: Spectra in a native task: enough to fill the engine's lock-step block.
-BLOCK_SPECTRA = 32
 #: Tasks per worker at least, so that a cluster's workers finish together.
 BLOCKS_PER_WORKER = 4
 
@@ -38,7 +37,7 @@ def task_blocks(tasks, config, slots):
     :data:`BLOCKS_PER_WORKER` blocks each."""
     if config.engine != "native":
         return [[task] for task in tasks]
-    block = GPU_BLOCK_SPECTRA if gpu_requested(config.device) else BLOCK_SPECTRA
+    block = GPU_BLOCK_SPECTRA if gpu_requested(config.device, config.losvd) else BLOCK_SPECTRA
     size = max(1, min(block, math.ceil(len(tasks) / (BLOCKS_PER_WORKER * slots)))) if slots > 1 else block
     return [tasks[i:i + size] for i in range(0, len(tasks), size)]
 
@@ -48,6 +47,7 @@ def _read(source, ident):
     if ident is not None and spectrum.meta.get("id") != ident:
         spectrum = replace(spectrum, meta={**spectrum.meta, "id": ident})
     return spectrum
+
 
 def fit_one(source, config, fixed=None, key=None, interp=None, ident=None):
     """Fit one spectrum (a file or a Spectrum); always returns a row (failures say why in ``status``).
@@ -60,9 +60,7 @@ def fit_one(source, config, fixed=None, key=None, interp=None, ident=None):
     spectrum, name = None, engine_label(config)
     key = key if key is not None else os.path.abspath(source)
     try:
-        spectrum = as_spectrum(source)
-        if ident is not None and spectrum.meta.get("id") != ident:
-            spectrum = replace(spectrum, meta={**spectrum.meta, "id": ident})
+        spectrum = _read(source, ident)
         engine = engine_for(config, interp)
         name = engine.name  # gdl-subprocess, gdl-pygdl or native: the same label as the successful rows
         row = engine.fit(spectrum, fixed).row()

@@ -23,8 +23,6 @@ Units: v, σ and ``voff`` in pixels of the ln-λ grid; θ[2:] in the network's u
 
 import numpy as np
 
-from ulyss_ann.fitting.spectral_block import legendre_products
-
 __all__ = ["TorchSpectralBlock", "torch_device", "gpu_requested", "GPU_BLOCK_SPECTRA"]
 
 #: Spectra of one grid fitted together on a GPU (the CPU path takes 32): a GPU needs thousands
@@ -32,8 +30,11 @@ __all__ = ["TorchSpectralBlock", "torch_device", "gpu_requested", "GPU_BLOCK_SPE
 GPU_BLOCK_SPECTRA = 2048
 
 
-def gpu_requested(device):
-    """Whether ``device`` will run the torch path, told without importing torch (for sizing tasks)."""
+def gpu_requested(device, losvd="sampled"):
+    """Whether ``device`` (with ``losvd``) will run the torch path, told without importing torch
+    (for sizing tasks): never with the analytic LOSVD, which the torch block does not have."""
+    if losvd == "analytic":
+        return False
     if device == "auto":
         import importlib.util
 
@@ -102,6 +103,8 @@ class TorchSpectralBlock:
     def __init__(self, network, layer, data, weights, mdegree, voff, losvd, free, device):
         import torch
         from numpy.polynomial import legendre
+
+        from ulyss_ann.fitting.spectral_block import legendre_products  # here: numba stays out of the driver
 
         if losvd != "sampled":
             raise ValueError("the torch block has ULySS's sampled LOSVD only; use device='cpu' for the analytic one")

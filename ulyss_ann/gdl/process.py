@@ -22,8 +22,8 @@ from ulyss_ann.errors import MachineryError, UlyssAnnError
 from ulyss_ann.gdl.literals import check_gdl_path, gdl_string
 from ulyss_ann.gdl.ulyss_location import INSTALL_HINT, default_ulyss_dir, find_ulyss
 
-__all__ = ["GDLError", "GDLProcessError", "GDLNotFoundError", "gdl_error", "gdl_executable", "gdl_path",
-           "gdl_error_lines", "run_gdl", "ulyss_dir_or_error"]
+__all__ = ["GDLError", "GDLProcessError", "GDLNotFoundError", "gdl_error", "gdl_interrupted", "gdl_executable",
+           "gdl_path", "gdl_error_lines", "run_gdl", "ulyss_dir_or_error"]
 
 #: GDL's own libraries as Debian installs them (gdl-astrolib, gdl-mpfit, gdl-coyote).
 SYSTEM_LIBRARIES = [
@@ -47,11 +47,16 @@ class GDLProcessError(GDLError, MachineryError):
     ``failed: …`` row and fits it again on ``--resume``; the session starts afresh."""
 
 
+def gdl_interrupted(message):
+    """Whether GDL's message says it was interrupted (a SIGINT reached it)."""
+    return "Interrupt encountered" in message
+
+
 def gdl_error(message):
     """The exception for an error GDL reported: a GDLError, or a GDLProcessError when GDL was
     interrupted (a SIGINT sent to the batch's process group reached it): then the machinery
     was stopped, not the spectrum wrong, and ``--resume`` fits it again."""
-    if "Interrupt encountered" in message:
+    if gdl_interrupted(message):
         return GDLProcessError(f"GDL was interrupted (SIGINT) during the call: {message}")
     return GDLError(message)
 

@@ -40,7 +40,7 @@ import numpy as np
 from ulyss_ann.gdl.literals import check_gdl_path, gdl_identifier, gdl_number, gdl_string
 from ulyss_ann.gdl.ulyss_location import find_ulyss
 from ulyss_ann.gdl.process import (GDLError, GDLNotFoundError, GDLProcessError, ulyss_dir_or_error, gdl_error_lines,
-                                   gdl_error, gdl_executable, gdl_path)
+                                   gdl_error, gdl_executable, gdl_interrupted, gdl_path)
 
 __all__ = ["open_session", "resolve_backend", "GDLSession", "PyGDLSession", "SubprocessGDLSession", "BACKENDS",
            "pygdl_available", "import_gdl"]
@@ -309,7 +309,7 @@ class SubprocessGDLSession(GDLSession):
                 break
             lines.append(line)
         errors = gdl_error_lines(lines)
-        if any("Interrupt encountered" in error for error in errors):
+        if any(gdl_interrupted(error) for error in errors):
             self._kill()  # a SIGINT leaves gdl unsound (its next call aborted on an assertion in CI): a new one
         elif errors:
             try:
