@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import ulyss_ann
 from ulyss_ann import Interpolator, Parameter, WavelengthGrid
 from ulyss_ann.fitting.journal import Journal
 from ulyss_ann.spectra.examples import example_interpolator_path
@@ -15,6 +16,11 @@ from ulyss_ann.spectra.examples import example_interpolator_path
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared"
 REFERENCE = SHARED / "data" / "reference"
+
+# The wheel leg of scripts/test must test the installed wheel, never this checkout's sources.
+if os.environ.get("ULYSS_ANN_TEST_WHEEL") and Path(ulyss_ann.__file__).resolve().is_relative_to(PROJECT / "ulyss_ann"):
+    pytest.exit(f"ULYSS_ANN_TEST_WHEEL is set but ulyss_ann was imported from {ulyss_ann.__file__} "
+                "(run pytest with python -P)", returncode=3)
 
 # Keras 3 on torch (jax needs NumPy 2, which python3-gdl refuses; see ulyss_ann.training.keras_recipe).
 os.environ.setdefault("KERAS_BACKEND", "torch")

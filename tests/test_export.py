@@ -1,6 +1,7 @@
 """Spectral grids and the export of Keras networks to interpolator files."""
 
 import os
+import importlib.util
 import subprocess
 import sys
 
@@ -40,6 +41,7 @@ def test_surrogate_grid_is_trial8_at_the_nodes_and_says_so(surrogate):
 
 @pytest.mark.parametrize("trial", [7, 8])
 def test_authors_keras2_files_export_to_their_published_interpolators(surrogate, tmp_path, trial):
+    pytest.importorskip("h5py", reason="h5py (the train extra) reads the .h5 files")
     out = tmp_path / "exported.fits"
     result = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "export",
                              str(reference_file(f"gsl_ann_trial{trial}.keras2.h5")), "--grid", str(surrogate),
@@ -97,3 +99,15 @@ def test_grid_and_export_errors(tmp_path):
         SpectralGrid.load(tmp_path / "notgrid.fits")
     with pytest.raises(UlyssAnnError, match="absent.txt: .*No such file"):
         surrogate_grid(reference_file("gsl_ann_trial8.fits"), tmp_path / "absent.txt")
+
+
+def test_without_h5py_exporting_an_h5_network_is_one_line(surrogate, tmp_path):
+    """Where the train extra is not installed (the wheel leg of scripts/test): the fix in one line."""
+    if importlib.util.find_spec("h5py") is not None:
+        pytest.skip("h5py is installed here")
+    network = reference_file("gsl_ann_trial7.keras2.h5")
+    result = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "export", str(network), "--grid", str(surrogate),
+                             "-o", str(tmp_path / "x.fits")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        f"ulyss-ann: error: {network}: reading a Keras .h5 network needs h5py (pip install 'ulyss_ann[train]', "
+        "or pip install h5py)"]

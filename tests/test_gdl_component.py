@@ -65,7 +65,7 @@ def test_keywords_follow_uly_tgm():
 
 
 def _gdl_spectra(name, folder, params):
-    body = "\n".join(f"print, {name}_spectrum([{', '.join(f'{v!r}d' for v in p)}]), FORMAT='(e25.17)'"
+    body = "\n".join(f"print, {name}_spectrum([{', '.join(f'{float(v)!r}d' for v in p)}]), FORMAT='(e25.17)'"
                      for p in params)
     return run_gdl(body, folders=[folder], ulyss=False)
 

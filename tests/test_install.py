@@ -1,11 +1,13 @@
 """The package installed from a wheel (not the source tree): its GDL routines and templates are package data,
 found through importlib.resources wherever the wheel was installed."""
 
+import os
 import shutil
 import subprocess
 import sys
 import sysconfig
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +53,51 @@ def test_an_installed_wheel_finds_its_gdl_files_where_it_was_installed(wheel, tm
     gdl, templates = result.stdout.split()
     assert gdl == str(target / "ulyss_ann" / "gdl" / "pro")
     assert templates == str(target / "ulyss_ann" / "gdl" / "templates")
+
+
+@pytest.mark.skipif(not os.environ.get("ULYSS_ANN_TEST_WHEEL"), reason="the wheel leg of ./scripts/test only")
+def test_the_wheel_leg_tests_the_installed_wheel_with_numpy_2():
+    """scripts/test's second leg: the package, its GDL files and the tests' subprocesses all come from the
+    installed wheel (never the checkout), with NumPy 2."""
+    import numpy
+
+    import ulyss_ann
+    from ulyss_ann.gdl.component import resource_dir
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    assert Path(ulyss_ann.__file__).is_relative_to(site)
+    assert resource_dir("gdl").is_relative_to(site) and resource_dir("templates").is_relative_to(site)
+    assert int(numpy.__version__.split(".")[0]) >= 2
+    # what the tests' `python -m ulyss_ann.cli` import, run from the checkout
+    child = subprocess.run([sys.executable, "-c", "import ulyss_ann; print(ulyss_ann.__file__)"],
+                           capture_output=True, text=True, cwd=PROJECT, timeout=120)
+    assert Path(child.stdout.strip()).is_relative_to(site), child.stdout + child.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("ULYSS_ANN_TEST_WHEEL"), reason="the wheel leg of ./scripts/test only")
+def test_the_wheel_fits_the_muse_star_as_the_debian_venv_does(tmp_path):
+    """#16's done-when: the MUSE star with trial 7, natively, from the wheel (NumPy 2) and from the Debian
+    venv of scripts/setup (NumPy 1.x): the same answer (≤ 0.5 K, ≤ 0.001 dex)."""
+    from astropy.table import Table
+
+    from conftest import SHARED, reference_file
+
+    debian = PROJECT / ".venv" / "bin" / "python"
+    if not debian.is_file():
+        pytest.skip(f"{debian} absent (./scripts/setup builds it)")
+    star = SHARED / "data" / "muse" / "ngc6397id000010554jd2456865p5826f000.fits"
+    if not star.is_file():
+        pytest.skip(f"{star} not found")
+    rows = {}
+    for label, python in (("wheel", sys.executable), ("debian", str(debian))):
+        out = tmp_path / f"{label}.ecsv"
+        result = subprocess.run([python, "-m", "ulyss_ann.cli", "fit", str(star), "-m",
+                                 str(reference_file("gsl_ann_trial7.fits")), "--engine", "native", "-j", "0",
+                                 "-o", str(out), "--quiet"], capture_output=True, text=True, timeout=600,
+                                cwd=tmp_path, stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stderr
+        rows[label] = Table.read(out)[0]
+    wheel, debian_row = rows["wheel"], rows["debian"]
+    assert wheel["status"] == debian_row["status"] == "ok"
+    assert abs(wheel["Teff"] - debian_row["Teff"]) <= 0.5
+    assert abs(wheel["Logg"] - debian_row["Logg"]) <= 0.001 and abs(wheel["Fe/H"] - debian_row["Fe/H"]) <= 0.001

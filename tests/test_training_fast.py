@@ -60,6 +60,7 @@ def test_varpro_beats_the_best_linear_fit_and_honours_the_target():
 
 
 def test_fast_recipe_cli_writes_a_network_that_exports(tmp_path):
+    pytest.importorskip("h5py", reason="h5py (the train extra) writes the .keras file")
     grid = example_grid()
     params = grid.params
     grid.save(tmp_path / "grid.fits")
@@ -97,6 +98,7 @@ def test_fast_recipe_cli_writes_a_network_that_exports(tmp_path):
 
 def test_fast_recipe_builds_its_interpolator_without_keras(tmp_path):
     """No Keras and no pyplot are loaded; the .keras it writes (with h5py) is the network of the interpolator."""
+    pytest.importorskip("h5py", reason="h5py (the train extra) writes the .keras file")
     example_grid().save(tmp_path / "grid.fits")
     code = ("import sys\n"
             "from ulyss_ann.spectra.grid import SpectralGrid\n"

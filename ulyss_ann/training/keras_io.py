@@ -52,7 +52,11 @@ def _activation(path, layer):
 
 
 def _read_h5(path):
-    import h5py
+    try:
+        import h5py
+    except ImportError:
+        raise UlyssAnnError(f"{path}: reading a Keras .h5 network needs h5py "
+                            "(pip install 'ulyss_ann[train]', or pip install h5py)") from None
 
     with h5py.File(path, "r") as handle:
         if "model_config" not in handle.attrs or "model_weights" not in handle:
@@ -132,7 +136,7 @@ def save_recipe_network(path, weights, seed):
     try:
         import h5py
     except ImportError:
-        raise UlyssAnnError(f"{path}: writing a .keras network needs h5py (pip install h5py)") from None
+        raise UlyssAnnError(f"{path}: writing a .keras network needs h5py (pip install 'ulyss_ann[train]', or pip install h5py)") from None
     npar = weights[0].shape[0] - 1
     layers = [_keras_object("keras.layers", "InputLayer", {"batch_shape": [None, npar], "dtype": "float64",
                                                             "name": "input_layer"})]
