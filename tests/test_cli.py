@@ -1,5 +1,6 @@
 """The ulyss-ann command line, end to end in a subprocess as a user runs it."""
 
+import os
 import subprocess
 import sys
 
@@ -30,7 +31,7 @@ def assert_one_line_error(result, *fragments):
 def test_help_teaches_the_workflow():
     result = run("--help")
     assert result.returncode == 0
-    for text in ("ulyss-ann info MODEL", "ulyss-ann eval MODEL --param Teff=5000", "--table"):
+    for text in ("ulyss-ann info -m MODEL", "ulyss-ann eval -m MODEL --param Teff=5000", "--table"):
         assert text in result.stdout
     eval_help = run("eval", "--help").stdout
     assert "--strict" in eval_help and "PARAMS" in eval_help
@@ -50,12 +51,15 @@ def _options(parser, path=()):
 
 def test_every_option_says_what_it_does_and_its_default():
     import argparse
-    import importlib
 
-    parser = importlib.import_module("ulyss_ann.cli.main")._build_parser()
-    undocumented, silent_defaults = [], []
-    for command, action in _options(parser):
+    from ulyss_ann.cli import build_parser
+
+    undocumented, silent_defaults, hidden = [], [], []
+    for command, action in _options(build_parser()):
         name = f"{command} {'/'.join(action.option_strings) or action.dest}"
+        if action.help == argparse.SUPPRESS and action.dest == "deprecated_model":
+            hidden.append(command)  # the positional MODEL of before -m: accepted, not shown
+            continue
         if not action.help or action.help == argparse.SUPPRESS:
             undocumented.append(name)
             continue
@@ -66,11 +70,12 @@ def test_every_option_says_what_it_does_and_its_default():
             if "default" not in action.help and shown not in action.help:
                 silent_defaults.append(name)
     assert not undocumented and not silent_defaults, (undocumented, silent_defaults)
+    assert sorted(hidden) == ["eval", "gdl-export", "info"]
 
 
 def test_info_describes_a_network(network_file):
     path, interp = network_file
-    result = run("info", path)
+    result = run("info", "-m", path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "version 0.0.3" in out and "[3, 5, 7, 40]" in out and f"{interp.n_weights:,}" in out
@@ -90,7 +95,7 @@ def test_info_defaults_to_the_bundled_example_and_says_surrogate():
 def test_eval_one_spectrum_writes_fits_with_wcs_and_a_figure(network_file, tmp_path):
     path, interp = network_file
     out, png = tmp_path / "spec.fits", tmp_path / "spec.png"
-    result = run("eval", path, "--param", "Teff=5000", "--param", "logg=2", "-p", "FE/H=-1.5",
+    result = run("eval", "-m", path, "--param", "Teff=5000", "--param", "logg=2", "-p", "FE/H=-1.5",
                  "-o", out, "--plot", png)
     assert result.returncode == 0, result.stderr
     with fits.open(out) as hdul:
@@ -108,7 +113,7 @@ def test_eval_authors_trial7_matches_independent_forward_pass(tmp_path):
     """Done-when of the foundation issue: ulyss-ann eval on trial 7 to <= 1e-10."""
     path = reference_file("gsl_ann_trial7.fits")
     out = tmp_path / "t7.fits"
-    result = run("eval", path, "--param", "Teff=5000", "--param", "Logg=2", "--param", "Fe/H=-1.5", "-o", out)
+    result = run("eval", "-m", path, "--param", "Teff=5000", "--param", "Logg=2", "--param", "Fe/H=-1.5", "-o", out)
     assert result.returncode == 0, result.stderr
     with fits.open(path) as hdul:
         layers = dict((h.header["I_LAYER"], h.data.astype(float)) for h in hdul)
@@ -127,7 +132,7 @@ def test_eval_table_gives_image_and_params_hdu(network_file, tmp_path):
     table["teff"].unit = "K"
     table.write(tmp_path / "params.ecsv")
     out = tmp_path / "many.fits"
-    result = run("eval", path, "--table", tmp_path / "params.ecsv", "-o", out, "--plot", tmp_path / "m.png")
+    result = run("eval", "-m", path, "--table", tmp_path / "params.ecsv", "-o", out, "--plot", tmp_path / "m.png")
     assert result.returncode == 0, result.stderr
     with fits.open(out) as hdul:
         assert hdul[0].data.shape == (3, interp.npix)
@@ -140,7 +145,7 @@ def test_eval_table_gives_image_and_params_hdu(network_file, tmp_path):
 
 def test_out_of_bounds_warns_then_strict_refuses(network_file, tmp_path):
     path, _ = network_file
-    args = ["eval", path, "-p", "Teff=9500", "-p", "Logg=2", "-p", "Fe/H=-1"]
+    args = ["eval", "-m", path, "-p", "Teff=9500", "-p", "Logg=2", "-p", "Fe/H=-1"]
     warned = run(*args, "-o", tmp_path / "a.fits")
     assert warned.returncode == 0 and (tmp_path / "a.fits").exists()
     assert "ulyss-ann: warning: Teff = 9500" in warned.stderr and "extrapolates" in warned.stderr
@@ -158,16 +163,16 @@ def test_out_of_bounds_warns_then_strict_refuses(network_file, tmp_path):
 ])
 def test_eval_parameter_errors(network_file, tmp_path, extra, fragments):
     path, _ = network_file
-    assert_one_line_error(run("eval", path, *extra, "-o", tmp_path / "x.fits"), *fragments)
+    assert_one_line_error(run("eval", "-m", path, *extra, "-o", tmp_path / "x.fits"), *fragments)
 
 
 def test_eval_table_errors(network_file, tmp_path):
     path, _ = network_file
     Table({"Teff": [5000.0], "Logg": [2.0]}).write(tmp_path / "short.ecsv")
-    assert_one_line_error(run("eval", path, "--table", tmp_path / "short.ecsv", "-o", tmp_path / "x.fits"),
+    assert_one_line_error(run("eval", "-m", path, "--table", tmp_path / "short.ecsv", "-o", tmp_path / "x.fits"),
                           "short.ecsv", "missing column(s) Fe/H")
     (tmp_path / "junk.ecsv").write_text("\x00\x01 not a table")
-    assert_one_line_error(run("eval", path, "--table", tmp_path / "junk.ecsv", "-o", tmp_path / "x.fits"),
+    assert_one_line_error(run("eval", "-m", path, "--table", tmp_path / "junk.ecsv", "-o", tmp_path / "x.fits"),
                           "junk.ecsv", "cannot read as a table")
 
 
@@ -175,7 +180,7 @@ def test_eval_will_not_overwrite_without_asking(network_file, tmp_path):
     path, _ = network_file
     out = tmp_path / "s.fits"
     out.write_text("precious")
-    args = ["eval", path, "-p", "Teff=5000", "-p", "Logg=2", "-p", "Fe/H=-1", "-o", out]
+    args = ["eval", "-m", path, "-p", "Teff=5000", "-p", "Logg=2", "-p", "Fe/H=-1", "-o", out]
     assert_one_line_error(run(*args), "s.fits", "--overwrite")
     assert out.read_text() == "precious"
     assert run(*args, "--overwrite").returncode == 0
@@ -183,17 +188,17 @@ def test_eval_will_not_overwrite_without_asking(network_file, tmp_path):
 
 def test_nothing_to_do_is_an_error(network_file):
     path, _ = network_file
-    assert_one_line_error(run("eval", path, "-p", "Teff=5000"), "nothing to do")
+    assert_one_line_error(run("eval", "-m", path, "-p", "Teff=5000"), "nothing to do")
 
 
 def test_bad_model_files_give_one_line_naming_them(tmp_path):
     (tmp_path / "notfits.fits").write_text("hello")
-    assert_one_line_error(run("info", tmp_path / "notfits.fits"), "notfits.fits", "not a FITS file")
-    assert_one_line_error(run("info", tmp_path / "absent.fits"), "absent.fits", "no such file")
+    assert_one_line_error(run("info", "-m", tmp_path / "notfits.fits"), "notfits.fits", "not a FITS file")
+    assert_one_line_error(run("info", "-m", tmp_path / "absent.fits"), "absent.fits", "no such file")
     net = make_network()
     net.write(tmp_path / "net.fits")
     (tmp_path / "cut.fits").write_bytes((tmp_path / "net.fits").read_bytes()[:5000])
-    assert_one_line_error(run("eval", tmp_path / "cut.fits", "-p", "Teff=5000", "-o", tmp_path / "o.fits"),
+    assert_one_line_error(run("eval", "-m", tmp_path / "cut.fits", "-p", "Teff=5000", "-o", tmp_path / "o.fits"),
                           "cut.fits", "truncated")
 
 
@@ -207,7 +212,7 @@ def test_console_script_is_installed():
 
 def test_gdl_export_writes_a_component_and_the_path_line(network_file, tmp_path):
     path, _ = network_file
-    result = run("gdl-export", path, "--name", "mynet", "-o", tmp_path / "comp")
+    result = run("gdl-export", "-m", path, "--name", "mynet", "-o", tmp_path / "comp")
     assert result.returncode == 0, result.stderr
     for name in ("mynet.pro", "mynet_init.pro", "mynet_eval.pro", "mynet_spectrum.pro", "mynet.fits"):
         assert (tmp_path / "comp" / name).is_file()
@@ -217,7 +222,7 @@ def test_gdl_export_writes_a_component_and_the_path_line(network_file, tmp_path)
 
 def test_gdl_export_refuses_a_bad_name(network_file, tmp_path):
     path, _ = network_file
-    assert_one_line_error(run("gdl-export", path, "--name", "9lives", "-o", tmp_path / "c"),
+    assert_one_line_error(run("gdl-export", "-m", path, "--name", "9lives", "-o", tmp_path / "c"),
                           "--name '9lives'", "letter")
 
 
@@ -235,3 +240,15 @@ def test_fit_option_errors_are_one_line(tmp_path, args, fragments):
     result = run("fit", spectrum, "-o", tmp_path / "r.ecsv", *args) if "-o" not in args else \
         run("fit", spectrum, *args)
     assert_one_line_error(result, *fragments)
+
+
+def test_a_closed_pipe_ends_quietly_without_a_traceback():
+    """`ulyss-ann info | head -1`: the reader is gone before we write; no traceback, the shell's 141."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "info", "-m", "example"], stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141 and result.stderr == "", result.stderr

@@ -144,10 +144,10 @@ def test_hostile_parameter_names_are_refused_naming_file_hdu_and_keyword(name, t
     message = str(error.value)
     assert message.startswith(f"{path}: HDU 0 (TERM_WEIGHTS): keyword I_P_NM1: parameter name")
     assert "\n" not in message
-    result = run_cli("info", path, cwd=tmp_path)
+    result = run_cli("info", "-m", path, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "keyword I_P_NM1" in result.stderr
-    result = run_cli("gdl-export", path, "-o", tmp_path / "out", cwd=tmp_path)
+    result = run_cli("gdl-export", "-m", path, "-o", tmp_path / "out", cwd=tmp_path)
     assert result.returncode == 2 and "keyword I_P_NM1" in result.stderr and not (tmp_path / "out").exists()
 
 
@@ -163,7 +163,7 @@ def test_parameters_built_in_memory_are_checked_too():
 
 def test_info_shows_a_hostile_unit_as_data(tmp_path):
     path = hostile_unit_file(tmp_path / "unit.fits")
-    result = run_cli("info", path, cwd=tmp_path)
+    result = run_cli("info", "-m", path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert HOSTILE_UNIT in result.stdout
 
@@ -173,7 +173,7 @@ def test_info_shows_a_hostile_unit_as_data(tmp_path):
 def test_exported_component_with_hostile_unit_runs_no_command(tmp_path):
     path = hostile_unit_file(tmp_path / "unit.fits")
     out = tmp_path / "out"
-    result = run_cli("gdl-export", path, "--name", "evilnet", "-o", out, cwd=tmp_path)
+    result = run_cli("gdl-export", "-m", path, "--name", "evilnet", "-o", out, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     code = (out / "evilnet.pro").read_text()
     assert "(*cmp.para)[0].unit = 'K'' & spawn, ''touch $ULYSS_ANN_PWNED'' ;'" in code
@@ -205,14 +205,14 @@ def test_odd_paths_and_file_names_reach_gdl_verbatim(tmp_path):
     assert f"<{out / 'oddnet.fits'}>" in printed and "2099" in printed
     assert_no_command_ran(tmp_path)
     # The GDL_PATH line that gdl-export prints is quoted for the shell: pasted, it runs nothing.
-    result = run_cli("gdl-export", source, "--name", "oddnet", "-o", out, cwd=tmp_path)
+    result = run_cli("gdl-export", "-m", source, "--name", "oddnet", "-o", out, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     line = next(x for x in result.stdout.splitlines() if x.strip().startswith("export GDL_PATH="))
     shell = subprocess.run(["bash", "-c", line.strip() + '; printf %s "$GDL_PATH"'], capture_output=True, text=True)
     assert shell.stdout.startswith(f"+{out}:")
     assert_no_command_ran(tmp_path)
     # A folder GDL would expand is refused before anything is written.
-    result = run_cli("gdl-export", source, "--name", "x", "-o", tmp_path / "a$HOME", cwd=tmp_path)
+    result = run_cli("gdl-export", "-m", source, "--name", "x", "-o", tmp_path / "a$HOME", cwd=tmp_path)
     assert result.returncode == 2 and "'$'" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "a$HOME").exists()
 

@@ -79,6 +79,6 @@ def test_bundled_miles_interpolator_describes_itself():
     interp = Interpolator.read(miles_interpolator_path())
     assert interp.architecture == [3, 32, 64, 4300] and not interp.is_surrogate
     assert interp.nodes.shape[1] == 3 and len(interp.nodes) > 600
-    info = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "info", miles_interpolator_path()],
+    info = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "info", "-m", "miles"],
                           capture_output=True, text=True)
     assert info.returncode == 0 and "MILES library, continuum-normalised" in info.stdout and "4300 px" in info.stdout

@@ -7,8 +7,8 @@ Part of the command line (:mod:`ulyss_ann.cli`); errors are UlyssAnnError, print
 import argparse
 import sys
 
+from ulyss_ann.cli.options import add_dashboard_option, add_model_option, model_file
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.spectra.examples import example_interpolator_path
 
 FIT_DESCRIPTION = """\
 Fit spectra with an interpolator: the model of the paper's Eq. 8,
@@ -49,12 +49,13 @@ def add_fit_parser(sub):
     fp = sub.add_parser("fit", help="fit many spectra (GDL + ULySS or native; parallel, resumable)",
                         formatter_class=argparse.RawDescriptionHelpFormatter, description=FIT_DESCRIPTION,
                         epilog="examples:\n"
-                               "  ulyss-ann fit muse/*.fits --model gsl_ann_trial7.fits -o r.ecsv\n"
-                               "  ulyss-ann fit muse/*.fits --model M --fix Logg=photometry.ecsv:logg --plot r.png\n"
-                               "  ulyss-ann lsf measure muse/*.fits --model M -o muse.lsf --plot lsf.png\n"
-                               "  ulyss-ann fit muse/*.fits --model M --lsf muse.lsf --engine native --losvd analytic\n"
-                               "  ulyss-ann fit muse/*.fits --model M -o r.ecsv --resume   # after a crash\n"
-                               "  ulyss-ann fit big/*.fits --model M --scheduler tcp://head:8786\n\n"
+                               "  ulyss-ann fit muse/*.fits -m gsl_ann_trial7.fits -o r.ecsv\n"
+                               "  ulyss-ann fit muse/*.fits -m miles -o r_miles.ecsv   # a bundled network, by name\n"
+                               "  ulyss-ann fit muse/*.fits -m M --fix Logg=photometry.ecsv:logg --plot r.png\n"
+                               "  ulyss-ann lsf measure muse/*.fits -m M -o muse.lsf --plot lsf.png\n"
+                               "  ulyss-ann fit muse/*.fits -m M --lsf muse.lsf --engine native --losvd analytic\n"
+                               "  ulyss-ann fit muse/*.fits -m M -o r.ecsv --resume   # after a crash\n"
+                               "  ulyss-ann fit big/*.fits -m M --scheduler tcp://head:8786 --dashboard\n\n"
                                "status column: ok; error: <why> (the spectrum: unreadable, no overlap, no signal,\n"
                                "  a fixed value missing; kept on --resume unless --retry-failed); failed: <why>\n"
                                "  (the machinery: a worker or GDL died or hung; --resume fits it again, 3 tries)\n\n"
@@ -66,8 +67,9 @@ def add_fit_parser(sub):
                                "  3  no spectrum fitted (the table is written, each row says why)\n"
                                "  130  interrupted (Ctrl-C): finished spectra are in the journal; --resume")
     fp.add_argument("files", nargs="+", metavar="SPECTRUM", help="spectrum files")
-    fp.add_argument("-m", "--model", help="interpolator FITS file (default: the bundled example)")
-    fp.add_argument("-o", "--output", default="results.ecsv", help="results table (default: results.ecsv)")
+    add_model_option(fp)
+    fp.add_argument("-o", "--output", default="results.ecsv", metavar="FILE",
+                    help="results table to write (format from its extension, e.g. .ecsv; default: results.ecsv)")
     add_spectrum_options(fp)
     fp.add_argument("-j", "--workers", type=int,
                     help="worker processes (default: one per core; none with a GPU --device; 0: no Dask)")
@@ -94,10 +96,12 @@ def add_fit_parser(sub):
     fp.add_argument("--add-spectra", action="store_true",
                     help="with --resume: accept spectra that are not in the run yet and fit them into it")
     fp.add_argument("--overwrite", action="store_true", help="start afresh, replacing OUTPUT and its journal")
-    fp.add_argument("--save-fits", metavar="DIR", help="write each spectrum's best fit and residuals as FITS")
+    fp.add_argument("--save-fits", metavar="DIR", help="folder to write each spectrum's best fit and residuals "
+                                                       "to, as FITS")
     fp.add_argument("--plot", metavar="FILE.png", help="a figure: one spectrum's fit and residuals, or for several the distributions "
                                                         "of the fitted parameters")
-    fp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    fp.add_argument("--quiet", action="store_true", help="no progress bar or summary, nothing of Dask's")
+    add_dashboard_option(fp)
     fp.set_defaults(run=_run_fit)
 
 
@@ -158,7 +162,7 @@ def _run_fit(args):
 
     options = fit_options(args)
     fixed = pairs(args.fix, "--fix")
-    model = args.model or example_interpolator_path()
+    model = model_file(args)
     if args.plot:
         from ulyss_ann.figures import check_figure_path
 
@@ -167,7 +171,7 @@ def _run_fit(args):
         table = fit(args.files, model, args.output, fixed=fixed or None, workers=args.workers,
                     scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite, engine=args.engine,
                     progress=not args.quiet, save_fits=args.save_fits, retry_failed=args.retry_failed,
-                    add_spectra=args.add_spectra, **options)
+                    add_spectra=args.add_spectra, dashboard=args.dashboard, **options)
     except KeyboardInterrupt:
         print(f"ulyss-ann: interrupted: the spectra finished are in {args.output}.journal.jsonl; "
               "run the same command with --resume to go on", file=sys.stderr)

@@ -8,6 +8,7 @@ import argparse
 import os
 
 from ulyss_ann.cli.fit import parse_floats
+from ulyss_ann.cli.options import MODEL_KINDS, add_dashboard_option, add_model_option, model_file
 from ulyss_ann.errors import UlyssAnnError
 
 # The authors' files beside the source tree (../shared/data/reference); ulyss_ann/cli/grids.py is 3 deep.
@@ -16,40 +17,61 @@ REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path
 
 
 def add_grid_parsers(sub):
-    gp = sub.add_parser("grid", help="make a spectral grid (the surrogate grid)",
+    gp = sub.add_parser("grid", help="make a spectral grid: surrogate, phoenix or miles",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Make a spectral grid: one FITS file with the spectra (image HDU FLUX, "
-                                    "wavelength WCS) and their parameters (table HDU PARAMS, with units).\n\n"
-                                    "surrogate: the authors' trial-8 network evaluated at the 2908 GSL nodes, the\n"
-                                    "stand-in for the Goettingen spectra, which cannot be downloaded here. It says\n"
-                                    "SURROGAT = T, and so does everything made from it.\n\n"
-                                    "phoenix FILES: Goettingen/PHOENIX spectra (HiRes FITS with --wave, R=10000\n"
-                                    "FITS with a log WCS, or two-column text), converted to air and preprocessed as\n"
-                                    "the paper (2 A FWHM, 1.25 A bins over 4762.25-7384.75 A, median 1).\n\n"
-                                    "miles DIR: the MILES library (MILES_res2.50_star_m*.fits and params.csv), each "
-                                    "star divided by\nits pseudo-continuum (Legendre upper envelope, "
-                                    "--continuum-degree) and its median:\nreddening and flux-calibration errors "
-                                    "removed, as ULySS's MILES interpolator does.",
+                                    "wavelength WCS)\nand their parameters (table HDU PARAMS, with units). "
+                                    "Three kinds, each with its own options (ulyss-ann grid KIND --help).",
                         epilog="examples:\n  ulyss-ann grid surrogate -o gsl_surrogate.fits\n"
                                "  ulyss-ann grid phoenix lte*.fits --wave WAVE_PHOENIX-ACES-AGSS-COND-2011.fits -o gsl.fits\n"
                                "  ulyss-ann grid miles ../shared/data/miles --teff-range 3000,9000 -o miles_grid.fits")
-    gp.add_argument("kind", choices=["surrogate", "phoenix", "miles"], help="which grid")
-    gp.add_argument("files", nargs="*", metavar="FILE", help="PHOENIX spectra (phoenix); the MILES folder (miles)")
-    gp.add_argument("--params", help="miles: parameter table (default: DIR/params.csv)")
-    gp.add_argument("--continuum-degree", type=int, default=6, help="miles: Legendre degree of the pseudo-continuum (6)")
-    gp.add_argument("--teff-range", help="miles: keep stars with LOW <= Teff <= HIGH, e.g. 3000,9000")
-    gp.add_argument("--wave", help="WAVE_PHOENIX-ACES-AGSS-COND-2011.fits, for HiRes FITS files")
-    gp.add_argument("--resolving-power", type=float,
+    kinds = gp.add_subparsers(dest="kind", metavar="KIND", required=True)
+
+    su = kinds.add_parser("surrogate", help="the authors' trial-8 network at the 2908 GSL nodes",
+                          formatter_class=argparse.RawDescriptionHelpFormatter,
+                          description="The surrogate grid: a network (the authors' trial 8) evaluated at the 2908 GSL "
+                                      "nodes, the\nstand-in for the Goettingen spectra, which cannot be downloaded "
+                                      "here. It says\nSURROGAT = T, and so does everything made from it.",
+                          epilog="example:\n  ulyss-ann grid surrogate -o gsl_surrogate.fits")
+    add_model_option(su, default=os.path.join(REFERENCE, "gsl_ann_trial8.fits"), what="network to evaluate",
+                     default_text="the authors' trial 8 in ../shared/data/reference")
+    su.add_argument("--nodes", metavar="FILE", default=os.path.join(REFERENCE, "gsl_nodes.txt"),
+                    help="PHOENIX node names, one a line (default: the authors' gsl_nodes.txt)")
+    _grid_output(su, "gsl_surrogate.fits")
+    su.set_defaults(run=_run_surrogate)
+
+    ph = kinds.add_parser("phoenix", help="Goettingen/PHOENIX spectra, preprocessed as the paper",
+                          formatter_class=argparse.RawDescriptionHelpFormatter,
+                          description="Goettingen/PHOENIX spectra (HiRes FITS with --wave, R=10000 FITS with a log "
+                                      "WCS, or\ntwo-column text), converted to air and preprocessed as the paper "
+                                      "(2 A FWHM, 1.25 A\nbins over 4762.25-7384.75 A, median 1).",
+                          epilog="example:\n  ulyss-ann grid phoenix lte*.fits --wave "
+                                 "WAVE_PHOENIX-ACES-AGSS-COND-2011.fits -o gsl.fits")
+    ph.add_argument("files", nargs="+", metavar="FILE", help="PHOENIX spectra")
+    ph.add_argument("--wave", metavar="FILE", help="WAVE_PHOENIX-ACES-AGSS-COND-2011.fits, for HiRes FITS files")
+    ph.add_argument("--resolving-power", type=float,
                     help="exact lambda-dependent degradation for input of this R (e.g. 10000); "
                          "default: the paper's constant kernel from 0.6 A")
-    gp.add_argument("--vacuum", action="store_true", help="keep vacuum wavelengths (default: convert to air)")
-    gp.add_argument("-o", "--output", default="gsl_surrogate.fits", help="grid file (gsl_surrogate.fits)")
-    gp.add_argument("--model", default=os.path.join(REFERENCE, "gsl_ann_trial8.fits"),
-                    help="network to evaluate (default: the authors' trial 8 in ../shared/data/reference)")
-    gp.add_argument("--nodes", default=os.path.join(REFERENCE, "gsl_nodes.txt"),
-                    help="PHOENIX node names, one a line (default: the authors' gsl_nodes.txt)")
-    gp.add_argument("--overwrite", action="store_true", help="replace an existing grid file")
-    gp.set_defaults(run=_run_grid)
+    ph.add_argument("--vacuum", action="store_true", help="keep vacuum wavelengths (default: convert to air)")
+    _grid_output(ph, "phoenix_grid.fits")
+    ph.set_defaults(run=_run_phoenix)
+
+    mi = kinds.add_parser("miles", help="the MILES library, continuum-normalised",
+                          formatter_class=argparse.RawDescriptionHelpFormatter,
+                          description="The MILES library (MILES_res2.50_star_m*.fits and params.csv in DIR), each "
+                                      "star divided by\nits pseudo-continuum (Legendre upper envelope, "
+                                      "--continuum-degree) and its median:\nreddening and flux-calibration errors "
+                                      "removed, as ULySS's MILES interpolator does.",
+                          epilog="example:\n  ulyss-ann grid miles ../shared/data/miles --teff-range 3000,9000 "
+                                 "-o miles_grid.fits")
+    mi.add_argument("folder", metavar="DIR", help="the folder of the MILES FITS files (and of params.csv)")
+    mi.add_argument("--params", metavar="FILE", help="parameter table (default: DIR/params.csv)")
+    mi.add_argument("--continuum-degree", type=int, default=6,
+                    help="Legendre degree of the pseudo-continuum (6)")
+    mi.add_argument("--teff-range", metavar="LOW,HIGH", help="keep stars with LOW <= Teff <= HIGH, e.g. 3000,9000 "
+                                                            "(default: all)")
+    _grid_output(mi, "miles_grid.fits")
+    mi.set_defaults(run=_run_miles)
 
     ex = sub.add_parser("export", help="write a Keras network as a ULySS interpolator file",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -60,9 +82,9 @@ def add_grid_parsers(sub):
                                     "(table HDU NODES).",
                         epilog="example:\n  ulyss-ann export gsl_ann_trial8.keras2.h5 --grid gsl_surrogate.fits "
                                "-o trial8.fits")
-    ex.add_argument("network", help="saved Keras model (.h5 or .keras)")
-    ex.add_argument("--grid", required=True, help="the spectral grid it was trained on")
-    ex.add_argument("-o", "--output", required=True, help="interpolator FITS file to write")
+    ex.add_argument("network", metavar="NETWORK", help="saved Keras model (.h5 or .keras)")
+    ex.add_argument("--grid", required=True, metavar="FILE", help="the spectral grid it was trained on")
+    ex.add_argument("-o", "--output", required=True, metavar="FILE", help="interpolator FITS file to write")
     ex.add_argument("--overwrite", action="store_true", help="replace an existing interpolator file")
     ex.set_defaults(run=_run_export)
 
@@ -86,12 +108,13 @@ def add_grid_parsers(sub):
                                "-o net.keras --export net.fits\n"
                                "  ulyss-ann train gsl_surrogate.fits --recipe fast --preset trial7 --time-limit 300 "
                                "-o net.keras --export net.fits")
-    tr.add_argument("grid", help="spectral grid file (ulyss-ann grid ...)")
-    tr.add_argument("-o", "--output", required=True, help="network file to write (.keras)")
+    tr.add_argument("grid", metavar="GRID", help="spectral grid file (ulyss-ann grid ...)")
+    tr.add_argument("-o", "--output", required=True, metavar="FILE",
+                    help="network file to write (.keras); its loss goes beside it (FILE.loss.csv, FILE.loss.png)")
     tr.add_argument("--preset", default="trial7", choices=sorted(PRESETS), help="Table 2 trial (trial7)")
     tr.add_argument("--epochs", type=int, help="epoch budget (overrides the preset's)")
     tr.add_argument("--hidden", help="hidden layer widths, e.g. 32,64 (overrides the preset's)")
-    tr.add_argument("--seed", type=int, default=0, help="random seed (weights, hold-out, batches)")
+    tr.add_argument("--seed", type=int, default=0, help="random seed of the weights, hold-out and batches (0)")
     tr.add_argument("--holdout", type=float, default=0.1, help="fraction of nodes held out (0.1)")
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint (paper recipe)")
     tr.add_argument("--recipe", choices=("paper", "fast"), default="paper",
@@ -103,7 +126,7 @@ def add_grid_parsers(sub):
                     help="fast recipe: fraction of the training nodes kept for early stopping (0.1; 0 = off)")
     tr.add_argument("--patience", type=int, default=20,
                     help="fast recipe: steps without a better validation MSE before stopping (20)")
-    tr.add_argument("--export", metavar="INTERP.fits", help="also write the interpolator file")
+    tr.add_argument("--export", metavar="FILE", help="also write the interpolator file FILE (.fits)")
     tr.set_defaults(run=_run_train)
 
     si = sub.add_parser("selfinv", help="self-inversion precision (the paper's Eq. 6, Table 3)",
@@ -112,56 +135,69 @@ def add_grid_parsers(sub):
                                     "parameter, the rms of\n(derived - node value) over the grid (Eq. 6), "
                                     "and as a percentage of the grid's mean mesh step.\n"
                                     "--res reads ULySS .res (solut) files, one fit per node, in node order;\n"
-                                    "--grid GRID --model M fits every grid spectrum with M (all parameters free, 12\n"
-                                    "guesses spanning the grid, no noise) through the batch driver, and maps the "
-                                    "residuals.",
+                                    "--grid GRID -m MODEL fits every grid spectrum with MODEL (all parameters free, "
+                                    "12\nguesses spanning the grid, no noise) through the batch driver (Dask), and "
+                                    "maps the\nresiduals: the folder -o DIR gets the fits, the table and the maps.",
                         epilog="examples:\n  ulyss-ann selfinv --res selfinversion_trial7.res --nodes gsl_nodes.txt\n"
-                               "  ulyss-ann selfinv --grid gsl_surrogate.fits --model gsl_ann_trial7.fits "
+                               "  ulyss-ann selfinv --grid gsl_surrogate.fits -m gsl_ann_trial7.fits "
                                "--engine native -o selfinv/")
-    si.add_argument("--res", help="ULySS .res file of the fits, in node order")
-    si.add_argument("--nodes", help="node list (PHOENIX names, one a line), with --res")
-    si.add_argument("--grid", help="spectral grid whose spectra are fitted (with --model)")
-    si.add_argument("--model", help="interpolator to invert, with --grid")
+    si.add_argument("--res", metavar="FILE", help="ULySS .res file of the fits, in node order")
+    si.add_argument("--nodes", metavar="FILE", help="node list (PHOENIX names, one a line), with --res")
+    si.add_argument("--grid", metavar="FILE", help="spectral grid whose spectra are fitted (with -m)")
+    si.add_argument("-m", "--model", metavar="MODEL",
+                    help=f"interpolator to invert, with --grid: {MODEL_KINDS}; no default")
     si.add_argument("--engine", default="auto", choices=["auto", "gdl", "native"], help="fitting engine (auto)")
-    si.add_argument("-j", "--workers", type=int, help="worker processes (default: one per core)")
-    si.add_argument("-o", "--outdir", default="selfinv", help="with --grid: fits, table and maps (selfinv/)")
+    si.add_argument("-j", "--workers", type=int, help="worker processes (default: one per core; 0: no Dask)")
+    si.add_argument("-o", "--outdir", metavar="DIR", default="selfinv",
+                    help="with --grid: folder to write the fits, the table and the maps to (selfinv)")
+    si.add_argument("--quiet", action="store_true", help="with --grid: no progress bar or fit summary, "
+                                                         "nothing of Dask's; only the precision table")
+    add_dashboard_option(si)
     si.set_defaults(run=_run_selfinv)
 
 
-def _run_grid(args):
+def _grid_output(parser, default):
+    parser.add_argument("-o", "--output", default=default, metavar="FILE", help=f"grid file to write ({default})")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing grid file")
+
+
+def _run_surrogate(args):
     from ulyss_ann.spectra.grid import surrogate_grid
 
-    if args.kind == "miles":
-        from ulyss_ann.spectra.miles import miles_grid
-
-        if len(args.files) != 1 or not os.path.isdir(args.files[0]):
-            raise UlyssAnnError("grid miles: give the one folder of the MILES FITS files (and its params.csv)")
-        teff = parse_floats(args.teff_range, "--teff-range") if args.teff_range else None
-        grid, skipped = miles_grid(args.files[0], args.params, args.continuum_degree, teff, progress=True)
-        grid.save(args.output, overwrite=args.overwrite)
-        print(f"wrote {args.output}: MILES grid of {len(grid.flux)} stars x {grid.wavelength.npix} px "
-              f"({len(skipped)} left out for bad flux: {', '.join(s.split()[0] for s in skipped[:5])}"
-              f"{' ...' if len(skipped) > 5 else ''})")
-        return 0
-    if args.kind == "phoenix":
-        from ulyss_ann.spectra.grid_readers import phoenix_grid
-
-        if not args.files:
-            raise UlyssAnnError("grid phoenix: give the PHOENIX files")
-        grid = phoenix_grid(args.files, wave_file=args.wave, air=not args.vacuum,
-                            resolving_power=args.resolving_power, progress=True)
-        grid.save(args.output, overwrite=args.overwrite)
-        print(f"wrote {args.output}: {len(grid.flux)} spectra x {grid.wavelength.npix} px, "
-              f"parameters {', '.join(grid.names)}")
-        return 0
-    for path, what in ((args.model, "--model"), (args.nodes, "--nodes")):
-        if not os.path.isfile(path):
-            raise UlyssAnnError(f"{path}: no such file (give {what}; the authors' files are in "
-                                "../shared/data/reference of the development set-up)")
-    grid = surrogate_grid(args.model, args.nodes)
+    model = model_file(args)
+    if not os.path.isfile(args.nodes):
+        raise UlyssAnnError(f"{args.nodes}: no such file (give --nodes; the authors' files are in "
+                            "../shared/data/reference of the development set-up)")
+    grid = surrogate_grid(model, args.nodes)
     grid.save(args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}: SURROGATE grid of {len(grid.flux)} spectra x {grid.wavelength.npix} px, "
           f"parameters {', '.join(grid.names)}")
+    return 0
+
+
+def _run_phoenix(args):
+    from ulyss_ann.spectra.grid_readers import phoenix_grid
+
+    grid = phoenix_grid(args.files, wave_file=args.wave, air=not args.vacuum,
+                        resolving_power=args.resolving_power, progress=True)
+    grid.save(args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output}: {len(grid.flux)} spectra x {grid.wavelength.npix} px, "
+          f"parameters {', '.join(grid.names)}")
+    return 0
+
+
+def _run_miles(args):
+    from ulyss_ann.spectra.miles import miles_grid
+
+    if not os.path.isdir(args.folder):
+        raise UlyssAnnError(f"grid miles {args.folder}: not a folder; give the one folder of the MILES FITS files "
+                            "(and its params.csv)")
+    teff = parse_floats(args.teff_range, "--teff-range") if args.teff_range else None
+    grid, skipped = miles_grid(args.folder, args.params, args.continuum_degree, teff, progress=True)
+    grid.save(args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output}: MILES grid of {len(grid.flux)} stars x {grid.wavelength.npix} px "
+          f"({len(skipped)} left out for bad flux: {', '.join(s.split()[0] for s in skipped[:5])}"
+          f"{' ...' if len(skipped) > 5 else ''})")
     return 0
 
 
@@ -192,14 +228,19 @@ def _run_selfinv(args):
     if args.grid and args.model:
         from ulyss_ann.spectra.grid import SpectralGrid
 
-        result = selfinversion_from_grid(SpectralGrid.load(args.grid), args.model, args.outdir, args.engine,
-                                         args.workers)
-        source = f"{os.path.basename(args.model)} on {os.path.basename(args.grid)}, engine {result['engine']}"
+        model = model_file(args)
+        result = selfinversion_from_grid(SpectralGrid.load(args.grid), model, args.outdir, args.engine,
+                                         args.workers, progress=not args.quiet, dashboard=args.dashboard)
+        source = f"{os.path.basename(model)} on {os.path.basename(args.grid)}, engine {result['engine']}"
     elif args.res and args.nodes:
+        if args.dashboard:
+            import warnings
+
+            warnings.warn("--dashboard: --res fits nothing, so no Dask cluster starts (--grid does)")
         result = selfinversion_from_res(args.res, args.nodes)
         source = os.path.basename(args.res)
     else:
-        raise UlyssAnnError("selfinv: give --res FILE --nodes FILE, or --grid GRID --model MODEL")
+        raise UlyssAnnError("selfinv: give --res FILE --nodes FILE, or --grid GRID -m MODEL")
     units = {"Teff": "K", "Logg": "dex", "Fe/H": "dex"}
     print(f"self-inversion of {result['n']} nodes ({source}), Eq. 6:")
     print(f"  {'parameter':<10} {'P (absolute)':>14} {'mesh step':>12} {'P (% of step)':>14}")

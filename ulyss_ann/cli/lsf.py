@@ -11,9 +11,9 @@ import argparse
 import os
 
 from ulyss_ann.cli.fit import add_spectrum_options, fit_options, pairs, parse_floats
+from ulyss_ann.cli.options import add_model_option, model_file
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.figures import check_figure_path
-from ulyss_ann.spectra.examples import example_interpolator_path
 
 ACTIONS = ("gaussian", "measure", "smooth", "plot")
 
@@ -62,7 +62,7 @@ def add_lsf_parser(sub):
                          "(extrapolated along the end segments)")
     _model_options(gp)
     gp.add_argument("--step", type=float, default=50.0, help="Angstrom between records (50)")
-    gp.add_argument("-o", "--output", required=True, help="LSF text file to write")
+    gp.add_argument("-o", "--output", required=True, metavar="FILE", help="LSF text file to write")
     gp.set_defaults(run=_run_gaussian)
 
     mp = actions.add_parser("measure", help="measure the LSF of spectra against the network (uly_lsf)",
@@ -81,21 +81,22 @@ def add_lsf_parser(sub):
     add_spectrum_options(mp)
     mp.add_argument("--smooth", metavar="polynomial:DEG|median:N",
                     help="write the LSF smoothed (a polynomial of degree DEG, or a running median of N chunks)")
-    mp.add_argument("--per-star", metavar="DIR", help="also write each spectrum's own LSF there")
+    mp.add_argument("--per-star", metavar="DIR", help="also write each spectrum's own LSF into this folder")
     mp.add_argument("--plot", metavar="FILE.png", help="a figure of the LSF against wavelength")
     mp.add_argument("--fwhm", metavar="NOMINAL", help="the instrument's nominal FWHM (as `lsf gaussian`), drawn "
                                                      "on the figure for comparison")
-    mp.add_argument("-o", "--output", required=True, help="LSF text file to write")
+    mp.add_argument("-o", "--output", required=True, metavar="FILE", help="LSF text file to write (the combined "
+                                                                       "LSF; --per-star: each spectrum's)")
     mp.set_defaults(run=_run_measure)
 
     sp = actions.add_parser("smooth", help="smooth an LSF file in wavelength (uly_lsf_smooth)")
-    sp.add_argument("input", help="LSF text file")
+    sp.add_argument("input", metavar="LSF", help="LSF text file")
     sp.add_argument("--method", default="polynomial", choices=["polynomial", "median"],
                     help="a polynomial in wavelength (uly_lsf_smooth's; default) or a running median")
     sp.add_argument("--degree", type=int, help="polynomial degree (3, as uly_lsf_smooth)")
     sp.add_argument("--window", type=int, help="running median: chunks (odd, 3)")
     sp.add_argument("--plot", metavar="FILE.png", help="a figure of the LSF and its smoothed curve")
-    sp.add_argument("-o", "--output", required=True, help="smoothed LSF text file to write")
+    sp.add_argument("-o", "--output", required=True, metavar="FILE", help="smoothed LSF text file to write")
     sp.set_defaults(run=_run_smooth)
 
     pp = actions.add_parser("plot", help="draw LSF files against wavelength (uly_lsf_plot)")
@@ -103,7 +104,7 @@ def add_lsf_parser(sub):
                                                             "errors), the second as a line (e.g. smoothed)")
     pp.add_argument("--fwhm", metavar="NOMINAL", help="the instrument's nominal FWHM, for comparison")
     _model_options(pp)
-    pp.add_argument("-o", "--output", required=True, help="figure to write (png, pdf, svg)")
+    pp.add_argument("-o", "--output", required=True, metavar="FILE", help="figure to write (png, pdf, svg)")
     pp.set_defaults(run=_run_plot)
     lp.set_defaults(run=lambda args: lp.print_help() or 0)
 
@@ -117,15 +118,15 @@ def spell_lsf_gaussian(argv):
 
 
 def _model_options(parser):
-    parser.add_argument("-m", "--model", help="interpolator (default: the bundled example)")
-    parser.add_argument("--model-fwhm", type=float, help="the model's FWHM [A] (default: the model's FWHM card, "
-                                                         "else 2.0, the GSL networks')")
+    add_model_option(parser)
+    parser.add_argument("--model-fwhm", type=float, metavar="FWHM",
+                        help="the model's FWHM [A] (default: the model's FWHM card, else 2.0, the GSL networks')")
 
 
 def _model(args):
     from ulyss_ann.model.interpolator import Interpolator
 
-    interp = Interpolator.read(args.model or example_interpolator_path())
+    interp = Interpolator.read(model_file(args))
     fwhm = args.model_fwhm
     if fwhm is None:
         fwhm = float(dict((c[0], c[1]) for c in interp.meta).get("FWHM", 2.0))

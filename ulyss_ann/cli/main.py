@@ -16,8 +16,9 @@ from ulyss_ann.errors import ParameterError, UlyssAnnError
 from ulyss_ann.cli.fit import add_fit_parser
 from ulyss_ann.cli.grids import add_grid_parsers
 from ulyss_ann.cli.lsf import add_lsf_parser, spell_lsf_gaussian
+from ulyss_ann.cli.options import add_model_option, given_model, model_file, take_positional_model
 from ulyss_ann.cli.paper import add_paper_parsers
-from ulyss_ann.spectra.examples import example_interpolator_path
+from ulyss_ann.model.bundled import BUNDLED, bundled_name_of
 
 DESCRIPTION = """\
 Neural-network spectral interpolators for ULySS (Kumar, Prugniel & Singh).
@@ -29,14 +30,14 @@ spectrum. This tool inspects such files and computes spectra from them.
 
 EPILOG = """\
 workflow:
-  ulyss-ann info MODEL                     what the network is: layers, parameters,
+  ulyss-ann info -m MODEL                  what the network is: layers, parameters,
                                            bounds, scaling, wavelength range
-  ulyss-ann eval MODEL --param Teff=5000 --param Logg=2 --param Fe/H=-1.5 \\
+  ulyss-ann eval -m MODEL --param Teff=5000 --param Logg=2 --param Fe/H=-1.5 \\
                  -o spec.fits --plot spec.png
                                            one model spectrum, as FITS and a figure
-  ulyss-ann eval MODEL --table params.ecsv -o spectra.fits
+  ulyss-ann eval -m MODEL --table params.ecsv -o spectra.fits
                                            many spectra, one row of the table each
-  ulyss-ann gdl-export MODEL --name gslann --install
+  ulyss-ann gdl-export -m MODEL --name gslann --install
                                            a ULySS component in GDL for this network:
                                            ulyss, spec, gslann(TG=5000, LG=2, ZG=-1.5)
   ulyss-ann grid surrogate -o gsl_surrogate.fits
@@ -45,27 +46,23 @@ workflow:
                                            a network with the paper's recipe (Keras)
   ulyss-ann export net.h5 --grid gsl_surrogate.fits -o net.fits
                                            a Keras network -> an interpolator file
-  ulyss-ann fit spectra/*.fits --model MODEL -o results.ecsv
+  ulyss-ann fit spectra/*.fits -m MODEL -o results.ecsv
                                            fit many spectra with ULySS (GDL), in
                                            parallel, resumable (--resume)
   ulyss-ann selfinv --res fits.res --nodes gsl_nodes.txt
                                            self-inversion precision (Eq. 6, Table 3)
 
-MODEL defaults to the example interpolator bundled with the package (a small
-network fitted to the surrogate grid). The authors' published networks are
-ULySS perceptron files too (e.g. gsl_ann_trial7.fits).
+-m MODEL: an interpolator file, or a bundled one by name: example (the default: a
+small network fitted to the surrogate grid) or miles (trained on the MILES library).
+The authors' published networks are ULySS perceptron files too (gsl_ann_trial7.fits).
+-o names the file a command writes, or the folder (DIR) where it writes several.
 
 Run 'ulyss-ann COMMAND --help' for the options of each command.
 """
 
 
-def _model_argument(parser):
-    parser.add_argument("model", nargs="?", default=None, metavar="MODEL",
-                        help="interpolator FITS file (ULySS perceptron format 0.0.3); "
-                             "default: the bundled example interpolator")
-
-
-def _build_parser():
+def build_parser():
+    """The `ulyss-ann` argument parser, every command and option (parsing runs nothing)."""
     parser = argparse.ArgumentParser(prog="ulyss-ann", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ulyss-ann {__version__}")
@@ -74,8 +71,9 @@ def _build_parser():
     info = sub.add_parser("info", help="describe an interpolator file",
                           description="Describe an interpolator: format version, architecture, "
                                       "parameters with units, bounds and input scaling, wavelength "
-                                      "range and sampling, air or vacuum, provenance.")
-    _model_argument(info)
+                                      "range and sampling, air or vacuum, provenance. Without -m: the "
+                                      "bundled example, and the names of the bundled interpolators.")
+    add_model_option(info, what="interpolator (ULySS perceptron file, format 0.0.3)", positional_too=True)
     info.set_defaults(run=_run_info)
 
     ev = sub.add_parser(
@@ -90,15 +88,16 @@ def _build_parser():
                "Parameters outside the bounds the network was trained on give a warning\n"
                "(the network extrapolates there silently); --strict makes it an error.\n\n"
                "example:\n"
-               "  ulyss-ann eval gsl_ann_trial7.fits --param Teff=5000 --param Logg=2 \\\n"
+               "  ulyss-ann eval -m gsl_ann_trial7.fits --param Teff=5000 --param Logg=2 \\\n"
                "      --param Fe/H=-1.5 -o spec.fits --plot spec.png")
-    _model_argument(ev)
+    add_model_option(ev, positional_too=True)
     ev.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                     help="a parameter value, repeated for each parameter (names as 'info' lists "
                          "them, case-insensitive), e.g. --param Teff=5000")
     ev.add_argument("-t", "--table", metavar="FILE",
                     help="table (ECSV, FITS, CSV…) with one column per parameter; one spectrum per row")
-    ev.add_argument("-o", "--output", metavar="FILE.fits", help="write the spectra to this FITS file")
+    ev.add_argument("-o", "--output", metavar="FILE", help="FITS file to write the spectra to (one file, "
+                                                           "with --table too)")
     ev.add_argument("--plot", metavar="FILE.png", help="plot the spectra to this figure (PNG, PDF, SVG)")
     ev.add_argument("--strict", action="store_true",
                     help="refuse parameters outside the trained bounds instead of warning")
@@ -116,14 +115,14 @@ def _build_parser():
                     "plus NAME_evaldata.pro, the shared ulyss_ann_*.pro routines and a copy of MODEL\n"
                     "(NAME.fits), so the folder works on its own once on GDL_PATH.",
         epilog="example:\n"
-               "  ulyss-ann gdl-export gsl_ann_trial7.fits --name gslann --install\n"
+               "  ulyss-ann gdl-export -m gsl_ann_trial7.fits --name gslann --install\n"
                "  # then, in gdl, with the GDL_PATH line it prints:\n"
                "  ulyss, 'star.fits', gslann(TG=[5000,5500,6000], LG=1.66, ZG=[-1,-1.5], FIXPAR=[0,1,0]), MDEGREE=20")
-    _model_argument(gx)
+    add_model_option(gx, positional_too=True)
     gx.add_argument("--name", help="GDL name of the component (default: from the file name, e.g. "
                                    "gsl_ann_trial7); letters, digits, '_'")
     where = gx.add_mutually_exclusive_group()
-    where.add_argument("-o", "--output", metavar="DIR", help="folder to write (default: ./NAME)")
+    where.add_argument("-o", "--output", metavar="DIR", help="folder to write the files to (default: ./NAME)")
     where.add_argument("--install", action="store_true",
                        help="write to $XDG_DATA_HOME/ulyss_ann/gdl/NAME (~/.local/share/...) and print "
                             "the GDL_PATH line to use it")
@@ -135,17 +134,20 @@ def _build_parser():
     return parser
 
 
-def _load(model):
+def _load(args):
     from ulyss_ann.model.interpolator import Interpolator
 
-    return Interpolator.read(model or example_interpolator_path())
+    return Interpolator.read(model_file(args))
 
 
 def _run_info(args):
-    interp = _load(args.model)
+    given = given_model(args)
+    interp = _load(args)
     hidden = ", ".join(interp.activations[:-1]) or "none"
+    bundled = bundled_name_of(interp.path)
     lines = [
-        f"Interpolator   {interp.path}" + ("  (bundled example)" if args.model is None else ""),
+        f"Interpolator   {interp.path}" + ("  (bundled example)" if given is None else
+                                           f"  (bundled: {bundled})" if bundled else ""),
         f"  format       ULySS perceptron file, version {interp.format_version}",
         f"  architecture {interp.architecture}  ({interp.n_weights:,} weights and biases; "
         f"hidden: {hidden}; output: {interp.activations[-1]})",
@@ -165,6 +167,9 @@ def _run_info(args):
     if interp.is_surrogate:
         lines.append("  NOTE: trained on the SURROGATE grid (the authors' trial-8 network at the "
                      "GSL nodes), not on the real Göttingen spectra")
+    if given is None:
+        lines.append("bundled interpolators (ulyss-ann info -m NAME; -m NAME in every command):")
+        lines += [f"  {name:<8} {text}" for name, (_, text) in BUNDLED.items()]
     print("\n".join(lines))
     return 0
 
@@ -214,7 +219,7 @@ def _run_eval(args):
     for path in (args.output, args.plot):
         if path and os.path.exists(path) and not args.overwrite:
             raise UlyssAnnError(f"{path}: exists; add --overwrite to replace it")
-    interp = _load(args.model)
+    interp = _load(args)
     if args.table:
         params = _read_table(interp, args.table)
     elif args.param:
@@ -248,7 +253,7 @@ def _run_gdl_export(args):
     from ulyss_ann.gdl.process import SYSTEM_LIBRARIES
     from ulyss_ann.gdl.ulyss_location import find_ulyss
 
-    interp = _load(args.model)
+    interp = _load(args)
     stem = os.path.splitext(os.path.basename(interp.path))[0]
     name = (args.name or re.sub(r"[^A-Za-z0-9_]", "_", stem)).lower()
     if not args.name and not re.match(r"[A-Za-z]", name):
@@ -282,20 +287,28 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def main(argv=None):
-    parser = _build_parser()
+    parser = build_parser()
     args = parser.parse_args(spell_lsf_gaussian(sys.argv[1:] if argv is None else argv))
     if args.command is None:
         parser.print_help()
         return 0
     warnings.showwarning = _show_warning
     try:
-        return args.run(args)
+        take_positional_model(args)  # said (or refused, given twice) before anything else
+        status = args.run(args)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return status
     except UlyssAnnError as exc:
         print(f"ulyss-ann: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ulyss-ann: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`ulyss-ann info | head`): stop quietly, as cat does; stdout
+        # is pointed at /dev/null so that Python's flush at exit does not complain again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import glob
 import os
 
 from ulyss_ann.cli.grids import REFERENCE
+from ulyss_ann.cli.options import add_model_option, model_file
 
 
 def add_paper_parsers(sub):
@@ -27,12 +28,13 @@ def add_paper_parsers(sub):
                                     "generator but reproduces it closely: fitting with it checks the pipeline alone.\n"
                                     "See ulyss_ann/ngc6397.py.",
                         epilog="example:\n  ulyss-ann simulate ngc6397 -o sim/\n"
-                               "  ulyss-ann fit sim/*.fits --model gsl_ann_trial7.fits --engine native "
+                               "  ulyss-ann fit sim/*.fits -m gsl_ann_trial7.fits --engine native "
                                "--fix Logg=sim/photometry.ecsv:logg -o sim_results.ecsv")
     sm.add_argument("what", choices=["ngc6397"], help="the sample to simulate")
-    sm.add_argument("-o", "--outdir", required=True, help="folder for the spectra and truth.ecsv")
-    sm.add_argument("--model", default=os.path.join(REFERENCE, "gsl_ann_trial8.fits"),
-                    help="generating network (default: the authors' trial 8)")
+    sm.add_argument("-o", "--outdir", required=True, metavar="DIR",
+                    help="folder to write the spectra, truth.ecsv, photometry.ecsv and lsf.txt to")
+    add_model_option(sm, default=os.path.join(REFERENCE, "gsl_ann_trial8.fits"), what="generating network",
+                     default_text="the authors' trial 8 in ../shared/data/reference")
     sm.add_argument("--n-stars", type=int, default=1063, help="stars above the turn-off (default: 1063, the paper's)")
     sm.add_argument("--n-spectra", type=int, default=1587,
                     help="spectra of them, repeated visits included (default: 1587, the paper's)")
@@ -50,19 +52,22 @@ def add_paper_parsers(sub):
                                     "scripts/reproduce_paper adds report/summary.md beside the paper's numbers.",
                         epilog="example:\n  ulyss-ann ngc6397 sim_results.ecsv --truth sim/truth.ecsv "
                                "--fit-file fits/ngc6397id000000001jd2456865p1234f000_fit.fits -o report/")
-    an.add_argument("results", help="results table of ulyss-ann fit")
-    an.add_argument("-o", "--outdir", required=True, help="report folder")
-    an.add_argument("--truth", help="truth.ecsv of a simulated sample")
-    an.add_argument("--reference", help="reference table (id, Teff, Fe/H) to compare with, as the paper's B22")
+    an.add_argument("results", metavar="RESULTS", help="results table of ulyss-ann fit")
+    an.add_argument("-o", "--outdir", required=True, metavar="DIR", help="folder to write the report to")
+    an.add_argument("--truth", metavar="FILE", help="truth.ecsv of a simulated sample")
+    an.add_argument("--reference", metavar="FILE",
+                    help="reference table (id, Teff, Fe/H) to compare with, as the paper's B22")
     an.add_argument("--reference-label", default="reference",
                     help="name of --reference in the figures and tables (default: reference)")
-    an.add_argument("--fit-file", action="append", default=[], help="a *_fit.fits of fit --save-fits (Fig. 4)")
+    an.add_argument("--fit-file", action="append", default=[], metavar="FILE",
+                    help="a *_fit.fits of fit --save-fits (Fig. 4; repeatable, a quoted glob too)")
     an.set_defaults(run=_run_report)
 
 
 def _run_simulate(args):
     from ulyss_ann.paper.ngc6397 import simulate_cluster
 
+    args.model = model_file(args)
     table = simulate_cluster(args.model, args.outdir, args.n_stars, args.n_spectra, args.seed, progress=True)
     print(f"wrote {len(table)} SIMULATED spectra of {len(set(table['star']))} stars to {args.outdir}/ "
           f"(truth.ecsv, photometry.ecsv, lsf.txt), generated with {os.path.basename(args.model)}")

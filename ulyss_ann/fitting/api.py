@@ -29,7 +29,8 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
     spectrum : path, Spectrum, specutils spectrum, or (wavelength, flux[, error])
         The spectrum (wavelengths in air, Å unless a Quantity says otherwise).
     model : path-like or Interpolator, optional
-        The interpolator (default: the bundled example network).
+        The interpolator: a file, a bundled name (``'example'``, the default, or ``'miles'``), or an
+        Interpolator read from a file.
     engine : str
         ``native`` (NumPy), ``gdl`` (ULySS in GDL) or ``auto`` (``gdl`` when GDL and
         ULySS are here, else ``native``), as :func:`~ulyss_ann.fitting.batch.fit`.

@@ -38,6 +38,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -59,7 +60,8 @@ __all__ = ["fit", "dask_settings"]
 def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None, mdegree=20, wave_range=None,
         telluric=None, mask_nad=False, masks=(), workers=None, scheduler=None, resume=False,
         overwrite=False, backend="auto", engine="auto", progress=True, save_fits=None, retries=2,
-        recycle_after=100, losvd="sampled", lsf=None, retry_failed=False, add_spectra=False, device="auto"):
+        recycle_after=100, losvd="sampled", lsf=None, retry_failed=False, add_spectra=False, device="auto",
+        dashboard=False):
     """Fit spectra with an interpolator, through GDL + ULySS or natively; return the results table.
 
     Every option is checked before any spectrum is read (one-line UlyssAnnError); a
@@ -71,8 +73,8 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     spectra : path, or sequence of paths, Spectrum, specutils spectra or (wavelength, flux[, error])
         One file name, or a list of any of the inputs of
         :func:`~ulyss_ann.spectra.inputs.as_spectrum` (ids: :mod:`~ulyss_ann.fitting.sources`).
-    model : path-like, optional
-        Interpolator file (default: the bundled example network).
+    model : path-like or str, optional
+        Interpolator file, or a bundled name: ``'example'`` (the default) or ``'miles'``.
     output : path-like or None
         Results table (ECSV); the journal is ``output + '.journal.jsonl'``, the lock
         ``output + '.lock'``. None: keep the results in memory only (no journal, no resume).
@@ -86,6 +88,11 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         which this process feeds alone); 0 fits here.
     scheduler : str, optional
         Address of an existing Dask scheduler to use instead of a local cluster.
+    dashboard : bool or callable
+        True: the local cluster serves Dask's dashboard (127.0.0.1, port 8787 or a free one)
+        and ``Dask dashboard: LINK`` is printed once the client is up (with ``scheduler``: that
+        scheduler's dashboard); a callable is given the link instead. Without Dask
+        (``workers=0``) there is none: a warning says so.
     resume : bool
         Continue a batch: spectra already in the journal are not fitted again, except
         failures of the machinery (``failed: …``, :data:`~ulyss_ann.fitting.resume.MACHINERY_TRIES`
@@ -131,6 +138,8 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
             raise UlyssAnnError(str(exc)) from None
         if workers is None and gpu_requested(device, losvd):
             workers = 0  # one GPU: this process feeds it (workers would each hold a CUDA context on it)
+    if dashboard and workers == 0 and scheduler is None:
+        warnings.warn("no Dask dashboard: this batch fits in this process, without Dask (workers 0)")
     if engine == "gdl":
         from ulyss_ann.fitting.gdl_engine import check_gdl_paths
 
@@ -146,7 +155,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         tasks = tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress)
         if tasks:
             runner = _run_serial if workers == 0 and scheduler is None else _run_dask
-            runner(tasks, config, journal, workers, scheduler, progress, retries, interp)
+            runner(tasks, config, journal, workers, scheduler, progress, retries, interp, dashboard)
         state = journal.read()
         table = rows_to_table([state.rows[key] for key in state.inputs if key in state.rows],
                               [(p.name, p.unit) for p in interp.parameters])
@@ -205,7 +214,7 @@ def _record(journal, bar, rows, failures):
     bar.update(len(rows))
 
 
-def _run_serial(tasks, config, journal, workers, scheduler, progress, retries, interp):
+def _run_serial(tasks, config, journal, workers, scheduler, progress, retries, interp, dashboard=False):
     failures = [0]
     with _progress_bar(len(tasks), progress) as bar:
         for block in task_blocks(tasks, config, 1):
@@ -231,7 +240,7 @@ def dask_settings(retries):
                                                     "MALLOC_MMAP_THRESHOLD_": 1 << 25}}
 
 
-def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, interp):
+def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, interp, dashboard=False):
     import dask
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -240,12 +249,18 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
         if scheduler:
             client = Client(scheduler)
         else:
-            with _children_ignore_interrupts():
+            with _children_ignore_interrupts(), warnings.catch_warnings():
+                # 8787 taken: Dask's HTTP server (health; the dashboard if asked) takes a free port, which
+                # the link printed says; its warning would break --quiet
+                warnings.filterwarnings("ignore", message="Port .* is already in use")
                 cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                       processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+                                       processes=True, dashboard_address="127.0.0.1:8787" if dashboard else None,
+                                       silence_logs=logging.ERROR)
             client = Client(cluster)
             client.register_plugin(_interrupts_ignored())  # also in workers a nanny restarts later
         try:
+            if dashboard:
+                _announce_dashboard(dashboard, client, scheduler)
             slots = sum(client.nthreads().values()) or 1
             futures = {client.submit(fit_block_noting_warnings, block, config, pure=False): block
                        for block in task_blocks(tasks, config, slots)}
@@ -265,6 +280,26 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
                     _record(journal, bar, rows, failures)
         finally:
             _close_quietly(client, cluster)
+
+
+def _announce_dashboard(dashboard, client, scheduler):
+    """``Dask dashboard: LINK`` (or the callable ``dashboard`` given the link), once the client is up."""
+    import importlib.util
+
+    try:
+        link = client.dashboard_link
+    except (KeyError, TypeError):  # a scheduler started without its dashboard
+        link = None
+    if not link:
+        warnings.warn(f"no Dask dashboard: the scheduler {scheduler or ''} serves none".replace("  ", " "))
+        return
+    if callable(dashboard):
+        dashboard(link)
+        return
+    note = ""
+    if scheduler is None and importlib.util.find_spec("bokeh") is None:
+        note = " (its pages need bokeh: pip install 'bokeh>=3.1')"
+    print(f"Dask dashboard: {link}{note}", flush=True)
 
 
 def _children_ignore_interrupts():

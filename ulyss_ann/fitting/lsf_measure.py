@@ -81,7 +81,7 @@ def measure_lsf(spectrum, model=None, *, width=200.0, step=100.0, chunk_mdegree=
     ----------
     spectrum : path, Spectrum, specutils spectrum or (wavelength, flux[, error])
     model : path-like or Interpolator, optional
-        The network (default: the bundled example).
+        The network: a file, a bundled name (``'example'``, the default, or ``'miles'``), or an Interpolator.
     width, step : float
         Chunk width and step [Å] (``uly_lsf``'s).
     chunk_mdegree : int

@@ -15,22 +15,22 @@ import numpy as np
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.core import FitConfig, file_sha256
 from ulyss_ann.fitting.preparation import MIN_OVERLAP
+from ulyss_ann.model.bundled import bundled_path, interpolator_file
 from ulyss_ann.model.interpolator import Interpolator
 
 __all__ = ["make_config", "check_combination", "model_path", "writable_folder", "FixedValues"]
 
 
 def model_path(model):
-    """The file of ``model``: a path, an Interpolator read from a file, or None for the bundled example."""
-    from ulyss_ann.spectra.examples import example_interpolator_path
-
+    """The file of ``model``: a path, a bundled name (``example``, ``miles``), an Interpolator read from a
+    file, or None for the bundled example. A missing file that is no bundled name: one-line error."""
     if model is None:
-        return example_interpolator_path()
+        return bundled_path("example")
     if isinstance(model, Interpolator):
         if model.path is None:
             raise UlyssAnnError("the interpolator must come from a file (Interpolator.read, or write it first)")
         return model.path
-    return os.fspath(model)
+    return interpolator_file(model)
 
 
 def make_config(model, interp, **options):

@@ -3,5 +3,6 @@
 ``network`` (forward pass and Jacobian, the numerical core), ``parameter`` (one input and
 the checks on names and units), ``parameter_values`` (arrays, mappings and Quantities as
 parameter arrays), ``interpolator`` (:class:`Interpolator`), ``perceptron_file`` (format
-0.0.3 on disk), ``wavelength`` (:class:`WavelengthGrid`, the speed of light).
+0.0.3 on disk), ``wavelength`` (:class:`WavelengthGrid`, the speed of light), ``bundled``
+(the interpolators shipped in ``ulyss_ann/data``, by name: ``example``, ``miles``).
 """

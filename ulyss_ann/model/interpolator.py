@@ -35,6 +35,7 @@ import numpy as np
 from scipy.special import expit
 
 from ulyss_ann.errors import OutOfBoundsError, OutOfBoundsWarning
+from ulyss_ann.model.bundled import interpolator_file
 from ulyss_ann.model.network import ACTIVATIONS, forward, forward_with_jacobian
 from ulyss_ann.model.parameter import Parameter
 from ulyss_ann.model.parameter_values import ParameterValues
@@ -112,11 +113,14 @@ class Interpolator:
     # ------------------------------------------------------------------ I/O
     @classmethod
     def read(cls, path):
-        """Read a ULySS perceptron interpolator FITS file (format 0.0.3).
+        """Read a ULySS perceptron interpolator FITS file (format 0.0.3), or a bundled one by name.
 
-        Raises :class:`~ulyss_ann.errors.InterpolatorFileError` naming the file and the
-        HDU/keyword when the file is missing, not FITS, truncated or malformed.
+        ``path``: a file, or ``'example'`` / ``'miles'`` (:mod:`~ulyss_ann.model.bundled`;
+        an existing file of that name wins). Raises
+        :class:`~ulyss_ann.errors.InterpolatorFileError` naming the file and the HDU/keyword
+        when the file is missing, not FITS, truncated or malformed.
         """
+        path = interpolator_file(path)
         return cls(path=str(path), **read_perceptron(path))
 
     def write(self, path, overwrite=False):

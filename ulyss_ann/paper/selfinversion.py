@@ -124,7 +124,8 @@ def write_grid_spectra(grid, folder):
 GRID_GUESSES = {"Teff": (4000.0, 5500.0, 7000.0), "Logg": (1.0, 3.5), "Fe/H": (-1.0, -2.0)}
 
 
-def selfinversion_from_grid(grid, model, outdir, engine="auto", workers=None, progress=True, guesses=None):
+def selfinversion_from_grid(grid, model, outdir, engine="auto", workers=None, progress=True, guesses=None,
+                            dashboard=False):
     """Fit every grid spectrum with ``model`` (all parameters free), then Eq. 6 and residual maps.
 
     The fits go through :func:`ulyss_ann.fitting.batch.fit` (resumable: ``outdir/selfinv.ecsv``),
@@ -132,6 +133,7 @@ def selfinversion_from_grid(grid, model, outdir, engine="auto", workers=None, pr
     the paper's NGC 6397 guesses (Teff 5000–6000 K, log g at the grid mean) leave the
     giants at log g 0 of 5000–5500 K in a local minimum near log g 2.5 (measured: 154 of
     the 2908 nodes off by more than 0.5 dex, which then dominate Eq. 6's rms).
+    ``model``: a file or a bundled name; ``dashboard``: as :func:`~ulyss_ann.fitting.batch.fit`'s.
     Returns the Table 3 figures and writes ``selfinv_maps.png``.
     """
     from ulyss_ann.fitting.batch import fit
@@ -141,7 +143,7 @@ def selfinversion_from_grid(grid, model, outdir, engine="auto", workers=None, pr
     paths = write_grid_spectra(grid, os.path.join(outdir, "grid_spectra"))
     output = os.path.join(outdir, "selfinv.ecsv")
     options = dict(telluric=False, engine=engine, workers=workers, progress=progress,
-                   guesses=guesses or GRID_GUESSES)
+                   guesses=guesses or GRID_GUESSES, dashboard=dashboard)
     try:  # the fits of an earlier run of the same set-up are kept; another set-up starts again
         resume = os.path.exists(output + ".journal.jsonl")
         table = fit(paths, model, output, resume=resume, overwrite=not resume, **options)

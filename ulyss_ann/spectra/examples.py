@@ -6,6 +6,8 @@ See ``ulyss_ann/data/PROVENANCE.md`` for how each file was made
 
 from importlib import resources
 
+from ulyss_ann.model.bundled import bundled_path
+
 __all__ = ["example_interpolator_path", "example_spectrum_path", "miles_interpolator_path",
            "example_interpolator", "example_spectrum"]
 
@@ -15,8 +17,8 @@ def _data_path(name):
 
 
 def example_interpolator_path():
-    """Path of the bundled example interpolator (a small network fitted to the surrogate grid)."""
-    return _data_path("example_interpolator.fits")
+    """Path of the bundled example interpolator (a small network fitted to the surrogate grid; name ``example``)."""
+    return bundled_path("example")
 
 
 def example_spectrum_path():
@@ -25,8 +27,8 @@ def example_spectrum_path():
 
 
 def miles_interpolator_path():
-    """Path of the bundled MILES-trained interpolator (real spectra; see PROVENANCE.md)."""
-    return _data_path("miles_trial7.fits")
+    """Path of the bundled MILES-trained interpolator (real spectra, name ``miles``; see PROVENANCE.md)."""
+    return bundled_path("miles")
 
 
 def example_interpolator():
