@@ -107,6 +107,25 @@ def test_an_existing_file_wins_over_a_bundled_name(tmp_path):
     assert "Interpolator   miles\n" in result.stdout and "[3, 32, 64, 4300]" not in result.stdout
 
 
+def test_a_folder_of_that_name_does_not_hide_a_bundled_network(tmp_path):
+    (tmp_path / "miles").mkdir()  # as `grid miles DIR` makes them
+    result = run("info", "-m", "miles", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "(bundled: miles)" in result.stdout and "[3, 32, 64, 4300]" in result.stdout
+
+
+def test_a_missing_default_network_says_so_and_where_to_find_one(tmp_path):
+    """grid surrogate and simulate default to the authors' trial 8 beside a development checkout; in an
+    install without those files the line says it was the default, not a path the user typed."""
+    for command in (["grid", "surrogate", "-o", str(tmp_path / "g.fits")], ["simulate", "ngc6397", "-o", str(tmp_path)]):
+        code = (f"import sys, ulyss_ann.cli.grids as grids, ulyss_ann.cli.paper as paper; "
+                f"grids.REFERENCE = paper.REFERENCE = {str(tmp_path / 'absent')!r}; "
+                f"from ulyss_ann.cli.main import main; sys.exit(main({command!r}))")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        one_error_line(result, "the default", "gsl_ann_trial8.fits, is not at", "give -m FILE",
+                       "github.com/niteshchandra039/ANN_spectral_Interpolator")
+
+
 def test_the_python_side_takes_bundled_names():
     import ulyss_ann
     from ulyss_ann.fitting.options import model_path

@@ -8,7 +8,8 @@ import argparse
 import os
 
 from ulyss_ann.cli.fit import parse_floats
-from ulyss_ann.cli.options import MODEL_KINDS, add_dashboard_option, add_model_option, model_file
+from ulyss_ann.cli.options import (MODEL_KINDS, add_dashboard_option, add_model_option, model_file,
+                                   reference_model)
 from ulyss_ann.errors import UlyssAnnError
 
 # The authors' files beside the source tree (../shared/data/reference); ulyss_ann/cli/grids.py is 3 deep.
@@ -33,7 +34,7 @@ def add_grid_parsers(sub):
                                       "nodes, the\nstand-in for the Goettingen spectra, which cannot be downloaded "
                                       "here. It says\nSURROGAT = T, and so does everything made from it.",
                           epilog="example:\n  ulyss-ann grid surrogate -o gsl_surrogate.fits")
-    add_model_option(su, default=os.path.join(REFERENCE, "gsl_ann_trial8.fits"), what="network to evaluate",
+    add_model_option(su, what="network to evaluate",
                      default_text="the authors' trial 8 in ../shared/data/reference")
     su.add_argument("--nodes", metavar="FILE", default=os.path.join(REFERENCE, "gsl_nodes.txt"),
                     help="PHOENIX node names, one a line (default: the authors' gsl_nodes.txt)")
@@ -164,7 +165,7 @@ def _grid_output(parser, default):
 def _run_surrogate(args):
     from ulyss_ann.spectra.grid import surrogate_grid
 
-    model = model_file(args)
+    model = reference_model(args, os.path.join(REFERENCE, "gsl_ann_trial8.fits"), "network")
     if not os.path.isfile(args.nodes):
         raise UlyssAnnError(f"{args.nodes}: no such file (give --nodes; the authors' files are in "
                             "../shared/data/reference of the development set-up)")

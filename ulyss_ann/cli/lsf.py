@@ -85,8 +85,8 @@ def add_lsf_parser(sub):
     mp.add_argument("--plot", metavar="FILE.png", help="a figure of the LSF against wavelength")
     mp.add_argument("--fwhm", metavar="NOMINAL", help="the instrument's nominal FWHM (as `lsf gaussian`), drawn "
                                                      "on the figure for comparison")
-    mp.add_argument("-o", "--output", required=True, metavar="FILE", help="LSF text file to write (the combined "
-                                                                       "LSF; --per-star: each spectrum's)")
+    mp.add_argument("-o", "--output", required=True, metavar="FILE", help="LSF text file to write: the combined "
+                                                                       "LSF (--per-star DIR gets each spectrum's)")
     mp.set_defaults(run=_run_measure)
 
     sp = actions.add_parser("smooth", help="smooth an LSF file in wavelength (uly_lsf_smooth)")

@@ -8,13 +8,14 @@ with one line on stderr saying to use ``-m``; both at once is an error.
 """
 
 import argparse
+import os
 import shlex
 import sys
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.bundled import bundled_names, bundled_path, interpolator_file
 
-__all__ = ["MODEL_KINDS", "add_model_option", "add_dashboard_option", "given_model", "model_file",
+__all__ = ["MODEL_KINDS", "add_model_option", "add_dashboard_option", "given_model", "model_file", "reference_model",
            "take_positional_model"]
 
 #: How a help text names what MODEL may be.
@@ -56,6 +57,18 @@ def take_positional_model(args):
               file=sys.stderr)
         args.model = legacy
         setattr(args, _LEGACY, None)
+
+
+def reference_model(args, path, what):
+    """``-m`` resolved, or ``path`` (a default among the authors' files) when -m was not given; a
+    missing default says so, and where the authors' files are, in one line."""
+    if given_model(args) is not None:
+        return interpolator_file(args.model)
+    if not os.path.isfile(path):
+        raise UlyssAnnError(f"the default {what}, the authors' {os.path.basename(path)}, is not at {path}: give "
+                            "-m FILE (the authors' networks: https://github.com/niteshchandra039/"
+                            "ANN_spectral_Interpolator)")
+    return path
 
 
 def model_file(args, default="example"):

@@ -9,7 +9,7 @@ import glob
 import os
 
 from ulyss_ann.cli.grids import REFERENCE
-from ulyss_ann.cli.options import add_model_option, model_file
+from ulyss_ann.cli.options import add_model_option, reference_model
 
 
 def add_paper_parsers(sub):
@@ -33,7 +33,7 @@ def add_paper_parsers(sub):
     sm.add_argument("what", choices=["ngc6397"], help="the sample to simulate")
     sm.add_argument("-o", "--outdir", required=True, metavar="DIR",
                     help="folder to write the spectra, truth.ecsv, photometry.ecsv and lsf.txt to")
-    add_model_option(sm, default=os.path.join(REFERENCE, "gsl_ann_trial8.fits"), what="generating network",
+    add_model_option(sm, what="generating network",
                      default_text="the authors' trial 8 in ../shared/data/reference")
     sm.add_argument("--n-stars", type=int, default=1063, help="stars above the turn-off (default: 1063, the paper's)")
     sm.add_argument("--n-spectra", type=int, default=1587,
@@ -67,7 +67,7 @@ def add_paper_parsers(sub):
 def _run_simulate(args):
     from ulyss_ann.paper.ngc6397 import simulate_cluster
 
-    args.model = model_file(args)
+    args.model = reference_model(args, os.path.join(REFERENCE, "gsl_ann_trial8.fits"), "generating network")
     table = simulate_cluster(args.model, args.outdir, args.n_stars, args.n_spectra, args.seed, progress=True)
     print(f"wrote {len(table)} SIMULATED spectra of {len(set(table['star']))} stars to {args.outdir}/ "
           f"(truth.ecsv, photometry.ecsv, lsf.txt), generated with {os.path.basename(args.model)}")

@@ -34,6 +34,7 @@ with spectra that may be arrays or objects rather than files.
 """
 
 import logging
+import importlib
 import os
 import signal
 import sys
@@ -140,6 +141,12 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
             workers = 0  # one GPU: this process feeds it (workers would each hold a CUDA context on it)
     if dashboard and workers == 0 and scheduler is None:
         warnings.warn("no Dask dashboard: this batch fits in this process, without Dask (workers 0)")
+    if workers != 0 or scheduler is not None:
+        try:
+            importlib.import_module("distributed")  # said now, before the journal is opened
+        except ImportError:
+            raise UlyssAnnError("fitting on several cores or a cluster needs Dask: pip install 'ulyss_ann[dask]', "
+                                "or fit in this process with workers=0 (-j 0)") from None
     if engine == "gdl":
         from ulyss_ann.fitting.gdl_engine import check_gdl_paths
 
@@ -253,9 +260,15 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
                 # 8787 taken: Dask's HTTP server (health; the dashboard if asked) takes a free port, which
                 # the link printed says; its warning would break --quiet
                 warnings.filterwarnings("ignore", message="Port .* is already in use")
-                cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                       processes=True, dashboard_address="127.0.0.1:8787" if dashboard else None,
-                                       silence_logs=logging.ERROR)
+                try:
+                    cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                           processes=True, silence_logs=logging.ERROR,
+                                           dashboard_address="127.0.0.1:8787" if dashboard else None)
+                except RuntimeError as exc:  # "Nanny failed to start": most often a script without its guard
+                    raise UlyssAnnError(
+                        f"the Dask workers could not start ({exc}): in a script, call ulyss_ann.fit under "
+                        "`if __name__ == \"__main__\":` (Dask's workers import the main script again), or fit in "
+                        "this process with workers=0 (-j 0); then run again with resume=True (--resume)") from None
             client = Client(cluster)
             client.register_plugin(_interrupts_ignored())  # also in workers a nanny restarts later
         try:

@@ -43,14 +43,15 @@ def bundled_name_of(path):
 def interpolator_file(model):
     """The file of an interpolator given as a path or a bundled name.
 
-    An existing path wins; else a bundled name (:data:`BUNDLED`) gives its file; else
+    An existing file wins (a folder of that name does not hide a bundled one); else a bundled name (:data:`BUNDLED`) gives its file; else
     :class:`~ulyss_ann.errors.InterpolatorFileError`, one line naming ``model`` and the
     bundled names.
     """
     path = os.fspath(model)
-    if os.path.exists(path):
+    # a file, not a folder: `grid miles DIR` makes folders called miles
+    if os.path.isfile(path) or (os.path.exists(path) and path not in BUNDLED):
         return path
     if path in BUNDLED:
         return bundled_path(path)
     raise InterpolatorFileError(path, f"no such file, nor a bundled interpolator (bundled: "
-                                      f"{', '.join(BUNDLED)}); check the path (ulyss-ann info --help)")
+                                      f"{', '.join(BUNDLED)}); check the path")

@@ -79,7 +79,11 @@ def _read_h5(path):
 
 def _read_keras3(path):
     os.environ.setdefault("KERAS_BACKEND", "torch")
-    import keras
+    try:
+        import keras
+    except ImportError:
+        raise UlyssAnnError(f"{path}: reading a Keras 3 .keras network needs keras "
+                            "(pip install 'ulyss_ann[train]')") from None
 
     model = keras.saving.load_model(path, compile=False)
     weights, activations = [], []
