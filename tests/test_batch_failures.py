@@ -236,3 +236,18 @@ def test_a_script_without_its_main_guard_is_told_how_to_fix_it(tmp_path):
                            cwd=tmp_path, stdin=subprocess.DEVNULL)
     assert again.returncode == 0, again.stderr[-2000:]
     assert Table.read(tmp_path / "r.ecsv")["status"].tolist() == ["ok"]
+
+
+def test_an_unreachable_scheduler_is_one_line_and_resume_then_fits(tmp_path):
+    out = tmp_path / "r.ecsv"
+    env = dict(os.environ, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")  # Dask's own 30 s, shortened
+    command = [sys.executable, "-m", "ulyss_ann.cli", "fit", example_spectrum_path(), "-o", str(out),
+               "--scheduler", "tcp://127.0.0.1:9", *CLI_FAST]  # port 9 (discard): nothing listens
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ulyss-ann: error: cannot use the Dask scheduler "
+                                                   "tcp://127.0.0.1:9 (") and "--resume" in lines[0], lines
+    again = cli("fit", example_spectrum_path(), "-o", out, "-j", "0", *CLI_FAST, "--resume")
+    assert again.returncode == 0, again.stderr
+    assert Table.read(out)["status"].tolist() == ["ok"]

@@ -171,6 +171,9 @@ def test_eval_table_errors(network_file, tmp_path):
     Table({"Teff": [5000.0], "Logg": [2.0]}).write(tmp_path / "short.ecsv")
     assert_one_line_error(run("eval", "-m", path, "--table", tmp_path / "short.ecsv", "-o", tmp_path / "x.fits"),
                           "short.ecsv", "missing column(s) Fe/H")
+    (tmp_path / "blanks.txt").write_text("Teff Logg Fe/H\n5000 2 -1\n")  # text columns: read as astropy's ascii
+    result = run("eval", "-m", path, "--table", tmp_path / "blanks.txt", "-o", tmp_path / "t.fits")
+    assert result.returncode == 0 and "1 spectrum," in result.stdout, result.stderr
     (tmp_path / "junk.ecsv").write_text("\x00\x01 not a table")
     assert_one_line_error(run("eval", "-m", path, "--table", tmp_path / "junk.ecsv", "-o", tmp_path / "x.fits"),
                           "junk.ecsv", "cannot read as a table")

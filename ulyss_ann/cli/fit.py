@@ -17,9 +17,10 @@ combination of guesses, the best chi2 kept.
 
 Two engines, one table: --engine gdl runs ULySS's own uly_fit in GDL with a component
 generated for the network; --engine native runs the same model and fit in NumPy/SciPy
-(analytic Jacobian through the network, no GDL needed, agrees with uly_fit to ~0.1 K
-and ~0.001 dex, several times faster). auto (default): gdl when GDL and ULySS are
-found, native otherwise; the engine column says which ran.
+(analytic Jacobian through the network, no GDL needed; agrees with uly_fit to 0.75 K
+and 0.0011 dex and is 43x faster per core: scripts/compare_engines, bench_native).
+auto (default): gdl when GDL and ULySS are found, native otherwise; the engine column
+says which ran.
 
 Defaults are the paper's set-up: guesses Teff 5000/5500/6000 K x [Fe/H] -1/-1.5,
 a multiplicative Legendre polynomial of degree 20, the network's wavelength range.

@@ -192,11 +192,17 @@ def _read_table(interp, path):
 
     if not os.path.exists(path):
         raise UlyssAnnError(f"{path}: no such file (--table expects a table of parameters)")
+    from astropy.io.registry import IORegistryError
+
     try:
-        table = Table.read(path)
+        try:
+            table = Table.read(path)
+        except IORegistryError:  # no format known by its name (e.g. params.txt): text columns, as ascii reads them
+            table = Table.read(path, format="ascii")
     except Exception as exc:  # astropy raises many kinds for unreadable tables
-        raise UlyssAnnError(f"{path}: cannot read as a table ({exc}); expected ECSV, FITS or CSV "
-                            f"with columns {', '.join(interp.names)}") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UlyssAnnError(f"{path}: cannot read as a table ({reason}); expected ECSV, FITS, CSV or text "
+                            f"columns under a header line {' '.join(interp.names)}") from None
     columns = {c.lower(): c for c in table.colnames}
     missing = [n for n in interp.names if n.lower() not in columns]
     if missing:
@@ -232,7 +238,7 @@ def _run_eval(args):
         from ulyss_ann.spectra.model_files import write_model_spectra
 
         write_model_spectra(args.output, interp, params, flux, overwrite=args.overwrite)
-        count = "1 spectrum" if params.ndim == 1 else f"{len(params)} spectra"
+        count = "1 spectrum" if params.ndim == 1 or len(params) == 1 else f"{len(params)} spectra"
         print(f"wrote {args.output}: {count}, {interp.wavelength.describe()}")
     if args.plot:
         from ulyss_ann.figures import save_figure

@@ -254,7 +254,13 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
     with dask.config.set(dask_settings(retries)):
         cluster = None
         if scheduler:
-            client = Client(scheduler)
+            try:
+                client = Client(scheduler)
+            except (OSError, ValueError) as exc:  # unreachable (timed out), refused, or not an address
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UlyssAnnError(f"cannot use the Dask scheduler {scheduler} ({reason}): check the address "
+                                    "(tcp://HOST:PORT) and that it runs, then run again with --resume "
+                                    "(resume=True)") from None
         else:
             with _children_ignore_interrupts(), warnings.catch_warnings():
                 # 8787 taken: Dask's HTTP server (health; the dashboard if asked) takes a free port, which

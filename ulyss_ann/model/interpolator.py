@@ -304,7 +304,7 @@ class Interpolator:
                          f"({values.size} value{'s' if values.size > 1 else ''}) outside "
                          f"[{par.low:g}, {par.high:g}] {par.unit}".rstrip())
         message = ("; ".join(lines) + ": the network extrapolates there"
-                   + ("" if strict else " (use strict mode to make this an error)"))
+                   + ("" if strict else " (strict=True, or --strict, makes this an error)"))
         if strict:
             raise OutOfBoundsError(message)
         warnings.warn(message, OutOfBoundsWarning, stacklevel=3)
