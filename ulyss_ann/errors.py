@@ -14,6 +14,7 @@ __all__ = [
     "OutOfBoundsWarning",
     "MachineryError",
     "OversampledWarning",
+    "first_line",
 ]
 
 
@@ -61,3 +62,11 @@ class OutOfBoundsWarning(UserWarning):
 
 class OversampledWarning(UserWarning):
     """A spectrum is sampled far finer than the network: its fit costs much more, for no gain."""
+
+
+def first_line(exc, width=None):
+    """The first line of an exception's message (at most ``width`` characters), or its type's name
+    when it has none: what a one-line error quotes of an error raised by another library."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line[:width] if width else line

@@ -8,8 +8,7 @@ import argparse
 import os
 
 from ulyss_ann.cli.fit import parse_floats
-from ulyss_ann.cli.options import (MODEL_KINDS, add_dashboard_option, add_model_option, model_file,
-                                   reference_model)
+from ulyss_ann.cli.options import add_dashboard_option, add_model_option, model_file, reference_model
 from ulyss_ann.errors import UlyssAnnError
 
 # The authors' files beside the source tree (../shared/data/reference); ulyss_ann/cli/grids.py is 3 deep.
@@ -145,8 +144,7 @@ def add_grid_parsers(sub):
     si.add_argument("--res", metavar="FILE", help="ULySS .res file of the fits, in node order")
     si.add_argument("--nodes", metavar="FILE", help="node list (PHOENIX names, one a line), with --res")
     si.add_argument("--grid", metavar="FILE", help="spectral grid whose spectra are fitted (with -m)")
-    si.add_argument("-m", "--model", metavar="MODEL",
-                    help=f"interpolator to invert, with --grid: {MODEL_KINDS}; no default")
+    add_model_option(si, default_text=None, what="interpolator to invert, with --grid")
     si.add_argument("--engine", default="auto", choices=["auto", "gdl", "native"], help="fitting engine (auto)")
     si.add_argument("-j", "--workers", type=int, help="worker processes (default: one per core; 0: no Dask)")
     si.add_argument("-o", "--outdir", metavar="DIR", default="selfinv",

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from ulyss_ann.version import __version__
-from ulyss_ann.errors import ParameterError, UlyssAnnError
+from ulyss_ann.errors import ParameterError, UlyssAnnError, first_line
 from ulyss_ann.cli.fit import add_fit_parser
 from ulyss_ann.cli.grids import add_grid_parsers
 from ulyss_ann.cli.lsf import add_lsf_parser, spell_lsf_gaussian
@@ -200,8 +200,7 @@ def _read_table(interp, path):
         except IORegistryError:  # no format known by its name (e.g. params.txt): text columns, as ascii reads them
             table = Table.read(path, format="ascii")
     except Exception as exc:  # astropy raises many kinds for unreadable tables
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UlyssAnnError(f"{path}: cannot read as a table ({reason}); expected ECSV, FITS, CSV or text "
+        raise UlyssAnnError(f"{path}: cannot read as a table ({first_line(exc)}); expected ECSV, FITS, CSV or text "
                             f"columns under a header line {' '.join(interp.names)}") from None
     columns = {c.lower(): c for c in table.colnames}
     missing = [n for n in interp.names if n.lower() not in columns]

@@ -24,12 +24,12 @@ MODEL_KINDS = f"file or bundled name ({', '.join(bundled_names())})"
 _LEGACY = "deprecated_model"
 
 
-def add_model_option(parser, default=None, default_text="example, the bundled example interpolator",
-                     what="interpolator", positional_too=False, required=False):
-    """``-m/--model MODEL``; ``positional_too``: also the deprecated positional MODEL, hidden."""
-    said = "" if required else f"; default: {default_text}"
-    parser.add_argument("-m", "--model", metavar="MODEL", default=default, required=required,
-                        help=f"{what}: {MODEL_KINDS}{said}")
+def add_model_option(parser, default_text="example, the bundled example interpolator", what="interpolator",
+                     positional_too=False):
+    """``-m/--model MODEL`` (None when not given: each command says what it then uses, ``default_text``;
+    None: no default); ``positional_too``: also the deprecated positional MODEL, hidden."""
+    said = f"default: {default_text}" if default_text else "no default"
+    parser.add_argument("-m", "--model", metavar="MODEL", help=f"{what}: {MODEL_KINDS}; {said}")
     if positional_too:
         parser.add_argument(_LEGACY, nargs="?", metavar="MODEL", help=argparse.SUPPRESS)
 
@@ -71,13 +71,12 @@ def reference_model(args, path, what):
     return path
 
 
-def model_file(args, default="example"):
-    """The interpolator file of the command line: -m (or the deprecated positional) resolved, else ``default``.
+def model_file(args):
+    """The interpolator file of the command line: -m (or the deprecated positional) resolved, else the
+    bundled example.
 
     A missing file that is no bundled name stops the command in one line naming it and the
     bundled names.
     """
     model = given_model(args)
-    if model is None:
-        return bundled_path(default) if default in bundled_names() else default
-    return interpolator_file(model)
+    return bundled_path("example") if model is None else interpolator_file(model)

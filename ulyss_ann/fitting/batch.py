@@ -43,7 +43,7 @@ import warnings
 
 import numpy as np
 
-from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.fitting.engines import engine_label, resolve_engine
 from ulyss_ann.fitting.journal import failure_row
 from ulyss_ann.fitting.options import FixedValues, check_combination, make_config, model_path
@@ -257,8 +257,7 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
             try:
                 client = Client(scheduler)
             except (OSError, ValueError) as exc:  # unreachable (timed out), refused, or not an address
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise UlyssAnnError(f"cannot use the Dask scheduler {scheduler} ({reason}): check the address "
+                raise UlyssAnnError(f"cannot use the Dask scheduler {scheduler} ({first_line(exc)}): check the address "
                                     "(tcp://HOST:PORT) and that it runs, then run again with --resume "
                                     "(resume=True)") from None
         else:

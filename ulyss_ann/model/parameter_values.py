@@ -10,7 +10,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ulyss_ann.errors import ParameterError
+from ulyss_ann.errors import ParameterError, first_line
 
 __all__ = ["ParameterValues", "has_units"]
 
@@ -137,7 +137,7 @@ class ParameterValues:
                 return np.asarray(value, dtype=float)
             except (TypeError, ValueError) as exc:
                 which = "" if index is None else f"{self.names[index]}: "
-                raise ParameterError(f"{which}parameters must be numbers: {str(exc).splitlines()[0]}") from None
+                raise ParameterError(f"{which}parameters must be numbers: {first_line(exc)}") from None
         import astropy.units as u
 
         par, target = self.parameters[index], self.units[index]

@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 from astropy.io import fits
 
-from ulyss_ann.errors import InterpolatorFileError
+from ulyss_ann.errors import InterpolatorFileError, first_line
 from ulyss_ann.model.network import ACTIVATIONS
 from ulyss_ann.model.parameter import Parameter, check_parameter_name, check_parameter_unit
 
@@ -90,7 +90,7 @@ def _open(path):
             why = "is not a FITS file (no SIMPLE card at its start); expected a ULySS perceptron interpolator"
         else:
             why = ("is truncated or corrupt (shorter than its headers announce, or a damaged header: "
-                   f"{str(exc).splitlines()[0][:80]}); copy or download it again")
+                   f"{first_line(exc, 80)}); copy or download it again")
         raise InterpolatorFileError(path, why) from None
     return hdul
 

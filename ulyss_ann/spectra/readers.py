@@ -37,7 +37,7 @@ import warnings
 import numpy as np
 from astropy.io import fits
 
-from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.model.wavelength import WavelengthGrid
 from ulyss_ann.spectra.spectrum import Spectrum, vacuum_to_air
 
@@ -232,4 +232,4 @@ def read_spectrum(path):
     except SpectrumReadError:
         raise
     except (OSError, ValueError, TypeError, IndexError, KeyError, Warning) as exc:
-        raise SpectrumReadError(f"{path}: truncated or corrupt FITS file ({str(exc).splitlines()[0][:80]})") from None
+        raise SpectrumReadError(f"{path}: truncated or corrupt FITS file ({first_line(exc, 80)})") from None
