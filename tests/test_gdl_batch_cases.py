@@ -11,6 +11,7 @@ python3-gdl can be imported once per process and reads its path at import, so it
 run in child processes.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -129,12 +130,12 @@ def test_odd_file_and_folder_names_with_save_fits_in_process(tmp_path):
 # ---------------------------------------------------------------- ULySS's reason in the status
 
 def test_ulyss_failure_carries_ulyss_message(spectra, tmp_path):
-    """A negative spectrum: ULySS finds every component weight null and says so (only when not /QUIET)."""
-    spectrum = read_spectrum(spectra[0])
-    bad = tmp_path / "negative.fits"
-    write_muse_spectrum(bad, spectrum.wavelength, -spectrum.flux, spectrum.error)
-    table = fit([str(bad), spectra[0]], MODEL, tmp_path / "r.ecsv", engine="gdl", backend="subprocess",
-                workers=0, **FAST)
+    """A negative spectrum: ULySS finds every component weight null and says so (only when not /QUIET).
+
+    The readers refuse such a spectrum before any engine (Spectrum.from_arrays); a Spectrum
+    made by hand reaches ULySS, whose own reason must then reach the row."""
+    table = fit([_negative(spectra[0]), spectra[0]], MODEL, tmp_path / "r.ecsv", engine="gdl",
+                backend="subprocess", workers=0, **FAST)
     status = dict(zip(table["id"], table["status"]))
     assert status["sim000"] == "ok"
     assert status["negative"].startswith("error: GDL: ULYSS_ANN_FIT: ULySS returned no solution: ")
@@ -144,12 +145,11 @@ def test_ulyss_failure_carries_ulyss_message(spectra, tmp_path):
 
 @needs_pygdl
 def test_ulyss_failure_message_is_captured_in_process(spectra, tmp_path):
-    spectrum = read_spectrum(spectra[0])
-    bad = tmp_path / "negative.fits"
-    write_muse_spectrum(bad, spectrum.wavelength, -spectrum.flux, spectrum.error)
-    result = _run_child("import json, ulyss_ann\n"
+    result = _run_child("import dataclasses, json, ulyss_ann\n"
+                        f"good = ulyss_ann.read_spectrum({spectra[0]!r})\n"
+                        "bad = dataclasses.replace(good, flux=-good.flux)  # by hand: the readers refuse it\n"
                         "try:\n"
-                        f"    ulyss_ann.fit_spectrum({str(bad)!r}, {str(MODEL)!r}, engine='gdl', backend='pygdl',"
+                        f"    ulyss_ann.fit_spectrum(bad, {str(MODEL)!r}, engine='gdl', backend='pygdl',"
                         f" guesses={GUESS!r}, mdegree=8)\n"
                         "    print(json.dumps('no error'))\n"
                         "except ulyss_ann.UlyssAnnError as exc:\n"
@@ -157,6 +157,13 @@ def test_ulyss_failure_message_is_captured_in_process(spectra, tmp_path):
     message = json.loads(result.stdout.strip().splitlines()[-1])
     assert message.startswith("GDL: ULYSS_ANN_FIT: ULySS returned no solution: ") and "null weight" in message
     assert "null weight" not in result.stderr  # captured, not printed on the terminal
+
+
+def _negative(path):
+    """The spectrum of ``path`` with its flux negated, as a Spectrum made by hand (no reader lets it in)."""
+    spectrum = read_spectrum(path)
+    meta = {key: value for key, value in spectrum.meta.items() if key != "file"}
+    return dataclasses.replace(spectrum, flux=-spectrum.flux, meta={**meta, "id": "negative"})
 
 
 # ---------------------------------------------------------------- the machinery fails, not the spectrum

@@ -66,15 +66,19 @@ def add_fit_parser(sub):
                                "  2  refused before any fit (a bad option, model or output), or stopped because\n"
                                "     the journal could not be written (every row before is kept: --resume)\n"
                                "  3  no spectrum fitted (the table is written, each row says why)\n"
-                               "  130  interrupted (Ctrl-C): finished spectra are in the journal; --resume")
+                               "  130  interrupted (Ctrl-C): finished spectra are in the journal; --resume\n"
+                               "  143  stopped by SIGTERM (kill, a batch system's time limit): the same")
     fp.add_argument("files", nargs="+", metavar="SPECTRUM", help="spectrum files")
     add_model_option(fp)
     fp.add_argument("-o", "--output", default="results.ecsv", metavar="FILE",
                     help="results table to write (format from its extension, e.g. .ecsv; default: results.ecsv)")
     add_spectrum_options(fp)
     fp.add_argument("-j", "--workers", type=int,
-                    help="worker processes (default: one per core; none with a GPU --device; 0: no Dask)")
-    fp.add_argument("--scheduler", metavar="ADDRESS", help="use an existing Dask cluster (tcp://host:8786)")
+                    help="worker processes (default: one per core; at most 4 per core; none with a GPU --device; "
+                         "0: no Dask)")
+    fp.add_argument("--scheduler", metavar="ADDRESS",
+                    help="use an existing Dask cluster (tls://host:8786 or tcp://; TLS credentials from Dask's "
+                         "configuration: distributed.comm.tls.*)")
     fp.add_argument("--engine", default="auto", choices=["auto", "gdl", "native"],
                     help="gdl: ULySS in GDL; native: the same fit in NumPy, no GDL needed; "
                          "auto (default): gdl when GDL and ULySS are here, else native")
@@ -121,12 +125,19 @@ def add_spectrum_options(parser):
 
 
 def pairs(items, option):
-    result = {}
+    """NAME=VALUE options as a dict; a name given twice (names are matched case-insensitively) is refused,
+    not silently the last one."""
+    result, seen = {}, {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not value:
             raise UlyssAnnError(f"{option} {item!r}: expected NAME=VALUE")
-        result[name.strip()] = value.strip()
+        name = name.strip()
+        if name.lower() in seen:
+            raise UlyssAnnError(f"{option} {seen[name.lower()]!r} and {item!r}: {name} given twice; give it once "
+                                f"({'several guesses: NAME=V1,V2' if option == '--guess' else 'one value'})")
+        seen[name.lower()] = item
+        result[name] = value.strip()
     return result
 
 
@@ -160,6 +171,7 @@ def fit_options(args):
 
 def _run_fit(args):
     from ulyss_ann.fitting.batch import fit
+    from ulyss_ann.fitting.cluster import Terminated
 
     options = fit_options(args)
     fixed = pairs(args.fix, "--fix")
@@ -173,6 +185,10 @@ def _run_fit(args):
                     scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite, engine=args.engine,
                     progress=not args.quiet, save_fits=args.save_fits, retry_failed=args.retry_failed,
                     add_spectra=args.add_spectra, dashboard=args.dashboard, **options)
+    except Terminated:  # before KeyboardInterrupt, of which it is one
+        print(f"ulyss-ann: stopped by SIGTERM: the spectra finished are in {args.output}.journal.jsonl; "
+              "run the same command with --resume to go on", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"ulyss-ann: interrupted: the spectra finished are in {args.output}.journal.jsonl; "
               "run the same command with --resume to go on", file=sys.stderr)

@@ -256,6 +256,7 @@ def _run_gdl_export(args):
     from ulyss_ann.gdl.component import default_install_dir, generate_component
     from ulyss_ann.gdl.literals import check_gdl_path, gdl_string
     from ulyss_ann.gdl.process import SYSTEM_LIBRARIES
+    from ulyss_ann.gdl.reserved_names import check_component_name
     from ulyss_ann.gdl.ulyss_location import find_ulyss
 
     interp = _load(args)
@@ -263,6 +264,8 @@ def _run_gdl_export(args):
     name = (args.name or re.sub(r"[^A-Za-z0-9_]", "_", stem)).lower()
     if not args.name and not re.match(r"[A-Za-z]", name):
         name = "ann_" + name  # a GDL name starts with a letter
+    what = "--name" if args.name else "the component name (from the file's; give another with --name)"
+    check_component_name(name, what, SYSTEM_LIBRARIES)  # nor a routine of GDL's libraries on this machine
     outdir = default_install_dir(name) if args.install else (args.output or name)
     check_gdl_path(os.path.abspath(outdir), "--output" if args.output else "the output folder", search_path=True)
     files = generate_component(interp, name, outdir)

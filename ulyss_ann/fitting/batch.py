@@ -16,27 +16,30 @@
    and written atomically (:mod:`~ulyss_ann.fitting.table`).
 
 Execution is Dask distributed: by default a ``LocalCluster`` of one worker process
-per core, one thread each — one GDL session per worker, because GDL holds the GIL
-and is not thread-safe; ``scheduler="tcp://host:8786"`` runs the same batch on an
-existing cluster (each worker needs ulyss_ann, GDL and ULySS, and the files on a
-shared path). The local cluster's workers get :func:`dask_settings`: one BLAS thread,
-no sampling profiler, and glibc told to keep freed memory (Dask's default
-``MALLOC_TRIM_THRESHOLD_`` made the native engine 2.2× slower per fit in a worker); give a
-cluster of your own the same environment. Native tasks are blocks of spectra (:mod:`~ulyss_ann.fitting.tasks`). A worker killed or crashed (segfault, ``kill -9``) is restarted by its
-nanny and its task retried, ``retries`` times at most (Dask's ``allowed-failures``);
-after that the spectrum gets a ``failed: …`` row, which ``--resume`` fits again. The
-scheduler's heartbeat timeout is raised above the longest GDL call, which holds the
-GIL and freezes the worker's event loop. ``workers=0`` fits in this process, without
-Dask. Ctrl-C stops the batch; what was finished is in the journal.
+per core (at most :data:`~ulyss_ann.fitting.cluster.MAX_WORKERS_PER_CORE` per core), one
+thread each — one GDL session per worker, because GDL holds the GIL and is not
+thread-safe — private to the run: TLS with this run's own credentials
+(:mod:`~ulyss_ann.fitting.cluster`). ``scheduler="tls://host:8786"`` (or ``tcp://``) runs
+the same batch on an existing cluster, with the security of Dask's configuration (each
+worker needs ulyss_ann, GDL and ULySS, and the files on a shared path). The local
+cluster's workers get :func:`dask_settings`: one BLAS thread, no sampling profiler, and
+glibc told to keep freed memory (Dask's default ``MALLOC_TRIM_THRESHOLD_`` made the
+native engine 2.2× slower per fit in a worker); give a cluster of your own the same
+environment. Native tasks are blocks of spectra (:mod:`~ulyss_ann.fitting.tasks`). A
+worker killed or crashed (segfault, ``kill -9``) is restarted by its nanny and its task
+retried, ``retries`` times at most (Dask's ``allowed-failures``); then each spectrum of
+a native block is fitted again alone, at once, and only one that still kills its worker
+gets a ``failed: …`` row, which ``--resume`` fits again. The scheduler's heartbeat
+timeout is raised above the longest GDL call, which holds the GIL and freezes the
+worker's event loop. ``workers=0`` fits in this process, without Dask. Ctrl-C or SIGTERM
+stops the batch; what was finished is in the journal.
 
 ``output=None`` keeps everything in memory (no journal, no resume): the notebook's way,
 with spectra that may be arrays or objects rather than files.
 """
 
-import logging
 import importlib
 import os
-import signal
 import sys
 import time
 import warnings
@@ -44,10 +47,15 @@ import warnings
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError, first_line
+from ulyss_ann.fitting.cluster import (announce_dashboard, check_workers, close_quietly, connect, dask_settings,
+                                       dask_silenced, local_client, local_cluster, note_gdl_sessions,
+                                       stopping_on_sigterm)
 from ulyss_ann.fitting.engines import engine_label, resolve_engine
 from ulyss_ann.fitting.journal import failure_row
 from ulyss_ann.fitting.options import FixedValues, check_combination, make_config, model_path
 from ulyss_ann.fitting.resume import open_journal, tasks_to_fit
+from ulyss_ann.fitting.result import file_stem
+from ulyss_ann.fitting.safe_files import check_outputs
 from ulyss_ann.fitting.run import OutputLock, run_record
 from ulyss_ann.fitting.sources import batch_inputs
 from ulyss_ann.fitting.table import rows_to_table, table_format, write_table
@@ -154,25 +162,28 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     fixed_values = FixedValues(fixed, interp)
     check_combination(config, fixed_values)
     inputs = batch_inputs(spectra)
+    # before the lock: no output that is a link or one of the spectra is ever written or deleted
+    check_outputs(output, inputs, config.save_fits, stem=file_stem)
     record = run_record(config, fixed_values)
-    lock = OutputLock(output).acquire() if output is not None else None
-    try:
-        journal, state, inputs = open_journal(output, resume, overwrite, record, inputs, add_spectra)
-        started = time.perf_counter()
-        tasks = tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress)
-        if tasks:
-            runner = _run_serial if workers == 0 and scheduler is None else _run_dask
-            runner(tasks, config, journal, workers, scheduler, progress, retries, interp, dashboard)
-        state = journal.read()
-        table = rows_to_table([state.rows[key] for key in state.inputs if key in state.rows],
-                              [(p.name, p.unit) for p in interp.parameters])
-        if output is not None:
-            write_table(table, output, meta=state.run)
-        else:
-            table.meta.update(state.run)
-    finally:
-        if lock is not None:
-            lock.release()
+    with stopping_on_sigterm():  # SIGTERM stops as Ctrl-C does: lock released, scratch folders removed
+        lock = OutputLock(output).acquire() if output is not None else None
+        try:
+            journal, state, inputs = open_journal(output, resume, overwrite, record, inputs, add_spectra)
+            started = time.perf_counter()
+            tasks = tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress)
+            if tasks:
+                runner = _run_serial if workers == 0 and scheduler is None else _run_dask
+                runner(tasks, config, journal, workers, scheduler, progress, retries, interp, dashboard)
+            state = journal.read()
+            table = rows_to_table([state.rows[key] for key in state.inputs if key in state.rows],
+                                  [(p.name, p.unit) for p in interp.parameters])
+            if output is not None:
+                write_table(table, output, meta=state.run)
+            else:
+                table.meta.update(state.run)
+        finally:
+            if lock is not None:
+                lock.release()
     if progress:
         _summary(table, interp, time.perf_counter() - started, len(tasks))
     return table
@@ -183,6 +194,7 @@ def _check_run_options(output, workers, scheduler, resume, overwrite, retries, r
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
                                 or workers < 0):
         raise UlyssAnnError(f"workers (-j) {workers!r}: give 0 (no Dask) or a positive number of processes")
+    check_workers(workers)
     if workers is not None and scheduler is not None:
         raise UlyssAnnError("workers (-j) and scheduler (--scheduler): the cluster at the address has its own "
                             "workers; give one of them")
@@ -228,150 +240,58 @@ def _run_serial(tasks, config, journal, workers, scheduler, progress, retries, i
             _record(journal, bar, fit_block(block, config, interp), failures)
 
 
-def dask_settings(retries):
-    """Dask's configuration for a batch: its tolerances, and what the local cluster's workers get."""
-    return {"distributed.scheduler.worker-ttl": "2 hours",          # GDL calls hold the GIL
-            "distributed.scheduler.allowed-failures": int(retries),
-            "distributed.admin.tick.limit": "1 hour",
-            "distributed.worker.multiprocessing-method": "spawn",
-            # the worker's sampling profiler walks the fitting thread's stack every 10 ms
-            "distributed.worker.profile.enabled": False,
-            # one BLAS thread per worker (no oversubscription), as Dask's default, and glibc told
-            # to keep freed memory: Dask's MALLOC_TRIM_THRESHOLD_=65536 made it map and unmap
-            # every large temporary of the native engine (2.2x slower per fit in a worker), and
-            # even glibc's default shrinks the heap of a worker's fitting thread (not the main
-            # thread's) after each: 10-20 % slower than the same fits in a main thread
-            "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
-                                                    "OPENBLAS_NUM_THREADS": 1,
-                                                    "MALLOC_TRIM_THRESHOLD_": 1 << 30,
-                                                    "MALLOC_MMAP_THRESHOLD_": 1 << 25}}
-
-
 def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, interp, dashboard=False):
     import dask
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
 
-    with dask.config.set(dask_settings(retries)):
-        cluster = None
-        if scheduler:
-            try:
-                client = Client(scheduler)
-            except (OSError, ValueError) as exc:  # unreachable (timed out), refused, or not an address
-                raise UlyssAnnError(f"cannot use the Dask scheduler {scheduler} ({first_line(exc)}): check the address "
-                                    "(tcp://HOST:PORT) and that it runs, then run again with --resume "
-                                    "(resume=True)") from None
-        else:
-            with _children_ignore_interrupts(), warnings.catch_warnings():
-                # 8787 taken: Dask's HTTP server (health; the dashboard if asked) takes a free port, which
-                # the link printed says; its warning would break --quiet
-                warnings.filterwarnings("ignore", message="Port .* is already in use")
-                try:
-                    cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                           processes=True, silence_logs=logging.ERROR,
-                                           dashboard_address="127.0.0.1:8787" if dashboard else None)
-                except RuntimeError as exc:  # "Nanny failed to start": most often a script without its guard
-                    raise UlyssAnnError(
-                        f"the Dask workers could not start ({exc}): in a script, call ulyss_ann.fit under "
-                        "`if __name__ == \"__main__\":` (Dask's workers import the main script again), or fit in "
-                        "this process with workers=0 (-j 0); then run again with resume=True (--resume)") from None
-            client = Client(cluster)
-            client.register_plugin(_interrupts_ignored())  # also in workers a nanny restarts later
+    with dask.config.set(dask_settings(retries)), dask_silenced(not progress):
+        cluster = client = None
         try:
+            if scheduler:
+                client = connect(scheduler)
+            else:
+                cluster = local_cluster(workers, dashboard, quiet=not progress)
+                client = local_client(cluster)
             if dashboard:
-                _announce_dashboard(dashboard, client, scheduler)
+                announce_dashboard(dashboard, client, scheduler)
             slots = sum(client.nthreads().values()) or 1
             futures = {client.submit(fit_block_noting_warnings, block, config, pure=False): block
                        for block in task_blocks(tasks, config, slots)}
             failures = [0]
             with _progress_bar(len(tasks), progress) as bar:
-                for future in as_completed(futures):
+                pending = as_completed(futures)
+                for future in pending:
                     block = futures.pop(future)
                     try:
                         rows = future.result()
                     except Exception as exc:  # KilledWorker after `retries` deaths
-                        rows = [failure_row(entry.key, entry.in_memory or entry.ident,
-                                            f"failed: the worker died fitting it, {int(retries) + 1} times "
-                                            f"({type(exc).__name__})", engine_label(config),
-                                            os.path.basename(config.model), config.model_sha256)
-                                for entry, _ in block]
+                        rows = None
+                        if len(block) > 1:
+                            # one spectrum killed the workers of its block: each is fitted alone
+                            # at once, and only the one that kills its worker again fails
+                            for task in block:
+                                alone = client.submit(fit_block_noting_warnings, [task], config, pure=False)
+                                futures[alone] = [task]
+                                pending.add(alone)
+                        else:
+                            rows = [_worker_death_row(entry, config, retries, exc) for entry, _ in block]
                     future.release()
-                    _record(journal, bar, rows, failures)
+                    if cluster is not None and config.engine == "gdl":
+                        note_gdl_sessions(cluster)  # removed at the end, even if their workers were killed
+                    if rows is not None:
+                        _record(journal, bar, rows, failures)
         finally:
-            _close_quietly(client, cluster)
+            close_quietly(client, cluster)
 
 
-def _announce_dashboard(dashboard, client, scheduler):
-    """``Dask dashboard: LINK`` (or the callable ``dashboard`` given the link), once the client is up."""
-    import importlib.util
-
-    try:
-        link = client.dashboard_link
-    except (KeyError, TypeError):  # a scheduler started without its dashboard
-        link = None
-    if not link:
-        warnings.warn(f"no Dask dashboard: the scheduler {scheduler or ''} serves none".replace("  ", " "))
-        return
-    if callable(dashboard):
-        dashboard(link)
-        return
-    note = ""
-    if scheduler is None and importlib.util.find_spec("bokeh") is None:
-        note = " (its pages need bokeh: pip install 'bokeh>=3.1')"
-    print(f"Dask dashboard: {link}{note}", flush=True)
-
-
-def _children_ignore_interrupts():
-    """Start the local cluster's processes with Ctrl-C ignored (restored here after).
-
-    A Ctrl-C at a terminal goes to the whole process group: without this every worker
-    prints its own KeyboardInterrupt traceback (~70 lines) while the driver stops them
-    anyway. An ignored signal stays ignored across exec, and Python then installs no
-    handler of its own, so the spawned workers leave the interrupt to the driver.
-    """
-    import contextlib
-    import threading
-
-    @contextlib.contextmanager
-    def ignoring():
-        if threading.current_thread() is not threading.main_thread():
-            yield  # only the main thread may set handlers (a batch run from a thread)
-            return
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-    return ignoring()
-
-
-def _interrupts_ignored():
-    """A Dask worker plugin: the worker ignores Ctrl-C (the driver stops the cluster).
-
-    Only for the batch's own local cluster: the workers of a cluster given by address
-    belong to whoever started them.
-    """
-    from dask.distributed import WorkerPlugin
-
-    class InterruptsIgnored(WorkerPlugin):
-        name = "ulyss-ann-interrupts-ignored"
-
-        def setup(self, worker):
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # runs in the worker's main thread
-
-    return InterruptsIgnored()
-
-
-def _close_quietly(client, cluster):
-    """Close the client and the local cluster; an interrupted close says nothing more."""
-    quiet = logging.getLogger("distributed")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)
-    try:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-    finally:
-        quiet.setLevel(level)
+def _worker_death_row(entry, config, retries, exc):
+    """The ``failed: …`` row of a spectrum whose task the cluster gave up (its workers died)."""
+    if type(exc).__name__ == "KilledWorker":
+        why = f"the worker died fitting it, {int(retries) + 1} times (KilledWorker)"
+    else:
+        why = f"its task failed on the cluster ({type(exc).__name__}: {first_line(exc)})"
+    return failure_row(entry.key, entry.in_memory or entry.ident, f"failed: {why}", engine_label(config),
+                       os.path.basename(config.model), config.model_sha256)
 
 
 def _summary(table, interp, seconds, fitted_now):

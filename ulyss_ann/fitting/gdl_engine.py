@@ -19,8 +19,8 @@ becomes ``etoiles star`` in ``lete``) and expands globs, and an I/O error inside
 CATCH then aborts GDL (``GDLInterpreter.cpp:442`` assertion), taking python3-gdl's
 Python process and the batch with it. So ULySS writes the ``.res`` file into this
 engine's scratch folder under a fixed ASCII name and Python moves it to
-``<save_fits>/<id>.res``; an LSF file is copied there under a name made of its
-checksum.
+``<save_fits>/<id>.res`` (whole or not at all, never through a link); an LSF file is
+copied there under a name made of its checksum.
 
 When ULySS finds no solution it says why only in messages that ``/QUIET`` hides: the
 spectrum is then fitted once more, verbosely, and what ULySS printed becomes the
@@ -37,10 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ulyss_ann.errors import MachineryError, UlyssAnnError
+from ulyss_ann.errors import MachineryError, UlyssAnnError, first_line
 from ulyss_ann.fitting.core import FitEngine, Solution
-from ulyss_ann.fitting.result import file_stem
-from ulyss_ann.gdl.component import generate_component, resource_dir
+from ulyss_ann.fitting.result import file_stem, save_failure
+from ulyss_ann.fitting.safe_files import write_beside
+from ulyss_ann.gdl.component_cache import cache_dir, cached_component, check_cache_owner, checked_problem
 from ulyss_ann.gdl.literals import check_gdl_path
 from ulyss_ann.gdl.process import gdl_error, gdl_error_lines, gdl_interrupted
 
@@ -70,19 +71,6 @@ def decode_result(vector, npar):
     return out
 
 
-def _code_version():
-    """A digest of the GDL code and templates of this installation (the cache key's second half)."""
-    digest = hashlib.sha256()
-    for kind, pattern in (("gdl", "*.pro"), ("templates", "*.j2")):
-        for path in sorted(resource_dir(kind).glob(pattern)):
-            digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:10]
-
-
-def _component_cache():
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ulyss_ann" / "components"
-
-
 def check_gdl_paths(config):
     """Refuse, before any fit, a path of ``config`` that GDL would not open as written.
 
@@ -92,7 +80,8 @@ def check_gdl_paths(config):
     """
     if config.save_fits:
         check_gdl_path(os.path.abspath(config.save_fits), "--save-fits", opened=False)
-    check_gdl_path(_component_cache(), "the component cache (set XDG_CACHE_HOME to change it)", search_path=True)
+    check_gdl_path(cache_dir(), "the component cache (set XDG_CACHE_HOME to change it)", search_path=True)
+    check_cache_owner()  # GDL runs the code it finds there: the cache must be this user's alone
 
 
 def _scratch_folder():
@@ -100,24 +89,6 @@ def _scratch_folder():
     scratch = tempfile.mkdtemp(prefix="ulyss_ann_engine_")
     check_gdl_path(scratch, "the temporary folder (set TMPDIR to a plain path)")
     return Path(scratch)
-
-
-def _component_folder(interp, sha):
-    """Generate (once per model and code version, shared by all workers) the component in the cache."""
-    base = _component_cache()
-    name = "ann_" + sha[:12]
-    folder = base / f"{name}_{_code_version()}"  # new code never meets old generated files
-    if not (folder / f"{name}_eval.pro").is_file():
-        base.mkdir(parents=True, exist_ok=True)
-        # Written aside, then published atomically: concurrent workers never see a
-        # half-written folder.
-        scratch = Path(tempfile.mkdtemp(prefix=name + ".", dir=base))
-        generate_component(interp, name, scratch, final_dir=folder)
-        try:
-            os.rename(scratch, folder)
-        except OSError:  # another worker got there first
-            shutil.rmtree(scratch, ignore_errors=True)
-    return name, folder
 
 
 class GDLEngine(FitEngine):
@@ -128,7 +99,7 @@ class GDLEngine(FitEngine):
 
         check_gdl_paths(config)
         super().__init__(config, interp)
-        self.component, self.folder = _component_folder(self.interp, self.sha256)
+        self.component, self.folder = cached_component(self.interp, self.sha256)  # verified, repaired if damaged
         self.scratch = _scratch_folder()
         self.session = open_session([self.folder], backend=config.backend, timeout=config.timeout)
         self.name = f"gdl-{self.session.backend}"
@@ -166,10 +137,16 @@ class GDLEngine(FitEngine):
                 int(prepared.sampling), float(prepared.start), float(prepared.step),
                 prepared.guesses, prepared.counts, prepared.fixed_flags, float(prepared.lo),
                 float(prepared.hi), int(self.config.mdegree), res_file, self.lsf_copy())
-        vector = self.session.call(*args)
-        self.fits += 1
-        if vector.size == 1 and vector[0] == -1:
-            vector = self._no_solution(args)
+        try:
+            vector = self.session.call(*args)
+            self.fits += 1
+            if vector.size == 1 and vector[0] == -1:
+                vector = self._no_solution(args)
+        except MachineryError:
+            raise
+        except UlyssAnnError as exc:
+            self._check_component(exc)
+            raise
         if self.config.save_fits:
             self._publish_res(res_file, spectrum.meta.get("id"))
         found = decode_result(vector, self.interp.npar)
@@ -186,6 +163,20 @@ class GDLEngine(FitEngine):
                         status=found["status"].astype(int), ln_start=ln_wave[0], ln_step=ln_wave[1] - ln_wave[0],
                         flux=fitted["flux"], bestfit=fitted["bestfit"], mask=fitted["mask"] != 0,
                         error=None if spectrum.error is None else fitted["error"])
+
+    def _check_component(self, exc):
+        """After GDL reported an error: if the cached component was damaged since this engine
+        checked it (a file deleted or changed meanwhile), the fault is the machinery's, not the
+        spectrum's: the component is regenerated for the next spectrum and the row is
+        ``failed: …``, fitted again on ``--resume`` (an ``error: …`` row would be kept)."""
+        problem = checked_problem(self.folder)
+        if problem is None:
+            return
+        cached_component(self.interp, self.sha256)
+        self.session.restart()  # a new gdl compiles the regenerated routines (pygdl: nothing to restart)
+        message = (f"the cached GDL component {self.folder} was damaged ({problem}) and has been regenerated; "
+                   f"--resume fits this spectrum again (GDL said: {first_line(exc, 200).removeprefix('GDL: ')})")
+        raise MachineryError(message) from None
 
     def _no_solution(self, args):
         """Raise the failed fit's reason in one line, ULySS's own words where it printed any.
@@ -219,13 +210,17 @@ class GDLEngine(FitEngine):
         raise UlyssAnnError("GDL: " + " ".join(message.split())[:600])
 
     def _publish_res(self, res_file, spectrum_id):
-        """ULySS's .res of this spectrum, moved from the scratch folder to ``<save_fits>/<id>.res``."""
+        """ULySS's .res of this spectrum, copied from the scratch folder to ``<save_fits>/<id>.res``:
+        whole or not at all, never through a link (:func:`~ulyss_ann.fitting.safe_files.write_beside`);
+        a full disk is the machinery's failure (:func:`~ulyss_ann.fitting.result.save_failure`)."""
         if not os.path.isfile(res_file):
             return
         target = os.path.join(os.path.abspath(self.config.save_fits), f"{file_stem(spectrum_id)}.res")
         try:
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.move(res_file, target)
-        except OSError as exc:
-            raise UlyssAnnError(f"cannot write {target}: {exc.strerror}; check the --save-fits folder "
-                                "(permissions, free space)") from None
+            write_beside(target, lambda temporary: shutil.copyfile(res_file, temporary), option="--save-fits")
+        except Exception as exc:  # noqa: BLE001 - the reason, in one line
+            raise save_failure(target, exc, needed=os.path.getsize(res_file)) from None
+        finally:
+            if os.path.exists(res_file):
+                os.remove(res_file)

@@ -22,22 +22,38 @@ checksums rather than SQLite: the file is plain text that ``grep`` and ``jq`` re
 is safe on the network file systems of clusters (where SQLite's locking is not), and
 a write that fails loses at most the record being written.
 
+A record whose checksum holds but whose values are not of the shape written here (a
+row that is not an object, ``keys`` that are not a list of names, a ``status`` that is
+not text: :func:`_shape_problem`) is damaged too: only this package's own records are
+believed.
+
 Records, in order: one ``run`` (the run's configuration: :mod:`ulyss_ann.fitting.run`),
 ``inputs`` (the spectra of the run and their ids, in blocks; more when ``--add-spectra``
 adds some),
 then ``row`` records. A spectrum's last valid row is its result: a failure of the
 machinery (``failed: …``) retried on ``--resume`` is superseded by the new row.
+
+**Fingerprints.** An ``inputs`` record also carries, in ``stats``, the size and
+modification time (ns) of each spectrum file when the run met it (``null`` for an
+in-memory spectrum, a file that could not be read, and in journals written before
+fingerprints: unknown, never a difference). A ``fingerprints`` record (``keys``,
+``stats``) gives a spectrum file a new fingerprint: ``--resume`` writes one for a file
+that changed since it was fitted, which sets aside the rows written before it — the
+spectrum is fitted again (:mod:`~ulyss_ann.fitting.resume`). Fingerprints are not part
+of the run's identity: a journal with or without them is the same run.
 """
 
 import json
 import os
+import stat
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.table import as_number
+from ulyss_ann.fitting.safe_files import open_own
+from ulyss_ann.fitting.table import STRING_COLUMNS, as_number
 
 __all__ = ["Journal", "JournalState", "MemoryJournal", "JournalError", "failure_row"]
 
@@ -119,6 +135,18 @@ class JournalState:
     torn_bytes: int = 0                            # length of a last line cut short
     damaged_inputs: bool = False                   # a damaged line that is not a row (an inputs record?)
     legacy: bool = False                           # lines without checksums (ulyss_ann before 0.2)
+    stats: dict = field(default_factory=dict)      # key -> [size, mtime_ns] of the file as last fitted, or None
+
+    def note_stats(self, keys, stats):
+        """The fingerprints of a ``fingerprints`` record: a file whose known fingerprint
+        changes loses the rows written before (they were of its old content)."""
+        for key, new in zip(keys, stats):
+            old = self.stats.get(key)
+            if old is not None and new is not None and list(old) != list(new):
+                self.rows.pop(key, None)
+                self.failures.pop(key, None)
+                self.counts.pop(key, None)
+            self.stats[key] = new
 
     def report(self, path):
         """One line about damaged records, or None."""
@@ -138,18 +166,31 @@ class Journal:
         self.path = str(path)
 
     def read(self):
-        """A :class:`JournalState` of the file (empty when there is none)."""
+        """A :class:`JournalState` of the file (empty when there is none; a link at its name refused)."""
         state = JournalState()
-        if not os.path.exists(self.path):
+        if not os.path.lexists(self.path):
             return state
-        with open(self.path, "rb") as handle:  # line by line: a survey's journal is never all in memory
+        # line by line: a survey's journal is never all in memory
+        with open(self._open(os.O_RDONLY), "rb") as handle:
             for number, line in enumerate(handle, start=1):
                 self._read_line(state, number, line)
         return state
 
+    def _open(self, flags):
+        """A descriptor on the journal itself, never on what a link at its name points to; nor on a
+        FIFO or device put there (reading it would hang, writing it would go elsewhere)."""
+        descriptor = open_own(self.path, flags | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
+            raise UlyssAnnError(f"{self.path}: not a regular file; remove it or give another --output")
+        os.set_blocking(descriptor, True)
+        return descriptor
+
     @staticmethod
     def _read_line(state, number, line):
         record = _decode(line)
+        if record is not None and _shape_problem(record):  # a checksum holds, yet not our record: damaged
+            record = None
         if record is None:
             if _is_legacy(line):
                 state.legacy = True
@@ -164,8 +205,12 @@ class Journal:
         if kind == "run" and state.run is None:
             state.run = record["config"]
         elif kind == "inputs":
-            state.inputs += record["keys"]
+            new = [key for key in record["keys"] if key not in state.ids]
+            state.inputs += list(dict.fromkeys(new))
             state.ids.update(zip(record["keys"], record["ids"]))
+            state.stats.update(zip(record["keys"], record.get("stats") or [None] * len(record["keys"])))
+        elif kind == "fingerprints":
+            state.note_stats(record["keys"], record["stats"])
         elif kind == "row":
             row = record["row"]
             state.rows[row["file"]] = row
@@ -180,17 +225,25 @@ class Journal:
         """Cut a torn last line off the file, so that the next record starts on a line of its own."""
         if state.torn_bytes:
             size = os.path.getsize(self.path)
-            with open(self.path, "rb+") as handle:
+            with open(self._open(os.O_RDWR), "rb+") as handle:
                 handle.truncate(size - state.torn_bytes)
                 os.fsync(handle.fileno())
 
-    def start(self, run, inputs):
-        """Begin a new journal: the run's record and its inputs, (key, id) pairs."""
-        self._write([{"kind": "run", "config": run}] + self._input_records(inputs), mode="wb")
+    def start(self, run, inputs, stats=None):
+        """Begin a new journal: the run's record and its inputs, (key, id) pairs; ``stats``:
+        key -> the fingerprint of its file ([size, mtime_ns]; see the module's text)."""
+        self._write([{"kind": "run", "config": run}] + self._input_records(inputs, stats), create=True)
 
-    def add_inputs(self, inputs):
-        """Record spectra added to the run (``--add-spectra``), (key, id) pairs."""
-        self._write(self._input_records(inputs))
+    def add_inputs(self, inputs, stats=None):
+        """Record spectra added to the run (``--add-spectra``), (key, id) pairs, and their fingerprints."""
+        self._write(self._input_records(inputs, stats))
+
+    def add_fingerprints(self, stats):
+        """Record new fingerprints (key -> [size, mtime_ns]): the rows written before them are set aside."""
+        keys = list(stats)
+        self._write([{"kind": "fingerprints", "keys": keys[i:i + _INPUTS_PER_RECORD],
+                      "stats": [stats[k] for k in keys[i:i + _INPUTS_PER_RECORD]]}
+                     for i in range(0, len(keys), _INPUTS_PER_RECORD)])
 
     def append(self, row):
         """Record one finished spectrum, on disk before returning (JournalError when that fails)."""
@@ -207,13 +260,21 @@ class Journal:
         self._write([{"kind": "row", "row": _finite(row)} for row in rows])
 
     @staticmethod
-    def _input_records(inputs):
+    def _input_records(inputs, stats=None):
+        stats = stats or {}
         blocks = [inputs[i:i + _INPUTS_PER_RECORD] for i in range(0, len(inputs), _INPUTS_PER_RECORD)]
-        return [{"kind": "inputs", "keys": [k for k, _ in block], "ids": [i for _, i in block]} for block in blocks]
+        return [{"kind": "inputs", "keys": [k for k, _ in block], "ids": [i for _, i in block],
+                 "stats": [stats.get(k) for k, _ in block]} for block in blocks]
 
-    def _write(self, records, mode="ab"):
+    def _write(self, records, create=False):
+        """Append ``records`` (``create``: the journal begins with them), on disk before returning.
+
+        Opened without following a link at the journal's name (see :mod:`~ulyss_ann.fitting.safe_files`):
+        a link is refused in one line, as is a dangling one (whose target would be created).
+        """
+        flags = os.O_WRONLY | (os.O_CREAT | os.O_TRUNC if create else os.O_APPEND)
         try:
-            with open(self.path, mode) as handle:
+            with open(self._open(flags), "wb") as handle:
                 handle.write(b"".join(_encode(r) for r in records))
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -221,6 +282,59 @@ class Journal:
             raise JournalError(f"{self.path}: cannot write the journal ({exc.strerror or exc}); the batch stops "
                                "here, every spectrum recorded before is safe: make room and rerun with --resume") \
                 from None
+
+
+def _names(value, length=None):
+    """True for a list of texts (of ``length`` items when given)."""
+    return isinstance(value, list) and all(isinstance(v, str) for v in value) and length in (None, len(value))
+
+
+def _fingerprints(value, length):
+    """True for a list of ``length`` fingerprints, each null or [size, mtime_ns] (integers)."""
+    return isinstance(value, list) and len(value) == length and all(
+        v is None or isinstance(v, list) and len(v) == 2 and all(type(n) is int for n in v) for v in value)
+
+
+def _row_problem(row):
+    """Why a journal row is not one this package writes (see :func:`_shape_problem`), or None."""
+    if not isinstance(row, dict):
+        return "a row that is not an object"
+    if not isinstance(row.get("file"), str) or not row["file"]:
+        return "a row without its file"
+    if not isinstance(row.get("status"), str):
+        return "a row whose status is not text"
+    for name, value in row.items():
+        scalar = value is None or isinstance(value, (bool, int, float, str))
+        if not scalar or (name not in STRING_COLUMNS and isinstance(value, str)):
+            return f"a row whose {name} is not a {'text' if name in STRING_COLUMNS else 'number'}"
+    return None
+
+
+def _shape_problem(record):
+    """Why a decoded record (its checksum valid) is not of the shape this module writes, or None.
+
+    A record of any other shape is damaged, as one whose checksum fails: a hand-edited or
+    tampered journal must not stop a batch with a traceback, nor put a list into a table.
+    """
+    if not isinstance(record, dict):
+        return "not an object"
+    kind = record.get("kind")
+    if kind == "run":
+        return None if isinstance(record.get("config"), dict) else "a run record without its configuration"
+    if kind == "inputs":
+        keys = record.get("keys")
+        if not _names(keys) or not (_names(record.get("ids"), len(keys)) and all(keys)):
+            return "an inputs record whose keys and ids are not two lists of names"
+        if record.get("stats") is not None and not _fingerprints(record["stats"], len(keys)):
+            return "an inputs record whose fingerprints are not [size, mtime_ns] pairs"
+        return None
+    if kind == "fingerprints":
+        keys = record.get("keys")
+        ok = _names(keys) and _fingerprints(record.get("stats"), len(keys))
+        return None if ok else "a fingerprints record that is not keys and [size, mtime_ns] pairs"
+    if kind == "row":
+        return _row_problem(record.get("row"))
+    return "a record of no kind this package writes"
 
 
 def _is_legacy(line):
@@ -242,7 +356,7 @@ class MemoryJournal:
     def read(self):
         return self._state
 
-    def start(self, run, inputs):
+    def start(self, run, inputs, stats=None):
         self._state.run, self._state.inputs, self._state.ids = run, [k for k, _ in inputs], dict(inputs)
 
     def append(self, row):

@@ -79,6 +79,7 @@ from ulyss_ann.fitting.core import FitEngine, Solution
 from ulyss_ann.fitting.lockstep import BLOCK_SPECTRA, levenberg_marquardt
 from ulyss_ann.fitting.spectral_block import SpectralBlock
 from ulyss_ann.fitting.torch_block import GPU_BLOCK_SPECTRA, TorchSpectralBlock, torch_device
+from ulyss_ann.model.limits import max_pixels
 from ulyss_ann.spectra.lsf import read_lsf
 from ulyss_ann.fitting.numerics import C_KMS, extract, extract_linear, log_rebin, lsf_convolve
 
@@ -197,8 +198,9 @@ class NativeEngine(FitEngine):
             layers[key] = layer
             blocks.setdefault(key, []).append((i, spec))
         for key, members in blocks.items():
-            for first in range(0, len(members), self.block_spectra):
-                chunk = members[first:first + self.block_spectra]
+            size = self._block_size(key[2])
+            for first in range(0, len(members), size):
+                chunk = members[first:first + size]
                 try:
                     solutions = self._solve_block([prepared_fits[i] for i, _ in chunk], [s for _, s in chunk],
                                                   layers[key], key[3])
@@ -211,6 +213,14 @@ class NativeEngine(FitEngine):
                 for (i, _), solution in zip(chunk, solutions):
                     outcomes[i] = solution
         return outcomes
+
+    def _block_size(self, npix):
+        """Spectra of ``npix`` pixels per lock-step block. On the CPU, a block's memory grows with
+        its pixels as one spectrum's does (:mod:`~ulyss_ann.model.limits`): together they keep to
+        the pixel budget of one spectrum (a block of 32 spectra of 10⁵ pixels would need 8 GB)."""
+        if self.device is not None:
+            return self.block_spectra
+        return max(1, min(self.block_spectra, max_pixels() // max(int(npix), 1)))
 
     def _solve_one_of(self, prepared, spec, layer, voff):
         try:

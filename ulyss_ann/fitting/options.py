@@ -17,6 +17,8 @@ from ulyss_ann.fitting.core import FitConfig, file_sha256
 from ulyss_ann.fitting.preparation import MIN_OVERLAP
 from ulyss_ann.model.bundled import bundled_path, interpolator_file
 from ulyss_ann.model.interpolator import Interpolator
+from ulyss_ann.model.limits import max_pixels
+from ulyss_ann.spectra.lsf import read_lsf
 
 __all__ = ["make_config", "check_combination", "model_path", "writable_folder", "FixedValues"]
 
@@ -51,6 +53,7 @@ def make_config(model, interp, **options):
     if unknown:
         raise UlyssAnnError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
                             f"the fit takes {', '.join(sorted(known))}")
+    max_pixels()  # a malformed ULYSS_ANN_MAX_PIXELS is the run's mistake, not an error row of each spectrum
     options["guesses"] = _guesses(options.get("guesses"), interp, model) or None
     options["mdegree"] = _mdegree(options.get("mdegree", 20))
     options["masks"] = tuple(_band(m, "mask") for m in (options.get("masks") or ()))
@@ -63,6 +66,7 @@ def make_config(model, interp, **options):
     _check_engine_options(options)
     if options.get("lsf") is not None:
         options["lsf"] = os.path.abspath(options["lsf"])
+        read_lsf(options["lsf"])  # a bad LSF file is refused now, in one line, not in each spectrum's fit
         if options.get("engine") == "gdl" or options.get("losvd", "sampled") == "sampled":
             warnings.warn("lsf (--lsf) with ULySS's sampled LOSVD (the gdl engine, or --losvd sampled): once the "
                           "LSF takes the broadening, sigma is pegged at the kernel's 0.3 px floor and cz comes out "
@@ -171,7 +175,9 @@ class FixedValues:
 
     ``spec`` maps a parameter name to a number, to ``"table.ecsv:column"`` (the table's
     ``id`` column — else its first column — is matched to the spectrum id, the file
-    name without extension), or to a dict {spectrum id: value}. Constants outside the
+    name without extension; a column with a unit is converted to the parameter's, log g
+    in m/s2 or dex(m/s2) to dex(cm/s2), and one that does not convert is refused), or to
+    a dict {spectrum id: value}. A parameter named twice (``Logg`` and ``logg``) is refused. Constants outside the
     network's bounds are refused here; a per-spectrum value outside them, missing, or
     ambiguous (the id twice in the table with different values; or two inputs with the
     same file name, whose ids then carry their folder, and a table that has the bare
@@ -181,14 +187,18 @@ class FixedValues:
     def __init__(self, spec, interp):
         self.interp = interp
         self.constant, self.per_spectrum, self.source, self._described = {}, {}, {}, {}
+        given = {}
         for name, value in (spec or {}).items():
-            name = interp.names[interp.parameter_index(name)]
+            key, name = name, interp.names[interp.parameter_index(name)]
+            if name in given:
+                raise UlyssAnnError(f"{name} fixed twice ({given[name]!r} and {key!r}): fix each parameter once")
+            given[name] = key
             if isinstance(value, dict):
                 self.per_spectrum[name] = {str(k): [_number(v, name)] for k, v in value.items()}
                 self.source[name] = "the mapping given"
                 self._described[name] = {"mapping_sha256": _digest(sorted(value.items(), key=str))}
             elif isinstance(value, str) and ":" in value and not _is_number(value):
-                self.per_spectrum[name], self._described[name] = self._from_table(value)
+                self.per_spectrum[name], self._described[name] = self._from_table(value, name)
                 self.source[name] = value
             else:
                 self.constant[name] = _number(value, name)
@@ -205,8 +215,7 @@ class FixedValues:
         """What is fixed and from where, for the run's record (tables by path, column and SHA-256)."""
         return dict(sorted(self._described.items())) or None
 
-    @staticmethod
-    def _from_table(spec):
+    def _from_table(self, spec, name):
         from astropy.table import Table
 
         path, _, column = spec.rpartition(":")
@@ -219,13 +228,10 @@ class FixedValues:
         if column not in table.colnames:
             raise UlyssAnnError(f"{path}: no column '{column}' (has {', '.join(table.colnames)})")
         ids = table["id"] if "id" in table.colnames else table[table.colnames[0]]
+        numbers = _column_in_unit(table[column], self.interp, name, f"{path}: column '{column}'")
         values = {}
-        for ident, value in zip(ids, table[column]):
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                number = float("nan")  # a masked or text cell: refused for that spectrum only
-            values.setdefault(str(ident), []).append(number)
+        for ident, number in zip(ids, numbers):
+            values.setdefault(str(ident), []).append(float(number))
         described = {"table": os.path.abspath(path), "column": column, "sha256": file_sha256(path)}
         return values, described
 
@@ -252,6 +258,57 @@ class FixedValues:
                        self.interp.path or "the network")
             values[name] = found[0]
         return values
+
+
+def _column_in_unit(column, interp, name, where):
+    """A table column's values as numbers in parameter ``name``'s unit (NaN for masked or text cells,
+    refused for their spectrum only); a column with a unit is converted, or refused naming ``where``."""
+    from ulyss_ann.model.parameter_values import ParameterValues
+
+    numbers = []
+    for value in column:
+        try:
+            numbers.append(float(value))
+        except (TypeError, ValueError):
+            numbers.append(float("nan"))  # a masked or text cell
+    numbers = np.array(numbers, dtype=float)
+    if column.unit is None:
+        return numbers  # no unit: the parameter's, as a number on the command line
+    unit = _catalogue_unit(column.unit)
+    if unit is None:  # a unit astropy does not know
+        raise UlyssAnnError(f"{where}: unit '{column.unit}' is not one astropy knows; give the column "
+                            f"in {name}'s unit, or without a unit")
+    quantity = numbers * unit  # function units (dex(cm/s2)) too
+    try:
+        with np.errstate(invalid="ignore", divide="ignore"):  # log g of a negative acceleration: NaN, refused later
+            return ParameterValues(interp.parameters).in_unit(name, quantity)
+    except UlyssAnnError as exc:
+        raise UlyssAnnError(f"{where}: {exc}") from None
+
+
+def _catalogue_unit(unit):
+    """An astropy unit for a column's unit, or None: what astropy reads itself, and the logarithmic
+    units of catalogues that it reads as unknown — CDS/VizieR's ``[cm/s2]`` and ``[Sun]`` (dex of),
+    and ``log(cm.s**-2)`` or ``log10(cm/s2)`` (Gaia's and others' spelling of dex)."""
+    import re
+
+    import astropy.units as u
+
+    if not isinstance(unit, u.UnrecognizedUnit):
+        return unit
+    text = str(unit).strip()
+    try:
+        return u.Unit(text, format="cds")  # [X] is dex(X) there
+    except ValueError:
+        pass
+    logarithm = re.fullmatch(r"log(?:10)?\((.+)\)", text)
+    if logarithm:
+        for style in ("generic", "cds"):
+            try:
+                return u.dex(u.Unit(logarithm.group(1), format=style))
+            except ValueError:
+                continue
+    return None
 
 
 def _digest(value):

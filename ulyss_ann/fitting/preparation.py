@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ulyss_ann.errors import OversampledWarning, UlyssAnnError
+from ulyss_ann.model.limits import pixel_budget_problem
 from ulyss_ann.model.wavelength import C_KMS
 
 __all__ = ["FitPreparation", "PreparedFit", "TELLURIC_BANDS", "NA_D_BAND", "PAPER_GUESSES", "MIN_OVERLAP",
@@ -160,6 +161,10 @@ class FitPreparation:
     def prepare(self, spectrum, fixed=None):
         """A :class:`PreparedFit`, or UlyssAnnError saying why this spectrum cannot be fitted."""
         fixed = {k.lower(): float(v) for k, v in (fixed or {}).items()}
+        # Before anything grows with the pixels: both engines' memory does (ulyss_ann.model.limits)
+        problem = pixel_budget_problem(np.size(spectrum.flux))
+        if problem:
+            raise UlyssAnnError(f"a {problem}")
         lo, hi = self.fit_range(spectrum)
         if hi - lo < MIN_OVERLAP:
             net = self.interp.wavelength.wavelength

@@ -9,14 +9,19 @@ and the fit itself, ready to look at::
     >>> fig = result.plot()                                                     # doctest: +SKIP
 """
 
+import errno
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ulyss_ann.errors import MachineryError, UlyssAnnError
+from ulyss_ann.fitting.safe_files import no_room, write_beside
 from ulyss_ann.model.wavelength import C_KMS, WavelengthGrid
 
-__all__ = ["FitResult", "STATUS_NAMES", "file_stem", "POOR_FIT", "FAR_FROM_NODES", "der_noise"]
+__all__ = ["FitResult", "STATUS_NAMES", "file_stem", "header_text", "save_failure", "POOR_FIT", "FAR_FROM_NODES",
+           "der_noise"]
 
 #: Per-parameter status, as ULySS codes it (uly_fit: 0 free, 1 fixed, 2/3 pegged at a limit).
 STATUS_NAMES = {0: "free", 1: "fixed", 2: "low", 3: "high"}
@@ -51,9 +56,36 @@ def der_noise(flux, good):
     return sigma if sigma > 0 else np.nan
 
 
+#: Characters that never go into the name of a file we write: control characters (a newline
+#: in a file name breaks every line-based tool and listing) and the path separator.
+_NOT_IN_FILE_NAMES = re.compile(r"[\x00-\x1f\x7f" + re.escape(os.sep) + "]")
+
+
 def file_stem(spectrum_id):
-    """A spectrum id as the stem of the files written for it: an id is data, never a path of its own."""
-    return str(spectrum_id).replace(os.sep, "_").replace("\0", "_") or "spectrum"
+    """A spectrum id as the stem of the files written for it: an id is data, never a path of its own,
+    and keeps no control character (each becomes ``_``; the id itself, in the table, is unchanged)."""
+    return _NOT_IN_FILE_NAMES.sub("_", str(spectrum_id)) or "spectrum"
+
+
+def header_text(text):
+    """Text for a FITS header value, which holds printable ASCII only: anything else written as a
+    Python escape (``é`` as ``\\xe9``, a newline as ``\\x0a``)."""
+    text = str(text).encode("ascii", "backslashreplace").decode()
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def save_failure(path, exc, needed=None):
+    """The error for a --save-fits file that could not be written: the machinery's, not the spectrum's
+    (``failed: …``, fitted again on --resume), and a full disk said as such (``needed``: the file's
+    size, to tell one when the writer lost the error's number: :func:`~ulyss_ann.fitting.safe_files.no_room`)."""
+    if isinstance(exc, UlyssAnnError):
+        return exc
+    if no_room(exc, os.path.dirname(path), needed):
+        return MachineryError(f"the --save-fits folder is full ({os.strerror(errno.ENOSPC)}): {path} not written; "
+                              "make room and run again with --resume")
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+    return MachineryError(f"cannot write {path} ({' '.join(reason.split())}): check the --save-fits folder, then "
+                          "run again with --resume")
 
 
 @dataclass(repr=False, eq=False)
@@ -290,18 +322,26 @@ class FitResult:
         return plot_fit(self, figure=figure)
 
     def write_fits(self, folder):
-        """``<folder>/<id>_fit.fits``: data, best fit, residual and mask on the fitted ln-λ grid."""
+        """``<folder>/<id>_fit.fits``: data, best fit, residual and mask on the fitted ln-λ grid.
+
+        Written whole or not at all (a full disk leaves no partial file), never through a
+        symbolic link (refused); a failure raises :func:`save_failure`'s error.
+        """
         from astropy.io import fits
 
         # ULySS's ln-λ axis, and the same axis as FITS-standard WCS "A" for astropy and specutils
         axis = WavelengthGrid(len(self.flux), self.ln_start, self.ln_step, 1.0, log=True, air=True)
         header = fits.Header(axis.data_cards())
-        header["OBJECT"] = str(self.spectrum_id).encode("ascii", "backslashreplace").decode()  # FITS: ASCII only
+        header["OBJECT"] = header_text(self.spectrum_id)  # FITS: printable ASCII only
         hdus = [fits.PrimaryHDU(self.flux, header=header)]
         for name, values in (("BESTFIT", self.bestfit), ("RESIDUAL", self.residual),
                              ("MASK", self.mask.astype(np.uint8))):
             hdus.append(fits.ImageHDU(values, header=header, name=name))
-        os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"{file_stem(self.spectrum_id)}_fit.fits")
-        fits.HDUList(hdus).writeto(path, overwrite=True)
+        hdus = fits.HDUList(hdus)
+        try:  # complete or not at all, never through a link (see ulyss_ann.fitting.safe_files)
+            os.makedirs(folder, exist_ok=True)
+            write_beside(path, hdus.writeto, option="--save-fits")
+        except Exception as exc:  # noqa: BLE001 - the reason, in one line, as a machinery failure
+            raise save_failure(path, exc, needed=sum(hdu.filebytes() for hdu in hdus)) from None
         return path

@@ -6,6 +6,12 @@ configuration than the run's (:func:`~ulyss_ann.fitting.run.run_differences`) an
 other spectra than the run's (``--add-spectra`` lets new ones in), then fits what has
 no row, what the machinery spoiled (``failed: …``, :data:`MACHINERY_TRIES` tries in
 all) and, with ``--retry-failed``, every row that is not ``ok``.
+
+A spectrum file replaced or rewritten since the run met it — another size or
+modification time than its fingerprint in the journal (:func:`file_fingerprint`) — is
+fitted again, its old row set aside, with one warning line. Contents are not
+checksummed (a survey's spectra are read once, to be fitted): a file rewritten with the
+same size and its modification time put back is not seen.
 """
 
 import os
@@ -15,7 +21,7 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.engines import engine_label
 from ulyss_ann.fitting.journal import Journal, JournalState, MemoryJournal, failure_row
 from ulyss_ann.fitting.run import run_differences
-from ulyss_ann.fitting.sources import file_problem, keep_ids
+from ulyss_ann.fitting.sources import input_problem, keep_ids
 
 __all__ = ["open_journal", "tasks_to_fit", "RunMismatchError", "MACHINERY_TRIES"]
 
@@ -39,7 +45,7 @@ def open_journal(output, resume, overwrite, record, inputs, add_spectra):
         journal.start(record, [(entry.key, entry.ident) for entry in inputs])
         return journal, journal.read(), inputs
     journal = Journal(str(output) + ".journal.jsonl")
-    if overwrite:
+    if overwrite:  # links and inputs among these were refused before (safe_files.check_outputs)
         for path in (output, journal.path):
             if os.path.exists(path):
                 os.remove(path)
@@ -59,8 +65,10 @@ def open_journal(output, resume, overwrite, record, inputs, add_spectra):
                                "--overwrite to start again")
     if state.run is None:  # a new run (or one that died while writing its first record)
         entries = [(entry.key, entry.ident) for entry in inputs]
-        journal.start(record, entries)
-        return journal, JournalState(run=record, inputs=[k for k, _ in entries], ids=dict(entries)), inputs
+        stats = _fingerprints(inputs)
+        journal.start(record, entries, stats)
+        return journal, JournalState(run=record, inputs=[k for k, _ in entries], ids=dict(entries),
+                                     stats=stats), inputs
     message = state.report(journal.path)
     if message:
         print(f"ulyss-ann: warning: {message}", file=sys.stderr)
@@ -71,6 +79,7 @@ def open_journal(output, resume, overwrite, record, inputs, add_spectra):
                                + "; ".join(differences) + "): give the run's options, or another --output")
     inputs = keep_ids(inputs, state.ids)
     _check_inputs(output, journal, state, inputs, add_spectra)
+    _set_aside_changed(journal, state, inputs)
     return journal, state, inputs
 
 
@@ -85,9 +94,45 @@ def _check_inputs(output, journal, state, inputs, add_spectra):
         raise UlyssAnnError(f"{output}: {len(new)} spectr{'a' if len(new) > 1 else 'um'} not in this run "
                             f"(e.g. {new[0].key}): add --add-spectra to fit them into it, or give another --output")
     if new:
-        journal.add_inputs([(entry.key, entry.ident) for entry in new])
+        stats = _fingerprints(new)
+        journal.add_inputs([(entry.key, entry.ident) for entry in new], stats)
         state.inputs += [entry.key for entry in new]
         state.ids.update((entry.key, entry.ident) for entry in new)
+        state.stats.update(stats)
+
+
+def file_fingerprint(path):
+    """[size, mtime_ns] of a spectrum file, or None when it cannot be read (its row will say why)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return [info.st_size, info.st_mtime_ns]
+
+
+def _fingerprints(inputs):
+    """Journal key -> fingerprint of each spectrum file of ``inputs`` (in-memory spectra have none)."""
+    return {entry.key: file_fingerprint(entry.key) for entry in inputs if entry.from_file}
+
+
+def _set_aside_changed(journal, state, inputs):
+    """Journal new fingerprints for the run's files: a file whose known fingerprint changed loses its row
+    (fitted again, said in one warning line); one the journal knew none of (an older journal) gets one."""
+    now = _fingerprints(inputs)
+    changed = [key for key, stat in now.items()
+               if stat is not None and state.stats.get(key) is not None and list(state.stats[key]) != stat]
+    unknown = [key for key, stat in now.items() if stat is not None and state.stats.get(key) is None]
+    if changed:
+        done = [key for key in changed if key in state.rows]
+        if done:
+            many = len(done) > 1
+            print(f"ulyss-ann: warning: {len(done)} spectrum file{'s' * many} changed since "
+                  f"{'they were' if many else 'it was'} fitted (another size or modification time; e.g. {done[0]}): "
+                  f"fitted again, the old row{'s' * many} set aside", file=sys.stderr)
+    if changed or unknown:
+        update = {key: now[key] for key in changed + unknown}
+        journal.add_fingerprints(update)
+        state.note_stats(list(update), list(update.values()))
 
 
 def tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress):
@@ -104,7 +149,7 @@ def tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, pro
     tasks = []
     for entry in todo:
         try:
-            problem = file_problem(entry.source) if entry.in_memory is None else None
+            problem = input_problem(entry)  # a file that cannot be read, an in-memory input refused
             if problem:
                 raise UlyssAnnError(problem)
             tasks.append((entry, fixed_values.for_spectrum(entry.ident, entry.name_in_file)))

@@ -1,18 +1,20 @@
 """The identity of a batch run, and the lock that keeps one run per output.
 
 **Run record.** A batch's journal begins with the run's configuration
-(:func:`run_record`): the model and its SHA-256, the engine (and the GDL backend, or
-the native LOSVD), the LSF file and its SHA-256, the fixed values and where they come
-from (a table and its SHA-256), the guesses, MDEGREE, the range, the masks and the
-package version. ``--resume`` compares it with the configuration asked now and refuses
-any difference, listing them (:func:`run_differences`): a table never mixes rows of two
-set-ups, and its metadata (written from this record) describes every row.
+(:func:`run_record`): the model and its SHA-256, the engine (and the GDL backend as
+resolved — ``auto`` is the backend it gives —, or the native LOSVD), the LSF file and
+its SHA-256, the fixed values and where they come from (a table and its SHA-256), the
+guesses, MDEGREE, the range, the masks and the package version. ``--resume`` compares
+it with the configuration asked now and refuses any difference, listing them
+(:func:`run_differences`): a table never mixes rows of two set-ups, and its metadata
+(written from this record) describes every row.
 
 **Lock.** ``<output>.lock`` holds, while a batch runs, an exclusive lock (``flock``)
 and says who holds it (PID, host, start time). A second run on the same output — from
 another process or this one — is refused with that line; the kernel releases the lock
 when its process ends, however it ends, so the lock of a run that is gone (``kill -9``,
-a reboot) is simply taken over. Linux maps ``flock`` onto NFS's byte-range locks, so
+a reboot) is simply taken over. A symbolic link at the lock's name is refused, never
+followed (:mod:`~ulyss_ann.fitting.safe_files`). Linux maps ``flock`` onto NFS's byte-range locks, so
 the lock also holds between the machines of a cluster sharing the output's folder.
 """
 
@@ -24,6 +26,7 @@ import socket
 import warnings
 
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.safe_files import open_own
 from ulyss_ann.version import __version__
 
 __all__ = ["run_record", "run_differences", "OutputLock", "IDENTITY_KEYS"]
@@ -52,7 +55,7 @@ def run_record(config, fixed_values):
         "model_path": config.model,
         "model_sha256": config.model_sha256,
         "engine": config.engine,
-        "backend": config.backend if gdl else None,
+        "backend": _gdl_backend(config.backend) if gdl else None,
         "losvd": None if gdl else config.losvd,
         "lsf": config.lsf or "none",
         "lsf_sha256": file_sha256(config.lsf) if config.lsf else None,
@@ -65,6 +68,14 @@ def run_record(config, fixed_values):
         "masks": [list(m) for m in config.masks],
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _gdl_backend(backend):
+    """The GDL backend that runs (``auto`` resolved, as the rows' ``engine`` column says): ``auto`` and
+    the backend it resolves to are the same run."""
+    from ulyss_ann.gdl.session import resolve_backend
+
+    return resolve_backend(backend)
 
 
 def run_differences(recorded, asked):
@@ -82,6 +93,8 @@ def _normal(key, value):
     lists), NumPy scalars as numbers, and a --fix table by its column and SHA-256, not by the
     path it was reached by (a cluster mounts the same file under other names)."""
     value = json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    if key == "backend" and value == "auto":  # a record of an earlier version: what auto gives now
+        value = _gdl_backend(value)
     if key == "fixed" and value:
         value = {name: {k: v for k, v in spec.items() if k != "table"} for name, spec in value.items()}
     return value
@@ -99,7 +112,9 @@ class OutputLock:
 
         while True:
             try:
-                handle = open(self.path, "a+b", buffering=0)  # unbuffered: closing never writes
+                # never through a link put at the lock's name (it would truncate the link's target)
+                descriptor = open_own(self.path, os.O_RDWR | os.O_CREAT)
+                handle = open(descriptor, "r+b", buffering=0)  # unbuffered: closing never writes
             except OSError as exc:
                 raise UlyssAnnError(f"{self.path}: cannot create the batch's lock ({exc.strerror or exc})") from None
             try:
@@ -120,8 +135,8 @@ class OutputLock:
                                     f"end, or give another --output") from None
             # The file may have been removed by the run that held it between our open and
             # our lock: then we hold a lock on a file nobody else sees, and must try again.
-            try:
-                same = os.path.samestat(os.fstat(handle.fileno()), os.stat(self.path))
+            try:  # lstat: a link put there since is not our file (the next open refuses it)
+                same = os.path.samestat(os.fstat(handle.fileno()), os.lstat(self.path))
             except FileNotFoundError:
                 same = False
             if same:

@@ -10,17 +10,20 @@ written for a spectrum replace the ``/`` by ``_``.
 
 In-memory spectra (arrays, Spectrum or specutils objects) are keyed ``memory:<id>``;
 those without an id of their own, or whose id is taken, are numbered
-(``spectrum0001``…, on a copy: the caller's object is untouched).
+(``spectrum0001``…, on a copy: the caller's object is untouched). One that cannot be
+made a spectrum (arrays of different lengths, all NaN…) is numbered so too and keeps
+the reason (``refused``): its row says ``error: …`` and the batch goes on, as for a
+file that cannot be read.
 """
 
 import os
 from dataclasses import dataclass, replace
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.spectra.inputs import as_spectrum, is_array_tuple, is_path
+from ulyss_ann.spectra.inputs import NotASpectrumError, as_spectrum, is_array_tuple, is_path
 from ulyss_ann.spectra.spectrum import Spectrum
 
-__all__ = ["BatchInput", "batch_inputs", "keep_ids", "file_problem"]
+__all__ = ["BatchInput", "batch_inputs", "keep_ids", "file_problem", "input_problem"]
 
 
 @dataclass(frozen=True)
@@ -28,17 +31,24 @@ class BatchInput:
     """One spectrum of a batch: journal ``key``, ``source`` (a path or a Spectrum), ``ident`` (its id).
 
     ``name_in_file``: the file name without extension when ``ident`` had to carry folders.
+    ``refused``: why an in-memory input is no spectrum (its row's error), else None.
     """
 
     key: str
     source: object
     ident: str
     name_in_file: str = None
+    refused: str = None
 
     @property
     def in_memory(self):
         """The Spectrum of an in-memory input, None for a file."""
         return self.source if isinstance(self.source, Spectrum) else None
+
+    @property
+    def from_file(self):
+        """True for a spectrum file (its key is its path)."""
+        return is_path(self.source)
 
 
 def batch_inputs(spectra):
@@ -59,7 +69,16 @@ def batch_inputs(spectra):
             stem = _stem(path)
             entry = BatchInput(path, path, file_ids[path], stem if file_ids[path] != stem else None)
         else:
-            spectrum = as_spectrum(item, default_id=f"spectrum{n:04d}")
+            try:
+                spectrum = as_spectrum(item, default_id=f"spectrum{n:04d}")
+            except NotASpectrumError:
+                raise  # no kind of spectrum (an int, a 2-D collection): a mistake in the call, refused whole
+            except UlyssAnnError as exc:  # this spectrum's own values: its row, not the end of the batch
+                entry = BatchInput(f"memory:spectrum{n:04d}", None, f"spectrum{n:04d}", refused=str(exc))
+                ids.add(entry.ident)
+                keys.add(entry.key)
+                out.append(entry)
+                continue
             key = spectrum.meta.get("file") or f"memory:{spectrum.meta.get('id')}"
             if spectrum.meta.get("id") in (None, "spectrum") or key in keys or str(spectrum.meta.get("id")) in ids:
                 spectrum = replace(spectrum, meta={**spectrum.meta, "id": f"spectrum{n:04d}"})
@@ -85,11 +104,11 @@ def keep_ids(inputs, recorded):
     for entry in inputs:
         if entry.key in recorded:
             ident = recorded[entry.key]
-            stem = _stem(entry.key) if entry.in_memory is None else None
+            stem = _stem(entry.key) if entry.from_file else None
             out.append(replace(entry, ident=ident, name_in_file=stem if stem and ident != stem else None))
             continue
         ident, n = entry.ident, 0
-        parts = os.path.dirname(entry.key).strip(os.sep).split(os.sep) if entry.in_memory is None else []
+        parts = os.path.dirname(entry.key).strip(os.sep).split(os.sep) if entry.from_file else []
         while ident in taken:
             n += 1
             if n <= len(parts):
@@ -99,7 +118,7 @@ def keep_ids(inputs, recorded):
         if entry.in_memory is not None and ident != entry.ident:
             entry = replace(entry, source=replace(entry.source, meta={**entry.source.meta, "id": ident}))
         taken.add(ident)
-        name_in_file = _stem(entry.key) if entry.in_memory is None and ident != _stem(entry.key) else None
+        name_in_file = _stem(entry.key) if entry.from_file and ident != _stem(entry.key) else None
         out.append(replace(entry, ident=ident, name_in_file=name_in_file))
     return out
 
@@ -127,6 +146,14 @@ def _distinct_ids(paths):
             candidate = {path: path.strip(os.sep).replace(os.sep, "/") for path in group}
         ids.update(candidate)
     return ids
+
+
+def input_problem(entry):
+    """Why a :class:`BatchInput` cannot be fitted at all (an in-memory input refused, a file that cannot be
+    read), or None."""
+    if entry.refused is not None:
+        return entry.refused
+    return file_problem(entry.source) if entry.from_file else None
 
 
 def file_problem(path):

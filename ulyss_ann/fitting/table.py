@@ -30,14 +30,16 @@ import numpy as np
 from astropy.table import Table
 
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.safe_files import write_beside
 
-__all__ = ["rows_to_table", "write_table", "table_format", "as_number", "COLUMN_UNITS"]
+__all__ = ["rows_to_table", "write_table", "table_format", "as_number", "COLUMN_UNITS", "STRING_COLUMNS"]
 
 #: Units of the columns that are not network parameters.
 COLUMN_UNITS = {"ra": "deg", "dec": "deg", "cz": "km/s", "e_cz": "km/s", "sigma": "km/s", "e_sigma": "km/s",
                 "lmin": "Angstrom", "lmax": "Angstrom", "time": "s"}
 
-_STRINGS = {"id", "file", "status", "flag", "engine", "model", "model_sha256"}
+#: The text columns; every other column is a number (the journal believes no row that says otherwise).
+STRING_COLUMNS = frozenset({"id", "file", "status", "flag", "engine", "model", "model_sha256"})
 _INTEGERS = {"n_guess", "n_converged", "n_pix", "n_masked", "n_bad"}
 _DESCRIPTIONS = {
     "status": "ok; error: <why> (the spectrum); failed: <why> (the machinery, retried on resume)",
@@ -79,7 +81,7 @@ def rows_to_table(rows, parameters):
     columns = {}
     for name in names:
         raw = [row.get(name) for row in rows]
-        if name in _STRINGS:
+        if name in STRING_COLUMNS:
             columns[name] = [str(v) if v is not None else "" for v in raw]
             continue
         if name in _INTEGERS:
@@ -120,25 +122,26 @@ def table_format(path):
 def write_table(table, path, meta=None):
     """Write the results as ECSV (or any astropy format the name implies), atomically.
 
-    The table goes to a temporary file beside ``path``, renamed over it when complete:
-    a crash or a full disk never leaves half a table under the final name, and the
-    temporary file is removed when the write fails (UlyssAnnError, one line).
+    The table goes to a temporary file in a private folder beside ``path``, renamed over
+    it when complete (:func:`~ulyss_ann.fitting.safe_files.write_beside`): a crash or a
+    full disk never leaves half a table under the final name, the temporary is removed
+    when the write fails (UlyssAnnError, one line), and a symbolic link at ``path`` is
+    refused, never written through.
     """
     table.meta.update(meta or {})
     path = os.fspath(path)
-    root, extension = os.path.splitext(path)
-    tmp = f"{root}.tmp{os.getpid()}{extension}"  # the extension kept: astropy tells the format by it
     fmt = table_format(path)
-    try:
+
+    def write(temporary):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # 'dex' is no FITS unit; ECSV keeps it as a string
-            table.write(tmp, format=fmt, overwrite=True)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+            table.write(temporary, format=fmt)
+
+    try:
+        write_beside(path, write)
+    except UlyssAnnError:
+        raise
     except Exception as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         if not isinstance(exc, OSError):
             raise UlyssAnnError(f"{path}: cannot write the table ({type(exc).__name__}: {exc}); every row is in "
                                 "the journal: run again with --resume and another --output name") from None

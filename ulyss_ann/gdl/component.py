@@ -26,6 +26,7 @@ from ulyss_ann.version import __version__
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.gdl.literals import (GDLCode, check_gdl_path, gdl_comment, gdl_identifier, gdl_number, gdl_string,
                            is_plain_code)
+from ulyss_ann.gdl.reserved_names import check_component_name
 
 __all__ = ["generate_component", "resource_dir", "default_install_dir", "guess_keywords"]
 
@@ -139,6 +140,7 @@ def generate_component(interp, name, outdir, copy_model=True, final_dir=None):
     import jinja2
 
     name = gdl_identifier(name, "--name").lower()
+    check_component_name(name)  # not a name GDL, ULySS or this package already gives a routine
     if interp.path is None:
         raise UlyssAnnError("the interpolator must come from a file (Interpolator.read)")
     outdir = Path(outdir).resolve()

@@ -131,13 +131,15 @@ def check_gdl_path(path, what, search_path=False, opened=True):
     GDL never opens it (the GDL engine's --save-fits folder, reached through Python).
     """
     path = str(path)
+    # "|": GDL's file_test (hence ulyss_ann_read_network) says no such file for a name holding it
     bad = sorted({ch for ch in path if ch in "$\\" or (search_path and ch in ":`[]*?")
-                  or (opened and (ch in "*?\t" or (ch in "'\"" and path.count(ch) > 1)))})
+                  or (opened and (ch in "*?\t|" or (ch in "'\"" and path.count(ch) > 1)))})
     if search_path and path.startswith("+"):
         bad.append("a leading +")
     if bad:
         shown = ", ".join(repr(ch) if len(ch) == 1 else ch for ch in bad)
         raise UlyssAnnError(f"{what} {path!r}: GDL cannot use a path containing {shown} "
-                            "(it expands $NAME and globs, drops backslashes and pairs of quotes in file names); "
+                            "(it expands $NAME and globs, drops backslashes and pairs of quotes in file names, "
+                            "finds no file whose name holds |); "
                             "move or link it to a path without them")
     return path

@@ -8,7 +8,8 @@ arguments never come back, C++ built-ins return None, so everything goes through
 small ``.pro`` functions of ``ulyss_ann/gdl/pro/`` that take positional arguments and return values.
 
 * ``pygdl`` — ``import GDL`` from Debian's python3-gdl (CPython 3.11, NumPy < 2).
-  About 5 µs a call; the GIL is held during a call; every call leaks ~2.5 KB;
+  About 5 µs a call; the GIL is held during a call; every call leaks ~2.5 KB; a GDL
+  that halts ends the process, loudly (:mod:`ulyss_ann.gdl.pygdl_halt`);
   GDL's own built-ins leak inside ULySS fits (~1.6 MB a fit, measured by
   ``scripts/bench_gdl``) and the process cannot shed it.
 * ``subprocess`` — a persistent ``gdl -quiet``; arrays travel through binary files.
@@ -38,6 +39,7 @@ import time
 import numpy as np
 
 from ulyss_ann.gdl.literals import check_gdl_path, gdl_identifier, gdl_number, gdl_string
+from ulyss_ann.gdl.pygdl_halt import call_guarded
 from ulyss_ann.gdl.ulyss_location import find_ulyss
 from ulyss_ann.gdl.process import (GDLError, GDLNotFoundError, GDLProcessError, ulyss_dir_or_error, gdl_error_lines,
                                    gdl_error, gdl_executable, gdl_interrupted, gdl_path)
@@ -148,8 +150,8 @@ class PyGDLSession(GDLSession):
                                    "or use the subprocess backend") from None
         self._gdl = GDL
         if not PyGDLSession._started:
-            GDL.pro("on_error", 2)  # else any GDL error kills or hangs Python
-            GDL.pro("defsysv", "!QUIET", 1)
+            call_guarded(GDL.pro, "on_error", 2)  # else any GDL error kills or hangs Python
+            call_guarded(GDL.pro, "defsysv", "!QUIET", 1)
             PyGDLSession._started = True
         self._ensure_path()
         extra = ":".join("+" + check_gdl_path(os.path.abspath(f), "GDL folder", search_path=True) for f in folders)
@@ -176,7 +178,7 @@ class PyGDLSession(GDLSession):
                 out.write(f"!PATH = expand_path({gdl_string(wanted)}) + path_sep(/SEARCH_PATH) + !PATH\n")
             check_gdl_path(script, "the temporary folder (set TMPDIR to change it)")
             try:
-                self._gdl.script(script)
+                call_guarded(self._gdl.script, script)
             except self._gdl.error as exc:
                 raise GDLProcessError(f"GDL could not set its search path: {exc}") from None
         finally:
@@ -185,7 +187,7 @@ class PyGDLSession(GDLSession):
 
     def _pro(self, name, *args):
         try:
-            self._gdl.pro(*[name, *args])  # a list: a tuple of constants trips the bridge
+            call_guarded(self._gdl.pro, *[name, *args])  # a list: a tuple of constants trips the bridge
         except self._gdl.error as exc:
             raise gdl_error(str(exc)) from None
 
@@ -204,7 +206,7 @@ class PyGDLSession(GDLSession):
                 try:
                     value = self.call(function, *args)
                 finally:
-                    self._gdl.pro("flush", -1)  # GDL's buffered stdout (unit -1), then C's
+                    call_guarded(self._gdl.pro, "flush", -1)  # GDL's buffered stdout (unit -1), then C's
                     libc.fflush(None)
                     os.dup2(saved[0], 1)
                     os.dup2(saved[1], 2)
@@ -221,12 +223,10 @@ class PyGDLSession(GDLSession):
         converted = [float(a) if isinstance(a, (np.floating, np.integer)) and not isinstance(a, bool) else a
                      for a in converted]
         try:
-            value = self._gdl.function(*[function, *converted])
+            value = call_guarded(self._gdl.function, *[function, *converted])
         except self._gdl.error as exc:
             raise gdl_error(str(exc)) from None
-        if isinstance(value, str):
-            return value
-        return np.atleast_1d(np.asarray(value, dtype=np.float64))
+        return value if isinstance(value, str) else np.atleast_1d(np.asarray(value, dtype=np.float64))
 
 
 class SubprocessGDLSession(GDLSession):

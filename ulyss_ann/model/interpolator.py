@@ -100,6 +100,9 @@ class Interpolator:
     def _check(self):
         if len(self.weights) != len(self.activations) or not self.weights:
             raise ValueError("need one activation per layer and at least one layer")
+        lowered = [p.name.lower() for p in self.parameters]
+        if len(set(lowered)) != len(lowered):  # names are matched case-insensitively (parameter_index)
+            raise ValueError(f"parameters {', '.join(p.name for p in self.parameters)}: each needs its own name")
         width = len(self.parameters)
         for k, (w, a) in enumerate(zip(self.weights, self.activations), start=1):
             if w.ndim != 2 or w.shape[0] != width + 1:

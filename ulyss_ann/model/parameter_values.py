@@ -58,9 +58,10 @@ class ParameterValues:
         2 * u.dex, -1.5 * u.dex]`` (arrays broadcast to ``(n, npar)``), rows of such
         sequences, a mapping name -> Quantity, or one Quantity array of shape
         ``(npar,)`` or ``(n, npar)`` when every parameter takes its unit. Plain numbers
-        beside Quantities are in the parameter's unit. A logarithmic quantity of a
-        physical unit, such as log g in ``u.dex(u.cm / u.s**2)``, is taken as it is for
-        a parameter in plain ``dex``. A unit that does not convert raises a
+        beside Quantities are in the parameter's unit. For a parameter in plain ``dex``,
+        an acceleration or its logarithm (``u.m / u.s**2``, ``u.dex(u.m / u.s**2)``) is
+        log g in ``u.dex(u.cm / u.s**2)``, and any other logarithmic quantity of a
+        physical unit is taken as it is. A unit that does not convert raises a
         :class:`~ulyss_ann.errors.ParameterError` naming the parameter.
         """
         if hasattr(params, "keys"):
@@ -127,6 +128,11 @@ class ParameterValues:
             units.append(unit)
         return units
 
+    def in_unit(self, name, value):
+        """``value`` (numbers, taken in the parameter's unit, or an astropy Quantity) as float64 in the unit
+        of parameter ``name``; a unit that does not convert raises ParameterError naming the parameter."""
+        return self._in_unit(value, self.index(name))
+
     def _in_unit(self, value, index):
         """``value`` (a number, array or Quantity) as float64 in the unit of parameter ``index``.
 
@@ -149,7 +155,13 @@ class ParameterValues:
             return np.asarray(value.to_value(target, equivalencies=u.temperature()), dtype=float)
         except (u.UnitsError, TypeError, ValueError):
             pass
-        # log g as dex(cm / s2): a logarithmic quantity of a physical unit, for a parameter the file calls 'dex'
+        # log g, for a parameter the file calls 'dex': an acceleration (m/s2) or its logarithm in any unit
+        # (dex(m/s2)) is log10 of g in cm/s2, the convention of stellar spectroscopy and of the GSL networks
+        log_g = u.dex(u.cm / u.s ** 2)
+        physical = getattr(given, "physical_unit", given)
+        if target == u.dex and physical is not None and physical.is_equivalent(log_g.physical_unit):
+            return np.asarray(value.to_value(log_g), dtype=float)
+        # any other logarithmic quantity of a physical unit is taken as it is for a parameter in plain 'dex'
         function_unit = getattr(given, "function_unit", None)
         if target == u.dex and function_unit is not None and getattr(given, "physical_unit", None) is not None:
             try:

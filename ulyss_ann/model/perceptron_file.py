@@ -17,7 +17,9 @@ An optional binary table HDU ``NODES`` lists the training nodes (one column per
 parameter, named and with units as the parameters): networks made by ulyss_ann
 carry it so that fitters can tell interpolation from extrapolation (the GSL grid
 has holes at its edges). ULySS and the generated GDL, which read layer HDUs only,
-ignore it; so does this reader for any other HDU.  Other keywords of HDU 0 (provenance such as ``SURROGAT``,
+ignore it; so does this reader for any other HDU.  Sizes are checked from the headers before
+any data is read (:mod:`~ulyss_ann.model.limits`, ``ULYSS_ANN_MAX_MODEL_VALUES``).
+Other keywords of HDU 0 (provenance such as ``SURROGAT``,
 ``ORIGIN``, ``HISTORY``) are kept in :attr:`Interpolator.meta` and written back.
 """
 
@@ -29,6 +31,7 @@ import numpy as np
 from astropy.io import fits
 
 from ulyss_ann.errors import InterpolatorFileError, first_line
+from ulyss_ann.model.limits import MAX_MODEL_VALUES_VARIABLE, declared_data, max_model_values, truncation
 from ulyss_ann.model.network import ACTIVATIONS
 from ulyss_ann.model.parameter import Parameter, check_parameter_name, check_parameter_unit
 
@@ -78,6 +81,8 @@ def _open(path):
         raise InterpolatorFileError(path, "is a directory, expected an interpolator FITS file")
     with open(path, "rb") as handle:
         looks_like_fits = handle.read(9) == b"SIMPLE  ="
+    if looks_like_fits:
+        _check_declared_sizes(path)
     try:
         with warnings.catch_warnings():
             # astropy only warns about truncation and bad header padding: make them errors.
@@ -93,6 +98,24 @@ def _open(path):
                    f"{first_line(exc, 80)}); copy or download it again")
         raise InterpolatorFileError(path, why) from None
     return hdul
+
+
+def _check_declared_sizes(path):
+    """Refuse, from the headers alone, a file shorter than they declare or over the memory budget
+    (:mod:`~ulyss_ann.model.limits`): reading it would allocate what the headers say."""
+    try:
+        hdus = declared_data(path)
+    except (OSError, ValueError, TypeError, IndexError, KeyError, Warning) as exc:
+        raise InterpolatorFileError(path, "is truncated or corrupt (shorter than its headers announce, or a damaged "
+                                          f"header: {first_line(exc, 80)}); copy or download it again") from None
+    problem = truncation(path, hdus)
+    if problem:
+        raise InterpolatorFileError(path, f"is {problem}")
+    values, limit = sum(hdu.values for hdu in hdus), max_model_values()
+    if values > limit:
+        raise InterpolatorFileError(path, f"its headers declare {values:.3g} values ({values * 8 / 2**30:.1f} GiB as "
+                                          f"float64), over the memory budget of {limit} for an interpolator; raise "
+                                          f"{MAX_MODEL_VALUES_VARIABLE} if the network is genuinely that large")
 
 
 def _get(path, hdu, index, key, kind=None):
@@ -150,12 +173,10 @@ def _parameters(path, index, hdu):
                 raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): keyword {key}: {problem}")
         values = {k: _get(path, hdu, index, f"{k}{n}", float)
                   for k in ("I_P_LB", "I_P_HB", "I_P_ST", "I_PR_B", "I_PR_S")}
-        if values["I_PR_S"] == 0:
-            raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): I_PR_S{n} = 0, the input "
-                                              "scaling needs a non-zero standard deviation")
         if values["I_P_LB"] > values["I_P_HB"]:
             raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): I_P_LB{n} > I_P_HB{n}, "
                                               "lower bound above the higher bound")
+        _check_scaling(path, f"HDU {index} ({hdu.name})", n, values)
         params.append(Parameter(name=name, unit=unit,
                                 low=values["I_P_LB"], high=values["I_P_HB"], step=values["I_P_ST"],
                                 mean=values["I_PR_B"], scale=values["I_PR_S"]))
@@ -163,7 +184,43 @@ def _parameters(path, index, hdu):
     if not params:
         raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): missing keyword I_P_NM1 "
                                           "(no parameter is described)")
+    _check_distinct_names(path, f"HDU {index} ({hdu.name})", params)
     return tuple(params)
+
+
+#: How far the input scaling I_PR_Sn and the derivative step I_P_STn may stray from the
+#: parameter's range (I_P_HBn - I_P_LBn) before they are nonsense: the authors' files
+#: hold range/scale of 3 to 4 and range/step of 300 to 4500. A scale of 1e-300 makes
+#: every standardised input overflow, one of 1e300 makes the network blind to its
+#: parameter, a zero step makes ULySS's finite differences zero: each fit would then
+#: return the starting guess as converged, or another answer than the network's.
+SCALE_RATIO = 1e6
+STEP_RATIO = 1e9
+
+
+def _check_scaling(path, where, n, values):
+    """InterpolatorFileError naming the keyword when parameter ``n``'s input scaling or step is nonsense."""
+    span = values["I_P_HB"] - values["I_P_LB"]
+    span = span if span > 0 else max(abs(values["I_P_HB"]), 1.0)  # a parameter of one value: its magnitude
+    scale, step = values["I_PR_S"], values["I_P_ST"]
+    if not (scale > 0 and span / SCALE_RATIO <= scale <= span * SCALE_RATIO):
+        raise InterpolatorFileError(path, f"{where}: I_PR_S{n} = {scale!r}, the input scaling (standard "
+                                          f"deviation of the training values) must be > 0 and within a factor "
+                                          f"{SCALE_RATIO:g} of the parameter's range {span:g} (I_P_HB{n} - I_P_LB{n})")
+    if not (step > 0 and span / STEP_RATIO <= step <= span):
+        raise InterpolatorFileError(path, f"{where}: I_P_ST{n} = {step!r}, the step for numerical derivatives "
+                                          f"must be > 0, at most the parameter's range {span:g} and at least "
+                                          f"1/{STEP_RATIO:g} of it")
+
+
+def _check_distinct_names(path, where, params):
+    """InterpolatorFileError when two parameters share a name (names are matched case-insensitively)."""
+    seen = {}
+    for n, p in enumerate(params, start=1):
+        first = seen.setdefault(p.name.lower(), n)
+        if first != n:
+            raise InterpolatorFileError(path, f"{where}: I_P_NM{n} = '{p.name}' repeats I_P_NM{first} "
+                                              f"= '{params[first - 1].name}'; each parameter needs its own name")
 
 
 def _check_layers(path, layers, nhidden, npar):

@@ -139,20 +139,23 @@ class WavelengthGrid:
         KeyError
             Naming the missing keyword, when CRVAL1 or CDELT1/CD1_1 is absent.
         ValueError
-            When CTYPE1 is not a wavelength axis this package understands.
+            When CTYPE1 is not a wavelength axis this package understands, or CRVAL1, CRPIX1
+            or the step (CDELT1/CD1_1) is not a finite number, or the step is not positive.
         """
         npix = int(header["NAXIS1"] if npix is None else npix)
         ctype = str(header.get("CTYPE1", "")).strip().upper()
         if "CRVAL1" not in header:
             raise KeyError("CRVAL1")
-        if "CDELT1" in header:
-            cdelt = float(header["CDELT1"])
-        elif "CD1_1" in header:
-            cdelt = float(header["CD1_1"])
-        else:
+        step_key = "CDELT1" if "CDELT1" in header else "CD1_1" if "CD1_1" in header else None
+        if step_key is None:
             raise KeyError("CDELT1")
-        crval = float(header["CRVAL1"])
-        crpix = float(header.get("CRPIX1", 1.0))
+        crval = _finite(header, "CRVAL1")
+        crpix = _finite(header, "CRPIX1", 1.0)
+        cdelt = _finite(header, step_key)
+        if cdelt <= 0:
+            # wcslib calls a zero step a singular matrix; a negative one makes wavelengths decrease
+            raise ValueError(f"{step_key} = {header[step_key]!r}: the wavelength step must be positive "
+                             "(Å per pixel, or ln Å per pixel on a -LOG axis)")
         if ctype and ctype[:4] not in ("AWAV", "WAVE"):
             raise ValueError(f"CTYPE1 = '{ctype}' is not a wavelength axis (expected AWAV or WAVE, "
                              "optionally with -LOG)")
@@ -174,6 +177,18 @@ class WavelengthGrid:
             step = np.log(lam[1] / lam[0]) if npix > 1 else 0.0
             return cls(npix, float(np.log(lam[0])), float(step), 1.0, log=True, air=air)
         return cls(npix, crval, cdelt, crpix, log=False, air=air)
+
+
+def _finite(header, key, default=None):
+    """A WCS keyword's value as a finite float, or ValueError naming the keyword."""
+    value = header.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not np.isfinite(number):
+        raise ValueError(f"{key} = {value!r}: expected a finite number")
+    return number
 
 
 @functools.lru_cache(maxsize=64)

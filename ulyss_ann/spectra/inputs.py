@@ -9,7 +9,10 @@
   its flux, its uncertainty (standard deviation, variance or inverse variance) and
   its mask (True = bad, as specutils and astropy's NDData have it);
 * a tuple ``(wavelength, flux[, error])`` of arrays [Å] or astropy Quantities (any
-  spectral unit for the wavelength; the error in the flux's unit).
+  spectral unit for the wavelength; the error in the flux's unit). Masked arrays
+  (``numpy.ma``, astropy's ``Masked``) keep their mask: a masked flux or error is a bad
+  pixel; masked wavelengths are refused (every pixel needs one). Complex arrays are
+  refused (their imaginary part would be dropped unsaid).
 
 Wavelengths are taken to be in air, ULySS's convention (every model of this package
 is in air): convert vacuum wavelengths first (:func:`~ulyss_ann.spectra.spectrum.vacuum_to_air`).
@@ -21,9 +24,17 @@ import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.spectra.readers import read_spectrum
-from ulyss_ann.spectra.spectrum import Spectrum
+from ulyss_ann.spectra.spectrum import Spectrum, check_real
 
-__all__ = ["as_spectrum", "is_path", "is_array_tuple"]
+__all__ = ["as_spectrum", "is_path", "is_array_tuple", "NotASpectrumError"]
+
+
+class NotASpectrumError(UlyssAnnError):
+    """What was given is no kind of spectrum (an int, a 2-D collection): a mistake in the call.
+
+    A batch refuses the whole call for it, whereas a spectrum whose values cannot be
+    fitted (arrays of different lengths, all NaN) only gets its ``error:`` row.
+    """
 
 
 def is_path(item):
@@ -38,6 +49,17 @@ def is_array_tuple(item):
     return all((x is None and k == 2) or (not isinstance(x, (str, os.PathLike, Spectrum))
                                           and not hasattr(x, "spectral_axis") and np.ndim(x) == 1)
                for k, x in enumerate(item))
+
+
+def _unmasked(values, what):
+    """``(values, bad)``: the data of a masked array (NumPy's or astropy's ``Masked``) and its mask
+    (True = bad, None when there is none); other values as they are."""
+    check_real(values, what)
+    if isinstance(values, np.ma.MaskedArray):
+        return np.ma.getdata(values), np.ma.getmaskarray(values)
+    if hasattr(values, "unmasked") and hasattr(values, "mask"):  # astropy.utils.masked.Masked (Quantity too)
+        return values.unmasked, np.asarray(values.mask, bool)
+    return values, None
 
 
 def _angstrom(values, what):
@@ -76,9 +98,10 @@ def _increasing(wavelength, *arrays):
 
 def _from_specutils(spec, meta):
     flux = spec.flux
+    check_real(flux, "flux")
     if np.ndim(flux) != 1:
-        raise UlyssAnnError(f"a specutils spectrum of shape {np.shape(flux)}: give one 1-D spectrum at a time "
-                            "(iterate over the collection)")
+        raise NotASpectrumError(f"a specutils spectrum of shape {np.shape(flux)}: give one 1-D spectrum at a "
+                                "time (iterate over the collection)")
     wavelength = _angstrom(spec.spectral_axis, "spectral_axis")
     values = np.asarray(flux.value, float)
     error = None
@@ -115,6 +138,16 @@ def _from_specutils(spec, meta):
     return Spectrum.from_arrays(wavelength, values, error, good=good, meta=meta, fmt="arrays")
 
 
+def _good_pixels(npix, *masks):
+    """False where any of the masks (True = bad, or None) says bad; None when none is given."""
+    masks = [np.broadcast_to(m, (npix,)) if np.ndim(m) == 0 else np.ravel(m) for m in masks if m is not None]
+    if not masks:
+        return None
+    if any(m.size != npix for m in masks):
+        raise UlyssAnnError(f"a mask of {max(m.size for m in masks)} values for {npix} pixels")
+    return ~np.logical_or.reduce(masks)
+
+
 def as_spectrum(item, default_id=None):
     """``item`` as a Spectrum (see the module's text for what it may be).
 
@@ -129,11 +162,17 @@ def as_spectrum(item, default_id=None):
     if hasattr(item, "spectral_axis") and hasattr(item, "flux"):
         return _from_specutils(item, meta)
     if is_array_tuple(item):
-        wavelength = _angstrom(item[0], "wavelength")
-        flux = item[1]
+        wavelength, masked = _unmasked(item[0], "wavelength")
+        if masked is not None and masked.any():
+            raise UlyssAnnError(f"wavelength: {int(masked.sum())} masked values; every pixel needs its wavelength "
+                                "(mask the flux instead)")
+        wavelength = _angstrom(wavelength, "wavelength")
+        flux, bad = _unmasked(item[1], "flux")
         unit = getattr(flux, "unit", None)
-        error = _value_in(item[2], unit, "error") if len(item) == 3 and item[2] is not None else None
-        wavelength, flux, error = _increasing(wavelength, _value_in(flux, None, "flux"), error)
-        return Spectrum.from_arrays(wavelength, flux, error, meta=meta)
-    raise UlyssAnnError(f"cannot fit a {type(item).__name__}: give a file name, a ulyss_ann.Spectrum, a specutils "
-                        "spectrum, or (wavelength, flux[, error]) arrays")
+        error, bad_error = _unmasked(item[2], "error") if len(item) == 3 and item[2] is not None else (None, None)
+        error = _value_in(error, unit, "error") if error is not None else None
+        good = _good_pixels(np.size(flux), bad, bad_error)
+        wavelength, flux, error, good = _increasing(wavelength, _value_in(flux, None, "flux"), error, good)
+        return Spectrum.from_arrays(wavelength, flux, error, good=good, meta=meta)
+    raise NotASpectrumError(f"cannot fit a {type(item).__name__}: give a file name, a ulyss_ann.Spectrum, a "
+                            "specutils spectrum, or (wavelength, flux[, error]) arrays")

@@ -9,7 +9,10 @@ resolution. ULySS injects it into the model (``uly_spect_lsfconvol``; the file m
 
 cz and σ in km/s, h3 and h4 Gauss–Hermite moments, the central wavelength in Å as an
 integer (ULySS reads it as a 16-bit ``INT``, so below 32768 Å). Lines that are not
-numbers (our ``#`` header) are skipped by ``readcol``.
+numbers (our ``#`` header) are skipped by ``readcol``; :func:`read_lsf` skips blank lines
+and lines that do not begin with a number (comments, a header), and refuses, naming the
+line, one that begins with a number but is not a record: ``readcol`` would drop it with
+a message nobody reads, and the LSF would silently lose that wavelength.
 
 For a Gaussian instrument of FWHM :math:`W_\mathrm{obs}(\lambda)` and a model of
 :math:`W_\mathrm{model}` (Å), the relative LSF at λ is a Gaussian of
@@ -121,38 +124,31 @@ def read_lsf(path):
 
     As ``uly_lsf_read`` does: a solut file (``!BEGIN`` blocks) gives each chunk's LOSVD at
     (WAVE_MIN + WAVE_MAX) / 2 (:func:`read_solut_lsf`); otherwise, as ``readcol``,
-    lines that are not five numbers are skipped and the wavelength is truncated to an
-    integer. Raises UlyssAnnError naming the file when it is missing or holds no record.
+    blank lines and lines that do not begin with a number are skipped, and the wavelength
+    is truncated to an integer. Raises UlyssAnnError naming the file (and the line) when
+    it is missing, not text, holds no record, a line beginning with a number that is not
+    a record, or a value that is not finite.
     """
     try:
-        with open(path) as handle:
-            solut = handle.read(4096).lstrip().startswith("!BEGIN")
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
     except OSError as exc:
         raise UlyssAnnError(f"{path}: cannot read the LSF file ({exc.strerror}); write one with "
                             "`ulyss-ann lsf` or ULySS's uly_lsf") from None
-    if solut:
-        chunks = read_solut_lsf(path)
+    if b"\0" in head:
+        raise UlyssAnnError(f"{path}: a binary file, not an LSF (ULySS's text format: lines "
+                            "'cz sigma h3 h4 wavelength'); write one with `ulyss-ann lsf` or ULySS's uly_lsf")
+    if head.lstrip().startswith(b"!BEGIN"):
+        chunks = _text_lines(path, read_solut_lsf)
         if not len(chunks):
             raise UlyssAnnError(f"{path}: a uly_lsf file without any chunk fitted")
+        values = np.column_stack([np.asarray(chunks[c], float) for c in ("wave", "cz", "sigma", "h3", "h4")])
+        if not np.all(np.isfinite(values)):
+            raise UlyssAnnError(f"{path}: NaN or infinite values in the fitted chunks of this uly_lsf file")
         table = _table(np.asarray(chunks["wave"], float), chunks["cz"], chunks["sigma"], chunks["h3"], chunks["h4"])
         table["e_cz"], table["e_sigma"] = chunks["e_cz"], chunks["e_sigma"]
         return table
-    rows = []
-    try:
-        with open(path) as handle:
-            for line in handle:
-                fields = line.split()
-                if len(fields) < 5:
-                    continue
-                try:
-                    row = [float(f) for f in fields[:4]] + [float(int(float(fields[4])))]
-                    extra = [float(f) for f in fields[5:7]] if len(fields) >= 7 else [np.nan, np.nan]
-                except ValueError:
-                    continue
-                rows.append(row + extra)
-    except OSError as exc:
-        raise UlyssAnnError(f"{path}: cannot read the LSF file ({exc.strerror}); write one with "
-                            "`ulyss-ann lsf` or ULySS's uly_lsf") from None
+    rows = _text_lines(path, _records)
     if not rows:
         raise UlyssAnnError(f"{path}: no LSF record (lines 'cz sigma h3 h4 wavelength') found")
     cz, sigma, h3, h4, wave, e_cz, e_sigma = np.array(rows).T
@@ -163,6 +159,49 @@ def read_lsf(path):
         table["e_cz"], table["e_sigma"] = e_cz, e_sigma
         table["e_cz"].unit = table["e_sigma"].unit = "km/s"
     return table
+
+
+def _text_lines(path, read):
+    """``read(path)``, with a file that is not text (or cannot be read) refused in one line."""
+    try:
+        return read(path)
+    except UnicodeDecodeError:
+        raise UlyssAnnError(f"{path}: not a text file, not an LSF (ULySS's text format: lines "
+                            "'cz sigma h3 h4 wavelength')") from None
+    except OSError as exc:
+        raise UlyssAnnError(f"{path}: cannot read the LSF file ({exc.strerror}); write one with "
+                            "`ulyss-ann lsf` or ULySS's uly_lsf") from None
+
+
+def _records(path):
+    """The records of a text LSF: [cz, sigma, h3, h4, wave, e_cz, e_sigma] (the errors NaN when absent)."""
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields or not _is_number(fields[0]):
+                continue  # a blank line, a comment or a header, as readcol skips them
+            try:
+                if len(fields) < 5:
+                    raise ValueError
+                row = [float(f) for f in fields[:4]] + [float(int(float(fields[4])))]
+                extra = [float(f) for f in fields[5:7]] if len(fields) >= 7 else [np.nan, np.nan]
+            except (ValueError, OverflowError):
+                raise UlyssAnnError(f"{path}, line {number}: {line.strip()[:60]!r} is not an LSF record "
+                                    "(cz sigma h3 h4 wavelength: five numbers)") from None
+            if not np.all(np.isfinite(row)):
+                raise UlyssAnnError(f"{path}, line {number}: {line.strip()[:60]!r}: NaN or infinite values in an "
+                                    "LSF record")
+            rows.append(row + extra)
+    return rows
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def read_solut_lsf(path):

@@ -29,6 +29,11 @@ Vacuum wavelengths are converted to air with the IAU standard formula of Morton
 Bad values are masked, never passed on: NaN or infinite flux, missing, zero,
 negative or non-finite errors, pixels flagged by the file's mask. Their number is
 kept in ``Spectrum.n_bad``.
+
+Sizes are checked before any data is read (:mod:`ulyss_ann.model.limits`): a FITS file
+whose headers declare more data than the file holds is truncated, one declaring more
+pixels than the memory budget (``ULYSS_ANN_MAX_PIXELS``) is refused, and so is a text
+file too long for that budget.
 """
 
 import os
@@ -38,6 +43,8 @@ import numpy as np
 from astropy.io import fits
 
 from ulyss_ann.errors import UlyssAnnError, first_line
+from ulyss_ann.model.limits import (FILE_VALUES_PER_PIXEL, MAX_PIXELS_VARIABLE, TEXT_BYTES_PER_PIXEL,
+                                    declared_data, max_pixels, pixel_budget_problem, truncation)
 from ulyss_ann.model.wavelength import WavelengthGrid
 from ulyss_ann.spectra.spectrum import Spectrum, vacuum_to_air
 
@@ -50,6 +57,9 @@ class SpectrumReadError(UlyssAnnError):
 
 def _finish(path, flux, error, wavelength, good, grid, meta, fmt, vacuum=False):
     """The Spectrum of a file: its arrays checked and masked as every spectrum's are."""
+    problem = pixel_budget_problem(np.size(flux))  # tables and text: known only once read
+    if problem:
+        raise SpectrumReadError(f"{path}: a {problem}")
     try:
         return Spectrum.from_arrays(wavelength, flux, error, good=good, grid=grid, meta=meta, vacuum=vacuum,
                                     source=os.path.abspath(path), fmt=fmt)
@@ -196,6 +206,41 @@ def _read_text(path):
     return _finish(path, table[:, 1], error, table[:, 0], None, None, {}, "text")
 
 
+def _check_text_size(path):
+    """Refuse, before parsing, a text spectrum too long for the pixel budget (``np.loadtxt`` holds it all)."""
+    size, limit = os.path.getsize(path), max_pixels()
+    if size > TEXT_BYTES_PER_PIXEL * limit:
+        raise SpectrumReadError(f"{path}: a text file of {size} bytes, over the memory budget for a text spectrum "
+                                f"({TEXT_BYTES_PER_PIXEL} bytes per pixel x {limit} pixels); rebin it to fewer "
+                                f"pixels, or raise {MAX_PIXELS_VARIABLE} if the machine has the memory")
+
+
+def _check_declared_sizes(path):
+    """Refuse, from the headers alone, a FITS file that is truncated or too large for the memory budget.
+
+    The primary image's longest axis is its pixel count (1-D, or a LAMOST-style 5-row
+    array); all the HDUs together may declare :data:`FILE_VALUES_PER_PIXEL` values per
+    budgeted pixel. Checked before astropy reads (and allocates) anything.
+    """
+    try:
+        hdus = declared_data(path)
+    except (OSError, ValueError, TypeError, IndexError, KeyError, Warning) as exc:
+        raise SpectrumReadError(f"{path}: truncated or corrupt FITS file ({first_line(exc, 80)})") from None
+    problem = truncation(path, hdus)
+    if problem:
+        raise SpectrumReadError(f"{path}: {problem}")
+    primary = hdus[0]
+    if primary.image and primary.shape:
+        problem = pixel_budget_problem(max(primary.shape))
+        if problem:
+            raise SpectrumReadError(f"{path}: a {problem}")
+    values, limit = sum(hdu.values for hdu in hdus), max_pixels()
+    if values > FILE_VALUES_PER_PIXEL * limit:
+        raise SpectrumReadError(f"{path}: its HDUs declare {values} values, over the memory budget for a spectrum "
+                                f"file ({FILE_VALUES_PER_PIXEL} values per pixel x {limit} pixels); raise "
+                                f"{MAX_PIXELS_VARIABLE} if the machine has the memory")
+
+
 def has_fits_signature(path):
     """True when the file starts with a FITS primary header's ``SIMPLE  =`` card (else: text)."""
     with open(path, "rb") as handle:
@@ -217,7 +262,9 @@ def read_spectrum(path):
     if os.path.getsize(path) == 0:
         raise SpectrumReadError(f"{path}: an empty file (0 bytes): nothing was written to it")
     if not has_fits_signature(path):
+        _check_text_size(path)
         return _read_text(path)
+    _check_declared_sizes(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")

@@ -3,7 +3,10 @@
 Every way in — a file (:func:`~ulyss_ann.spectra.readers.read_spectrum`), arrays or
 Quantities, a specutils spectrum (:func:`~ulyss_ann.spectra.inputs.as_spectrum`) — ends in
 :meth:`Spectrum.from_arrays`, so bad values are masked the same way for all: NaN or
-infinite flux, missing, zero, negative or non-finite errors, and the caller's mask.
+infinite flux, missing, zero, negative or non-finite errors, values beyond
+:data:`VALUE_LIMIT`, and the caller's mask. What no fit can use is refused there, for
+both engines alike: complex values, a flux out of range as a whole, a flux negative
+overall.
 """
 
 import os
@@ -14,7 +17,43 @@ import numpy as np
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.wavelength import WavelengthGrid
 
-__all__ = ["Spectrum", "vacuum_to_air", "regular_grid"]
+__all__ = ["Spectrum", "vacuum_to_air", "regular_grid", "VALUE_LIMIT", "check_real"]
+
+#: The largest |flux| or error a fit can hold: beyond it the squares and sums of squares of
+#: the fit overflow (a spectrum x 1e200 ends in NaN natively), and ULySS, which keeps
+#: spectra in single precision (max 3.4e38), has no solution from ~1e40 on. Pixels beyond
+#: it are bad values; a spectrum whose typical |flux| is beyond it is refused.
+VALUE_LIMIT = 1e30
+
+
+def check_real(values, what):
+    """UlyssAnnError when ``values`` are complex: NumPy would drop their imaginary part unsaid."""
+    if np.iscomplexobj(values) or np.iscomplexobj(getattr(values, "value", None)):
+        raise UlyssAnnError(f"{what}: complex values; a spectrum is real numbers (give the part that is the "
+                            "spectrum, e.g. .real or np.abs)")
+
+
+def _check_flux_values(flux, error, good):
+    """UlyssAnnError for a flux no fit can use as a whole: out of range, or negative overall.
+
+    ``good``: the pixels that may be fitted. Both engines would otherwise answer
+    wrongly: a flux x 1e300 overflows the fit ("internal error"), and a negative flux is
+    fitted "ok" natively (the polynomial turns negative) while ULySS, whose model weight
+    cannot be negative, finds no solution ("all the cmp have a null weight").
+    """
+    finite = np.isfinite(flux)
+    for values, what in ((flux[finite], "|flux|"), (None if error is None else error[np.isfinite(error)], "error")):
+        if values is not None and values.size:
+            typical = float(np.median(np.abs(values)))
+            if typical > VALUE_LIMIT:
+                raise UlyssAnnError(f"the flux values are out of range (median {what} {typical:.3g}, beyond "
+                                    f"{VALUE_LIMIT:g}: the fit would overflow); rescale the flux and error "
+                                    "(e.g. divide both by the median flux)")
+    if good.any():
+        median = float(np.median(flux[good]))
+        if median < 0:
+            raise UlyssAnnError(f"the flux is negative overall (median {median:.3g} over {int(good.sum())} good "
+                                "pixels): not a spectrum ULySS can fit (its model takes a positive weight)")
 
 
 def vacuum_to_air(wavelength):
@@ -44,6 +83,11 @@ def regular_grid(wavelength, rtol=1e-7):
 @dataclass
 class Spectrum:
     """An observed spectrum ready for fitting.
+
+    Make one with :meth:`from_arrays` (or a reader, or :func:`~ulyss_ann.spectra.inputs.as_spectrum`),
+    which checks and masks the arrays. The constructor, like :func:`dataclasses.replace`, takes
+    its arrays as they are, unchecked: a spectrum made so (a negative flux, say) reaches the
+    engines as it is, and each answers it in its own way.
 
     Attributes
     ----------
@@ -90,7 +134,8 @@ class Spectrum:
         wavelength, flux : array-like (npix,)
             Wavelengths must increase; at least 10 pixels.
         error : array-like (npix,), optional
-            1-σ errors; pixels whose error is missing, zero, negative or not finite are masked.
+            1-σ errors; pixels whose error is missing, zero, negative, not finite or beyond
+            :data:`VALUE_LIMIT` are masked (as are those whose |flux| is beyond it).
         good : array-like of bool (npix,), optional
             False for pixels not to fit.
         grid : WavelengthGrid, optional
@@ -102,6 +147,8 @@ class Spectrum:
         source : str, optional
             The file the arrays come from (``meta['file']``).
         """
+        for values, what in ((wavelength, "wavelength"), (flux, "flux"), (error, "error")):
+            check_real(values, what)
         flux = np.asarray(flux, dtype=float).ravel()
         wavelength = np.asarray(wavelength, dtype=float).ravel()
         if flux.size < 10 or wavelength.size != flux.size:
@@ -110,12 +157,16 @@ class Spectrum:
         good = np.ones(flux.size, bool) if good is None else np.asarray(good, bool).ravel().copy()
         if good.size != flux.size:
             raise UlyssAnnError(f"{good.size} mask values for {flux.size} pixels")
-        good &= np.isfinite(flux)
+        with np.errstate(invalid="ignore"):
+            good &= np.isfinite(flux) & (np.abs(flux) <= VALUE_LIMIT)
         if error is not None:
             error = np.asarray(error, dtype=float).ravel()
             if error.size != flux.size:
                 raise UlyssAnnError(f"{error.size} error values for {flux.size} pixels")
-            good &= np.isfinite(error) & (error > 0)
+            with np.errstate(invalid="ignore"):
+                good &= np.isfinite(error) & (error > 0) & (error <= VALUE_LIMIT)
+        _check_flux_values(flux, error, good)
+        if error is not None:
             if not good.any():
                 raise UlyssAnnError("no pixel has a finite flux and a positive error")
             error = np.where(good, error, np.nanmax(np.where(good, error, np.nan)) * 1e3)

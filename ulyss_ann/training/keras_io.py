@@ -25,7 +25,7 @@ import zipfile
 
 import numpy as np
 
-from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.training.grid_network import DERIVATIVE_STEPS, interpolator_from_weights
 
 __all__ = ["read_keras_layers", "interpolator_from_keras", "recipe_layers", "save_recipe_network",
@@ -77,7 +77,54 @@ def _read_h5(path):
     return weights, activations
 
 
+def _check_keras3_layers(path):
+    """UlyssAnnError unless the archive's config.json describes Dense (and Input) layers only.
+
+    Read before Keras loads anything, and walked whole: a layer that is no perceptron's
+    (a ``Lambda``, which holds Python code, or any custom layer) and any object the config
+    would have Keras import from outside Keras (``{"module": "os", ...}``, the way of the
+    safe-mode bypasses CVE-2025-1550 and CVE-2025-9906) are refused in one line, and never
+    deserialised. A config.json that cannot be read is refused too; only a file that is no
+    zip archive at all is left to Keras, which opens nothing else then.
+    """
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return  # not an archive: Keras (or its absence) says what is wrong, in one line
+    try:
+        with archive:
+            config = json.loads(archive.read("config.json"))
+        names = [layer["class_name"] for layer in config["config"]["layers"]]
+    except (zipfile.BadZipFile, KeyError, TypeError, ValueError, OSError):
+        raise UlyssAnnError(f"{path}: its config.json does not describe a Keras Sequential or functional model "
+                            "of layers; not loaded") from None
+    other = sorted({str(name) for name in names if name not in ("Dense", "InputLayer")})
+    if other:
+        raise UlyssAnnError(f"{path}: layers {', '.join(other)} cannot be written as a perceptron (Dense layers "
+                            "only); not loaded")
+    foreign = sorted(_foreign_modules(config))
+    if foreign:
+        raise UlyssAnnError(f"{path}: its config.json names objects from outside Keras ({', '.join(foreign[:3])}), "
+                            "which loading would import; not loaded")
+
+
+def _foreign_modules(node):
+    """The ``module`` entries of a Keras config (at any depth) that are not Keras's own."""
+    found = set()
+    if isinstance(node, dict):
+        module = node.get("module")
+        if module is not None and not (isinstance(module, str) and (module == "keras" or module.startswith("keras."))):
+            found.add(str(module))
+        for value in node.values():
+            found |= _foreign_modules(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _foreign_modules(value)
+    return found
+
+
 def _read_keras3(path):
+    _check_keras3_layers(path)
     os.environ.setdefault("KERAS_BACKEND", "torch")
     try:
         import keras
@@ -85,7 +132,10 @@ def _read_keras3(path):
         raise UlyssAnnError(f"{path}: reading a Keras 3 .keras network needs keras "
                             "(pip install 'ulyss_ann[train]')") from None
 
-    model = keras.saving.load_model(path, compile=False)
+    try:
+        model = keras.saving.load_model(path, compile=False)  # safe_mode (the default): no code is run
+    except Exception as exc:  # Keras raises ValueError, TypeError, KeyError… for a file it cannot load
+        raise UlyssAnnError(f"{path}: Keras cannot load it ({first_line(exc, 120)})") from None
     weights, activations = [], []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
