@@ -68,6 +68,19 @@ def test_the_local_cluster_refuses_every_client_without_the_runs_credentials():
             with pytest.raises(Exception) as refused:
                 Client(stranger, security=security, timeout=5)
             assert time.perf_counter() - started < 5, f"{stranger}: not refused at once ({refused.value})"
+        # Dask's HTTP servers (plain HTTP on 127.0.0.1) tell a stranger nothing of the run without --dashboard
+        import psutil
+        import urllib.request
+
+        processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
+        http = sorted({c.laddr.port for p in processes for c in p.net_connections("tcp") if c.status == "LISTEN"}
+                      - set(_listening_ports(os.getpid())))
+        assert http, "no HTTP server found: the check below would check nothing"
+        for port in http:
+            assert urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200
+            for page in ("/info/main/workers.html", "/json/identity.json", "/metrics", "/eventstream"):
+                with pytest.raises(urllib.error.HTTPError):
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}{page}", timeout=5)
     finally:
         close_quietly(client, cluster)
     assert not os.path.exists(cluster.ulyss_ann_scratch)  # the cluster's temporary files went with it
@@ -257,3 +270,21 @@ def test_backend_auto_is_recorded_as_the_backend_it_resolves_to():
     assert run_differences(dict(record[resolved], backend="auto"), record[resolved]) == []  # an older journal's
     assert run_differences(record["auto"], record[other]) == [
         f'backend: "{resolved}" in the journal, "{other}" now']
+
+
+def test_quiet_silences_every_dask_logger_with_a_level_of_its_own():
+    """distributed.client has its own level and handler: lowering the parent alone let its
+    'Failed to reconnect to scheduler' through --quiet."""
+    import logging
+
+    import distributed  # noqa: F401 - its loggers exist once imported
+
+    from ulyss_ann.fitting.cluster import dask_silenced
+
+    client = logging.getLogger("distributed.client")
+    assert client.level not in (logging.NOTSET, logging.CRITICAL)  # a level of its own, as Dask sets it
+    before = client.level
+    with dask_silenced(True):
+        assert not client.isEnabledFor(logging.ERROR)
+        assert not logging.getLogger("distributed.scheduler").isEnabledFor(logging.ERROR)
+    assert client.level == before

@@ -18,6 +18,7 @@ from ulyss_ann.cli.grids import add_grid_parsers
 from ulyss_ann.cli.lsf import add_lsf_parser, spell_lsf_gaussian
 from ulyss_ann.cli.options import add_model_option, given_model, model_file, take_positional_model
 from ulyss_ann.cli.paper import add_paper_parsers
+from ulyss_ann.fitting.cluster import Terminated
 from ulyss_ann.model.bundled import BUNDLED, bundled_name_of
 
 DESCRIPTION = """\
@@ -309,7 +310,10 @@ def main(argv=None):
     except UlyssAnnError as exc:
         print(f"ulyss-ann: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):  # SIGTERM in a batch (selfinv's), which `fit` says in its own line
+            print("ulyss-ann: stopped by SIGTERM", file=sys.stderr)
+            return 143
         print("ulyss-ann: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:

@@ -266,11 +266,13 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
                         rows = future.result()
                     except Exception as exc:  # KilledWorker after `retries` deaths
                         rows = None
-                        if len(block) > 1:
-                            # one spectrum killed the workers of its block: each is fitted alone
-                            # at once, and only the one that kills its worker again fails
+                        if len(block) > 1 and type(exc).__name__ == "KilledWorker":
+                            # one spectrum killed the workers of its block: each is fitted alone,
+                            # ahead of the blocks still queued, and only the one that kills its
+                            # worker again fails (any other failure, a lost scheduler, is every task's)
                             for task in block:
-                                alone = client.submit(fit_block_noting_warnings, [task], config, pure=False)
+                                alone = client.submit(fit_block_noting_warnings, [task], config, pure=False,
+                                                      priority=1)
                                 futures[alone] = [task]
                                 pending.add(alone)
                         else:
@@ -288,6 +290,8 @@ def _worker_death_row(entry, config, retries, exc):
     """The ``failed: …`` row of a spectrum whose task the cluster gave up (its workers died)."""
     if type(exc).__name__ == "KilledWorker":
         why = f"the worker died fitting it, {int(retries) + 1} times (KilledWorker)"
+    elif "Cancelled" in type(exc).__name__:  # its message names the task's key: no use, and every row's own
+        why = f"its task was cancelled on the cluster ({type(exc).__name__}: the scheduler was lost?)"
     else:
         why = f"its task failed on the cluster ({type(exc).__name__}: {first_line(exc)})"
     return failure_row(entry.key, entry.in_memory or entry.ident, f"failed: {why}", engine_label(config),

@@ -8,7 +8,7 @@ the scheduler's port on 127.0.0.1 can neither submit work nor read results (with
 any local process could run code in the workers, as the batch's user). Dask's HTTP
 server (the dashboard with ``--dashboard``, and its health and metrics pages) stays on
 127.0.0.1 without authentication: it only shows the cluster's state, but anyone on the
-machine can read it.
+machine can read it; without ``--dashboard`` those servers answer ``/health`` alone.
 
 **A cluster of your own** (``scheduler="tls://host:8786"``) is used with Dask's own
 security settings (:func:`connect`): Dask reads them from its configuration
@@ -93,7 +93,11 @@ def local_cluster(workers, dashboard=False, quiet=False):
                             "'ulyss_ann[dask]' (or cryptography), or fit in this process with workers=0 "
                             "(-j 0)") from None
     scratch = tempfile.mkdtemp(prefix="ulyss_ann_run_")
-    with _children_ignore_interrupts(), warnings.catch_warnings(), dask.config.set({"temporary-directory": scratch}):
+    settings = {"temporary-directory": scratch}
+    if not dashboard:  # the HTTP servers serve only /health: no state of the run for other users to read
+        settings.update({"distributed.scheduler.http.routes": ["distributed.http.health"],
+                         "distributed.worker.http.routes": ["distributed.http.health"]})
+    with _children_ignore_interrupts(), warnings.catch_warnings(), dask.config.set(settings):
         # 8787 taken: Dask's HTTP server (health; the dashboard if asked) takes a free port, which
         # the link printed says; its warning would break --quiet
         warnings.filterwarnings("ignore", message="Port .* is already in use")
@@ -168,13 +172,18 @@ def dask_silenced(enabled):
     if not enabled:
         yield
         return
-    logger = logging.getLogger("distributed")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    # distributed.client and others have levels (and handlers) of their own: each is set, not just the parent
+    names = ["distributed"] + [name for name, logger in logging.root.manager.loggerDict.items()
+                               if name.startswith("distributed.") and isinstance(logger, logging.Logger)]
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def close_quietly(client, cluster):
