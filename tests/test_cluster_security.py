@@ -205,13 +205,15 @@ class KillsItsWorker:
         return _arrive, (self.driver,)
 
 
-def test_a_spectrum_that_kills_its_worker_fails_alone_and_dask_says_nothing_when_quiet(spectra, capfd):
+def test_a_spectrum_that_kills_its_worker_fails_alone_and_dask_says_nothing_when_quiet(spectra, capfd, tmp_path):
     readable = [as_spectrum(path) for path in spectra[:3]]
     readable[1] = replace(readable[1], meta={**readable[1].meta, "trap": KillsItsWorker(os.getpid())})
     capfd.readouterr()
     # one native block of three; no retries: the first death gives up the block
-    table = fit(readable, MODEL, None, workers=1, retries=0, **FAST)
+    table = fit(readable, MODEL, tmp_path / "r.ecsv", workers=1, retries=0, **FAST)
     err = capfd.readouterr().err
+    counts = journal_of(tmp_path / "r.ecsv").read().counts
+    assert len(counts) == 3 and set(counts.values()) == {1}, counts  # each spectrum journalled once
     assert table["status"][0] == "ok" and table["status"][2] == "ok"  # the innocent ones, fitted again alone
     assert table["status"][1] == "failed: the worker died fitting it, 1 times (KilledWorker)"
     assert err.strip() == "", err  # progress=False (--quiet): no log line of Dask's, no traceback
@@ -219,8 +221,9 @@ def test_a_spectrum_that_kills_its_worker_fails_alone_and_dask_says_nothing_when
 
 @pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
 @pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")
-@pytest.mark.parametrize("workers", ["0", "1"])
-def test_sigterm_stops_a_batch_cleanly_and_resume_completes_it(spectra, tmp_path, workers):
+@pytest.mark.parametrize("workers, whom", [("0", "driver"), ("1", "driver"), ("1", "process group")])
+def test_sigterm_stops_a_batch_cleanly_and_resume_completes_it(spectra, tmp_path, workers, whom):
+    """`kill PID`, or a batch system's time limit, which signals the whole process group."""
     import psutil
 
     out, private_tmp = tmp_path / "r.ecsv", tmp_path / "tmp"
@@ -230,13 +233,16 @@ def test_sigterm_stops_a_batch_cleanly_and_resume_completes_it(spectra, tmp_path
                "--guess", "Fe/H=-2,-1"]
     env = dict(os.environ, TMPDIR=str(private_tmp))
     driver = subprocess.Popen(command + ["-j", workers], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)  # its own group
     deadline = time.time() + 120
     while time.time() < deadline and len(journal_of(out).read().rows) < 1 and driver.poll() is None:
         time.sleep(0.05)
     sessions = [child.cwd() for child in psutil.Process(driver.pid).children(recursive=True)
                 if child.name() == "gdl"]
-    os.kill(driver.pid, signal.SIGTERM)  # `kill PID`, or a batch system's time limit
+    if whom == "driver":
+        os.kill(driver.pid, signal.SIGTERM)
+    else:
+        os.killpg(driver.pid, signal.SIGTERM)
     stdout, stderr = driver.communicate(timeout=120)
     assert driver.returncode == 143
     assert stderr.splitlines() == [f"ulyss-ann: stopped by SIGTERM: the spectra finished are in {out}.journal.jsonl; "
