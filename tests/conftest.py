@@ -123,6 +123,17 @@ def cli(*args, timeout=300, **kwargs):
                           timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
 
 
+def can_mount_tmpfs():
+    """True where a user namespace may mount a tiny tmpfs (``unshare -rm``): a real full disk for a test."""
+    import shutil
+
+    if not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
 def journal_of(out):
     """The journal of the batch whose table is ``out``."""
     return Journal(f"{out}.journal.jsonl")

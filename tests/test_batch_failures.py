@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from conftest import CLI_FAST, FAST, MODEL, TRUTH, cli, journal_of, simulated_batch
+from conftest import CLI_FAST, FAST, MODEL, TRUTH, can_mount_tmpfs, cli, journal_of, simulated_batch
 from ulyss_ann import example_interpolator
 from ulyss_ann.fitting.batch import fit
 from ulyss_ann.fitting.journal import Journal
@@ -29,15 +29,7 @@ def spectra(tmp_path_factory):
 
 
 # ------------------------------------------------------------------ a full disk
-def _can_mount_tmpfs():
-    if not shutil.which("unshare"):
-        return False
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
-                           capture_output=True)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs unshare -rm and tmpfs (a user namespace) for a real "
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="needs unshare -rm and tmpfs (a user namespace) for a real "
                                                    "full disk")
 def test_a_full_disk_stops_cleanly_keeps_the_journal_and_resume_completes(spectra, tmp_path):
     """A real full disk: a 64 KiB tmpfs in a private mount namespace, filled up by a file."""

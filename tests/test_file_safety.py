@@ -16,7 +16,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 import ulyss_ann
-from conftest import CLI_FAST, FAST, MODEL, TRUTH, cli, journal_of, simulated_batch
+from conftest import CLI_FAST, FAST, MODEL, TRUTH, can_mount_tmpfs, cli, journal_of, simulated_batch
 from ulyss_ann import UlyssAnnError
 from ulyss_ann.fitting.batch import fit
 from ulyss_ann.fitting.journal import Journal
@@ -268,21 +268,13 @@ def test_a_save_fits_write_that_fails_half_way_leaves_no_file_and_is_the_machine
     assert os.listdir(folder) == []
 
 
-def _can_mount_tmpfs():
-    if not shutil.which("unshare"):
-        return False
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
-                           capture_output=True)
-    return probe.returncode == 0
-
-
 def _has_gdl_and_ulyss():
     from ulyss_ann.gdl.ulyss_location import find_ulyss
 
     return shutil.which("gdl") is not None and find_ulyss() is not None
 
 
-@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs unshare -rm and tmpfs (a user namespace) for a real "
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="needs unshare -rm and tmpfs (a user namespace) for a real "
                                                    "full disk")
 @pytest.mark.parametrize("engine", ["native", pytest.param("gdl", marks=pytest.mark.skipif(
     not _has_gdl_and_ulyss(), reason="needs gdl and ULySS (./scripts/setup; ULYSS_DIR)"))])

@@ -17,7 +17,6 @@ A fit of one spectrum goes the same way in both engines:
 Neither engine imports the other: both import this module.
 """
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 
@@ -27,19 +26,11 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.preparation import (MIN_DOF, MIN_OVERLAP, NA_D_BAND, OVERSAMPLED, PAPER_GUESSES,
                                            TELLURIC_BANDS, FitPreparation, PreparedFit)
 from ulyss_ann.fitting.result import FitResult
+from ulyss_ann.model.checksum import file_sha256  # noqa: F401 - the model's identity; also in __all__
 from ulyss_ann.model.interpolator import Interpolator
 
 __all__ = ["FitConfig", "FitPreparation", "PreparedFit", "Solution", "FitEngine", "TELLURIC_BANDS", "NA_D_BAND",
            "PAPER_GUESSES", "file_sha256", "MIN_OVERLAP", "MIN_DOF", "OVERSAMPLED"]
-
-def file_sha256(path):
-    """SHA-256 of a file, read in blocks (the model's identity in every table row)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 @dataclass
 class FitConfig:

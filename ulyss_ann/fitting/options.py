@@ -18,6 +18,7 @@ from ulyss_ann.fitting.preparation import MIN_OVERLAP
 from ulyss_ann.model.bundled import bundled_path, interpolator_file
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.model.limits import max_pixels
+from ulyss_ann.spectra.inputs import is_number
 from ulyss_ann.spectra.lsf import read_lsf
 
 __all__ = ["make_config", "check_combination", "model_path", "writable_folder", "FixedValues"]
@@ -197,7 +198,7 @@ class FixedValues:
                 self.per_spectrum[name] = {str(k): [_number(v, name)] for k, v in value.items()}
                 self.source[name] = "the mapping given"
                 self._described[name] = {"mapping_sha256": _digest(sorted(value.items(), key=str))}
-            elif isinstance(value, str) and ":" in value and not _is_number(value):
+            elif isinstance(value, str) and ":" in value and not is_number(value):
                 self.per_spectrum[name], self._described[name] = self._from_table(value, name)
                 self.source[name] = value
             else:
@@ -325,10 +326,3 @@ def _number(value, name):
         raise UlyssAnnError(f"fixed value of {name}: {value!r} is not a number (--fix {name}=VALUE or "
                             f"{name}=TABLE:COLUMN)") from None
 
-
-def _is_number(text):
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

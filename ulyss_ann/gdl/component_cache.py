@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ulyss_ann.errors import MachineryError, UlyssAnnError
 from ulyss_ann.gdl.component import generate_component, resource_dir
+from ulyss_ann.model.checksum import file_sha256
 
 __all__ = ["MANIFEST", "cache_dir", "code_version", "component_problem", "checked_problem", "write_manifest",
            "cached_component", "check_cache_owner"]
@@ -49,18 +50,10 @@ def code_version():
     return digest.hexdigest()[:10]
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def write_manifest(folder):
     """Write ``folder/MANIFEST.sha256`` (``<sha256>  <name>`` a line), last, through a rename."""
     folder = Path(folder)
-    lines = [f"{_sha256(path)}  {path.name}\n" for path in sorted(folder.iterdir()) if path.name != MANIFEST]
+    lines = [f"{file_sha256(path)}  {path.name}\n" for path in sorted(folder.iterdir()) if path.name != MANIFEST]
     partial = folder / f".{MANIFEST}.partial"
     partial.write_text("".join(lines))
     os.replace(partial, folder / MANIFEST)
@@ -90,7 +83,7 @@ def component_problem(folder):
         if name not in present:
             return f"{name} is missing"
         try:
-            if _sha256(folder / name) != expected[name]:
+            if file_sha256(folder / name) != expected[name]:
                 return f"{name} has changed (its SHA-256 differs from the manifest's)"
         except OSError as exc:
             return f"{name} cannot be read ({exc.strerror})"

@@ -26,7 +26,7 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.spectra.readers import read_spectrum
 from ulyss_ann.spectra.spectrum import Spectrum, check_real
 
-__all__ = ["as_spectrum", "is_path", "is_array_tuple", "NotASpectrumError"]
+__all__ = ["as_spectrum", "is_path", "is_number", "is_array_tuple", "NotASpectrumError"]
 
 
 class NotASpectrumError(UlyssAnnError):
@@ -40,6 +40,15 @@ class NotASpectrumError(UlyssAnnError):
 def is_path(item):
     """True for a file name (str or path-like), the one input that is not already in memory."""
     return isinstance(item, (str, os.PathLike))
+
+
+def is_number(text):
+    """True for text that reads as a number (a value, where a name or a file may stand instead)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def is_array_tuple(item):

@@ -37,6 +37,7 @@ from astropy.table import Table
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.wavelength import C_KMS
+from ulyss_ann.spectra.inputs import is_number
 
 __all__ = ["read_lsf", "write_lsf", "gaussian_lsf", "lsf_chunks", "read_solut_lsf", "SOLUT_LSF_COLUMNS",
            "FWHM_TO_SIGMA"]
@@ -179,7 +180,7 @@ def _records(path):
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             fields = line.split()
-            if not fields or not _is_number(fields[0]):
+            if not fields or not is_number(fields[0]):
                 continue  # a blank line, a comment or a header, as readcol skips them
             try:
                 if len(fields) < 5:
@@ -194,14 +195,6 @@ def _records(path):
                                     "LSF record")
             rows.append(row + extra)
     return rows
-
-
-def _is_number(text):
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def read_solut_lsf(path):
