@@ -304,8 +304,10 @@ def test_the_in_process_gdl_bridge_from_a_notebook(muse, model):
     import subprocess
     import sys
 
-    if shutil.which("gdl") is None:
-        pytest.skip("gdl not installed")
+    from ulyss_ann.gdl.ulyss_location import find_ulyss
+
+    if shutil.which("gdl") is None or find_ulyss() is None:
+        pytest.skip("gdl or ULySS not found (set ULYSS_DIR)")
     code = ("import ulyss_ann; r = ulyss_ann.fit_spectrum(%r, model=%r, engine='gdl', backend='pygdl'); "
             "print(r.engine, repr(r.params['Teff']), repr(r.params['Fe/H']))" % (muse, model))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,

@@ -186,7 +186,7 @@ def test_cli_fits_the_real_muse_star(tmp_path):
     row = Table.read(tmp_path / "r.ecsv")[0]
     assert row["status"] == "ok" and row["n_guess"] == 6
     assert 5300 < row["Teff"] < 5600 and -2.2 < row["Fe/H"] < -1.6
-    assert "1 spectra: 1 fitted, 0 error, 0 failed (the machinery)" in result.stdout
+    assert "1 spectrum: 1 fitted, 0 error, 0 failed (the machinery)" in result.stdout
     assert (tmp_path / "r.png").stat().st_size > 10000
     from PIL import Image
 
@@ -259,7 +259,8 @@ def test_quality_flags():
                         errors=np.array([5.0, 0.0, 0.01]), status=np.array([3, 1, 0]), ln_start=8.5, ln_step=1e-4,
                         flux=np.ones(20), bestfit=np.ones(20), mask=np.ones(20, bool))
     result = FitResult.from_solution(solution, prepared, interp, "gdl-subprocess", "m.fits", "abc", 0.5)
-    assert list(result.flags) == ["bound:Teff", "sigma-floor", "one-guess-converged", "far-from-nodes"]
+    assert list(result.flags) == ["bound:Teff", "sigma-floor", "one-guess-converged", "far-from-nodes",
+                                  "errors-estimated"]  # the Solution has no error array
     assert result.status == {"Teff": "high", "Logg": "fixed", "Fe/H": "free"}
     row = result.row()
     assert row["flag"].split(",") == list(result.flags)

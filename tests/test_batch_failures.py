@@ -15,7 +15,7 @@ import pytest
 from astropy.table import Table
 
 from conftest import CLI_FAST, FAST, MODEL, TRUTH, can_mount_tmpfs, cli, journal_of, simulated_batch
-from ulyss_ann import example_interpolator
+from ulyss_ann import UlyssAnnError, example_interpolator
 from ulyss_ann.fitting.batch import fit
 from ulyss_ann.fitting.journal import Journal
 from ulyss_ann.spectra.examples import example_spectrum_path
@@ -211,23 +211,37 @@ def test_without_dask_a_parallel_fit_is_one_line_before_any_work(tmp_path):
     assert cli("fit", example_spectrum_path(), "-o", tmp_path / "r.ecsv", "-j", "0", *CLI_FAST).returncode == 0
 
 
-def test_a_script_without_its_main_guard_is_told_how_to_fix_it(tmp_path):
-    """Dask's workers import the main script again; without `if __name__ == "__main__":` they cannot start."""
-    call = (f"ulyss_ann.fit([{example_spectrum_path()!r}], 'example', 'r.ecsv', workers=1, progress=False, "
-            "engine='native', mdegree=8, resume=RESUME)")
-    (tmp_path / "noguard.py").write_text(f"import ulyss_ann\nRESUME = False\n{call}\n")
-    result = subprocess.run([sys.executable, "noguard.py"], capture_output=True, text=True, timeout=300,
+def test_a_script_written_naively_runs_its_body_once_with_two_workers(tmp_path):
+    """The README's quick start pasted into a script, without `if __name__ == "__main__":`: Dask's workers
+    (spawned by their nannies) used to run the script again — each tried to start a cluster of its own and the
+    batch died in ~250 lines of tracebacks; with the guard, what came before it ran once per worker too."""
+    pytest.importorskip("distributed")
+    for name in ("a.fits", "b.fits"):
+        shutil.copy(example_spectrum_path(), tmp_path / name)
+    (tmp_path / "naive.py").write_text(textwrap.dedent("""\
+        import ulyss_ann
+        print("the script's body ran", flush=True)
+        table = ulyss_ann.fit(["a.fits", "b.fits"], "example", "r.ecsv", workers=2, progress=False,
+                              engine="native", mdegree=8, guesses={"Teff": [5400], "Logg": [3], "Fe/H": [-1.5]})
+        print(table["status"].tolist())
+        """))
+    result = subprocess.run([sys.executable, "naive.py"], capture_output=True, text=True, timeout=300,
                             cwd=tmp_path, stdin=subprocess.DEVNULL)
-    assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("ulyss_ann.errors.UlyssAnnError: the Dask workers could not start") and \
-        'under `if __name__ == "__main__":`' in last and "resume=True" in last, result.stderr[-2000:]
-    # what the message says works
-    (tmp_path / "guarded.py").write_text(f"import ulyss_ann\nRESUME = True\nif __name__ == '__main__':\n    {call}\n")
-    again = subprocess.run([sys.executable, "guarded.py"], capture_output=True, text=True, timeout=300,
-                           cwd=tmp_path, stdin=subprocess.DEVNULL)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert Table.read(tmp_path / "r.ecsv")["status"].tolist() == ["ok"]
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["the script's body ran", "['ok', 'ok']"], result.stdout
+
+
+def test_a_cluster_that_cannot_be_used_with_output_none_says_nothing_was_written():
+    """Not "run again with resume=True": without an output there is no journal to resume."""
+    pytest.importorskip("distributed")
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), pytest.raises(UlyssAnnError) as raised:
+        fit([example_spectrum_path()], MODEL, None, scheduler="tcp://127.0.0.1:9", **FAST)
+    message = str(raised.value)
+    assert message.startswith("cannot use the Dask scheduler tcp://127.0.0.1:9 (") and \
+        message.endswith("nothing was written (output=None keeps the results in memory only: there is nothing "
+                         "to resume)") and "resume=True" not in message, message
 
 
 def test_an_unreachable_scheduler_is_one_line_and_resume_then_fits(tmp_path):
@@ -243,3 +257,28 @@ def test_an_unreachable_scheduler_is_one_line_and_resume_then_fits(tmp_path):
     again = cli("fit", example_spectrum_path(), "-o", out, "-j", "0", *CLI_FAST, "--resume")
     assert again.returncode == 0, again.stderr
     assert Table.read(out)["status"].tolist() == ["ok"]
+
+
+@pytest.mark.parametrize("spec", ["a script's", "none at all (IPython's namespace module)"])
+def test_the_main_module_is_put_back_as_it_was_after_a_worker_starts(monkeypatch, spec):
+    import types
+
+    from ulyss_ann.fitting.worker_processes import main_module_not_rerun
+
+    main = types.ModuleType("__main__")
+    if spec.startswith("none"):
+        del main.__spec__
+    else:
+        main.__spec__ = original = object()
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    with main_module_not_rerun():
+        with main_module_not_rerun():   # nannies start their workers concurrently
+            assert main.__spec__.name == "__main__"   # what multiprocessing never runs again
+        assert main.__spec__.name == "__main__"
+    if spec.startswith("none"):
+        assert "__spec__" not in vars(main)
+    else:
+        assert main.__spec__ is original
+    monkeypatch.setitem(sys.modules, "__main__", None)   # no main module: nothing to hide, nothing raised
+    with main_module_not_rerun():
+        pass

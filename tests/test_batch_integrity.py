@@ -205,6 +205,30 @@ def test_every_bad_option_is_refused_up_front_in_one_line(spectra, tmp_path, opt
     assert sorted(os.listdir(tmp_path)) == []  # no table, no journal, no lock: no worker ever started
 
 
+def without_ulyss(tmp_path):
+    """The environment of a user's machine where ULySS is in none of the places searched."""
+    env = dict(os.environ, ULYSS_DIR=str(tmp_path / "no-ulyss"), XDG_DATA_HOME=str(tmp_path / "data"))
+    if os.path.isfile("/usr/local/share/ulyss/pgm/ulyss.pro"):
+        pytest.skip("ULySS is installed in /usr/local/share/ulyss, the last place searched")
+    return env
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--losvd", "analytic"], "losvd (--losvd) analytic: the native engine's"),
+    (["--guess", "Teff=12000"], "guess Teff = 12000 K outside the limits [3500, 8000]"),
+    (["--guess", "Logg=3", "--fix", "Logg=2"], "Logg: both guessed and fixed"),
+    ([], "ULySS not found"),
+])
+def test_without_ulyss_a_bad_option_is_named_before_the_missing_ulyss(spectra, tmp_path, options, message):
+    # A user who typed an impossible combination hears about it first, on any machine; a good
+    # command then names what is missing, with the fix.
+    result = cli("fit", spectra[0], "-o", tmp_path / "r.ecsv", "--quiet", "--engine", "gdl", *options,
+                 env=without_ulyss(tmp_path), timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], lines
+    assert not (tmp_path / "r.ecsv").exists()
+
+
 def test_folders_unreadable_files_and_missing_files_are_named_as_such(spectra, tmp_path):
     unreadable = tmp_path / "locked.fits"
     shutil.copy(spectra[0], unreadable)

@@ -14,9 +14,9 @@ from conftest import make_network, reference_file
 from ulyss_ann.spectra.examples import example_interpolator_path
 
 
-def run(*args, cwd=None):
+def run(*args, cwd=None, env=None):
     return subprocess.run([sys.executable, "-m", "ulyss_ann.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=120)
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
 
 
 def assert_one_line_error(result, *fragments):
@@ -212,14 +212,40 @@ def test_console_script_is_installed():
     assert result.returncode == 0 and result.stdout.startswith("ulyss-ann ")
 
 
-def test_gdl_export_writes_a_component_and_the_path_line(network_file, tmp_path):
-    path, _ = network_file
-    result = run("gdl-export", "-m", path, "--name", "mynet", "-o", tmp_path / "comp")
+def _export_and_path(network_file, tmp_path, ulyss_dir):
+    """``gdl-export``'s output, and GDL_PATH as a shell gets it from the printed line (ULYSS_DIR=/opt/ulyss)."""
+    env = dict(os.environ, ULYSS_DIR=str(ulyss_dir), XDG_DATA_HOME=str(tmp_path / "data"))
+    result = run("gdl-export", "-m", network_file[0], "--name", "mynet", "-o", tmp_path / "comp", env=env)
     assert result.returncode == 0, result.stderr
     for name in ("mynet.pro", "mynet_init.pro", "mynet_eval.pro", "mynet_spectrum.pro", "mynet.fits"):
         assert (tmp_path / "comp" / name).is_file()
-    assert f'export GDL_PATH=+{tmp_path / "comp"}:' in result.stdout
     assert "ulyss, 'star.fits', mynet(TG=[5000,5500,6000]" in result.stdout
+    export = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("export GDL_PATH=")]
+    shell = subprocess.run(["bash", "-c", f'{export[0]}; printf %s "$GDL_PATH"'], capture_output=True, text=True,
+                           env=dict(os.environ, ULYSS_DIR="/opt/ulyss"))
+    return result.stdout, shell.stdout.split(":")
+
+
+def test_gdl_export_writes_a_component_and_the_path_line_to_the_ulyss_found(network_file, tmp_path):
+    ulyss = tmp_path / "ulyss"
+    (ulyss / "pgm").mkdir(parents=True)
+    (ulyss / "pgm" / "ulyss.pro").write_text("")  # what makes a folder ULySS for the search
+    out, path = _export_and_path(network_file, tmp_path, ulyss)
+    from ulyss_ann.gdl.process import SYSTEM_LIBRARIES
+
+    assert path == [f"+{tmp_path / 'comp'}", f"+{ulyss}/pgm", f"+{ulyss}/dep", *SYSTEM_LIBRARIES]
+    assert f"uly_root = '{ulyss}'" in out and "ULySS was not found" not in out
+
+
+@pytest.mark.skipif(os.path.isfile("/usr/local/share/ulyss/pgm/ulyss.pro"), reason="ULySS in /usr/local/share/ulyss")
+def test_gdl_export_without_ulyss_prints_lines_that_paste_once_ulyss_dir_is_set(network_file, tmp_path):
+    out, path = _export_and_path(network_file, tmp_path, tmp_path / "no-ulyss")
+    assert path[:3] == [f"+{tmp_path / 'comp'}", "+/opt/ulyss/pgm", "+/opt/ulyss/dep"]
+    from ulyss_ann.gdl.process import SYSTEM_LIBRARIES
+
+    assert path[3:] == SYSTEM_LIBRARIES
+    assert "export ULYSS_DIR=/path/to/ulyss   # ULySS was not found here" in out
+    assert "uly_root = getenv('ULYSS_DIR')" in out
 
 
 def test_gdl_export_refuses_a_bad_name(network_file, tmp_path):

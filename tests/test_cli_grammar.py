@@ -4,6 +4,7 @@
 import argparse
 import contextlib
 import io
+import os
 import re
 import shlex
 import shutil
@@ -115,14 +116,16 @@ def test_a_folder_of_that_name_does_not_hide_a_bundled_network(tmp_path):
 
 
 def test_a_missing_default_network_says_so_and_where_to_find_one(tmp_path):
-    """grid surrogate and simulate default to the authors' trial 8 beside a development checkout; in an
-    install without those files the line says it was the default, not a path the user typed."""
+    """grid surrogate and simulate default to the authors' trial 8 (ulyss_ann.spectra.reference_files);
+    in an install without it the line says it was the default, not a path the user typed (more in
+    test_reference_files.py)."""
     for command in (["grid", "surrogate", "-o", str(tmp_path / "g.fits")], ["simulate", "ngc6397", "-o", str(tmp_path)]):
-        code = (f"import sys, ulyss_ann.cli.grids as grids, ulyss_ann.cli.paper as paper; "
-                f"grids.REFERENCE = paper.REFERENCE = {str(tmp_path / 'absent')!r}; "
+        code = (f"import sys, ulyss_ann.spectra.reference_files as r; r.DEVELOPMENT_FOLDER = None; "
                 f"from ulyss_ann.cli.main import main; sys.exit(main({command!r}))")
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-        one_error_line(result, "the default", "gsl_ann_trial8.fits, is not at", "give -m FILE",
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                                cwd=tmp_path, env={**os.environ, "XDG_DATA_HOME": str(tmp_path),
+                                                   "ULYSS_ANN_REFERENCE_DIR": str(tmp_path / "absent")})
+        one_error_line(result, "the default", "gsl_ann_trial8.fits", "is in none of", "give -m FILE",
                        "github.com/niteshchandra039/ANN_spectral_Interpolator")
 
 

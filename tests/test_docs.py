@@ -56,3 +56,12 @@ def test_the_index_lists_every_page_of_docs():
 def test_the_readme_leads_to_the_index_and_the_history():
     links = set(relative_links(PROJECT / "README.md"))
     assert {"docs/index.md", "CHANGES.md", "LICENSE", "CITATION.cff"} <= links, links
+
+
+def test_the_readme_says_how_to_set_up_and_then_run_the_commands_near_the_top():
+    # A newcomer reads the top of the front page: the two set-up commands, which install to
+    # use when, and how to reach ulyss-ann once ./scripts/setup has built .venv.
+    top = "\n".join((PROJECT / "README.md").read_text().splitlines()[:40])
+    for text in ("./scripts/demo", "./scripts/test", "source .venv/bin/activate", ".venv/bin/ulyss-ann",
+                 "Python only", "pip install"):
+        assert text in top, f"README.md's first 40 lines do not say {text!r}"

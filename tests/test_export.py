@@ -52,7 +52,18 @@ def test_authors_keras2_files_export_to_their_published_interpolators(surrogate,
     assert exported.activations == published.activations and exported.wavelength == published.wavelength
     params = SpectralGrid.load(surrogate).params[::13]
     np.testing.assert_allclose(exported.evaluate(params), published.evaluate(params), rtol=0, atol=1e-10)
-    assert exported.is_surrogate and exported.nodes.shape == (2908, 3)
+    assert exported.nodes.shape == (2908, 3)
+    # The weights are the authors', trained on the real Goettingen spectra: the surrogate grid gave
+    # the scaling and wavelengths only, and the file says exactly that (issue 25, defect 2).
+    assert not exported.is_surrogate and exported.scaling_from_surrogate
+    cards = {key: value for key, value, _ in exported.meta}
+    assert "SURROGAT" not in cards and cards["NETFILE"] == f"gsl_ann_trial{trial}.keras2.h5"
+    assert cards["SCALGRID"] == "gsl_surrogate.fits" and "RECIPE" not in cards and "TRAINMSE" not in cards
+    assert "the surrogate grid" in result.stdout and "SURROGATE: trained" not in result.stdout
+    info = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "info", "-m", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert "trained on the SURROGATE grid" not in info.stdout
+    assert "only the input scaling and wavelengths come from the SURROGATE grid" in info.stdout
 
 
 def test_keras3_network_exports_and_evaluates_like_keras(tmp_path):

@@ -141,11 +141,14 @@ def test_selfinversion_maps(foreign_backend):
                                   surrogate=True)
     assert isinstance(fig, Figure)
     panels = [ax for ax in fig.axes if _offsets(ax)]
-    assert len(panels) == 3 and len(fig.axes) == 6            # three maps and their colour bars
-    for k, ax in enumerate(panels):
-        (offsets,) = _offsets(ax)
-        np.testing.assert_allclose(offsets, actual[:, :2])    # one point per node, at (Teff, log g)
-        np.testing.assert_allclose(ax.collections[0].get_array(), residual[:, k])
+    assert len(panels) == 12 and len(fig.axes) == 15          # 4 [Fe/H] bins x 3 maps, and 3 colour bars
+    for k in range(3):                                        # a parameter's column holds every node once
+        offsets = np.vstack([_offsets(ax)[0] for ax in panels[k::3]])
+        values = np.concatenate([ax.collections[0].get_array() for ax in panels[k::3]])
+        order = np.lexsort(offsets.T)
+        np.testing.assert_allclose(offsets[order], actual[np.lexsort(actual[:, :2].T), :2])   # at (Teff, log g)
+        np.testing.assert_allclose(values[order], residual[np.lexsort(actual[:, :2].T), k])
+    for ax in panels:
         assert ax.get_xlim()[0] > ax.get_xlim()[1] and ax.get_ylim()[0] > ax.get_ylim()[1]   # HR-diagram way
     assert fig.get_suptitle() == "self-inversion of net7.fits on the SURROGATE grid"
     assert matplotlib.get_backend().lower() == foreign_backend

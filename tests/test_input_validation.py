@@ -317,3 +317,35 @@ def test_an_archive_whose_config_cannot_be_read_is_refused_not_handed_to_keras(t
     with pytest.raises(UlyssAnnError) as info:
         read_keras_layers(_keras_archive(tmp_path / "odd.keras", "{not json"))
     one_line(info, "odd.keras", "config.json", "not loaded")
+
+
+# ------------------------------------------------------------------ #25 defect 8: a flux of several spectra
+def test_a_flux_of_several_spectra_is_refused_with_its_shape_and_the_way_to_fit_many(star):
+    from ulyss_ann import Spectrum
+
+    wave, flux, error = star
+    several = np.vstack([flux, flux, flux])
+    with pytest.raises(UlyssAnnError) as info:
+        ulyss_ann.fit_spectrum((wave, several, error), "example", engine="native", **FAST)
+    one_line(info, f"flux of shape (3, {wave.size})", "flux[i]", "ulyss_ann.fit")
+    with pytest.raises(UlyssAnnError) as info:
+        ulyss_ann.fit_spectrum((wave, flux, several.T), "example", engine="native", **FAST)
+    one_line(info, f"error of shape ({wave.size}, 3)", "error[:, i]")
+    with pytest.raises(UlyssAnnError) as info:
+        Spectrum.from_arrays(wave, several, error)
+    one_line(info, f"flux of shape (3, {wave.size})")
+    with pytest.raises(UlyssAnnError) as info:  # in a batch, a mistake in the call: refused whole
+        ulyss_ann.fit([(wave, flux, error), (wave, several, error)], model="example", output=None, workers=0,
+                      engine="native", progress=False, **FAST)
+    one_line(info, f"flux of shape (3, {wave.size})")
+
+
+def test_a_flux_of_one_row_or_one_column_is_that_spectrum(star):
+    wave, flux, error = star
+    reference = as_spectrum((wave, flux, error))
+    for item in [(wave, flux[None, :], error[:, None]), (wave, flux[:, None], error[None, :]),
+                 (wave[::-1], flux[::-1][None, :], error[::-1][None, :])]:  # reversed: pixels, not rows
+        spectrum = as_spectrum(item)
+        np.testing.assert_array_equal(spectrum.flux, reference.flux)
+        np.testing.assert_array_equal(spectrum.error, reference.error)
+        np.testing.assert_array_equal(spectrum.wavelength, reference.wavelength)

@@ -17,6 +17,9 @@ from ulyss_ann import Interpolator, InterpolatorFileError, WavelengthGrid
     dict(hidden=(3, 4, 5), activations=["relu", "tanh", "logistic", "logistic"],
          wavelength=WavelengthGrid(40, np.log(3600.0), 2e-5, 1.0, log=True, air=False)),
     dict(hidden=(6,), meta=[("SURROGAT", True, "test"), ("HISTORY", "made by a test", "")]),
+    # the training record of train --export: strings, integers, and floats to the 15 digits it keeps
+    dict(hidden=(3, 4), meta=[("RECIPE", "fast", "training recipe"), ("SEED", 7, "seed"), ("STEP", 12, "step"),
+                              ("TRAINMSE", 1.23456789012346e-05, "MSE"), ("HOLDMSE", 0.00165537835803476, "MSE")]),
     dict(hidden=(5,), nodes=[[5000.0, 2.0, -1.0], [5100.0, 2.5, -1.5]]),
 ])
 def test_write_read_is_bit_exact(tmp_path, kwargs):

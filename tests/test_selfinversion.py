@@ -77,3 +77,64 @@ def test_selfinversion_of_a_network_on_its_own_spectra(tmp_path):
     assert result["n"] == 4 and result["failed"] == 0 and result["engine"] == "native"
     assert result["absolute"][0] < 3.0 and result["absolute"][1] < 0.01 and result["absolute"][2] < 0.005
     assert (tmp_path / "selfinv_maps.png").stat().st_size > 10000
+
+
+def _points(ax):
+    from matplotlib.collections import PathCollection
+
+    (points,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    return points
+
+
+def _maps(fig):
+    """The map panels of a figure, row by row (not the colour bars)."""
+    from matplotlib.collections import PathCollection
+
+    return [ax for ax in fig.axes if any(isinstance(c, PathCollection) for c in ax.collections)]
+
+
+def test_each_feh_layer_of_the_map_is_its_own_row():
+    """On one panel the [Fe/H] layers of a grid sit at the same (Teff, log g) and hide each other."""
+    from ulyss_ann.paper.selfinversion import plot_selfinversion_maps
+
+    teff, logg = np.meshgrid([4000.0, 5000.0, 6000.0], [1.0, 3.0])
+    layer = np.column_stack([teff.ravel(), logg.ravel()])
+    feh = (-2.0, -1.0, 0.0)
+    actual = np.vstack([np.column_stack([layer, np.full(len(layer), f)]) for f in feh])
+    residual = np.random.default_rng(1).normal(0, [20, 0.1, 0.05], actual.shape)
+    fig = plot_selfinversion_maps(actual, residual, ["Teff", "Logg", "Fe/H"], "net.fits")
+    maps = _maps(fig)
+    assert len(maps) == 9                                     # 3 layers x 3 parameters (+ 3 colour bars)
+    for k in range(3):                                        # one column per parameter
+        column = maps[k::3]
+        for row, f in enumerate(feh):
+            points = _points(column[row])
+            mine = actual[:, 2] == f
+            np.testing.assert_array_equal(points.get_offsets(), actual[mine, :2])   # this layer's nodes only
+            np.testing.assert_array_equal(points.get_array(), residual[mine, k])
+            assert column[row].get_title().startswith(f"Fe/H = {f:+.2f}")
+        assert len({_points(ax).get_clim() for ax in column}) == 1                 # one colour scale per parameter
+
+
+def test_an_irregular_grid_is_cut_into_bins_that_hold_every_node_once():
+    from ulyss_ann.paper.selfinversion import IRREGULAR_LAYERS, plot_selfinversion_maps
+
+    rng = np.random.default_rng(2)
+    actual = np.column_stack([rng.uniform(3500, 8000, 60), rng.uniform(0, 6, 60), rng.uniform(-2.5, 0, 60)])
+    fig = plot_selfinversion_maps(actual, rng.normal(0, [10, 0.05, 0.03], (60, 3)), ["Teff", "Logg", "Fe/H"], "m")
+    first_column = _maps(fig)[::3]
+    assert len(first_column) == IRREGULAR_LAYERS
+    shown = np.vstack([_points(ax).get_offsets() for ax in first_column])
+    assert sorted(map(tuple, shown)) == sorted(map(tuple, actual[:, :2]))
+
+
+def test_an_irregular_grid_with_repeated_values_is_split_into_layers_of_about_equal_counts():
+    from ulyss_ann.paper.selfinversion import IRREGULAR_LAYERS, node_layers
+
+    # MILES-like: most stars near solar [Fe/H] at repeated values, a sparse metal-poor tail
+    feh = np.concatenate([np.round(np.linspace(-2.5, -1.1, 15), 2), np.repeat(np.round(np.linspace(-0.5, 0.4, 20), 2), 9)])
+    layers = node_layers(feh)
+    counts = [np.count_nonzero((feh >= lo) & ((feh <= hi) if k == len(layers) - 1 else (feh < hi)))
+              for k, (lo, hi) in enumerate(layers)]
+    assert sum(counts) == len(feh) and len(layers) <= IRREGULAR_LAYERS
+    assert min(counts) >= 0.15 * len(feh), counts   # quantiles of the distinct values: 9, 24, 81, 81

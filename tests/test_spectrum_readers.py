@@ -1,5 +1,9 @@
 """Readers of observed spectra, on small files the tests write in each real format."""
 
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -135,3 +139,40 @@ def test_no_usable_pixel_and_mismatched_error(tmp_path):
         hdul.writeto(tmp_path / "mis2.fits")
     with pytest.raises(SpectrumReadError, match="error extension has 40 pixels, flux 50"):
         read_spectrum(tmp_path / "mis2.fits")
+
+
+
+def _docs_recipe(word):
+    """The code block of docs/python.md holding ``word``."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "python.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    found = [block for block in blocks if word in block]
+    assert len(found) == 1, f"docs/python.md: {len(found)} code blocks with {word}"
+    return found[0]
+
+
+def test_a_muse_file_read_by_specutils_as_docs_python_says_keeps_its_sigma(tmp_path):
+    """#25: MUSE's SIGMA reaches the fit through specutils too (unweighted, the star's log g was 0.3 off)."""
+    specutils = pytest.importorskip("specutils")
+    from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
+
+    from ulyss_ann.spectra.inputs import as_spectrum
+
+    wave = 4750.0 + 1.25 * np.arange(190)
+    flux = 1000.0 + np.random.default_rng(1).normal(0, 20.0, 190)
+    sigma = np.linspace(15.0, 25.0, 190)
+    write_muse_spectrum(tmp_path / "star.fits", wave, flux, sigma)
+    read = read_spectrum(tmp_path / "star.fits")  # the fit's own reader
+    np.testing.assert_allclose(read.error, sigma, rtol=1e-6)  # float32 in the file
+    # specutils 1.x calls it Spectrum1D, as the docs' comment says
+    scope = {"specutils": SimpleNamespace(Spectrum=getattr(specutils, "Spectrum", None) or specutils.Spectrum1D)}
+    exec(_docs_recipe('uncertainty_hdu="SIGMA"').replace('"star.fits"', repr(str(tmp_path / "star.fits"))), scope)
+    spec = scope["spec"]
+    assert isinstance(spec.uncertainty, StdDevUncertainty)
+    through_specutils = as_spectrum(spec)
+    np.testing.assert_array_equal(through_specutils.error, read.error)
+    np.testing.assert_array_equal(through_specutils.flux, read.flux)
+    # the same sigma given as a variance or an inverse variance
+    for uncertainty in (VarianceUncertainty(read.error ** 2), InverseVariance(read.error ** -2.0)):
+        other = as_spectrum(type(spec)(spectral_axis=spec.spectral_axis, flux=spec.flux, uncertainty=uncertainty))
+        np.testing.assert_allclose(other.error, read.error, rtol=1e-12)

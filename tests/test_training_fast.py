@@ -79,6 +79,18 @@ def test_fast_recipe_cli_writes_a_network_that_exports(tmp_path):
     for idx, column in ((train_idx, "train_mse"), (test_idx, "holdout_mse")):
         recomputed = np.mean((exported.evaluate(params[idx]) - grid.flux[idx]) ** 2)
         assert recomputed == pytest.approx(float(rows[-1][column]), rel=1e-6)
+    # HDU 0 records how the weights were made and how well they do (the numbers of the loss CSV)
+    record = exported.training_record
+    assert sorted(record) == ["HOLDMSE", "PRESET", "RECIPE", "SEED", "STEP", "TRAINMSE"]   # no validation: no VALMSE
+    assert (record["RECIPE"], record["PRESET"], record["SEED"], record["STEP"]) == ("fast", "custom", 0, len(rows))
+    # a FITS card holds 16 significant digits of a float
+    assert (record["TRAINMSE"], record["HOLDMSE"]) == pytest.approx(
+        (float(rows[-1]["train_mse"]), float(rows[-1]["holdout_mse"])), rel=1e-15)
+    assert ("TRAINGRD", "grid.fits", "the training grid") in exported.meta
+    info = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "info", "-m", str(tmp_path / "f.fits")],
+                          capture_output=True, text=True, timeout=120)
+    assert f"training     fast recipe, preset custom, seed 0, step {len(rows)}; MSE " in info.stdout
+    assert "trained on the SURROGATE grid" in info.stdout
     # early stopping: the weights kept are those of the lowest validation MSE, the hold-out untouched
     out = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "train", str(tmp_path / "grid.fits"), "--recipe",
                           "fast", "--hidden", "6,8", "--time-limit", "10", "--patience", "3",
@@ -89,6 +101,10 @@ def test_fast_recipe_cli_writes_a_network_that_exports(tmp_path):
     validation = np.array([float(r["validation_mse"]) for r in rows])
     kept = int(np.argmin(validation))
     assert f"step {kept + 1} (lowest validation MSE, kept)" in out.stdout
+    record = Interpolator.read(tmp_path / "v.fits").training_record
+    assert record["STEP"] == kept + 1
+    assert (record["VALMSE"], record["HOLDMSE"]) == pytest.approx((validation[kept], float(rows[kept]["holdout_mse"])),
+                                                                  rel=1e-15)
     recomputed = np.mean((Interpolator.read(tmp_path / "v.fits").evaluate(params[test_idx]) - grid.flux[test_idx]) ** 2)
     assert recomputed == pytest.approx(float(rows[kept]["holdout_mse"]), rel=1e-6)
     again = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "train", str(tmp_path / "grid.fits"), "--recipe",
@@ -117,4 +133,9 @@ def test_fast_recipe_builds_its_interpolator_without_keras(tmp_path):
     pytest.importorskip("keras")
     from ulyss_ann.training.keras_io import interpolator_from_keras
 
-    assert interpolator_from_keras(tmp_path / "n.keras", grid) == exported   # weights, scaling, cards, nodes
+    # the same network: weights, scaling, nodes; only its provenance differs (an export says the
+    # weights were made elsewhere, train --export records the training)
+    again = interpolator_from_keras(tmp_path / "n.keras", grid)
+    assert again.parameters == exported.parameters and np.array_equal(again.nodes, exported.nodes)
+    assert all(np.array_equal(a, b) for a, b in zip(again.weights, exported.weights))
+    assert exported.training_record["RECIPE"] == "fast" and again.training_record == {}

@@ -71,7 +71,7 @@ def test_misfit_compares_the_residual_with_the_noise(surrogate):
     plain = fit_spectrum((wave, flux, error), model=surrogate, engine="native")
     assert 0.7 < plain.misfit < 1.2 and plain.misfit <= np.sqrt(plain.chi2) and plain.flags == ()
     bare = fit_spectrum((wave, flux), model=surrogate, engine="native")  # no errors: χ² 0, the flux's own noise
-    assert bare.chi2 == 0 and 0.7 < bare.misfit < 1.2 and bare.flags == ()
+    assert bare.chi2 == 0 and 0.7 < bare.misfit < 1.2 and bare.flags == ("errors-estimated",)
     # errors 10x too small: √χ² ~ 9, but the flux's own scatter says the fit is as good as the data
     small = fit_spectrum((wave, flux, error / 10), model=surrogate, engine="native")
     assert np.sqrt(small.chi2) > 8 and small.misfit == pytest.approx(plain.misfit) and small.flags == ()
@@ -79,7 +79,8 @@ def test_misfit_compares_the_residual_with_the_noise(surrogate):
     spiky[50::40] *= 2  # 52 spikes no stellar model makes: both noise estimates see them
     for arrays in ((wave, spiky, error), (wave, spiky)):
         result = fit_spectrum(arrays, model=surrogate, engine="native")
-        assert result.misfit > 5 and result.flags == ("poor-fit",)
+        no_sigma = ("errors-estimated",) if len(arrays) == 2 else ()
+        assert result.misfit > 5 and result.flags == ("poor-fit",) + no_sigma
 
 
 # ---------------------------------------------------------------- node distance, regular grid
@@ -170,3 +171,62 @@ def test_hot_miles_stars_are_flagged_poor_fit():
         # they land inside the grid, so neither the bounds nor the node distance see them
         assert 5000 < result.params["Teff"] < 8000 and not any(f.startswith("bound:") for f in result.flags)
         assert result.misfit > 5.0 and "poor-fit" in result.flags, (path.name, result)
+
+
+# ---------------------------------------------------------------- no σ given (issue 25)
+def _example_arrays():
+    from ulyss_ann.spectra.examples import example_spectrum_path
+    from ulyss_ann.spectra.inputs import as_spectrum
+
+    star = as_spectrum(example_spectrum_path())  # the bundled simulated star, with its SIGMA
+    return star.wavelength, star.flux, star.error
+
+
+def test_a_spectrum_without_sigma_says_its_errors_are_estimated():
+    """Without σ the fit is unweighted and its errors come from the residuals: the result, its row
+    and its text say so; with σ nothing of it is said."""
+    wave, flux, error = _example_arrays()
+    weighted = fit_spectrum((wave, flux, error), engine="native")
+    bare = fit_spectrum((wave, flux), engine="native")
+    assert not weighted.errors_estimated and "errors-estimated" not in weighted.flags
+    assert "errors estimated" not in repr(weighted) and f"χ² = {weighted.chi2:.4g}" in weighted.summary()
+    assert bare.errors_estimated and bare.flags == ("errors-estimated",) and bare.chi2 == 0
+    assert bare.row()["flag"] == "errors-estimated"
+    assert "errors estimated from the residuals (no σ given)" in repr(bare) and "χ²" not in bare.summary()
+    # scaled by the residuals (χ²/dof = 1): near what the weighted fit gives, not MPFIT's errors for σ = 1
+    assert bare.errors["Teff"] == pytest.approx(weighted.errors["Teff"], rel=0.3)
+
+
+def test_batch_table_and_summary_count_the_spectra_without_sigma(tmp_path, capsys, monkeypatch):
+    """A text file of two columns (no error column) beside the bundled FITS star (with SIGMA)."""
+    import warnings
+
+    from astropy.table import Table
+
+    from ulyss_ann.cli.main import main
+    from ulyss_ann.spectra.examples import example_spectrum_path
+
+    wave, flux, _ = _example_arrays()
+    text = tmp_path / "bare.txt"
+    np.savetxt(text, np.column_stack([wave, flux]))
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() sets its own
+    out = tmp_path / "r.ecsv"
+    assert main(["fit", str(text), example_spectrum_path(), "-m", "example", "--engine", "native", "-j", "0",
+                 "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "2 spectra: 2 fitted, 0 error, 0 failed" in said
+    assert ("1 without σ: fitted unweighted, errors estimated from the residuals (flag errors-estimated)"
+            in said.splitlines())
+    table = Table.read(out)
+    flags = dict(zip(table["id"], np.ma.filled(table["flag"], "")))
+    assert flags == {"bare": "errors-estimated", "example_spectrum": ""}
+
+
+@pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed")
+def test_both_engines_estimate_the_errors_alike():
+    wave, flux, _ = _example_arrays()
+    native, gdl = (fit_spectrum((wave, flux), engine=engine) for engine in ("native", "gdl"))
+    assert native.errors_estimated and gdl.errors_estimated and native.chi2 == gdl.chi2 == 0
+    assert "errors-estimated" in native.flags and "errors-estimated" in gdl.flags
+    for name in native.errors:  # ULySS scales them by the residuals too (measured: within 0.6 %)
+        assert gdl.errors[name] == pytest.approx(native.errors[name], rel=0.02)

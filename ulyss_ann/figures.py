@@ -9,7 +9,9 @@ format needs, which is how the command line and the scripts save without a displ
 
 from ulyss_ann.errors import UlyssAnnError
 
-__all__ = ["new_figure", "save_figure", "check_figure_path", "parameter_label"]
+import math
+
+__all__ = ["new_figure", "save_figure", "check_figure_path", "parameter_label", "value_with_error"]
 
 _PRETTY = {"teff": r"$T_\mathrm{eff}$", "logg": "log g", "fe/h": "[Fe/H]", "alpha/fe": r"[$\alpha$/Fe]",
            "rms": "residual rms (relative)"}
@@ -18,6 +20,39 @@ _PRETTY = {"teff": r"$T_\mathrm{eff}$", "logg": "log g", "fe/h": "[Fe/H]", "alph
 def parameter_label(name):
     """How astronomers write a parameter name: Teff -> T_eff, Fe/H -> [Fe/H]."""
     return _PRETTY.get(name.lower(), name)
+
+
+#: Beyond this many decimals :func:`value_with_error` writes ``5 ± 1e-17`` rather than fixed point.
+MAX_DECIMALS = 8
+
+
+def value_with_error(value, error, unit="", fixed=False):
+    """``value ± error unit`` with both to the decimal place of the error's second significant digit.
+
+    ``5498.5, 29.3`` -> ``5498 ± 29``; ``-2.0899, 0.0571`` -> ``-2.090 ± 0.057``; ``5503, 293``
+    -> ``5500 ± 290``. Two digits of the error, as is customary (the Particle Data Group quotes
+    one or two); digits of the value beyond the error's are noise, and fewer hide what it says. A
+    ``fixed`` parameter reads ``3.7 dex (fixed)``; one without an error (0 or NaN: MPFIT gives 0
+    at a bound, the LOSVD width at its floor) shows its value alone, to 5 significant digits.
+    One helper for the fit's summary, its repr and the figure titles, so they never disagree.
+    """
+    unit = f" {unit}" if unit else ""
+    if fixed:
+        return f"{value:.5g}{unit} (fixed)"
+    if not (math.isfinite(error) and error > 0 and math.isfinite(value)):
+        return f"{value:.5g}{unit}"
+    # the place of the second significant digit, taken after rounding the error to two
+    # digits, so that 0.0996 reads 0.10 (two digits), not 0.100
+    place = 1 - math.floor(math.log10(error))
+    error = round(error, place)
+    place = 1 - math.floor(math.log10(error))
+    decimals = max(place, 0)
+    if decimals > MAX_DECIMALS or max(abs(value), error) >= 1e7:
+        # an error far below the value (a noise-free simulated spectrum) or huge numbers: fixed
+        # point would print tens of digits into a figure title
+        return f"{value:.6g} ± {error:.2g}{unit}"
+    value = round(value, place) + 0.0  # + 0.0: -0.001 ± 0.5 reads 0.00 ± 0.50, not -0.00
+    return f"{value:.{decimals}f} ± {error:.{decimals}f}{unit}"
 
 
 def new_figure(figure=None, **options):

@@ -194,9 +194,35 @@ def _run_fit(args):
               "run the same command with --resume to go on", file=sys.stderr)
         return 130
     print(f"wrote {args.output}")
+    warn_range_cut(options["wave_range"], table)
     if args.plot:
         _plot(args, table, model, options, fixed)
     return exit_status(table)
+
+
+def warn_range_cut(wave_range, table):
+    """One line on stderr when --range was fitted only in part (the network or the spectra cover less).
+
+    Each row's ``lmin``, ``lmax`` say what was fitted; this line says that it is not what was
+    asked for, which a user reading only the medians would not see.
+    """
+    if wave_range is None:
+        return
+    import numpy as np
+
+    lo, hi = wave_range
+    ok = np.asarray(table["status"] == "ok")
+    lmin, lmax = (np.ma.filled(np.ma.asarray(table[name][ok], float), np.nan) for name in ("lmin", "lmax"))
+    cut = (lmin > lo) | (lmax < hi)
+    if not cut.any():
+        return
+    fitted = f"{np.min(lmin[cut]):.0f}-{np.max(lmax[cut]):.0f} Å"
+    if cut.size == 1:
+        said = f"fitted {fitted} only, the part that the network and the spectrum cover"
+    else:
+        said = (f"{np.count_nonzero(cut)} of the {cut.size} spectra fitted on less, within {fitted}: the part "
+                "that the network and each spectrum cover")
+    print(f"ulyss-ann: warning: --range {lo:g},{hi:g}: {said} (lmin, lmax in the table)", file=sys.stderr)
 
 
 def exit_status(table):

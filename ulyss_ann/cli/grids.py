@@ -6,14 +6,16 @@ Part of the command line (:mod:`ulyss_ann.cli`); errors are UlyssAnnError, print
 
 import argparse
 import os
+import sys
 
 from ulyss_ann.cli.fit import parse_floats
 from ulyss_ann.cli.options import add_dashboard_option, add_model_option, model_file, reference_model
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.spectra.reference_files import ENV_VAR, GSL_NODES, TRIAL8, find_reference
 
-# The authors' files beside the source tree (../shared/data/reference); ulyss_ann/cli/grids.py is 3 deep.
-REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "..",
-                         "shared", "data", "reference")
+# Where the defaults among the authors' files are looked for, for the help texts (the order:
+# ulyss_ann/spectra/reference_files.py).
+REFERENCE_PLACES = f"${ENV_VAR}, the current folder, ~/.local/share/ulyss_ann/reference"
 
 
 def add_grid_parsers(sub):
@@ -31,12 +33,15 @@ def add_grid_parsers(sub):
                           formatter_class=argparse.RawDescriptionHelpFormatter,
                           description="The surrogate grid: a network (the authors' trial 8) evaluated at the 2908 GSL "
                                       "nodes, the\nstand-in for the Goettingen spectra, which cannot be downloaded "
-                                      "here. It says\nSURROGAT = T, and so does everything made from it.",
+                                      "here. It says\nSURROGAT = T, and so does every network trained on it.",
                           epilog="example:\n  ulyss-ann grid surrogate -o gsl_surrogate.fits")
     add_model_option(su, what="network to evaluate",
-                     default_text="the authors' trial 8 in ../shared/data/reference")
-    su.add_argument("--nodes", metavar="FILE", default=os.path.join(REFERENCE, "gsl_nodes.txt"),
-                    help="PHOENIX node names, one a line (default: the authors' gsl_nodes.txt)")
+                     default_text=f"the authors' trial 8, {TRIAL8.name} or {TRIAL8.aliases[0]}, found in "
+                                  f"{REFERENCE_PLACES}")
+    su.add_argument("--nodes", metavar="FILE",
+                    help=f"PHOENIX node names, one a line (default: the authors' {GSL_NODES.name} where -m's "
+                         "default is looked for, else the same 2908 GSL nodes as carried by the bundled example "
+                         "network)")
     _grid_output(su, "gsl_surrogate.fits")
     su.set_defaults(run=_run_surrogate)
 
@@ -79,7 +84,9 @@ def add_grid_parsers(sub):
                                     "layers) to the ULySS\nperceptron format 0.0.3. The grid it was trained on "
                                     "gives the rest: the input scaling\n(mean and standard deviation of each "
                                     "parameter), bounds, names, units, wavelengths,\nand the training nodes "
-                                    "(table HDU NODES).",
+                                    "(table HDU NODES).\nIts provenance names the network (NETFILE) and the grid "
+                                    "(SCALGRID): the weights\nare the network's, so a surrogate grid makes no "
+                                    "SURROGATE file (only train --export does).",
                         epilog="example:\n  ulyss-ann export gsl_ann_trial8.keras2.h5 --grid gsl_surrogate.fits "
                                "-o trial8.fits")
     ex.add_argument("network", metavar="NETWORK", help="saved Keras model (.h5 or .keras)")
@@ -89,6 +96,7 @@ def add_grid_parsers(sub):
     ex.set_defaults(run=_run_export)
 
     from ulyss_ann.training.keras_recipe import PRESETS
+    from ulyss_ann.training.outlier_stars import CLIP_STARS, TRIM
 
     tr = sub.add_parser("train", help="train a network on a grid (the paper's recipe or the fast one)",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -126,6 +134,15 @@ def add_grid_parsers(sub):
                     help="fast recipe: fraction of the training nodes kept for early stopping (0.1; 0 = off)")
     tr.add_argument("--patience", type=int, default=20,
                     help="fast recipe: steps without a better validation MSE before stopping (20)")
+    tr.add_argument("--max-steps", type=int, metavar="N",
+                    help="fast recipe: stop after N Levenberg-Marquardt steps (reproducible, unlike --time-limit)")
+    tr.add_argument("--clip-stars", type=float, default=CLIP_STARS, metavar="SIGMA",
+                    help="fast recipe: robust training; a training star whose MSE stands SIGMA robust standard "
+                         "deviations above the rest and above its neighbours' is left out of the fit, and named "
+                         f"(e.g. 3; default {CLIP_STARS:g} = off)")
+    tr.add_argument("--validation-trim", type=float, default=TRIM, metavar="FRACTION",
+                    help="fast recipe: early stopping scores the validation stars without this fraction, the "
+                         f"worst, so that 2-3 bad stars do not decide ({TRIM:g}; 0 = plain mean)")
     tr.add_argument("--export", metavar="FILE", help="also write the interpolator file FILE (.fits)")
     tr.set_defaults(run=_run_train)
 
@@ -163,11 +180,14 @@ def _grid_output(parser, default):
 def _run_surrogate(args):
     from ulyss_ann.spectra.grid import surrogate_grid
 
-    model = reference_model(args, os.path.join(REFERENCE, "gsl_ann_trial8.fits"), "network")
-    if not os.path.isfile(args.nodes):
-        raise UlyssAnnError(f"{args.nodes}: no such file (give --nodes; the authors' files are in "
-                            "../shared/data/reference of the development set-up)")
-    grid = surrogate_grid(model, args.nodes)
+    model = reference_model(args, TRIAL8, "network")
+    nodes = args.nodes
+    if nodes is None:
+        nodes = find_reference(GSL_NODES)  # None: the bundled example's copy of the same nodes
+    elif not os.path.isfile(nodes):
+        raise UlyssAnnError(f"--nodes {nodes}: no such file (a list of PHOENIX node names, one a line; "
+                            "leave --nodes out for the 2908 GSL nodes)")
+    grid = surrogate_grid(model, nodes)
     grid.save(args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}: SURROGATE grid of {len(grid.flux)} spectra x {grid.wavelength.npix} px, "
           f"parameters {', '.join(grid.names)}")
@@ -207,15 +227,32 @@ def _run_train(args):
     hidden = parse_floats(args.hidden, "--hidden") if args.hidden else None
     if not 0 <= args.holdout < 1:
         raise UlyssAnnError(f"--holdout {args.holdout}: expected a fraction in [0, 1)")
+    if not 0 <= args.validation_trim < 1:
+        raise UlyssAnnError(f"--validation-trim {args.validation_trim}: expected a fraction in [0, 1)")
+    if args.clip_stars < 0 or (args.max_steps is not None and args.max_steps < 1):
+        raise UlyssAnnError("--clip-stars must be >= 0 (0 = off) and --max-steps >= 1")
     history = train(SpectralGrid.load(args.grid), args.output, preset=args.preset, hidden=hidden,
                     epochs=args.epochs, seed=args.seed, holdout=args.holdout, resume=args.resume,
                     export=args.export, recipe=args.recipe, time_limit=args.time_limit,
-                    target_mse=args.target_mse, validation=args.validation, patience=args.patience)
+                    target_mse=args.target_mse, validation=args.validation, patience=args.patience,
+                    grid_file=args.grid, clip_stars=args.clip_stars, max_steps=args.max_steps,
+                    validation_trim=args.validation_trim)
     if len(history["epoch"]):
         what = "step" if args.recipe == "fast" else "epoch"
         k = history.get("kept", -1)
         print(f"{what} {history['epoch'][k]}{' (lowest validation MSE, kept)' if 'kept' in history else ''}: "
               f"training MSE {history['train_mse'][k]:.3e}, held-out MSE {history['holdout_mse'][k]:.3e}")
+        if history.get("kept", -1) == 0:
+            # Step 1 is the start (random hidden layers, exact output layer): say so, rather than
+            # let "step 1" pass for a trained network.
+            # On MILES 4000-6000 K (~400 training stars) that start scores as well on held-out stars as
+            # any later step, which fit the stars' noise; --validation 0 made it 10x worse in 30 steps.
+            print("warning: no Levenberg-Marquardt step lowered the validation MSE; the kept weights are the "
+                  "initial ones (random hidden layers, least-squares output layer). On a small noisy grid that "
+                  "start can be the best this network does (docs/training.md); more stars or another --seed "
+                  "may train further", file=sys.stderr)
+    if len(history.get("excluded", ())):
+        _print_excluded(SpectralGrid.load(args.grid), history["excluded"], args.clip_stars)
     print(f"wrote {args.output} (loss: {args.output}.loss.csv, .loss.png)"
           + (f" and {args.export}" if args.export else ""))
     return 0
@@ -249,12 +286,23 @@ def _run_selfinv(args):
     return 0
 
 
+def _print_excluded(grid, rows, clip):
+    """Name the training stars that robust training left out: grid row and parameters."""
+    stars = "; ".join(f"row {row} (" + ", ".join(f"{name} {value:.4g}" for name, value in zip(grid.names, grid.params[row]))
+                      + ")" for row in rows)
+    print(f"excluded {len(rows)} training stars as outliers (--clip-stars {clip:g}; NEXCLUDE in the file): {stars}")
+
+
 def _run_export(args):
     from ulyss_ann.training.keras_io import interpolator_from_keras
     from ulyss_ann.spectra.grid import SpectralGrid
 
-    interp = interpolator_from_keras(args.network, SpectralGrid.load(args.grid))
+    grid = SpectralGrid.load(args.grid)
+    interp = interpolator_from_keras(args.network, grid, grid_file=args.grid)
     interp.write(args.output, overwrite=args.overwrite)
-    print(f"wrote {args.output}: architecture {interp.architecture}"
-          + (" (SURROGATE: trained on the surrogate grid)" if interp.is_surrogate else ""))
+    # The weights are the Keras file's: the grid gives the scaling and wavelengths, not the
+    # training, so a surrogate grid makes no SURROGATE network (provenance_cards).
+    print(f"wrote {args.output}: architecture {interp.architecture}, weights of "
+          f"{os.path.basename(args.network)}, input scaling and wavelengths of {os.path.basename(args.grid)}"
+          + (" (the surrogate grid)" if grid.is_surrogate else ""))
     return 0

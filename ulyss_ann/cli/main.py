@@ -160,6 +160,13 @@ def _run_info(args):
     for p in interp.parameters:
         lines.append(f"    {p.name:<8} {p.unit:<5} {p.low:>9g} {p.high:>9g} {p.step:>8g} "
                      f"{p.mean:>12.6g} {p.scale:>12.6g}")
+    record = interp.training_record
+    if "RECIPE" in record:  # trained here (train --export): how, and how well on the nodes it never fitted
+        mse = [f"{_number(record[key])} {what}" for key, what in (("TRAINMSE", "training"), ("VALMSE", "validation"),
+                                                             ("HOLDMSE", "held-out")) if key in record]
+        lines.append(f"  training     {record['RECIPE']} recipe, preset {record.get('PRESET', '?')}, seed "
+                     f"{record.get('SEED', '?')}, step {record.get('STEP', '?')}; MSE " + ", ".join(mse)
+                     + (f"; {record['NEXCLUDE']} training stars left out as outliers" if "NEXCLUDE" in record else ""))
     if interp.meta:
         lines.append("  provenance")
         for key, value, comment in interp.meta:
@@ -168,6 +175,9 @@ def _run_info(args):
     if interp.is_surrogate:
         lines.append("  NOTE: trained on the SURROGATE grid (the authors' trial-8 network at the "
                      "GSL nodes), not on the real Göttingen spectra")
+    elif interp.scaling_from_surrogate:
+        lines.append("  NOTE: weights exported from a network made elsewhere; only the input scaling and "
+                     "wavelengths come from the SURROGATE grid (the weights are not trained on it)")
     if given is None:
         lines.append("bundled interpolators (ulyss-ann info -m NAME; -m NAME in every command):")
         lines += [f"  {name:<8} {text}" for name, (_, text) in BUNDLED.items()]
@@ -273,21 +283,32 @@ def _run_gdl_export(args):
     print(f"wrote {len(files)} files to {os.path.abspath(outdir)}:")
     print("  " + " ".join(f.name for f in files))
     ulyss = find_ulyss()
-    root = str(ulyss) if ulyss else "<ULySS folder>"
-    path = ":".join([f"+{os.path.abspath(outdir)}", f"+{root}/pgm", f"+{root}/dep", *SYSTEM_LIBRARIES])
+    component = f"+{os.path.abspath(outdir)}"
+    if ulyss:
+        # Quoted for the shell and for GDL: a folder name is pasted, never run.
+        path = shlex.quote(":".join([component, f"+{ulyss}/pgm", f"+{ulyss}/dep", *SYSTEM_LIBRARIES]))
+        root = gdl_string(str(ulyss))
+    else:  # the line still pastes: the shell fills in the ULYSS_DIR the user sets (the README's form)
+        path = (shlex.quote(component + ":") + '"+$ULYSS_DIR/pgm:+$ULYSS_DIR/dep:"'
+                + shlex.quote(":".join(SYSTEM_LIBRARIES)))
+        root = "getenv('ULYSS_DIR')"
     guesses = "TG=[5000,5500,6000], LG=1.66, ZG=[-1,-1.5], FIXPAR=[0,1,0]"
     if [n.lower() for n in interp.names] != ["teff", "logg", "fe/h"]:
         guesses = "FIXPAR=[0]"
     print("\nto use it in GDL:")
-    # Quoted for the shell and for GDL: a folder name is pasted, never run.
-    print(f"  export GDL_PATH={shlex.quote(path)}")
-    print("  gdl")
-    print(f"  GDL> common uly_path, uly_root & uly_root = {gdl_string(root)}")
-    print(f"  GDL> ulyss, 'star.fits', {name}({guesses}), MDEGREE=20, /QUIET, SOLUTION=sol")
     if ulyss is None:
-        print("\n(ULySS was not found: put its folder in place of <ULySS folder>; "
-              "python -m ulyss_ann.gdl.ulyss_location says where it looks)")
+        print("  export ULYSS_DIR=/path/to/ulyss   # ULySS was not found here (python -m "
+              "ulyss_ann.gdl.ulyss_location says where it looks)")
+    print(f"  export GDL_PATH={path}")
+    print("  gdl")
+    print(f"  GDL> common uly_path, uly_root & uly_root = {root}")
+    print(f"  GDL> ulyss, 'star.fits', {name}({guesses}), MDEGREE=20, /QUIET, SOLUTION=sol")
     return 0
+
+
+def _number(value):
+    """An MSE card as a number, or as written when another tool wrote text there."""
+    return f"{value:.3e}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -8,7 +8,6 @@ with one line on stderr saying to use ``-m``; both at once is an error.
 """
 
 import argparse
-import os
 import shlex
 import sys
 
@@ -59,16 +58,16 @@ def take_positional_model(args):
         setattr(args, _LEGACY, None)
 
 
-def reference_model(args, path, what):
-    """``-m`` resolved, or ``path`` (a default among the authors' files) when -m was not given; a
-    missing default says so, and where the authors' files are, in one line."""
+def reference_model(args, reference, role):
+    """``-m`` resolved, or the authors' ``reference`` network (a
+    :class:`~ulyss_ann.spectra.reference_files.ReferenceFile`, found where
+    :mod:`ulyss_ann.spectra.reference_files` looks) when -m was not given; a missing default says, in one
+    line, that it was the default (``role``), where it was looked for and where to download it."""
     if given_model(args) is not None:
         return interpolator_file(args.model)
-    if not os.path.isfile(path):
-        raise UlyssAnnError(f"the default {what}, the authors' {os.path.basename(path)}, is not at {path}: give "
-                            "-m FILE (the authors' networks: https://github.com/niteshchandra039/"
-                            "ANN_spectral_Interpolator)")
-    return path
+    from ulyss_ann.spectra.reference_files import require_reference
+
+    return require_reference(reference, "-m FILE", f"the default {role}")
 
 
 def model_file(args):

@@ -8,8 +8,9 @@ import argparse
 import glob
 import os
 
-from ulyss_ann.cli.grids import REFERENCE
+from ulyss_ann.cli.grids import REFERENCE_PLACES
 from ulyss_ann.cli.options import add_model_option, reference_model
+from ulyss_ann.spectra.reference_files import TRIAL8
 
 
 def add_paper_parsers(sub):
@@ -26,7 +27,7 @@ def add_paper_parsers(sub):
                                     "--region-grid N also writes region_grid.fits: the generating network at N random\n"
                                     "points around the isochrone. A network trained on it (ulyss-ann train) is not the\n"
                                     "generator but reproduces it closely: fitting with it checks the pipeline alone.\n"
-                                    "See ulyss_ann/ngc6397.py.",
+                                    "See ulyss_ann/paper/ngc6397.py.",
                         epilog="example:\n  ulyss-ann simulate ngc6397 -o sim/\n"
                                "  ulyss-ann fit sim/*.fits -m gsl_ann_trial7.fits --engine native "
                                "--fix Logg=sim/photometry.ecsv:logg -o sim_results.ecsv")
@@ -34,7 +35,8 @@ def add_paper_parsers(sub):
     sm.add_argument("-o", "--outdir", required=True, metavar="DIR",
                     help="folder to write the spectra, truth.ecsv, photometry.ecsv and lsf.txt to")
     add_model_option(sm, what="generating network",
-                     default_text="the authors' trial 8 in ../shared/data/reference")
+                     default_text=f"the authors' trial 8, {TRIAL8.name} or {TRIAL8.aliases[0]}, found in "
+                                  f"{REFERENCE_PLACES}")
     sm.add_argument("--n-stars", type=int, default=1063, help="stars above the turn-off (default: 1063, the paper's)")
     sm.add_argument("--n-spectra", type=int, default=1587,
                     help="spectra of them, repeated visits included (default: 1587, the paper's)")
@@ -64,12 +66,17 @@ def add_paper_parsers(sub):
     an.set_defaults(run=_run_report)
 
 
+def as_folder(path):
+    """``path`` as a folder is written in a message: one trailing slash, however it was typed (sim, sim/)."""
+    return os.path.join(os.path.normpath(path), "")
+
+
 def _run_simulate(args):
     from ulyss_ann.paper.ngc6397 import simulate_cluster
 
-    args.model = reference_model(args, os.path.join(REFERENCE, "gsl_ann_trial8.fits"), "generating network")
+    args.model = reference_model(args, TRIAL8, "generating network")
     table = simulate_cluster(args.model, args.outdir, args.n_stars, args.n_spectra, args.seed, progress=True)
-    print(f"wrote {len(table)} SIMULATED spectra of {len(set(table['star']))} stars to {args.outdir}/ "
+    print(f"wrote {len(table)} SIMULATED spectra of {len(set(table['star']))} stars to {as_folder(args.outdir)} "
           f"(truth.ecsv, photometry.ecsv, lsf.txt), generated with {os.path.basename(args.model)}")
     if args.region_grid:
         from ulyss_ann.paper.ngc6397 import region_grid
@@ -95,5 +102,5 @@ def _run_report(args):
         if key in numbers:
             t, f = numbers[key]["Teff"], numbers[key]["Fe/H"]
             print(f"against {key}: ΔTeff {t[0]:+.1f} ± {t[1]:.1f} K, Δ[Fe/H] {f[0]:+.3f} ± {f[1]:.3f} dex")
-    print(f"wrote {args.outdir}/: {', '.join(sorted(os.listdir(args.outdir)))}")
+    print(f"wrote {as_folder(args.outdir)}: {', '.join(sorted(os.listdir(args.outdir)))}")
     return 0

@@ -14,7 +14,7 @@ resumable: :func:`~ulyss_ann.fitting.batch.fit`.
 import os
 
 from ulyss_ann.fitting.options import FixedValues, check_combination, make_config, model_path
-from ulyss_ann.fitting.engines import engine_for, resolve_engine
+from ulyss_ann.fitting.engines import engine_for, require_engine, resolve_engine
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.spectra.inputs import as_spectrum
 
@@ -54,6 +54,7 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
                                                              device=options.get("device", "auto")), **options)
     fixed_values = FixedValues(fixed, interp)
     check_combination(config, fixed_values)
+    require_engine(config.engine, config.backend)  # after the options: those are refused on any machine
     spectrum = as_spectrum(spectrum)
     values = fixed_values.for_spectrum(str(spectrum.meta.get("id")))
     return engine_for(config, interp).fit(spectrum, values)

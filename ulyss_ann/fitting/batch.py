@@ -50,11 +50,11 @@ from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.fitting.cluster import (announce_dashboard, check_workers, close_quietly, connect, dask_settings,
                                        dask_silenced, local_client, local_cluster, note_gdl_sessions,
                                        stopping_on_sigterm)
-from ulyss_ann.fitting.engines import engine_label, resolve_engine
+from ulyss_ann.fitting.engines import engine_label, require_engine, resolve_engine
 from ulyss_ann.fitting.journal import failure_row
 from ulyss_ann.fitting.options import FixedValues, check_combination, make_config, model_path
 from ulyss_ann.fitting.resume import open_journal, tasks_to_fit
-from ulyss_ann.fitting.result import file_stem
+from ulyss_ann.fitting.result import ERRORS_ESTIMATED, file_stem
 from ulyss_ann.fitting.safe_files import check_outputs
 from ulyss_ann.fitting.run import OutputLock, run_record
 from ulyss_ann.fitting.sources import batch_inputs
@@ -155,12 +155,13 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         except ImportError:
             raise UlyssAnnError("fitting on several cores or a cluster needs Dask: pip install 'ulyss_ann[dask]', "
                                 "or fit in this process with workers=0 (-j 0)") from None
+    fixed_values = FixedValues(fixed, interp)
+    check_combination(config, fixed_values)
+    require_engine(engine, backend, remote=scheduler is not None)  # after the options, refused on any machine
     if engine == "gdl":
         from ulyss_ann.fitting.gdl_engine import check_gdl_paths
 
         check_gdl_paths(config)  # a path GDL cannot open stops everything before any work
-    fixed_values = FixedValues(fixed, interp)
-    check_combination(config, fixed_values)
     inputs = batch_inputs(spectra)
     # before the lock: no output that is a link or one of the spectra is ever written or deleted
     check_outputs(output, inputs, config.save_fits, stem=file_stem)
@@ -217,9 +218,9 @@ def _check_run_options(output, workers, scheduler, resume, overwrite, retries, r
 
 
 def _progress_bar(total, enabled):
-    from tqdm import tqdm
+    from ulyss_ann.spectra.progress import progress_bar
 
-    return tqdm(total=total, unit="spectrum", desc="fitting", disable=not enabled, dynamic_ncols=True)
+    return progress_bar(total=total, unit="spectrum", desc="fitting", enabled=enabled, dynamic_ncols=True)
 
 
 def _record(journal, bar, rows, failures):
@@ -247,11 +248,14 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
     with dask.config.set(dask_settings(retries)), dask_silenced(not progress):
         cluster = client = None
         try:
-            if scheduler:
-                client = connect(scheduler)
-            else:
-                cluster = local_cluster(workers, dashboard, quiet=not progress)
-                client = local_client(cluster)
+            try:
+                if scheduler:
+                    client = connect(scheduler)
+                else:
+                    cluster = local_cluster(workers, dashboard, quiet=not progress)
+                    client = local_client(cluster)
+            except UlyssAnnError as exc:  # before any fit: what the run left is the journal, or nothing
+                raise UlyssAnnError(f"{exc}; {_what_is_left(journal)}") from None
             if dashboard:
                 announce_dashboard(dashboard, client, scheduler)
             slots = sum(client.nthreads().values()) or 1
@@ -286,6 +290,13 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
             close_quietly(client, cluster)
 
 
+def _what_is_left(journal):
+    """What a batch stopped before its first fit leaves: a journal that resume continues, or nothing."""
+    if journal.path is None:
+        return "nothing was written (output=None keeps the results in memory only: there is nothing to resume)"
+    return f"then run again with resume=True (--resume), which continues from {journal.path}"
+
+
 def _worker_death_row(entry, config, retries, exc):
     """The ``failed: …`` row of a spectrum whose task the cluster gave up (its workers died)."""
     if type(exc).__name__ == "KilledWorker":
@@ -304,8 +315,13 @@ def _summary(table, interp, seconds, fitted_now):
     status = np.asarray(table["status"], str)
     errors = int(np.char.startswith(status, "error:").sum())
     failed = int(np.char.startswith(status, "failed:").sum())
-    lines = [f"{len(table)} spectra: {int(ok.sum())} fitted, {errors} error, {failed} failed (the machinery)"
+    spectra = "1 spectrum" if len(table) == 1 else f"{len(table)} spectra"
+    lines = [f"{spectra}: {int(ok.sum())} fitted, {errors} error, {failed} failed (the machinery)"
              f" — {fitted_now} sent to the engine in {seconds:.1f} s"]
+    estimated = int(sum(ERRORS_ESTIMATED in str(flag).split(",") for flag in table["flag"][ok]))
+    if estimated:
+        lines.append(f"{estimated} without σ: fitted unweighted, errors estimated from the residuals "
+                     f"(flag {ERRORS_ESTIMATED})")
     if ok.any():
         medians = ", ".join(f"{p.name} {np.ma.median(table[p.name][ok]):.4g} {p.unit}".rstrip()
                             for p in interp.parameters)

@@ -79,12 +79,16 @@ def local_cluster(workers, dashboard=False, quiet=False):
     """The batch's own cluster on this machine: ``workers`` processes of one thread, TLS with this run's
     credentials (see the module's text), Ctrl-C left to the driver; ``quiet``: only its critical logs.
 
-    Its temporary files (the workers' ``TMPDIR``, Dask's scratch space) go to one folder of the run,
+    Its workers never run the user's main script again, as ``spawn`` would (no ``__main__`` guard needed:
+    :mod:`~ulyss_ann.fitting.worker_processes`). Its temporary files (the workers' ``TMPDIR``, Dask's
+    scratch space) go to one folder of the run,
     which :func:`close_quietly` removes: a worker stopped mid-fit is killed by its nanny, and no
     clean-up of its own runs."""
     import dask
     from dask.distributed import LocalCluster
     from distributed.security import Security
+
+    from ulyss_ann.fitting.worker_processes import ScriptSafeNanny
 
     try:
         security = Security.temporary()
@@ -106,16 +110,15 @@ def local_cluster(workers, dashboard=False, quiet=False):
                                 host="127.0.0.1", protocol="tls://", security=security,
                                 silence_logs=logging.CRITICAL if quiet else logging.ERROR,
                                 dashboard_address="127.0.0.1:8787" if dashboard else None,
-                                env={"TMPDIR": scratch})  # the nannies' env wins over the user's TMPDIR
+                                env={"TMPDIR": scratch},  # the nannies' env wins over the user's TMPDIR
+                                worker_class=ScriptSafeNanny)  # workers never run the user's script
         except BaseException as exc:
             shutil.rmtree(scratch, ignore_errors=True)
             if not isinstance(exc, RuntimeError):
                 raise
-            # "Nanny failed to start": most often a script without its guard
-            raise UlyssAnnError(
-                f"the Dask workers could not start ({exc}): in a script, call ulyss_ann.fit under "
-                "`if __name__ == \"__main__\":` (Dask's workers import the main script again), or fit in "
-                "this process with workers=0 (-j 0); then run again with resume=True (--resume)") from None
+            # "Nanny failed to start" (the batch driver says what the run left: a journal to resume, or nothing)
+            raise UlyssAnnError(f"the Dask workers could not start ({first_line(exc)}): fit in this process with "
+                                "workers=0 (-j 0)") from None
     cluster.ulyss_ann_scratch = scratch
     return cluster
 
@@ -141,8 +144,7 @@ def connect(scheduler):
         tls = (" and, for tls://, Dask's TLS settings (distributed.comm.tls.ca-file, .client.cert, .client.key)"
                if str(scheduler).startswith("tls://") else "")
         raise UlyssAnnError(f"cannot use the Dask scheduler {scheduler} ({first_line(exc)}): check the address "
-                            f"(tcp://HOST:PORT or tls://HOST:PORT) and that it runs{tls}, then run again with "
-                            "--resume (resume=True)") from None
+                            f"(tcp://HOST:PORT or tls://HOST:PORT) and that it runs{tls}") from None
 
 
 def announce_dashboard(dashboard, client, scheduler):

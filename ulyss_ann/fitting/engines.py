@@ -1,7 +1,9 @@
 """Which engine fits, and one engine per configuration and process, kept for the next spectrum.
 
 ``engine="auto"`` takes the GDL engine when GDL and ULySS are both found here, the native
-one otherwise; ``gdl`` on a machine without them stops at once with the fix. An engine is
+one otherwise; ``gdl`` on a machine without them stops with the fix (:func:`require_engine`),
+after the options are checked: a user who typed an impossible combination of options hears
+about it first, with or without ULySS. An engine is
 costly to start (the GDL engine generates a component and starts a GDL session), so
 each process keeps one per :meth:`~ulyss_ann.fitting.core.FitConfig.engine_key` and
 closes them all at exit: a Dask worker, or a notebook calling
@@ -13,8 +15,8 @@ import shutil
 
 from ulyss_ann.errors import UlyssAnnError
 
-__all__ = ["ENGINES", "resolve_engine", "engine_label", "check_gdl", "gdl_ready", "engine_for", "open_engines",
-           "close_engines"]
+__all__ = ["ENGINES", "resolve_engine", "require_engine", "engine_label", "check_gdl", "gdl_ready", "engine_for",
+           "open_engines", "close_engines"]
 
 ENGINES = ("auto", "gdl", "native")
 
@@ -46,12 +48,11 @@ def gdl_ready(backend):
 
 
 def resolve_engine(engine, backend="auto", remote=False, losvd="sampled", device="auto"):
-    """``gdl`` or ``native`` for the ``engine`` asked; a missing GDL is an error only for ``gdl`` here.
+    """``gdl`` or ``native`` for the ``engine`` asked; whether GDL is here is :func:`require_engine`'s check.
 
     ``auto`` takes ``native`` for what only it does (``losvd="analytic"``, a GPU ``device``), ``gdl`` when a
-    GDL ``backend`` is named (and stops when GDL is missing), else ``gdl`` when GDL and
-    ULySS are here, ``native`` otherwise. ``remote``: the fits run on a cluster, whose
-    machines are what count for ``gdl``.
+    GDL ``backend`` is named, else ``gdl`` when GDL and ULySS are here, ``native`` otherwise.
+    ``remote`` (the fits run on a cluster) is :func:`require_engine`'s concern; kept for callers.
     """
     if engine not in ENGINES:
         raise UlyssAnnError(f"engine '{engine}': choose {', '.join(ENGINES)}")
@@ -61,9 +62,17 @@ def resolve_engine(engine, backend="auto", remote=False, losvd="sampled", device
         if backend == "auto":
             return "gdl" if gdl_ready(backend) else "native"
         engine = "gdl"
+    return engine
+
+
+def require_engine(engine, backend="auto", remote=False):
+    """Stop, with the fix, when ``engine`` is ``gdl`` and this machine lacks GDL or ULySS.
+
+    Called once the options are checked (they are refused first, in one line, on any machine);
+    ``remote``: the fits run on a cluster, whose machines are what count.
+    """
     if engine == "gdl" and not remote:
         check_gdl(backend)
-    return engine
 
 
 def engine_label(config):

@@ -13,6 +13,8 @@ from ulyss_ann.figures import new_figure, parameter_label
 __all__ = ["plot_fit", "plot_fit_results", "plot_model_spectra", "plot_lsf"]
 
 _MAX_CURVES = 12
+#: The legend entry of the pixels a fit left out: bad values, masked bands, what ULySS rejected.
+MASKED_LABEL = "masked (not fitted)"
 
 
 def _runs(mask):
@@ -22,7 +24,7 @@ def _runs(mask):
 
 
 def plot_fit(result, figure=None):
-    """The fit of one spectrum: data and best fit above, residuals below, masked pixels shaded.
+    """The fit of one spectrum: data and best fit above, residuals below, masked pixels shaded (in the legend).
 
     ``result`` is a :class:`~ulyss_ann.fitting.result.FitResult`.
     """
@@ -37,9 +39,10 @@ def plot_fit(result, figure=None):
     if result.error is not None:
         bottom.fill_between(wave, -result.error, result.error, color="0.85", lw=0, label="±1σ error")
         bottom.legend(fontsize=8, loc="lower right")
-    for start, stop in _runs(~fitted):
+    for n, (start, stop) in enumerate(_runs(~fitted)):  # one legend entry for all the masked bands
         for ax in (top, bottom):
-            ax.axvspan(wave[start], wave[min(stop, wave.size - 1)], color="C1", alpha=0.15, lw=0)
+            ax.axvspan(wave[start], wave[min(stop, wave.size - 1)], color="C1", alpha=0.15, lw=0,
+                       label=MASKED_LABEL if n == 0 and ax is top else None)
     top.set_ylabel("Flux")
     bottom.set_ylabel("Data − fit")
     bottom.set_xlabel("Wavelength (air) [Å]")
@@ -139,20 +142,16 @@ def plot_lsf(measurements=(), combined=None, smoothed=None, nominal=None, figure
     reference = combined if combined is not None else smoothed
     outside = False
     if reference is not None:  # axes for the LSF, not for a telluric chunk hundreds of km/s off
+        drawn = [m.table for m in measurements if several] + [t for t in (combined, smoothed, nominal) if t is not None]
         for axis, name in ((top, "cz"), (bottom, "sigma")):
-            values = np.asarray(reference[name], float)
-            values = values[np.isfinite(values)]
-            median = np.median(values)
-            near = np.abs(values - median) <= 8 * (1.4826 * np.median(np.abs(values - median)) + 1.0)
-            outside |= not near.all()
-            shown = np.concatenate([values[near]] + ([np.asarray(nominal[name], float)] if nominal is not None else []))
-            margin = 0.15 * np.ptp(shown) + 2.0
-            axis.set_ylim(shown.min() - margin, shown.max() + margin)
+            low, high, far = _lsf_range(reference, drawn, name)
+            outside |= far
+            margin = 0.08 * (high - low) + 1.0  # no point, error bar or line on an axis
+            axis.set_ylim(low - margin, high + margin)
     top.axhline(0.0, color="0.7", lw=0.6)
     top.set_ylabel("shift cz [km/s]")
     bottom.set_ylabel("σ [km/s]")
     bottom.set_xlabel("wavelength [Å]")
-    bottom.set_ylim(bottom=0)
     if outside:
         top.text(0.01, 0.02, "chunks far off the LSF (telluric bands) are outside the axes", transform=top.transAxes,
                  fontsize=7, color="0.4")
@@ -160,3 +159,26 @@ def plot_lsf(measurements=(), combined=None, smoothed=None, nominal=None, figure
         top.legend(fontsize=8, ncols=4)
     fig.suptitle("relative line-spread function (observation vs model)", fontsize=10)
     return fig
+
+
+def _lsf_range(reference, tables, name):
+    """(low, high, any far): the range of column ``name`` of every table drawn, error bars included,
+    over the values near the LSF (within 8 robust σ + 1 km/s of ``reference``'s median); ``far``: some
+    value drawn is left outside (a telluric chunk)."""
+    values = np.asarray(reference[name], float)
+    values = values[np.isfinite(values)]
+    median = np.median(values)
+    reach = 8 * (1.4826 * np.median(np.abs(values - median)) + 1.0)
+    lows, highs, far = [], [], False
+    for table in tables:
+        value = np.asarray(table[name], float)
+        error = np.asarray(table["e_" + name], float) if "e_" + name in table.colnames else np.zeros_like(value)
+        error = np.where(np.isfinite(error), error, 0.0)
+        near = np.isfinite(value) & (np.abs(value - median) <= reach)
+        far |= bool((np.isfinite(value) & ~near).any())
+        lows.append(value[near] - error[near])
+        highs.append(value[near] + error[near])
+    lows, highs = np.concatenate(lows), np.concatenate(highs)
+    if not lows.size:
+        return median - reach, median + reach, far
+    return float(lows.min()), float(highs.max()), far

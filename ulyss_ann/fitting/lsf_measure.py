@@ -188,6 +188,7 @@ def measure_lsf_many(spectra, model=None, *, wave_range=None, fixed=None, **opti
 
     from ulyss_ann.fitting.core import FitConfig
     from ulyss_ann.fitting.preparation import FitPreparation
+    from ulyss_ann.fitting.engines import require_engine
     from ulyss_ann.fitting.options import FixedValues, check_combination, make_config
     from ulyss_ann.spectra.inputs import as_spectrum
 
@@ -200,6 +201,7 @@ def measure_lsf_many(spectra, model=None, *, wave_range=None, fixed=None, **opti
     config = make_config(path, interp, engine=engine, wave_range=wave_range,
                          **({"losvd": losvd} if engine == "native" else {}), **fit_options)
     check_combination(config, FixedValues(fixed, interp))
+    require_engine(engine, options.get("backend", "auto"))  # after the options, refused on any machine
     spectra = [as_spectrum(s) for s in (spectra if isinstance(spectra, (list, tuple)) else [spectra])]
     preparation = FitPreparation(FitConfig(model=path, wave_range=wave_range), interp)
     usable = []

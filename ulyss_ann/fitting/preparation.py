@@ -38,7 +38,8 @@ class PreparedFit:
     """One spectrum ready for an engine: what to fit, from where, and how it is sampled.
 
     ``sampling`` is ULySS's: 0 linear in λ (``start``, ``step`` in Å), 1 linear in ln λ
-    (in ln Å), 2 explicit wavelengths (``wave``).
+    (in ln Å), 2 explicit wavelengths (``wave``). ``requested``: the range asked for
+    (``wave_range``), of which [``lo``, ``hi``] is what the network and the spectrum cover.
     """
 
     spectrum: object
@@ -52,6 +53,7 @@ class PreparedFit:
     start: float
     step: float
     wave: np.ndarray
+    requested: tuple = None
 
 
 class FitPreparation:
@@ -188,4 +190,5 @@ class FitPreparation:
         good = self.good_pixels(spectrum)
         self.check_signal(spectrum, good, lo, hi, flags)
         self.check_sampling(spectrum, lo, hi)
-        return PreparedFit(spectrum, lo, hi, good, guesses, counts, flags, sampling, start, step, wave)
+        return PreparedFit(spectrum, lo, hi, good, guesses, counts, flags, sampling, start, step, wave,
+                           requested=self.config.wave_range)

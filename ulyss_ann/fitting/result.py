@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ulyss_ann.errors import MachineryError, UlyssAnnError
+from ulyss_ann.figures import value_with_error
 from ulyss_ann.fitting.safe_files import no_room, write_beside
 from ulyss_ann.model.wavelength import C_KMS, WavelengthGrid
 
 __all__ = ["FitResult", "STATUS_NAMES", "file_stem", "header_text", "save_failure", "POOR_FIT", "FAR_FROM_NODES",
-           "der_noise"]
+           "der_noise", "ERRORS_ESTIMATED"]
 
 #: Per-parameter status, as ULySS codes it (uly_fit: 0 free, 1 fixed, 2/3 pegged at a limit).
 STATUS_NAMES = {0: "free", 1: "fixed", 2: "low", 3: "high"}
@@ -35,6 +36,8 @@ POOR_FIT = 5.0
 #: ``far-from-nodes`` above this :attr:`FitResult.node_distance` (see
 #: :meth:`~ulyss_ann.model.interpolator.Interpolator.node_distance`).
 FAR_FROM_NODES = 1.0
+#: The flag of a spectrum fitted without σ (:attr:`FitResult.errors_estimated`).
+ERRORS_ESTIMATED = "errors-estimated"
 
 
 def der_noise(flux, good):
@@ -104,8 +107,8 @@ class FitResult:
     ----------
     params, errors : dict
         Parameter name (as the interpolator names it: ``Teff``, ``Logg``, ``Fe/H``) ->
-        best value and its 1-σ error (MPFIT's, scaled by √χ² when the spectrum has no
-        errors). Units in :attr:`units`.
+        best value and its 1-σ error (MPFIT's; estimated from the residuals when the spectrum
+        has no errors: :attr:`errors_estimated`). Units in :attr:`units`.
     units : dict
         Parameter name -> unit string of the interpolator (``K``, ``dex``).
     status : dict
@@ -118,9 +121,12 @@ class FitResult:
         Reduced χ² (0 when the spectrum has no errors, as ULySS).
     rms : float
         Residual rms over the fitted pixels, relative to the mean best fit.
+    errors_estimated : bool
+        The spectrum came without σ (see the property).
     flags : tuple of str
         Quality, empty when nothing is wrong: ``bound:<name>``, ``sigma-floor``,
-        ``one-guess-converged``, ``far-from-nodes``, ``poor-fit`` (see :attr:`flags`).
+        ``one-guess-converged``, ``far-from-nodes``, ``poor-fit``, ``errors-estimated``
+        (see :attr:`flags`).
     wavelength : ndarray
         Pixel centres [Å] of the fitted spectrum (log-rebinned, cut to the fitted range):
         ``exp(ln_start + i * ln_step)``.
@@ -134,7 +140,10 @@ class FitResult:
         Guess combinations, the winner's index, guesses within 0.1 % of its rms,
         fitted pixels, pixels masked before the fit (bad values and masked bands).
     lmin, lmax : float
-        Fitted range [Å].
+        Fitted range [Å]: the requested one (``wave_range``) cut to what the network (less
+        1.5 of its pixels) and the spectrum cover; :attr:`range_note` says when that cut it.
+    requested_range : tuple or None
+        The ``wave_range`` asked for [Å], None when none was.
     node_distance : float or None
         Distance of the solution to the nearest training node, in units of the grid's own
         local node spacing (:meth:`~ulyss_ann.model.interpolator.Interpolator.node_distance`;
@@ -176,6 +185,7 @@ class FitResult:
     n_masked: int = 0
     lmin: float = np.nan
     lmax: float = np.nan
+    requested_range: tuple = None
     node_distance: float = None
     engine: str = ""
     model: str = ""
@@ -210,6 +220,7 @@ class FitResult:
                      n_guess=int(solution.n_guess), best_guess=int(solution.best_guess),
                      n_converged=int(solution.n_converged), n_pix=int(solution.n_pix),
                      n_masked=int(np.count_nonzero(~prepared.good)), lmin=float(prepared.lo), lmax=float(prepared.hi),
+                     requested_range=None if prepared.requested is None else tuple(map(float, prepared.requested)),
                      node_distance=None if distance is None else float(distance), engine=engine,
                      model=os.path.basename(str(model)), model_sha256=model_sha256,
                      surrogate=bool(interp.is_surrogate), time=float(seconds),
@@ -234,6 +245,29 @@ class FitResult:
         return float(ratio)
 
     @property
+    def errors_estimated(self):
+        """True when the spectrum came without σ (arrays without an error, a file without an error column).
+
+        It was then fitted unweighted, as ULySS does: every pixel counts alike, χ² is reported
+        as 0, and the errors are MPFIT's scaled by the residuals (by √χ², so that χ²/dof = 1),
+        which assumes the model fits to the noise; both engines alike. The fit itself differs
+        from a weighted one, not only its errors: the MUSE star gives log g 3.41 unweighted
+        instead of 3.71 with its SIGMA.
+        """
+        return self.error is None
+
+    @property
+    def range_note(self):
+        """One line when the fitted range is narrower than the ``wave_range`` asked for, else ''."""
+        if self.requested_range is None:
+            return ""
+        lo, hi = self.requested_range
+        if self.lmin <= lo and self.lmax >= hi:
+            return ""
+        return (f"fitted {self.lmin:.0f}-{self.lmax:.0f} Å of the {lo:g}-{hi:g} Å asked for (the part that the "
+                "network and the spectrum both cover)")
+
+    @property
     def flags(self):
         """Quality flags (a tuple of str), derived from the numbers, so alike for both engines.
 
@@ -250,6 +284,8 @@ class FitResult:
           peculiar star, a bad spectrum), and its parameters are those of the least bad
           model, not the star's: MILES stars at 12-36 kK fitted with the 3000-9000 K MILES
           network land at 4700-7400 K, inside the grid, where no other flag sees them.
+        * ``errors-estimated``: the spectrum had no σ (:attr:`errors_estimated`): an
+          unweighted fit, its errors estimated from the residuals, χ² 0.
         """
         flags = [f"bound:{name}" for name, status in self.status.items() if status in ("low", "high")]
         if self.e_sigma == 0 and self.sigma > 0:
@@ -260,6 +296,8 @@ class FitResult:
             flags.append("far-from-nodes")
         if self.misfit > POOR_FIT:
             flags.append("poor-fit")
+        if self.errors_estimated:
+            flags.append(ERRORS_ESTIMATED)
         return tuple(flags)
 
     # ------------------------------------------------------------------ looking at it
@@ -276,15 +314,23 @@ class FitResult:
     def summary(self, label=str):
         """Two lines for people: the parameters, then the kinematics, the fit's quality and provenance.
 
-        ``label`` renders a parameter name (the figures pass one that writes [Fe/H], T_eff).
+        A third says when the range asked for was cut (:attr:`range_note`). Values and errors
+        go to the same decimal place (:func:`~ulyss_ann.figures.value_with_error`). ``label``
+        renders a parameter name (the figures pass one that writes [Fe/H], T_eff).
         """
-        values = ", ".join(f"{label(n)} = {v:.5g} ± {self.errors[n]:.2g} {self.units[n]}".rstrip()
+        values = ", ".join(f"{label(n)} = "
+                           + value_with_error(v, self.errors[n], self.units[n], fixed=self.status.get(n) == "fixed")
                            for n, v in self.params.items())
-        flags = f", flags {','.join(self.flags)}" if self.flags else ""
+        flags = [f for f in self.flags if f != ERRORS_ESTIMATED]  # said in words below
+        flags = f", flags {','.join(flags)}" if flags else ""
+        quality = ("errors estimated from the residuals (no σ given)" if self.errors_estimated
+                   else f"χ² = {self.chi2:.4g}")
         model = self.model + (" (SURROGATE)" if self.surrogate else "")
+        note = f"\n{self.range_note}" if self.range_note else ""
         return (f"{self.spectrum_id}: {values}\n"
-                f"cz = {self.cz:.2f} ± {self.e_cz:.2f} km/s, σ = {self.sigma:.2f} km/s, χ² = {self.chi2:.4g}, "
-                f"rms = {self.rms:.3g}, {self.n_pix} px{flags} ({self.engine}, {model})")
+                f"cz = {value_with_error(self.cz, self.e_cz, 'km/s')}, "
+                f"σ = {value_with_error(self.sigma, self.e_sigma, 'km/s')}, {quality}, "
+                f"rms = {self.rms:.3g}, {self.n_pix} px{flags} ({self.engine}, {model}){note}")
 
     def __repr__(self):
         return "<FitResult " + self.summary().replace("\n", "; ") + ">"

@@ -1,8 +1,9 @@
 """The inputs of a batch: each spectrum's key in the journal, its source and a unique id.
 
 A file's key is its absolute path and its id the file name without extension, as
-ULySS names things; the same file given twice is fitted once. When two *different*
-files share a name (``night1/spec_001.fits``, ``night2/spec_001.fits``: survey data
+ULySS names things, nor a compression's suffix (``star.fits.gz`` is ``star``:
+:func:`~ulyss_ann.spectra.compression.spectrum_name`); the same file given twice is
+fitted once. When two *different* files share a name (``night1/spec_001.fits``, ``night2/spec_001.fits``: survey data
 is often laid out so), their ids carry as many parent folders as it takes to tell them
 apart (``night1/spec_001``, ``night2/spec_001``), so that no two rows share an id; a
 ``--fix`` table must then name them so (the bare name is refused as ambiguous). Files
@@ -20,6 +21,7 @@ import os
 from dataclasses import dataclass, replace
 
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.spectra.compression import spectrum_name
 from ulyss_ann.spectra.inputs import NotASpectrumError, as_spectrum, is_array_tuple, is_path
 from ulyss_ann.spectra.spectrum import Spectrum
 
@@ -66,7 +68,7 @@ def batch_inputs(spectra):
     for n, item in enumerate(items, start=1):
         if is_path(item):
             path = os.path.abspath(os.fspath(item))
-            stem = _stem(path)
+            stem = spectrum_name(path)
             entry = BatchInput(path, path, file_ids[path], stem if file_ids[path] != stem else None)
         else:
             try:
@@ -104,7 +106,7 @@ def keep_ids(inputs, recorded):
     for entry in inputs:
         if entry.key in recorded:
             ident = recorded[entry.key]
-            stem = _stem(entry.key) if entry.from_file else None
+            stem = spectrum_name(entry.key) if entry.from_file else None
             out.append(replace(entry, ident=ident, name_in_file=stem if stem and ident != stem else None))
             continue
         ident, n = entry.ident, 0
@@ -112,26 +114,22 @@ def keep_ids(inputs, recorded):
         while ident in taken:
             n += 1
             if n <= len(parts):
-                ident = "/".join(parts[-n:] + [_stem(entry.key)])
+                ident = "/".join(parts[-n:] + [spectrum_name(entry.key)])
             else:
                 ident = f"{entry.ident}-{n}"
         if entry.in_memory is not None and ident != entry.ident:
             entry = replace(entry, source=replace(entry.source, meta={**entry.source.meta, "id": ident}))
         taken.add(ident)
-        name_in_file = _stem(entry.key) if entry.from_file and ident != _stem(entry.key) else None
+        name_in_file = spectrum_name(entry.key) if entry.from_file and ident != spectrum_name(entry.key) else None
         out.append(replace(entry, ident=ident, name_in_file=name_in_file))
     return out
-
-
-def _stem(path):
-    return os.path.splitext(os.path.basename(path))[0]
 
 
 def _distinct_ids(paths):
     """File path -> id: the name without extension, with parent folders where names collide."""
     by_stem = {}
     for path in paths:
-        by_stem.setdefault(_stem(path), []).append(path)
+        by_stem.setdefault(spectrum_name(path), []).append(path)
     ids = {}
     for stem, group in by_stem.items():
         if len(group) == 1:

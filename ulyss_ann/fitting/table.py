@@ -12,7 +12,8 @@ hole or beyond the grid's edge), ``n_guess``, ``n_converged`` (guesses ending wi
 0.1 % of the best rms), ``n_pix`` (fitted), ``n_masked``, ``n_bad`` (bad values found by
 the reader), ``lmin``/``lmax`` [Å], ``time`` [s], ``status``, ``flag`` (quality, see
 :attr:`~ulyss_ann.fitting.result.FitResult.flags`), ``engine``, ``model`` and
-``model_sha256``.
+``model_sha256``. A spectrum without σ is fitted unweighted, its errors estimated from the
+residuals: ``chi2`` is 0 and ``flag`` says ``errors-estimated``.
 
 **Status**: ``ok``; ``error: <why>`` when the spectrum (or its options) cannot be
 fitted — unreadable, no overlap, no signal, a fixed value missing — which stays so on
@@ -43,7 +44,10 @@ STRING_COLUMNS = frozenset({"id", "file", "status", "flag", "engine", "model", "
 _INTEGERS = {"n_guess", "n_converged", "n_pix", "n_masked", "n_bad"}
 _DESCRIPTIONS = {
     "status": "ok; error: <why> (the spectrum); failed: <why> (the machinery, retried on resume)",
-    "flag": "quality: bound:<param>, sigma-floor, one-guess-converged, far-from-nodes, poor-fit",
+    "flag": "quality: bound:<param>, sigma-floor, one-guess-converged, far-from-nodes, poor-fit, errors-estimated "
+            "(no sigma given: unweighted fit, errors from the residuals)",
+    "lmin": "start of the fitted range: the one asked for, cut to what the network and the spectrum cover",
+    "lmax": "end of the fitted range: the one asked for, cut to what the network and the spectrum cover",
     "rms": "residual rms relative to the mean model",
     "chi2": "reduced chi2 (0 when the spectrum has no errors)",
     "n_converged": "guesses ending within 0.1 % of the best rms",

@@ -179,8 +179,28 @@ class Interpolator:
 
     @cached_property
     def is_surrogate(self):
-        """True if the file says it was made from the surrogate grid (keyword SURROGAT)."""
-        return any(key == "SURROGAT" and bool(value) for key, value, _ in self.meta)
+        """True if the file says its weights were trained on the surrogate grid (keyword SURROGAT).
+
+        Only a network trained here on that grid says so (``train --export``); a Keras network
+        exported with the surrogate grid's scaling keeps its own provenance
+        (:attr:`scaling_from_surrogate`).
+        """
+        return self._flag("SURROGAT")
+
+    @cached_property
+    def scaling_from_surrogate(self):
+        """True if only the input scaling and wavelengths come from the surrogate grid (``export``, SCALSURR)."""
+        return self._flag("SCALSURR")
+
+    @cached_property
+    def training_record(self):
+        """The training cards of HDU 0 (RECIPE, PRESET, SEED, STEP, TRAINMSE, VALMSE, HOLDMSE, NEXCLUDE)
+        present, as a dict."""
+        keys = ("RECIPE", "PRESET", "SEED", "STEP", "TRAINMSE", "VALMSE", "HOLDMSE", "NEXCLUDE")
+        return {key: value for key, value, _ in self.meta if key in keys}
+
+    def _flag(self, keyword):
+        return any(key == keyword and bool(value) for key, value, _ in self.meta)
 
     @cached_property
     def mesh_steps(self):

@@ -114,13 +114,15 @@ def declared_data(path):
     """The :class:`DeclaredData` of every HDU of a FITS file, from its headers alone.
 
     No data is read (``lazy_load_hdus``, positions from :meth:`HDUList.fileinfo`).
+    A tile-compressed image (fpack, ``ZIMAGE = T``) is read as the table that stores it
+    (its bytes in the file) and declares its image's pixels (``ZNAXISn``).
     Raises OSError, ValueError or a Warning (astropy's truncation warning, as an error)
     for a file whose headers cannot be read: callers say "truncated or corrupt".
     """
     hdus = []
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+        with fits.open(path, memmap=False, lazy_load_hdus=True, disable_image_compression=True) as hdul:
             for index, hdu in enumerate(hdul):
                 header = hdu.header
                 shape = tuple(int(header.get(f"NAXIS{k}", 0)) for k in range(1, int(header.get("NAXIS", 0)) + 1))
@@ -129,6 +131,9 @@ def declared_data(path):
                                                                       + (math.prod(shape) if shape else 0)))
                 info = hdul.fileinfo(index)
                 image = isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU))
+                if header.get("ZIMAGE") is True:
+                    shape = tuple(int(header.get(f"ZNAXIS{k}", 0)) for k in range(1, int(header.get("ZNAXIS", 0)) + 1))
+                    image = True
                 hdus.append(DeclaredData(index, hdu.name, image, shape, nbytes, info["datLoc"] + nbytes))
     return hdus
 

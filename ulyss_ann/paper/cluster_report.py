@@ -6,7 +6,7 @@ table with ``id``, ``Teff`` and ``Fe/H`` (the paper compares with Baratella et a
 
 * **Table 4**: ID, RA, Dec, Teff ± error, log g (fixed), [Fe/H] ± error, QF — the
   quality flag: 0 fitted and unflagged, 1 fitted with a flag (a bound, the σ floor, one
-  guess converged…), 2 not fitted. ECSV with units and a Markdown excerpt.
+  guess converged, errors estimated without σ…), 2 not fitted. ECSV with units and a Markdown excerpt.
 * **Per star**: visits of one star (the MUSE id carries the star number before ``jd``)
   combined by inverse-variance weighted mean, with the scatter between visits (the
   standard deviation, when there are two or more) — the table a user cites.

@@ -131,7 +131,7 @@ def _sample_stars(n_stars, rng):
 
 def simulate_cluster(model, outdir, n_stars=1063, n_spectra=1587, seed=6397, progress=False):
     """Write the simulated sample to ``outdir``; return the truth table (one row per spectrum)."""
-    from tqdm import tqdm
+    from ulyss_ann.spectra.progress import progress_bar
 
     if n_spectra < n_stars:
         raise UlyssAnnError(f"{n_spectra} spectra for {n_stars} stars: every star needs at least one")
@@ -156,7 +156,7 @@ def simulate_cluster(model, outdir, n_stars=1063, n_spectra=1587, seed=6397, pro
     x = (muse - muse.mean()) / (muse[-1] - muse[0]) * 2
     spectra = lsf @ interp.evaluate(np.column_stack([teff, logg, feh])).T   # (npix, n_stars)
     rows, visit = [], {}
-    for k in tqdm(range(n_spectra), desc="simulating", unit="spectrum", disable=not progress):
+    for k in progress_bar(range(n_spectra), desc="simulating", unit="spectrum", enabled=progress):
         i = star_of[k]
         visit[i] = visit.get(i, -1) + 1
         snr = float(np.clip(np.exp(rng.normal(np.log(40), 0.5)) * (1.5 if logg[i] < 3 else 1.0), 20, 200))

@@ -162,25 +162,68 @@ def selfinversion_from_grid(grid, model, outdir, engine="auto", workers=None, pr
             "percent": 100 * absolute / steps, "engine": str(table["engine"][0]) if len(table) else engine}
 
 
-def plot_selfinversion_maps(actual, residual, names, model, surrogate=False, figure=None):
-    """Maps of the self-inversion residuals over the grid: one panel per parameter.
+#: A third parameter with at most this many distinct node values is a lattice of layers (GSL: 6 [Fe/H]);
+#: with more (an irregular grid such as MILES), its nodes are split into :data:`IRREGULAR_LAYERS` quantile bins.
+MOST_LAYERS = 10
+IRREGULAR_LAYERS = 4
 
-    ``actual``: the node parameters (N x npar, Teff and log g first); ``residual``:
-    derived − node (N x npar); ``model``: the interpolator's path (its name is the title).
-    Returns the ``matplotlib.figure.Figure`` (``figure=``: draw into this one).
+
+def node_layers(values):
+    """The nodes split by their third parameter: (lower, upper) bounds of each layer, lowest first.
+
+    A lattice (at most :data:`MOST_LAYERS` distinct values) gives one layer per value (lower = upper);
+    otherwise :data:`IRREGULAR_LAYERS` bins of about equal counts, each node in exactly one.
+    """
+    values = np.asarray(values, float)
+    distinct = np.unique(values[np.isfinite(values)])
+    if len(distinct) <= MOST_LAYERS:
+        return [(v, v) for v in distinct]
+    # quantiles of the nodes, not of the distinct values: MILES repeats [Fe/H] values
+    edges = np.unique(np.quantile(values[np.isfinite(values)], np.linspace(0, 1, IRREGULAR_LAYERS + 1)))
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _in_layer(values, layer, last):
+    low, high = layer
+    if low == high:  # a lattice's layer: that value
+        return values == low
+    return (values >= low) & ((values <= high) if last else (values < high))
+
+
+def plot_selfinversion_maps(actual, residual, names, model, surrogate=False, figure=None):
+    """Maps of the self-inversion residuals over the grid: one row per layer of the third parameter
+    ([Fe/H]), one column per parameter.
+
+    Drawn on one panel, the nodes of every [Fe/H] layer sit at the same (Teff, log g) and hide each
+    other; here each layer has its own row (:func:`node_layers`), on the same axes and, per
+    parameter, the same colour scale. ``actual``: the node parameters (N x npar, Teff and log g
+    first); ``residual``: derived − node (N x npar); ``model``: the interpolator's path (its name is
+    the title). Returns the ``matplotlib.figure.Figure`` (``figure=``: draw into this one).
     """
     actual, residual = np.atleast_2d(actual), np.atleast_2d(residual)
-    fig = new_figure(figure, figsize=(5 * len(names), 4.2))
-    axes = np.atleast_1d(fig.subplots(1, len(names)))
     units = {"Teff": "K", "Logg": "dex", "Fe/H": "dex"}
-    for ax, k in zip(axes, range(len(names))):
+    layers = node_layers(actual[:, 2]) if actual.shape[1] > 2 else [(None, None)]
+    fig = new_figure(figure, figsize=(4.2 * len(names) + 1.0, 2.9 * len(layers) + 0.8))
+    axes = np.array(fig.subplots(len(layers), len(names), sharex=True, sharey=True, squeeze=False))
+    for k, name in enumerate(names):
         limit = np.nanpercentile(np.abs(residual[:, k]), 98) or 1.0
-        art = ax.scatter(actual[:, 0], actual[:, 1], c=residual[:, k], s=8, cmap="coolwarm", vmin=-limit, vmax=limit)
-        ax.invert_xaxis()
-        ax.invert_yaxis()
-        ax.set_xlabel("T$_{eff}$ of the node (K)")
-        ax.set_ylabel("log g of the node (dex)")
-        fig.colorbar(art, ax=ax, label=f"derived − node {names[k]} ({units.get(names[k], '')})")
+        for row, layer in enumerate(layers):
+            ax = axes[row, k]
+            inside = (np.ones(len(actual), bool) if layer[0] is None
+                      else _in_layer(actual[:, 2], layer, row == len(layers) - 1))
+            art = ax.scatter(actual[inside, 0], actual[inside, 1], c=residual[inside, k], s=10, cmap="coolwarm",
+                             vmin=-limit, vmax=limit)
+            if layer[0] is not None:
+                what = (f"{names[2]} = {layer[0]:+.2f}" if layer[0] == layer[1]
+                        else f"{layer[0]:+.2f} ≤ {names[2]} {'≤' if row == len(layers) - 1 else '<'} {layer[1]:+.2f}")
+                ax.set_title(f"{what}: derived − node {name}", fontsize=8)
+            if row == len(layers) - 1:
+                ax.set_xlabel("T$_{eff}$ of the node (K)")
+            if k == 0:
+                ax.set_ylabel("log g of the node (dex)")
+        fig.colorbar(art, ax=axes[:, k], label=f"derived − node {name} ({units.get(name, '')})", shrink=0.6)
+    axes[0, 0].invert_xaxis()  # shared: every panel the HR-diagram way
+    axes[0, 0].invert_yaxis()
     fig.suptitle(f"self-inversion of {os.path.basename(model)}" + (" on the SURROGATE grid" if surrogate else ""),
                  fontsize=10)
     return fig

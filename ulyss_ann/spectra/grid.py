@@ -110,20 +110,31 @@ class SpectralGrid:
         return cls(flux, params, names, units, wavelength, meta)
 
 
-def surrogate_grid(model, nodes_file):
-    """The surrogate grid: network ``model`` (the authors' trial 8) at the nodes of ``nodes_file``."""
+def surrogate_grid(model, nodes_file=None):
+    """The surrogate grid: network ``model`` (the authors' trial 8) at the nodes of ``nodes_file``.
+
+    ``nodes_file`` None: the 2908 GSL nodes as the bundled example network carries them (its ``NODES``
+    table: the authors' ``gsl_nodes.txt``, same values, same order), since the authors' repository has
+    no node list for a user to download.
+    """
     from ulyss_ann.model.interpolator import Interpolator
-    from ulyss_ann.spectra.phoenix import read_node_list
 
     interp = Interpolator.read(model)
-    try:
-        nodes = read_node_list(nodes_file)
-    except (OSError, ValueError) as exc:
-        raise UlyssAnnError(f"{nodes_file}: {exc}") from None
-    params = np.array([[n["teff"], n["logg"], n["feh"]] for n in nodes])
+    if nodes_file is None:
+        params = np.array(Interpolator.read("example").nodes, dtype=float)
+        node_source = "2908 GSL nodes of the bundled example (NODES)"
+    else:
+        from ulyss_ann.spectra.phoenix import read_node_list
+
+        try:
+            nodes = read_node_list(nodes_file)
+        except (OSError, ValueError) as exc:
+            raise UlyssAnnError(f"{nodes_file}: {exc}") from None
+        params = np.array([[n["teff"], n["logg"], n["feh"]] for n in nodes])
+        node_source = os.path.basename(nodes_file)
     meta = (("SURROGAT", True, "not real GSL spectra"),
             ("SRC_NET", os.path.basename(model), "network evaluated"),
-            ("SRC_NODE", os.path.basename(nodes_file), "node list"),
+            ("SRC_NODE", node_source, "node list"),
             ("HISTORY", "Surrogate grid of ulyss_ann: the stand-in for the Goettingen spectra,", ""),
             ("HISTORY", "which cannot be downloaded here. Everything made from it says so.", ""))
     return SpectralGrid.from_network(interp, params, meta)

@@ -88,10 +88,10 @@ def phoenix_grid(files, wave_file=None, air=True, fwhm_in=None, resolving_power=
     λ-dependent degradation; otherwise a constant kernel from ``fwhm_in`` (default: the
     FWHM of R = 10 000 at 6000 Å, 0.6 Å, as the paper).
     """
-    from tqdm import tqdm
+    from ulyss_ann.spectra.progress import progress_bar
 
     rows, params = [], []
-    for path in tqdm(files, desc="reading", unit="spectrum", disable=not progress):
+    for path in progress_bar(files, desc="reading", unit="spectrum", enabled=progress):
         wave, flux, vacuum, p = read_phoenix(path, wave_file)
         if vacuum and air:
             wave = vacuum_to_air(wave)

@@ -9,7 +9,10 @@
   its flux, its uncertainty (standard deviation, variance or inverse variance) and
   its mask (True = bad, as specutils and astropy's NDData have it);
 * a tuple ``(wavelength, flux[, error])`` of arrays [Å] or astropy Quantities (any
-  spectral unit for the wavelength; the error in the flux's unit). Masked arrays
+  spectral unit for the wavelength; the error in the flux's unit). One spectrum: a flux
+  (or error) of one row or one column, ``(1, n)`` or ``(n, 1)``, is taken flattened; one
+  of several rows (``(5, n)``) is refused (:class:`NotASpectrumError`), naming the shape
+  and the way to fit many (:func:`ulyss_ann.fit` with a list). Masked arrays
   (``numpy.ma``, astropy's ``Masked``) keep their mask: a masked flux or error is a bad
   pixel; masked wavelengths are refused (every pixel needs one). Complex arrays are
   refused (their imaginary part would be dropped unsaid).
@@ -24,7 +27,7 @@ import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.spectra.readers import read_spectrum
-from ulyss_ann.spectra.spectrum import Spectrum, check_real
+from ulyss_ann.spectra.spectrum import Spectrum, check_real, several_spectra
 
 __all__ = ["as_spectrum", "is_path", "is_number", "is_array_tuple", "NotASpectrumError"]
 
@@ -52,12 +55,24 @@ def is_number(text):
 
 
 def is_array_tuple(item):
-    """True for ``(wavelength, flux[, error])``: a tuple of two or three 1-D arrays (error may be None)."""
+    """True for ``(wavelength, flux[, error])``: a tuple of two or three arrays (error may be None),
+    the wavelengths 1-D.
+
+    A flux or error of any shape makes it one: one of several rows is then refused with its
+    shape (:func:`as_spectrum`), rather than taken for a list of spectra. A tuple of
+    ``(wavelength, flux)`` tuples is that list (its first item is 2-D).
+    """
     if not isinstance(item, tuple) or len(item) not in (2, 3):
         return False
-    return all((x is None and k == 2) or (not isinstance(x, (str, os.PathLike, Spectrum))
-                                          and not hasattr(x, "spectral_axis") and np.ndim(x) == 1)
-               for k, x in enumerate(item))
+
+    def is_array(x, k):
+        if x is None:
+            return k == 2
+        if isinstance(x, (str, os.PathLike, Spectrum)) or hasattr(x, "spectral_axis"):
+            return False
+        return np.ndim(x) == 1 if k == 0 else np.ndim(x) >= 1
+
+    return all(is_array(x, k) for k, x in enumerate(item))
 
 
 def _unmasked(values, what):
@@ -171,6 +186,10 @@ def as_spectrum(item, default_id=None):
     if hasattr(item, "spectral_axis") and hasattr(item, "flux"):
         return _from_specutils(item, meta)
     if is_array_tuple(item):
+        for values, what in zip(item[1:], ("flux", "error")):
+            problem = several_spectra(values, what)
+            if problem:
+                raise NotASpectrumError(problem)  # many spectra in one call: a mistake in the call
         wavelength, masked = _unmasked(item[0], "wavelength")
         if masked is not None and masked.any():
             raise UlyssAnnError(f"wavelength: {int(masked.sum())} masked values; every pixel needs its wavelength "
@@ -179,9 +198,10 @@ def as_spectrum(item, default_id=None):
         flux, bad = _unmasked(item[1], "flux")
         unit = getattr(flux, "unit", None)
         error, bad_error = _unmasked(item[2], "error") if len(item) == 3 and item[2] is not None else (None, None)
-        error = _value_in(error, unit, "error") if error is not None else None
+        # flattened: a (1, n) row reversed whole would not reverse its pixels
+        error = np.ravel(_value_in(error, unit, "error")) if error is not None else None
         good = _good_pixels(np.size(flux), bad, bad_error)
-        wavelength, flux, error, good = _increasing(wavelength, _value_in(flux, None, "flux"), error, good)
+        wavelength, flux, error, good = _increasing(wavelength, np.ravel(_value_in(flux, None, "flux")), error, good)
         return Spectrum.from_arrays(wavelength, flux, error, good=good, meta=meta)
     raise NotASpectrumError(f"cannot fit a {type(item).__name__}: give a file name, a ulyss_ann.Spectrum, a "
                             "specutils spectrum, or (wavelength, flux[, error]) arrays")

@@ -80,14 +80,14 @@ def miles_grid(directory, params_csv=None, degree=6, teff_range=None, progress=F
     few hot stars are far apart in parameter space). Returns (grid, list of skipped files
     with the reason).
     """
-    from tqdm import tqdm
+    from ulyss_ann.spectra.progress import progress_bar
 
     params_csv = params_csv or os.path.join(directory, "params.csv")
     table = read_miles_params(params_csv)
     if teff_range is not None:
         table = {k: v for k, v in table.items() if teff_range[0] <= v[0] <= teff_range[1]}
     rows, params, skipped, wavelength = [], [], [], None
-    for name in tqdm(sorted(table), desc="reading MILES", unit="star", disable=not progress):
+    for name in progress_bar(sorted(table), desc="reading MILES", unit="star", enabled=progress):
         path = os.path.join(directory, name)
         try:
             with fits.open(path, memmap=False) as hdul:

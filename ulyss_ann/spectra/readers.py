@@ -17,6 +17,10 @@ Formats (chosen from the file's content, not its name):
   wavelength (vacuum), and-mask, or-mask.
 * **two- or three-column text** — wavelength [Å], flux[, error].
 
+Each may be compressed (:mod:`~ulyss_ann.spectra.compression`): gzip or bzip2 as a whole
+(``.fits.gz``, ``.fits.bz2``, ``.txt.gz``; recognised from the content, as the format is), or
+fpack's tile compression (``.fits.fz``, the image in HDU 1, its ``SIGMA`` compressed too).
+
 Vacuum wavelengths are converted to air with the IAU standard formula of Morton
 (2000, ApJS 130, 403, Eq. 8, from Edlén 1966, as adopted by SDSS and VALD):
 
@@ -36,6 +40,7 @@ pixels than the memory budget (``ULYSS_ANN_MAX_PIXELS``) is refused, and so is a
 file too long for that budget.
 """
 
+import io
 import os
 import warnings
 
@@ -46,6 +51,7 @@ from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.model.limits import (FILE_VALUES_PER_PIXEL, MAX_PIXELS_VARIABLE, TEXT_BYTES_PER_PIXEL,
                                     declared_data, max_pixels, pixel_budget_problem, truncation)
 from ulyss_ann.model.wavelength import WavelengthGrid
+from ulyss_ann.spectra.compression import DECOMPRESSION_ERRORS, open_decompressed, stream_compression
 from ulyss_ann.spectra.spectrum import Spectrum, vacuum_to_air
 
 __all__ = ["Spectrum", "SpectrumReadError", "read_spectrum", "vacuum_to_air"]
@@ -94,11 +100,13 @@ def _unit_factor(header):
     return {"": 1.0, "angstrom": 1.0, "a": 1.0, "aa": 1.0, "nm": 10.0, "um": 1e4, "m": 1e10}.get(unit)
 
 
-def _error_extension(hdul):
-    """(error array, how it is stored) from a companion extension, or (None, None)."""
+def _error_extension(hdul, flux_hdu):
+    """(error array, how it is stored) from a companion extension of ``flux_hdu``, or (None, None).
+
+    (A tile-compressed SIGMA is a CompImageHDU, an ImageHDU only from astropy 7 on.)"""
     for hdu in hdul[1:]:
         name = hdu.name.upper()
-        if hdu.data is None or not isinstance(hdu, fits.ImageHDU):
+        if hdu is flux_hdu or hdu.data is None or not isinstance(hdu, (fits.ImageHDU, fits.CompImageHDU)):
             continue
         if name in ("SIGMA", "ERROR", "ERR", "NOISE"):
             return np.asarray(hdu.data, float), "sigma"
@@ -110,8 +118,15 @@ def _error_extension(hdul):
     return None, None
 
 
-def _read_image(path, hdul):
-    hdu = hdul[0]
+def _spectrum_hdu(hdul):
+    """The HDU holding the spectrum's image: the primary's, else (a tile-compressed file, whose images
+    are extensions: fpack leaves the primary empty) the first compressed image; None for neither."""
+    if hdul[0].data is not None and np.asarray(hdul[0].data).size > 0:
+        return hdul[0]
+    return next((hdu for hdu in hdul[1:] if isinstance(hdu, fits.CompImageHDU) and hdu.data is not None), None)
+
+
+def _read_image(path, hdul, hdu):
     header = hdu.header
     data = np.asarray(hdu.data, dtype=float)
     if data.ndim == 2 and data.shape[0] in (3, 4, 5) and np.all(np.diff(data[2]) > 0):
@@ -137,7 +152,7 @@ def _read_image(path, hdul):
     if factor != 1.0:
         grid = None if grid.log else WavelengthGrid(grid.npix, grid.crval * factor, grid.cdelt * factor,
                                                     grid.crpix, False, grid.air)
-    error, _ = _error_extension(hdul)
+    error, _ = _error_extension(hdul, hdu)
     if error is not None and error.shape != data.shape:
         raise SpectrumReadError(f"{path}: error extension has {error.size} pixels, flux {data.size}")
     fmt = "muse" if "SIGMA" in [h.name for h in hdul] else "fits-1d"
@@ -192,11 +207,13 @@ def _read_table(path, hdul):
     return _finish(path, flux, error, wave, good, None, meta, "table", vacuum=vacuum)
 
 
-def _read_text(path):
+def _read_text(path, compressed):
+    data = _decompressed_text(path) if compressed else None  # read whole, within the budget
     try:
+        source = io.StringIO(data.decode("utf-8")) if compressed else path
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            table = np.loadtxt(path, comments=("#", "!", ";"), ndmin=2)
+            table = np.loadtxt(source, comments=("#", "!", ";"), ndmin=2)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SpectrumReadError(f"{path}: neither FITS nor a table of numbers ({str(exc)[:80]}); expected a "
                                 "MUSE/SDSS/LAMOST FITS file or text columns wavelength, flux[, error]") from None
@@ -215,23 +232,45 @@ def _check_text_size(path):
                                 f"pixels, or raise {MAX_PIXELS_VARIABLE} if the machine has the memory")
 
 
-def _check_declared_sizes(path):
+def _decompressed_text(path):
+    """The bytes of a compressed text spectrum, refused once over the text budget (its compressed
+    size says nothing of its length) or when the stream is damaged."""
+    limit = TEXT_BYTES_PER_PIXEL * max_pixels()
+    try:
+        with open_decompressed(path) as handle:
+            data = handle.read(limit + 1)
+    except DECOMPRESSION_ERRORS as exc:
+        raise SpectrumReadError(f"{path}: a corrupt compressed file ({first_line(exc, 80)}); copy or download it "
+                                "again") from None
+    if len(data) > limit:
+        raise SpectrumReadError(f"{path}: a compressed text file of more than {limit} bytes, over the memory budget "
+                                f"for a text spectrum ({TEXT_BYTES_PER_PIXEL} bytes per pixel x {max_pixels()} "
+                                f"pixels); rebin it to fewer pixels, or raise {MAX_PIXELS_VARIABLE} if the machine "
+                                "has the memory")
+    if not data:
+        raise SpectrumReadError(f"{path}: an empty file once decompressed: nothing was written to it")
+    return data
+
+
+def _check_declared_sizes(path, compressed):
     """Refuse, from the headers alone, a FITS file that is truncated or too large for the memory budget.
 
-    The primary image's longest axis is its pixel count (1-D, or a LAMOST-style 5-row
+    The first image's longest axis is its pixel count (1-D, or a LAMOST-style 5-row
     array); all the HDUs together may declare :data:`FILE_VALUES_PER_PIXEL` values per
-    budgeted pixel. Checked before astropy reads (and allocates) anything.
+    budgeted pixel. Checked before astropy reads (and allocates) anything. A file
+    ``compressed`` as a whole has no length to check the headers against: cut short, it
+    fails as its data are read.
     """
     try:
         hdus = declared_data(path)
-    except (OSError, ValueError, TypeError, IndexError, KeyError, Warning) as exc:
+    except (ValueError, TypeError, IndexError, KeyError, Warning) + DECOMPRESSION_ERRORS as exc:
         raise SpectrumReadError(f"{path}: truncated or corrupt FITS file ({first_line(exc, 80)})") from None
-    problem = truncation(path, hdus)
+    problem = None if compressed else truncation(path, hdus)
     if problem:
         raise SpectrumReadError(f"{path}: {problem}")
-    primary = hdus[0]
-    if primary.image and primary.shape:
-        problem = pixel_budget_problem(max(primary.shape))
+    image = next((hdu for hdu in hdus if hdu.image and hdu.shape), None)  # a tile-compressed one: HDU 1
+    if image is not None:
+        problem = pixel_budget_problem(max(image.shape))
         if problem:
             raise SpectrumReadError(f"{path}: a {problem}")
     values, limit = sum(hdu.values for hdu in hdus), max_pixels()
@@ -245,6 +284,18 @@ def has_fits_signature(path):
     """True when the file starts with a FITS primary header's ``SIMPLE  =`` card (else: text)."""
     with open(path, "rb") as handle:
         return handle.read(9) == b"SIMPLE  ="
+
+
+def _fits_content(path, compression):
+    """True when the (decompressed) content starts as FITS does; a damaged compressed stream is refused."""
+    if compression is None:
+        return has_fits_signature(path)
+    try:
+        with open_decompressed(path) as handle:
+            return handle.read(9) == b"SIMPLE  ="
+    except DECOMPRESSION_ERRORS as exc:
+        raise SpectrumReadError(f"{path}: a corrupt {compression.name} file ({first_line(exc, 80)}); copy or "
+                                "download it again") from None
 
 
 def read_spectrum(path):
@@ -261,22 +312,25 @@ def read_spectrum(path):
         raise SpectrumReadError(f"{path}: no such file")
     if os.path.getsize(path) == 0:
         raise SpectrumReadError(f"{path}: an empty file (0 bytes): nothing was written to it")
-    if not has_fits_signature(path):
-        _check_text_size(path)
-        return _read_text(path)
-    _check_declared_sizes(path)
+    compression = stream_compression(path)
+    if not _fits_content(path, compression):
+        if compression is None:
+            _check_text_size(path)
+        return _read_text(path, compression is not None)
+    _check_declared_sizes(path, compression is not None)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            with fits.open(path, memmap=False) as hdul:
+            with fits.open(path, memmap=False) as hdul:  # astropy decompresses gzip and bzip2 itself
                 for hdu in hdul:
                     hdu.data  # noqa: B018 - force reading: truncation shows up here
-                if hdul[0].data is not None and np.asarray(hdul[0].data).size > 0:
-                    return _read_image(path, hdul)
+                image = _spectrum_hdu(hdul)
+                if image is not None:
+                    return _read_image(path, hdul, image)
                 if any(isinstance(h, fits.BinTableHDU) for h in hdul):
                     return _read_table(path, hdul)
                 raise SpectrumReadError(f"{path}: no spectrum found (an empty primary HDU and no table)")
     except SpectrumReadError:
         raise
-    except (OSError, ValueError, TypeError, IndexError, KeyError, Warning) as exc:
+    except (ValueError, TypeError, IndexError, KeyError, Warning) + DECOMPRESSION_ERRORS as exc:
         raise SpectrumReadError(f"{path}: truncated or corrupt FITS file ({first_line(exc, 80)})") from None

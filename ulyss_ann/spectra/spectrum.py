@@ -9,15 +9,15 @@ both engines alike: complex values, a flux out of range as a whole, a flux negat
 overall.
 """
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.wavelength import WavelengthGrid
+from ulyss_ann.spectra.compression import spectrum_name
 
-__all__ = ["Spectrum", "vacuum_to_air", "regular_grid", "VALUE_LIMIT", "check_real"]
+__all__ = ["Spectrum", "vacuum_to_air", "regular_grid", "VALUE_LIMIT", "check_real", "several_spectra"]
 
 #: The largest |flux| or error a fit can hold: beyond it the squares and sums of squares of
 #: the fit overflow (a spectrum x 1e200 ends in NaN natively), and ULySS, which keeps
@@ -31,6 +31,21 @@ def check_real(values, what):
     if np.iscomplexobj(values) or np.iscomplexobj(getattr(values, "value", None)):
         raise UlyssAnnError(f"{what}: complex values; a spectrum is real numbers (give the part that is the "
                             "spectrum, e.g. .real or np.abs)")
+
+
+def several_spectra(values, what):
+    """Why ``values`` (a flux, its error) is not one spectrum, or None.
+
+    One spectrum is a fit: an array of one row or one column, ``(1, n)`` or ``(n, 1)``, is
+    that spectrum (taken flattened), but an array with more than one axis longer than 1
+    holds several, which no single fit can take.
+    """
+    shape = np.shape(values)
+    if sum(length > 1 for length in shape) <= 1:
+        return None
+    return (f"{what} of shape {shape}: several spectra, and a fit takes one; give one spectrum's 1-D {what} (a "
+            f"row {what}[i] or a column {what}[:, i]), or fit many with ulyss_ann.fit and a list of "
+            "(wavelength, flux[, error]) tuples, one per spectrum")
 
 
 def _check_flux_values(flux, error, good):
@@ -132,7 +147,8 @@ class Spectrum:
         Parameters
         ----------
         wavelength, flux : array-like (npix,)
-            Wavelengths must increase; at least 10 pixels.
+            Wavelengths must increase; at least 10 pixels. One spectrum: a ``(1, npix)`` or
+            ``(npix, 1)`` array is taken flattened, one of several rows is refused.
         error : array-like (npix,), optional
             1-σ errors; pixels whose error is missing, zero, negative, not finite or beyond
             :data:`VALUE_LIMIT` are masked (as are those whose |flux| is beyond it).
@@ -141,7 +157,8 @@ class Spectrum:
         grid : WavelengthGrid, optional
             The regular sampling, when known (else recognised from ``wavelength``).
         meta : dict, optional
-            ``id`` (default: the file name without extension, else ``spectrum``), ``ra``, ``dec``...
+            ``id`` (default: the file name without extension and compression suffix, else ``spectrum``),
+            ``ra``, ``dec``...
         vacuum : bool
             The wavelengths are in vacuum: converted to air (the fit's convention).
         source : str, optional
@@ -149,6 +166,9 @@ class Spectrum:
         """
         for values, what in ((wavelength, "wavelength"), (flux, "flux"), (error, "error")):
             check_real(values, what)
+            problem = several_spectra(values, what)
+            if problem:
+                raise UlyssAnnError(problem)
         flux = np.asarray(flux, dtype=float).ravel()
         wavelength = np.asarray(wavelength, dtype=float).ravel()
         if flux.size < 10 or wavelength.size != flux.size:
@@ -181,7 +201,7 @@ class Spectrum:
         meta = dict(meta or {}, format=fmt)
         if source is not None:
             meta["file"] = source
-            meta.setdefault("id", os.path.splitext(os.path.basename(source))[0])
+            meta.setdefault("id", spectrum_name(source))
         meta.setdefault("id", "spectrum")
         if error is not None and good.any():
             meta["snr"] = float(np.median(flux[good] / error[good]))

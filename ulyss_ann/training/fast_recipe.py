@@ -41,6 +41,7 @@ import scipy.linalg
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.network import ACTIVATIONS, augment, forward
+from ulyss_ann.training.outlier_stars import outlier_stars, validation_score
 
 __all__ = ["VarProNetwork", "fit_varpro", "predict"]
 
@@ -70,13 +71,31 @@ class VarProNetwork:
             raise UlyssAnnError(f"the fast recipe trains 1 or 2 hidden layers, not {len(hidden)} "
                                 f"({hidden}); use --recipe paper for deeper networks")
         self.xe = augment(x)
-        self.targets = targets
+        self.plain_targets = targets
+        self.set_star_weights(None)
         self.hidden = tuple(hidden)
         inputs = (x.shape[1],) + self.hidden[:-1]
         self.shapes = [(i + 1, o) for i, o in zip(inputs, self.hidden)]
         self.sizes = [a * b for a, b in self.shapes]
         self._buffers = {}
         self.ridge = float(ridge)
+
+    def set_star_weights(self, weights):
+        """Weight each node's (star's) squared residual by ``weights`` (n,; None: all 1).
+
+        The cost becomes ``Σ_i w_i ‖t_i − h_i A‖²``: rows of H and T scaled by √w_i, so a
+        star of weight 0 neither pulls the hidden layers nor the output layer.
+        """
+        self.root_weights = None if weights is None else np.sqrt(np.asarray(weights, float))
+        self.targets = self._weighted(self.plain_targets)
+
+    def _weighted(self, rows):
+        return rows if self.root_weights is None else rows * self.root_weights[:, None]
+
+    def star_residuals(self, theta):
+        """Each node's ‖t_i − h_i A‖² (whatever its weight) for the output layer A of the weighted fit."""
+        layers, _, _, a, _, _ = self.project(theta)
+        return np.sum((self.plain_targets - layers[-1] @ a) ** 2, axis=1)
 
     def glorot(self, seed):
         """Glorot-normal weights and zero biases (Keras's defaults), flattened."""
@@ -117,7 +136,7 @@ class VarProNetwork:
         basis of the stacked matrix, split into its n node rows and its ridge rows.
         """
         layers = self.hidden_outputs(theta)
-        h = layers[-1]
+        h = self._weighted(layers[-1])
         q, r = self.ridge_qr(h)
         q_top, q_bot = q[:len(h)], q[len(h):]
         qt = q_top.T @ self.targets
@@ -136,7 +155,7 @@ class VarProNetwork:
         data = float(np.sum(res ** 2))
         cost = (data + float(np.sum(res_bot ** 2)), data)
         prev, last = layers[-2], layers[-1][:, 1:]
-        s_last = last * (1 - last)                                  # σ' of the last hidden layer
+        s_last = self._weighted(last * (1 - last))                  # σ' of the last hidden layer (× √w)
         a1 = a[1:]                                                  # (m, r): rows of A for hidden units
         n, m = last.shape
         ni, r = prev.shape[1], a.shape[1]
@@ -188,9 +207,9 @@ class VarProNetwork:
         default cut-off: trained hidden units are nearly collinear (condition numbers of
         1e8 and more), and truncating them loses the precision the iterations gained.
         """
-        h = self.hidden_outputs(theta)[-1]
+        h = self._weighted(self.hidden_outputs(theta)[-1])
         q, r = self.ridge_qr(h)
-        return scipy.linalg.solve_triangular(r, q[:len(h)].T @ y, check_finite=False)
+        return scipy.linalg.solve_triangular(r, q[:len(h)].T @ self._weighted(y), check_finite=False)
 
 
 def _lm_steps(net, theta, lam, deadline, max_iter, on_step):
@@ -199,7 +218,7 @@ def _lm_steps(net, theta, lam, deadline, max_iter, on_step):
     Damping update of Nielsen (1999): after a step with gain ratio ρ (actual over
     predicted decrease) λ ← λ·max(1/3, 1 − (2ρ − 1)³); after a rejected step λ ← λ·ν,
     ν ← 2ν. Returns (θ, (cost, data cost), λ); ``on_step(θ, data cost)`` after each
-    accepted step.
+    accepted step, which returns True when it changed the stars' weights.
     """
     cost, gram, grad = net.normal_equations(theta)
     diag, nu = np.arange(len(theta)), 2.0
@@ -225,7 +244,8 @@ def _lm_steps(net, theta, lam, deadline, max_iter, on_step):
         if not accepted:
             break  # out of time, or converged: no step lowers the cost
         cost, gram, grad = net.normal_equations(theta)
-        on_step(theta, cost[1])
+        if on_step(theta, cost[1]):  # the cost itself changed (other stars excluded): start afresh
+            cost, gram, grad = net.normal_equations(theta)
     return theta, cost, lam
 
 
@@ -234,7 +254,8 @@ class _Reached(Exception):
 
 
 def fit_varpro(x, y, hidden, seed=0, time_limit=60.0, target_mse=None, starts=1, start_fraction=0.15,
-               rank=None, ridge=1e-12, max_iter=100000, on_step=None, validation=None, patience=20):
+               rank=None, ridge=1e-12, max_iter=100000, on_step=None, validation=None, patience=20,
+               clip_stars=None, trim=0.0, reclip=True, report=None):
     """Train the hidden weights by VarPro + LM; return the weights of every layer (bias row 0).
 
     Parameters
@@ -271,6 +292,18 @@ def fit_varpro(x, y, hidden, seed=0, time_limit=60.0, target_mse=None, starts=1,
         grid (MILES) the held-out error is lowest after a few steps and then grows
         by orders of magnitude (measured: 0.0018 at step 9, 0.15 at step 140).
 
+    clip_stars : float or None
+        Robust training: the training stars whose MSE stands ``clip_stars`` robust standard
+        deviations above the rest (:func:`~ulyss_ann.training.outlier_stars.outlier_stars`)
+        get weight 0 in the fit, decided on the start and again after every step (a star
+        may come back); the training MSE is then that of the stars fitted.
+    trim : float
+        Early stopping scores the validation stars by their mean MSE without the worst
+        ``trim`` fraction (:func:`~ulyss_ann.training.outlier_stars.validation_score`); 0: the mean.
+    report : dict or None
+        Holds ``excluded``: indices (into ``x``) of the stars excluded, at each step when
+        ``on_step`` is called, and at the end those of the weights returned.
+
     Returns
     -------
     weights : list of ndarray
@@ -286,11 +319,30 @@ def fit_varpro(x, y, hidden, seed=0, time_limit=60.0, target_mse=None, starts=1,
     discarded, scale = float(tail[rank]), n * npix
     # the ridge acts on A = W_out V_r, whose norm is ‖W_out‖ on the kept subspace
     net = VarProNetwork(x, y @ vt[:rank].T, hidden, ridge=ridge * scale)
+    # each star's part of ‖Y − T V_rᵀ‖²: V_r has orthonormal rows
+    star_discarded = np.maximum(np.sum(y ** 2, axis=1) - np.sum(net.plain_targets ** 2, axis=1), 0.0)
+    clipped = {"mask": np.zeros(n, bool)}
 
     def mse(data):
-        return (data + discarded) / scale
+        if not clipped["mask"].any():
+            return (data + discarded) / scale
+        kept = ~clipped["mask"]
+        return (data + float(star_discarded[kept].sum())) / (kept.sum() * npix)
+
+    def exclude(t, rounds):
+        """Re-decide the excluded stars at θ = t (until stable, at most ``rounds`` times); True if changed."""
+        changed = False
+        for _ in range(rounds):
+            mask = outlier_stars((net.star_residuals(t) + star_discarded) / npix, x, clip_stars)
+            if np.array_equal(mask, clipped["mask"]):
+                break
+            clipped["mask"], changed = mask, True
+            net.set_star_weights(None if not mask.any() else (~mask).astype(float))
+        return changed
 
     theta, lam = net.glorot(seed), 1e-2
+    if clip_stars:
+        exclude(theta, 10)
     cost = net.cost(theta)
     if starts > 1:  # several short runs from different initial weights; continue the best
         best = None
@@ -300,23 +352,29 @@ def fit_varpro(x, y, hidden, seed=0, time_limit=60.0, target_mse=None, starts=1,
             best = result if best is None or result[1][0] < best[1][0] else best
         theta, cost, lam = best
 
-    best = {"val": np.inf, "theta": theta, "since": 0}
+    best = {"val": np.inf, "theta": theta, "since": 0, "mask": clipped["mask"]}
 
     def step(t, data):
+        changed = bool(clip_stars) and reclip and exclude(t, 1)
+        if changed:
+            data = net.cost(t)[1]
         weights = list(net.unpack(t)) + [net.output_layer(t, y)] if (on_step or validation) else None
         val = float("nan")
         if validation is not None:
-            val = float(np.mean((predict(weights, validation[0]) - validation[1]) ** 2))
+            val = validation_score(np.mean((predict(weights, validation[0]) - validation[1]) ** 2, axis=1), trim)
             if val < best["val"]:
-                best.update(val=val, theta=t, since=0)
+                best.update(val=val, theta=t, since=0, mask=clipped["mask"])
             else:
                 best["since"] += 1
+        if report is not None:
+            report["excluded"] = np.flatnonzero(clipped["mask"])
         if on_step is not None:
             on_step(time.perf_counter() - began, mse(data), weights, val)
         if target_mse is not None and mse(data) <= target_mse:
             raise _Reached(t)
         if validation is not None and best["since"] >= patience:
             raise _Reached(best["theta"])
+        return changed
 
     try:
         step(theta, cost[1])
@@ -325,5 +383,9 @@ def fit_varpro(x, y, hidden, seed=0, time_limit=60.0, target_mse=None, starts=1,
         theta = reached.args[0]
     if validation is not None:
         theta = best["theta"]
+        net.set_star_weights(None if not best["mask"].any() else (~best["mask"]).astype(float))
+        clipped["mask"] = best["mask"]
+    if report is not None:
+        report["excluded"] = np.flatnonzero(clipped["mask"])
     return list(net.unpack(theta)) + [net.output_layer(theta, y)]
 

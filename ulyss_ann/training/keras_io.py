@@ -165,9 +165,15 @@ def read_keras_layers(path):
     raise UlyssAnnError(f"{path}: neither a tf.keras HDF5 (.h5) nor a Keras 3 (.keras) model")
 
 
-def interpolator_from_keras(path, grid):
-    """The interpolator of a saved Keras network trained on ``grid`` (a SpectralGrid)."""
-    return interpolator_from_weights(*read_keras_layers(path), grid, source=path)
+def interpolator_from_keras(path, grid, training=None, grid_file=None):
+    """The interpolator of a saved Keras network with ``grid``'s scaling, bounds and pixels (a SpectralGrid).
+
+    ``training``: the :class:`~ulyss_ann.training.grid_network.TrainingRecord` when the
+    network was trained here on ``grid``; None (``export``) for weights made elsewhere, which
+    never inherit the grid's ``SURROGAT`` (:func:`~ulyss_ann.training.grid_network.provenance_cards`).
+    """
+    return interpolator_from_weights(*read_keras_layers(path), grid, source=path, training=training,
+                                     grid_file=grid_file)
 
 
 def recipe_layers(hidden, npix, seed):

@@ -38,7 +38,7 @@ import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.figures import new_figure, save_figure
-from ulyss_ann.training.grid_network import holdout_split, standardise
+from ulyss_ann.training.grid_network import TrainingRecord, holdout_split, standardise
 from ulyss_ann.training.keras_io import recipe_layers
 
 __all__ = ["PRESETS", "train", "import_keras", "build_network", "holdout_split", "plot_loss"]
@@ -80,7 +80,8 @@ def build_network(keras, npar, hidden, npix, seed):
 
 def train(grid, output, preset="trial7", hidden=None, epochs=None, seed=0, holdout=0.1, batch_size=32,
           resume=False, progress=True, export=None, recipe="paper", time_limit=120.0, target_mse=None,
-          validation=0.1, patience=20):
+          validation=0.1, patience=20, grid_file=None, clip_stars=None, max_steps=None,
+          validation_trim=0.1):
     """Train a network on ``grid`` (SpectralGrid) and save it as ``output`` (.keras).
 
     ``recipe="paper"``: Adam, batches of 32, the preset's epochs. Writes beside the
@@ -92,10 +93,17 @@ def train(grid, output, preset="trial7", hidden=None, epochs=None, seed=0, holdo
     the loss CSV has one row per accepted step, with ``epoch`` counting steps. A further
     ``validation`` fraction of the training nodes is kept out of the fit for early
     stopping (the weights of the lowest validation MSE are kept; the run stops after
-    ``patience`` steps without improvement); 0 turns it off. The hold-out stays untouched
+    ``patience`` steps without improvement; the validation MSE is the mean over the
+    validation stars without the worst ``validation_trim`` fraction); 0 turns it off.
+    ``clip_stars``: robust training (outlier training stars left out, see
+    :func:`~ulyss_ann.training.fast_recipe.fit_varpro`); ``max_steps``: a cap on the LM
+    steps. The hold-out stays untouched
     by both, so its MSE is an honest estimate of the interpolation error.
 
-    With ``export`` also the interpolator file. Returns the loss history as a dict of arrays.
+    With ``export`` also the interpolator file, whose HDU 0 records the training
+    (:class:`~ulyss_ann.training.grid_network.TrainingRecord`: recipe, preset, seed, step,
+    training, validation and held-out MSE; ``grid_file`` names the grid there) and, from a
+    surrogate grid, ``SURROGAT``. Returns the loss history as a dict of arrays.
     """
     if preset not in PRESETS:
         raise UlyssAnnError(f"unknown preset '{preset}' (known: {', '.join(PRESETS)})")
@@ -115,7 +123,9 @@ def train(grid, output, preset="trial7", hidden=None, epochs=None, seed=0, holdo
         from ulyss_ann.training.fast_training import train_fast
 
         history, interpolator = train_fast(grid, output, settings["hidden"], seed, holdout, time_limit,
-                                           target_mse, validation, patience, progress)
+                                           target_mse, validation, patience, progress,
+                                           preset=preset if not hidden else "custom", grid_file=grid_file,
+                                           clip_stars=clip_stars, max_steps=max_steps, trim=validation_trim)
         title, xlabel = f"{preset}, fast recipe", "Levenberg–Marquardt step"
     else:
         history = _train_paper(grid, output, settings, seed, holdout, batch_size, resume, progress)
@@ -127,7 +137,11 @@ def train(grid, output, preset="trial7", hidden=None, epochs=None, seed=0, holdo
         if interpolator is None:  # the paper recipe's network is in its Keras checkpoint
             from ulyss_ann.training.keras_io import interpolator_from_keras
 
-            interpolator = interpolator_from_keras(output, grid)
+            last = {k: history[k][-1] if len(history[k]) else float("nan") for k in history}
+            record = TrainingRecord("paper", preset if not hidden else "custom", seed,
+                                    int(last["epoch"]) if len(history["epoch"]) else 0, last["train_mse"],
+                                    holdout_mse=last["holdout_mse"], grid_file=grid_file)
+            interpolator = interpolator_from_keras(output, grid, training=record)
         interpolator.write(export, overwrite=True)
     return history
 
@@ -158,9 +172,9 @@ def _train_paper(grid, output, settings, seed, holdout, batch_size, resume, prog
 
 def _fit_epochs(keras, model, x, y, train_idx, test_idx, start, settings, seed, batch_size, best, stale,
                 output, state_file, loss_file, holdout, progress):
-    from tqdm import tqdm
+    from ulyss_ann.spectra.progress import progress_bar
 
-    bar = tqdm(total=settings["epochs"], initial=start, unit="epoch", desc="training", disable=not progress)
+    bar = progress_bar(total=settings["epochs"], initial=start, unit="epoch", desc="training", enabled=progress)
     history = {"epoch": [], "train_mse": [], "holdout_mse": []}
     for epoch in range(start, settings["epochs"]):
         began = time.perf_counter()
