@@ -349,3 +349,19 @@ def test_a_flux_of_one_row_or_one_column_is_that_spectrum(star):
         np.testing.assert_array_equal(spectrum.flux, reference.flux)
         np.testing.assert_array_equal(spectrum.error, reference.error)
         np.testing.assert_array_equal(spectrum.wavelength, reference.wavelength)
+
+
+# ------------------------------------------------------------------ issue 25: wavelengths in nm
+def test_a_spectrum_in_nm_is_told_to_give_its_wavelengths_in_angstrom(tmp_path, star):
+    wave, flux, error = star
+    path = tmp_path / "star_nm.txt"
+    np.savetxt(path, np.column_stack([wave / 10, flux, error]), header="wavelength [nm], flux, error")
+    with pytest.raises(UlyssAnnError) as excinfo:
+        ulyss_ann.fit_spectrum(path, "example", engine="native", **FAST)
+    one_line(excinfo, "no overlap", "are its wavelengths in nm? give them in Å")
+    with pytest.raises(UlyssAnnError) as excinfo:  # Å read as nm (a wrong CUNIT1): ten times too long
+        ulyss_ann.fit_spectrum((wave * 10, flux, error), "example", engine="native", **FAST)
+    one_line(excinfo, "no overlap", "labelled nm? give them in Å")
+    with pytest.raises(UlyssAnnError) as excinfo:  # off by another factor: no guess at the unit
+        ulyss_ann.fit_spectrum((wave * 1000, flux, error), "example", engine="native", **FAST)
+    assert "nm" not in one_line(excinfo, "no overlap")

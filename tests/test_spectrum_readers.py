@@ -1,5 +1,6 @@
 """Readers of observed spectra, on small files the tests write in each real format."""
 
+import gzip
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -109,6 +110,58 @@ def test_text_columns(tmp_path):
     assert read_spectrum(tmp_path / "two.txt").error is None
     s = read_spectrum(tmp_path / "three.dat")
     np.testing.assert_allclose(s.error, 0.1) and np.testing.assert_allclose(s.wavelength, wave)
+
+
+#: The one line a refused text spectrum must carry: what a text spectrum looks like (issue 25).
+TEXT_FORMAT = ("expected text columns wavelength, flux[, error], separated by spaces or commas, "
+               "with an optional header line and # comments")
+
+
+def _text_spectrum(order=("wave", "flux", "err"), error_of=lambda sigma: sigma):
+    """(wavelength, flux, σ, rows of the columns in ``order``) of a small text spectrum."""
+    wave = np.linspace(5000.0, 6000.0, 40)
+    flux = 1.0 + 0.01 * np.arange(40)
+    sigma = 0.05 + 0.001 * np.arange(40)
+    by_name = {"wave": wave, "flux": flux, "err": error_of(sigma), "quality": np.full(40, 7.0)}
+    return wave, flux, sigma, np.column_stack([by_name[name] for name in order])
+
+
+@pytest.mark.parametrize("name, header, delimiter, order, error_of", [
+    ("star.csv", "wave,flux,err", ",", ("wave", "flux", "err"), None),  # a CSV with its header
+    ("star.csv", None, ", ", ("wave", "flux", "err"), None),  # a CSV without one
+    ("star.txt", "wave flux err", " ", ("wave", "flux", "err"), None),  # a header line without '#'
+    ("star.tsv", "lambda\tflux\tsigma", "\t", ("wave", "flux", "err"), None),
+    # the header's names choose the columns, whatever their order; an IVAR is an inverse variance
+    ("star.csv", "FLUX,Wavelength,IVAR,quality", ",", ("flux", "wave", "err", "quality"), lambda s: 1 / s ** 2),
+    ("star.csv.gz", "wave,flux,err", ",", ("wave", "flux", "err"), None),  # compressed text: the same reader
+])
+def test_text_spectra_separated_by_commas_or_spaces_with_a_header_line(tmp_path, name, header, delimiter, order,
+                                                                     error_of):
+    wave, flux, sigma, rows = _text_spectrum(order, error_of or (lambda s: s))
+    text = "# observed 2024\n" + (header + "\n" if header else "")
+    text += "".join(delimiter.join(repr(float(v)) for v in row) + "\n" for row in rows)
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    s = read_spectrum(path)
+    assert s.meta["format"] == "text"
+    np.testing.assert_allclose(s.wavelength, wave, rtol=1e-12)
+    np.testing.assert_allclose(s.flux, flux, rtol=1e-12)
+    np.testing.assert_allclose(s.error, sigma, rtol=1e-12)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"wave flux err\n", "a header line and no line of numbers"),
+    (b"# only a comment\n", "no line of numbers"),
+    (b"wave flux\n5000 1\nfive 2\n", "neither FITS nor a table of numbers"),
+    (b"5000;1;0.1\n" * 20, "1 text columns"),  # ';' is a comment (IDL's), not a delimiter
+    (b"w,f,e,q\n" + b"5000,1,2,3\n" * 20, "4 text columns"),
+])
+def test_a_refused_text_spectrum_says_the_format_wanted_in_one_line(tmp_path, content, message):
+    path = tmp_path / "star.txt"
+    path.write_bytes(content)
+    with pytest.raises(SpectrumReadError, match=re.escape(message)) as info:
+        read_spectrum(path)
+    assert TEXT_FORMAT in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("content, message", [

@@ -115,8 +115,9 @@ def add_spectrum_options(parser):
     parser.add_argument("--guess", action="append", default=[], metavar="NAME=V1,V2",
                         help="starting values of a parameter, e.g. --guess Teff=4800,5400 (repeatable)")
     parser.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE|TABLE:COLUMN",
-                        help="fix a parameter: a value (--fix Logg=2.5) or per spectrum from a table whose "
-                             "'id' column holds the file names without extension (--fix Logg=phot.ecsv:logg)")
+                        help="fix a parameter: a value (--fix Logg=2.5) or per spectrum from a table (ECSV, "
+                             "CSV or FITS) whose 'id' column (else its first column) holds the file names "
+                             "without extension (--fix Logg=phot.ecsv:logg)")
     parser.add_argument("--mdegree", type=int, default=20, help="degree of the multiplicative polynomial (20)")
     parser.add_argument("--range", metavar="LMIN,LMAX", help="wavelength range to fit, Angstrom")
     parser.add_argument("--mask", action="append", default=[], metavar="LO,HI", help="mask a range, Angstrom")

@@ -226,15 +226,26 @@ def _read_table(interp, path):
     except ParameterError as exc:
         raise UlyssAnnError(f"{path}: {exc}") from None
 
+#: The names ``eval -o`` accepts: astropy writes FITS under these (gzip-compressed for .gz).
+EVAL_SUFFIXES = (".fits", ".fit", ".fits.gz")
+
 
 def _run_eval(args):
     if not args.output and not args.plot:
         raise UlyssAnnError("nothing to do: give -o FILE.fits and/or --plot FILE.png")
     if args.param and args.table:
         raise UlyssAnnError("give either --param values or --table, not both")
+    from ulyss_ann.fitting.options import check_output_folder
+
+    # eval writes FITS whatever the name says: a spectra.txt would be FITS under a text name
+    if args.output and not args.output.lower().endswith(EVAL_SUFFIXES):
+        raise UlyssAnnError(f"{args.output}: eval writes the spectra as FITS; end the name in "
+                            f"{', '.join(EVAL_SUFFIXES)} (e.g. spectra.fits)")
     for path in (args.output, args.plot):
         if path and os.path.exists(path) and not args.overwrite:
             raise UlyssAnnError(f"{path}: exists; add --overwrite to replace it")
+        if path:
+            check_output_folder(path)  # before the network is read, not at the write
     interp = _load(args)
     if args.table:
         params = _read_table(interp, args.table)

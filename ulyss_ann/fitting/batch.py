@@ -52,7 +52,7 @@ from ulyss_ann.fitting.cluster import (announce_dashboard, check_workers, close_
                                        stopping_on_sigterm)
 from ulyss_ann.fitting.engines import engine_label, require_engine, resolve_engine
 from ulyss_ann.fitting.journal import failure_row
-from ulyss_ann.fitting.options import FixedValues, check_combination, make_config, model_path
+from ulyss_ann.fitting.options import FixedValues, check_combination, check_output_folder, make_config, model_path
 from ulyss_ann.fitting.resume import open_journal, tasks_to_fit
 from ulyss_ann.fitting.result import ERRORS_ESTIMATED, file_stem
 from ulyss_ann.fitting.safe_files import check_outputs
@@ -202,16 +202,15 @@ def _check_run_options(output, workers, scheduler, resume, overwrite, retries, r
     if not isinstance(retries, (int, np.integer)) or retries < 0:
         raise UlyssAnnError(f"retries {retries!r}: give a number of worker deaths >= 0")
     if resume and overwrite:
-        raise UlyssAnnError("--resume and --overwrite: continue the batch, or start it again, not both")
+        raise UlyssAnnError("resume (--resume) and overwrite (--overwrite): continue the batch, or start it again, "
+                            "not both")
     if (retry_failed or add_spectra) and not resume:
-        option = "--retry-failed" if retry_failed else "--add-spectra"
-        raise UlyssAnnError(f"{option} acts on a resumed batch: add --resume")
+        option = "retry_failed (--retry-failed)" if retry_failed else "add_spectra (--add-spectra)"
+        raise UlyssAnnError(f"{option} acts on a resumed batch: add resume=True (--resume)")
     if output is not None:
-        folder = os.path.dirname(os.path.abspath(output))
         if os.path.isdir(os.path.abspath(output)):
             raise UlyssAnnError(f"{output}: a folder; give the results table's file name (e.g. {output}/r.ecsv)")
-        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-            raise UlyssAnnError(f"{output}: its folder {folder} does not exist or is not writable")
+        check_output_folder(output)
         table_format(output)  # a name astropy cannot write is refused now, not after the fits
     elif resume:
         raise UlyssAnnError("resume needs an output table (its journal is what a batch resumes from)")
@@ -223,22 +222,34 @@ def _progress_bar(total, enabled):
     return progress_bar(total=total, unit="spectrum", desc="fitting", enabled=enabled, dynamic_ncols=True)
 
 
-def _record(journal, bar, rows, failures):
-    """Journal a block's rows (one write, forced to disk), say its warnings, move the bar."""
+def _not_fitted(statuses):
+    """(errors, failed): the rows with the spectrum's own problem, and those the machinery failed (retried on
+    --resume), counted in the words of the summary, which the progress bar uses too."""
+    statuses = np.asarray(statuses, str)
+    return int(np.char.startswith(statuses, "error:").sum()), int(np.char.startswith(statuses, "failed:").sum())
+
+
+def _record(journal, bar, rows, counts):
+    """Journal a block's rows (one write, forced to disk), say its warnings, move the bar.
+
+    ``counts``: [errors, failed] so far, shown on the bar as the summary will say them.
+    """
     for row in rows:
         for message in row.pop("warnings", ()):  # said by a Dask worker, whose own warnings nobody sees
             bar.write(f"ulyss-ann: warning: {message}", file=sys.stderr)
     journal.append_many(rows)
-    failures[0] += sum(row["status"] != "ok" for row in rows)
-    bar.set_postfix(failed=failures[0], refresh=False)
+    errors, failed = _not_fitted([row["status"] for row in rows])
+    counts[0] += errors
+    counts[1] += failed
+    bar.set_postfix(errors=counts[0], failed=counts[1], refresh=False)
     bar.update(len(rows))
 
 
 def _run_serial(tasks, config, journal, workers, scheduler, progress, retries, interp, dashboard=False):
-    failures = [0]
+    counts = [0, 0]
     with _progress_bar(len(tasks), progress) as bar:
         for block in task_blocks(tasks, config, 1):
-            _record(journal, bar, fit_block(block, config, interp), failures)
+            _record(journal, bar, fit_block(block, config, interp), counts)
 
 
 def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, interp, dashboard=False):
@@ -261,7 +272,7 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
             slots = sum(client.nthreads().values()) or 1
             futures = {client.submit(fit_block_noting_warnings, block, config, pure=False): block
                        for block in task_blocks(tasks, config, slots)}
-            failures = [0]
+            counts = [0, 0]
             with _progress_bar(len(tasks), progress) as bar:
                 pending = as_completed(futures)
                 for future in pending:
@@ -285,7 +296,7 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
                     if cluster is not None and config.engine == "gdl":
                         note_gdl_sessions(cluster)  # removed at the end, even if their workers were killed
                     if rows is not None:
-                        _record(journal, bar, rows, failures)
+                        _record(journal, bar, rows, counts)
         finally:
             close_quietly(client, cluster)
 
@@ -312,9 +323,7 @@ def _worker_death_row(entry, config, retries, exc):
 def _summary(table, interp, seconds, fitted_now):
     """Print what the batch did: counts, medians, the commonest failures."""
     ok = table["status"] == "ok"
-    status = np.asarray(table["status"], str)
-    errors = int(np.char.startswith(status, "error:").sum())
-    failed = int(np.char.startswith(status, "failed:").sum())
+    errors, failed = _not_fitted(table["status"])
     spectra = "1 spectrum" if len(table) == 1 else f"{len(table)} spectra"
     lines = [f"{spectra}: {int(ok.sum())} fitted, {errors} error, {failed} failed (the machinery)"
              f" — {fitted_now} sent to the engine in {seconds:.1f} s"]

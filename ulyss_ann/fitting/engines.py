@@ -31,7 +31,8 @@ def check_gdl(backend):
 
     if find_ulyss() is None:
         raise GDLNotFoundError(INSTALL_HINT.format(default=default_ulyss_dir()).replace(
-            "Everything that does not run GDL works without it.", "ulyss-ann fit needs it (engine gdl)."))
+            "Everything that does not run GDL works without it.",
+            "The gdl engine needs it; engine='native' (--engine native) needs neither GDL nor ULySS."))
     if backend == "pygdl" and not pygdl_available():
         raise GDLNotFoundError("import GDL failed: install python3-gdl (./scripts/setup) or use --backend subprocess")
     if backend == "subprocess" or (backend == "auto" and not shutil.which("gdl") and not pygdl_available()):

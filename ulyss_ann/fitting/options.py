@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.fitting.core import FitConfig, file_sha256
 from ulyss_ann.fitting.preparation import MIN_OVERLAP
 from ulyss_ann.model.bundled import bundled_path, interpolator_file
@@ -21,7 +21,7 @@ from ulyss_ann.model.limits import max_pixels
 from ulyss_ann.spectra.inputs import is_number
 from ulyss_ann.spectra.lsf import read_lsf
 
-__all__ = ["make_config", "check_combination", "model_path", "writable_folder", "FixedValues"]
+__all__ = ["make_config", "check_combination", "model_path", "writable_folder", "check_output_folder", "FixedValues"]
 
 
 def model_path(model):
@@ -129,10 +129,10 @@ def _band(band, what):
 
 
 def _fit_range(wave_range, interp, model):
-    lo, hi = _band(wave_range, "range (--range)")
+    lo, hi = _band(wave_range, "wave_range (--range)")
     net = interp.wavelength.wavelength
     if min(hi, net[-1]) - max(lo, net[0]) < MIN_OVERLAP:
-        raise UlyssAnnError(f"range (--range) {lo:g}-{hi:g} Å: the network {os.path.basename(str(model))} covers "
+        raise UlyssAnnError(f"wave_range (--range) {lo:g}-{hi:g} Å: the network {os.path.basename(str(model))} covers "
                             f"{net[0]:.1f}-{net[-1]:.1f} Å; give a range that overlaps it by {MIN_OVERLAP:g} Å "
                             "or more")
     return (lo, hi)
@@ -169,6 +169,19 @@ def writable_folder(folder, what):
     if not os.access(folder, os.W_OK):
         raise UlyssAnnError(f"{what} {folder}: not writable")
     return folder
+
+
+def check_output_folder(path):
+    """Refuse, in one line, a file ``path`` whose folder is not there or not writable: before the work, not after.
+
+    Not made on the user's behalf (unlike :func:`writable_folder`'s folders of many files): a mistyped
+    folder in one file's name is more likely than a wish for a new one.
+    """
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder):
+        raise UlyssAnnError(f"{path}: its folder {folder} does not exist; create it, or give another name")
+    if not os.access(folder, os.W_OK):
+        raise UlyssAnnError(f"{path}: its folder {folder} is not writable")
 
 
 class FixedValues:
@@ -222,10 +235,16 @@ class FixedValues:
         path, _, column = spec.rpartition(":")
         if not os.path.isfile(path):
             raise UlyssAnnError(f"{path}: no such table (from --fix …={spec})")
+        from astropy.io.registry import IORegistryError
+
         try:
             table = Table.read(path)
-        except Exception as exc:
-            raise UlyssAnnError(f"{path}: cannot read as a table ({exc})") from None
+        except Exception as exc:  # astropy raises many kinds; an unknown format's lists every format astropy has
+            reason = ("astropy cannot tell its format from its name or contents" if isinstance(exc, IORegistryError)
+                      else first_line(exc))
+            example = os.path.splitext(os.path.basename(path))[0] + ".ecsv"
+            raise UlyssAnnError(f"{path}: cannot read as a table ({reason}); give an ECSV, CSV or FITS table with "
+                                f"an id column, e.g. {example}") from None
         if column not in table.colnames:
             raise UlyssAnnError(f"{path}: no column '{column}' (has {', '.join(table.colnames)})")
         ids = table["id"] if "id" in table.colnames else table[table.colnames[0]]

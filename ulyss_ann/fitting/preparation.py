@@ -170,8 +170,14 @@ class FitPreparation:
         lo, hi = self.fit_range(spectrum)
         if hi - lo < MIN_OVERLAP:
             net = self.interp.wavelength.wavelength
-            raise UlyssAnnError(f"no overlap: spectrum {spectrum.wavelength[0]:.1f}-{spectrum.wavelength[-1]:.1f} Å, "
-                                f"network {net[0]:.1f}-{net[-1]:.1f} Å")
+            first, last = spectrum.wavelength[0], spectrum.wavelength[-1]
+            # Wavelengths in nm (or Å read as nm, e.g. a wrong CUNIT1) miss the network by a factor 10: say so
+            hints = ((10.0, " (are its wavelengths in nm? give them in Å)"),
+                     (0.1, " (are its wavelengths in Å but labelled nm? give them in Å)"))
+            hint = next((hint for factor, hint in hints
+                         if min(last * factor, net[-1]) - max(first * factor, net[0]) >= MIN_OVERLAP), "")
+            raise UlyssAnnError(f"no overlap: spectrum {first:.1f}-{last:.1f} Å, network {net[0]:.1f}-{net[-1]:.1f} Å"
+                                f"{hint}")
         guesses, counts, flags = self.guesses_for(fixed)
         offsets = np.concatenate([[0], np.cumsum(counts)])
         for i, p in enumerate(self.interp.parameters):

@@ -51,18 +51,18 @@ def open_journal(output, resume, overwrite, record, inputs, add_spectra):
                 os.remove(path)
     has_journal = os.path.exists(journal.path)
     if not resume and (has_journal or os.path.exists(output)):
-        raise UlyssAnnError(f"{output} or its journal exists: add --resume to continue that batch, "
-                            "or --overwrite to start again")
+        raise UlyssAnnError(f"{output} or its journal exists: add resume=True (--resume) to continue that batch, "
+                            "or overwrite=True (--overwrite) to start again")
     if resume and not has_journal and os.path.exists(output):
         raise UlyssAnnError(f"{output} exists without its journal {journal.path}: nothing to resume from; "
-                            "--overwrite to start again")
+                            "overwrite=True (--overwrite) to start again")
     state = journal.read() if has_journal else JournalState()
     if state.legacy:
         raise RunMismatchError(f"{journal.path}: written by an earlier ulyss_ann (no checksums, no run record): "
-                               "--overwrite to start again")
+                               "overwrite=True (--overwrite) to start again")
     if state.run is None and state.rows:
         raise RunMismatchError(f"{journal.path}: its run record is damaged; the run cannot be checked: "
-                               "--overwrite to start again")
+                               "overwrite=True (--overwrite) to start again")
     if state.run is None:  # a new run (or one that died while writing its first record)
         entries = [(entry.key, entry.ident) for entry in inputs]
         stats = _fingerprints(inputs)
@@ -92,7 +92,7 @@ def _check_inputs(output, journal, state, inputs, add_spectra):
                             f"not given now (e.g. {missing[0]}): give all the run's spectra to --resume it")
     if new and not add_spectra and not state.damaged_inputs:  # a damaged inputs record: they may be the run's
         raise UlyssAnnError(f"{output}: {len(new)} spectr{'a' if len(new) > 1 else 'um'} not in this run "
-                            f"(e.g. {new[0].key}): add --add-spectra to fit them into it, or give another --output")
+                            f"(e.g. {new[0].key}): add add_spectra=True (--add-spectra) to fit them into it, or give another --output")
     if new:
         stats = _fingerprints(new)
         journal.add_inputs([(entry.key, entry.ident) for entry in new], stats)

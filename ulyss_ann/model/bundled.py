@@ -11,6 +11,7 @@ import os
 from importlib import resources
 
 from ulyss_ann.errors import InterpolatorFileError
+from ulyss_ann.model.reference_names import reference_named
 
 __all__ = ["BUNDLED", "bundled_names", "bundled_path", "bundled_name_of", "interpolator_file"]
 
@@ -53,5 +54,10 @@ def interpolator_file(model):
         return path
     if path in BUNDLED:
         return bundled_path(path)
+    reference = reference_named(path)
+    if reference is not None:  # the README's first command names one: say where it comes from
+        raise InterpolatorFileError(path, f"no such file, nor a bundled interpolator; it is {reference.what}, "
+                                          f"not in the package: download {reference.source} and give its path "
+                                          f"(or try a bundled one: {', '.join(BUNDLED)})")
     raise InterpolatorFileError(path, f"no such file, nor a bundled interpolator (bundled: "
                                       f"{', '.join(BUNDLED)}); check the path")

@@ -139,8 +139,21 @@ def _get(path, hdu, index, key, kind=None):
     return value
 
 
+def not_a_perceptron(path):
+    """The one line for a FITS file that is no perceptron file at all: most often a spectrum given as the model."""
+    from ulyss_ann.model.bundled import bundled_names
+
+    return InterpolatorFileError(path, "not a ULySS perceptron (interpolator) file (no I_VERSIO keyword in HDU 0); "
+                                       "is it a spectrum? give the network as the model (-m; bundled: "
+                                       f"{', '.join(bundled_names())})")
+
+
 def _layer_hdus(path, hdul):
     """The image HDUs carrying ``I_LAYER``, checked for version, in application order."""
+    # A primary header without any I_ keyword is another kind of FITS file (a spectrum, an image), not a
+    # damaged perceptron file, whose missing keyword is worth naming.
+    if not any(key.startswith("I_") for key in hdul[0].header):
+        raise not_a_perceptron(path)
     layers = {}
     for index, hdu in enumerate(hdul):
         if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)):
@@ -275,8 +288,7 @@ def read_perceptron(path):
     with _open(path) as hdul:
         layers = _layer_hdus(path, hdul)
         if not layers:
-            raise InterpolatorFileError(path, "HDU 0: missing keyword I_VERSIO (no layer HDU found: "
-                                              "not a ULySS perceptron interpolator)")
+            raise not_a_perceptron(path)
         index0, output = layers[-1]
         if index0 != 0:
             raise InterpolatorFileError(path, f"the output layer (highest I_LAYER) is HDU {index0}, "

@@ -15,7 +15,8 @@ Formats (chosen from the file's content, not its name):
   are in vacuum (``VACUUM`` header keyword or the survey's convention).
 * **LAMOST images** — a 2-D primary array whose rows are flux, inverse variance,
   wavelength (vacuum), and-mask, or-mask.
-* **two- or three-column text** — wavelength [Å], flux[, error].
+* **text** — columns wavelength [Å], flux[, error], separated by spaces or commas, with an
+  optional header line naming them (:mod:`~ulyss_ann.spectra.text_spectra`).
 
 Each may be compressed (:mod:`~ulyss_ann.spectra.compression`): gzip or bzip2 as a whole
 (``.fits.gz``, ``.fits.bz2``, ``.txt.gz``; recognised from the content, as the format is), or
@@ -53,6 +54,7 @@ from ulyss_ann.model.limits import (FILE_VALUES_PER_PIXEL, MAX_PIXELS_VARIABLE, 
 from ulyss_ann.model.wavelength import WavelengthGrid
 from ulyss_ann.spectra.compression import DECOMPRESSION_ERRORS, open_decompressed, stream_compression
 from ulyss_ann.spectra.spectrum import Spectrum, vacuum_to_air
+from ulyss_ann.spectra.text_spectra import COMMENTS, TEXT_FORMAT, spectrum_columns, text_layout
 
 __all__ = ["Spectrum", "SpectrumReadError", "read_spectrum", "vacuum_to_air"]
 
@@ -208,19 +210,28 @@ def _read_table(path, hdul):
 
 
 def _read_text(path, compressed):
-    data = _decompressed_text(path) if compressed else None  # read whole, within the budget
+    """A text spectrum (:mod:`~ulyss_ann.spectra.text_spectra`): its layout sniffed from its first lines,
+    its numbers parsed by ``np.loadtxt`` (the file's size was checked against the budget)."""
+    text = _decompressed_text(path).decode("utf-8", errors="replace") if compressed else None
     try:
-        source = io.StringIO(data.decode("utf-8")) if compressed else path
+        with (io.StringIO(text) if compressed else open(path, encoding="utf-8", errors="replace")) as lines:
+            layout = text_layout(lines)
+        if layout is None:
+            raise SpectrumReadError(f"{path}: no line of numbers, only comments; {TEXT_FORMAT}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            table = np.loadtxt(source, comments=("#", "!", ";"), ndmin=2)
+            table = np.loadtxt(io.StringIO(text) if compressed else path, delimiter=layout.delimiter,
+                               comments=COMMENTS, skiprows=layout.skiprows, ndmin=2)
+        if table.size == 0:
+            raise SpectrumReadError(f"{path}: a header line and no line of numbers; {TEXT_FORMAT}")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise SpectrumReadError(f"{path}: neither FITS nor a table of numbers ({str(exc)[:80]}); expected a "
-                                "MUSE/SDSS/LAMOST FITS file or text columns wavelength, flux[, error]") from None
-    if table.shape[1] not in (2, 3):
-        raise SpectrumReadError(f"{path}: {table.shape[1]} text columns; expected wavelength, flux[, error]")
-    error = table[:, 2] if table.shape[1] == 3 else None
-    return _finish(path, table[:, 1], error, table[:, 0], None, None, {}, "text")
+        raise SpectrumReadError(f"{path}: neither FITS nor a table of numbers ({first_line(exc, 80)}); "
+                                f"{TEXT_FORMAT}, or a MUSE/SDSS/LAMOST FITS file") from None
+    try:
+        wavelength, flux, error = spectrum_columns(table, layout)
+    except ValueError as exc:
+        raise SpectrumReadError(f"{path}: {exc}; {TEXT_FORMAT}") from None
+    return _finish(path, flux, error, wavelength, None, None, {}, "text")
 
 
 def _check_text_size(path):

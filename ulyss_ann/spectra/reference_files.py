@@ -20,17 +20,17 @@ searched, and where to download them.
 """
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from ulyss_ann.errors import UlyssAnnError
+# the names and sources live in model, so that -m gsl_ann_trial7.fits can say where to download it
+from ulyss_ann.model.reference_names import AUTHORS_REPOSITORY, GSL_NODES, TRIAL7, TRIAL8, ReferenceFile  # noqa: F401
 
 __all__ = ["ENV_VAR", "AUTHORS_REPOSITORY", "ReferenceFile", "TRIAL7", "TRIAL8", "GSL_NODES", "search_folders",
            "find_reference", "require_reference", "missing_reference", "user_reference_folder"]
 
 #: The environment variable naming a folder of the authors' files (searched before the current folder).
 ENV_VAR = "ULYSS_ANN_REFERENCE_DIR"
-AUTHORS_REPOSITORY = "https://github.com/niteshchandra039/ANN_spectral_Interpolator"
 
 # The package beside pyproject.toml is a development checkout; only there is ../shared/data/reference
 # (the project's shared data) a place to look. None in an installed wheel, where the same relative path
@@ -38,31 +38,6 @@ AUTHORS_REPOSITORY = "https://github.com/niteshchandra039/ANN_spectral_Interpola
 _CHECKOUT = Path(__file__).resolve().parents[2]
 DEVELOPMENT_FOLDER = (_CHECKOUT.parent / "shared" / "data" / "reference"
                       if (_CHECKOUT / "pyproject.toml").is_file() else None)
-
-
-@dataclass(frozen=True)
-class ReferenceFile:
-    """One of the authors' files: our name, the other names it goes by, and where to get it."""
-
-    name: str
-    what: str
-    aliases: tuple = ()
-    source: str = ""
-
-    @property
-    def names(self):
-        return (self.name, *self.aliases)
-
-
-TRIAL8 = ReferenceFile("gsl_ann_trial8.fits", "the authors' trial 8",
-                       ("toy_interpolator_v0.0.3_trial_8.fits",),
-                       f"trials/trial_8/toy_interpolator_v0.0.3_trial_8.fits of {AUTHORS_REPOSITORY}")
-TRIAL7 = ReferenceFile("gsl_ann_trial7.fits", "the authors' trial 7",
-                       ("toy_interpolator_v0.0.3_trial_7.fits",),
-                       f"trials/trial_7/toy_interpolator_v0.0.3_trial_7.fits of {AUTHORS_REPOSITORY}")
-# Not in the authors' repository; the bundled example network carries the same 2908 nodes, in the same
-# order (its NODES table), which grid surrogate uses when this file is nowhere.
-GSL_NODES = ReferenceFile("gsl_nodes.txt", "the authors' list of the 2908 GSL nodes")
 
 
 def user_reference_folder():

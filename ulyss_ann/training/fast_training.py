@@ -74,7 +74,9 @@ def train_fast(grid, output, hidden, seed, holdout, time_limit, target_mse, vali
     with open(output + ".loss.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(list(history))
-        writer.writerows(zip(*([repr(v) for v in column] for column in history.values())))
+        # plain Python numbers: NumPy 2 writes a numpy scalar's repr as np.float64(…), which no reader parses
+        writer.writerows(zip(*([repr(v.item() if hasattr(v, "item") else v) for v in column]
+                               for column in history.values())))
     save_recipe_network(output, weights, seed)
     history = {k: np.array(v) for k, v in history.items()}
     kept = len(history["epoch"]) - 1
