@@ -122,7 +122,9 @@ def declared_data(path):
     hdus = []
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with fits.open(path, memmap=False, lazy_load_hdus=True, disable_image_compression=True) as hdul:
+        # our own handle: astropy leaves its file open when a header fails to parse inside fits.open
+        with open(path, "rb") as handle, fits.open(handle, memmap=False, lazy_load_hdus=True,
+                                                    disable_image_compression=True) as hdul:
             for index, hdu in enumerate(hdul):
                 header = hdu.header
                 shape = tuple(int(header.get(f"NAXIS{k}", 0)) for k in range(1, int(header.get("NAXIS", 0)) + 1))
