@@ -115,7 +115,7 @@ def test_native_fit_with_lsf_recovers_the_parameters(tmp_path):
     from ulyss_ann.fitting.native_engine import NativeEngine
 
     model = reference_file("gsl_ann_trial7.fits")
-    interp = Interpolator.read(model)
+    interp = Interpolator.read(model).in_medium("air")   # the authors' vacuum axis, as the fit meets spectra
     lsf = gaussian_lsf(lambda w: 2.82 + (w - 4750) * (2.54 - 2.82) / 2250, 2.0, np.arange(4750, 7401, 50))
     write_lsf(lsf, tmp_path / "muse.lsf")
     truth = [5600.0, 3.6, -2.1]
@@ -141,10 +141,10 @@ def test_native_fit_with_lsf_recovers_the_parameters(tmp_path):
     w = results["with"]
     assert abs(w["Teff"] - truth[0]) < 5 * w["e_Teff"] + 10
     assert abs(w["Fe/H"] - truth[2]) < 5 * w["e_Fe/H"] + 0.01
-    # With the LSF, σ is left below 0.3 px, where ULySS's sampled kernel is the identity to
-    # 0.4 %: the LSF did the broadening. Without it, σ takes a mean broadening.
+    # With the LSF, σ is left on or below 0.3 px (the floor, to rounding), where ULySS's sampled
+    # kernel is the identity to 0.4 %: the LSF did the broadening. Without it, σ takes a mean broadening.
     velscale = C_KMS * spec.step
-    assert w["sigma"] < 0.3 * velscale < results["without"]["sigma"]
+    assert w["sigma"] <= 0.3 * velscale * (1 + 1e-9) < results["without"]["sigma"]
     assert w["chi2"] < results["without"]["chi2"]
 
 
@@ -188,7 +188,7 @@ def test_lsf_with_the_analytic_losvd_recovers_a_simulated_muse_star(tmp_path):
     from ulyss_ann.spectra.readers import read_spectrum
 
     model = reference_file("gsl_ann_trial8.fits")
-    interp = Interpolator.read(model)
+    interp = Interpolator.read(model).in_medium("air")   # as the simulator builds MUSE's air axis
     wave = interp.wavelength.wavelength
     muse = 4749.753 + 1.25 * np.arange(3680)
     muse = muse[(muse >= 4765) & (muse <= 7380)]

@@ -77,4 +77,5 @@ def test_gdl_session_works_when_pasted(page, tmp_path):
     assert 5000 < teff < 5700 and -2.5 < feh < -1.7, out
     if defines_flux:
         fluxlen = re.search(r"FLUXLEN\s+(\d+)\s+([\d.]+)\s+([\d.]+)", out)
-        assert int(fluxlen.group(1)) == 2099 and float(fluxlen.group(2)) == pytest.approx(4762.24, abs=0.01)
+        # the authors' vacuum axis (4762.24 Å in the file) as the fit meets spectra: air
+        assert int(fluxlen.group(1)) == 2099 and float(fluxlen.group(2)) == pytest.approx(4760.91, abs=0.01)

@@ -94,7 +94,12 @@ def test_guesses_that_meet_stop_early_and_change_nothing(spectra, engine):
         mine = owners == k
         best_m, best_s = np.argmin(merged.cost[mine]), np.argmin(separate.cost[mine])
         diff = np.abs(merged.theta[mine][best_m] - separate.theta[mine][best_s])
-        assert np.all(diff <= 0.1 * separate.error[mine][best_s] + 1e-9), (k, diff, separate.error[mine][best_s])
+        error = separate.error[mine][best_s]
+        # σ of these spectra (no broadening beyond the network's) sits on its 0.3 px floor, where the
+        # error is 0 by convention: there both answers must be on the floor, and equally good
+        pegged = error == 0
+        assert np.all((diff <= 0.1 * error + 1e-9) | pegged), (k, diff, error)
+        assert np.all(diff[pegged] <= 1e-3) and merged.cost[mine][best_m] <= separate.cost[mine][best_s] * (1 + 1e-6)
 
 
 def _free_port():

@@ -24,9 +24,11 @@ says which ran.
 
 Defaults are the paper's set-up: guesses Teff 5000/5500/6000 K x [Fe/H] -1/-1.5,
 a multiplicative Legendre polynomial of degree 20, the network's wavelength range.
-Observed spectra get the telluric bands masked (O2 B 6860-6890 A, H2O 7160-7330 A,
-O2 A 7590-7700 A; not simulated spectra, whose header says SIMULATD = T);
---mask-nad also masks interstellar Na D (5885-5900 A). NaN/inf fluxes and zero or
+Observed spectra get the MUSE pipeline's telluric bands masked (--telluric muse: O2
+6273-6320, O2 B 6864-6967, H2O 7164-7325, O2 A 7590-7700 A and redder, each widened by
++-30 km/s of barycentric correction; not simulated spectra, whose header says
+SIMULATD = T); --telluric none or FILE (LO HI per line) changes it. --mask-ism masks
+interstellar Na D and the DIBs 5780, 6284 A at rest +-50 km/s; --mask-nad 5885-5900 A. NaN/inf fluxes and zero or
 negative errors are masked and counted (n_bad).
 
 The broadening G is one Gaussian for the whole range. An instrument whose resolution
@@ -85,6 +87,10 @@ def add_fit_parser(sub):
     fp.add_argument("--losvd", default="sampled", choices=["sampled", "analytic"],
                     help="native engine: ULySS's pixel-sampled Gaussian (default, agrees with uly_fit) or "
                          "pPXF's analytic Fourier form (exact below 1 px)")
+    fp.add_argument("--model-medium", choices=["air", "vacuum"], dest="model_medium",
+                    help="the model's wavelengths are in air or vacuum, whatever its file says (default: the file's "
+                         "CTYPE1/AIRORVAC/VACUUM; the authors' trial 7 and 8 are recognised as vacuum); the fit "
+                         "converts the model's axis to the spectra's medium (air)")
     fp.add_argument("--device", default="auto", metavar="DEVICE",
                     help="native engine: auto (default: a GPU through torch if there is one, else cpu), cpu "
                          "(NumPy), cuda, cuda:N, or torch-cpu (the GPU's code on the CPU, to check it)")
@@ -121,8 +127,14 @@ def add_spectrum_options(parser):
     parser.add_argument("--mdegree", type=int, default=20, help="degree of the multiplicative polynomial (20)")
     parser.add_argument("--range", metavar="LMIN,LMAX", help="wavelength range to fit, Angstrom")
     parser.add_argument("--mask", action="append", default=[], metavar="LO,HI", help="mask a range, Angstrom")
-    parser.add_argument("--no-telluric-mask", action="store_true", help="do not mask the telluric bands")
-    parser.add_argument("--mask-nad", action="store_true", help="mask interstellar Na D")
+    parser.add_argument("--telluric", metavar="muse|none|FILE",
+                        help="telluric bands to mask: muse (the MUSE pipeline's, the default for observed "
+                             "spectra), none, or a text file of bands, LO HI [Angstrom] per line, # comments")
+    parser.add_argument("--no-telluric-mask", action="store_true", help="the same as --telluric none")
+    parser.add_argument("--mask-nad", action="store_true", help="mask 5885-5900 Angstrom (Na D, interstellar "
+                                                                "or a star's own near rest)")
+    parser.add_argument("--mask-ism", action="store_true", help="mask the interstellar lines: Na D and the DIBs "
+                                                                "5780, 6284 Angstrom, at rest +-50 km/s")
 
 
 def pairs(items, option):
@@ -164,10 +176,19 @@ def fit_options(args):
             raise UlyssAnnError(f"--mask {item!r}: expected LO,HI")
         masks.append(tuple(band))
     options = dict(guesses=guesses or None, mdegree=args.mdegree, wave_range=wave_range,
-                   telluric=False if args.no_telluric_mask else None, mask_nad=args.mask_nad, masks=masks,
+                   telluric=_telluric(args), mask_nad=args.mask_nad, mask_ism=args.mask_ism, masks=masks,
                    backend=args.backend)
-    options.update({name: getattr(args, name) for name in ("losvd", "lsf", "device") if hasattr(args, name)})
+    options.update({name: getattr(args, name) for name in ("losvd", "lsf", "device", "model_medium")
+                    if hasattr(args, name)})
     return options
+
+
+def _telluric(args):
+    """--telluric, or --no-telluric-mask (older, kept): None lets the fit choose (the default set, not in
+    simulated spectra)."""
+    if args.no_telluric_mask and args.telluric not in (None, "none"):
+        raise UlyssAnnError(f"--no-telluric-mask and --telluric {args.telluric}: give one of them")
+    return "none" if args.no_telluric_mask else args.telluric
 
 
 def _run_fit(args):

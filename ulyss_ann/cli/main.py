@@ -281,7 +281,8 @@ def _run_gdl_export(args):
     from ulyss_ann.gdl.reserved_names import check_component_name
     from ulyss_ann.gdl.ulyss_location import find_ulyss
 
-    interp = _load(args)
+    # the component meets spectra on air wavelengths, as the batch's does (a vacuum network's axis converted)
+    interp = _load(args).in_medium("air")
     stem = os.path.splitext(os.path.basename(interp.path))[0]
     name = (args.name or re.sub(r"[^A-Za-z0-9_]", "_", stem)).lower()
     if not args.name and not re.match(r"[A-Za-z]", name):

@@ -28,6 +28,7 @@ from ulyss_ann.fitting.preparation import (MIN_DOF, MIN_OVERLAP, NA_D_BAND, OVER
 from ulyss_ann.fitting.result import FitResult
 from ulyss_ann.model.checksum import file_sha256  # noqa: F401 - the model's identity; also in __all__
 from ulyss_ann.model.interpolator import Interpolator
+from ulyss_ann.model.medium import on_spectra_axis
 
 __all__ = ["FitConfig", "FitPreparation", "PreparedFit", "Solution", "FitEngine", "TELLURIC_BANDS", "NA_D_BAND",
            "PAPER_GUESSES", "file_sha256", "MIN_OVERLAP", "MIN_DOF", "OVERSAMPLED"]
@@ -48,10 +49,15 @@ class FitConfig:
         Degree of the multiplicative Legendre polynomial (paper: 20).
     wave_range : (float, float), optional
         Fitted range [Å] (default: the network's range).
-    telluric : bool or None
-        Mask the telluric bands; None: yes, except for simulated spectra.
+    telluric : TelluricMask, str, bool or None
+        The telluric bands masked (:mod:`~ulyss_ann.fitting.masks`): a set's name
+        (``muse``, ``none``), a file of bands, True (the default set, ``muse``), False
+        (none); None: the default set, except in simulated spectra. Resolved by
+        ``make_config`` to a :class:`~ulyss_ann.fitting.masks.TelluricMask`.
     mask_nad : bool
-        Also mask interstellar Na D.
+        Also mask 5885-5900 Å as written (interstellar Na D, and a star's own near rest).
+    mask_ism : bool
+        Also mask the interstellar lines (Na D, DIBs 5780 and 6284 Å) at rest ± 50 km/s.
     masks : sequence of (lo, hi)
         More ranges to mask [Å].
     engine : str
@@ -86,8 +92,9 @@ class FitConfig:
     guesses: dict = None
     mdegree: int = 20
     wave_range: tuple = None
-    telluric: bool = None
+    telluric: object = None
     mask_nad: bool = False
+    mask_ism: bool = False
     masks: tuple = ()
     backend: str = "auto"
     timeout: float = 600.0
@@ -98,6 +105,7 @@ class FitConfig:
     lsf: str = None
     device: str = "auto"
     model_sha256: str = None
+    model_medium: str = None  # 'air'/'vacuum' overriding the model file's (ulyss_ann.model.medium)
 
     def engine_key(self):
         """What an engine is built from (guesses, masks and range may change between fits).
@@ -105,7 +113,7 @@ class FitConfig:
         The model's SHA-256 is part of it: a file rewritten under the same name is a new model.
         """
         return (self.engine, self.losvd, self.model, self.model_sha256, self.backend, self.mdegree,
-                self.save_fits, self.recycle_after, self.lsf, self.timeout, self.device)
+                self.save_fits, self.recycle_after, self.lsf, self.timeout, self.device, self.model_medium)
 
 
 @dataclass
@@ -152,6 +160,7 @@ class FitEngine:
     def __init__(self, config, interp=None):
         self.config = config
         self.interp = interp if interp is not None else Interpolator.read(config.model)
+        self.interp = on_spectra_axis(self.interp, config.model_medium)  # like with like: the model's axis in air
         self.sha256 = config.model_sha256 or file_sha256(config.model)
 
     @property

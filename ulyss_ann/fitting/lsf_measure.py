@@ -108,8 +108,8 @@ def measure_lsf(spectrum, model=None, *, width=200.0, step=100.0, chunk_mdegree=
     path, interp, engine, losvd = _setup(model, engine, losvd, width, step, chunk_mdegree, moments, options)
     spectrum = as_spectrum(spectrum)
     # The chunks see what the global fit saw: the same masks and the same injected LSF, if any.
-    chunk_options = {k: options[k] for k in ("telluric", "mask_nad", "masks", "backend", "lsf", "timeout")
-                     if k in options}
+    chunk_options = {k: options[k] for k in ("telluric", "mask_nad", "mask_ism", "masks", "backend", "lsf",
+                                             "timeout") if k in options}
     native = {"losvd": losvd} if engine == "native" else {}
     fit = fit_spectrum(spectrum, interp, engine=engine, fixed=fixed, wave_range=wave_range, **native, **options)
     held = dict(fit.params)

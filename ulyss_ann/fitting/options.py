@@ -14,10 +14,12 @@ import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.fitting.core import FitConfig, file_sha256
+from ulyss_ann.fitting.masks import resolve_telluric
 from ulyss_ann.fitting.preparation import MIN_OVERLAP
 from ulyss_ann.model.bundled import bundled_path, interpolator_file
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.model.limits import max_pixels
+from ulyss_ann.model.medium import check_medium
 from ulyss_ann.spectra.inputs import is_number
 from ulyss_ann.spectra.lsf import read_lsf
 
@@ -60,11 +62,13 @@ def make_config(model, interp, **options):
     options["masks"] = tuple(_band(m, "mask") for m in (options.get("masks") or ()))
     if options.get("wave_range") is not None:
         options["wave_range"] = _fit_range(options["wave_range"], interp, model)
-    if options.get("telluric") is not None:
-        options["telluric"] = bool(options["telluric"])  # numpy booleans too: the run's record is JSON
-    if "mask_nad" in options:
-        options["mask_nad"] = bool(options["mask_nad"])
+    # a set's name or a file resolved now, once: a malformed file is refused here, in one line
+    options["telluric"] = resolve_telluric(options.get("telluric"))
+    for flag in ("mask_nad", "mask_ism"):
+        if flag in options:
+            options[flag] = bool(options[flag])  # numpy booleans too: the run's record is JSON
     _check_engine_options(options)
+    options["model_medium"] = check_medium(options.get("model_medium"), "model_medium (--model-medium)")
     if options.get("lsf") is not None:
         options["lsf"] = os.path.abspath(options["lsf"])
         read_lsf(options["lsf"])  # a bad LSF file is refused now, in one line, not in each spectrum's fit

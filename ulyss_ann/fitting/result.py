@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ulyss_ann.errors import MachineryError, UlyssAnnError
+from ulyss_ann.fitting.der_snr import der_noise  # noqa: F401 - re-exported (__all__)
 from ulyss_ann.figures import value_with_error
 from ulyss_ann.fitting.safe_files import no_room, write_beside
 from ulyss_ann.model.wavelength import C_KMS, WavelengthGrid
 
 __all__ = ["FitResult", "STATUS_NAMES", "file_stem", "header_text", "save_failure", "POOR_FIT", "FAR_FROM_NODES",
-           "der_noise", "ERRORS_ESTIMATED"]
+           "der_noise", "ERRORS_ESTIMATED", "LOW_COVERAGE", "LOW_COVERAGE_FLAG"]
 
 #: Per-parameter status, as ULySS codes it (uly_fit: 0 free, 1 fixed, 2/3 pegged at a limit).
 STATUS_NAMES = {0: "free", 1: "fixed", 2: "low", 3: "high"}
@@ -38,25 +39,9 @@ POOR_FIT = 5.0
 FAR_FROM_NODES = 1.0
 #: The flag of a spectrum fitted without σ (:attr:`FitResult.errors_estimated`).
 ERRORS_ESTIMATED = "errors-estimated"
-
-
-def der_noise(flux, good):
-    """The noise of ``flux`` estimated from the flux alone (DER_SNR, Stoehr et al. 2008).
-
-    :math:`\\sigma = 1.482602/\\sqrt 6 \\;\\mathrm{median}|2f_i - f_{i-2} - f_{i+2}|` over the
-    pixels i with i-2, i, i+2 all ``good``: exact for white noise on a flux that is locally
-    linear over 4 pixels; lines the data resolve add to it, so at high S/N it also holds part
-    of the spectrum's own structure. NaN when fewer than 10 such pixels, or when it is 0 (a
-    flux linear over every 4 pixels says nothing of its noise).
-    """
-    flux, good = np.asarray(flux, float), np.asarray(good, bool)
-    if flux.size < 5:
-        return np.nan
-    ok = good[2:-2] & good[:-4] & good[4:]
-    if np.count_nonzero(ok) < 10:
-        return np.nan
-    sigma = 1.482602 / np.sqrt(6.0) * float(np.median(np.abs(2 * flux[2:-2] - flux[:-4] - flux[4:])[ok]))
-    return sigma if sigma > 0 else np.nan
+#: ``low-coverage`` below this :attr:`FitResult.coverage` (measured: docs/fitting.md, "Coverage").
+LOW_COVERAGE = 0.7
+LOW_COVERAGE_FLAG = "low-coverage"
 
 
 #: Characters that never go into the name of a file we write: control characters (a newline
@@ -125,8 +110,8 @@ class FitResult:
         The spectrum came without σ (see the property).
     flags : tuple of str
         Quality, empty when nothing is wrong: ``bound:<name>``, ``sigma-floor``,
-        ``one-guess-converged``, ``far-from-nodes``, ``poor-fit``, ``errors-estimated``
-        (see :attr:`flags`).
+        ``one-guess-converged``, ``far-from-nodes``, ``poor-fit``, ``errors-estimated``,
+        ``low-coverage`` (see :attr:`flags`).
     wavelength : ndarray
         Pixel centres [Å] of the fitted spectrum (log-rebinned, cut to the fitted range):
         ``exp(ln_start + i * ln_step)``.
@@ -144,12 +129,15 @@ class FitResult:
         1.5 of its pixels) and the spectrum cover; :attr:`range_note` says when that cut it.
     requested_range : tuple or None
         The ``wave_range`` asked for [Å], None when none was.
+    coverage : float
+        Fraction of the network's wavelength range that the fitted, unmasked pixels cover.
     node_distance : float or None
         Distance of the solution to the nearest training node, in units of the grid's own
         local node spacing (:meth:`~ulyss_ann.model.interpolator.Interpolator.node_distance`;
         > 1: a hole or beyond the grid's edge). None when the interpolator has no nodes.
-    engine, model, model_sha256 : str
-        Which engine fitted, with which interpolator file.
+    engine, model, model_sha256, model_medium : str
+        Which engine fitted, with which interpolator file, on which medium and why (e.g.
+        ``vacuum→air (the authors' trial 7)``: :mod:`ulyss_ann.model.medium`).
     surrogate : bool
         The interpolator was trained on the SURROGATE grid (the bundled example is):
         said in :func:`repr` and on the figure.
@@ -187,9 +175,11 @@ class FitResult:
     lmax: float = np.nan
     requested_range: tuple = None
     node_distance: float = None
+    coverage: float = np.nan
     engine: str = ""
     model: str = ""
     model_sha256: str = ""
+    model_medium: str = ""
     surrogate: bool = False
     time: float = 0.0
     spectrum_id: str = ""
@@ -221,8 +211,10 @@ class FitResult:
                      n_converged=int(solution.n_converged), n_pix=int(solution.n_pix),
                      n_masked=int(np.count_nonzero(~prepared.good)), lmin=float(prepared.lo), lmax=float(prepared.hi),
                      requested_range=None if prepared.requested is None else tuple(map(float, prepared.requested)),
-                     node_distance=None if distance is None else float(distance), engine=engine,
+                     node_distance=None if distance is None else float(distance),
+                     coverage=float(getattr(prepared, "coverage", np.nan)), engine=engine,
                      model=os.path.basename(str(model)), model_sha256=model_sha256,
+                     model_medium=interp.medium_conversion or interp.medium,
                      surrogate=bool(interp.is_surrogate), time=float(seconds),
                      spectrum_id=str(spectrum.meta.get("id", "")), meta=meta)
 
@@ -286,6 +278,8 @@ class FitResult:
           network land at 4700-7400 K, inside the grid, where no other flag sees them.
         * ``errors-estimated``: the spectrum had no σ (:attr:`errors_estimated`): an
           unweighted fit, its errors estimated from the residuals, χ² 0.
+        * ``low-coverage``: :attr:`coverage` < :data:`LOW_COVERAGE` (0.7): the parameters
+          rest on part of the lines and can be far from a full fit's (log g by a dex).
         """
         flags = [f"bound:{name}" for name, status in self.status.items() if status in ("low", "high")]
         if self.e_sigma == 0 and self.sigma > 0:
@@ -298,6 +292,8 @@ class FitResult:
             flags.append("poor-fit")
         if self.errors_estimated:
             flags.append(ERRORS_ESTIMATED)
+        if self.coverage < LOW_COVERAGE:
+            flags.append(LOW_COVERAGE_FLAG)
         return tuple(flags)
 
     # ------------------------------------------------------------------ looking at it
@@ -346,8 +342,9 @@ class FitResult:
             row[name], row["e_" + name] = self.params[name], self.errors[name]
         row.update(cz=self.cz, e_cz=self.e_cz, sigma=self.sigma, e_sigma=self.e_sigma, chi2=self.chi2,
                    rms=self.rms, misfit=self.misfit, n_guess=self.n_guess, n_converged=self.n_converged, n_pix=self.n_pix,
-                   n_masked=self.n_masked, lmin=self.lmin, lmax=self.lmax, time=self.time, status="ok",
-                   flag=",".join(self.flags), engine=self.engine, model=self.model, model_sha256=self.model_sha256)
+                   n_masked=self.n_masked, lmin=self.lmin, lmax=self.lmax, coverage=self.coverage, time=self.time,
+                   status="ok", flag=",".join(self.flags), engine=self.engine, model=self.model,
+                   model_sha256=self.model_sha256, model_medium=self.model_medium)
         if self.node_distance is not None:
             row["node_distance"] = self.node_distance
         return row

@@ -34,7 +34,7 @@ __all__ = ["run_record", "run_differences", "OutputLock", "IDENTITY_KEYS"]
 #: The entries of a run record that a resumed run must repeat exactly (not the device: the
 #: native engine's answers are the same on each, to rounding).
 IDENTITY_KEYS = ("model_sha256", "engine", "backend", "losvd", "lsf_sha256", "fixed", "guesses", "mdegree",
-                 "wave_range", "telluric", "mask_nad", "masks", "version")
+                 "wave_range", "telluric", "mask_nad", "mask_ism", "masks", "version")
 
 
 def run_record(config, fixed_values):
@@ -46,6 +46,7 @@ def run_record(config, fixed_values):
     LOSVD kernel for ``gdl``, which always uses ULySS's).
     """
     from ulyss_ann.fitting.core import file_sha256
+    from ulyss_ann.fitting.masks import telluric_record
 
     gdl = config.engine == "gdl"
     return {
@@ -63,8 +64,9 @@ def run_record(config, fixed_values):
         "guesses": {k: list(v) for k, v in sorted((config.guesses or {}).items())} or None,
         "mdegree": config.mdegree,
         "wave_range": list(config.wave_range) if config.wave_range else None,
-        "telluric": config.telluric,
+        "telluric": telluric_record(config.telluric),
         "mask_nad": config.mask_nad,
+        "mask_ism": config.mask_ism,
         "masks": [list(m) for m in config.masks],
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -93,6 +95,10 @@ def _normal(key, value):
     lists), NumPy scalars as numbers, and a --fix table by its column and SHA-256, not by the
     path it was reached by (a cluster mounts the same file under other names)."""
     value = json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    if key == "telluric" and isinstance(value, dict) and os.path.isabs(str(value.get("set"))):
+        value = {"bands": value.get("bands")}  # a file by its bands, not the path it was reached by
+    if key == "mask_ism" and value is None:  # a record of an earlier version: no interstellar mask
+        value = False
     if key == "backend" and value == "auto":  # a record of an earlier version: what auto gives now
         value = _gdl_backend(value)
     if key == "fixed" and value:

@@ -10,9 +10,12 @@ model), ``misfit`` (that rms over the noise expected: ~1 for a fit as good as th
 distance to the nearest training node in the grid's own local node spacing: > 1 is a
 hole or beyond the grid's edge), ``n_guess``, ``n_converged`` (guesses ending within
 0.1 % of the best rms), ``n_pix`` (fitted), ``n_masked``, ``n_bad`` (bad values found by
-the reader), ``lmin``/``lmax`` [Å], ``time`` [s], ``status``, ``flag`` (quality, see
-:attr:`~ulyss_ann.fitting.result.FitResult.flags`), ``engine``, ``model`` and
-``model_sha256``. A spectrum without σ is fitted unweighted, its errors estimated from the
+the reader), ``lmin``/``lmax`` [Å], ``coverage`` (the fraction of the network's
+range that the fitted, unmasked pixels cover: ``low-coverage`` below 0.7, an error row
+below 0.05), ``time`` [s], ``status``, ``flag`` (quality, see
+:attr:`~ulyss_ann.fitting.result.FitResult.flags`), ``engine``, ``model``,
+``model_sha256`` and ``model_medium`` (the model's wavelength medium as fitted, and why:
+``vacuum→air (the authors' trial 7)``). A spectrum without σ is fitted unweighted, its errors estimated from the
 residuals: ``chi2`` is 0 and ``flag`` says ``errors-estimated``.
 
 **Status**: ``ok``; ``error: <why>`` when the spectrum (or its options) cannot be
@@ -40,12 +43,12 @@ COLUMN_UNITS = {"ra": "deg", "dec": "deg", "cz": "km/s", "e_cz": "km/s", "sigma"
                 "lmin": "Angstrom", "lmax": "Angstrom", "time": "s"}
 
 #: The text columns; every other column is a number (the journal believes no row that says otherwise).
-STRING_COLUMNS = frozenset({"id", "file", "status", "flag", "engine", "model", "model_sha256"})
+STRING_COLUMNS = frozenset({"id", "file", "status", "flag", "engine", "model", "model_sha256", "model_medium"})
 _INTEGERS = {"n_guess", "n_converged", "n_pix", "n_masked", "n_bad"}
 _DESCRIPTIONS = {
     "status": "ok; error: <why> (the spectrum); failed: <why> (the machinery, retried on resume)",
     "flag": "quality: bound:<param>, sigma-floor, one-guess-converged, far-from-nodes, poor-fit, errors-estimated "
-            "(no sigma given: unweighted fit, errors from the residuals)",
+            "(no sigma given: unweighted fit, errors from the residuals), low-coverage",
     "lmin": "start of the fitted range: the one asked for, cut to what the network and the spectrum cover",
     "lmax": "end of the fitted range: the one asked for, cut to what the network and the spectrum cover",
     "rms": "residual rms relative to the mean model",
@@ -53,6 +56,8 @@ _DESCRIPTIONS = {
     "n_converged": "guesses ending within 0.1 % of the best rms",
     "node_distance": "distance to the nearest training node, in units of the grid's local node spacing "
                      "(> 1: a hole or beyond the grid's edge)",
+    "coverage": "fraction of the network's wavelength range covered by the fitted, unmasked pixels "
+                "(low-coverage below 0.7; below 0.05 an error row)",
     "misfit": "residual rms over the noise expected (~1: as good as the data; poor-fit above 5)",
 }
 
@@ -80,8 +85,8 @@ def rows_to_table(rows, parameters):
     for name, _ in parameters:
         names += [name, "e_" + name]
     names += ["cz", "e_cz", "sigma", "e_sigma", "chi2", "rms", "misfit", "snr", "node_distance", "n_guess",
-              "n_converged", "n_pix", "n_masked", "n_bad", "lmin", "lmax", "time", "status", "flag", "engine",
-              "model", "model_sha256"]
+              "n_converged", "n_pix", "n_masked", "n_bad", "lmin", "lmax", "coverage", "time", "status", "flag",
+              "engine", "model", "model_sha256", "model_medium"]
     columns = {}
     for name in names:
         raw = [row.get(name) for row in rows]

@@ -28,7 +28,7 @@ from ulyss_ann.gdl.literals import (GDLCode, check_gdl_path, gdl_comment, gdl_id
                            is_plain_code)
 from ulyss_ann.gdl.reserved_names import check_component_name
 
-__all__ = ["generate_component", "resource_dir", "default_install_dir", "guess_keywords"]
+__all__ = ["generate_component", "resource_dir", "default_install_dir", "guess_keywords", "converted_axis"]
 
 _TEMPLATES = {
     "{name}.pro": "component.pro.j2",
@@ -89,9 +89,29 @@ def _context(interp, name, model_file):
                 activations=list(interp.activations), parameters=params, npix=interp.npix,
                 # our own text, in the ASCII a GDL source file holds (en dash, Angstrom sign)
                 wavelength=interp.wavelength.describe().split(", ", 1)[0].replace("\u2013", "-").replace("\u00c5", "A"),
-                air=interp.wavelength.air,
+                air=interp.wavelength.air, axis=converted_axis(interp),
                 surrogate=interp.is_surrogate, example_call=example,
                 example_values=_example_values(interp, False))
+
+
+def converted_axis(interp):
+    """The converted (start, step) the component puts in place of its file's, or None (see component_axis.pro.j2)."""
+    if interp.medium_conversion is None:
+        return None
+    from astropy.io import fits
+
+    from ulyss_ann.model.medium import axis_residual_kms, other_medium
+    from ulyss_ann.model.wavelength import WavelengthGrid
+
+    file_grid = WavelengthGrid.from_header(fits.getheader(interp.path, 0), npix=interp.npix)
+    grid = interp.wavelength
+    if grid == file_grid:
+        return None
+    start = lambda g: g.crval + (1.0 - g.crpix) * g.cdelt  # noqa: E731 - ulyss_ann_read_network's start
+    # ASCII in GDL comments: the arrow of the table's note would be escaped as \u2192 there
+    return dict(note=interp.medium_conversion.replace("→", " to "), file_start=gdl_number(start(file_grid)),
+                file_step=gdl_number(file_grid.cdelt), start=gdl_number(start(grid)), step=gdl_number(grid.cdelt),
+                residual=f"{axis_residual_kms(file_grid, other_medium(interp.medium), interp.medium):.2f}")
 
 
 def _example_values(interp, several):

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ulyss_ann.errors import MachineryError, UlyssAnnError
-from ulyss_ann.gdl.component import generate_component, resource_dir
+from ulyss_ann.gdl.component import converted_axis, generate_component, resource_dir
 from ulyss_ann.model.checksum import file_sha256
 
 __all__ = ["MANIFEST", "cache_dir", "code_version", "component_problem", "checked_problem", "write_manifest",
@@ -176,7 +176,8 @@ def cached_component(interp, sha):
     finds it damaged.
     """
     base = cache_dir()
-    name = "ann_" + sha[:12]
+    # a component carrying a converted axis (ulyss_ann.model.medium) is another component
+    name = "ann_" + sha[:12] + ("" if converted_axis(interp) is None else f"_{interp.medium}")
     folder = base / f"{name}_{code_version()}"  # new code never meets old generated files
     check_cache_owner(base)
     try:

@@ -28,7 +28,7 @@ therefore warns (:class:`~ulyss_ann.errors.OutOfBoundsWarning`) there, or raises
 
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -40,6 +40,7 @@ from ulyss_ann.model.network import ACTIVATIONS, forward, forward_with_jacobian
 from ulyss_ann.model.parameter import Parameter
 from ulyss_ann.model.parameter_values import ParameterValues
 from ulyss_ann.model.perceptron_file import FORMAT_VERSION, as_cards, read_perceptron, write_perceptron
+from ulyss_ann.model.medium import axis_in_medium, conversion_note, medium_from_header, model_medium
 from ulyss_ann.model.wavelength import WavelengthGrid
 
 __all__ = ["Parameter", "Interpolator"]
@@ -66,13 +67,13 @@ class Interpolator:
         The training nodes (HDU ``NODES``), to tell interpolation from extrapolation.
     path : str, optional
         The file it was read from, for messages.
+    medium, medium_source, medium_conversion : str, optional
+        ``'air'`` or ``'vacuum'`` (default: the grid's CTYPE1), why, and what :meth:`in_medium` did (e.g.
+        ``vacuum→air (the authors' trial 7)``); ``wavelength.air`` is what the header says (:mod:`.medium`).
 
     Examples
     --------
-    >>> interp = Interpolator.read("gsl_ann_trial7.fits")             # doctest: +SKIP
-    >>> flux = interp.evaluate([5000.0, 2.0, -1.5])                   # doctest: +SKIP
-    >>> flux.shape, interp.wavelength.wavelength[[0, -1]]             # doctest: +SKIP
-    ((2099,), array([4762.2378, 7384.7378]))
+    >>> flux = Interpolator.read("gsl_ann_trial7.fits").evaluate([5000.0, 2.0, -1.5])  # doctest: +SKIP
     """
 
     parameters: tuple
@@ -82,12 +83,17 @@ class Interpolator:
     meta: tuple = ()
     nodes: np.ndarray = field(default=None, compare=False)
     path: str = field(default=None, compare=False)
+    medium: str = field(default=None, compare=False)
+    medium_source: str = field(default=None, compare=False)
+    medium_conversion: str = field(default=None, compare=False)
 
     def __post_init__(self):
         self.parameters = tuple(self.parameters)
         self.weights = tuple(np.asarray(w, dtype=np.float64) for w in self.weights)
         self.activations = tuple(str(a).lower() for a in self.activations)
         self.meta = as_cards(self.meta)
+        if self.medium is None:
+            self.medium, self.medium_source = medium_from_header({"CTYPE1": self.wavelength.ctype})
         self._check()
         self._mean = np.array([p.mean for p in self.parameters])
         self._scale = np.array([p.scale for p in self.parameters])
@@ -115,16 +121,25 @@ class Interpolator:
 
     # ------------------------------------------------------------------ I/O
     @classmethod
-    def read(cls, path):
+    def read(cls, path, medium=None):
         """Read a ULySS perceptron interpolator FITS file (format 0.0.3), or a bundled one by name.
 
         ``path``: a file, or ``'example'`` / ``'miles'`` (:mod:`~ulyss_ann.model.bundled`;
-        an existing file of that name wins). Raises
+        an existing file of that name wins). ``medium``: ``'air'`` or ``'vacuum'``, overriding
+        what the file says (:func:`~ulyss_ann.model.medium.model_medium`; the file is not changed). Raises
         :class:`~ulyss_ann.errors.InterpolatorFileError` naming the file and the HDU/keyword
         when the file is missing, not FITS, truncated or malformed.
         """
         path = interpolator_file(path)
-        return cls(path=str(path), **read_perceptron(path))
+        fields = read_perceptron(path)
+        fields["medium"], fields["medium_source"] = model_medium(path, fields["medium"], fields["medium_source"],
+                                                                 medium)
+        return cls(path=str(path), **fields)
+
+    def in_medium(self, medium):
+        """This network on ``medium``'s axis ('air'/'vacuum': :func:`~ulyss_ann.model.medium.axis_in_medium`)."""
+        return replace(self, wavelength=axis_in_medium(self.wavelength, self.medium, medium), medium=medium,
+                       medium_conversion=conversion_note(self.medium, self.medium_source, medium))
 
     def write(self, path, overwrite=False):
         """Write the interpolator; :meth:`read` gives back identical arrays and keywords."""
@@ -155,13 +170,8 @@ class Interpolator:
         """Parameter names, in network order."""
         return tuple(p.name for p in self.parameters)
 
-    @property
-    def npar(self):
-        return len(self.parameters)
-
-    @property
-    def npix(self):
-        return self.wavelength.npix
+    npar = property(lambda self: len(self.parameters), doc="Number of parameters.")
+    npix = property(lambda self: self.wavelength.npix, doc="Number of output pixels.")
 
     @property
     def architecture(self):
@@ -179,12 +189,9 @@ class Interpolator:
 
     @cached_property
     def is_surrogate(self):
-        """True if the file says its weights were trained on the surrogate grid (keyword SURROGAT).
-
-        Only a network trained here on that grid says so (``train --export``); a Keras network
-        exported with the surrogate grid's scaling keeps its own provenance
-        (:attr:`scaling_from_surrogate`).
-        """
+        """True if the file says its weights were trained on the surrogate grid (keyword SURROGAT): only a
+        network trained here on it says so (``train --export``), not one exported with its scaling only
+        (:attr:`scaling_from_surrogate`)."""
         return self._flag("SURROGAT")
 
     @cached_property

@@ -31,6 +31,7 @@ import numpy as np
 from astropy.io import fits
 
 from ulyss_ann.errors import InterpolatorFileError, first_line
+from ulyss_ann.model.medium import medium_from_header
 from ulyss_ann.model.limits import MAX_MODEL_VALUES_VARIABLE, declared_data, max_model_values, truncation
 from ulyss_ann.model.network import ACTIVATIONS
 from ulyss_ann.model.parameter import Parameter, check_parameter_name, check_parameter_unit
@@ -317,8 +318,9 @@ def read_perceptron(path):
         meta = [(card.keyword, card.value, card.comment) for card in output.header.cards
                 if card.keyword not in _STRUCTURAL and not card.keyword.startswith("I_")]
         nodes = _read_nodes(path, hdul, parameters)
+    medium, medium_source = medium_from_header(output.header)  # what the file says; Interpolator.read may know better
     return dict(parameters=parameters, weights=weights, activations=activations,
-                wavelength=wavelength, meta=tuple(meta), nodes=nodes)
+                wavelength=wavelength, meta=tuple(meta), nodes=nodes, medium=medium, medium_source=medium_source)
 
 
 def _read_nodes(path, hdul, parameters):

@@ -149,7 +149,7 @@ def simulate_cluster(model, outdir, n_stars=1063, n_spectra=1587, seed=6397, pro
     dec = CENTRE[1] + rng.uniform(-1, 1, n_stars) / 60
     star_of = np.r_[np.arange(n_stars), rng.choice(n_stars, n_spectra - n_stars)]
     star_of.sort()
-    wave = interp.wavelength.wavelength
+    wave = interp.in_medium("air").wavelength.wavelength  # MUSE's axis is air; the authors' networks are vacuum
     lsf = lsf_matrix(wave)
     muse = 4749.753 + 1.25 * np.arange(3680)
     muse = muse[(muse >= 4765) & (muse <= 7380)]

@@ -39,6 +39,7 @@ def simulate_spectrum(interp, params, velocity=0.0, fwhm=2.6, snr=60.0, continuu
         Coefficients of the multiplicative polynomial in t in [-1, 1] across the range.
     """
     rng = np.random.default_rng(rng)
+    interp = interp.in_medium("air")  # the spectrum is written on air wavelengths (AWAV), whatever the network's
     wave = interp.wavelength.wavelength
     flux = interp.evaluate(np.asarray(params, float))
     if fwhm > 2.0:
