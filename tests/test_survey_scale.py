@@ -63,7 +63,9 @@ def test_a_block_gives_each_spectrum_its_own_fit(spectra, engine, tmp_path):
         for name in ("Teff", "Logg", "Fe/H"):
             assert joint.params[name] == pytest.approx(alone.params[name], rel=1e-10, abs=1e-10)
             assert joint.errors[name] == pytest.approx(alone.errors[name], rel=1e-8)
-        assert joint.cz == pytest.approx(alone.cz, abs=1e-8) and joint.chi2 == pytest.approx(alone.chi2, rel=1e-10)
+        # χ² is computed from the float32 best fit (uly_fit's): parameters equal to 1e-14 (a block's
+        # batched sums round otherwise in NumPy 2) can move it in float32's last places (7e-9 seen)
+        assert joint.cz == pytest.approx(alone.cz, abs=1e-8) and joint.chi2 == pytest.approx(alone.chi2, rel=1e-7)
         assert joint.best_guess == alone.best_guess
 
 
