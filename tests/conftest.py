@@ -137,3 +137,30 @@ def can_mount_tmpfs():
 def journal_of(out):
     """The journal of the batch whose table is ``out``."""
     return Journal(f"{out}.journal.jsonl")
+
+
+def assert_varpro_derivatives(net, theta, star_weights=None):
+    """The fast recipe's JᵀJ and Jᵀr (``net.normal_equations``) equal those of a finite-difference
+    Kaufman Jacobian of the residual (rows scaled by √w with ``star_weights``), and Kaufman's
+    gradient is the exact gradient of the projected cost (VarPro theory). Returns
+    ``(cost, data, residual, res, hidden_output, a)`` for the caller's own checks."""
+    import numpy as np
+
+    (cost, data), gram, grad = net.normal_equations(theta)
+    layers, q_top, q_bot, a, res, res_bot = net.project(theta)
+    root = 1.0 if star_weights is None else np.sqrt(star_weights)[:, None]
+    q = np.vstack([q_top, q_bot])
+    projector = np.eye(len(q)) - q @ q.T
+
+    def model_at_fixed_a(t):  # √w H(θ) A, stacked with the (θ-independent) ridge rows
+        return np.vstack([root * (net.hidden_outputs(t)[-1] @ a), np.zeros((len(q_bot), a.shape[1]))])
+
+    eps = 1e-6
+    jac = np.column_stack([-(projector @ (model_at_fixed_a(theta + d) - model_at_fixed_a(theta - d))).ravel()
+                           / (2 * eps) for d in np.eye(len(theta)) * eps])
+    residual = np.vstack([res, res_bot]).ravel()
+    np.testing.assert_allclose(gram, jac.T @ jac, atol=1e-7 * np.abs(gram).max())
+    np.testing.assert_allclose(grad, -jac.T @ residual, atol=1e-6 * np.abs(grad).max())
+    numeric = [(net.cost(theta + d)[0] - net.cost(theta - d)[0]) / (2 * eps) for d in np.eye(len(theta)) * eps]
+    np.testing.assert_allclose(-2 * grad, numeric, atol=1e-6 * np.abs(numeric).max())
+    return cost, data, residual, res, layers[-1], a

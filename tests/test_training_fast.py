@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import example_grid
+from conftest import assert_varpro_derivatives, example_grid
 from ulyss_ann import Interpolator
 from ulyss_ann.spectra.grid import SpectralGrid
 from ulyss_ann.training.fast_recipe import VarProNetwork, fit_varpro
@@ -22,24 +22,8 @@ def test_normal_equations_match_the_explicit_jacobian(hidden, ridge):
     x, targets = rng.normal(size=(40, 3)), rng.normal(size=(40, 5))
     net = VarProNetwork(x, targets, hidden, ridge=ridge)
     theta = 3 * net.glorot(3)
-    (cost, data), gram, grad = net.normal_equations(theta)
-    layers, q_top, q_bot, a, res, res_bot = net.project(theta)
-    q = np.vstack([q_top, q_bot])
-    projector = np.eye(len(q)) - q @ q.T
-
-    def model_at_fixed_a(t):  # H(θ) A, stacked with the (θ-independent) ridge rows
-        return np.vstack([net.hidden_outputs(t)[-1] @ a, np.zeros((len(q_bot), a.shape[1]))])
-
-    eps = 1e-6
-    jac = np.column_stack([-(projector @ (model_at_fixed_a(theta + d) - model_at_fixed_a(theta - d))).ravel()
-                           / (2 * eps) for d in np.eye(len(theta)) * eps])
-    residual = np.vstack([res, res_bot]).ravel()
-    np.testing.assert_allclose(gram, jac.T @ jac, atol=1e-7 * np.abs(gram).max())
-    np.testing.assert_allclose(grad, -jac.T @ residual, atol=1e-6 * np.abs(grad).max())
+    cost, data, residual, res, _, _ = assert_varpro_derivatives(net, theta)
     assert cost == pytest.approx(residual @ residual) and data == pytest.approx(np.sum(res ** 2))
-    # and Kaufman's gradient is the exact gradient of the projected cost (VarPro theory)
-    numeric = [(net.cost(theta + d)[0] - net.cost(theta - d)[0]) / (2 * eps) for d in np.eye(len(theta)) * eps]
-    np.testing.assert_allclose(-2 * grad, numeric, atol=1e-6 * np.abs(numeric).max())
 
 
 def test_varpro_beats_the_best_linear_fit_and_honours_the_target():

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import assert_varpro_derivatives
 from ulyss_ann.training.fast_recipe import VarProNetwork, fit_varpro, predict
 
 WAVE = np.linspace(0, 1, 50)
@@ -39,25 +40,9 @@ def test_star_weights_enter_the_normal_equations_exactly(hidden):
     net = VarProNetwork(x, targets, hidden, ridge=0.1)
     net.set_star_weights(weights)
     theta = 3 * net.glorot(5)
-    (cost, data), gram, grad = net.normal_equations(theta)
-    layers, q_top, q_bot, a, res, res_bot = net.project(theta)
-    root = np.sqrt(weights)[:, None]
+    _, data, _, _, hidden_output, a = assert_varpro_derivatives(net, theta, star_weights=weights)
     # the weighted problem is the plain one of the rows scaled by √w
-    assert data == pytest.approx(np.sum(weights[:, None] * (targets - layers[-1] @ a) ** 2))
-    q = np.vstack([q_top, q_bot])
-    projector = np.eye(len(q)) - q @ q.T
-
-    def model_at_fixed_a(t):
-        return np.vstack([root * (net.hidden_outputs(t)[-1] @ a), np.zeros((len(q_bot), a.shape[1]))])
-
-    eps = 1e-6
-    jac = np.column_stack([-(projector @ (model_at_fixed_a(theta + d) - model_at_fixed_a(theta - d))).ravel()
-                           / (2 * eps) for d in np.eye(len(theta)) * eps])
-    residual = np.vstack([res, res_bot]).ravel()
-    np.testing.assert_allclose(gram, jac.T @ jac, atol=1e-7 * np.abs(gram).max())
-    np.testing.assert_allclose(grad, -jac.T @ residual, atol=1e-6 * np.abs(grad).max())
-    numeric = [(net.cost(theta + d)[0] - net.cost(theta - d)[0]) / (2 * eps) for d in np.eye(len(theta)) * eps]
-    np.testing.assert_allclose(-2 * grad, numeric, atol=1e-6 * np.abs(numeric).max())
+    assert data == pytest.approx(np.sum(weights[:, None] * (targets - hidden_output @ a) ** 2))
 
 
 def test_robust_training_recovers_the_clean_fit_and_names_the_outliers():
