@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.model.medium import vacuum_to_air  # noqa: F401 - one formula (Morton 2000); also in __all__
 from ulyss_ann.model.wavelength import WavelengthGrid
 from ulyss_ann.spectra.compression import spectrum_name
 
@@ -69,13 +70,6 @@ def _check_flux_values(flux, error, good):
         if median < 0:
             raise UlyssAnnError(f"the flux is negative overall (median {median:.3g} over {int(good.sum())} good "
                                 "pixels): not a spectrum ULySS can fit (its model takes a positive weight)")
-
-
-def vacuum_to_air(wavelength):
-    """Air wavelengths [Å] from vacuum ones [Å] (Morton 2000, Eq. 8)."""
-    s2 = (1e4 / np.asarray(wavelength, dtype=float)) ** 2
-    n = 1 + 8.34254e-5 + 2.406147e-2 / (130 - s2) + 1.5998e-4 / (38.9 - s2)
-    return wavelength / n
 
 
 def regular_grid(wavelength, rtol=1e-7):
