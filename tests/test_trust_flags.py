@@ -17,20 +17,20 @@ from ulyss_ann.spectra.examples import example_interpolator_path, miles_interpol
 
 MILES = SHARED / "data" / "miles"
 HAVE_GDL = shutil.which("gdl") is not None and find_ulyss() is not None
-WAVE = 4750.0 + 1.25 * np.arange(2100)  # inside the example network's 4762-7385 Å
-# 2088 pixels in 4764-7374 Å, 1835 of them outside the MUSE pipeline's telluric bands (widened by ±30 km/s)
+WAVE = 4750.0 + 1.25 * np.arange(2100)  # inside the example network's 4761-7383 Å
+# 2089 pixels in 4763-7374 Å, 1836 of them outside the MUSE pipeline's telluric bands (widened by ±30 km/s)
 RNG = np.random.default_rng(14)
 
 
 # ---------------------------------------------------------------- no usable signal
 @pytest.mark.parametrize("flux, options, reason", [
-    (np.zeros(WAVE.size), {}, r"^no signal: the flux is 0 at all 1835 fitted pixels \(4764-7374 Å\)$"),
-    (np.full(WAVE.size, 3.5), {}, r"^no signal: the flux is 3\.5 at all 1835 fitted pixels"),
-    (np.full(WAVE.size, np.nan), {}, r"^no usable pixels: 0 good of 2088 in 4764-7374 Å \(2088 bad values"),
+    (np.zeros(WAVE.size), {}, r"^no signal: the flux is 0 at all 1836 fitted pixels \(4763-7374 Å\)$"),
+    (np.full(WAVE.size, 3.5), {}, r"^no signal: the flux is 3\.5 at all 1836 fitted pixels"),
+    (np.full(WAVE.size, np.nan), {}, r"^no usable pixels: 0 good of 2089 in 4763-7374 Å \(2089 bad values"),
     (1 + RNG.normal(0, 0.01, WAVE.size), dict(masks=[(4000.0, 8000.0)]),
-     r"^no usable pixels: 0 good of 2088 .*\(0 bad values .*2088 in masked bands\); a fit of 26 unknowns"),
+     r"^no usable pixels: 0 good of 2089 .*\(0 bad values .*2089 in masked bands\); a fit of 26 unknowns"),
     (1 + RNG.normal(0, 0.01, WAVE.size), dict(masks=[(4000.0, 7355.0)]),  # 15 px left: fewer than 26 + 10
-     r"^no usable pixels: 15 good of 2088 .* needs at least 36$"),
+     r"^no usable pixels: 15 good of 2089 .* needs at least 36$"),
 ])
 def test_no_signal_is_an_error_with_the_reason(flux, options, reason):
     with pytest.raises(UlyssAnnError, match=reason):
@@ -41,7 +41,7 @@ def test_input_mask_hiding_everything_is_no_usable_pixels():
     from ulyss_ann.spectra.spectrum import Spectrum
 
     spectrum = Spectrum.from_arrays(WAVE, 1 + RNG.normal(0, 0.01, WAVE.size), good=np.zeros(WAVE.size, bool))
-    with pytest.raises(UlyssAnnError, match=r"^no usable pixels: 0 good of 2088 .*\(2088 bad values"):
+    with pytest.raises(UlyssAnnError, match=r"^no usable pixels: 0 good of 2089 .*\(2089 bad values"):
         fit_spectrum(spectrum, engine="native")
 
 
@@ -50,7 +50,7 @@ def test_batch_row_of_an_all_zero_spectrum_is_an_error(tmp_path):
     table = fit([(WAVE, np.zeros(WAVE.size)), (WAVE, good)], output=tmp_path / "r.ecsv", engine="native",
                 workers=0, progress=False)
     status = list(table["status"])
-    assert status[0].startswith("error") and "no signal: the flux is 0 at all 1835 fitted pixels" in status[0]
+    assert status[0].startswith("error") and "no signal: the flux is 0 at all 1836 fitted pixels" in status[0]
     assert status[1] == "ok"
 
 
@@ -61,7 +61,7 @@ def test_both_engines_give_the_same_reason():
         with pytest.raises(UlyssAnnError) as caught:
             fit_spectrum((WAVE, np.zeros(WAVE.size)), engine=engine)
         reasons.append(str(caught.value))
-    assert reasons[0] == reasons[1] == "no signal: the flux is 0 at all 1835 fitted pixels (4764-7374 Å)"
+    assert reasons[0] == reasons[1] == "no signal: the flux is 0 at all 1836 fitted pixels (4763-7374 Å)"
 
 
 # ---------------------------------------------------------------- poor fits

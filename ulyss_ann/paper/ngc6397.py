@@ -20,14 +20,15 @@ The parametrisation (documented, not a stellar-evolution model):
   (Teff ≥ 6250 K), linear in Teff between; no intrinsic scatter.
 * **Visits.** 1063 stars, 1587 spectra: 524 extra visits given to random stars.
 * **Spectra.** The network spectrum (2 Å FWHM) convolved to MUSE's LSF, FWHM falling
-  linearly from 2.82 Å at 4750 Å to 2.54 Å at 7000 Å (a λ-dependent Gaussian applied
-  as one sparse matrix), Doppler-shifted by the star's radial velocity (cluster mean
-  18.5 km/s, dispersion 5 km/s) and resampled onto MUSE's 1.25 Å grid (pixel phase of the
-  real MUSE file) over 4765–7380 Å by a cubic spline (:func:`shift_and_resample`; linear
-  interpolation would broaden the lines beyond the stated LSF by up to 0.5 px), multiplied
-  by a smooth random continuum (a quadratic in λ: flux calibration and extinction), with
-  Gaussian noise. S/N per pixel: log-normal around 40 (giants ×1.5), cut at 20 (the
-  paper's sample has S/N > 20) and 200.
+  linearly from 2.82 Å at 4750 Å to 2.54 Å at 7000 Å (:func:`sigma_muse`), Doppler-shifted
+  by the star's radial velocity (cluster mean 18.5 km/s, dispersion 5 km/s) and sampled on
+  MUSE's 1.25 Å grid (pixel phase of the real MUSE file) over 4765–7380 Å, all three at
+  once and exactly, in Fourier space (:func:`~ulyss_ann.spectra.band_limited.observe`: the
+  Gaussian's analytic transform at each pixel's σ, the shift as a phase; before issue #26 a
+  sparse matrix of sampled Gaussians and a cubic spline, whose σ depended on the pixel
+  phase by 0.3–0.5 km/s), multiplied by a smooth random continuum (a quadratic in λ: flux
+  calibration and extinction), with Gaussian noise. S/N per pixel: log-normal around 40
+  (giants ×1.5), cut at 20 (the paper's sample has S/N > 20) and 200.
 * **Files.** MUSE/PampelMuse layout (flux + ``SIGMA``), named like the real ones
   (``ngc6397id<star>jd<date>f000.fits``, the star number before ``jd``), RA/Dec
   within 1′ of the cluster centre, ``SIMULATD = T`` and the truth in ``SIM_*`` cards;
@@ -56,16 +57,18 @@ from scipy.interpolate import CubicSpline
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.spectra.lsf import gaussian_lsf, write_lsf
+from ulyss_ann.spectra.band_limited import observe
 from ulyss_ann.spectra.simulate import write_muse_spectrum
 from ulyss_ann.model.wavelength import C_KMS
 
 __all__ = ["ISOCHRONE", "isochrone", "injected_feh", "simulate_cluster", "lsf_matrix", "shift_and_resample",
-           "region_grid"]
+           "region_grid", "sigma_muse"]
 
 #: (Teff [K], log g) vertices of the isochrone polyline, giant branch first.
 ISOCHRONE = np.array([(4500, 1.0), (4800, 1.9), (5000, 2.6), (5150, 3.2), (5300, 3.55), (5700, 3.70),
                       (6100, 3.85), (6400, 4.05), (6300, 4.20)], dtype=float)
 CENTRE = (265.17538, -53.67433)   # NGC 6397 (Harris 2010), degrees
+FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
 def isochrone(s):
@@ -85,8 +88,17 @@ def fwhm_muse(wave):
     return 2.82 + (wave - 4750.0) * (2.54 - 2.82) / (7000.0 - 4750.0)
 
 
+def sigma_muse(wave, fwhm_model=2.0):
+    """σ [Å] of the Gaussian taking a model of ``fwhm_model`` Å to MUSE's LSF at ``wave`` (widths add in variance)."""
+    return np.sqrt(fwhm_muse(wave) ** 2 - fwhm_model ** 2) / FWHM_PER_SIGMA
+
+
 def lsf_matrix(wave, fwhm_model=2.0):
     """Sparse matrix taking a spectrum at ``fwhm_model`` to MUSE's LSF (row-normalised Gaussians).
+
+    Approximate (a Gaussian sampled at whole pixels has the right variance, not the right
+    shape); :func:`simulate_cluster` broadens exactly instead
+    (:func:`~ulyss_ann.spectra.band_limited.observe` with :func:`sigma_muse`).
 
     The extra broadening σ(λ) = √(FWHM² − FWHM_model²)/2.3548 is ~0.5 px: a Gaussian
     sampled at whole pixels with that σ has a smaller variance than σ² (−8 % at 0.53 px),
@@ -113,7 +125,9 @@ def shift_and_resample(wave_out, wave, flux, velocity):
     λ → λ(1 + v/c), then a not-a-knot cubic spline: on lines of σ ≈ 0.9 px (MUSE's LSF on
     its 1.25 Å pixels) it keeps their width (second moment) to 1e-4 px², where linear
     interpolation adds f(1 − f) px² at a pixel phase f — up to 0.25 px², i.e. up to 30 km/s
-    of extra broadening that the stated LSF would not include (a test checks both).
+    of extra broadening that the stated LSF would not include (a test checks both). The
+    spline is not exact either (a few 1e-4 of the flux, depending on the phase);
+    :func:`~ulyss_ann.spectra.band_limited.observe` is, and :func:`simulate_cluster` uses it.
     """
     return CubicSpline(wave * (1 + velocity / C_KMS), flux)(wave_out)
 
@@ -129,8 +143,12 @@ def _sample_stars(n_stars, rng):
     return teff, logg, injected_feh(teff)
 
 
-def simulate_cluster(model, outdir, n_stars=1063, n_spectra=1587, seed=6397, progress=False):
-    """Write the simulated sample to ``outdir``; return the truth table (one row per spectrum)."""
+def simulate_cluster(model, outdir, n_stars=1063, n_spectra=1587, seed=6397, progress=False, noise=True):
+    """Write the simulated sample to ``outdir``; return the truth table (one row per spectrum).
+
+    ``noise=False`` writes the same sample without its noise (the same random draws, the
+    same ``SIGMA``): a check of the simulation and of a measurement free of noise.
+    """
     from ulyss_ann.spectra.progress import progress_bar
 
     if n_spectra < n_stars:
@@ -150,21 +168,22 @@ def simulate_cluster(model, outdir, n_stars=1063, n_spectra=1587, seed=6397, pro
     star_of = np.r_[np.arange(n_stars), rng.choice(n_stars, n_spectra - n_stars)]
     star_of.sort()
     wave = interp.in_medium("air").wavelength.wavelength  # MUSE's axis is air; the authors' networks are vacuum
-    lsf = lsf_matrix(wave)
     muse = 4749.753 + 1.25 * np.arange(3680)
     muse = muse[(muse >= 4765) & (muse <= 7380)]
     x = (muse - muse.mean()) / (muse[-1] - muse[0]) * 2
-    spectra = lsf @ interp.evaluate(np.column_stack([teff, logg, feh])).T   # (npix, n_stars)
+    spectra = interp.evaluate(np.column_stack([teff, logg, feh])).T   # (npix, n_stars), the network's 2 Å
     rows, visit = [], {}
     for k in progress_bar(range(n_spectra), desc="simulating", unit="spectrum", enabled=progress):
         i = star_of[k]
         visit[i] = visit.get(i, -1) + 1
         snr = float(np.clip(np.exp(rng.normal(np.log(40), 0.5)) * (1.5 if logg[i] < 3 else 1.0), 20, 200))
-        shifted = shift_and_resample(muse, wave, spectra[:, i], star_rv[i])
+        shifted = observe(muse, wave, spectra[:, i], star_rv[i], sigma_muse)
         continuum = 1e3 * (1 + rng.normal(0, 0.15) * x + rng.normal(0, 0.08) * (1.5 * x ** 2 - 0.5))
         flux = shifted * continuum
         sigma = np.abs(flux) / snr
-        flux = flux + rng.normal(0, 1, flux.size) * sigma
+        draws = rng.normal(0, 1, flux.size)   # drawn without noise too: the rest of the sample stays the same
+        if noise:
+            flux = flux + draws * sigma
         jd = 2456865 + visit[i]
         name = f"ngc6397id{i + 1:09d}jd{jd}p{rng.integers(1000, 9999)}f000"
         truth = {"SIM_TEFF": (float(teff[i]), "[K] true Teff"), "SIM_LOGG": (float(logg[i]), "[dex] true log g"),

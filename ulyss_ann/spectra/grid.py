@@ -60,9 +60,14 @@ class SpectralGrid:
 
     @classmethod
     def from_network(cls, interp, params, meta):
-        """The network's spectra at ``params`` (n, npar), with its names, units and wavelengths."""
+        """The network's spectra at ``params`` (n, npar), with its names, units and wavelengths, on air.
+
+        The axis is the network's in air (:meth:`~ulyss_ann.model.interpolator.Interpolator.in_medium`):
+        the authors' trial 8, the surrogate grid's source, is on vacuum wavelengths though its header
+        says air, and a grid (and every network trained on it) must say which it is on.
+        """
         return cls(interp.evaluate(params), params, interp.names, [p.unit for p in interp.parameters],
-                   interp.wavelength, meta)
+                   interp.in_medium("air").wavelength, meta)
 
     @property
     def is_surrogate(self):

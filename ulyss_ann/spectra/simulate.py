@@ -2,21 +2,25 @@ r"""Simulated observations made from a network: MUSE-like spectra with known par
 
 A spectrum is the network's spectrum :math:`f(p)` (2 Å FWHM, on its own grid),
 broadened by a Gaussian of FWHM :math:`\sqrt{\mathrm{FWHM}^2 - 2^2}` (to the
-instrument's LSF), Doppler-shifted by :math:`v` (:math:`\lambda \to \lambda(1 + v/c)`,
-linear interpolation), multiplied by a smooth continuum (the instrument's
-response), with Gaussian noise of the given S/N per pixel. The ends are cut
-(``trim`` pixels each) so that the shift never looks beyond the network's range.
+instrument's LSF) and Doppler-shifted by :math:`v` (:math:`\lambda \to \lambda(1 + v/c)`),
+both exactly, in Fourier space (:func:`~ulyss_ann.spectra.band_limited.observe`; the linear
+interpolation used before issue #26 added f(1 − f) px² of broadening at a pixel phase f),
+then multiplied by a smooth continuum (the instrument's response), with Gaussian noise
+of the given S/N per pixel. The ends are cut (``trim`` pixels each) so that the shift
+never looks beyond the network's range.
 Files are written in the MUSE/PampelMuse layout (flux in the primary HDU, 1-σ error
 in ``SIGMA``), with the truth in the header (``SIM_*``) and ``SIMULATD = T``.
 """
 
 import numpy as np
 from astropy.io import fits
-from scipy.ndimage import gaussian_filter1d
+
+from ulyss_ann.spectra.band_limited import observe
 
 __all__ = ["simulate_spectrum", "write_muse_spectrum"]
 
 C_KMS = 299792.458
+FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
 def simulate_spectrum(interp, params, velocity=0.0, fwhm=2.6, snr=60.0, continuum=(1.0, 0.25, -0.15),
@@ -42,9 +46,9 @@ def simulate_spectrum(interp, params, velocity=0.0, fwhm=2.6, snr=60.0, continuu
     interp = interp.in_medium("air")  # the spectrum is written on air wavelengths (AWAV), whatever the network's
     wave = interp.wavelength.wavelength
     flux = interp.evaluate(np.asarray(params, float))
-    if fwhm > 2.0:
-        flux = gaussian_filter1d(flux, np.sqrt(fwhm ** 2 - 4.0) / 2.3548 / interp.wavelength.cdelt)
-    observed = np.interp(wave, wave * (1 + velocity / C_KMS), flux)
+    # the Gaussian's σ in Å (widths add in variance); none below the network's own 2 Å
+    broadening = np.sqrt(fwhm ** 2 - 4.0) / FWHM_PER_SIGMA if fwhm > 2.0 else 0.0
+    observed = observe(wave, wave, flux, velocity, broadening)
     t = np.linspace(-1, 1, wave.size)
     observed = observed * scale * np.polynomial.polynomial.polyval(t, continuum)
     sigma = np.abs(observed) / snr
