@@ -75,8 +75,8 @@ def test_every_model_option_is_spelled_dash_m_and_says_file_or_bundled_name():
                 seen.append(" ".join(path))
                 assert action.option_strings == ["-m", "--model"], path
                 assert action.metavar == "MODEL" and "file or bundled name (example, miles)" in action.help, path
-    assert sorted(seen) == sorted(["info", "eval", "gdl-export", "fit", "selfinv", "simulate", "lsf gaussian",
-                                   "lsf measure", "lsf plot", "grid surrogate"])
+    assert sorted(seen) == sorted(["info", "eval", "gdl-export", "fit", "chimap", "selfinv", "simulate",
+                                   "lsf gaussian", "lsf measure", "lsf plot", "grid surrogate"])
 
 
 def test_info_by_bundled_name():
@@ -189,7 +189,7 @@ def test_dash_o_is_a_file_or_a_folder_as_the_help_says():
                 kind = "DIR" if command in WRITES_A_FOLDER else "FILE"
                 assert action.metavar == kind, (command, action.metavar)
                 assert ("folder" in action.help) == (kind == "DIR"), (command, action.help)
-    assert len(checked) == 15, checked
+    assert len(checked) == 16, checked
 
 
 @pytest.mark.parametrize("kind, foreign", [

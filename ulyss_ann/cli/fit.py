@@ -91,6 +91,18 @@ def add_fit_parser(sub):
                     help="the model's wavelengths are in air or vacuum, whatever its file says (default: the file's "
                          "CTYPE1/AIRORVAC/VACUUM; the authors' trial 7 and 8 are recognised as vacuum); the fit "
                          "converts the model's axis to the spectra's medium (air)")
+    fp.add_argument("--medium", choices=["air", "vacuum"],
+                    help="the spectra's wavelengths are in air or vacuum, whatever their files say (default: "
+                         "each file's AIRORVAC/VACUUM/CTYPE1, SDSS and LAMOST vacuum, else air); vacuum spectra "
+                         "are converted to air before the fit (the table's medium column says which and why)")
+    fp.add_argument("--errors", default="formal", metavar="METHOD",
+                    help="the errors reported: formal (default: MPFIT's, as ULySS), mc (ULySS's Monte-Carlo: the "
+                         "scatter of --nsimul refits of the spectrum plus noise of its errors; the gdl engine runs "
+                         "ULySS's NSIMUL) or total (docs/fitting.md); the table's errors column says which")
+    fp.add_argument("--nsimul", type=int, metavar="N", help="refits per spectrum for --errors mc/total "
+                                                            "(default 50, at least 5)")
+    fp.add_argument("--seed", type=int, metavar="N", help="seed of the --errors perturbations (native engine; "
+                                                          "default: fresh each run)")
     fp.add_argument("--device", default="auto", metavar="DEVICE",
                     help="native engine: auto (default: a GPU through torch if there is one, else cpu), cpu "
                          "(NumPy), cuda, cuda:N, or torch-cpu (the GPU's code on the CPU, to check it)")
@@ -178,7 +190,8 @@ def fit_options(args):
     options = dict(guesses=guesses or None, mdegree=args.mdegree, wave_range=wave_range,
                    telluric=_telluric(args), mask_nad=args.mask_nad, mask_ism=args.mask_ism, masks=masks,
                    backend=args.backend)
-    options.update({name: getattr(args, name) for name in ("losvd", "lsf", "device", "model_medium")
+    options.update({name: getattr(args, name) for name in ("losvd", "lsf", "device", "model_medium", "medium",
+                                                              "errors", "nsimul", "seed")
                     if hasattr(args, name)})
     return options
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ulyss_ann.version import __version__
 from ulyss_ann.errors import ParameterError, UlyssAnnError, first_line
+from ulyss_ann.cli.chimap import add_chimap_parser
 from ulyss_ann.cli.fit import add_fit_parser
 from ulyss_ann.cli.grids import add_grid_parsers
 from ulyss_ann.cli.lsf import add_lsf_parser, spell_lsf_gaussian
@@ -50,6 +51,10 @@ workflow:
   ulyss-ann fit spectra/*.fits -m MODEL -o results.ecsv
                                            fit many spectra with ULySS (GDL), in
                                            parallel, resumable (--resume)
+  ulyss-ann chimap star.fits -m MODEL --x Teff=4500:6500:21 --y Logg=1:5:17 \\
+                 -o map.fits --plot map.png
+                                           a chi2 map, the other parameters fitted
+                                           at each node (ULySS's uly_chimap)
   ulyss-ann selfinv --res fits.res --nodes gsl_nodes.txt
                                            self-inversion precision (Eq. 6, Table 3)
 
@@ -129,6 +134,7 @@ def build_parser():
                             "the GDL_PATH line to use it")
     gx.set_defaults(run=_run_gdl_export)
     add_fit_parser(sub)
+    add_chimap_parser(sub)
     add_lsf_parser(sub)
     add_grid_parsers(sub)
     add_paper_parsers(sub)
@@ -139,6 +145,21 @@ def _load(args):
     from ulyss_ann.model.interpolator import Interpolator
 
     return Interpolator.read(model_file(args))
+
+
+def _medium_lines(interp):
+    """What info says of the network's medium: what fits take, the measured line centres, and a
+    warning (also on stderr) when the lines contradict what fits take."""
+    from ulyss_ann.model.line_centres import measured_medium, medium_check
+
+    measurement = measured_medium(interp)
+    note, warning = medium_check(interp, measurement)
+    point = ", ".join(f"{name} {value:g}" for name, value in measurement.point.items())
+    lines = [f"  medium       {note}", f"  line centres {measurement.describe()} (at {point})"]
+    if warning:
+        print(f"ulyss-ann: warning: {os.path.basename(str(interp.path))}: {warning}", file=sys.stderr)
+        lines.append(f"  WARNING      {warning}")
+    return lines
 
 
 def _run_info(args):
@@ -153,6 +174,7 @@ def _run_info(args):
         f"  architecture {interp.architecture}  ({interp.n_weights:,} weights and biases; "
         f"hidden: {hidden}; output: {interp.activations[-1]})",
         f"  wavelength   {interp.wavelength.describe()}",
+        *_medium_lines(interp),
         "  input scaling linscale: x = (p - mean) / std",
         "  parameters",
         f"    {'name':<8} {'unit':<5} {'low':>9} {'high':>9} {'step':>8} {'mean':>12} {'std':>12}",

@@ -27,7 +27,8 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
     Parameters
     ----------
     spectrum : path, Spectrum, specutils spectrum, or (wavelength, flux[, error])
-        The spectrum (wavelengths in air, Å unless a Quantity says otherwise).
+        The spectrum (Å unless a Quantity says otherwise; a file's medium as its header says, arrays in
+        air unless ``medium='vacuum'``: :mod:`~ulyss_ann.spectra.spectrum_medium`).
     model : path-like or Interpolator, optional
         The interpolator: a file, a bundled name (``'example'``, the default, or ``'miles'``), or an
         Interpolator read from a file.
@@ -39,7 +40,7 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
     **options
         Any field of :class:`~ulyss_ann.fitting.core.FitConfig`: ``guesses``,
         ``mdegree``, ``wave_range``, ``telluric``, ``mask_nad``, ``masks``, ``losvd``,
-        ``lsf``, ``device``, ``backend``, ``save_fits``…
+        ``lsf``, ``device``, ``backend``, ``save_fits``, ``model_medium``, ``medium``…
 
     Raises
     ------
@@ -47,6 +48,13 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
         With one line saying what is wrong (an unreadable spectrum or model, an
         unknown option or parameter, no overlap, a guess outside the bounds).
     """
+    fitter, _, spectrum, values = engine_and_spectrum(spectrum, model, engine, fixed, options)
+    return fitter.fit(spectrum, values)
+
+
+def engine_and_spectrum(spectrum, model, engine, fixed, options):
+    """What a fit of one spectrum needs, every option checked first: the engine, the network, the
+    spectrum read, and its fixed values (for :func:`fit_spectrum` and the χ² maps alike)."""
     path = os.path.abspath(model_path(model))
     interp = model if isinstance(model, Interpolator) else Interpolator.read(path)
     config = make_config(path, interp, engine=resolve_engine(engine, options.get("backend", "auto"),
@@ -57,4 +65,4 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
     require_engine(config.engine, config.backend)  # after the options: those are refused on any machine
     spectrum = as_spectrum(spectrum)
     values = fixed_values.for_spectrum(str(spectrum.meta.get("id")))
-    return engine_for(config, interp).fit(spectrum, values)
+    return engine_for(config, interp), interp, spectrum, values

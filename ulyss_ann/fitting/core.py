@@ -18,14 +18,18 @@ Neither engine imports the other: both import this module.
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.errors import MachineryError, UlyssAnnError, first_line
 from ulyss_ann.fitting.preparation import (MIN_DOF, MIN_OVERLAP, NA_D_BAND, OVERSAMPLED, PAPER_GUESSES,
                                            TELLURIC_BANDS, FitPreparation, PreparedFit)
+from ulyss_ann.fitting import error_model  # noqa: F401 - registers --errors total beside resampling's
+from ulyss_ann.fitting.resampling import (MIN_NSIMUL, Formal, error_method, fixed_values, nsimul, result_copy, samples_of,
+                                          simulation_rng)
 from ulyss_ann.fitting.result import FitResult
+from ulyss_ann.fitting.valley import check_flat_valleys
 from ulyss_ann.model.checksum import file_sha256  # noqa: F401 - the model's identity; also in __all__
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.model.medium import on_spectra_axis
@@ -86,6 +90,24 @@ class FitConfig:
     model_sha256 : str, optional
         The model's SHA-256 when the caller has it already (the batch driver): not
         computed again per worker.
+    model_medium, medium : str, optional
+        ``air`` or ``vacuum``: the model's, or every spectrum's, wavelength medium, whatever the
+        files say (:mod:`~ulyss_ann.model.medium`, :mod:`~ulyss_ann.spectra.spectrum_medium`).
+    errors : str
+        How the errors are estimated (:mod:`~ulyss_ann.fitting.resampling`): ``formal``
+        (MPFIT's, as ULySS: the default), ``mc`` (ULySS's Monte-Carlo, ``NSIMUL``) or
+        ``total``.
+    nsimul : int, optional
+        Refits of perturbed copies per spectrum for ``mc``/``total`` (default
+        :data:`~ulyss_ann.fitting.resampling.DEFAULT_NSIMUL`, at least 5).
+    seed : int, optional
+        Seed of the perturbations (native engine; each spectrum's own stream, from the seed
+        and its id, so that a batch's order changes nothing). None: fresh entropy. ULySS's
+        NSIMUL in the GDL engine draws from GDL's generator, seeded by GDL.
+    flat_check : bool
+        With ``mc``/``total`` errors, also profile χ² along each free parameter for the flag
+        ``flat-valley:<name>`` (:mod:`~ulyss_ann.fitting.valley`; natively ~1 s a spectrum, in GDL
+        13-25 uly_fit a parameter). False skips it (``flat_valleys`` None). ``formal`` never runs it.
     """
 
     model: str
@@ -106,6 +128,11 @@ class FitConfig:
     device: str = "auto"
     model_sha256: str = None
     model_medium: str = None  # 'air'/'vacuum' overriding the model file's (ulyss_ann.model.medium)
+    medium: str = None  # 'air'/'vacuum' overriding every spectrum file's (ulyss_ann.spectra.spectrum_medium)
+    errors: str = "formal"
+    nsimul: int = None
+    seed: int = None
+    flat_check: bool = True
 
     def engine_key(self):
         """What an engine is built from (guesses, masks and range may change between fits).
@@ -139,6 +166,7 @@ class Solution:
     bestfit: np.ndarray
     mask: np.ndarray
     error: np.ndarray = field(default=None)
+    dof_factor: float = 1.0     # fitted pixels per independent pixel (ULySS's, ≥ 1)
 
 
 class FitEngine:
@@ -226,10 +254,74 @@ class FitEngine:
                 continue
             result = FitResult.from_solution(solution, prepared[outcome], self.interp, engine=self.name,
                                              model=self.config.model, model_sha256=self.sha256, seconds=seconds)
+            result = self._resampled_errors(prepared[outcome], result)
+            if isinstance(result, Exception):
+                results.append(result)
+                continue
             if self.config.save_fits:
                 result.write_fits(self.config.save_fits)
             results.append(result)
+        if self.config.flat_check and error_method(self.config.errors).refits:  # they pay for refits: profiles too
+            results = check_flat_valleys(self, spectra, fixed, results)
         return results
+
+    # ------------------------------------------------------------------ errors beyond MPFIT's
+    def _resampled_errors(self, prepared, result):
+        """Replace MPFIT's errors by the configured method's (``--errors``), when it refits.
+
+        The refits go through :meth:`resample` (one place, for every method and engine). Should
+        they fail, the result keeps MPFIT's errors and says so (``error_method`` ``formal``,
+        the table's ``errors`` column, the flag ``errors-fallback``): a finished fit is never
+        lost for its errors' sake; a failure of the machinery (GDL died) is the row's ``failed:``.
+        """
+        method = error_method(self.config.errors)()
+        if not method.refits:
+            return result
+        started = time.perf_counter()
+        try:
+            samples = self.resample(prepared, result, method, nsimul(self.config), simulation_rng(self.config, result))
+        except MachineryError as exc:  # GDL died: the row is failed: and fitted again on --resume
+            return exc
+        except UlyssAnnError as exc:
+            result.errors_fallback = f"{method.name} refits failed ({first_line(exc, 120)})"
+            return result
+        done = min(len(values) for values in samples.values())
+        if done < MIN_NSIMUL:
+            result.errors_fallback = f"{method.name}: {done} of {nsimul(self.config)} refits converged"
+            return result
+        result.replace_errors(method.name, method.errors(result, samples))
+        result.n_refits = done
+        result.time += time.perf_counter() - started
+        return result
+
+    def resample(self, prepared, result, method, n, rng):
+        """``n`` refits of copies of ``result``'s fitted spectrum perturbed by ``method``: name -> values.
+
+        Here the perturbed copies (:meth:`ErrorMethod.perturbed`) are refitted by :meth:`refit`;
+        the GDL engine lets ULySS make and fit ULySS's own Monte-Carlo copies (``NSIMUL``).
+        """
+        return self.refit(prepared, result, method.perturbed(result, rng, n))
+
+    def refit(self, prepared, result, fluxes):
+        """Fit each row of ``fluxes`` (n, npix: copies of the fitted spectrum on its ln-λ grid) from the
+        best solution; name -> array of n refitted values (the parameters, ``cz``, ``sigma``).
+
+        The generic way: each copy is a spectrum of its own (ln-λ sampled, the fit's errors and
+        mask), fitted with one guess, the best values, and the same fixed parameters. The
+        native engine overrides it with one lock-step block of all the copies.
+        """
+        spectra = [result_copy(result, flux) for flux in fluxes]
+        guesses = {name: [value] for name, value in result.params.items()}
+        fixed = fixed_values(prepared, result)
+        saved = self.config
+        # the copies are the fitted pixels already: in air, cut and masked, written nowhere
+        self.config = replace(saved, guesses=guesses, errors=Formal.name, save_fits=None, wave_range=None,
+                              telluric=False, mask_nad=False, mask_ism=False, masks=(), medium="air")
+        try:
+            refits = self.fit_many(spectra, [fixed] * len(spectra))
+        finally:
+            self.config = saved
+        return samples_of([r for r in refits if not isinstance(r, Exception)], list(result.params))
 
     def close(self):
         """Free what the engine holds (a GDL session)."""

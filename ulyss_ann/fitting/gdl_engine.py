@@ -44,6 +44,7 @@ from ulyss_ann.fitting.safe_files import write_beside
 from ulyss_ann.gdl.component_cache import cache_dir, cached_component, check_cache_owner, checked_problem
 from ulyss_ann.gdl.literals import check_gdl_path
 from ulyss_ann.gdl.process import gdl_error, gdl_error_lines, gdl_interrupted
+from ulyss_ann.model.wavelength import C_KMS
 
 __all__ = ["GDLEngine", "check_gdl_paths", "RESULT_FIELDS", "PARAMETER_FIELDS", "LAST_FIT_COLUMNS",
            "decode_result"]
@@ -163,6 +164,43 @@ class GDLEngine(FitEngine):
                         status=found["status"].astype(int), ln_start=ln_wave[0], ln_step=ln_wave[1] - ln_wave[0],
                         flux=fitted["flux"], bestfit=fitted["bestfit"], mask=fitted["mask"] != 0,
                         error=None if spectrum.error is None else fitted["error"])
+
+    def resample(self, prepared, result, method, n, rng):
+        """ULySS's Monte-Carlo (``ulyss, …, NSIMUL=n``, :attr:`ErrorMethod.ulyss_nsimul`) for ``mc``:
+        ULySS perturbs and refits the spectrum itself, from the best solution (its values the only
+        guesses, σ as ``DG``; cz from 0, as ULySS always starts), and GDL's generator draws the noise (``rng`` unused);
+        other methods refit their perturbed copies as the base class does."""
+        if not method.ulyss_nsimul or prepared.spectrum.error is None:
+            # ULySS's NSIMUL needs an error spectrum (or its SNR=): without one, the copies get
+            # the residual rms as noise (MonteCarlo.perturbed), as in the native engine
+            return super().resample(prepared, result, method, n, rng)
+        spectrum = prepared.spectrum
+        file_out = self.scratch / "simulations"
+        res_file = file_out.with_suffix(".res")
+        if res_file.exists():
+            res_file.unlink()  # ULySS appends
+        values = np.array([result.params[name] for name in self.interp.names], float)
+        try:
+            vector = self.session.call(
+                "ulyss_ann_mc", self.component, str(self.folder / f"{self.component}.fits"), spectrum.flux,
+                spectrum.error if spectrum.error is not None else np.array([-1.0]),
+                prepared.good.astype(np.int32), prepared.wave if prepared.sampling == 2 else np.array([0.0]),
+                int(prepared.sampling), float(prepared.start), float(prepared.step), values,
+                prepared.fixed_flags, float(prepared.lo), float(prepared.hi), int(self.config.mdegree),
+                # σ from at least ULySS's own start, 1 px: a σ pegged at the 0.3 px floor is refused as a
+                # guess (it comes back a rounding below the limit), and MPFIT started a hair above its
+                # bound leaves most copies where they started (measured: a spread of 0.002 K in Teff)
+                max(float(result.sigma), C_KMS * float(result.ln_step)), int(n), str(file_out), self.lsf_copy())
+        finally:
+            if res_file.exists():
+                res_file.unlink()
+        if vector.size == 1 and vector[0] == -1:
+            message = self.session.call("ulyss_ann_last_error").strip()
+            raise UlyssAnnError("GDL (NSIMUL): " + " ".join(message.split())[:300])
+        columns = vector.reshape(-1, 2 + self.interp.npar).T
+        samples = dict(zip(self.interp.names, columns[2:]))
+        samples.update(cz=columns[0], sigma=columns[1])
+        return samples
 
     def _check_component(self, exc):
         """After GDL reported an error: if the cached component was damaged since this engine

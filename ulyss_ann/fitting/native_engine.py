@@ -81,7 +81,7 @@ from ulyss_ann.fitting.spectral_block import SpectralBlock
 from ulyss_ann.fitting.torch_block import GPU_BLOCK_SPECTRA, TorchSpectralBlock, torch_device
 from ulyss_ann.model.limits import max_pixels
 from ulyss_ann.spectra.lsf import read_lsf
-from ulyss_ann.fitting.numerics import C_KMS, extract, extract_linear, log_rebin, lsf_convolve
+from ulyss_ann.fitting.numerics import C_KMS, LogSpectrum, extract, extract_linear, log_rebin, lsf_convolve
 
 __all__ = ["NativeEngine", "ANALYTIC_SIGMA_FLOOR"]
 
@@ -228,8 +228,34 @@ class NativeEngine(FitEngine):
         except np.linalg.LinAlgError:
             return _degenerate(prepared, spec, self.config)
 
-    def _solve_block(self, prepared_fits, specs, layer, voff):
-        """Fit S spectra on one grid; their Solutions (LinAlgError when a polynomial is singular)."""
+    def refit(self, prepared, result, fluxes):
+        """The n perturbed copies of one spectrum fitted together, in lock-step blocks, each from the
+        best solution (cz, σ and the parameters); name -> array of the refitted values."""
+        spec, layer, voff, _ = self.rebinned_observation(prepared)
+        if len(result.flux) != spec.npix:  # the same grid as the best fit's, by construction
+            raise UlyssAnnError(f"refit: {len(result.flux)} fitted pixels, {spec.npix} on the grid")
+        step = spec.step
+        start = np.concatenate([np.log1p(np.array([result.cz, result.sigma]) / C_KMS) / step,
+                                [result.params[name] for name in self.interp.names]])
+        copies = [LogSpectrum(np.asarray(flux, float), spec.err, spec.good, spec.start, step, spec.dof_factor)
+                  for flux in fluxes]
+        solutions = []
+        size = self._block_size(spec.npix)
+        for first in range(0, len(copies), size):
+            chunk = copies[first:first + size]
+            try:
+                solutions += self._solve_block([prepared] * len(chunk), chunk, layer, voff, start=start)
+            except np.linalg.LinAlgError:
+                continue  # a singular polynomial: those copies give no sample
+        samples = {name: np.array([s.values[k] for s in solutions]) for k, name in enumerate(self.interp.names)}
+        samples.update(cz=np.array([s.cz for s in solutions]), sigma=np.array([s.sigma for s in solutions]))
+        return samples
+
+    def _solve_block(self, prepared_fits, specs, layer, voff, start=None):
+        """Fit S spectra on one grid; their Solutions (LinAlgError when a polynomial is singular).
+
+        ``start``: one starting point (v, σ in pixels, the parameters) for every spectrum instead
+        of the odometer of their guesses (the refits of :meth:`refit`)."""
         spec0, flags = specs[0], prepared_fits[0].fixed_flags
         step, velscale = spec0.step, C_KMS * spec0.step
         data = np.zeros((len(specs), spec0.npix))
@@ -254,6 +280,10 @@ class NativeEngine(FitEngine):
         kin0 = np.array([0.0, np.log(1 + velscale / C_KMS) / step])
         starts, owners = [], []
         for k, prepared in enumerate(prepared_fits):
+            if start is not None:
+                starts.append(np.clip(start, lower, upper)[None, :])
+                owners.append(k)
+                continue
             nodes = _odometer(prepared.guesses, prepared.counts)
             starts.append(np.column_stack([np.tile(kin0, (len(nodes), 1)), nodes]))
             owners += [k] * len(nodes)
@@ -296,7 +326,8 @@ class NativeEngine(FitEngine):
                         cz=C_KMS * (np.exp(step * theta[0]) - 1), e_cz=error[0] * velscale,
                         sigma=C_KMS * (np.exp(step * theta[1]) - 1), e_sigma=error[1] * velscale,
                         values=values, errors=error[2:], status=status, ln_start=spec.start, ln_step=step,
-                        flux=spec.data, bestfit=fits.bestfit[rows[best]], mask=mask, error=spec.err)
+                        flux=spec.data, bestfit=fits.bestfit[rows[best]], mask=mask, error=spec.err,
+                        dof_factor=spec.dof_factor)
 
 
 def _degenerate(prepared, spec, config):

@@ -64,11 +64,13 @@ def make_config(model, interp, **options):
         options["wave_range"] = _fit_range(options["wave_range"], interp, model)
     # a set's name or a file resolved now, once: a malformed file is refused here, in one line
     options["telluric"] = resolve_telluric(options.get("telluric"))
-    for flag in ("mask_nad", "mask_ism"):
+    for flag in ("mask_nad", "mask_ism", "flat_check"):
         if flag in options:
             options[flag] = bool(options[flag])  # numpy booleans too: the run's record is JSON
     _check_engine_options(options)
+    _check_error_options(options)
     options["model_medium"] = check_medium(options.get("model_medium"), "model_medium (--model-medium)")
+    options["medium"] = check_medium(options.get("medium"), "medium (--medium)")
     if options.get("lsf") is not None:
         options["lsf"] = os.path.abspath(options["lsf"])
         read_lsf(options["lsf"])  # a bad LSF file is refused now, in one line, not in each spectrum's fit
@@ -80,6 +82,24 @@ def make_config(model, interp, **options):
     if options.get("save_fits"):
         options["save_fits"] = writable_folder(options["save_fits"], "save_fits (--save-fits)")
     return FitConfig(model=os.path.abspath(model), model_sha256=file_sha256(model), **options)
+
+
+def _check_error_options(options):
+    """``errors`` one of ERROR_METHODS, ``nsimul`` an integer >= MIN_NSIMUL, ``seed`` an integer >= 0."""
+    from ulyss_ann.fitting.resampling import ERROR_METHODS, MIN_NSIMUL
+
+    method = options.get("errors", "formal")
+    if method not in ERROR_METHODS:
+        raise UlyssAnnError(f"errors (--errors) {method!r}: choose {', '.join(sorted(ERROR_METHODS))}")
+    for name, least in (("nsimul", MIN_NSIMUL), ("seed", 0)):
+        value = options.get(name)
+        if value is None:
+            continue
+        integral = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+        if not integral or value < least:
+            what = "the refits per spectrum" if name == "nsimul" else "the perturbations' seed"
+            raise UlyssAnnError(f"{name} (--{name}) {value!r}: give {what}, an integer >= {least}")
+        options[name] = int(value)
 
 
 def check_combination(config, fixed_values):

@@ -14,6 +14,7 @@ from ulyss_ann.errors import OversampledWarning, UlyssAnnError
 from ulyss_ann.fitting.masks import DEFAULT_TELLURIC, NA_D_BAND, TELLURIC_SETS, masked_bands
 from ulyss_ann.model.limits import pixel_budget_problem
 from ulyss_ann.model.wavelength import C_KMS
+from ulyss_ann.spectra.spectrum_medium import spectrum_in_medium
 
 __all__ = ["FitPreparation", "PreparedFit", "TELLURIC_BANDS", "NA_D_BAND", "PAPER_GUESSES", "MIN_OVERLAP",
            "MIN_DOF", "OVERSAMPLED", "MIN_COVERAGE"]
@@ -189,6 +190,7 @@ class FitPreparation:
     def prepare(self, spectrum, fixed=None):
         """A :class:`PreparedFit`, or UlyssAnnError saying why this spectrum cannot be fitted."""
         fixed = {k.lower(): float(v) for k, v in (fixed or {}).items()}
+        spectrum = spectrum_in_medium(spectrum, self.config.medium)  # --medium: before any wavelength is used
         # Before anything grows with the pixels: both engines' memory does (ulyss_ann.model.limits)
         problem = pixel_budget_problem(np.size(spectrum.flux))
         if problem:

@@ -19,29 +19,18 @@ import numpy as np
 from ulyss_ann.errors import MachineryError, UlyssAnnError
 from ulyss_ann.fitting.der_snr import der_noise  # noqa: F401 - re-exported (__all__)
 from ulyss_ann.figures import value_with_error
+from ulyss_ann.fitting.quality import (ERRORS_ESTIMATED, FAR_FROM_NODES, LOW_COVERAGE,  # noqa: F401 - re-exported
+                                       LOW_COVERAGE_FLAG, POOR_FIT, quality_flags)
+from ulyss_ann.fitting.resampling import errors_note
 from ulyss_ann.fitting.safe_files import no_room, write_beside
 from ulyss_ann.model.wavelength import C_KMS, WavelengthGrid
+from ulyss_ann.spectra.spectrum_medium import medium_note
 
 __all__ = ["FitResult", "STATUS_NAMES", "file_stem", "header_text", "save_failure", "POOR_FIT", "FAR_FROM_NODES",
            "der_noise", "ERRORS_ESTIMATED", "LOW_COVERAGE", "LOW_COVERAGE_FLAG"]
 
 #: Per-parameter status, as ULySS codes it (uly_fit: 0 free, 1 fixed, 2/3 pegged at a limit).
 STATUS_NAMES = {0: "free", 1: "fixed", 2: "low", 3: "high"}
-#: ``poor-fit`` above this :attr:`FitResult.misfit`. Measured with the native engine: 40
-#: simulated NGC 6397 spectra (S/N 20-200, made with trial 8, fitted with trial 7)
-#: 0.76-1.15; the real MUSE star (S/N 380) 1.98; 573 MILES stars inside the bounds of the
-#: bundled MILES network median 0.55, 99th percentile 4.2, 3 above 5 (two of them fits
-#: 1250 and 2600 K off their catalogue Teff); 33 of the 34 MILES stars hotter than
-#: 12 000 K, which it cannot model and fits at 4700-7400 K, above 5 (3.2-21).
-POOR_FIT = 5.0
-#: ``far-from-nodes`` above this :attr:`FitResult.node_distance` (see
-#: :meth:`~ulyss_ann.model.interpolator.Interpolator.node_distance`).
-FAR_FROM_NODES = 1.0
-#: The flag of a spectrum fitted without σ (:attr:`FitResult.errors_estimated`).
-ERRORS_ESTIMATED = "errors-estimated"
-#: ``low-coverage`` below this :attr:`FitResult.coverage` (measured: docs/fitting.md, "Coverage").
-LOW_COVERAGE = 0.7
-LOW_COVERAGE_FLAG = "low-coverage"
 
 
 #: Characters that never go into the name of a file we write: control characters (a newline
@@ -92,8 +81,27 @@ class FitResult:
     ----------
     params, errors : dict
         Parameter name (as the interpolator names it: ``Teff``, ``Logg``, ``Fe/H``) ->
-        best value and its 1-σ error (MPFIT's; estimated from the residuals when the spectrum
-        has no errors: :attr:`errors_estimated`). Units in :attr:`units`.
+        best value and its 1-σ error, by :attr:`error_method` (``formal``: MPFIT's; estimated
+        from the residuals when the spectrum has no errors: :attr:`errors_estimated`). Units
+        in :attr:`units`.
+    error_method : str
+        Which errors :attr:`errors`, ``e_cz`` and ``e_sigma`` carry: ``formal`` (MPFIT's, as
+        ULySS), ``mc`` (the scatter of refits of noisy copies, ULySS's NSIMUL) or ``total``
+        (:mod:`~ulyss_ann.fitting.resampling`).
+    formal_errors : dict
+        MPFIT's errors, kept when another method replaced them: parameter name, ``cz`` and
+        ``sigma`` -> 1-σ error.
+    errors_fallback : str
+        Why the errors asked for (``--errors mc``…) could not be had and MPFIT's were kept
+        ('' when they were: the flag ``errors-fallback``).
+    n_refits : int
+        The refits the errors come from (``mc``/``total``: those that converged; 0 for ``formal``).
+    flat_valleys : tuple of str or None
+        Free parameters with a flat χ² valley (flag ``flat-valley:<name>``, :mod:`~ulyss_ann.fitting.valley`),
+        checked with ``mc``/``total`` errors only; None unchecked (``formal``: profiles cost 13-25 fits each).
+    dof_factor : float
+        Fitted pixels per independent pixel (ULySS's, ≥ 1): how correlated the
+        log-rebinned noise is (used by the Monte-Carlo noise).
     units : dict
         Parameter name -> unit string of the interpolator (``K``, ``dex``).
     status : dict
@@ -111,7 +119,7 @@ class FitResult:
     flags : tuple of str
         Quality, empty when nothing is wrong: ``bound:<name>``, ``sigma-floor``,
         ``one-guess-converged``, ``far-from-nodes``, ``poor-fit``, ``errors-estimated``,
-        ``low-coverage`` (see :attr:`flags`).
+        ``low-coverage``, ``errors-fallback``, ``flat-valley:<name>`` (see :attr:`flags`).
     wavelength : ndarray
         Pixel centres [Å] of the fitted spectrum (log-rebinned, cut to the fitted range):
         ``exp(ln_start + i * ln_step)``.
@@ -138,6 +146,9 @@ class FitResult:
     engine, model, model_sha256, model_medium : str
         Which engine fitted, with which interpolator file, on which medium and why (e.g.
         ``vacuum→air (the authors' trial 7)``: :mod:`ulyss_ann.model.medium`).
+    medium : str
+        The spectrum's wavelength medium as fitted (always air) and why, e.g. ``vacuum→air (header
+        CTYPE1=WAVE)`` or ``air (assumed)`` (:mod:`ulyss_ann.spectra.spectrum_medium`).
     surrogate : bool
         The interpolator was trained on the SURROGATE grid (the bundled example is):
         said in :func:`repr` and on the figure.
@@ -180,10 +191,33 @@ class FitResult:
     model: str = ""
     model_sha256: str = ""
     model_medium: str = ""
+    medium: str = ""
     surrogate: bool = False
     time: float = 0.0
     spectrum_id: str = ""
     meta: dict = field(default_factory=dict)
+    error_method: str = "formal"
+    formal_errors: dict = None
+    dof_factor: float = 1.0
+    errors_fallback: str = ""
+    n_refits: int = 0
+    flat_valleys: tuple = None
+
+    def __post_init__(self):
+        if self.formal_errors is None:  # MPFIT's, whatever replaces them later
+            self.formal_errors = dict(self.errors, cz=self.e_cz, sigma=self.e_sigma)
+
+    def replace_errors(self, method, errors):
+        """Carry ``errors`` (name -> 1-σ, the parameters, ``cz`` and ``sigma``) of the method
+        called ``method`` instead of MPFIT's, which stay in :attr:`formal_errors`."""
+        self.errors = {name: float(errors[name]) for name in self.params}
+        self.e_cz, self.e_sigma = float(errors["cz"]), float(errors["sigma"])
+        self.error_method = method
+
+    @property
+    def formal_e_sigma(self):
+        """MPFIT's error on σ (0 where σ is pegged at its floor), whatever :attr:`error_method` is."""
+        return self.formal_errors["sigma"]
 
     # ------------------------------------------------------------------ making one
     @classmethod
@@ -214,9 +248,10 @@ class FitResult:
                      node_distance=None if distance is None else float(distance),
                      coverage=float(getattr(prepared, "coverage", np.nan)), engine=engine,
                      model=os.path.basename(str(model)), model_sha256=model_sha256,
-                     model_medium=interp.medium_conversion or interp.medium,
+                     model_medium=interp.medium_conversion or interp.medium, medium=medium_note(spectrum),
                      surrogate=bool(interp.is_surrogate), time=float(seconds),
-                     spectrum_id=str(spectrum.meta.get("id", "")), meta=meta)
+                     spectrum_id=str(spectrum.meta.get("id", "")), meta=meta,
+                     dof_factor=float(getattr(solution, "dof_factor", 1.0)))
 
     @property
     def misfit(self):
@@ -261,40 +296,11 @@ class FitResult:
 
     @property
     def flags(self):
-        """Quality flags (a tuple of str), derived from the numbers, so alike for both engines.
-
-        * ``bound:<name>``: the parameter ended on a bound of the training grid (its
-          status ``low``/``high``); the network's answer there is a limit, not a value.
-        * ``sigma-floor``: the LOSVD width sits at ULySS's 0.3 px floor (no error on it).
-        * ``one-guess-converged``: of several guesses only the best reached its minimum.
-        * ``far-from-nodes``: :attr:`node_distance` > :data:`FAR_FROM_NODES` (1): the
-          solution is farther from every training node than the nodes there are from their
-          neighbours — a hole or beyond the edge of the grid, where the network extrapolates
-          (only for interpolators that carry their nodes).
-        * ``poor-fit``: :attr:`misfit` > :data:`POOR_FIT` (5): the residual is far above the
-          noise, the star is one the network cannot model (outside its training coverage, a
-          peculiar star, a bad spectrum), and its parameters are those of the least bad
-          model, not the star's: MILES stars at 12-36 kK fitted with the 3000-9000 K MILES
-          network land at 4700-7400 K, inside the grid, where no other flag sees them.
-        * ``errors-estimated``: the spectrum had no σ (:attr:`errors_estimated`): an
-          unweighted fit, its errors estimated from the residuals, χ² 0.
-        * ``low-coverage``: :attr:`coverage` < :data:`LOW_COVERAGE` (0.7): the parameters
-          rest on part of the lines and can be far from a full fit's (log g by a dex).
-        """
-        flags = [f"bound:{name}" for name, status in self.status.items() if status in ("low", "high")]
-        if self.e_sigma == 0 and self.sigma > 0:
-            flags.append("sigma-floor")
-        if self.n_guess > 1 and self.n_converged == 1:
-            flags.append("one-guess-converged")
-        if self.node_distance is not None and self.node_distance > FAR_FROM_NODES:
-            flags.append("far-from-nodes")
-        if self.misfit > POOR_FIT:
-            flags.append("poor-fit")
-        if self.errors_estimated:
-            flags.append(ERRORS_ESTIMATED)
-        if self.coverage < LOW_COVERAGE:
-            flags.append(LOW_COVERAGE_FLAG)
-        return tuple(flags)
+        """Quality flags (a tuple of str), derived from the numbers, so alike for both engines:
+        ``bound:<name>``, ``sigma-floor``, ``one-guess-converged``, ``far-from-nodes``, ``poor-fit``,
+        ``errors-estimated``, ``low-coverage``, ``errors-fallback``, ``flat-valley:<name>``
+        (:func:`~ulyss_ann.fitting.quality.quality_flags` says when)."""
+        return quality_flags(self)
 
     # ------------------------------------------------------------------ looking at it
     @property
@@ -308,7 +314,8 @@ class FitResult:
         return C_KMS * self.ln_step
 
     def summary(self, label=str):
-        """Two lines for people: the parameters, then the kinematics, the fit's quality and provenance.
+        """Two lines for people: the parameters and which errors they carry (:func:`errors_note`), then the
+        kinematics, the fit's quality and provenance (the figure's title too).
 
         A third says when the range asked for was cut (:attr:`range_note`). Values and errors
         go to the same decimal place (:func:`~ulyss_ann.figures.value_with_error`). ``label``
@@ -323,7 +330,7 @@ class FitResult:
                    else f"χ² = {self.chi2:.4g}")
         model = self.model + (" (SURROGATE)" if self.surrogate else "")
         note = f"\n{self.range_note}" if self.range_note else ""
-        return (f"{self.spectrum_id}: {values}\n"
+        return (f"{self.spectrum_id}: {values} (errors: {errors_note(self)})\n"
                 f"cz = {value_with_error(self.cz, self.e_cz, 'km/s')}, "
                 f"σ = {value_with_error(self.sigma, self.e_sigma, 'km/s')}, {quality}, "
                 f"rms = {self.rms:.3g}, {self.n_pix} px{flags} ({self.engine}, {model}){note}")
@@ -343,8 +350,9 @@ class FitResult:
         row.update(cz=self.cz, e_cz=self.e_cz, sigma=self.sigma, e_sigma=self.e_sigma, chi2=self.chi2,
                    rms=self.rms, misfit=self.misfit, n_guess=self.n_guess, n_converged=self.n_converged, n_pix=self.n_pix,
                    n_masked=self.n_masked, lmin=self.lmin, lmax=self.lmax, coverage=self.coverage, time=self.time,
-                   status="ok", flag=",".join(self.flags), engine=self.engine, model=self.model,
-                   model_sha256=self.model_sha256, model_medium=self.model_medium)
+                   status="ok", flag=",".join(self.flags), errors=self.error_method, engine=self.engine,
+                   model=self.model,
+                   model_sha256=self.model_sha256, model_medium=self.model_medium, medium=self.medium)
         if self.node_distance is not None:
             row["node_distance"] = self.node_distance
         return row

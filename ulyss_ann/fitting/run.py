@@ -34,7 +34,7 @@ __all__ = ["run_record", "run_differences", "OutputLock", "IDENTITY_KEYS"]
 #: The entries of a run record that a resumed run must repeat exactly (not the device: the
 #: native engine's answers are the same on each, to rounding).
 IDENTITY_KEYS = ("model_sha256", "engine", "backend", "losvd", "lsf_sha256", "fixed", "guesses", "mdegree",
-                 "wave_range", "telluric", "mask_nad", "mask_ism", "masks", "version")
+                 "wave_range", "telluric", "mask_nad", "mask_ism", "masks", "medium", "errors", "version")
 
 
 def run_record(config, fixed_values):
@@ -68,6 +68,11 @@ def run_record(config, fixed_values):
         "mask_nad": config.mask_nad,
         "mask_ism": config.mask_ism,
         "masks": [list(m) for m in config.masks],
+        "medium": config.medium,  # --medium (None: each file's own)
+        "errors": config.errors,  # --errors, and its refits and seed
+        "nsimul": config.nsimul,
+        "seed": config.seed,
+        "flat_check": config.flat_check,  # with mc/total: the flat-valley profiles run (False: flags unchecked)
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -99,6 +104,8 @@ def _normal(key, value):
         value = {"bands": value.get("bands")}  # a file by its bands, not the path it was reached by
     if key == "mask_ism" and value is None:  # a record of an earlier version: no interstellar mask
         value = False
+    if key == "errors" and value is None:  # a record of an earlier version: MPFIT's errors
+        value = "formal"
     if key == "backend" and value == "auto":  # a record of an earlier version: what auto gives now
         value = _gdl_backend(value)
     if key == "fixed" and value:

@@ -13,9 +13,11 @@ hole or beyond the grid's edge), ``n_guess``, ``n_converged`` (guesses ending wi
 the reader), ``lmin``/``lmax`` [Å], ``coverage`` (the fraction of the network's
 range that the fitted, unmasked pixels cover: ``low-coverage`` below 0.7, an error row
 below 0.05), ``time`` [s], ``status``, ``flag`` (quality, see
-:attr:`~ulyss_ann.fitting.result.FitResult.flags`), ``engine``, ``model``,
+:attr:`~ulyss_ann.fitting.result.FitResult.flags`), ``errors`` (which errors the ``e_``
+columns carry: ``formal``, MPFIT's as ULySS; ``mc``, Monte-Carlo; ``total``), ``engine``, ``model``,
 ``model_sha256`` and ``model_medium`` (the model's wavelength medium as fitted, and why:
-``vacuum→air (the authors' trial 7)``). A spectrum without σ is fitted unweighted, its errors estimated from the
+``vacuum→air (the authors' trial 7)``), ``medium`` (the spectrum's, likewise: ``air (header CTYPE1=AWAV)``,
+``vacuum→air (header VACUUM=True)``, ``air (assumed)``). A spectrum without σ is fitted unweighted, its errors estimated from the
 residuals: ``chi2`` is 0 and ``flag`` says ``errors-estimated``.
 
 **Status**: ``ok``; ``error: <why>`` when the spectrum (or its options) cannot be
@@ -43,15 +45,19 @@ COLUMN_UNITS = {"ra": "deg", "dec": "deg", "cz": "km/s", "e_cz": "km/s", "sigma"
                 "lmin": "Angstrom", "lmax": "Angstrom", "time": "s"}
 
 #: The text columns; every other column is a number (the journal believes no row that says otherwise).
-STRING_COLUMNS = frozenset({"id", "file", "status", "flag", "engine", "model", "model_sha256", "model_medium"})
+STRING_COLUMNS = frozenset({"id", "file", "status", "flag", "errors", "engine", "model", "model_sha256", "model_medium",
+                            "medium"})
 _INTEGERS = {"n_guess", "n_converged", "n_pix", "n_masked", "n_bad"}
 _DESCRIPTIONS = {
     "status": "ok; error: <why> (the spectrum); failed: <why> (the machinery, retried on resume)",
     "flag": "quality: bound:<param>, sigma-floor, one-guess-converged, far-from-nodes, poor-fit, errors-estimated "
-            "(no sigma given: unweighted fit, errors from the residuals), low-coverage",
+            "(no sigma given: unweighted fit, errors from the residuals), low-coverage, errors-fallback (the "
+            "errors asked for could not be had: MPFIT's kept), flat-valley:<param> (chi2 within 4 of the minimum "
+            "beyond 3 errors: checked with errors mc or total only)",
     "lmin": "start of the fitted range: the one asked for, cut to what the network and the spectrum cover",
     "lmax": "end of the fitted range: the one asked for, cut to what the network and the spectrum cover",
     "rms": "residual rms relative to the mean model",
+    "errors": "which errors the e_ columns carry: formal (MPFIT's, as ULySS), mc (Monte-Carlo refits), total",
     "chi2": "reduced chi2 (0 when the spectrum has no errors)",
     "n_converged": "guesses ending within 0.1 % of the best rms",
     "node_distance": "distance to the nearest training node, in units of the grid's local node spacing "
@@ -86,7 +92,7 @@ def rows_to_table(rows, parameters):
         names += [name, "e_" + name]
     names += ["cz", "e_cz", "sigma", "e_sigma", "chi2", "rms", "misfit", "snr", "node_distance", "n_guess",
               "n_converged", "n_pix", "n_masked", "n_bad", "lmin", "lmax", "coverage", "time", "status", "flag",
-              "engine", "model", "model_sha256", "model_medium"]
+              "errors", "engine", "model", "model_sha256", "model_medium", "medium"]
     columns = {}
     for name in names:
         raw = [row.get(name) for row in rows]

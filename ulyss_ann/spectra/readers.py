@@ -12,7 +12,8 @@ Formats (chosen from the file's content, not its name):
   (``WAVELENGTH``/``WAVE``/``LAMBDA`` in Å, or ``LOGLAM`` = log10 Å) and masks
   (``AND_MASK``/``ANDMASK``/``MASK``: non-zero is bad), either one row of arrays or one
   row per pixel; ``COADD`` is preferred when present. SDSS and LAMOST wavelengths
-  are in vacuum (``VACUUM`` header keyword or the survey's convention).
+  are in vacuum (``VACUUM`` header keyword or, when no keyword says, the surveys' convention:
+  both publish vacuum wavelengths).
 * **LAMOST images** — a 2-D primary array whose rows are flux, inverse variance,
   wavelength (vacuum), and-mask, or-mask.
 * **text** — columns wavelength [Å], flux[, error], separated by spaces or commas, with an
@@ -22,7 +23,9 @@ Each may be compressed (:mod:`~ulyss_ann.spectra.compression`): gzip or bzip2 as
 (``.fits.gz``, ``.fits.bz2``, ``.txt.gz``; recognised from the content, as the format is), or
 fpack's tile compression (``.fits.fz``, the image in HDU 1, its ``SIGMA`` compressed too).
 
-Vacuum wavelengths are converted to air with the IAU standard formula of Morton
+The medium of the wavelengths is read from ``AIRORVAC``, ``VACUUM`` or ``CTYPE1``
+(:mod:`~ulyss_ann.spectra.spectrum_medium`; ``Spectrum.medium`` and ``medium_source`` say which
+and why). Vacuum wavelengths are converted to air with the IAU standard formula of Morton
 (2000, ApJS 130, 403, Eq. 8, from Edlén 1966, as adopted by SDSS and VALD):
 
 .. math::
@@ -44,6 +47,7 @@ file too long for that budget.
 import io
 import os
 import warnings
+from dataclasses import replace
 
 import numpy as np
 from astropy.io import fits
@@ -53,7 +57,9 @@ from ulyss_ann.model.limits import (FILE_VALUES_PER_PIXEL, MAX_PIXELS_VARIABLE, 
                                     declared_data, max_pixels, pixel_budget_problem, truncation)
 from ulyss_ann.model.wavelength import WavelengthGrid
 from ulyss_ann.spectra.compression import DECOMPRESSION_ERRORS, open_decompressed, stream_compression
+from ulyss_ann.model.medium import AIR, VACUUM
 from ulyss_ann.spectra.spectrum import Spectrum, vacuum_to_air
+from ulyss_ann.spectra.spectrum_medium import ASSUMED, SURVEY_CONVENTION, file_medium
 from ulyss_ann.spectra.text_spectra import COMMENTS, TEXT_FORMAT, spectrum_columns, text_layout
 
 __all__ = ["Spectrum", "SpectrumReadError", "read_spectrum", "vacuum_to_air"]
@@ -63,13 +69,15 @@ class SpectrumReadError(UlyssAnnError):
     """A spectrum file is missing, unreadable or in no format this package knows."""
 
 
-def _finish(path, flux, error, wavelength, good, grid, meta, fmt, vacuum=False):
-    """The Spectrum of a file: its arrays checked and masked as every spectrum's are."""
+def _finish(path, flux, error, wavelength, good, grid, meta, fmt, medium=(AIR, ASSUMED)):
+    """The Spectrum of a file: its arrays checked and masked as every spectrum's are; ``medium``:
+    (medium, source) of its wavelengths (vacuum ones are converted to air)."""
     problem = pixel_budget_problem(np.size(flux))  # tables and text: known only once read
     if problem:
         raise SpectrumReadError(f"{path}: a {problem}")
     try:
-        return Spectrum.from_arrays(wavelength, flux, error, good=good, grid=grid, meta=meta, vacuum=vacuum,
+        return Spectrum.from_arrays(wavelength, flux, error, good=good, grid=grid, meta=meta,
+                                    vacuum=medium[0] == VACUUM, medium_source=medium[1],
                                     source=os.path.abspath(path), fmt=fmt)
     except UlyssAnnError as exc:
         raise SpectrumReadError(f"{path}: {exc}") from None
@@ -150,7 +158,8 @@ def _read_image(path, hdul, hdu):
     if grid.log and float(header["CRVAL1"]) >= 9:  # a FITS-standard -LOG axis: astropy gave Å already
         factor = 1.0
     wavelength = grid.wavelength * factor
-    vacuum = not grid.air
+    medium = file_medium([header])  # AIRORVAC or VACUUM before CTYPE1; MUSE and PampelMuse write AWAV
+    grid = replace(grid, air=medium[0] == AIR)
     if factor != 1.0:
         grid = None if grid.log else WavelengthGrid(grid.npix, grid.crval * factor, grid.cdelt * factor,
                                                     grid.crpix, False, grid.air)
@@ -158,7 +167,7 @@ def _read_image(path, hdul, hdu):
     if error is not None and error.shape != data.shape:
         raise SpectrumReadError(f"{path}: error extension has {error.size} pixels, flux {data.size}")
     fmt = "muse" if "SIGMA" in [h.name for h in hdul] else "fits-1d"
-    return _finish(path, data, error, wavelength, None, grid, _position(header), fmt, vacuum=vacuum)
+    return _finish(path, data, error, wavelength, None, grid, _position(header), fmt, medium=medium)
 
 
 def _read_lamost_image(path, data, header):
@@ -166,8 +175,8 @@ def _read_lamost_image(path, data, header):
     good = data[3] == 0 if data.shape[0] > 3 else None
     with np.errstate(divide="ignore"):
         error = np.where(ivar > 0, 1.0 / np.sqrt(np.where(ivar > 0, ivar, 1.0)), np.nan)
-    vacuum = bool(header.get("VACUUM", True))
-    return _finish(path, flux, error, wave, good, None, _position(header), "lamost-image", vacuum=vacuum)
+    medium = file_medium([header], (VACUUM, SURVEY_CONVENTION))  # LAMOST publishes vacuum wavelengths
+    return _finish(path, flux, error, wave, good, None, _position(header), "lamost-image", medium=medium)
 
 
 def _column(table, *names):
@@ -202,11 +211,11 @@ def _read_table(path, hdul):
     mask = _column(data, "and_mask", "andmask", "mask")
     good = None if mask is None else mask == 0
     header = hdul[0].header
-    vacuum = bool(header.get("VACUUM", hdu.header.get("VACUUM", True)))  # SDSS and LAMOST: vacuum
+    medium = file_medium([header, hdu.header], (VACUUM, SURVEY_CONVENTION))  # SDSS and LAMOST publish vacuum
     meta = _position(header) or _position(hdu.header)
     if wdisp is not None and np.any(wdisp > 0):  # SDSS: Gaussian sigma of the LSF, in pixels
         meta["lsf_sigma_pix"] = float(np.median(wdisp[wdisp > 0]))
-    return _finish(path, flux, error, wave, good, None, meta, "table", vacuum=vacuum)
+    return _finish(path, flux, error, wave, good, None, meta, "table", medium=medium)
 
 
 def _read_text(path, compressed):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.model.medium import AIR, VACUUM
 from ulyss_ann.model.medium import vacuum_to_air  # noqa: F401 - one formula (Morton 2000); also in __all__
 from ulyss_ann.model.wavelength import WavelengthGrid
 from ulyss_ann.spectra.compression import spectrum_name
@@ -25,6 +26,9 @@ __all__ = ["Spectrum", "vacuum_to_air", "regular_grid", "VALUE_LIMIT", "check_re
 #: spectra in single precision (max 3.4e38), has no solution from ~1e40 on. Pixels beyond
 #: it are bad values; a spectrum whose typical |flux| is beyond it is refused.
 VALUE_LIMIT = 1e30
+
+#: Why a spectrum whose file says nothing of its medium is on air (:mod:`~ulyss_ann.spectra.spectrum_medium`).
+ASSUMED = "assumed: no AIRORVAC, VACUUM or CTYPE1, air as ULySS reads it"
 
 
 def check_real(values, what):
@@ -104,7 +108,7 @@ class Spectrum:
         Flux and 1-σ error (``error`` None when there is none); float64, in the
         spectrum's own units (the fit's multiplicative polynomial absorbs them).
     wavelength : ndarray (npix,)
-        Pixel centres [Å], in air.
+        Pixel centres [Å], in air (converted when the file's are in vacuum).
     good : ndarray of bool (npix,)
         Pixels that may be fitted.
     grid : WavelengthGrid or None
@@ -115,6 +119,10 @@ class Spectrum:
         flux/error of good pixels), ``simulated`` (header says so), ``format``, and the
         resolution when the file gives it: ``lsf_fwhm`` [Å] (``FWHM`` keyword, as in
         MILES) or ``lsf_sigma_pix`` (SDSS ``WDISP``, Gaussian σ in pixels).
+    medium, medium_source : str
+        The medium of the file's wavelengths (``'air'`` or ``'vacuum'``, before the conversion
+        to air) and where that came from (``header CTYPE1=WAVE``, the survey's convention,
+        assumed, an override: :mod:`~ulyss_ann.spectra.spectrum_medium`).
 
     Examples
     --------
@@ -127,6 +135,8 @@ class Spectrum:
     good: np.ndarray
     grid: WavelengthGrid = None
     meta: dict = field(default_factory=dict)
+    medium: str = AIR
+    medium_source: str = ASSUMED
 
     @property
     def n_bad(self):
@@ -135,7 +145,7 @@ class Spectrum:
 
     @classmethod
     def from_arrays(cls, wavelength, flux, error=None, good=None, grid=None, meta=None, vacuum=False,
-                    source=None, fmt="arrays"):
+                    source=None, fmt="arrays", medium_source=None):
         """A Spectrum from plain arrays: wavelength [Å], flux, 1-σ error, good-pixel mask.
 
         Parameters
@@ -155,6 +165,9 @@ class Spectrum:
             ``ra``, ``dec``...
         vacuum : bool
             The wavelengths are in vacuum: converted to air (the fit's convention).
+        medium_source : str, optional
+            Where the medium came from (a reader's header keyword; default: ``vacuum=True``
+            given, or assumed air).
         source : str, optional
             The file the arrays come from (``meta['file']``).
         """
@@ -199,4 +212,6 @@ class Spectrum:
         meta.setdefault("id", "spectrum")
         if error is not None and good.any():
             meta["snr"] = float(np.median(flux[good] / error[good]))
-        return cls(flux, error, wavelength, good, grid, meta)
+        if medium_source is None:
+            medium_source = "given: vacuum=True" if vacuum else ASSUMED
+        return cls(flux, error, wavelength, good, grid, meta, VACUUM if vacuum else AIR, medium_source)
