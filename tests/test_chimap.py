@@ -130,3 +130,30 @@ def test_map_needs_two_axes_and_no_saved_fits():
         chi2_map(example_spectrum_path(), "example", TEFF)
     with pytest.raises(UlyssAnnError, match="saves no best fits"):
         chi2_map(example_spectrum_path(), "example", TEFF, LOGG, save_fits="somewhere", **FAST)
+
+
+def test_a_map_is_about_chi2_whatever_errors_says(tmp_path, monkeypatch):
+    """errors="mc" (or total) asked of a map: no refits nor flat checks, neither at the free fit nor at
+    any node (they cost nsimul fits a node and change no χ²), and the E_* cards hold MPFIT's errors,
+    also those of a free fit handed over with mc errors (how the check after a fit hands it)."""
+    from ulyss_ann.fitting import core
+
+    refits, checks = [], []
+    resample, check = core.FitEngine.resample, core.check_flat_valleys
+    monkeypatch.setattr(core.FitEngine, "resample", lambda *a: refits.append(1) or resample(*a))
+    monkeypatch.setattr(core, "check_flat_valleys", lambda *a: checks.append(1) or check(*a))
+    options = dict(FAST, guesses={"Teff": [5500.0], "Fe/H": [-1.5]}, nsimul=5, seed=1)
+    logg = np.arange(3.0, 4.01, 0.5)
+    profile = chi2_profile(example_spectrum_path(), "example", "Logg", logg, errors="mc", **options)
+    assert (refits, checks) == ([], [])
+    assert profile.best.error_method == "formal" and profile.best.flat_valleys is None
+    measured = chi2_profile(example_spectrum_path(), "example", "Logg", logg, **options)
+    np.testing.assert_allclose(profile.dchi2, measured.dchi2, rtol=1e-9)  # the same χ² as a formal map's
+
+    from ulyss_ann import fit_spectrum
+    best = fit_spectrum(example_spectrum_path(), "example", errors="mc", flat_check=False, **options)
+    assert best.error_method == "mc" and best.errors["Teff"] != best.formal_errors["Teff"]
+    path = chi2_profile(example_spectrum_path(), "example", "Logg", logg, free_fit=best,
+                        **options).write(tmp_path / "p.fits")
+    header = fits.getheader(path)
+    assert header["E_TEFF"] == pytest.approx(best.formal_errors["Teff"]) and header["E_LOGG"] > 0.0

@@ -98,6 +98,53 @@ def test_gdl_nsimul_agrees_with_native_mc():
     assert 1 / 1.75 < gdl.e_cz / native.e_cz < 1.75
 
 
+@pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
+@pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")
+def test_gdl_mc_is_ulysses_own_nsimul(monkeypatch):
+    """The agreement above would hold as well if the GDL engine refitted Python's copies (the
+    generic refits give the same statistics): a spy on the GDL session proves ULySS's NSIMUL
+    (``ulyss_ann_mc``) ran, once, for all the simulations the errors come from."""
+    from ulyss_ann.gdl.session import PyGDLSession, SubprocessGDLSession
+
+    calls = []
+    for session in (PyGDLSession, SubprocessGDLSession):  # whichever backend the engine opens
+        def spied(self, function, *args, _call=session.call):
+            calls.append(function)
+            return _call(self, function, *args)
+        monkeypatch.setattr(session, "call", spied)
+    spectrum = simulated(example_interpolator(), (5500.0, 3.5, -1.3), 3)
+    gdl = fit_spectrum(spectrum, "example", engine="gdl", guesses=GUESSES, mdegree=8, errors="mc",
+                       nsimul=MIN_NSIMUL, flat_check=False)
+    assert calls.count("ulyss_ann_mc") == 1 and calls.count("ulyss_ann_fit") == 1  # the best fit, then NSIMUL
+    assert gdl.error_method == "mc" and gdl.n_refits == MIN_NSIMUL
+
+
+@pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
+@pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")
+def test_gdl_nsimul_runs_in_chunks_that_each_draw_their_own_noise(monkeypatch):
+    """A large --nsimul in one GDL call would outlast the session's timeout (and again on every --resume):
+    ULySS's NSIMUL runs NSIMUL_CHUNK simulations a call, the samples of all the calls kept, none repeated."""
+    from ulyss_ann.fitting import gdl_engine
+    from ulyss_ann.gdl.session import PyGDLSession, SubprocessGDLSession
+
+    chunks = []
+    for session in (PyGDLSession, SubprocessGDLSession):  # whichever backend the engine opens
+        def spied(self, function, *args, _call=session.call):
+            answer = _call(self, function, *args)
+            if function == "ulyss_ann_mc":
+                chunks.append((int(args[-3]), answer))
+            return answer
+        monkeypatch.setattr(session, "call", spied)
+    monkeypatch.setattr(gdl_engine, "NSIMUL_CHUNK", 2)
+    interp = example_interpolator()
+    spectrum = simulated(interp, (5500.0, 3.5, -1.3), 3)
+    gdl = fit_spectrum(spectrum, "example", engine="gdl", guesses=GUESSES, mdegree=8, errors="mc",
+                       nsimul=MIN_NSIMUL, flat_check=False)
+    assert [n for n, _ in chunks] == [2, 2, 1] and gdl.n_refits == MIN_NSIMUL
+    rows = np.concatenate([answer.reshape(n, -1) for n, answer in chunks])
+    assert len(np.unique(rows[:, 2], axis=0)) == MIN_NSIMUL  # each chunk its own noise: no Teff twice
+
+
 @pytest.mark.parametrize("options, said", [
     (dict(errors="bootstrap"), "errors (--errors) 'bootstrap': choose "),
     (dict(errors="mc", nsimul=MIN_NSIMUL - 1), f"nsimul (--nsimul) {MIN_NSIMUL - 1}: give the refits"),

@@ -157,15 +157,34 @@ def test_the_gdl_engine_fits_the_vacuum_copy_as_native_does(vacuum_star):
     assert abs(gdl.cz - native.cz) < 0.05  # measured: 0.008 km/s
 
 
-def test_line_centres_say_which_medium_the_bundled_networks_are_on():
+def _mislabelled_example(folder):
+    """The example network on vacuum wavelengths that its header calls air, as the authors' trial 8 is
+    (and the example was, until it was moved to air): its lines sit 83 km/s from where air puts them."""
+    from dataclasses import replace
+
+    from ulyss_ann.model.medium import axis_in_medium
+
+    example = Interpolator.read("example")
+    vacuum_axis = axis_in_medium(example.wavelength, AIR, VACUUM)
+    path = Path(folder) / "mislabelled.fits"
+    replace(example, wavelength=replace(vacuum_axis, air=True)).write(path)
+    return path
+
+
+def test_line_centres_say_which_medium_the_bundled_networks_are_on(tmp_path):
     miles = measured_medium(Interpolator.read("miles"))  # trained on MILES: air
     assert miles.medium == AIR and abs(miles.from_air) < 5 and len(miles.lines) >= 5
     assert medium_check(Interpolator.read("miles"), miles)[1] is None
-    # the example was trained on the authors' trial 8, whose vacuum axis its header calls air
+    # the example is on trial 8's axis converted to air (ulyss_ann/data/PROVENANCE.md)
     example = Interpolator.read("example")
     measurement = measured_medium(example)
+    assert measurement.medium == AIR and abs(measurement.from_air) < 5
+    assert medium_check(example, measurement)[1] is None
+    # the same lines on a vacuum axis labelled air: the contradiction is seen and said
+    mislabelled = Interpolator.read(_mislabelled_example(tmp_path))
+    measurement = measured_medium(mislabelled)
     assert measurement.medium == VACUUM and abs(measurement.from_vacuum) < 5
-    note, warning = medium_check(example, measurement)
+    note, warning = medium_check(mislabelled, measurement)
     assert note == "air (header CTYPE1=AWAV), but its lines are on vacuum wavelengths"
     assert "--model-medium vacuum" in warning
 
@@ -182,12 +201,12 @@ def test_line_centres_of_the_authors_trial_7_are_vacuum():
         "vacuum (the authors' trial 7), as its lines confirm; its header says air", None)
 
 
-def test_info_prints_the_measured_medium_and_warns_on_a_contradiction(capsys):
+def test_info_prints_the_measured_medium_and_warns_on_a_contradiction(capsys, tmp_path):
     from ulyss_ann.cli.main import main
 
-    assert main(["info", "-m", "example"]) == 0
+    assert main(["info", "-m", str(_mislabelled_example(tmp_path))]) == 0
     out, err = capsys.readouterr()
     assert re.search(r"\n  line centres \+8\d\.\d km/s from air, [-+]\d\.\d from vacuum \(\d lines: Hβ, .*\): "
                      r"vacuum \(at Teff 5800, Logg 4\.4, Fe/H -0\.5\)\n", out)
     assert "WARNING      its lines are on vacuum wavelengths but fits take it as air" in out
-    assert err.startswith("ulyss-ann: warning: example_interpolator.fits: its lines are on vacuum")
+    assert err.startswith("ulyss-ann: warning: mislabelled.fits: its lines are on vacuum")

@@ -110,3 +110,16 @@ def test_blocks_keep_the_residual_and_flip_it_whole():
     assert np.any(signs < 0) and np.any(signs > 0)
     assert block_pixels(1.0 / C_KMS * 50.0) == round(BLOCK_KMS / 50.0)  # 50 km/s pixels
     assert block_pixels(1.0, block_kms=1.0) == 1  # never below one pixel
+
+
+def test_a_fixed_parameter_keeps_no_error(star):
+    """A fixed parameter is no measurement: ``total`` adds its calibrated floor to the refits' scatter
+    of every parameter, which gave a fixed T_eff 42 K; it keeps MPFIT's 0 (the others are measured)."""
+    wave, flux, mismatch, sigma = star
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = ulyss_ann.fit_spectrum((wave, flux + 0.1 * mismatch, sigma), model="example", engine="native",
+                                        errors="total", nsimul=8, seed=3, mdegree=10, fixed={"Teff": 5500.0})
+    assert result.status["Teff"] == "fixed" and result.error_method == "total"
+    assert result.errors["Teff"] == 0.0 == result.formal_errors["Teff"]
+    assert result.errors["Logg"] > 0.0 and result.errors["Fe/H"] > 0.0

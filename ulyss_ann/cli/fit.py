@@ -101,8 +101,11 @@ def add_fit_parser(sub):
                          "ULySS's NSIMUL) or total (docs/fitting.md); the table's errors column says which")
     fp.add_argument("--nsimul", type=int, metavar="N", help="refits per spectrum for --errors mc/total "
                                                             "(default 50, at least 5)")
-    fp.add_argument("--seed", type=int, metavar="N", help="seed of the --errors perturbations (native engine; "
-                                                          "default: fresh each run)")
+    fp.add_argument("--seed", type=int, metavar="N", help="seed of the --errors perturbations (all but the gdl "
+                                                          "engine's mc, ULySS's NSIMUL; default: fresh each run)")
+    fp.add_argument("--no-flat-check", dest="flat_check", action="store_false",
+                    help="with --errors mc|total, skip the chi2 profiles of the flat-valley check (~60 fits a "
+                         "spectrum); the rows then carry no flat-valley verdict")
     fp.add_argument("--device", default="auto", metavar="DEVICE",
                     help="native engine: auto (default: a GPU through torch if there is one, else cpu), cpu "
                          "(NumPy), cuda, cuda:N, or torch-cpu (the GPU's code on the CPU, to check it)")
@@ -191,7 +194,7 @@ def fit_options(args):
                    telluric=_telluric(args), mask_nad=args.mask_nad, mask_ism=args.mask_ism, masks=masks,
                    backend=args.backend)
     options.update({name: getattr(args, name) for name in ("losvd", "lsf", "device", "model_medium", "medium",
-                                                              "errors", "nsimul", "seed")
+                                                              "errors", "nsimul", "seed", "flat_check")
                     if hasattr(args, name)})
     return options
 

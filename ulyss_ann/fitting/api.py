@@ -48,13 +48,19 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
         With one line saying what is wrong (an unreadable spectrum or model, an
         unknown option or parameter, no overlap, a guess outside the bounds).
     """
-    fitter, _, spectrum, values = engine_and_spectrum(spectrum, model, engine, fixed, options)
-    return fitter.fit(spectrum, values)
+    config, fitter, _, spectrum, values = configured_call(spectrum, model, engine, fixed, options)
+    # this call's options, passed on: another thread may give the shared engine its own meanwhile
+    return fitter.fit(spectrum, values, config=config)
 
 
 def engine_and_spectrum(spectrum, model, engine, fixed, options):
     """What a fit of one spectrum needs, every option checked first: the engine, the network, the
     spectrum read, and its fixed values (for :func:`fit_spectrum` and the χ² maps alike)."""
+    return configured_call(spectrum, model, engine, fixed, options)[1:]
+
+
+def configured_call(spectrum, model, engine, fixed, options):
+    """:func:`engine_and_spectrum`, preceded by the call's FitConfig (to pass to the shared engine's fits)."""
     path = os.path.abspath(model_path(model))
     interp = model if isinstance(model, Interpolator) else Interpolator.read(path)
     config = make_config(path, interp, engine=resolve_engine(engine, options.get("backend", "auto"),
@@ -65,4 +71,4 @@ def engine_and_spectrum(spectrum, model, engine, fixed, options):
     require_engine(config.engine, config.backend)  # after the options: those are refused on any machine
     spectrum = as_spectrum(spectrum)
     values = fixed_values.for_spectrum(str(spectrum.meta.get("id")))
-    return engine_for(config, interp), interp, spectrum, values
+    return config, engine_for(config, interp), interp, spectrum, values

@@ -70,7 +70,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         telluric=None, mask_nad=False, mask_ism=False, masks=(), workers=None, scheduler=None, resume=False,
         overwrite=False, backend="auto", engine="auto", progress=True, save_fits=None, retries=2,
         recycle_after=100, losvd="sampled", lsf=None, retry_failed=False, add_spectra=False, device="auto",
-        dashboard=False, model_medium=None, medium=None, errors="formal", nsimul=None, seed=None):
+        dashboard=False, model_medium=None, medium=None, errors="formal", nsimul=None, seed=None, flat_check=True):
     """Fit spectra with an interpolator, through GDL + ULySS or natively; return the results table.
 
     Every option is checked before any spectrum is read (one-line UlyssAnnError); a
@@ -88,7 +88,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         Results table (ECSV); the journal is ``output + '.journal.jsonl'``, the lock
         ``output + '.lock'``. None: keep the results in memory only (no journal, no resume).
     guesses, mdegree, wave_range, telluric, mask_nad, mask_ism, masks, backend, save_fits, recycle_after, losvd, lsf,
-    device, model_medium, medium, errors, nsimul, seed
+    device, model_medium, medium, errors, nsimul, seed, flat_check
         See :class:`~ulyss_ann.fitting.core.FitConfig`.
     fixed : dict, optional
         Fixed parameters, as in :class:`~ulyss_ann.fitting.options.FixedValues` (a value, a table column, or a
@@ -139,7 +139,8 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     config = make_config(model, interp, guesses=guesses, mdegree=mdegree, wave_range=wave_range,
                          telluric=telluric, mask_nad=mask_nad, mask_ism=mask_ism, masks=masks, backend=backend,
                          save_fits=save_fits, recycle_after=recycle_after, engine=engine, losvd=losvd, lsf=lsf, device=device,
-                         model_medium=model_medium, medium=medium, errors=errors, nsimul=nsimul, seed=seed)
+                         model_medium=model_medium, medium=medium, errors=errors, nsimul=nsimul, seed=seed,
+                         flat_check=flat_check)
     if engine == "native" and scheduler is None and device != "cpu":
         from ulyss_ann.fitting.torch_block import gpu_requested, torch_device
 

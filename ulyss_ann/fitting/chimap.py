@@ -19,6 +19,10 @@ What a node stores:
   without errors (MILES: ULySS reports χ² = 0 there and scales its errors the same way).
   A node below the free fit (Δχ² < 0) means the free fit stopped in a local minimum.
 
+A χ² map is about χ²: the free fit and the nodes are fitted with MPFIT's errors
+(``errors="formal"``, ``flat_check=False``) whatever ``errors`` says, since refits or flat
+checks at every node would cost ``nsimul`` fits a node and change no χ².
+
 cz and σ cannot be mapped yet: both engines always fit them (ULySS's ``KFIX`` is not
 passed through), so only the network's parameters are axes.
 
@@ -129,7 +133,7 @@ class ChiMap:
         for name, value in best.params.items():
             key = _card(name)
             header[f"B_{key}"] = (value, f"free fit's {name}")
-            header[f"E_{key}"] = (best.errors[name], "its formal error")
+            header[f"E_{key}"] = (best.formal_errors[name], "its formal error")  # a given free fit's may be mc
         header["CHI2FREE"] = (best.chi2, "reduced chi2 of the free fit")
         header["SUMSQFRE"] = (sum_of_squares(best), "sum of squared residuals of the free fit")
         header["NOISESCL"] = (self.noise_scale, "DCHI2 = (SUMSQ - SUMSQFRE) / NOISESCL")
@@ -215,6 +219,8 @@ def _setup(spectrum, model, engine, fixed, options):
 
 
 def _compute(spectrum, model, axes, engine, fixed, options, free_fit=None):
+    # about χ²: no refits nor flat checks at the free fit or any node (each would cost nsimul fits more)
+    options = dict(options, errors="formal", flat_check=False)
     fitter, interp, spectrum, base = _setup(spectrum, model, engine, fixed, options)
     axes = [_checked_axis(interp, axis, what) for axis, what in zip(axes, ("x", "y"))]
     names = [name for name, _ in axes]

@@ -101,9 +101,10 @@ class FitConfig:
         Refits of perturbed copies per spectrum for ``mc``/``total`` (default
         :data:`~ulyss_ann.fitting.resampling.DEFAULT_NSIMUL`, at least 5).
     seed : int, optional
-        Seed of the perturbations (native engine; each spectrum's own stream, from the seed
-        and its id, so that a batch's order changes nothing). None: fresh entropy. ULySS's
-        NSIMUL in the GDL engine draws from GDL's generator, seeded by GDL.
+        Seed of every perturbation drawn in Python (native ``mc``/``total``, GDL ``total``; each
+        spectrum's own stream, from the seed and its id, so that a batch's order changes nothing).
+        None: fresh entropy. Only GDL's ``mc`` of a spectrum with errors ignores it: ULySS's NSIMUL
+        draws from GDL's generator.
     flat_check : bool
         With ``mc``/``total`` errors, also profile χ² along each free parameter for the flag
         ``flat-valley:<name>`` (:mod:`~ulyss_ann.fitting.valley`; natively ~1 s a spectrum, in GDL
@@ -193,20 +194,22 @@ class FitEngine:
 
     @property
     def preparation(self):
-        """The preparation of the current configuration (guesses, masks and range may change between fits)."""
+        """The preparation of the engine's configuration (:meth:`fit_many` makes its own of the one it is given)."""
         return FitPreparation(self.config, self.interp)
 
     def solve(self, prepared):
         """Fit one :class:`PreparedFit`; return a :class:`Solution`."""
         raise NotImplementedError
 
-    def fit(self, spectrum, fixed=None):
+    def fit(self, spectrum, fixed=None, config=None):
         """Fit one :class:`~ulyss_ann.spectra.spectrum.Spectrum`; return its FitResult.
+
+        ``config``: as in :meth:`fit_many`.
 
         Raises UlyssAnnError (no overlap, guesses or fixed values outside the bounds,
         the engine's own errors), which the batch driver turns into the row's status.
         """
-        result = self.fit_many([spectrum], [fixed])[0]
+        result = self.fit_many([spectrum], [fixed], config=config)[0]
         if isinstance(result, Exception):
             raise result
         return result
@@ -224,20 +227,27 @@ class FitEngine:
                 outcomes.append(exc)
         return outcomes
 
-    def fit_many(self, spectra, fixed=None):
+    def fit_many(self, spectra, fixed=None, config=None):
         """Fit several spectra; a list with the FitResult, or the UlyssAnnError saying why not, of each.
 
-        ``fixed``: one mapping of fixed values per spectrum (or None). The native engine fits
+        ``fixed``: one mapping of fixed values per spectrum (or None). ``config``: the FitConfig of
+        these fits (default :attr:`config`); it must share the engine's :meth:`FitConfig.engine_key`,
+        the rest (guesses, masks, range, errors…) may differ. It travels with the fits (each
+        :class:`PreparedFit` carries it): the engine's own is never swapped, so that threads sharing
+        an engine (:func:`~ulyss_ann.fitting.engines.engine_for`, one per process) each fit with their
+        own, refits and χ² profiles included. The native engine fits
         the spectra that share a grid together (:meth:`solve_many`); every answer is the one
         the spectrum gets from :meth:`fit` alone. ``time`` in each result is the block's
         time shared among its spectra.
         """
         started = time.perf_counter()
+        config = config if config is not None else self.config
+        preparation = FitPreparation(config, self.interp)
         fixed = list(fixed) if fixed is not None else [None] * len(spectra)
         outcomes, prepared = [], []
         for spectrum, values in zip(spectra, fixed):
             try:
-                prepared.append(self.preparation.prepare(spectrum, values))
+                prepared.append(preparation.prepare(spectrum, values))
                 outcomes.append(len(prepared) - 1)
             except UlyssAnnError as exc:
                 outcomes.append(exc)
@@ -253,20 +263,20 @@ class FitEngine:
                 results.append(solution)
                 continue
             result = FitResult.from_solution(solution, prepared[outcome], self.interp, engine=self.name,
-                                             model=self.config.model, model_sha256=self.sha256, seconds=seconds)
-            result = self._resampled_errors(prepared[outcome], result)
+                                             model=config.model, model_sha256=self.sha256, seconds=seconds)
+            result = self._resampled_errors(prepared[outcome], result, config)
             if isinstance(result, Exception):
                 results.append(result)
                 continue
-            if self.config.save_fits:
-                result.write_fits(self.config.save_fits)
+            if config.save_fits:
+                result.write_fits(config.save_fits)
             results.append(result)
-        if self.config.flat_check and error_method(self.config.errors).refits:  # they pay for refits: profiles too
-            results = check_flat_valleys(self, spectra, fixed, results)
+        if config.flat_check and error_method(config.errors).refits:  # they pay for refits: profiles too
+            results = check_flat_valleys(self, spectra, fixed, results, config)
         return results
 
     # ------------------------------------------------------------------ errors beyond MPFIT's
-    def _resampled_errors(self, prepared, result):
+    def _resampled_errors(self, prepared, result, config):
         """Replace MPFIT's errors by the configured method's (``--errors``), when it refits.
 
         The refits go through :meth:`resample` (one place, for every method and engine). Should
@@ -274,12 +284,12 @@ class FitEngine:
         the table's ``errors`` column, the flag ``errors-fallback``): a finished fit is never
         lost for its errors' sake; a failure of the machinery (GDL died) is the row's ``failed:``.
         """
-        method = error_method(self.config.errors)()
+        method = error_method(config.errors)()
         if not method.refits:
             return result
         started = time.perf_counter()
         try:
-            samples = self.resample(prepared, result, method, nsimul(self.config), simulation_rng(self.config, result))
+            samples = self.resample(prepared, result, method, nsimul(config), simulation_rng(config, result))
         except MachineryError as exc:  # GDL died: the row is failed: and fitted again on --resume
             return exc
         except UlyssAnnError as exc:
@@ -287,7 +297,7 @@ class FitEngine:
             return result
         done = min(len(values) for values in samples.values())
         if done < MIN_NSIMUL:
-            result.errors_fallback = f"{method.name}: {done} of {nsimul(self.config)} refits converged"
+            result.errors_fallback = f"{method.name}: {done} of {nsimul(config)} refits converged"
             return result
         result.replace_errors(method.name, method.errors(result, samples))
         result.n_refits = done
@@ -307,20 +317,17 @@ class FitEngine:
         best solution; name -> array of n refitted values (the parameters, ``cz``, ``sigma``).
 
         The generic way: each copy is a spectrum of its own (ln-λ sampled, the fit's errors and
-        mask), fitted with one guess, the best values, and the same fixed parameters. The
-        native engine overrides it with one lock-step block of all the copies.
+        mask), fitted with one guess, the best values, and the same fixed parameters, under a
+        configuration of their own derived from the one ``prepared`` was made with (the engine's is
+        left alone). The native engine overrides it with one lock-step block of all the copies.
         """
         spectra = [result_copy(result, flux) for flux in fluxes]
         guesses = {name: [value] for name, value in result.params.items()}
         fixed = fixed_values(prepared, result)
-        saved = self.config
         # the copies are the fitted pixels already: in air, cut and masked, written nowhere
-        self.config = replace(saved, guesses=guesses, errors=Formal.name, save_fits=None, wave_range=None,
-                              telluric=False, mask_nad=False, mask_ism=False, masks=(), medium="air")
-        try:
-            refits = self.fit_many(spectra, [fixed] * len(spectra))
-        finally:
-            self.config = saved
+        config = replace(prepared.config or self.config, guesses=guesses, errors=Formal.name, save_fits=None,
+                         wave_range=None, telluric=False, mask_nad=False, mask_ism=False, masks=(), medium="air")
+        refits = self.fit_many(spectra, [fixed] * len(spectra), config=config)
         return samples_of([r for r in refits if not isinstance(r, Exception)], list(result.params))
 
     def close(self):

@@ -33,6 +33,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,12 @@ from ulyss_ann.gdl.component_cache import cache_dir, cached_component, check_cac
 from ulyss_ann.gdl.literals import check_gdl_path
 from ulyss_ann.gdl.process import gdl_error, gdl_error_lines, gdl_interrupted
 from ulyss_ann.model.wavelength import C_KMS
+
+#: ULySS's NSIMUL is run this many simulations a GDL call at most: each call must end within
+#: ``timeout`` (a normal fit's order), else a large --nsimul would time out, and again on every --resume.
+#: GDL's generator goes on between calls (an undefined seed continues its state): the chunks draw
+#: different noise.
+NSIMUL_CHUNK = 25
 
 __all__ = ["GDLEngine", "check_gdl_paths", "RESULT_FIELDS", "PARAMETER_FIELDS", "LAST_FIT_COLUMNS",
            "decode_result"]
@@ -105,6 +112,9 @@ class GDLEngine(FitEngine):
         self.session = open_session([self.folder], backend=config.backend, timeout=config.timeout)
         self.name = f"gdl-{self.session.backend}"
         self.fits = 0
+        # one GDL session, one scratch folder: threads sharing this engine take turns (their configs travel
+        # with their fits, core.FitEngine.fit_many); re-entrant, as refits run inside a fit
+        self.session_lock = threading.RLock()
         self.ulyss_seconds = 0.0  # in the ULYSS call itself, over every fit (the rest is this engine's overhead)
 
     def close(self):
@@ -124,12 +134,17 @@ class GDLEngine(FitEngine):
             copy.write_bytes(data)
         return str(copy)
 
+    def solve_many(self, prepared_fits):
+        with self.session_lock:
+            return super().solve_many(prepared_fits)
+
     def solve(self, prepared):
         spectrum = prepared.spectrum
         error = spectrum.error if spectrum.error is not None else np.array([-1.0])
         wave = prepared.wave if prepared.sampling == 2 else np.array([0.0])
         res_file = " "
-        if self.config.save_fits:
+        save_fits = (prepared.config or self.config).save_fits  # this fit's: refits and profiles write nothing
+        if save_fits:
             res_file = str(self.scratch / "solution.res")
             if os.path.exists(res_file):
                 os.remove(res_file)  # uly_solut_twrite appends
@@ -148,8 +163,8 @@ class GDLEngine(FitEngine):
         except UlyssAnnError as exc:
             self._check_component(exc)
             raise
-        if self.config.save_fits:
-            self._publish_res(res_file, spectrum.meta.get("id"))
+        if save_fits:
+            self._publish_res(res_file, spectrum.meta.get("id"), save_fits)
         found = decode_result(vector, self.interp.npar)
         self.ulyss_seconds += found["ulyss_seconds"]
         columns = self.session.call("ulyss_ann_last_fit").reshape(len(LAST_FIT_COLUMNS), -1)
@@ -168,12 +183,20 @@ class GDLEngine(FitEngine):
     def resample(self, prepared, result, method, n, rng):
         """ULySS's Monte-Carlo (``ulyss, …, NSIMUL=n``, :attr:`ErrorMethod.ulyss_nsimul`) for ``mc``:
         ULySS perturbs and refits the spectrum itself, from the best solution (its values the only
-        guesses, σ as ``DG``; cz from 0, as ULySS always starts), and GDL's generator draws the noise (``rng`` unused);
-        other methods refit their perturbed copies as the base class does."""
+        guesses, σ as ``DG``; cz from 0, as ULySS always starts), and GDL's generator draws the noise (``rng`` unused),
+        at most :data:`NSIMUL_CHUNK` simulations a GDL call; other methods refit their perturbed copies as the
+        base class does."""
         if not method.ulyss_nsimul or prepared.spectrum.error is None:
             # ULySS's NSIMUL needs an error spectrum (or its SNR=): without one, the copies get
             # the residual rms as noise (MonteCarlo.perturbed), as in the native engine
             return super().resample(prepared, result, method, n, rng)
+        with self.session_lock:
+            chunks = [self._nsimul(prepared, result, min(NSIMUL_CHUNK, n - done))
+                      for done in range(0, int(n), NSIMUL_CHUNK)]
+        return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
+
+    def _nsimul(self, prepared, result, n):
+        """One call of ULySS's NSIMUL: ``n`` simulations, name -> their values."""
         spectrum = prepared.spectrum
         file_out = self.scratch / "simulations"
         res_file = file_out.with_suffix(".res")
@@ -247,13 +270,13 @@ class GDLEngine(FitEngine):
             raise gdl_error(" ".join(message.split())[:300])
         raise UlyssAnnError("GDL: " + " ".join(message.split())[:600])
 
-    def _publish_res(self, res_file, spectrum_id):
+    def _publish_res(self, res_file, spectrum_id, save_fits):
         """ULySS's .res of this spectrum, copied from the scratch folder to ``<save_fits>/<id>.res``:
         whole or not at all, never through a link (:func:`~ulyss_ann.fitting.safe_files.write_beside`);
         a full disk is the machinery's failure (:func:`~ulyss_ann.fitting.result.save_failure`)."""
         if not os.path.isfile(res_file):
             return
-        target = os.path.join(os.path.abspath(self.config.save_fits), f"{file_stem(spectrum_id)}.res")
+        target = os.path.join(os.path.abspath(save_fits), f"{file_stem(spectrum_id)}.res")
         try:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             write_beside(target, lambda temporary: shutil.copyfile(res_file, temporary), option="--save-fits")

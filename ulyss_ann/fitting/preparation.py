@@ -48,6 +48,8 @@ class PreparedFit:
     ``sampling`` is ULySS's: 0 linear in λ (``start``, ``step`` in Å), 1 linear in ln λ
     (in ln Å), 2 explicit wavelengths (``wave``). ``requested``: the range asked for
     (``wave_range``), of which [``lo``, ``hi``] is what the network and the spectrum cover.
+    ``config``: the FitConfig it was prepared under, which the engine follows for this fit (its
+    refits derive theirs from it): an engine shared by threads keeps its own untouched.
     """
 
     spectrum: object
@@ -63,6 +65,7 @@ class PreparedFit:
     wave: np.ndarray
     requested: tuple = None
     coverage: float = np.nan
+    config: object = None
 
 
 class FitPreparation:
@@ -228,4 +231,4 @@ class FitPreparation:
             self.check_coverage(coverage, lo, hi)
         self.check_sampling(spectrum, lo, hi)
         return PreparedFit(spectrum, lo, hi, good, guesses, counts, flags, sampling, start, step, wave,
-                           requested=self.config.wave_range, coverage=coverage)
+                           requested=self.config.wave_range, coverage=coverage, config=self.config)

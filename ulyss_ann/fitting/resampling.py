@@ -21,7 +21,10 @@ through :meth:`FitEngine.resample <ulyss_ann.fitting.core.FitEngine.resample>` �
 spectrum in one lock-step block; the GDL engine fits ``mc`` by ULySS's own ``NSIMUL``
 loop, the methods with :attr:`ErrorMethod.ulyss_nsimul` False by ULySS fits of the
 perturbed copies). Every copy is refitted from the best solution (a single guess: the best
-values; cz and σ start from ULySS's 0 and 1 px).
+values). cz and σ start where each path puts them: the native engine's block at the best cz and
+σ; ULySS's ``NSIMUL`` (GDL, ``mc``) at cz 0 and σ = max(σ, 1 px) (ULySS always starts cz at 0);
+the generic refits (:meth:`FitEngine.refit <ulyss_ann.fitting.core.FitEngine.refit>`: GDL's
+``total``, ``mc`` without errors) at ULySS's defaults, 0 and 1 px.
 """
 
 import zlib

@@ -210,7 +210,9 @@ class FitResult:
     def replace_errors(self, method, errors):
         """Carry ``errors`` (name -> 1-σ, the parameters, ``cz`` and ``sigma``) of the method
         called ``method`` instead of MPFIT's, which stay in :attr:`formal_errors`."""
-        self.errors = {name: float(errors[name]) for name in self.params}
+        # a fixed parameter is no measurement: it keeps MPFIT's 0 (``total`` would add its floor)
+        self.errors = {name: self.formal_errors[name] if self.status.get(name) == "fixed" else float(errors[name])
+                       for name in self.params}
         self.e_cz, self.e_sigma = float(errors["cz"]), float(errors["sigma"])
         self.error_method = method
 

@@ -32,9 +32,10 @@ from ulyss_ann.version import __version__
 __all__ = ["run_record", "run_differences", "OutputLock", "IDENTITY_KEYS"]
 
 #: The entries of a run record that a resumed run must repeat exactly (not the device: the
-#: native engine's answers are the same on each, to rounding).
+#: native engine's answers are the same on each, to rounding; not the seed: another draw of the
+#: same perturbations gives errors of the same distribution, and without --seed none is repeatable).
 IDENTITY_KEYS = ("model_sha256", "engine", "backend", "losvd", "lsf_sha256", "fixed", "guesses", "mdegree",
-                 "wave_range", "telluric", "mask_nad", "mask_ism", "masks", "medium", "errors", "version")
+                 "wave_range", "telluric", "mask_nad", "mask_ism", "masks", "medium", "errors", "nsimul", "version")
 
 
 def run_record(config, fixed_values):
@@ -92,7 +93,19 @@ def run_differences(recorded, asked):
         return text if len(text) <= 70 else text[:67] + "..."
 
     return [f"{key}: {show(recorded.get(key))} in the journal, {show(asked.get(key))} now"
-            for key in IDENTITY_KEYS if _normal(key, recorded.get(key)) != _normal(key, asked.get(key))]
+            for key in IDENTITY_KEYS if _compared(key, recorded) != _compared(key, asked)]
+
+
+def _compared(key, record):
+    """A record's entry as compared (:func:`_normal`); ``nsimul`` as the refits each spectrum gets: the
+    default where None (an earlier version's record too), none where the errors are MPFIT's (no refits)."""
+    if key != "nsimul":
+        return _normal(key, record.get(key))
+    from ulyss_ann.fitting.resampling import DEFAULT_NSIMUL, error_method
+
+    if not error_method(_normal("errors", record.get("errors"))).refits:
+        return None
+    return DEFAULT_NSIMUL if record.get("nsimul") is None else int(record["nsimul"])
 
 
 def _normal(key, value):

@@ -63,7 +63,7 @@ def fit_one(source, config, fixed=None, key=None, interp=None, ident=None):
         spectrum = _read(source, ident)
         engine = engine_for(config, interp)
         name = engine.name  # gdl-subprocess, gdl-pygdl or native: the same label as the successful rows
-        row = engine.fit(spectrum, fixed).row()
+        row = engine.fit(spectrum, fixed, config=config).row()  # this batch's config, whoever shares the engine
         row["file"] = key
         return row
     except MachineryError as exc:
@@ -92,7 +92,7 @@ def fit_block(block, config, interp=None):
             rows[i] = fit_one(entry.source, config, fixed, entry.key, interp, entry.ident)
     try:
         engine = engine_for(config, interp)
-        results = engine.fit_many([s for _, s, _ in readable], [f for _, _, f in readable])
+        results = engine.fit_many([s for _, s, _ in readable], [f for _, _, f in readable], config=config)
     except Exception:
         results = None
     for k, (i, spectrum, fixed) in enumerate(readable):

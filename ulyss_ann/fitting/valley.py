@@ -142,7 +142,7 @@ def _judged(result):
             if state == "free" and np.isfinite(result.formal_errors[name]) and result.formal_errors[name] > 0]
 
 
-def check_flat_valleys(engine, spectra, fixed, results):
+def check_flat_valleys(engine, spectra, fixed, results, config=None):
     """Profile each free parameter of every FitResult in ``results`` and set its ``flat_valleys``.
 
     ``spectra`` and ``fixed`` are what ``engine.fit_many`` fitted (one each per result). A profile's
@@ -151,29 +151,28 @@ def check_flat_valleys(engine, spectra, fixed, results):
     times more, in GDL 0.8 s a node), with MPFIT's errors (no refits, no check: nothing recurses) and
     nothing saved. A result whose nodes met a failure of the machinery (GDL died) becomes that error
     (its row ``failed:``, fitted again on ``--resume``), as its refits would; nodes that fail
-    otherwise are left out of the check. Returns the results, in order.
+    otherwise are left out of the check. ``config``: the FitConfig the results were fitted with
+    (default the engine's); the nodes get one derived from it, passed to ``fit_many``, never swapped
+    into the engine (which threads may share). Returns the results, in order.
     """
-    interp, saved = engine.interp, engine.config
+    interp, saved = engine.interp, config if config is not None else engine.config
     for index, result in enumerate(results):
         if isinstance(result, Exception):
             continue
         started, broken = time.perf_counter(), None
         base, profiles, scale = dict(fixed[index] or {}), {}, noise_scale(result, saved.mdegree)
-        engine.config = replace(saved, errors=Formal.name, save_fits=None,
-                                guesses={name: [value] for name, value in result.params.items()})
-        try:
-            # a block per parameter: one of mixed fixed flags is slower (measured 0.96 s against 0.72)
-            for name in _judged(result):
-                values = profile_nodes(interp.parameters[interp.parameter_index(name)])
-                nodes = [dict(base, **{name: float(v)}) for v in values]
-                outcomes = engine.fit_many([spectra[index]] * len(nodes), nodes)
-                broken = next((o for o in outcomes if isinstance(o, MachineryError)), None)
-                if broken is not None:
-                    break
-                _, sum_sq, _ = node_numbers(outcomes, [name], values[:, None])
-                profiles[name] = Profile(values, (sum_sq - sum_of_squares(result)) / scale, scale)
-        finally:
-            engine.config = saved
+        nodes_config = replace(saved, errors=Formal.name, save_fits=None,
+                               guesses={name: [value] for name, value in result.params.items()})
+        # a block per parameter: one of mixed fixed flags is slower (measured 0.96 s against 0.72)
+        for name in _judged(result):
+            values = profile_nodes(interp.parameters[interp.parameter_index(name)])
+            nodes = [dict(base, **{name: float(v)}) for v in values]
+            outcomes = engine.fit_many([spectra[index]] * len(nodes), nodes, config=nodes_config)
+            broken = next((o for o in outcomes if isinstance(o, MachineryError)), None)
+            if broken is not None:
+                break
+            _, sum_sq, _ = node_numbers(outcomes, [name], values[:, None])
+            profiles[name] = Profile(values, (sum_sq - sum_of_squares(result)) / scale, scale)
         if broken is not None:
             results[index] = broken
             continue

@@ -12,9 +12,10 @@ zero — and nearer zero than the other's by at least half the air-vacuum differ
 is the one the network's pixels are on; otherwise the measurement says nothing
 (``medium`` None: too few lines, or a network too poor to place them).
 
-Measured (``ulyss-ann info``): trial 7 and trial 8 +82.9 / +82.9 km/s from air and
-+0.1 / +0.1 km/s from vacuum — vacuum, against their headers; the bundled ``miles``
-network (trained on MILES, air) −0.2 from air: air.
+Measured (``ulyss-ann info``): trial 7 and trial 8 +82.1 / +82.8 km/s from air and
+−1.4 / −0.7 km/s from vacuum — vacuum, against their headers; the bundled ``miles``
+network (trained on MILES, air) +1.7 from air, −81.3 from vacuum, and the bundled ``example``
+(on air since it was rewritten: ulyss_ann/data/PROVENANCE.md) −0.5 from air, −84.0 from vacuum: air.
 """
 
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from ulyss_ann.model.medium import AIR, VACUUM, air_to_vacuum
 from ulyss_ann.model.wavelength import C_KMS
 
 __all__ = ["STRONG_LINES", "MATCH_KMS", "LineCentre", "MediumMeasurement", "representative_point",
-           "line_centres", "measured_medium"]
+           "line_centres", "measured_medium", "medium_check"]
 
 #: Strong lines of FGK stars and their air wavelengths [Å] (NIST; Moore's multiplet table for Mg b).
 STRONG_LINES = (("Hβ", 4861.33), ("Mg b1", 5183.60), ("Mg b2", 5172.68), ("Mg b4", 5167.32),

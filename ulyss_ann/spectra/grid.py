@@ -60,14 +60,16 @@ class SpectralGrid:
 
     @classmethod
     def from_network(cls, interp, params, meta):
-        """The network's spectra at ``params`` (n, npar), with its names, units and wavelengths, on air.
+        """The network's spectra at ``params`` (n, npar), with its names, units and wavelengths.
 
-        The axis is the network's in air (:meth:`~ulyss_ann.model.interpolator.Interpolator.in_medium`):
-        the authors' trial 8, the surrogate grid's source, is on vacuum wavelengths though its header
-        says air, and a grid (and every network trained on it) must say which it is on.
+        The network's axis as its file gives it: the surrogate grid made of the authors' trial 8
+        carries trial 8's axis, vacuum although labelled air, as the authors' own grid files did, so
+        that their Keras files export with it to their published interpolators byte for byte. A
+        network trained on it inherits that axis: fit it with ``--model-medium vacuum``
+        (``ulyss-ann info`` measures its lines and says so; the bundled example was moved to air).
         """
         return cls(interp.evaluate(params), params, interp.names, [p.unit for p in interp.parameters],
-                   interp.in_medium("air").wavelength, meta)
+                   interp.wavelength, meta)
 
     @property
     def is_surrogate(self):
