@@ -105,7 +105,7 @@ def add_fit_parser(sub):
                                                           "engine's mc, ULySS's NSIMUL; default: fresh each run)")
     fp.add_argument("--no-flat-check", dest="flat_check", action="store_false",
                     help="with --errors mc|total, skip the chi2 profiles of the flat-valley check (~60 fits a "
-                         "spectrum); the rows then carry no flat-valley verdict")
+                         "spectrum; by default they run); the rows then carry no flat-valley verdict")
     fp.add_argument("--device", default="auto", metavar="DEVICE",
                     help="native engine: auto (default: a GPU through torch if there is one, else cpu), cpu "
                          "(NumPy), cuda, cuda:N, or torch-cpu (the GPU's code on the CPU, to check it)")
