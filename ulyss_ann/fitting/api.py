@@ -53,14 +53,10 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
     return fitter.fit(spectrum, values, config=config)
 
 
-def engine_and_spectrum(spectrum, model, engine, fixed, options):
-    """What a fit of one spectrum needs, every option checked first: the engine, the network, the
-    spectrum read, and its fixed values (for :func:`fit_spectrum` and the χ² maps alike)."""
-    return configured_call(spectrum, model, engine, fixed, options)[1:]
-
-
 def configured_call(spectrum, model, engine, fixed, options):
-    """:func:`engine_and_spectrum`, preceded by the call's FitConfig (to pass to the shared engine's fits)."""
+    """What a fit of one spectrum needs, every option checked first: the call's FitConfig (to pass to the
+    shared engine's fits), the engine, the network, the spectrum read, and its fixed values (for
+    :func:`fit_spectrum` and the χ² maps alike)."""
     path = os.path.abspath(model_path(model))
     interp = model if isinstance(model, Interpolator) else Interpolator.read(path)
     config = make_config(path, interp, engine=resolve_engine(engine, options.get("backend", "auto"),

@@ -209,19 +209,20 @@ def _checked_axis(interp, axis, what):
 
 
 def _setup(spectrum, model, engine, fixed, options):
-    """The engine, network, spectrum and base fixed values, every option checked as fit_spectrum does."""
-    from ulyss_ann.fitting.api import engine_and_spectrum
+    """The call's FitConfig, the engine, network, spectrum and base fixed values, every option checked as
+    fit_spectrum does."""
+    from ulyss_ann.fitting.api import configured_call
 
     if options.get("save_fits"):
         raise UlyssAnnError("save_fits (--save-fits): a χ² map fits the spectrum at every node; it saves no "
                             "best fits (fit the spectrum for that)")
-    return engine_and_spectrum(spectrum, model, engine, fixed, options)
+    return configured_call(spectrum, model, engine, fixed, options)
 
 
 def _compute(spectrum, model, axes, engine, fixed, options, free_fit=None):
     # about χ²: no refits nor flat checks at the free fit or any node (each would cost nsimul fits more)
     options = dict(options, errors="formal", flat_check=False)
-    fitter, interp, spectrum, base = _setup(spectrum, model, engine, fixed, options)
+    config, fitter, interp, spectrum, base = _setup(spectrum, model, engine, fixed, options)
     axes = [_checked_axis(interp, axis, what) for axis, what in zip(axes, ("x", "y"))]
     names = [name for name, _ in axes]
     if len(set(names)) < len(names):
@@ -230,12 +231,13 @@ def _compute(spectrum, model, axes, engine, fixed, options, free_fit=None):
     if clash:
         raise UlyssAnnError(f"{clash[0]}: both fixed and mapped; drop --fix {clash[0]}=… or map another parameter")
     # the free fit: the reference of Δχ², and the errors of the flat check (given: one fit fewer)
-    best = free_fit if free_fit is not None else fitter.fit(spectrum, base)
+    # this call's options, passed on: another thread may give the shared engine its own meanwhile
+    best = free_fit if free_fit is not None else fitter.fit(spectrum, base, config=config)
     grids = np.meshgrid(*[values for _, values in reversed(axes)], indexing="ij")  # (ny, nx): y slowest
     points = np.column_stack([g.ravel() for g in grids])[:, ::-1]                 # columns x[, y]
-    chi2, sum_sq, failures = fit_nodes(fitter, spectrum, base, names, points)
+    chi2, sum_sq, failures = fit_nodes(fitter, spectrum, base, names, points, config=config)
     shape = grids[0].shape
-    scale = noise_scale(best, fitter.config.mdegree)
+    scale = noise_scale(best, config.mdegree)
     x_name, x = axes[0]
     y_name, y = axes[1] if len(axes) > 1 else (None, None)
     return ChiMap(x_name=x_name, x=x, y_name=y_name, y=y, chi2=chi2.reshape(shape), sum_sq=sum_sq.reshape(shape),

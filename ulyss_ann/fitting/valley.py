@@ -119,11 +119,12 @@ def node_numbers(outcomes, names, points):
     return chi2, sum_sq, failures
 
 
-def fit_nodes(fitter, spectrum, base, names, points):
+def fit_nodes(fitter, spectrum, base, names, points, config=None):
     """Fit ``spectrum`` with ``names`` held at each row of ``points`` (and ``base``'s fixed values), in one
-    ``fit_many`` of the open engine ``fitter``: :func:`node_numbers` of the fits."""
+    ``fit_many`` of the open engine ``fitter`` with ``config`` (default the engine's): :func:`node_numbers`
+    of the fits."""
     nodes = [dict(base, **dict(zip(names, map(float, point)))) for point in points]
-    return node_numbers(fitter.fit_many([spectrum] * len(nodes), nodes), names, points)
+    return node_numbers(fitter.fit_many([spectrum] * len(nodes), nodes, config=config), names, points)
 
 
 def profile_nodes(parameter):
