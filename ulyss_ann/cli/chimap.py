@@ -7,7 +7,7 @@ Part of the command line (:mod:`ulyss_ann.cli`); errors are UlyssAnnError, print
 import argparse
 import os
 
-from ulyss_ann.cli.fit import add_spectrum_options, fit_options, pairs
+from ulyss_ann.cli.fit import add_engine_options, add_spectrum_options, fit_options, pairs
 from ulyss_ann.cli.options import add_model_option, model_file
 from ulyss_ann.errors import UlyssAnnError
 
@@ -53,15 +53,7 @@ def add_chimap_parser(sub):
     cp.add_argument("--engine", default="native", choices=["auto", "gdl", "native"],
                     help="native (default): all nodes fitted together, fast; gdl: ULySS's uly_fit in GDL, one "
                          "node after another (slow: seconds a node); auto: gdl when GDL and ULySS are here")
-    cp.add_argument("--losvd", default="sampled", choices=["sampled", "analytic"],
-                    help="native engine: ULySS's pixel-sampled Gaussian (default) or pPXF's analytic form")
-    cp.add_argument("--model-medium", choices=["air", "vacuum"], dest="model_medium",
-                    help="the model's wavelengths are in air or vacuum, whatever its file says")
-    cp.add_argument("--device", default="auto", metavar="DEVICE", help="native engine: auto, cpu, cuda, cuda:N, "
-                                                                       "torch-cpu (as fit)")
-    cp.add_argument("--lsf", metavar="FILE", help="relative LSF injected into the model (as fit)")
-    cp.add_argument("--backend", default="auto", choices=["auto", "pygdl", "subprocess"],
-                    help="gdl engine: how Python talks to GDL (auto: a gdl subprocess if installed, else import GDL)")
+    add_engine_options(cp)
     cp.set_defaults(run=_run_chimap)
 
 

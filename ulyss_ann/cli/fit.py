@@ -84,13 +84,7 @@ def add_fit_parser(sub):
     fp.add_argument("--engine", default="auto", choices=["auto", "gdl", "native"],
                     help="gdl: ULySS in GDL; native: the same fit in NumPy, no GDL needed; "
                          "auto (default): gdl when GDL and ULySS are here, else native")
-    fp.add_argument("--losvd", default="sampled", choices=["sampled", "analytic"],
-                    help="native engine: ULySS's pixel-sampled Gaussian (default, agrees with uly_fit) or "
-                         "pPXF's analytic Fourier form (exact below 1 px)")
-    fp.add_argument("--model-medium", choices=["air", "vacuum"], dest="model_medium",
-                    help="the model's wavelengths are in air or vacuum, whatever its file says (default: the file's "
-                         "CTYPE1/AIRORVAC/VACUUM; the authors' trial 7 and 8 are recognised as vacuum); the fit "
-                         "converts the model's axis to the spectra's medium (air)")
+    add_engine_options(fp)
     fp.add_argument("--medium", choices=["air", "vacuum"],
                     help="the spectra's wavelengths are in air or vacuum, whatever their files say (default: "
                          "each file's AIRORVAC/VACUUM/CTYPE1, SDSS and LAMOST vacuum, else air); vacuum spectra "
@@ -106,13 +100,6 @@ def add_fit_parser(sub):
     fp.add_argument("--no-flat-check", dest="flat_check", action="store_false",
                     help="with --errors mc|total, skip the chi2 profiles of the flat-valley check (~60 fits a "
                          "spectrum; by default they run); the rows then carry no flat-valley verdict")
-    fp.add_argument("--device", default="auto", metavar="DEVICE",
-                    help="native engine: auto (default: a GPU through torch if there is one, else cpu), cpu "
-                         "(NumPy), cuda, cuda:N, or torch-cpu (the GPU's code on the CPU, to check it)")
-    fp.add_argument("--lsf", metavar="FILE", help="relative LSF injected into the model (ULySS's text format; "
-                                                  "see `ulyss-ann lsf`)")
-    fp.add_argument("--backend", default="auto", choices=["auto", "pygdl", "subprocess"],
-                    help="how Python talks to GDL (auto: a gdl subprocess if installed, else import GDL)")
     fp.add_argument("--resume", action="store_true",
                     help="continue a batch with the same options: skip spectra already done (failures of the "
                          "machinery are fitted again)")
@@ -129,6 +116,24 @@ def add_fit_parser(sub):
     fp.add_argument("--quiet", action="store_true", help="no progress bar or summary, nothing of Dask's")
     add_dashboard_option(fp)
     fp.set_defaults(run=_run_fit)
+
+
+def add_engine_options(parser):
+    """The options of how a network is fitted that every fitting command shares (fit, chimap)."""
+    parser.add_argument("--losvd", default="sampled", choices=["sampled", "analytic"],
+                        help="native engine: ULySS's pixel-sampled Gaussian (default, agrees with uly_fit) or "
+                             "pPXF's analytic Fourier form (exact below 1 px)")
+    parser.add_argument("--model-medium", choices=["air", "vacuum"], dest="model_medium",
+                        help="the model's wavelengths are in air or vacuum, whatever its file says (default: the "
+                             "file's CTYPE1/AIRORVAC/VACUUM; the authors' trial 7 and 8 are recognised as vacuum); "
+                             "the fit converts the model's axis to the spectra's medium (air)")
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help="native engine: auto (default: a GPU through torch if there is one, else cpu), cpu "
+                             "(NumPy), cuda, cuda:N, or torch-cpu (the GPU's code on the CPU, to check it)")
+    parser.add_argument("--lsf", metavar="FILE", help="relative LSF injected into the model (ULySS's text format; "
+                                                      "see `ulyss-ann lsf`)")
+    parser.add_argument("--backend", default="auto", choices=["auto", "pygdl", "subprocess"],
+                        help="how Python talks to GDL (auto: a gdl subprocess if installed, else import GDL)")
 
 
 def add_spectrum_options(parser):
