@@ -42,6 +42,7 @@ from ulyss_ann.errors import MachineryError, UlyssAnnError, first_line
 from ulyss_ann.fitting.core import FitEngine, Solution
 from ulyss_ann.fitting.result import file_stem, save_failure
 from ulyss_ann.fitting.safe_files import write_beside
+from ulyss_ann.fitting.resampling import refit_samples
 from ulyss_ann.gdl.component_cache import cache_dir, cached_component, check_cache_owner, checked_problem
 from ulyss_ann.gdl.literals import check_gdl_path
 from ulyss_ann.gdl.process import gdl_error, gdl_error_lines, gdl_interrupted
@@ -220,10 +221,8 @@ class GDLEngine(FitEngine):
         if vector.size == 1 and vector[0] == -1:
             message = self.session.call("ulyss_ann_last_error").strip()
             raise UlyssAnnError("GDL (NSIMUL): " + " ".join(message.split())[:300])
-        columns = vector.reshape(-1, 2 + self.interp.npar).T
-        samples = dict(zip(self.interp.names, columns[2:]))
-        samples.update(cz=columns[0], sigma=columns[1])
-        return samples
+        columns = vector.reshape(-1, 2 + self.interp.npar).T   # cz, σ, then the parameters: ulyss_ann_mc.pro
+        return refit_samples(self.interp.names, columns[2:].T, columns[0], columns[1])
 
     def _check_component(self, exc):
         """After GDL reported an error: if the cached component was damaged since this engine

@@ -79,6 +79,7 @@ from ulyss_ann.fitting.core import FitEngine, Solution
 from ulyss_ann.fitting.lockstep import BLOCK_SPECTRA, levenberg_marquardt
 from ulyss_ann.fitting.spectral_block import SpectralBlock
 from ulyss_ann.fitting.torch_block import GPU_BLOCK_SPECTRA, TorchSpectralBlock, torch_device
+from ulyss_ann.fitting.resampling import refit_samples
 from ulyss_ann.model.limits import max_pixels
 from ulyss_ann.spectra.lsf import read_lsf
 from ulyss_ann.fitting.numerics import C_KMS, LogSpectrum, extract, extract_linear, log_rebin, lsf_convolve
@@ -247,9 +248,8 @@ class NativeEngine(FitEngine):
                 solutions += self._solve_block([prepared] * len(chunk), chunk, layer, voff, start=start)
             except np.linalg.LinAlgError:
                 continue  # a singular polynomial: those copies give no sample
-        samples = {name: np.array([s.values[k] for s in solutions]) for k, name in enumerate(self.interp.names)}
-        samples.update(cz=np.array([s.cz for s in solutions]), sigma=np.array([s.sigma for s in solutions]))
-        return samples
+        return refit_samples(self.interp.names, [s.values for s in solutions], [s.cz for s in solutions],
+                             [s.sigma for s in solutions])
 
     def _solve_block(self, prepared_fits, specs, layer, voff, start=None):
         """Fit S spectra on one grid; their Solutions (LinAlgError when a polynomial is singular).

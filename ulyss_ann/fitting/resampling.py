@@ -36,7 +36,7 @@ from ulyss_ann.spectra.spectrum import Spectrum
 
 __all__ = ["ErrorMethod", "ERROR_METHODS", "register_error_method", "error_method", "MonteCarlo", "Formal",
            "DEFAULT_NSIMUL", "MIN_NSIMUL", "nsimul", "simulation_rng", "correlated_noise", "result_copy",
-           "samples_of", "fixed_values", "robust_std", "errors_note"]
+           "samples_of", "refit_samples", "fixed_values", "robust_std", "errors_note"]
 
 #: Refits per spectrum when ``nsimul`` is not given: the robust width of 50 draws is good
 #: to ~15 % (σ_IQR/σ ≈ 1.65/√n).
@@ -185,12 +185,19 @@ def fixed_values(prepared, fitted):
     return {name: fitted.params[name] for name, flag in zip(fitted.params, prepared.fixed_flags) if flag}
 
 
-def samples_of(refits, names):
-    """name -> array of the refitted values (``names``, ``cz``, ``sigma``) of FitResults ``refits``."""
-    samples = {name: np.array([r.params[name] for r in refits], float) for name in names}
-    samples["cz"] = np.array([r.cz for r in refits], float)
-    samples["sigma"] = np.array([r.sigma for r in refits], float)
+def refit_samples(names, values, cz, sigma):
+    """The refits as :meth:`ErrorMethod.errors` takes them: name -> array of the n refitted values, for the
+    network's parameters ``names`` (``values``: n rows, one column each), ``cz`` and ``sigma`` [km/s]."""
+    values = np.asarray(values, float).reshape(-1, len(names))
+    samples = {name: values[:, k] for k, name in enumerate(names)}
+    samples.update(cz=np.asarray(cz, float), sigma=np.asarray(sigma, float))
     return samples
+
+
+def samples_of(refits, names):
+    """:func:`refit_samples` of FitResults ``refits``."""
+    return refit_samples(names, [[r.params[name] for name in names] for r in refits], [r.cz for r in refits],
+                         [r.sigma for r in refits])
 
 
 def errors_note(result):
