@@ -101,7 +101,8 @@ def test_engine_auto_with_a_gpu_device_is_the_native_engine():
 
 
 def test_batch_tasks_fill_the_gpu_block():
-    from ulyss_ann.fitting.tasks import BLOCK_SPECTRA, task_blocks
+    from ulyss_ann.fitting.lockstep import BLOCK_SPECTRA
+    from ulyss_ann.fitting.tasks import task_blocks
     from ulyss_ann.fitting.torch_block import GPU_BLOCK_SPECTRA
 
     tasks = list(range(300))

@@ -102,7 +102,7 @@ def test_fast_recipe_builds_its_interpolator_without_keras(tmp_path):
     example_grid().save(tmp_path / "grid.fits")
     code = ("import sys\n"
             "from ulyss_ann.spectra.grid import SpectralGrid\n"
-            "from ulyss_ann.training.keras_recipe import train\n"
+            "from ulyss_ann.training.train import train\n"
             f"train(SpectralGrid.load({str(tmp_path / 'grid.fits')!r}), {str(tmp_path / 'n.keras')!r}, "
             f"hidden=(4, 5), recipe='fast', time_limit=3, validation=0, progress=False, "
             f"export={str(tmp_path / 'n.fits')!r})\n"

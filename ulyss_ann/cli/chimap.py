@@ -10,6 +10,7 @@ import os
 from ulyss_ann.cli.fit import add_engine_options, add_spectrum_options, fit_options, pairs
 from ulyss_ann.cli.options import add_model_option, model_file
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.engines import engine_choices, engine_help
 
 CHIMAP_DESCRIPTION = """\
 A chi2 map, as ULySS's uly_chimap makes it: two of the network's parameters are held
@@ -50,9 +51,9 @@ def add_chimap_parser(sub):
                                                         "marked) or of the profile")
     cp.add_argument("--overwrite", action="store_true", help="replace existing output files")
     add_spectrum_options(cp)
-    cp.add_argument("--engine", default="native", choices=["auto", "gdl", "native"],
-                    help="native (default): all nodes fitted together, fast; gdl: ULySS's uly_fit in GDL, one "
-                         "node after another (slow: seconds a node); auto: gdl when GDL and ULySS are here")
+    cp.add_argument("--engine", default="native", choices=engine_choices(),
+                    help=engine_help("native") + " (native: all nodes fitted together, fast; gdl: one uly_fit "
+                                                 "after another, seconds a node)")
     add_engine_options(cp)
     cp.set_defaults(run=_run_chimap)
 

@@ -9,6 +9,7 @@ import sys
 
 from ulyss_ann.cli.options import add_dashboard_option, add_model_option, model_file
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.engines import engine_choices, engine_help, engine_of_label
 
 FIT_DESCRIPTION = """\
 Fit spectra with an interpolator: the model of the paper's Eq. 8,
@@ -44,8 +45,8 @@ its checksum, after the run's configuration: after a crash, rerun the same comma
 --resume (a damaged record is reported and its spectrum fitted again; other options
 than the run's are refused, with the differences listed). OUTPUT.lock keeps one run
 per output. Every option is checked before any fit. Two files with the same name in
-different folders get ids with their folder (night1/spec_001). Readers: MUSE/PampelMuse (flux + SIGMA), SDSS/LAMOST tables and
-LAMOST images (vacuum -> air), plain 1-D FITS (linear or log WCS), text columns."""
+different folders get ids with their folder (night1/spec_001). Each file is read by the
+reader that recognises its content (the list: --format), or by the one --format names."""
 
 
 def add_fit_parser(sub):
@@ -81,9 +82,7 @@ def add_fit_parser(sub):
     fp.add_argument("--scheduler", metavar="ADDRESS",
                     help="use an existing Dask cluster (tls://host:8786 or tcp://; TLS credentials from Dask's "
                          "configuration: distributed.comm.tls.*)")
-    fp.add_argument("--engine", default="auto", choices=["auto", "gdl", "native"],
-                    help="gdl: ULySS in GDL; native: the same fit in NumPy, no GDL needed; "
-                         "auto (default): gdl when GDL and ULySS are here, else native")
+    fp.add_argument("--engine", default="auto", choices=engine_choices(), help=engine_help("auto"))
     add_engine_options(fp)
     fp.add_argument("--medium", choices=["air", "vacuum"],
                     help="the spectra's wavelengths are in air or vacuum, whatever their files say (default: "
@@ -155,6 +154,11 @@ def add_spectrum_options(parser):
                                                                 "or a star's own near rest)")
     parser.add_argument("--mask-ism", action="store_true", help="mask the interstellar lines: Na D and the DIBs "
                                                                 "5780, 6284 Angstrom, at rest +-50 km/s")
+    from ulyss_ann.spectra.readers import formats_help  # the registry's readers, those of plug-ins too
+
+    parser.add_argument("--format", metavar="NAME",
+                        help="read every spectrum file with this reader instead of the one its content picks "
+                             f"(default: each file's own). The readers: {formats_help()}")
 
 
 def pairs(items, option):
@@ -198,7 +202,7 @@ def fit_options(args):
     options = dict(guesses=guesses or None, mdegree=args.mdegree, wave_range=wave_range,
                    telluric=_telluric(args), mask_nad=args.mask_nad, mask_ism=args.mask_ism, masks=masks,
                    backend=args.backend)
-    options.update({name: getattr(args, name) for name in ("losvd", "lsf", "device", "model_medium", "medium",
+    options.update({name: getattr(args, name) for name in ("losvd", "lsf", "device", "model_medium", "medium", "format",
                                                               "errors", "nsimul", "seed", "flat_check")
                     if hasattr(args, name)})
     return options
@@ -291,7 +295,7 @@ def _plot(args, table, model, options, fixed):
         # The table keeps numbers, not arrays: the one fit is made again in memory, with the
         # same engine and options (deterministic: the same solution), and draws itself.
         values = FixedValues(fixed or None, interp).for_spectrum(str(table["id"][0]))
-        engine = "gdl" if str(table["engine"][0]).startswith("gdl") else "native"
+        engine = engine_of_label(table["engine"][0])  # gdl-subprocess -> gdl
         figure = fit_spectrum(args.files[0], model, engine=engine, fixed=values, **options).plot()
     else:
         figure = plot_fit_results(table, interp)

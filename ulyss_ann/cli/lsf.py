@@ -14,6 +14,7 @@ from ulyss_ann.cli.fit import add_spectrum_options, fit_options, pairs, parse_fl
 from ulyss_ann.cli.options import add_model_option, model_file
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.figures import check_figure_path
+from ulyss_ann.fitting.engines import engine_help, engine_names
 
 ACTIONS = ("gaussian", "measure", "smooth", "plot")
 
@@ -72,7 +73,8 @@ def add_lsf_parser(sub):
     mp.add_argument("--width", type=float, default=200.0, help="chunk width, Angstrom (200)")
     mp.add_argument("--step", type=float, default=100.0, help="chunk step, Angstrom (100)")
     mp.add_argument("--chunk-mdegree", type=int, default=3, help="polynomial degree in each chunk (3)")
-    mp.add_argument("--engine", default="native", choices=["native", "gdl"], help="native (default) or gdl (uly_lsf)")
+    mp.add_argument("--engine", default="native", choices=engine_names(),
+                    help=engine_help("native", auto=False) + " (gdl: ULySS's own uly_lsf)")
     mp.add_argument("--losvd", choices=["analytic", "sampled"],
                     help="native engine's LOSVD: analytic (default) or ULySS's sampled Gaussian (the gdl "
                          "engine's)")
@@ -194,9 +196,6 @@ def _run_measure(args):
 
     interp, model_fwhm = _model(args)
     smoothing = _smoothing(args.smooth)
-    if args.engine == "gdl" and args.losvd == "analytic":
-        raise UlyssAnnError("--losvd analytic: the native engine's; uly_lsf (--engine gdl) uses ULySS's sampled "
-                            "kernel (drop --losvd, or use --engine native)")
     if args.plot:
         check_figure_path(args.plot, "--plot")
     writable_folder(os.path.dirname(os.path.abspath(args.output)), "-o")  # before the fits, not after
@@ -207,7 +206,7 @@ def _run_measure(args):
     options.pop("losvd", None)  # given below, for the chunks and the global fit alike
     measured = measure_lsf_many(args.files, interp, width=args.width, step=args.step,
                                 chunk_mdegree=args.chunk_mdegree, engine=args.engine,
-                                losvd=args.losvd or ("analytic" if args.engine == "native" else "sampled"),
+                                losvd=args.losvd,  # None: the engine's own (analytic natively, sampled in GDL)
                                 moments=args.moments, fixed=pairs(args.fix, "--fix") or None, **options)
     combined = combine_lsf(measured)
     floor = sigma_floor_for(measured)  # 5 % of a pixel at least: see lsf_records

@@ -19,6 +19,7 @@ from ulyss_ann.cli.grids import add_grid_parsers
 from ulyss_ann.cli.lsf import add_lsf_parser, spell_lsf_gaussian
 from ulyss_ann.cli.options import add_model_option, given_model, model_file, take_positional_model
 from ulyss_ann.cli.paper import add_paper_parsers
+from ulyss_ann.cli.train import add_training_parsers
 from ulyss_ann.fitting.cluster import Terminated
 from ulyss_ann.model.bundled import BUNDLED, bundled_name_of
 
@@ -137,6 +138,7 @@ def build_parser():
     add_chimap_parser(sub)
     add_lsf_parser(sub)
     add_grid_parsers(sub)
+    add_training_parsers(sub)
     add_paper_parsers(sub)
     return parser
 

@@ -1,4 +1,7 @@
-"""``ulyss-ann simulate ngc6397`` and ``ulyss-ann ngc6397``: the paper's cluster, simulated and analysed.
+"""``ulyss-ann selfinv``, ``simulate ngc6397`` and ``ngc6397``: the paper's precision and cluster.
+
+``selfinv``: the self-inversion precision of an interpolator (Eq. 6, Table 3); ``simulate``
+and ``ngc6397``: the paper's cluster, simulated and analysed.
 
 Part of the command line (:mod:`ulyss_ann.cli`); errors are UlyssAnnError, printed by
 ``main`` as one line.
@@ -9,11 +12,38 @@ import glob
 import os
 
 from ulyss_ann.cli.grids import REFERENCE_PLACES
-from ulyss_ann.cli.options import add_model_option, reference_model
+from ulyss_ann.cli.options import add_dashboard_option, add_model_option, model_file, reference_model
+from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.engines import engine_choices, engine_help
 from ulyss_ann.spectra.reference_files import TRIAL8
 
 
 def add_paper_parsers(sub):
+    si = sub.add_parser("selfinv", help="self-inversion precision (the paper's Eq. 6, Table 3)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Precision of an interpolator from fits of its own grid spectra: per "
+                                    "parameter, the rms of\n(derived - node value) over the grid (Eq. 6), "
+                                    "and as a percentage of the grid's mean mesh step.\n"
+                                    "--res reads ULySS .res (solut) files, one fit per node, in node order;\n"
+                                    "--grid GRID -m MODEL fits every grid spectrum with MODEL (all parameters free, "
+                                    "12\nguesses spanning the grid, no noise) through the batch driver (Dask), and "
+                                    "maps the\nresiduals: the folder -o DIR gets the fits, the table and the maps.",
+                        epilog="examples:\n  ulyss-ann selfinv --res selfinversion_trial7.res --nodes gsl_nodes.txt\n"
+                               "  ulyss-ann selfinv --grid gsl_surrogate.fits -m gsl_ann_trial7.fits "
+                               "--engine native -o selfinv/")
+    si.add_argument("--res", metavar="FILE", help="ULySS .res file of the fits, in node order")
+    si.add_argument("--nodes", metavar="FILE", help="node list (PHOENIX names, one a line), with --res")
+    si.add_argument("--grid", metavar="FILE", help="spectral grid whose spectra are fitted (with -m)")
+    add_model_option(si, default_text=None, what="interpolator to invert, with --grid")
+    si.add_argument("--engine", default="auto", choices=engine_choices(), help=engine_help("auto"))
+    si.add_argument("-j", "--workers", type=int, help="worker processes (default: one per core; 0: no Dask)")
+    si.add_argument("-o", "--outdir", metavar="DIR", default="selfinv",
+                    help="with --grid: folder to write the fits, the table and the maps to (selfinv)")
+    si.add_argument("--quiet", action="store_true", help="with --grid: no progress bar or fit summary, "
+                                                         "nothing of Dask's; only the precision table")
+    add_dashboard_option(si)
+    si.set_defaults(run=_run_selfinv)
+
     sm = sub.add_parser("simulate", help="simulate a MUSE sample of NGC 6397 (known parameters)",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Simulate the paper's NGC 6397 sample: 1587 MUSE-like spectra of 1063 stars above "
@@ -103,4 +133,32 @@ def _run_report(args):
             t, f = numbers[key]["Teff"], numbers[key]["Fe/H"]
             print(f"against {key}: ΔTeff {t[0]:+.1f} ± {t[1]:.1f} K, Δ[Fe/H] {f[0]:+.3f} ± {f[1]:.3f} dex")
     print(f"wrote {as_folder(args.outdir)}: {', '.join(sorted(os.listdir(args.outdir)))}")
+    return 0
+
+
+def _run_selfinv(args):
+    from ulyss_ann.paper.selfinversion import selfinversion_from_grid, selfinversion_from_res
+
+    if args.grid and args.model:
+        from ulyss_ann.spectra.grid import SpectralGrid
+
+        model = model_file(args)
+        result = selfinversion_from_grid(SpectralGrid.load(args.grid), model, args.outdir, args.engine,
+                                         args.workers, progress=not args.quiet, dashboard=args.dashboard)
+        source = f"{os.path.basename(model)} on {os.path.basename(args.grid)}, engine {result['engine']}"
+    elif args.res and args.nodes:
+        if args.dashboard:
+            import warnings
+
+            warnings.warn("--dashboard: --res fits nothing, so no Dask cluster starts (--grid does)")
+        result = selfinversion_from_res(args.res, args.nodes)
+        source = os.path.basename(args.res)
+    else:
+        raise UlyssAnnError("selfinv: give --res FILE --nodes FILE, or --grid GRID -m MODEL")
+    units = {"Teff": "K", "Logg": "dex", "Fe/H": "dex"}
+    print(f"self-inversion of {result['n']} nodes ({source}), Eq. 6:")
+    print(f"  {'parameter':<10} {'P (absolute)':>14} {'mesh step':>12} {'P (% of step)':>14}")
+    for name, p, step, pct in zip(result["names"], result["absolute"], result["mesh"], result["percent"]):
+        value = f"{p:.1f}" if p >= 1 else f"{p:.3f}"
+        print(f"  {name:<10} {value:>10} {units.get(name, ''):<3} {step:>8.4g} {units.get(name, ''):<3} {pct:>13.1f}")
     return 0

@@ -40,13 +40,33 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
     **options
         Any field of :class:`~ulyss_ann.fitting.core.FitConfig`: ``guesses``,
         ``mdegree``, ``wave_range``, ``telluric``, ``mask_nad``, ``masks``, ``losvd``,
-        ``lsf``, ``device``, ``backend``, ``save_fits``, ``model_medium``, ``medium``…
+        ``lsf``, ``device``, ``backend``, ``save_fits``, ``model_medium``, ``medium``, ``format``…
+
+    Returns
+    -------
+    FitResult
+        The parameters and their 1-σ errors in the interpolator's units (``result.units``),
+        ``cz`` and ``sigma`` [km/s], the reduced χ², quality ``flags``, the fitted arrays;
+        ``plot()``, ``to_table()``, ``write_fits(folder)``.
 
     Raises
     ------
     UlyssAnnError
         With one line saying what is wrong (an unreadable spectrum or model, an
         unknown option or parameter, no overlap, a guess outside the bounds).
+
+    See Also
+    --------
+    ulyss_ann.fit : many spectra, in parallel, resumable.
+    ulyss_ann.read_spectrum : a file read as the fit reads it.
+
+    Examples
+    --------
+    The MUSE star of ``docs/python.md``:
+
+    >>> result = ulyss_ann.fit_spectrum("star.fits", model="gsl_ann_trial7.fits")   # doctest: +SKIP
+    >>> result.params["Teff"], result.errors["Teff"], result.units["Teff"]        # doctest: +SKIP
+    (5425.6, 5.2, 'K')
     """
     config, fitter, _, spectrum, values = configured_call(spectrum, model, engine, fixed, options)
     # this call's options, passed on: another thread may give the shared engine its own meanwhile
@@ -65,6 +85,6 @@ def configured_call(spectrum, model, engine, fixed, options):
     fixed_values = FixedValues(fixed, interp)
     check_combination(config, fixed_values)
     require_engine(config.engine, config.backend)  # after the options: those are refused on any machine
-    spectrum = as_spectrum(spectrum)
+    spectrum = as_spectrum(spectrum, format=config.format)  # format=: the reader forced, else the file's own
     values = fixed_values.for_spectrum(str(spectrum.meta.get("id")))
     return config, engine_for(config, interp), interp, spectrum, values

@@ -48,9 +48,8 @@ import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.fitting.cluster import (announce_dashboard, check_workers, close_quietly, connect, dask_settings,
-                                       dask_silenced, local_client, local_cluster, note_gdl_sessions,
-                                       stopping_on_sigterm)
-from ulyss_ann.fitting.engines import engine_label, require_engine, resolve_engine
+                                       dask_silenced, local_client, local_cluster, stopping_on_sigterm)
+from ulyss_ann.fitting.engines import engine_class, engine_label, require_engine, resolve_engine
 from ulyss_ann.fitting.journal import failure_row
 from ulyss_ann.fitting.options import FixedValues, check_combination, check_output_folder, make_config, model_path
 from ulyss_ann.fitting.resume import open_journal, tasks_to_fit
@@ -70,7 +69,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         telluric=None, mask_nad=False, mask_ism=False, masks=(), workers=None, scheduler=None, resume=False,
         overwrite=False, backend="auto", engine="auto", progress=True, save_fits=None, retries=2,
         recycle_after=100, losvd="sampled", lsf=None, retry_failed=False, add_spectra=False, device="auto",
-        dashboard=False, model_medium=None, medium=None, errors="formal", nsimul=None, seed=None, flat_check=True):
+        dashboard=False, model_medium=None, medium=None, errors="formal", nsimul=None, seed=None, flat_check=True, format=None):
     """Fit spectra with an interpolator, through GDL + ULySS or natively; return the results table.
 
     Every option is checked before any spectrum is read (one-line UlyssAnnError); a
@@ -87,9 +86,17 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     output : path-like or None
         Results table (ECSV); the journal is ``output + '.journal.jsonl'``, the lock
         ``output + '.lock'``. None: keep the results in memory only (no journal, no resume).
-    guesses, mdegree, wave_range, telluric, mask_nad, mask_ism, masks, backend, save_fits, recycle_after, losvd, lsf,
-    device, model_medium, medium, errors, nsimul, seed, flat_check
-        See :class:`~ulyss_ann.fitting.core.FitConfig`.
+    guesses, mdegree, wave_range, telluric, mask_nad, mask_ism, masks, backend, save_fits, recycle_after
+        The fit's options, as :func:`~ulyss_ann.fit_spectrum` takes them: see :class:`~ulyss_ann.fitting.core.FitConfig`
+        (``wave_range`` in Å).
+    losvd, lsf, device, model_medium, medium, errors, nsimul, seed, flat_check
+        The same: see :class:`~ulyss_ann.fitting.core.FitConfig`.
+    format : str, optional
+        The spectrum reader forced for every file, by name (as :func:`~ulyss_ann.read_spectrum`'s
+        ``format``); None (default): each file's own.
+    progress : bool
+        A progress bar while fitting (one line at its end when stderr is not a terminal) and the
+        summary of the run at its end.
     fixed : dict, optional
         Fixed parameters, as in :class:`~ulyss_ann.fitting.options.FixedValues` (a value, a table column, or a
         mapping spectrum id -> value).
@@ -119,8 +126,8 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     engine : str
         ``gdl``: ULySS's ``uly_fit`` in GDL with the generated component; ``native``: the
         same model and fit in NumPy/SciPy; ``auto`` (default): ``gdl`` when GDL and
-        ULySS are found here (and the options are ULySS's), else ``native``. The table's
-        ``engine`` column records which ran.
+        ULySS are found here (and the options are ULySS's), else ``native``; or another registered
+        engine (:mod:`~ulyss_ann.fitting.engines`). The table's ``engine`` column records which ran.
     retries : int
         Worker deaths one spectrum may cause before it is given up (in this run).
 
@@ -129,6 +136,24 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     astropy.table.Table
         One row per spectrum, columns with units (also written to ``output``); its
         metadata is the run's record.
+
+    Raises
+    ------
+    UlyssAnnError
+        One line, before any spectrum is read, for an option that is wrong (a model that cannot be
+        read, an unknown parameter, options that do nothing together, a journal of another
+        configuration on ``resume``), or for a cluster that cannot be used; with an ``output``,
+        ``resume=True`` then continues from the journal.
+
+    See Also
+    --------
+    ulyss_ann.fit_spectrum : one spectrum, in memory, with its arrays and figure.
+
+    Examples
+    --------
+    >>> table = ulyss_ann.fit(sorted(glob.glob("muse/*.fits")), "gsl_ann_trial7.fits", "results.ecsv",
+    ...                       fixed={"Logg": "photometry.ecsv:logg"}, workers=2)     # doctest: +SKIP
+    >>> table = ulyss_ann.fit([(wave, flux, error)], output=None, workers=0)        # doctest: +SKIP
     """
     model = os.path.abspath(model_path(model))
     interp = Interpolator.read(model)  # a bad model stops everything before any work
@@ -140,16 +165,10 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
                          telluric=telluric, mask_nad=mask_nad, mask_ism=mask_ism, masks=masks, backend=backend,
                          save_fits=save_fits, recycle_after=recycle_after, engine=engine, losvd=losvd, lsf=lsf, device=device,
                          model_medium=model_medium, medium=medium, errors=errors, nsimul=nsimul, seed=seed,
-                         flat_check=flat_check)
-    if engine == "native" and scheduler is None and device != "cpu":
-        from ulyss_ann.fitting.torch_block import gpu_requested, torch_device
-
-        try:
-            torch_device(device)  # no torch, or no GPU here: said before any work
-        except ValueError as exc:
-            raise UlyssAnnError(str(exc)) from None
-        if workers is None and gpu_requested(device, losvd):
-            workers = 0  # one GPU: this process feeds it (workers would each hold a CUDA context on it)
+                         flat_check=flat_check, format=format)
+    engine_kind = engine_class(engine)
+    # the engine checks its device before any work, and may feed it from this process (one GPU: workers 0)
+    workers = engine_kind.batch_workers(config, workers, remote=scheduler is not None)
     if dashboard and workers == 0 and scheduler is None:
         warnings.warn("no Dask dashboard: this batch fits in this process, without Dask (workers 0)")
     if workers != 0 or scheduler is not None:
@@ -161,10 +180,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     fixed_values = FixedValues(fixed, interp)
     check_combination(config, fixed_values)
     require_engine(engine, backend, remote=scheduler is not None)  # after the options, refused on any machine
-    if engine == "gdl":
-        from ulyss_ann.fitting.gdl_engine import check_gdl_paths
-
-        check_gdl_paths(config)  # a path GDL cannot open stops everything before any work
+    engine_kind.check_batch(config)  # e.g. a path GDL cannot open: stops everything before any work
     inputs = batch_inputs(spectra)
     # before the lock: no output that is a link or one of the spectra is ever written or deleted
     check_outputs(output, inputs, config.save_fits, stem=file_stem)
@@ -272,6 +288,7 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
                 raise UlyssAnnError(f"{exc}; {_what_is_left(journal)}") from None
             if dashboard:
                 announce_dashboard(dashboard, client, scheduler)
+            engine_kind = engine_class(config.engine)
             slots = sum(client.nthreads().values()) or 1
             futures = {client.submit(fit_block_noting_warnings, block, config, pure=False): block
                        for block in task_blocks(tasks, config, slots)}
@@ -296,8 +313,8 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
                         else:
                             rows = [_worker_death_row(entry, config, retries, exc) for entry, _ in block]
                     future.release()
-                    if cluster is not None and config.engine == "gdl":
-                        note_gdl_sessions(cluster)  # removed at the end, even if their workers were killed
+                    if cluster is not None:
+                        engine_kind.note_local_workers(cluster)  # e.g. GDL's scratch folders, removed at the end
                     if rows is not None:
                         _record(journal, bar, rows, counts)
         finally:

@@ -205,6 +205,10 @@ def close_quietly(client, cluster):
                     shutil.rmtree(folder, ignore_errors=True)
 
 
+#: The GDL interpreter's process name (the program, not the engine: a process's name is no engine's).
+GDL_PROGRAM = "gdl"
+
+
 def note_gdl_sessions(cluster):
     """Note the scratch folders of the GDL sessions of the local cluster's workers, for
     :func:`close_quietly` to remove: each ``gdl`` process runs in its session's folder
@@ -221,7 +225,7 @@ def note_gdl_sessions(cluster):
             continue
         for child in children:
             try:
-                if child.name() == "gdl" and os.path.basename(child.cwd()).startswith("ulyss_ann_gdl_"):
+                if child.name() == GDL_PROGRAM and os.path.basename(child.cwd()).startswith("ulyss_ann_gdl_"):
                     folders.add(child.cwd())
             except psutil.Error:  # ended meanwhile, or not ours to inspect
                 pass

@@ -26,6 +26,7 @@ from ulyss_ann.errors import MachineryError, UlyssAnnError, first_line
 from ulyss_ann.fitting.preparation import (MIN_DOF, MIN_OVERLAP, NA_D_BAND, OVERSAMPLED, PAPER_GUESSES,
                                            TELLURIC_BANDS, FitPreparation, PreparedFit)
 from ulyss_ann.fitting import error_model  # noqa: F401 - registers --errors total beside resampling's
+from ulyss_ann.fitting.engine_traits import EngineTraits
 from ulyss_ann.fitting.resampling import (MIN_NSIMUL, Formal, error_method, fixed_values, nsimul, result_copy, samples_of,
                                           simulation_rng)
 from ulyss_ann.fitting.result import FitResult
@@ -65,7 +66,8 @@ class FitConfig:
     masks : sequence of (lo, hi)
         More ranges to mask [Å].
     engine : str
-        ``gdl`` (ULySS in GDL) or ``native`` (NumPy/SciPy).
+        ``gdl`` (ULySS in GDL), ``native`` (NumPy/SciPy), or another registered engine
+        (:mod:`~ulyss_ann.fitting.engines`).
     backend : str
         GDL engine: session backend, ``auto``, ``pygdl`` or ``subprocess``.
     timeout : float
@@ -105,6 +107,9 @@ class FitConfig:
         spectrum's own stream, from the seed and its id, so that a batch's order changes nothing).
         None: fresh entropy. Only GDL's ``mc`` of a spectrum with errors ignores it: ULySS's NSIMUL
         draws from GDL's generator.
+    format : str, optional
+        The reader of every spectrum file, by name (``muse``, ``apogee``, ``specutils:LOADER``…:
+        :mod:`~ulyss_ann.spectra.readers`); None (default): each file's own, from its content.
     flat_check : bool
         With ``mc``/``total`` errors, also profile χ² along each free parameter for the flag
         ``flat-valley:<name>`` (:mod:`~ulyss_ann.fitting.valley`; natively ~1 s a spectrum, in GDL
@@ -130,6 +135,7 @@ class FitConfig:
     model_sha256: str = None
     model_medium: str = None  # 'air'/'vacuum' overriding the model file's (ulyss_ann.model.medium)
     medium: str = None  # 'air'/'vacuum' overriding every spectrum file's (ulyss_ann.spectra.spectrum_medium)
+    format: str = None  # the spectrum reader forced (ulyss_ann.spectra.readers); None: each file's own
     errors: str = "formal"
     nsimul: int = None
     seed: int = None
@@ -170,12 +176,14 @@ class Solution:
     dof_factor: float = 1.0     # fitted pixels per independent pixel (ULySS's, ≥ 1)
 
 
-class FitEngine:
+class FitEngine(EngineTraits):
     """The interface of an engine: ``fit(spectrum, fixed) -> FitResult``, ``close()``.
 
     A subclass sets :attr:`name` and implements :meth:`solve`; everything before
     (preparation, checks) and after (the result, the saved best fit) is done here,
-    the same for every engine.
+    the same for every engine. What it declares to the rest of the package (options,
+    label, block size, needs) are :class:`~ulyss_ann.fitting.engine_traits.EngineTraits`'
+    classmethods; it is registered in :mod:`~ulyss_ann.fitting.engines`.
 
     Parameters
     ----------

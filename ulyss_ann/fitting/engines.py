@@ -1,107 +1,195 @@
-"""Which engine fits, and one engine per configuration and process, kept for the next spectrum.
+"""The engines by name: a registry, which engine ``auto`` takes, and one engine per configuration and process.
 
-``engine="auto"`` takes the GDL engine when GDL and ULySS are both found here, the native
-one otherwise; ``gdl`` on a machine without them stops with the fix (:func:`require_engine`),
-after the options are checked: a user who typed an impossible combination of options hears
-about it first, with or without ULySS. An engine is
-costly to start (the GDL engine generates a component and starts a GDL session), so
-each process keeps one per :meth:`~ulyss_ann.fitting.core.FitConfig.engine_key` and
-closes them all at exit: a Dask worker, or a notebook calling
+**Registry.** An engine is a :class:`~ulyss_ann.fitting.core.FitEngine` subclass whose class-level
+declarations (:class:`~ulyss_ann.fitting.engine_traits.EngineTraits`: name, label, options and
+their checks, block size, what it needs installed, the batch's hooks) are all the package asks
+of it. The built-in ones are registered here as ``"module:Class"`` and imported on first
+lookup (``import ulyss_ann`` stays light); :func:`register_engine` adds one (a class, or such a
+string); a package of your own can register through the entry-point group
+``ulyss_ann.engines`` (``name = "package.module:Class"``), read on the first lookup that needs it.
+:func:`engine_class` looks a name up; :func:`engine_names` lists them (the CLI's ``--engine``
+choices and an unknown name's one-line refusal).
+
+**auto.** ``engine="auto"`` takes, among the engines with an
+:attr:`~ulyss_ann.fitting.engine_traits.EngineTraits.auto_priority` (highest first), the first whose
+option checks let the options through and that this machine can run (the GDL engine when GDL and
+ULySS are found here, the native one otherwise); when none can run, the first that takes the
+options, which :func:`require_engine` then refuses with the fix, after the options are checked: a
+user who typed an impossible combination of options hears about it first, with or without ULySS.
+
+**One per process.** An engine is costly to start (the GDL engine generates a component and starts
+a GDL session), so each process keeps one per :meth:`~ulyss_ann.fitting.core.FitConfig.engine_key`
+and closes them all at exit: a Dask worker, or a notebook calling
 :func:`~ulyss_ann.fitting.api.fit_spectrum` in a loop, starts each once.
 """
 
 import atexit
-import shutil
+import importlib
+import warnings
 
 from ulyss_ann.errors import UlyssAnnError
 
-__all__ = ["ENGINES", "resolve_engine", "require_engine", "engine_label", "check_gdl", "gdl_ready", "engine_for",
-           "open_engines", "close_engines"]
+__all__ = ["AUTO", "ENTRY_POINT_GROUP", "register_engine", "unregister_engine", "engine_class", "engine_names",
+           "engine_choices", "engine_help", "refresh_entry_points", "engine_of_label", "resolve_engine", "require_engine", "engine_label",
+           "check_gdl", "gdl_ready", "engine_for", "open_engines", "close_engines", "ENGINES"]
 
-ENGINES = ("auto", "gdl", "native")
+#: The engine name that lets the registry choose (:func:`resolve_engine`).
+AUTO = "auto"
+#: The entry-point group through which installed packages register engines.
+ENTRY_POINT_GROUP = "ulyss_ann.engines"
+
+# name -> the engine's class, or "module:Class" / an entry point until first looked up
+_REGISTRY = {}
+# name -> one line for --engine's help, of engines registered unloaded (the CLI imports no engine to say it)
+_SUMMARIES = {}
+_ENTRY_POINTS_READ = [False]
 
 _OPEN = {}  # engine_key -> engine, in this process
 
 
-def check_gdl(backend):
-    """Stop at once, with the fix, when this machine cannot run GDL + ULySS."""
-    from ulyss_ann.gdl.process import GDLNotFoundError, gdl_executable
-    from ulyss_ann.gdl.session import pygdl_available
-    from ulyss_ann.gdl.ulyss_location import INSTALL_HINT, default_ulyss_dir, find_ulyss
-
-    if find_ulyss() is None:
-        raise GDLNotFoundError(INSTALL_HINT.format(default=default_ulyss_dir()).replace(
-            "Everything that does not run GDL works without it.",
-            "The gdl engine needs it; engine='native' (--engine native) needs neither GDL nor ULySS."))
-    if backend == "pygdl" and not pygdl_available():
-        raise GDLNotFoundError("import GDL failed: install python3-gdl (./scripts/setup) or use --backend subprocess")
-    if backend == "subprocess" or (backend == "auto" and not shutil.which("gdl") and not pygdl_available()):
-        gdl_executable()  # raises with the apt-get line
-
-
-def gdl_ready(backend):
-    """True when GDL and ULySS are both here (what ``engine='auto'`` asks)."""
-    try:
-        check_gdl(backend)
-    except UlyssAnnError:
-        return False
-    return True
-
-
-def resolve_engine(engine, backend="auto", remote=False, losvd="sampled", device="auto"):
-    """``gdl`` or ``native`` for the ``engine`` asked; whether GDL is here is :func:`require_engine`'s check.
-
-    ``auto`` takes ``native`` for what only it does (``losvd="analytic"``, a GPU ``device``), ``gdl`` when a
-    GDL ``backend`` is named, else ``gdl`` when GDL and ULySS are here, ``native`` otherwise.
-    ``remote`` (the fits run on a cluster) is :func:`require_engine`'s concern; kept for callers.
-    """
-    if engine not in ENGINES:
-        raise UlyssAnnError(f"engine '{engine}': choose {', '.join(ENGINES)}")
-    if engine == "auto":
-        if losvd == "analytic" or device not in ("auto", "cpu"):  # what only the native engine does
-            return "native"
-        if backend == "auto":
-            return "gdl" if gdl_ready(backend) else "native"
-        engine = "gdl"
+def register_engine(engine, name=None, summary=None):
+    """Register an engine: a FitEngine subclass (usable as a class decorator), or ``"module:Class"``
+    with its ``name`` (imported on first lookup; ``summary``: its line in ``--engine``'s help, else
+    the class's :attr:`~ulyss_ann.fitting.engine_traits.EngineTraits.summary` once loaded); returns
+    ``engine``. A name registered already to another engine is refused."""
+    if isinstance(engine, str):
+        if not name or ":" not in engine:
+            raise UlyssAnnError(f"register_engine({engine!r}): give 'module:Class' and the engine's name")
+    else:
+        _check_engine_class(engine, name)
+        name = engine.name
+    if name == AUTO:
+        raise UlyssAnnError(f"engine name '{AUTO}' is taken by the registry's own choice; name the engine otherwise")
+    known = _REGISTRY.get(name)
+    if known is not None and _shown(known) != _shown(engine):  # the same class as its "module:Class": the same
+        raise UlyssAnnError(f"engine '{name}' is registered already ({_shown(known)}); unregister it first")
+    _REGISTRY[name] = engine
+    if summary:
+        _SUMMARIES[name] = summary
     return engine
 
 
+def unregister_engine(name):
+    """Remove engine ``name`` from the registry; this process's open engines of it are closed."""
+    _REGISTRY.pop(name, None)
+    _SUMMARIES.pop(name, None)
+    for key in [k for k in _OPEN if k[0] == name]:
+        _OPEN.pop(key).close()
+
+
+def refresh_entry_points():
+    """Read the entry points of the installed packages again (a package installed in a running session)."""
+    _ENTRY_POINTS_READ[0] = False
+    _read_entry_points()
+
+
+def engine_class(name):
+    """The registered engine class of ``name`` (imported on first lookup), or a one-line UlyssAnnError
+    listing the names registered."""
+    if isinstance(name, str) and name not in _REGISTRY:
+        _read_entry_points()
+    found = _REGISTRY.get(name) if isinstance(name, str) else None
+    if found is None:
+        raise UlyssAnnError(f"engine '{name}': choose {', '.join(engine_choices())}")
+    if not isinstance(found, type):
+        try:
+            found = found.load() if hasattr(found, "load") else _import(found)
+        except Exception as exc:  # a broken plug-in names itself; the built-ins go on working
+            raise UlyssAnnError(f"engine '{name}': {_shown(_REGISTRY[name])} does not load "
+                                f"({type(exc).__name__}: {exc})") from None
+        _check_engine_class(found, name)
+        _REGISTRY[name] = found
+    return found
+
+
+def engine_names():
+    """The registered engines' names, sorted (entry points included)."""
+    _read_entry_points()
+    return sorted(_REGISTRY)
+
+
+def engine_choices():
+    """What ``engine=`` / ``--engine`` takes: ``auto`` and every registered name."""
+    return [AUTO, *engine_names()]
+
+
+def engine_help(default=AUTO, auto=True):
+    """``--engine``'s help: each engine's summary, and (``auto``) what auto does; ``default`` marked."""
+    def mark(name):
+        return f"{name} (default)" if name == default else name
+
+    def summary(name):  # without importing an engine registered unloaded (every command builds this help)
+        entry = _REGISTRY[name]
+        return _SUMMARIES.get(name) or (entry.summary if isinstance(entry, type) else "an installed engine")
+
+    parts = [f"{mark(name)}: {summary(name)}" for name in engine_names()]
+    if auto:
+        parts.append(f"{mark(AUTO)}: the first engine that the options allow and this machine can run "
+                     "(gdl where GDL and ULySS are here, else native)")
+    return "; ".join(parts)
+
+
+def engine_of_label(label):
+    """The engine name of a table's ``engine`` column (``gdl-subprocess`` -> ``gdl``), or UlyssAnnError."""
+    for name in engine_names():
+        if engine_class(name).owns_label(str(label)):
+            return name
+    raise UlyssAnnError(f"engine '{label}' (the table's engine column): no engine registered here writes it; "
+                        f"registered: {', '.join(engine_names())}")
+
+
+def resolve_engine(engine, backend="auto", remote=False, losvd="sampled", device="auto"):
+    """The registered engine's name for the ``engine`` asked (``auto`` resolved: see the module's text);
+    whether this machine can run it is :func:`require_engine`'s check (``remote``: kept for callers)."""
+    if engine != AUTO:
+        return engine_class(engine).name  # an unknown name: one line listing the registered ones
+    options = {"backend": backend, "losvd": losvd, "device": device}
+    engines = _auto_engines()
+    taking = [cls for cls in engines if cls.accepts(options)]
+    for cls in taking:
+        if cls.available(backend):
+            return cls.name
+    # none can run here: the one the options ask for, which require_engine refuses with the fix;
+    # options no engine takes: the last resort's, whose checks then name the option
+    return (taking or engines[-1:])[0].name
+
+
 def require_engine(engine, backend="auto", remote=False):
-    """Stop, with the fix, when ``engine`` is ``gdl`` and this machine lacks GDL or ULySS.
+    """Stop, with the fix, when this machine lacks what ``engine`` needs (GDL and ULySS for ``gdl``).
 
     Called once the options are checked (they are refused first, in one line, on any machine);
     ``remote``: the fits run on a cluster, whose machines are what count.
     """
-    if engine == "gdl" and not remote:
-        check_gdl(backend)
+    engine_class(engine).require(backend, remote)
 
 
 def engine_label(config):
-    """The ``engine`` column of the rows of ``config``: ``native``, ``gdl-subprocess`` or ``gdl-pygdl``.
+    """The ``engine`` column of the rows of ``config`` (``native``, ``gdl-subprocess``, ``gdl-pygdl``…).
 
     Rows of spectra that failed before any engine started carry it too, so that every row
     of a run names the same engine.
     """
-    if config.engine != "gdl":
-        return config.engine
-    from ulyss_ann.gdl.session import resolve_backend
+    return engine_class(config.engine).label(config)
 
-    return f"gdl-{resolve_backend(config.backend)}"
+
+def check_gdl(backend):
+    """Stop at once, with the fix, when this machine cannot run GDL + ULySS (the gdl engine's needs)."""
+    engine_class("gdl").require(backend)
+
+
+def gdl_ready(backend):
+    """True when GDL and ULySS are both here."""
+    return engine_class("gdl").available(backend)
 
 
 def engine_for(config, interp=None):
     """The engine of ``config`` in this process, started on first use."""
     key = config.engine_key()
     if key not in _OPEN:
+        engine = engine_class(config.engine)  # auto is resolved before
         if not _OPEN:
             atexit.register(close_engines)
-        if config.engine == "native":
-            from ulyss_ann.fitting.native_engine import NativeEngine as Engine
-        elif config.engine == "gdl":
-            from ulyss_ann.fitting.gdl_engine import GDLEngine as Engine
-        else:
-            raise UlyssAnnError(f"engine '{config.engine}': choose gdl or native (auto is resolved before)")
-        _OPEN[key] = Engine(config, interp)
+        _OPEN[key] = engine(config, interp)
     engine = _OPEN[key]
     engine.config = config  # guesses, masks and range may differ between batches
     return engine
@@ -117,3 +205,55 @@ def close_engines():
     for engine in _OPEN.values():
         engine.close()
     _OPEN.clear()
+
+
+def __getattr__(name):
+    if name == "ENGINES":  # computed on use: engines registered later count
+        return tuple(engine_choices())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _auto_engines():
+    ranked = [engine_class(name) for name in engine_names()]
+    return sorted((cls for cls in ranked if cls.auto_priority is not None), key=lambda cls: -cls.auto_priority)
+
+
+def _read_entry_points():
+    """Add the installed packages' engines (entry-point group ``ulyss_ann.engines``), once, unloaded."""
+    if _ENTRY_POINTS_READ[0]:
+        return
+    _ENTRY_POINTS_READ[0] = True
+    from importlib.metadata import entry_points
+
+    try:
+        found = entry_points(group=ENTRY_POINT_GROUP)
+    except Exception as exc:  # a damaged installation's metadata: said, and the built-ins go on working
+        warnings.warn(f"engines of installed packages not read ({type(exc).__name__}: {exc})", stacklevel=3)
+        return
+    for point in found:
+        _REGISTRY.setdefault(point.name, point)
+
+
+def _import(spec):
+    module, _, attribute = spec.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _shown(entry):
+    if isinstance(entry, type):
+        return f"{entry.__module__}:{entry.__qualname__}"
+    return getattr(entry, "value", entry)
+
+
+def _check_engine_class(cls, name):
+    from ulyss_ann.fitting.core import FitEngine
+
+    if not (isinstance(cls, type) and issubclass(cls, FitEngine)):
+        raise UlyssAnnError(f"engine '{name}': {cls!r} is not a FitEngine subclass (ulyss_ann.fitting.core)")
+    if not isinstance(cls.name, str) or not cls.name or (name is not None and cls.name != name):
+        raise UlyssAnnError(f"engine '{name}': {_shown(cls)} must set name = '{name or 'NAME'}'")
+
+
+# The built-in engines: imported on first lookup
+register_engine("ulyss_ann.fitting.gdl_engine:GDLEngine", "gdl", "ULySS's uly_fit in GDL")
+register_engine("ulyss_ann.fitting.native_engine:NativeEngine", "native", "the same fit in NumPy, no GDL needed")

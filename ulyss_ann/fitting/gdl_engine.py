@@ -54,7 +54,7 @@ from ulyss_ann.model.wavelength import C_KMS
 #: different noise.
 NSIMUL_CHUNK = 25
 
-__all__ = ["GDLEngine", "check_gdl_paths", "RESULT_FIELDS", "PARAMETER_FIELDS", "LAST_FIT_COLUMNS",
+__all__ = ["GDLEngine", "check_gdl_paths", "check_gdl_here", "RESULT_FIELDS", "PARAMETER_FIELDS", "LAST_FIT_COLUMNS",
            "decode_result"]
 
 #: What ULYSS_ANN_FIT returns, in this order (ulyss_ann/gdl/pro/ulyss_ann_fit.pro, OUTPUT) ...
@@ -100,8 +100,97 @@ def _scratch_folder():
     return Path(scratch)
 
 
+def check_gdl_here(backend):
+    """Stop at once, with the fix, when this machine cannot run GDL + ULySS (with ``backend``)."""
+    from ulyss_ann.gdl.process import GDLNotFoundError, gdl_executable
+    from ulyss_ann.gdl.session import pygdl_available
+    from ulyss_ann.gdl.ulyss_location import INSTALL_HINT, default_ulyss_dir, find_ulyss
+
+    if find_ulyss() is None:
+        raise GDLNotFoundError(INSTALL_HINT.format(default=default_ulyss_dir()).replace(
+            "Everything that does not run GDL works without it.",
+            "The gdl engine needs it; engine='native' (--engine native) needs neither GDL nor ULySS."))
+    if backend == "pygdl" and not pygdl_available():
+        raise GDLNotFoundError("import GDL failed: install python3-gdl (./scripts/setup) or use --backend subprocess")
+    if backend == "subprocess" or (backend == "auto" and not shutil.which("gdl") and not pygdl_available()):
+        gdl_executable()  # raises with the apt-get line
+
+
 class GDLEngine(FitEngine):
-    """Fits spectra one by one with ULySS in one GDL session (one per worker process)."""
+    """Fits spectra one by one with ULySS in one GDL session (one per worker process).
+
+    Its declarations (:class:`~ulyss_ann.fitting.engine_traits.EngineTraits`): the label
+    ``gdl-BACKEND``; the GDL ``backend`` option, and neither the native LOSVD nor a GPU; one
+    spectrum per batch task; taken by ``auto`` first, where GDL and ULySS are found; its own LSF
+    measurement (``uly_lsf``, 2 or 4 moments).
+    """
+
+    name = "gdl"  # an engine started says its backend: gdl-subprocess, gdl-pygdl (its label)
+    summary = "ULySS's uly_fit in GDL"
+    software = "GDL + ULySS"
+    options = ("backend",)
+    auto_priority = 20  # ULySS's own fit, wherever it can run
+    lsf_moments = (2, 4)
+
+    @classmethod
+    def label(cls, config):
+        from ulyss_ann.gdl.session import resolve_backend
+
+        return f"gdl-{resolve_backend(config.backend)}"
+
+    @classmethod
+    def check_options(cls, options):
+        losvd, device = options.get("losvd", "sampled"), options.get("device", "auto")
+        if losvd != "sampled":
+            raise UlyssAnnError(f"losvd (--losvd) {losvd}: the native engine's; the gdl engine uses ULySS's "
+                                "sampled kernel (use --engine native, or drop --losvd)")
+        if device not in ("auto", "cpu"):
+            raise UlyssAnnError(f"device (--device) {device}: the native engine's; ULySS in GDL runs on the CPU "
+                                "(use --engine native, or drop --device)")
+        super().check_options(options)
+
+    @classmethod
+    def available(cls, backend="auto"):
+        try:
+            check_gdl_here(backend)
+        except UlyssAnnError:
+            return False
+        return True
+
+    @classmethod
+    def require(cls, backend="auto", remote=False):
+        if not remote:
+            check_gdl_here(backend)
+
+    @classmethod
+    def check_batch(cls, config):
+        check_gdl_paths(config)  # a path GDL cannot open stops everything before any work
+
+    @classmethod
+    def note_local_workers(cls, cluster):
+        from ulyss_ann.fitting.cluster import note_gdl_sessions
+
+        note_gdl_sessions(cluster)  # removed at the end, even if their workers were killed
+
+    @classmethod
+    def record(cls, config):
+        from ulyss_ann.gdl.session import resolve_backend
+
+        # the backend as resolved (auto is the backend it gives); the LOSVD is always ULySS's (None)
+        return {**super().record(config), "backend": resolve_backend(config.backend)}
+
+    @classmethod
+    def check_lsf_options(cls, losvd, moments):
+        if losvd is not None and losvd != "sampled":
+            raise UlyssAnnError(f"--losvd {losvd}: the native engine's; uly_lsf (--engine gdl) uses ULySS's sampled "
+                                "kernel (drop --losvd, or use --engine native)")
+        super().check_lsf_options(losvd, moments)
+
+    @classmethod
+    def lsf_measurer(cls):
+        from ulyss_ann.fitting.gdl_lsf import measure_lsf_gdl
+
+        return measure_lsf_gdl
 
     def __init__(self, config, interp=None):
         from ulyss_ann.gdl.session import open_session

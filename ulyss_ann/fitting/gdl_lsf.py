@@ -34,7 +34,7 @@ from astropy.table import Table
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.preparation import FitPreparation
-from ulyss_ann.fitting.gdl_engine import GDLEngine
+from ulyss_ann.fitting.engines import engine_class
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.model.wavelength import C_KMS
 from ulyss_ann.spectra.lsf import lsf_chunks, read_solut_lsf
@@ -121,7 +121,8 @@ def measure_lsf_gdl(spectrum, config, interp, params, lo, hi, width, step, mdegr
         interp = Interpolator.read(config.model)
     params = _check(spectrum, interp, params, float(lo), float(hi), float(width), float(step), mdegree, kmoment)
     lo, hi, width, step = float(lo), float(hi), float(width), float(step)
-    engine = GDLEngine(config, interp)  # the component (generated once, cached), a scratch folder, a session
+    # the GDL engine through the registry: it names this function as its LSF measurement (no import cycle)
+    engine = engine_class("gdl")(config, interp)  # the component (generated once, cached), a scratch folder, a session
     try:
         good = FitPreparation(config, interp).good_pixels(spectrum)
         grid = spectrum.grid

@@ -23,7 +23,8 @@ smoothed in wavelength by :func:`~ulyss_ann.spectra.lsf_smooth.smooth_lsf`. The 
 (:func:`~ulyss_ann.spectra.lsf.write_lsf`), which ``uly_lsf_read`` — hence
 ``uly_lsf_plot`` and ``LSF=`` — and ``fit --lsf`` read.
 
-The native engine measures with pPXF's analytic LOSVD by default (``losvd="analytic"``):
+The native engine measures with pPXF's analytic LOSVD by default (``losvd=None``: the first of the
+engine's :attr:`~ulyss_ann.fitting.engine_traits.EngineTraits.losvd_kinds`, ``analytic`` for it):
 a relative LSF is often narrower than a pixel, where ULySS's pixel-sampled kernel is
 pegged at its 0.3 px floor and cannot follow. ``engine="gdl"`` runs ULySS's own
 ``uly_lsf`` with the generated component instead
@@ -75,12 +76,13 @@ class LSFMeasurement:
 
 
 def measure_lsf(spectrum, model=None, *, width=200.0, step=100.0, chunk_mdegree=CHUNK_MDEGREE, engine="native",
-                losvd="analytic", fixed=None, wave_range=None, moments=2, **options):
+                losvd=None, fixed=None, wave_range=None, moments=2, **options):
     """Measure the relative LSF of one spectrum against ``model`` (see the module's text).
 
     Parameters
     ----------
     spectrum : path, Spectrum, specutils spectrum or (wavelength, flux[, error])
+        As for :func:`~ulyss_ann.fitting.api.fit_spectrum` (wavelengths in Å unless Quantities).
     model : path-like or Interpolator, optional
         The network: a file, a bundled name (``'example'``, the default, or ``'miles'``), or an Interpolator.
     width, step : float
@@ -88,9 +90,10 @@ def measure_lsf(spectrum, model=None, *, width=200.0, step=100.0, chunk_mdegree=
     chunk_mdegree : int
         Degree of each chunk's multiplicative polynomial.
     engine : str
-        ``native`` (default) or ``gdl`` (ULySS's ``uly_lsf`` in GDL).
-    losvd : str
-        Native engine: ``analytic`` (default, exact below a pixel) or ``sampled`` (ULySS's).
+        ``native`` (default), ``gdl`` (ULySS's ``uly_lsf`` in GDL), or another registered engine.
+    losvd : str, optional
+        Native engine: ``analytic`` (default, exact below a pixel) or ``sampled`` (ULySS's); None: the
+        engine's own (the gdl engine's is ULySS's sampled kernel, and it refuses another).
     fixed : dict, optional
         Parameters held in the global fit (e.g. ``{"Logg": 4.2}``).
     wave_range : (float, float), optional
@@ -99,30 +102,52 @@ def measure_lsf(spectrum, model=None, *, width=200.0, step=100.0, chunk_mdegree=
         2 (cz, sigma) or 4 (also h3, h4: the GDL engine only).
     **options
         More options of the global fit (``guesses``, ``mdegree``, ``telluric``, ``masks``…).
+
+    Returns
+    -------
+    LSFMeasurement
+        ``table``: one row per chunk fitted, ``wmin``, ``wmax``, ``wave`` (centre) [Å], ``cz``
+        (relative to the global fit's), ``e_cz``, ``sigma``, ``e_sigma`` [km/s], ``h3``, ``h4``,
+        ``chi2``, ``n_pix``; ``fit``: the global :class:`~ulyss_ann.fitting.result.FitResult`;
+        ``records()``: the rows as ULySS's LSF file holds them.
+
+    Raises
+    ------
+    UlyssAnnError
+        One line, before any fit, for an option no spectrum can make right (a width or step
+        not > 0, a width wider than the network, ``moments=4`` natively); after the global
+        fit, when no chunk could be fitted.
+
+    See Also
+    --------
+    ulyss_ann.fit_spectrum : the global fit.
+
+    Examples
+    --------
+    >>> lsf = ulyss_ann.measure_lsf("star.fits", "gsl_ann_trial7.fits", width=300)   # doctest: +SKIP
+    >>> lsf.table["wave", "sigma", "e_sigma"]                                         # doctest: +SKIP
     """
     from ulyss_ann.fitting.api import fit_spectrum
     from ulyss_ann.fitting.preparation import FitPreparation
-    from ulyss_ann.fitting.engines import engine_for
+    from ulyss_ann.fitting.engines import engine_class, engine_for
     from ulyss_ann.fitting.options import make_config
     from ulyss_ann.spectra.inputs import as_spectrum
 
     path, interp, engine, losvd = _setup(model, engine, losvd, width, step, chunk_mdegree, moments, options)
-    spectrum = as_spectrum(spectrum)
+    spectrum = as_spectrum(spectrum, format=options.get("format"))  # format=: the reader forced
     # The chunks see what the global fit saw: the same masks and the same injected LSF, if any.
     chunk_options = {k: options[k] for k in ("telluric", "mask_nad", "mask_ism", "masks", "backend", "lsf",
                                              "timeout") if k in options}
-    native = {"losvd": losvd} if engine == "native" else {}
-    fit = fit_spectrum(spectrum, interp, engine=engine, fixed=fixed, wave_range=wave_range, **native, **options)
+    fit = fit_spectrum(spectrum, interp, engine=engine, fixed=fixed, wave_range=wave_range, losvd=losvd, **options)
     held = dict(fit.params)
-    config = make_config(path, interp, engine=engine, mdegree=chunk_mdegree, wave_range=wave_range, **native,
+    config = make_config(path, interp, engine=engine, mdegree=chunk_mdegree, wave_range=wave_range, losvd=losvd,
                          **chunk_options)
     lo, hi = FitPreparation(config, interp).fit_range(spectrum)
     nominal = chunks(lo, hi, width, step)
-    if engine == "gdl":
-        from ulyss_ann.fitting.gdl_lsf import measure_lsf_gdl
-
-        found = measure_lsf_gdl(spectrum, config, interp, [held[n] for n in interp.names], lo, hi, width, step,
-                                chunk_mdegree, kmoment=moments)
+    measurer = engine_class(engine).lsf_measurer()  # the engine's own way (uly_lsf), or chunk fits below
+    if measurer is not None:
+        found = measurer(spectrum, config, interp, [held[n] for n in interp.names], lo, hi, width, step,
+                         chunk_mdegree, kmoment=moments)
         rows = [(int(r["chunk"]), r["cz"] - fit.cz, r["e_cz"], r["sigma"], r["e_sigma"], r["h3"], r["h4"],
                  r["chi2"], -1) for r in found]
     else:
@@ -150,7 +175,7 @@ def _setup(model, engine, losvd, width, step, chunk_mdegree, moments, options):
     """The model, the engine and the options that no spectrum can make right, checked once, before any fit."""
     import os
 
-    from ulyss_ann.fitting.engines import resolve_engine
+    from ulyss_ann.fitting.engines import engine_class, resolve_engine
     from ulyss_ann.fitting.options import model_path
     from ulyss_ann.model.interpolator import Interpolator
 
@@ -161,12 +186,11 @@ def _setup(model, engine, losvd, width, step, chunk_mdegree, moments, options):
                             ">= 0")
     if moments not in (2, 4):
         raise UlyssAnnError(f"moments {moments!r}: 2 (cz, sigma) or 4 (with h3, h4)")
-    engine = resolve_engine(engine, options.get("backend", "auto"), losvd=losvd)
-    if moments == 4 and engine != "gdl":
-        raise UlyssAnnError("moments 4 (h3, h4): the native engine fits a Gaussian LOSVD only; use --engine gdl "
-                            "(ULySS's uly_lsf with KMOMENT=4)")
-    if engine == "gdl" and losvd != "sampled":
-        losvd = "sampled"  # uly_lsf's kernel; the analytic one is the native engine's default only
+    # auto, with no LOSVD asked: an engine with the analytic one (a relative LSF is often below a pixel)
+    engine = resolve_engine(engine, options.get("backend", "auto"), losvd=losvd or "analytic")
+    kind = engine_class(engine)
+    kind.check_lsf_options(losvd, moments)  # e.g. h3, h4 natively, or the analytic LOSVD in uly_lsf
+    losvd = losvd or kind.losvd_kinds[0]  # the engine's own: analytic natively, ULySS's sampled in GDL
     path = os.path.abspath(model_path(model))
     interp = model if isinstance(model, Interpolator) else Interpolator.read(path)
     net = interp.wavelength.wavelength
@@ -194,16 +218,16 @@ def measure_lsf_many(spectra, model=None, *, wave_range=None, fixed=None, **opti
     from ulyss_ann.spectra.inputs import as_spectrum
 
     width, step = options.get("width", 200.0), options.get("step", 100.0)
-    path, interp, engine, losvd = _setup(model, options.get("engine", "native"), options.get("losvd", "analytic"),
+    path, interp, engine, losvd = _setup(model, options.get("engine", "native"), options.get("losvd"),
                                          width, step, options.get("chunk_mdegree", CHUNK_MDEGREE),
                                          options.get("moments", 2), options)
     fit_options = {k: v for k, v in options.items() if k not in ("width", "step", "chunk_mdegree", "engine",
                                                                  "losvd", "moments")}
-    config = make_config(path, interp, engine=engine, wave_range=wave_range,
-                         **({"losvd": losvd} if engine == "native" else {}), **fit_options)
+    config = make_config(path, interp, engine=engine, wave_range=wave_range, losvd=losvd, **fit_options)
     check_combination(config, FixedValues(fixed, interp))
     require_engine(engine, options.get("backend", "auto"))  # after the options, refused on any machine
-    spectra = [as_spectrum(s) for s in (spectra if isinstance(spectra, (list, tuple)) else [spectra])]
+    spectra = [as_spectrum(s, format=config.format)  # --format: the reader forced
+               for s in (spectra if isinstance(spectra, (list, tuple)) else [spectra])]
     preparation = FitPreparation(FitConfig(model=path, wave_range=wave_range), interp)
     usable = []
     for spectrum in spectra:

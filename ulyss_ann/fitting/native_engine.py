@@ -72,30 +72,79 @@ uly_fit there. Its σ floor is 0.01 px instead of 0.3: with a relative LSF injec
 the injected LSF: cz off by 8 km/s and [Fe/H] by 0.04 dex sampled, 0.1 km/s analytic).
 """
 
+import re
+
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.core import FitEngine, Solution
 from ulyss_ann.fitting.lockstep import BLOCK_SPECTRA, levenberg_marquardt
-from ulyss_ann.fitting.spectral_block import SpectralBlock
-from ulyss_ann.fitting.torch_block import GPU_BLOCK_SPECTRA, TorchSpectralBlock, torch_device
+from ulyss_ann.fitting.torch_block import GPU_BLOCK_SPECTRA, TorchSpectralBlock, gpu_requested, torch_device
 from ulyss_ann.fitting.resampling import refit_samples
 from ulyss_ann.model.limits import max_pixels
 from ulyss_ann.spectra.lsf import read_lsf
 from ulyss_ann.fitting.numerics import C_KMS, LogSpectrum, extract, extract_linear, log_rebin, lsf_convolve
 
-__all__ = ["NativeEngine", "ANALYTIC_SIGMA_FLOOR"]
+__all__ = ["NativeEngine", "ANALYTIC_SIGMA_FLOOR", "DEVICES"]
 
 #: σ floor [px] of the analytic LOSVD. ULySS's 0.3 px floor exists because its sampled
 #: kernel cannot represent less; the analytic one can, and with a relative LSF injected
 #: (``--lsf``) a star's remaining broadening is near zero: a 0.3 px floor would add ~20 km/s.
 ANALYTIC_SIGMA_FLOOR = 0.01
 
+#: The ``device`` values: auto, cpu (NumPy and numba), torch-cpu (the GPU's code on the CPU), cuda, cuda:N.
+DEVICES = r"auto|cpu|torch-cpu|cuda(:\d+)?"
+
 
 class NativeEngine(FitEngine):
     """The native engine: ULySS's fit of one spectrum in NumPy/SciPy (see the module's text)."""
 
     name = "native"
+    summary = "the same fit in NumPy, no GDL needed"
+    software = "native NumPy/SciPy fitter"
+    options = ("losvd", "device")
+    auto_priority = 10  # what auto takes where GDL and ULySS are not here, and for what only it does
+    losvd_kinds = ("analytic", "sampled")  # the first: what lsf measure uses unless told (exact below a pixel)
+
+    @classmethod
+    def check_options(cls, options):
+        losvd, device = options.get("losvd", "sampled"), options.get("device", "auto")
+        if options.get("backend", "auto") != "auto":
+            raise UlyssAnnError(f"backend (--backend) {options['backend']}: says how to talk to GDL, which the native "
+                                "engine does not use (use --engine gdl, or drop --backend)")
+        if losvd not in ("sampled", "analytic"):
+            raise UlyssAnnError(f"losvd {losvd!r}: choose sampled or analytic")
+        if not isinstance(device, str) or not re.fullmatch(DEVICES, device):
+            raise UlyssAnnError(f"device (--device) {device!r}: choose auto, cpu, cuda, cuda:N or torch-cpu")
+        if device not in ("auto", "cpu") and losvd == "analytic":
+            raise UlyssAnnError(f"device (--device) {device}: the torch path has ULySS's sampled LOSVD only "
+                                "(drop --losvd analytic, or use --device cpu)")
+        super().check_options(options)
+
+    @classmethod
+    def block_size(cls, config):
+        """A block of spectra fitted in lock-step: :data:`~ulyss_ann.fitting.lockstep.BLOCK_SPECTRA` on the CPU,
+        :data:`~ulyss_ann.fitting.torch_block.GPU_BLOCK_SPECTRA` on a GPU (told without importing torch)."""
+        return GPU_BLOCK_SPECTRA if gpu_requested(config.device, config.losvd) else BLOCK_SPECTRA
+
+    @classmethod
+    def batch_workers(cls, config, workers, remote):
+        if remote or config.device == "cpu":
+            return workers
+        try:
+            torch_device(config.device)  # no torch, or no GPU here: said before any work
+        except ValueError as exc:
+            raise UlyssAnnError(str(exc)) from None
+        if workers is None and gpu_requested(config.device, config.losvd):
+            return 0  # one GPU: this process feeds it (workers would each hold a CUDA context on it)
+        return workers
+
+    @classmethod
+    def check_lsf_options(cls, losvd, moments):
+        if moments == 4:
+            raise UlyssAnnError("moments 4 (h3, h4): the native engine fits a Gaussian LOSVD only; use --engine gdl "
+                                "(ULySS's uly_lsf with KMOMENT=4)")
+        super().check_lsf_options(losvd, moments)
 
     def __init__(self, config, interp=None):
         if config.losvd not in ("sampled", "analytic"):
@@ -268,6 +317,8 @@ class NativeEngine(FitEngine):
                 np.divide(1.0, spec.err, out=weights[k], where=spec.good)
         free = np.concatenate([[True, True], flags == 0])
         if self.device is None:
+            from ulyss_ann.fitting.spectral_block import SpectralBlock  # numba: loaded when a block is fitted
+
             block = SpectralBlock(self, layer, data, weights, self.config.mdegree, voff, self.losvd, free)
         else:
             block = TorchSpectralBlock(self, layer, data, weights, self.config.mdegree, voff, self.losvd, free,

@@ -7,7 +7,6 @@ same way, in one line, before a spectrum is touched.
 """
 
 import os
-import re
 import warnings
 
 import numpy as np
@@ -22,6 +21,7 @@ from ulyss_ann.model.limits import max_pixels
 from ulyss_ann.model.medium import check_medium
 from ulyss_ann.spectra.inputs import is_number
 from ulyss_ann.spectra.lsf import read_lsf
+from ulyss_ann.spectra.readers import check_format
 
 __all__ = ["make_config", "check_combination", "model_path", "writable_folder", "check_output_folder", "FixedValues"]
 
@@ -71,10 +71,11 @@ def make_config(model, interp, **options):
     _check_error_options(options)
     options["model_medium"] = check_medium(options.get("model_medium"), "model_medium (--model-medium)")
     options["medium"] = check_medium(options.get("medium"), "medium (--medium)")
+    options["format"] = check_format(options.get("format"))  # an unknown reader: refused before any file is read
     if options.get("lsf") is not None:
         options["lsf"] = os.path.abspath(options["lsf"])
         read_lsf(options["lsf"])  # a bad LSF file is refused now, in one line, not in each spectrum's fit
-        if options.get("engine") == "gdl" or options.get("losvd", "sampled") == "sampled":
+        if options.get("losvd", "sampled") == "sampled":  # the gdl engine's too: it has no other
             warnings.warn("lsf (--lsf) with ULySS's sampled LOSVD (the gdl engine, or --losvd sampled): once the "
                           "LSF takes the broadening, sigma is pegged at the kernel's 0.3 px floor and cz comes out "
                           "biased beyond its error (+5 to +9 km/s ± 0.9 on simulated MUSE spectra); fit with "
@@ -163,24 +164,10 @@ def _fit_range(wave_range, interp, model):
 
 
 def _check_engine_options(options):
-    engine = options.get("engine", "gdl")
-    if engine == "gdl" and options.get("losvd", "sampled") != "sampled":
-        raise UlyssAnnError(f"losvd (--losvd) {options['losvd']}: the native engine's; the gdl engine uses ULySS's "
-                            "sampled kernel (use --engine native, or drop --losvd)")
-    if engine == "native" and options.get("backend", "auto") != "auto":
-        raise UlyssAnnError(f"backend (--backend) {options['backend']}: says how to talk to GDL, which the native "
-                            "engine does not use (use --engine gdl, or drop --backend)")
-    if options.get("losvd", "sampled") not in ("sampled", "analytic"):
-        raise UlyssAnnError(f"losvd {options['losvd']!r}: choose sampled or analytic")
-    device = options.get("device", "auto")
-    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|torch-cpu|cuda(:\d+)?", device):
-        raise UlyssAnnError(f"device (--device) {device!r}: choose auto, cpu, cuda, cuda:N or torch-cpu")
-    if device not in ("auto", "cpu") and engine == "gdl":
-        raise UlyssAnnError(f"device (--device) {device}: the native engine's; ULySS in GDL runs on the CPU "
-                            "(use --engine native, or drop --device)")
-    if device not in ("auto", "cpu") and options.get("losvd", "sampled") == "analytic":
-        raise UlyssAnnError(f"device (--device) {device}: the torch path has ULySS's sampled LOSVD only "
-                            "(drop --losvd analytic, or use --device cpu)")
+    """The engine's own checks of the options only some engines take (losvd, device, backend…)."""
+    from ulyss_ann.fitting.engines import engine_class
+
+    engine_class(options.get("engine", "gdl")).check_options(options)
 
 
 def writable_folder(folder, what):

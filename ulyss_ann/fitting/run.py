@@ -35,7 +35,8 @@ __all__ = ["run_record", "run_differences", "OutputLock", "IDENTITY_KEYS"]
 #: native engine's answers are the same on each, to rounding; not the seed: another draw of the
 #: same perturbations gives errors of the same distribution, and without --seed none is repeatable).
 IDENTITY_KEYS = ("model_sha256", "engine", "backend", "losvd", "lsf_sha256", "fixed", "guesses", "mdegree",
-                 "wave_range", "telluric", "mask_nad", "mask_ism", "masks", "medium", "errors", "nsimul", "version")
+                 "wave_range", "telluric", "mask_nad", "mask_ism", "masks", "medium", "format", "errors", "nsimul",
+                 "version")
 
 
 def run_record(config, fixed_values):
@@ -47,18 +48,19 @@ def run_record(config, fixed_values):
     LOSVD kernel for ``gdl``, which always uses ULySS's).
     """
     from ulyss_ann.fitting.core import file_sha256
+    from ulyss_ann.fitting.engines import engine_class
     from ulyss_ann.fitting.masks import telluric_record
 
-    gdl = config.engine == "gdl"
+    engine = engine_class(config.engine).record(config)  # software, backend, losvd: the engine's say
     return {
-        "software": "ulyss_ann (" + ("GDL + ULySS" if gdl else "native NumPy/SciPy fitter") + ")",
+        "software": engine["software"],
         "version": __version__,
         "model": os.path.basename(config.model),
         "model_path": config.model,
         "model_sha256": config.model_sha256,
         "engine": config.engine,
-        "backend": _gdl_backend(config.backend) if gdl else None,
-        "losvd": None if gdl else config.losvd,
+        "backend": engine["backend"],
+        "losvd": engine["losvd"],
         "lsf": config.lsf or "none",
         "lsf_sha256": file_sha256(config.lsf) if config.lsf else None,
         "fixed": fixed_values.describe(),
@@ -70,6 +72,7 @@ def run_record(config, fixed_values):
         "mask_ism": config.mask_ism,
         "masks": [list(m) for m in config.masks],
         "medium": config.medium,  # --medium (None: each file's own)
+        "format": config.format,  # --format: the spectrum reader forced (None: each file's own, from its content)
         "errors": config.errors,  # --errors, and its refits and seed
         "nsimul": config.nsimul,
         "seed": config.seed,

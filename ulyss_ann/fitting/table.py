@@ -35,10 +35,13 @@ import warnings
 import numpy as np
 from astropy.table import Table
 
-from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.fitting.safe_files import write_beside
 
 __all__ = ["rows_to_table", "write_table", "table_format", "as_number", "COLUMN_UNITS", "STRING_COLUMNS"]
+
+#: astropy's name of ECSV, the results table's own format (units, metadata, masked values kept).
+ECSV = "ascii.ecsv"
 
 #: Units of the columns that are not network parameters.
 COLUMN_UNITS = {"ra": "deg", "dec": "deg", "cz": "km/s", "e_cz": "km/s", "sigma": "km/s", "e_sigma": "km/s",
@@ -121,10 +124,37 @@ def rows_to_table(rows, parameters):
 
 
 def table_format(path):
-    """The astropy format of a results table named ``path`` (ECSV for ``.ecsv``), or a one-line UlyssAnnError."""
+    """The astropy format of a results table named ``path``, its writer checked here: or a one-line UlyssAnnError.
+
+    Astropy's I/O registry tells the format from the name (ECSV for ``.ecsv``); a writer
+    that needs a package not installed here (``.parquet`` needs pyarrow) fails only when it
+    runs, so a one-row table of the results' columns is written with it, to a temporary
+    folder: a batch learns now, not after its fits, that its table cannot be written.
+    """
     path = os.fspath(path)
+    fmt = _identified_format(path)
+    if fmt == ECSV:
+        return fmt  # astropy's own text format: nothing to install
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="ulyss_ann_table_") as folder:
+            _write(rows_to_table([{}], [("Teff", "K")]), os.path.join(folder, os.path.basename(path)), fmt)
+    except ImportError as exc:
+        needed = f"install {exc.name}" if exc.name else "install the package it names"
+        raise UlyssAnnError(f"output (-o) {path}: astropy's {fmt} writer cannot run here ({first_line(exc)}): "
+                            f"{needed}, or end the name in .ecsv (units and metadata kept) or .fits") from None
+    except Exception as exc:  # noqa: BLE001 - whatever stops the writer stops it at the end of the batch too
+        raise UlyssAnnError(f"output (-o) {path}: astropy's {fmt} writer cannot write the results table "
+                            f"({type(exc).__name__}: {first_line(exc)}); end the name in .ecsv (units and "
+                            "metadata kept) or .fits") from None
+    return fmt
+
+
+def _identified_format(path):
+    """The astropy format the name ``path`` implies (ECSV for ``.ecsv``), or a one-line UlyssAnnError."""
     if path.endswith(".ecsv"):
-        return "ascii.ecsv"
+        return ECSV
     from astropy.io.registry import identify_format
 
     formats = identify_format("write", Table, path, None, [], {})
@@ -132,6 +162,12 @@ def table_format(path):
         raise UlyssAnnError(f"{path}: astropy cannot tell one table format from this name; end it in .ecsv (with "
                             "units and metadata, the default), .fits or .csv")
     return formats[0]
+
+
+def _write(table, path, fmt):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 'dex' is no FITS unit; ECSV keeps it as a string
+        table.write(path, format=fmt)
 
 
 def write_table(table, path, meta=None):
@@ -145,15 +181,9 @@ def write_table(table, path, meta=None):
     """
     table.meta.update(meta or {})
     path = os.fspath(path)
-    fmt = table_format(path)
-
-    def write(temporary):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # 'dex' is no FITS unit; ECSV keeps it as a string
-            table.write(temporary, format=fmt)
-
+    fmt = _identified_format(path)  # its writer was tried before the fits (table_format)
     try:
-        write_beside(path, write)
+        write_beside(path, lambda temporary: _write(table, temporary, fmt))
     except UlyssAnnError:
         raise
     except Exception as exc:

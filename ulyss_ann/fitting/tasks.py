@@ -18,32 +18,28 @@ import warnings
 from dataclasses import replace
 
 from ulyss_ann.errors import MachineryError, OversampledWarning, UlyssAnnError
-from ulyss_ann.fitting.engines import engine_for, engine_label
+from ulyss_ann.fitting.engines import engine_class, engine_for, engine_label
 from ulyss_ann.fitting.journal import failure_row
-from ulyss_ann.fitting.lockstep import BLOCK_SPECTRA
-from ulyss_ann.fitting.torch_block import GPU_BLOCK_SPECTRA, gpu_requested
 from ulyss_ann.spectra.inputs import as_spectrum
 
-__all__ = ["fit_one", "fit_block", "fit_block_noting_warnings", "task_blocks", "BLOCK_SPECTRA", "BLOCKS_PER_WORKER"]
+__all__ = ["fit_one", "fit_block", "fit_block_noting_warnings", "task_blocks", "BLOCKS_PER_WORKER"]
 
 #: Tasks per worker at least, so that a cluster's workers finish together.
 BLOCKS_PER_WORKER = 4
 
 
 def task_blocks(tasks, config, slots):
-    """``tasks`` ((entry, fixed) pairs) cut into blocks: one spectrum each for the GDL engine;
-    for the native one, up to :data:`BLOCK_SPECTRA` (:data:`~ulyss_ann.fitting.torch_block.GPU_BLOCK_SPECTRA`
-    on a GPU), smaller when ``slots`` workers would otherwise get fewer than
-    :data:`BLOCKS_PER_WORKER` blocks each."""
-    if config.engine != "native":
-        return [[task] for task in tasks]
-    block = GPU_BLOCK_SPECTRA if gpu_requested(config.device, config.losvd) else BLOCK_SPECTRA
+    """``tasks`` ((entry, fixed) pairs) cut into blocks of the engine's
+    :meth:`~ulyss_ann.fitting.engine_traits.EngineTraits.block_size` (one spectrum for the GDL engine;
+    for the native one 32 on the CPU, more on a GPU), smaller when ``slots`` workers would otherwise get
+    fewer than :data:`BLOCKS_PER_WORKER` blocks each."""
+    block = engine_class(config.engine).block_size(config)
     size = max(1, min(block, math.ceil(len(tasks) / (BLOCKS_PER_WORKER * slots)))) if slots > 1 else block
     return [tasks[i:i + size] for i in range(0, len(tasks), size)]
 
 
-def _read(source, ident):
-    spectrum = as_spectrum(source)
+def _read(source, ident, config):
+    spectrum = as_spectrum(source, format=config.format)  # --format: the reader forced, else the file's own
     if ident is not None and spectrum.meta.get("id") != ident:
         spectrum = replace(spectrum, meta={**spectrum.meta, "id": ident})
     return spectrum
@@ -60,9 +56,9 @@ def fit_one(source, config, fixed=None, key=None, interp=None, ident=None):
     spectrum, name = None, engine_label(config)
     key = key if key is not None else os.path.abspath(source)
     try:
-        spectrum = _read(source, ident)
+        spectrum = _read(source, ident, config)
         engine = engine_for(config, interp)
-        name = engine.name  # gdl-subprocess, gdl-pygdl or native: the same label as the successful rows
+        name = engine.name  # the engine's label (gdl-subprocess…): the same as the successful rows
         row = engine.fit(spectrum, fixed, config=config).row()  # this batch's config, whoever shares the engine
         row["file"] = key
         return row
@@ -78,16 +74,16 @@ def fit_one(source, config, fixed=None, key=None, interp=None, ident=None):
 def fit_block(block, config, interp=None):
     """Rows of a block of (entry, fixed) tasks, in order; see the module's text.
 
-    The native engine fits the spectra it could read together; a spectrum that cannot be
+    The engine fits the spectra it could read together (the native one in lock-step); a spectrum that cannot be
     read, and every spectrum of a block whose joint fit failed as a whole (a bug), goes
     through :func:`fit_one` alone, so that only its own row says so.
     """
-    if config.engine != "native" or len(block) == 1:
+    if len(block) == 1:  # an engine of one spectrum per task (task_blocks), or a block's last
         return [fit_one(entry.source, config, fixed, entry.key, interp, entry.ident) for entry, fixed in block]
     rows, readable = [None] * len(block), []
     for i, (entry, fixed) in enumerate(block):
         try:
-            readable.append((i, _read(entry.source, entry.ident), fixed))
+            readable.append((i, _read(entry.source, entry.ident, config), fixed))
         except Exception:  # its row from fit_one, with the reason it gives alone
             rows[i] = fit_one(entry.source, config, fixed, entry.key, interp, entry.ident)
     try:

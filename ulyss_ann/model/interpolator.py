@@ -36,7 +36,8 @@ from scipy.special import expit
 
 from ulyss_ann.errors import OutOfBoundsError, OutOfBoundsWarning
 from ulyss_ann.model.bundled import interpolator_file
-from ulyss_ann.model.network import ACTIVATIONS, forward, forward_with_jacobian
+from ulyss_ann.model.network import ACTIVATIONS, check_layers, forward, forward_with_jacobian
+from ulyss_ann.model.nodes import NodeMesh
 from ulyss_ann.model.parameter import Parameter
 from ulyss_ann.model.parameter_values import ParameterValues
 from ulyss_ann.model.perceptron_file import FORMAT_VERSION, as_cards, read_perceptron, write_perceptron
@@ -69,7 +70,8 @@ class Interpolator:
         The file it was read from, for messages.
     medium, medium_source, medium_conversion : str, optional
         ``'air'`` or ``'vacuum'`` (default: the grid's CTYPE1), why, and what :meth:`in_medium` did (e.g.
-        ``vacuum→air (the authors' trial 7)``); ``wavelength.air`` is what the header says (:mod:`.medium`).
+        ``vacuum→air (the authors' trial 7)``); ``wavelength.air`` is what the header says
+        (:mod:`~ulyss_ann.model.medium`).
 
     Examples
     --------
@@ -94,7 +96,7 @@ class Interpolator:
         self.meta = as_cards(self.meta)
         if self.medium is None:
             self.medium, self.medium_source = medium_from_header({"CTYPE1": self.wavelength.ctype})
-        self._check()
+        check_layers(self.parameters, self.weights, self.activations, self.wavelength.npix)
         self._mean = np.array([p.mean for p in self.parameters])
         self._scale = np.array([p.scale for p in self.parameters])
         self._low = np.array([p.low for p in self.parameters])
@@ -103,32 +105,28 @@ class Interpolator:
         if self.nodes is not None:
             self.nodes = np.asarray(self.nodes, dtype=float).reshape(-1, self.npar)
 
-    def _check(self):
-        if len(self.weights) != len(self.activations) or not self.weights:
-            raise ValueError("need one activation per layer and at least one layer")
-        lowered = [p.name.lower() for p in self.parameters]
-        if len(set(lowered)) != len(lowered):  # names are matched case-insensitively (parameter_index)
-            raise ValueError(f"parameters {', '.join(p.name for p in self.parameters)}: each needs its own name")
-        width = len(self.parameters)
-        for k, (w, a) in enumerate(zip(self.weights, self.activations), start=1):
-            if w.ndim != 2 or w.shape[0] != width + 1:
-                raise ValueError(f"layer {k}: weights of shape {w.shape}, expected ({width + 1}, n)")
-            if a not in ACTIVATIONS:
-                raise ValueError(f"layer {k}: unknown activation '{a}'")
-            width = w.shape[1]
-        if width != self.wavelength.npix:
-            raise ValueError(f"output layer has {width} pixels, the wavelength grid {self.wavelength.npix}")
-
     # ------------------------------------------------------------------ I/O
     @classmethod
     def read(cls, path, medium=None):
         """Read a ULySS perceptron interpolator FITS file (format 0.0.3), or a bundled one by name.
 
-        ``path``: a file, or ``'example'`` / ``'miles'`` (:mod:`~ulyss_ann.model.bundled`;
-        an existing file of that name wins). ``medium``: ``'air'`` or ``'vacuum'``, overriding
-        what the file says (:func:`~ulyss_ann.model.medium.model_medium`; the file is not changed). Raises
-        :class:`~ulyss_ann.errors.InterpolatorFileError` naming the file and the HDU/keyword
-        when the file is missing, not FITS, truncated or malformed.
+        Parameters
+        ----------
+        path : path-like or str
+            A file, or ``'example'`` / ``'miles'`` (:mod:`~ulyss_ann.model.bundled`; an existing file of that
+            name wins).
+        medium : {'air', 'vacuum'}, optional
+            The medium of the file's wavelengths, overriding what the file says
+            (:func:`~ulyss_ann.model.medium.model_medium`; the file is not changed).
+
+        Returns
+        -------
+        Interpolator
+
+        Raises
+        ------
+        InterpolatorFileError
+            Naming the file and the HDU/keyword when the file is missing, not FITS, truncated or malformed.
         """
         path = interpolator_file(path)
         fields = read_perceptron(path)
@@ -137,12 +135,31 @@ class Interpolator:
         return cls(path=str(path), **fields)
 
     def in_medium(self, medium):
-        """This network on ``medium``'s axis ('air'/'vacuum': :func:`~ulyss_ann.model.medium.axis_in_medium`)."""
+        """This network on the wavelength axis of another medium.
+
+        Parameters
+        ----------
+        medium : {'air', 'vacuum'}
+            The medium wanted (:func:`~ulyss_ann.model.medium.axis_in_medium`).
+
+        Returns
+        -------
+        Interpolator
+            The same weights on the converted axis, with ``medium_conversion`` saying what was done.
+        """
         return replace(self, wavelength=axis_in_medium(self.wavelength, self.medium, medium), medium=medium,
                        medium_conversion=conversion_note(self.medium, self.medium_source, medium))
 
     def write(self, path, overwrite=False):
-        """Write the interpolator; :meth:`read` gives back identical arrays and keywords."""
+        """Write the interpolator; :meth:`read` gives back identical arrays and keywords.
+
+        Parameters
+        ----------
+        path : path-like
+            The FITS file to write.
+        overwrite : bool
+            Replace an existing file (else an existing ``path`` is an error).
+        """
         write_perceptron(self, path, overwrite=overwrite)
 
     def __eq__(self, other):
@@ -210,100 +227,55 @@ class Interpolator:
         return any(key == keyword and bool(value) for key, value, _ in self.meta)
 
     @cached_property
+    def _mesh(self):
+        return None if self.nodes is None else NodeMesh(self.nodes)
+
+    @property
     def mesh_steps(self):
-        """Typical node spacing of each parameter, in its unit (None without nodes).
-
-        A parameter on a lattice — at most √n distinct values among the n nodes, as on
-        the GSL/Göttingen grid — has the median spacing of its values (100 K, 0.5, 0.5
-        dex there). A parameter with continuous values (MILES: 657 distinct Teff among
-        771 stars) has :math:`\\sqrt{12}\\,s/n^{1/N}`, the spacing of n values spread evenly
-        over its spread s (standard deviation), N parameters: the median gap between
-        distinct values (4 K for MILES) would say nothing about the grid.
-        """
-        return None if self.nodes is None else np.array([step for _, step in self._node_axes])
-
-    @cached_property
-    def _node_axes(self):
-        """Per parameter: (distinct values, step) for a lattice, (None, step) for continuous values."""
-        n = len(self.nodes)
-        axes = []
-        for column in self.nodes.T:
-            values = np.unique(column)
-            if 1 < values.size <= np.sqrt(n):
-                axes.append((values, float(np.median(np.diff(values)))))
-            else:
-                spread = np.sqrt(12.0) * np.std(column) / n ** (1.0 / self.npar)
-                axes.append((None, float(spread) if spread > 0 else 1.0))
-        return axes
-
-    def _node_coordinates(self, p):
-        """Parameters in node-spacing units: a lattice parameter by its index among the grid's
-        values (piecewise linear, extended with the end steps), a continuous one divided by
-        its :attr:`mesh_steps`. A lattice with uneven steps (GSL: 100 K below 7000 K, 200 K
-        above; 1 dex between [Fe/H] −3 and −2, 0.5 above) becomes a unit lattice."""
-        out = np.empty_like(p)
-        for i, (values, step) in enumerate(self._node_axes):
-            x = p[:, i]
-            if values is None:
-                out[:, i] = x / step
-                continue
-            index = np.interp(x, values, np.arange(values.size, dtype=float))
-            index = np.where(x < values[0], (x - values[0]) / (values[1] - values[0]), index)
-            out[:, i] = np.where(x > values[-1], values.size - 1 + (x - values[-1]) / (values[-1] - values[-2]), index)
-        return out
-
-    @cached_property
-    def _node_tree(self):
-        """KD-tree of the nodes in node-spacing units, and each node's local spacing (see node_distance)."""
-        from scipy.spatial import cKDTree
-
-        coords = self._node_coordinates(self.nodes)
-        tree = cKDTree(coords)
-        k = min(2 * self.npar, len(coords) - 1)
-        if k < 1:
-            return tree, np.ones(len(coords))
-        dist, _ = tree.query(coords, k + 1)
-        spacing = dist[:, -1]
-        positive = spacing[spacing > 0]
-        return tree, np.maximum(spacing, positive.min() if positive.size else 1.0)
+        """Typical node spacing of each parameter, in its unit (None without nodes): the median step of a
+        lattice parameter, the even spacing of a continuous one (:attr:`~ulyss_ann.model.nodes.NodeMesh.axes`)."""
+        return None if self.nodes is None else self._mesh.steps
 
     def node_distance(self, params):
         """Distance to the nearest training node in the grid's own local node spacing (None without nodes).
 
-        With :math:`u(p)` the parameters in node-spacing units (a lattice parameter by
-        its index among the grid's values, a continuous one in :attr:`mesh_steps`),
+        d > 1: ``params`` is farther from every node than the nodes around it are from their neighbours — a
+        hole or beyond the edge of the grid, where the network extrapolates (the definition of d and how it
+        was calibrated: :meth:`~ulyss_ann.model.nodes.NodeMesh.distance`).
 
-        .. math::
+        Parameters
+        ----------
+        params : array-like, shape (npar,) or (n, npar), or mapping
+            As for :meth:`as_array`.
 
-            d(p) = \\frac{\\min_k |u(p) - u(n_k)|}{\\operatorname{median}_{j \\in J(p)} r_{2N}(n_j)},
-
-        :math:`r_{2N}(n_j)` the distance of node :math:`n_j` to its 2N-th nearest node
-        (N parameters: in a unit lattice the 2N face neighbours, 1) and :math:`J(p)` the
-        N + 1 nodes nearest to p. d is the distance to the nearest node in units of how
-        far apart the nodes are *there*, so that it means the same on a regular grid and
-        on an irregular one such as MILES. d > 1: p is farther from every node than the
-        nodes around it are from their neighbours — a hole or beyond the edge of the
-        grid, where the network extrapolates. Measured (``FitResult.flags``,
-        ``far-from-nodes``): on the 2908-node GSL grid of the bundled example, random
-        points inside grid cells give d ≤ 0.86 (a cell centre 0.87 = √3/2 in the
-        interior), 2 steps beyond the edge 1.41; on the MILES interpolator the fits of the
-        573 MILES stars inside its bounds land at median d 0.43, 99th percentile 1.07
-        (8 above 1, among them fits far off the catalogue, e.g. log g 2.35 dex), where the
-        former per-parameter median spacing flagged all 573.
+        Returns
+        -------
+        float or ndarray of shape (n,) or None
+            d, dimensionless; None when the file holds no nodes.
         """
         if self.nodes is None:
             return None
-        p = np.atleast_2d(self.as_array(params)).astype(float)
-        tree, spacing = self._node_tree
-        m = min(self.npar + 1, len(self.nodes))
-        dist, index = tree.query(self._node_coordinates(p), m)
-        dist, index = dist.reshape(len(p), -1), index.reshape(len(p), -1)
-        d = dist[:, 0] / np.median(spacing[index], axis=1)
+        d = self._mesh.distance(np.atleast_2d(self.as_array(params)).astype(float))
         return d if np.ndim(params) == 2 else float(d[0])
 
     # ------------------------------------------------------------------ parameters
     def parameter_index(self, name):
-        """Index of parameter ``name`` (case-insensitive), or a ParameterError listing the names."""
+        """Index of a parameter in network order.
+
+        Parameters
+        ----------
+        name : str
+            The parameter's name, case-insensitive (``'teff'``).
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        ParameterError
+            Listing the names, when ``name`` is none of them.
+        """
         return self._values.index(name)
 
     def as_array(self, params):
@@ -313,6 +285,14 @@ class Interpolator:
         (case-insensitive) to a value or a sequence of values; values may be astropy
         Quantities, converted to each parameter's unit
         (:meth:`~ulyss_ann.model.parameter_values.ParameterValues.as_array`).
+
+        Parameters
+        ----------
+        params : array-like or mapping
+
+        Returns
+        -------
+        ndarray, shape (npar,) or (n, npar)
         """
         return self._values.as_array(params)
 
@@ -321,7 +301,15 @@ class Interpolator:
         return ParameterValues(self.parameters)
 
     def check_bounds(self, params, strict=False):
-        """Warn (or raise if ``strict``) when parameters lie outside the trained bounds."""
+        """Warn (or raise if ``strict``) when parameters lie outside the trained bounds.
+
+        Parameters
+        ----------
+        params : ndarray, shape (npar,) or (n, npar), in the units of the file
+        strict : bool
+            Raise :class:`~ulyss_ann.errors.OutOfBoundsError` instead of warning
+            (:class:`~ulyss_ann.errors.OutOfBoundsWarning`).
+        """
         p = np.atleast_2d(params)
         outside = (p < self._low) | (p > self._high)
         if not outside.any():
@@ -351,7 +339,7 @@ class Interpolator:
         Parameters
         ----------
         params : array-like, shape (npar,) or (n, npar), or mapping name -> value(s)
-            Physical parameters in the units of :attr:`parameters`, or astropy
+            Physical parameters in the units of ``parameters``, or astropy
             Quantities in any unit that converts to them (see :meth:`as_array`).
         strict : bool
             Raise :class:`~ulyss_ann.errors.OutOfBoundsError` instead of warning when
@@ -362,7 +350,7 @@ class Interpolator:
         Returns
         -------
         flux : ndarray, shape (npix,) or (n, npix)
-            Normalised flux in float64, on :attr:`wavelength`.
+            Normalised flux in float64, on ``wavelength`` (Å).
         """
         p, x = self._standardise(params, strict)
         if p.ndim == 1:
@@ -380,6 +368,11 @@ class Interpolator:
     def evaluate_with_jacobian(self, params, strict=False):
         """Spectra and their analytic Jacobian.
 
+        Parameters
+        ----------
+        params, strict
+            As for :meth:`evaluate`.
+
         Returns
         -------
         flux : ndarray, shape (npix,) or (n, npix)
@@ -393,5 +386,15 @@ class Interpolator:
         return (flux[0], jac[0]) if p.ndim == 1 else (flux, jac)
 
     def jacobian(self, params, strict=False):
-        """Analytic Jacobian :math:`\\partial f / \\partial p`, shape (npix, npar) or (n, npix, npar)."""
+        """Analytic Jacobian :math:`\\partial f / \\partial p` (:meth:`evaluate_with_jacobian`'s second value).
+
+        Parameters
+        ----------
+        params, strict
+            As for :meth:`evaluate`.
+
+        Returns
+        -------
+        jac : ndarray, shape (npix, npar) or (n, npix, npar)
+        """
         return self.evaluate_with_jacobian(params, strict)[1]

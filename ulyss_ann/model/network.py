@@ -34,7 +34,7 @@ Everything is float64.  Activations are those the perceptron format names
 
 import numpy as np
 
-__all__ = ["ACTIVATIONS", "forward", "forward_with_jacobian", "augment"]
+__all__ = ["ACTIVATIONS", "forward", "forward_with_jacobian", "augment", "check_layers"]
 
 
 def _logistic(z):
@@ -151,3 +151,22 @@ def forward_with_jacobian(x, dx_dp, weights, activations):
         if name != "linear":  # sigma' = 1: skip a pass over the largest array
             jac *= derivative(z, h)[:, None, :]
     return h, np.ascontiguousarray(jac.transpose(0, 2, 1))
+
+
+def check_layers(parameters, weights, activations, npix):
+    """Raise ValueError unless the layers chain from the parameters to ``npix`` pixels, each with a known
+    activation, and the parameters have distinct names (they are matched case-insensitively)."""
+    if len(weights) != len(activations) or not weights:
+        raise ValueError("need one activation per layer and at least one layer")
+    lowered = [p.name.lower() for p in parameters]
+    if len(set(lowered)) != len(lowered):
+        raise ValueError(f"parameters {', '.join(p.name for p in parameters)}: each needs its own name")
+    width = len(parameters)
+    for k, (w, a) in enumerate(zip(weights, activations), start=1):
+        if w.ndim != 2 or w.shape[0] != width + 1:
+            raise ValueError(f"layer {k}: weights of shape {w.shape}, expected ({width + 1}, n)")
+        if a not in ACTIVATIONS:
+            raise ValueError(f"layer {k}: unknown activation '{a}'")
+        width = w.shape[1]
+    if width != npix:
+        raise ValueError(f"output layer has {width} pixels, the wavelength grid {npix}")

@@ -37,20 +37,31 @@ def check_parameter_unit(unit):
 
 @dataclass(frozen=True)
 class Parameter:
-    """One input parameter of an interpolator.
+    """One input parameter of an interpolator (each argument is also the attribute of that name).
 
-    Attributes
+    Parameters
     ----------
     name : str
         As in the file (``Teff``, ``Logg``, ``Fe/H`` for the GSL networks).
     unit : str
         FITS-style unit string (``K``, ``dex``).
     low, high : float
-        Bounds of the training grid; outside them the network extrapolates.
+        Bounds of the training grid, in ``unit``; outside them the network extrapolates.
     step : float
-        Step for numerical derivatives (used by ULySS; our Jacobian is analytic).
+        Step for numerical derivatives, in ``unit`` (used by ULySS; our Jacobian is analytic).
     mean, scale : float
-        Input standardisation ``x = (p - mean) / scale``.
+        Input standardisation ``x = (p - mean) / scale``, in the parameter's unit.
+
+    Raises
+    ------
+    ParameterError
+        When the name or the unit could not travel into GDL code, table columns and FITS
+        (:func:`check_parameter_name`, :func:`check_parameter_unit`).
+
+    Examples
+    --------
+    >>> Parameter("Teff", "K", low=3000.0, high=7000.0, step=20.0, mean=5000.0, scale=1000.0).name
+    'Teff'
     """
 
     name: str

@@ -46,7 +46,9 @@ C_KMS = 299792.458
 class WavelengthGrid:
     """Regular wavelength sampling of ``npix`` pixels along FITS axis 1.
 
-    Attributes
+    Each argument is also the attribute of that name.
+
+    Parameters
     ----------
     npix : int
         Number of pixels.
@@ -57,6 +59,15 @@ class WavelengthGrid:
         Logarithmic sampling (constant velocity step) instead of linear.
     air : bool
         Air wavelengths (``AWAV``) if True, vacuum (``WAVE``) otherwise.
+
+    See Also
+    --------
+    from_header : the sampling of a FITS header.
+
+    Examples
+    --------
+    >>> WavelengthGrid(npix=2099, crval=4762.24, cdelt=1.25).wavelength[[0, -1]]
+    array([4762.24, 7384.74])
     """
 
     npix: int
@@ -85,7 +96,13 @@ class WavelengthGrid:
         return 299792.458 * self.cdelt if self.log else None
 
     def header_cards(self):
-        """The WCS as ``(keyword, value, comment)`` cards, in the authors' order."""
+        """The WCS as FITS cards, in the authors' order (as in the interpolator files).
+
+        Returns
+        -------
+        list of (str, object, str or None)
+            ``(keyword, value, comment)``: CRPIX1, CTYPE1, CRVAL1, CDELT1 (Å, or ln Å when ``log``).
+        """
         # An integral CRPIX1 is written as an integer, as in the authors' files.
         crpix = int(self.crpix) if float(self.crpix).is_integer() else self.crpix
         if self.log:
@@ -105,8 +122,14 @@ class WavelengthGrid:
         ]
 
     def data_cards(self):
-        """:meth:`header_cards` and the unit, for data products (see the module's text):
-        ``CUNIT1`` on a linear axis; an alternate FITS-standard WCS ``A`` beside a ln-λ one."""
+        """:meth:`header_cards` and the unit, for data products (see the module's text).
+
+        Returns
+        -------
+        list of (str, object, str or None)
+            ``(keyword, value, comment)``: :meth:`header_cards`, then ``CUNIT1`` on a linear
+            axis, or an alternate FITS-standard WCS ``A`` (CRVAL1A, CDELT1A in Å) beside a ln-λ one.
+        """
         cards = self.header_cards()
         if not self.log:
             return cards + [("CUNIT1", "Angstrom", "wavelength unit")]
@@ -121,7 +144,13 @@ class WavelengthGrid:
         ]
 
     def describe(self):
-        """One line for people: range, step, sampling and medium."""
+        """One line for people: range, step, sampling and medium.
+
+        Returns
+        -------
+        str
+            E.g. ``4762.240–7384.740 Å, 2099 px, 1.25 Å per pixel (linear sampling), air wavelengths``.
+        """
         lam = self.wavelength
         medium = "air" if self.air else "vacuum"
         if self.log:
@@ -133,6 +162,19 @@ class WavelengthGrid:
     @classmethod
     def from_header(cls, header, npix=None):
         """Read the axis-1 sampling from a FITS header.
+
+        Parameters
+        ----------
+        header : astropy.io.fits.Header or mapping
+            CRVAL1, CDELT1 (or CD1_1), optionally CRPIX1 (default 1) and CTYPE1 (default: as ULySS
+            reads it, air, with its CRVAL1 heuristic for ln λ and log10 λ).
+        npix : int, optional
+            Number of pixels (default: NAXIS1).
+
+        Returns
+        -------
+        WavelengthGrid
+            A linear grid in Å, or a ln-λ grid (a log10 or FITS-standard -LOG axis converted).
 
         Raises
         ------

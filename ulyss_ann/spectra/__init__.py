@@ -1,6 +1,7 @@
 """Spectra and grids of spectra: what is fitted and what networks are trained on.
 
-``spectrum`` (:class:`Spectrum`), ``readers`` (MUSE, SDSS/LAMOST, 1-D FITS, text),
+``spectrum`` (:class:`Spectrum`), ``readers`` (``read_spectrum`` over the registry of ``reader_registry``: APOGEE,
+LAMOST, MUSE, 1-D FITS, SDSS/LAMOST tables, text, specutils; one ``read_*`` module each),
 ``inputs`` (paths, arrays, Quantities and specutils spectra as a Spectrum), ``grid``
 (:class:`SpectralGrid`, the surrogate grid), ``grid_readers`` (Göttingen/PHOENIX),
 ``phoenix``, ``miles``, ``preprocessing`` (the paper's §2.1), ``lsf`` (ULySS's LSF files),

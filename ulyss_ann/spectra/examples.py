@@ -32,14 +32,39 @@ def miles_interpolator_path():
 
 
 def example_interpolator():
-    """The bundled example :class:`~ulyss_ann.Interpolator`."""
+    """The bundled example interpolator (name ``example``: what ``model`` is by default).
+
+    Returns
+    -------
+    Interpolator
+        A small network (3 → 16 → 32 → 2099) trained on the SURROGATE grid: Teff [K], Logg
+        and Fe/H [dex] to a normalised spectrum of 4761–7383 Å (air). For trying things out,
+        not for science (``ulyss_ann/data/PROVENANCE.md``).
+
+    Examples
+    --------
+    >>> ulyss_ann.example_interpolator().names   # doctest: +SKIP
+    ('Teff', 'Logg', 'Fe/H')
+    """
     from ulyss_ann.model.interpolator import Interpolator
 
     return Interpolator.read(example_interpolator_path())
 
 
 def example_spectrum():
-    """The bundled example spectrum as an astropy HDU list (flux in HDU 0, SIGMA in HDU 1)."""
+    """The bundled example spectrum: a simulated MUSE-like star, as an astropy HDU list.
+
+    Returns
+    -------
+    astropy.io.fits.HDUList
+        Flux in HDU 0 (relative, 4780–7364 Å in air), its 1-σ error in HDU 1 ``SIGMA``; the
+        header's ``SIM_*`` cards give the true parameters. Close it when done (or use
+        ``with``).
+
+    See Also
+    --------
+    ulyss_ann.spectra.examples.example_spectrum_path : its file, which ``read_spectrum`` reads as the fit does.
+    """
     from astropy.io import fits
 
     return fits.open(example_spectrum_path())

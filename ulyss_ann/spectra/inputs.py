@@ -27,6 +27,7 @@ import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.spectra.readers import read_spectrum
+from ulyss_ann.spectra.specutils_spectra import angstrom, increasing, specutils_arrays
 from ulyss_ann.spectra.spectrum import Spectrum, check_real, several_spectra
 
 __all__ = ["as_spectrum", "is_path", "is_number", "is_array_tuple", "NotASpectrumError"]
@@ -86,19 +87,6 @@ def _unmasked(values, what):
     return values, None
 
 
-def _angstrom(values, what):
-    """Wavelengths [Å] from an array (taken as Å) or a Quantity in any spectral unit."""
-    unit = getattr(values, "unit", None)
-    if unit is None:
-        return np.asarray(values, float)
-    import astropy.units as u
-
-    try:
-        return np.asarray(values.to_value(u.AA, equivalencies=u.spectral()), float)
-    except u.UnitConversionError:
-        raise UlyssAnnError(f"{what}: unit {unit} is not a spectral unit (wavelength, frequency, energy)") from None
-
-
 def _value_in(values, unit, what):
     """A Quantity's value in ``unit`` (the flux's), or a plain array as it is."""
     if getattr(values, "unit", None) is None:
@@ -113,53 +101,12 @@ def _value_in(values, unit, what):
         raise UlyssAnnError(f"{what}: unit {values.unit} differs from the flux's {unit}") from None
 
 
-def _increasing(wavelength, *arrays):
-    """Everything reversed when the wavelengths decrease (a frequency or energy axis, in λ)."""
-    if wavelength.size > 1 and wavelength[0] > wavelength[-1]:
-        return (wavelength[::-1],) + tuple(None if a is None else np.asarray(a)[::-1] for a in arrays)
-    return (wavelength,) + arrays
-
-
 def _from_specutils(spec, meta):
-    flux = spec.flux
-    check_real(flux, "flux")
-    if np.ndim(flux) != 1:
-        raise NotASpectrumError(f"a specutils spectrum of shape {np.shape(flux)}: give one 1-D spectrum at a "
+    if np.ndim(spec.flux) != 1:
+        raise NotASpectrumError(f"a specutils spectrum of shape {np.shape(spec.flux)}: give one 1-D spectrum at a "
                                 "time (iterate over the collection)")
-    wavelength = _angstrom(spec.spectral_axis, "spectral_axis")
-    values = np.asarray(flux.value, float)
-    error = None
-    uncertainty = getattr(spec, "uncertainty", None)
-    if uncertainty is not None:
-        kind = getattr(uncertainty, "uncertainty_type", "std")
-        power = {"std": 1, "var": 2, "ivar": -2}.get(kind)
-        if power is None:
-            raise UlyssAnnError(f"specutils uncertainty of type {kind!r}: expected std, var or ivar")
-        array = np.asarray(uncertainty.array, float)
-        unit = getattr(uncertainty, "unit", None)
-        if unit is not None and flux.unit is not None:  # in the flux's unit (squared for var, inverse for ivar)
-            import astropy.units as u
-
-            try:
-                array = np.asarray((array * unit).to_value(flux.unit ** power), float)
-            except u.UnitConversionError:
-                raise UlyssAnnError(f"uncertainty in {unit}, which does not go with the flux's {flux.unit} "
-                                    f"({kind})") from None
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if power == 1:
-                error = array
-            elif power == 2:
-                error = np.sqrt(array)
-            else:
-                error = np.where(array > 0, 1.0 / np.sqrt(np.where(array > 0, array, 1.0)), np.nan)
-    good = None if getattr(spec, "mask", None) is None else ~np.asarray(spec.mask, bool)
-    wavelength, values, error, good = _increasing(wavelength, values, error, good)
-    meta = dict(meta)
-    spec_meta = getattr(spec, "meta", None) or {}
-    for key in ("id", "ra", "dec"):
-        if key in spec_meta:
-            meta.setdefault(key, spec_meta[key])
-    return Spectrum.from_arrays(wavelength, values, error, good=good, meta=meta, fmt="arrays")
+    wavelength, values, error, good, own = specutils_arrays(spec)
+    return Spectrum.from_arrays(wavelength, values, error, good=good, meta={**own, **meta}, fmt="arrays")
 
 
 def _good_pixels(npix, *masks):
@@ -172,17 +119,18 @@ def _good_pixels(npix, *masks):
     return ~np.logical_or.reduce(masks)
 
 
-def as_spectrum(item, default_id=None):
+def as_spectrum(item, default_id=None, format=None):  # noqa: A002 - read_spectrum's name for it
     """``item`` as a Spectrum (see the module's text for what it may be).
 
     ``default_id``: the id of an in-memory spectrum that carries none (a batch numbers
-    them so that their rows stay apart).
+    them so that their rows stay apart). ``format``: the reader of a file, by name
+    (:func:`~ulyss_ann.spectra.readers.read_spectrum`; None: chosen from its content).
     """
     meta = {"id": default_id} if default_id is not None else {}
     if isinstance(item, Spectrum):
         return item
     if is_path(item):
-        return read_spectrum(os.fspath(item))
+        return read_spectrum(os.fspath(item), format=format)
     if hasattr(item, "spectral_axis") and hasattr(item, "flux"):
         return _from_specutils(item, meta)
     if is_array_tuple(item):
@@ -194,14 +142,14 @@ def as_spectrum(item, default_id=None):
         if masked is not None and masked.any():
             raise UlyssAnnError(f"wavelength: {int(masked.sum())} masked values; every pixel needs its wavelength "
                                 "(mask the flux instead)")
-        wavelength = _angstrom(wavelength, "wavelength")
+        wavelength = angstrom(wavelength, "wavelength")
         flux, bad = _unmasked(item[1], "flux")
         unit = getattr(flux, "unit", None)
         error, bad_error = _unmasked(item[2], "error") if len(item) == 3 and item[2] is not None else (None, None)
         # flattened: a (1, n) row reversed whole would not reverse its pixels
         error = np.ravel(_value_in(error, unit, "error")) if error is not None else None
         good = _good_pixels(np.size(flux), bad, bad_error)
-        wavelength, flux, error, good = _increasing(wavelength, np.ravel(_value_in(flux, None, "flux")), error, good)
+        wavelength, flux, error, good = increasing(wavelength, np.ravel(_value_in(flux, None, "flux")), error, good)
         return Spectrum.from_arrays(wavelength, flux, error, good=good, meta=meta)
     raise NotASpectrumError(f"cannot fit a {type(item).__name__}: give a file name, a ulyss_ann.Spectrum, a "
                             "specutils spectrum, or (wavelength, flux[, error]) arrays")

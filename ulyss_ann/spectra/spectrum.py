@@ -100,9 +100,10 @@ class Spectrum:
     Make one with :meth:`from_arrays` (or a reader, or :func:`~ulyss_ann.spectra.inputs.as_spectrum`),
     which checks and masks the arrays. The constructor, like :func:`dataclasses.replace`, takes
     its arrays as they are, unchecked: a spectrum made so (a negative flux, say) reaches the
-    engines as it is, and each answers it in its own way.
+    engines as it is, and each answers it in its own way. Each argument is also the attribute
+    of that name.
 
-    Attributes
+    Parameters
     ----------
     flux, error : ndarray (npix,)
         Flux and 1-σ error (``error`` None when there is none); float64, in the
@@ -123,6 +124,10 @@ class Spectrum:
         The medium of the file's wavelengths (``'air'`` or ``'vacuum'``, before the conversion
         to air) and where that came from (``header CTYPE1=WAVE``, the survey's convention,
         assumed, an override: :mod:`~ulyss_ann.spectra.spectrum_medium`).
+
+    See Also
+    --------
+    ulyss_ann.read_spectrum : a spectrum from a file.
 
     Examples
     --------
@@ -154,8 +159,8 @@ class Spectrum:
             Wavelengths must increase; at least 10 pixels. One spectrum: a ``(1, npix)`` or
             ``(npix, 1)`` array is taken flattened, one of several rows is refused.
         error : array-like (npix,), optional
-            1-σ errors; pixels whose error is missing, zero, negative, not finite or beyond
-            :data:`VALUE_LIMIT` are masked (as are those whose |flux| is beyond it).
+            1-σ errors, in the flux's units; pixels whose error is missing, zero, negative, not
+            finite or beyond ``VALUE_LIMIT`` (1e30) are masked (as are those whose ``|flux|`` is beyond it).
         good : array-like of bool (npix,), optional
             False for pixels not to fit.
         grid : WavelengthGrid, optional
@@ -170,6 +175,22 @@ class Spectrum:
             given, or assumed air).
         source : str, optional
             The file the arrays come from (``meta['file']``).
+        fmt : str
+            The format the arrays were read from, ``meta['format']`` (a reader's name; ``arrays``
+            recognises a regular ``grid`` from ``wavelength``).
+
+        Returns
+        -------
+        Spectrum
+            On air wavelengths; a masked pixel holds flux 0 and an error 1000 times the largest
+            good one; ``meta['snr']`` is set when there are errors.
+
+        Raises
+        ------
+        UlyssAnnError
+            One line naming what no fit can use: complex values, several spectra, arrays of
+            different lengths or under 10 pixels, no good pixel, a flux out of range or negative
+            overall, wavelengths that do not increase.
         """
         for values, what in ((wavelength, "wavelength"), (flux, "flux"), (error, "error")):
             check_real(values, what)

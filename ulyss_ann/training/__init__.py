@@ -1,8 +1,10 @@
-"""Training a network on a spectral grid: the paper's Keras recipe and our fast recipe.
+"""Training a network on a spectral grid: the paper's Keras recipe, our fast recipe, and others registered.
 
-``keras_recipe`` (the paper's recipe, and :func:`train`, the entry point of both),
-``fast_training`` with its numerical core ``fast_recipe`` (variable projection +
-Levenberg–Marquardt in NumPy), ``grid_network`` (the input standardisation, the hold-out
-split, weights → :class:`~ulyss_ann.Interpolator`), ``keras_io`` (Keras files). Keras (on
-torch) is imported only by the Keras recipe and the Keras file reader, when they run.
+``train`` (:func:`~ulyss_ann.training.train.train`, the entry point, and the registry of
+recipes), ``recipe`` (the base class :class:`~ulyss_ann.training.recipe.Recipe`),
+``keras_recipe`` (the paper's recipe), ``fast_training`` (the fast recipe on a grid) with
+its numerical core ``fast_recipe`` (variable projection + Levenberg–Marquardt in NumPy),
+``grid_network`` (the input standardisation, the hold-out split, weights →
+:class:`~ulyss_ann.Interpolator`), ``keras_io`` (Keras files). Keras (on torch) is
+imported only by the Keras recipe and the Keras file reader, when they run.
 """

@@ -16,17 +16,17 @@ generator seeded by (seed, e), and Adam's state is in the checkpoint).
 Backend: Keras 3 on torch. jax needs NumPy 2, which python3-gdl refuses; torch 2.13
 (CPU build) installs beside NumPy 1.26 and runs on a GPU when one is present.
 
-The fast recipe (``recipe="fast"``, :mod:`ulyss_ann.training.fast_recipe`): variable
+The recipe is :class:`PaperRecipe` (``recipe="paper"``), registered in
+:mod:`ulyss_ann.training.train`, whose :func:`~ulyss_ann.training.train.train` runs it.
+The fast recipe (``recipe="fast"``, :mod:`ulyss_ann.training.fast_training`): variable
 projection + Levenberg–Marquardt in NumPy, the output layer solved exactly at every
 step. It reaches the paper's trial-7 MSE in well under a minute on a 2-core CPU where
-Adam at batch 32 needs 1e5 epochs (``scripts/bench_train`` measures both). Its weights
-are NumPy arrays: its interpolator is made from them directly
-(:mod:`ulyss_ann.training.fast_training`) and the same Keras network is written beside
-it without importing Keras.
+Adam at batch 32 needs 1e5 epochs (``scripts/bench_train`` measures both).
 
 Both recipes standardise their inputs as the exported interpolator does
 (:mod:`ulyss_ann.training.grid_network`). The loss figure is made with matplotlib's
-object API (:func:`plot_loss` returns it) and saved with :func:`ulyss_ann.figures.save_figure`.
+object API (:func:`plot_loss` returns it, for every recipe) and saved with
+:func:`ulyss_ann.figures.save_figure`.
 """
 
 import csv
@@ -37,11 +37,12 @@ import time
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.figures import new_figure, save_figure
+from ulyss_ann.figures import new_figure
 from ulyss_ann.training.grid_network import TrainingRecord, holdout_split, standardise
 from ulyss_ann.training.keras_io import recipe_layers
+from ulyss_ann.training.recipe import Recipe
 
-__all__ = ["PRESETS", "train", "import_keras", "build_network", "holdout_split", "plot_loss"]
+__all__ = ["PRESETS", "PaperRecipe", "import_keras", "build_network", "plot_loss"]
 
 #: Table 2 of the paper: hidden layers, epoch budget, early stopping.
 PRESETS = {
@@ -78,72 +79,47 @@ def build_network(keras, npar, hidden, npix, seed):
     return model
 
 
-def train(grid, output, preset="trial7", hidden=None, epochs=None, seed=0, holdout=0.1, batch_size=32,
-          resume=False, progress=True, export=None, recipe="paper", time_limit=120.0, target_mse=None,
-          validation=0.1, patience=20, grid_file=None, clip_stars=None, max_steps=None,
-          validation_trim=0.1):
-    """Train a network on ``grid`` (SpectralGrid) and save it as ``output`` (.keras).
+class PaperRecipe(Recipe):
+    """The paper's recipe: Adam (lr 1e-3), batches of ``batch_size`` (32), the preset's epochs, on Keras.
 
-    ``recipe="paper"``: Adam, batches of 32, the preset's epochs. Writes beside the
-    network ``<output>.loss.csv`` (epoch, train MSE, hold-out MSE, seconds),
-    ``<output>.loss.png`` and the checkpoint state ``<output>.state.json``.
-
-    ``recipe="fast"``: VarPro + Levenberg–Marquardt for ``time_limit`` seconds or until
-    the training MSE reaches ``target_mse`` (the preset gives the architecture only);
-    the loss CSV has one row per accepted step, with ``epoch`` counting steps. A further
-    ``validation`` fraction of the training nodes is kept out of the fit for early
-    stopping (the weights of the lowest validation MSE are kept; the run stops after
-    ``patience`` steps without improvement; the validation MSE is the mean over the
-    validation stars without the worst ``validation_trim`` fraction); 0 turns it off.
-    ``clip_stars``: robust training (outlier training stars left out, see
-    :func:`~ulyss_ann.training.fast_recipe.fit_varpro`); ``max_steps``: a cap on the LM
-    steps. The hold-out stays untouched
-    by both, so its MSE is an honest estimate of the interpolation error.
-
-    With ``export`` also the interpolator file, whose HDU 0 records the training
-    (:class:`~ulyss_ann.training.grid_network.TrainingRecord`: recipe, preset, seed, step,
-    training, validation and held-out MSE; ``grid_file`` names the grid there) and, from a
-    surrogate grid, ``SURROGAT``. Returns the loss history as a dict of arrays.
+    Writes beside the network ``<output>.loss.csv`` (epoch, train MSE, hold-out MSE,
+    seconds) and the checkpoint state ``<output>.state.json``; ``resume`` continues from
+    it exactly. Keras is imported when it runs, not before.
     """
-    if preset not in PRESETS:
-        raise UlyssAnnError(f"unknown preset '{preset}' (known: {', '.join(PRESETS)})")
-    if recipe not in ("paper", "fast"):
-        raise UlyssAnnError(f"unknown recipe '{recipe}' (paper or fast)")
-    settings = dict(PRESETS[preset])
-    if hidden:
-        settings["hidden"] = tuple(int(h) for h in hidden)
-    if epochs:
-        settings["epochs"] = int(epochs)
-    output = str(output)
-    if not output.endswith(".keras"):
-        raise UlyssAnnError(f"{output}: the network file must end in .keras")
-    if recipe == "fast":
-        if resume:
-            raise UlyssAnnError("--resume is for the paper recipe; the fast one runs for --time-limit seconds")
-        from ulyss_ann.training.fast_training import train_fast
 
-        history, interpolator = train_fast(grid, output, settings["hidden"], seed, holdout, time_limit,
-                                           target_mse, validation, patience, progress,
-                                           preset=preset if not hidden else "custom", grid_file=grid_file,
-                                           clip_stars=clip_stars, max_steps=max_steps, trim=validation_trim)
-        title, xlabel = f"{preset}, fast recipe", "Levenberg–Marquardt step"
-    else:
+    name = "paper"
+    description = "Adam, batch 32 (Table 2)"
+    defaults = {"epochs": None, "batch_size": 32, "resume": False}
+
+    def add_options(self, group):
+        group.add_argument("--epochs", type=int, help="epoch budget (overrides the preset's)")
+        group.add_argument("--resume", action="store_true", help="continue from the last checkpoint (paper recipe)")
+        group.add_argument("--batch-size", type=int, default=32, metavar="N",
+                           help="paper recipe: Adam's batch size (32, the paper's)")
+
+    def check(self, output, options):
+        super().check(output, options)
+        if options["batch_size"] < 1:
+            raise UlyssAnnError(f"--batch-size {options['batch_size']}: expected a number of nodes >= 1")
+
+    def loss_title(self, preset):
+        return preset
+
+    def run(self, grid, output, settings, seed, holdout, progress, grid_file, want_interpolator, epochs=None,
+            batch_size=32, resume=False):
+        if epochs:
+            settings = dict(settings, epochs=int(epochs))
         history = _train_paper(grid, output, settings, seed, holdout, batch_size, resume, progress)
-        interpolator, title, xlabel = None, preset, "epoch"
-    figure = plot_loss(output + ".loss.csv", title, grid.is_surrogate, xlabel=xlabel)
-    if figure is not None:
-        save_figure(figure, output + ".loss.png")
-    if export:
-        if interpolator is None:  # the paper recipe's network is in its Keras checkpoint
-            from ulyss_ann.training.keras_io import interpolator_from_keras
+        if not want_interpolator:
+            return history, None
+        from ulyss_ann.training.keras_io import interpolator_from_keras
 
-            last = {k: history[k][-1] if len(history[k]) else float("nan") for k in history}
-            record = TrainingRecord("paper", preset if not hidden else "custom", seed,
-                                    int(last["epoch"]) if len(history["epoch"]) else 0, last["train_mse"],
-                                    holdout_mse=last["holdout_mse"], grid_file=grid_file)
-            interpolator = interpolator_from_keras(output, grid, training=record)
-        interpolator.write(export, overwrite=True)
-    return history
+        # the network is in its Keras checkpoint
+        last = {k: history[k][-1] if len(history[k]) else float("nan") for k in history}
+        record = TrainingRecord("paper", settings["preset"], seed,
+                                int(last["epoch"]) if len(history["epoch"]) else 0, last["train_mse"],
+                                holdout_mse=last["holdout_mse"], grid_file=grid_file)
+        return history, interpolator_from_keras(output, grid, training=record)
 
 
 def _train_paper(grid, output, settings, seed, holdout, batch_size, resume, progress):

@@ -1,0 +1,133 @@
+"""What the FITS readers share: the file opened once its declared sizes are checked, the
+object's position and resolution from its header, the wavelength unit, the error extension.
+
+Sizes are checked before any data is read (:mod:`ulyss_ann.model.limits`): a FITS file
+whose headers declare more data than the file holds is truncated, one declaring more
+pixels than the memory budget (``ULYSS_ANN_MAX_PIXELS``) is refused.
+"""
+
+import warnings
+from contextlib import contextmanager
+
+import numpy as np
+from astropy.io import fits
+
+from ulyss_ann.errors import first_line
+from ulyss_ann.model.limits import (FILE_VALUES_PER_PIXEL, MAX_PIXELS_VARIABLE, declared_data, max_pixels,
+                                    pixel_budget_problem, truncation)
+from ulyss_ann.spectra.reader_registry import FITS_HEADER_ERRORS, SpectrumReadError
+
+__all__ = ["opened_fits", "check_declared_sizes", "header_meta", "unit_factor", "error_extension", "image_hdu",
+           "spectrum_image_unit"]
+
+
+def check_declared_sizes(path, compressed):
+    """Refuse, from the headers alone, a FITS file that is truncated or too large for the memory budget.
+
+    The first image's longest axis is its pixel count (1-D, or a LAMOST-style 5-row
+    array); all the HDUs together may declare :data:`FILE_VALUES_PER_PIXEL` values per
+    budgeted pixel. Checked before astropy reads (and allocates) anything. A file
+    ``compressed`` as a whole has no length to check the headers against: cut short, it
+    fails as its data are read.
+    """
+    try:
+        hdus = declared_data(path)
+    except FITS_HEADER_ERRORS as exc:
+        raise SpectrumReadError(f"{path}: truncated or corrupt FITS file ({first_line(exc, 80)})") from None
+    problem = None if compressed else truncation(path, hdus)
+    if problem:
+        raise SpectrumReadError(f"{path}: {problem}")
+    image = next((hdu for hdu in hdus if hdu.image and hdu.shape), None)  # a tile-compressed one: HDU 1
+    if image is not None:
+        problem = pixel_budget_problem(max(image.shape))
+        if problem:
+            raise SpectrumReadError(f"{path}: a {problem}")
+    values, limit = sum(hdu.values for hdu in hdus), max_pixels()
+    if values > FILE_VALUES_PER_PIXEL * limit:
+        raise SpectrumReadError(f"{path}: its HDUs declare {values} values, over the memory budget for a spectrum "
+                                f"file ({FILE_VALUES_PER_PIXEL} values per pixel x {limit} pixels); raise "
+                                f"{MAX_PIXELS_VARIABLE} if the machine has the memory")
+
+
+@contextmanager
+def opened_fits(source):
+    """The HDUList of the :class:`~ulyss_ann.spectra.reader_registry.SpectrumFile` ``source``, every HDU's data
+    read (a truncation shows up here), its sizes checked first; what goes wrong inside, a damaged file,
+    is one line "truncated or corrupt" (astropy decompresses gzip and bzip2 itself)."""
+    path = source.path
+    check_declared_sizes(path, source.compression is not None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with fits.open(path, memmap=False) as hdul:
+                for hdu in hdul:
+                    hdu.data  # noqa: B018 - force reading: truncation shows up here
+                yield hdul
+    except SpectrumReadError:
+        raise
+    except FITS_HEADER_ERRORS as exc:
+        raise SpectrumReadError(f"{path}: truncated or corrupt FITS file ({first_line(exc, 80)})") from None
+
+
+def header_meta(header):
+    """What a header says of the object: ``ra``, ``dec`` [deg], ``simulated``, ``lsf_fwhm`` [Å], ``object``."""
+    meta = {}
+    for ra_key, dec_key in (("RA", "DEC"), ("HIERARCH STAR RA", "HIERARCH STAR DEC"), ("PLUG_RA", "PLUG_DEC")):
+        if ra_key in header and dec_key in header:
+            try:
+                meta["ra"], meta["dec"] = float(header[ra_key]), float(header[dec_key])
+                break
+            except (TypeError, ValueError):
+                continue
+    if header.get("SIMULATD"):
+        meta["simulated"] = True
+    for key in ("FWHM", "SIM_FWHM", "LSF_FWHM"):  # MILES writes FWHM; our simulations SIM_FWHM
+        if isinstance(header.get(key), (int, float)) and not isinstance(header.get(key), bool):
+            meta["lsf_fwhm"] = float(header[key])
+            break
+    for key in ("OBJNAME", "OBJECT", "DESIG"):
+        if key in header:
+            meta["object"] = str(header[key])
+            break
+    return meta
+
+
+def unit_factor(header):
+    """Å per unit of the header's ``CUNIT1`` (none: Å), None for a unit that is no wavelength."""
+    unit = str(header.get("CUNIT1", "")).strip().lower()
+    return {"": 1.0, "angstrom": 1.0, "a": 1.0, "aa": 1.0, "nm": 10.0, "um": 1e4, "m": 1e10}.get(unit)
+
+
+def error_extension(hdul, flux_hdu):
+    """(error array, how it is stored) from a companion extension of ``flux_hdu``, or (None, None).
+
+    (A tile-compressed SIGMA is a CompImageHDU, an ImageHDU only from astropy 7 on.)"""
+    for hdu in hdul[1:]:
+        name = hdu.name.upper()
+        if hdu is flux_hdu or hdu.data is None or not isinstance(hdu, (fits.ImageHDU, fits.CompImageHDU)):
+            continue
+        if name in ("SIGMA", "ERROR", "ERR", "NOISE"):
+            return np.asarray(hdu.data, float), "sigma"
+        if name in ("STAT", "VAR", "VARIANCE"):
+            return np.sqrt(np.asarray(hdu.data, float)), "variance"
+        if name in ("IVAR", "INVVAR"):
+            with np.errstate(divide="ignore"):
+                return 1.0 / np.sqrt(np.asarray(hdu.data, float)), "ivar"
+    return None, None
+
+
+def image_hdu(hdul):
+    """The HDU holding the spectrum's image: the primary's, else (a tile-compressed file, whose images
+    are extensions: fpack leaves the primary empty) the first compressed image; None for neither."""
+    if hdul[0].data is not None and np.asarray(hdul[0].data).size > 0:
+        return hdul[0]
+    return next((hdu for hdu in hdul[1:] if isinstance(hdu, fits.CompImageHDU) and hdu.data is not None), None)
+
+
+def spectrum_image_unit(source):
+    """The :class:`~ulyss_ann.spectra.reader_registry.HeaderUnit` of the image :func:`image_hdu` will
+    take, from the headers alone (the primary's, else the first tile-compressed one), or None."""
+    primary = source.hdus[0] if source.hdus else None
+    if primary is not None and primary.kind == "image":
+        return primary
+    return next(iter(source.units("compressed-image")), None)

@@ -1,0 +1,207 @@
+"""The registry of spectrum readers: each a :class:`SpectrumReader` that says whether a file is its
+kind (:meth:`~SpectrumReader.identify`, from its first bytes or headers) and reads it
+(:meth:`~SpectrumReader.read`), with a priority, as specutils' ``data_loader`` does.
+
+:func:`~ulyss_ann.spectra.readers.read_spectrum` asks the registered readers in order of
+priority (highest first) and takes the first that claims the file, or the one ``format=``
+names. The built-in readers register themselves in their modules (``read_*.py``, imported by
+:mod:`~ulyss_ann.spectra.readers`); a reader of one's own is one class and one
+:func:`register_reader` call (docs/development.md, "How to add a spectrum reader").
+
+What a reader is handed is a :class:`SpectrumFile`: the path, its whole-file compression,
+its first bytes decompressed, and, for a FITS file, the headers of its HDUs (read once,
+without their data), so that identifying a file costs no read of its data.
+"""
+
+import os
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from astropy.io import fits
+
+from ulyss_ann.errors import UlyssAnnError, first_line
+from ulyss_ann.model.medium import AIR, VACUUM
+from ulyss_ann.model.limits import pixel_budget_problem
+from ulyss_ann.spectra.compression import DECOMPRESSION_ERRORS, open_decompressed, stream_compression
+from ulyss_ann.spectra.spectrum import ASSUMED, Spectrum
+
+__all__ = ["SpectrumReadError", "SpectrumReader", "SpectrumFile", "HeaderUnit", "register_reader",
+           "unregister_reader", "registered_readers", "reader_named", "FITS_SIGNATURE"]
+
+#: How every FITS file starts: its primary header's first card.
+FITS_SIGNATURE = b"SIMPLE  ="
+
+#: The bytes of a file read (decompressed) for :attr:`SpectrumFile.head`.
+HEAD_BYTES = 8192
+
+#: What a damaged FITS header raises while it is read (astropy's warnings are made errors).
+FITS_HEADER_ERRORS = (ValueError, TypeError, IndexError, KeyError, Warning) + DECOMPRESSION_ERRORS
+
+
+class SpectrumReadError(UlyssAnnError):
+    """A spectrum file is missing, unreadable or in no format this package knows."""
+
+
+@dataclass(frozen=True)
+class HeaderUnit:
+    """One HDU of a FITS file as its header declares it: ``kind`` ``image`` (a primary or image
+    extension holding data), ``compressed-image`` (fpack's tile compression), ``table`` (a binary
+    table) or ``empty``; ``shape`` in FITS order (NAXIS1 first)."""
+
+    index: int
+    name: str
+    kind: str
+    shape: tuple
+    header: fits.Header
+
+
+def _header_units(path):
+    units = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with open(path, "rb") as handle, fits.open(handle, memmap=False, lazy_load_hdus=True,
+                                                    disable_image_compression=True) as hdul:
+            for index, hdu in enumerate(hdul):
+                header = hdu.header.copy()
+                axes = "ZNAXIS" if header.get("ZIMAGE") is True else "NAXIS"
+                shape = tuple(int(header.get(f"{axes}{k}", 0)) for k in range(1, int(header.get(axes, 0)) + 1))
+                if header.get("ZIMAGE") is True:
+                    kind = "compressed-image"
+                elif isinstance(hdu, fits.BinTableHDU):
+                    kind = "table"
+                else:
+                    kind = "image" if shape and min(shape) > 0 else "empty"
+                units.append(HeaderUnit(index, hdu.name.upper(), kind, shape, header))
+    return units
+
+
+class SpectrumFile:
+    """A spectrum file as the readers see it: ``path``, ``compression`` (gzip, bzip2 or None),
+    :attr:`head` (its first bytes, decompressed), :attr:`is_fits`, :attr:`hdus` (FITS headers)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.compression = stream_compression(self.path)
+
+    @cached_property
+    def head(self):
+        """Up to :data:`HEAD_BYTES` first bytes of the content (decompressed): those before any damage
+        of the stream (the reader then meets it, and says so); a stream damaged from its start is refused."""
+        head = b""
+        try:
+            with open_decompressed(self.path) as handle:
+                while len(head) < HEAD_BYTES:
+                    chunk = handle.read(min(512, HEAD_BYTES - len(head)))
+                    if not chunk:
+                        break
+                    head += chunk
+                return head
+        except DECOMPRESSION_ERRORS as exc:
+            if head:
+                return head
+            name = self.compression.name if self.compression else "compressed"
+            raise SpectrumReadError(f"{self.path}: a corrupt {name} file ({first_line(exc, 80)}); copy or "
+                                    "download it again") from None
+
+    @property
+    def is_fits(self):
+        """True when the (decompressed) content starts as FITS does."""
+        return self.head.startswith(FITS_SIGNATURE)
+
+    @cached_property
+    def hdus(self):
+        """The :class:`HeaderUnit` of every HDU (no data read); () for a file that is not FITS."""
+        if not self.is_fits:
+            return ()
+        try:
+            return tuple(_header_units(self.path))
+        except FITS_HEADER_ERRORS as exc:
+            raise SpectrumReadError(f"{self.path}: truncated or corrupt FITS file ({first_line(exc, 80)})") from None
+
+    def units(self, *kinds):
+        """The HDUs of those kinds, in order."""
+        return [unit for unit in self.hdus if unit.kind in kinds]
+
+
+class SpectrumReader:
+    """A kind of spectrum file: subclass it, set the class attributes, implement :meth:`identify`
+    and :meth:`read`, and :func:`register_reader` an instance.
+
+    Attributes
+    ----------
+    name : str
+        What ``--format`` / ``format=`` calls it, and the spectrum's ``meta['format']``.
+    description : str
+        One line: what the files look like (the CLI's help and the docs list it).
+    priority : int
+        Asked in order of priority, highest first: a more specific layout above a general one
+        (an APOGEE file, whose table HDUs would otherwise make it an SDSS table, above the tables).
+    identifies : bool
+        False for a reader taken only when ``format=`` names it (e.g. ``specutils``).
+    """
+
+    name = None
+    description = ""
+    priority = 0
+    identifies = True
+
+    def identify(self, source):
+        """True when the :class:`SpectrumFile` ``source`` is this reader's kind; cheap (headers, first bytes)."""
+        raise NotImplementedError
+
+    def read(self, source):
+        """The :class:`~ulyss_ann.spectra.spectrum.Spectrum` of ``source``; SpectrumReadError naming the file."""
+        raise NotImplementedError
+
+    def with_option(self, option):
+        """The reader for ``NAME:OPTION`` (``specutils:tabular-fits``); a reader without options refuses."""
+        raise UlyssAnnError(f"--format {self.name}:{option}: the {self.name} reader takes no ':OPTION'")
+
+    def spectrum(self, source, wavelength, flux, error=None, good=None, grid=None, meta=None, medium=(AIR, ASSUMED)):
+        """The Spectrum of the arrays read from ``source`` (a SpectrumFile or path), checked and masked as every
+        spectrum is; ``medium``: (``air`` or ``vacuum``, where that came from; vacuum is converted to air)."""
+        path = getattr(source, "path", source)
+        problem = pixel_budget_problem(np.size(flux))  # tables and text: known only once read
+        if problem:
+            raise SpectrumReadError(f"{path}: a {problem}")
+        try:
+            return Spectrum.from_arrays(wavelength, flux, error, good=good, grid=grid, meta=meta,
+                                        vacuum=medium[0] == VACUUM, medium_source=medium[1],
+                                        source=os.path.abspath(path), fmt=self.name)
+        except UlyssAnnError as exc:
+            raise SpectrumReadError(f"{path}: {exc}") from None
+
+
+_READERS = {}
+
+
+def register_reader(reader):
+    """Add ``reader`` (a :class:`SpectrumReader`) to the registry; a name taken is refused."""
+    if not reader.name or ":" in reader.name or reader.name != reader.name.strip():
+        raise ValueError(f"a reader's name must be a non-empty word without ':', not {reader.name!r}")
+    if reader.name in _READERS:
+        raise ValueError(f"a spectrum reader named {reader.name!r} is registered already")
+    _READERS[reader.name] = reader
+    return reader
+
+
+def unregister_reader(name):
+    """Remove the reader ``name`` from the registry (a name not there: nothing)."""
+    _READERS.pop(name, None)
+
+
+def registered_readers():
+    """The registered readers, highest priority first (equal priorities: in the order registered)."""
+    return sorted(_READERS.values(), key=lambda reader: -reader.priority)
+
+
+def reader_named(name):
+    """The reader ``NAME`` or ``NAME:OPTION``; an unknown name: one line listing the registered ones."""
+    base, sep, option = str(name).partition(":")
+    reader = _READERS.get(base.strip().lower())
+    if reader is None:
+        raise UlyssAnnError(f"--format {name}: no such spectrum reader; the readers are "
+                            f"{', '.join(r.name for r in registered_readers())}")
+    return reader.with_option(option.strip()) if sep else reader
