@@ -1,8 +1,10 @@
 """Shared fixtures: small networks written by the tests, and the authors' files when present."""
 
 import os
+import shutil
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,8 @@ import pytest
 
 import ulyss_ann
 from ulyss_ann import Interpolator, Parameter, WavelengthGrid
-from ulyss_ann.fitting.journal import Journal
+from ulyss_ann.fitting.batch.journal import Journal
+from ulyss_ann.gdl.ulyss_location import find_ulyss
 from ulyss_ann.spectra.examples import example_interpolator_path
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -28,6 +31,68 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 # GDL tests use the real ULySS: ULYSS_DIR when set, else the copy beside the project.
 if not os.environ.get("ULYSS_DIR") and (SHARED / "ulyss" / "pgm" / "ulyss.pro").is_file():
     os.environ["ULYSS_DIR"] = str(SHARED / "ulyss")
+
+
+# What GDL tests need, said once: the markers `ulyss`, `gdl` and `pygdl` (registered in setup.cfg)
+# become a skip with the reason where it is missing (a user's clone has neither ULySS nor ../shared).
+@cache
+def ulyss_missing():
+    """Why ULySS's files are not here, or None when they are."""
+    return None if find_ulyss() else "ULySS not found (set ULYSS_DIR; see ulyss_ann.gdl.ulyss_location)"
+
+
+@cache
+def gdl_command_missing():
+    """Why the ``gdl`` command is not here, or None when it is."""
+    return None if shutil.which("gdl") else "gdl not installed (./scripts/setup installs it: apt-get install " \
+                                             "gnudatalanguage)"
+
+
+def gdl_missing():
+    """Why the ``gdl`` command with ULySS cannot run here, or None when it can."""
+    return gdl_command_missing() or ulyss_missing()
+
+
+@cache
+def pygdl_missing():
+    """Why in-process GDL (``import GDL``) with ULySS cannot run here, or None when it can."""
+    from ulyss_ann.gdl.session import pygdl_available
+
+    if gdl_missing():
+        return gdl_missing()
+    return None if pygdl_available() else "import GDL unavailable (python3-gdl: CPython 3.11, NumPy 1.x)"
+
+
+HAVE_GDL = gdl_missing() is None
+
+
+def _missing(item):
+    """Why ``item``'s GDL or ULySS markers cannot be honoured here, or None."""
+    if item.get_closest_marker("pygdl"):
+        return pygdl_missing()
+    gdl = item.get_closest_marker("gdl")
+    if gdl:  # @pytest.mark.gdl(ulyss=False): the gdl command alone
+        return gdl_missing() if gdl.kwargs.get("ulyss", True) else gdl_command_missing()
+    return ulyss_missing() if item.get_closest_marker("ulyss") else None
+
+
+# The wheel leg of ./scripts/test (ULYSS_ANN_TEST_WHEEL: Python 3.13, NumPy 2, the newest astropy,
+# the installed wheel) runs what can differ there; a test marked `first_leg` checks machinery that
+# none of that changes and runs in the first leg only (docs/development.md says which and why).
+# ULYSS_ANN_TEST_EVERY_LEG=1 runs them in the wheel leg too.
+WHEEL_LEG = bool(os.environ.get("ULYSS_ANN_TEST_WHEEL"))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        reason = _missing(item)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+    if WHEEL_LEG and not os.environ.get("ULYSS_ANN_TEST_EVERY_LEG"):
+        first_leg = [item for item in items if item.get_closest_marker("first_leg")]
+        if first_leg:
+            config.hook.pytest_deselected(items=first_leg)
+            items[:] = [item for item in items if not item.get_closest_marker("first_leg")]
 
 
 def reference_file(name):

@@ -1,7 +1,6 @@
 """The batch driver with real GDL and the real ULySS: results, bad input, resume, crashes."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,17 +13,12 @@ from astropy.table import Table
 
 from conftest import SHARED, reference_file, simulated_batch
 from ulyss_ann import UlyssAnnError, example_interpolator
-from ulyss_ann.fitting.batch import fit
-from ulyss_ann.fitting.journal import Journal
+from ulyss_ann.fitting.batch.driver import fit
+from ulyss_ann.fitting.batch.journal import Journal
 from ulyss_ann.spectra.examples import example_interpolator_path
 from ulyss_ann.spectra.simulate import write_muse_spectrum
-from ulyss_ann.gdl.ulyss_location import find_ulyss
-from ulyss_ann.gdl.session import pygdl_available
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)"),
-    pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)"),
-]
+pytestmark = pytest.mark.gdl
 
 MODEL = example_interpolator_path()
 FAST = dict(guesses={"Teff": [5400.0], "Logg": [3.0], "Fe/H": [-1.5]}, mdegree=8, progress=False)
@@ -92,6 +86,7 @@ def test_bad_inputs_become_rows_and_the_batch_goes_on(spectra, tmp_path):
     assert row["n_bad"] == 15 and row["Logg"] == 3.6 and row["e_Logg"] == 0
 
 
+@pytest.mark.first_leg  # machinery: killed, resumed, repaired (docs/development.md)
 def test_resume_fits_only_what_is_missing(spectra, tmp_path):
     out = tmp_path / "r.ecsv"
     first = fit(spectra[:2], MODEL, out, workers=0, **FAST)
@@ -120,6 +115,7 @@ def _dask_workers():
     return [p for p in pids if parent(p) == os.getpid()]
 
 
+@pytest.mark.first_leg  # machinery: killed, resumed, repaired (docs/development.md)
 def test_a_killed_worker_is_replaced_and_nothing_is_lost(spectra, tmp_path):
     out = tmp_path / "r.ecsv"
     journal = str(out) + ".journal.jsonl"
@@ -142,6 +138,7 @@ def test_a_killed_worker_is_replaced_and_nothing_is_lost(spectra, tmp_path):
     assert killed[0] not in _dask_workers()
 
 
+@pytest.mark.first_leg  # machinery: killed, resumed, repaired (docs/development.md)
 def test_driver_killed_then_resumed_fits_each_spectrum_once(spectra, tmp_path):
     out = tmp_path / "r.ecsv"
     command = [sys.executable, "-m", "ulyss_ann.cli", "fit", *spectra, "--model", MODEL, "-o", str(out),
@@ -166,7 +163,7 @@ def test_driver_killed_then_resumed_fits_each_spectrum_once(spectra, tmp_path):
     assert len(state.rows) == 8 and set(state.counts.values()) == {1}  # each fitted exactly once
 
 
-@pytest.mark.skipif(not pygdl_available(), reason="import GDL unavailable (python3-gdl: CPython 3.11, NumPy 1.x)")
+@pytest.mark.pygdl
 def test_backends_agree(spectra, tmp_path):
     a = fit(spectra[:1], MODEL, tmp_path / "a.ecsv", workers=1, backend="pygdl", **FAST)
     b = fit(spectra[:1], MODEL, tmp_path / "b.ecsv", workers=0, backend="subprocess", **FAST)
@@ -216,6 +213,7 @@ def test_save_fits_writes_best_fit_and_ulyss_res(spectra, tmp_path):
     assert solution["Fe/H"][0] == pytest.approx(table["Fe/H"][0], abs=1e-6)
 
 
+@pytest.mark.first_leg  # machinery: a Dask scheduler of ones own (docs/development.md)
 def test_existing_scheduler(spectra, tmp_path):
     from dask.distributed import LocalCluster
 
@@ -246,7 +244,8 @@ def test_missing_ulyss_stops_gdl_and_auto_falls_back_to_native(spectra, tmp_path
 
 
 def test_quality_flags():
-    from ulyss_ann.fitting.core import PreparedFit, Solution
+    from ulyss_ann.fitting.preparation import PreparedFit
+    from ulyss_ann.fitting.core import Solution
     from ulyss_ann.fitting.result import FitResult
     from ulyss_ann.spectra.spectrum import Spectrum
 

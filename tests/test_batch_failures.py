@@ -16,10 +16,15 @@ from astropy.table import Table
 
 from conftest import CLI_FAST, FAST, MODEL, TRUTH, can_mount_tmpfs, cli, journal_of, simulated_batch
 from ulyss_ann import UlyssAnnError, example_interpolator
-from ulyss_ann.fitting.batch import fit
-from ulyss_ann.fitting.journal import Journal
+from ulyss_ann.fitting.batch.driver import fit
+from ulyss_ann.fitting.batch.journal import Journal
 from ulyss_ann.spectra.examples import example_spectrum_path
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
+
+
+# `first_leg`: the machinery's failures (disks, signals, killed processes, retries, schedulers), which
+# NumPy 2, the newest astropy and the wheel do not change; the cost warning and what a worker's start
+# does to a script (Python's own) run in both legs (docs/development.md).
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +34,7 @@ def spectra(tmp_path_factory):
 
 
 # ------------------------------------------------------------------ a full disk
+@pytest.mark.first_leg
 @pytest.mark.skipif(not can_mount_tmpfs(), reason="needs unshare -rm and tmpfs (a user namespace) for a real "
                                                    "full disk")
 def test_a_full_disk_stops_cleanly_keeps_the_journal_and_resume_completes(spectra, tmp_path):
@@ -87,6 +93,7 @@ def test_a_full_disk_stops_cleanly_keeps_the_journal_and_resume_completes(spectr
 SLOW = ["--engine", "native", "--quiet"]
 
 
+@pytest.mark.first_leg
 def test_ctrl_c_of_the_whole_process_group_prints_one_line(tmp_path):
     spectra = simulated_batch(tmp_path, (TRUTH * 7)[:40], lambda i: 3.0 * i)
     out = tmp_path / "r.ecsv"
@@ -139,14 +146,11 @@ def _gdl_children():
     return pids
 
 
-@pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
+@pytest.mark.first_leg
+@pytest.mark.gdl
 def test_a_gdl_process_killed_mid_fit_gives_a_failed_row_that_resume_fits_again(spectra, tmp_path):
     import threading
 
-    from ulyss_ann.gdl.ulyss_location import find_ulyss
-
-    if find_ulyss() is None:
-        pytest.skip("ULySS not found (set ULYSS_DIR)")
     out = tmp_path / "r.ecsv"
     slow = dict(FAST, engine="gdl", backend="subprocess",  # 12 guesses: a fit of seconds, to be killed in
                 guesses={"Teff": [4800.0, 5400.0, 6000.0], "Logg": [2.0, 3.5], "Fe/H": [-2.0, -1.0]})
@@ -168,9 +172,10 @@ def test_a_gdl_process_killed_mid_fit_gives_a_failed_row_that_resume_fits_again(
     assert journal_of(out).read().counts == {spectra[0]: 1, spectra[1]: 2, spectra[2]: 1}  # failed, then ok
 
 
+@pytest.mark.first_leg
 def test_resume_retries_a_machinery_failure_three_times_in_all(spectra, tmp_path):
-    from ulyss_ann.fitting.journal import failure_row
-    from ulyss_ann.fitting.resume import MACHINERY_TRIES
+    from ulyss_ann.fitting.batch.journal import failure_row
+    from ulyss_ann.fitting.batch.resume import MACHINERY_TRIES
 
     out = tmp_path / "r.ecsv"
     table = fit(spectra[:2], MODEL, out, workers=0, **FAST)
@@ -184,8 +189,9 @@ def test_resume_retries_a_machinery_failure_three_times_in_all(spectra, tmp_path
     assert fit(spectra[:2], MODEL, out, workers=0, resume=True, retry_failed=True, **FAST)["status"][1] == "ok"
 
 
+@pytest.mark.first_leg
 def test_a_single_machinery_failure_is_fitted_again_by_resume(spectra, tmp_path):
-    from ulyss_ann.fitting.journal import failure_row
+    from ulyss_ann.fitting.batch.journal import failure_row
 
     out = tmp_path / "r.ecsv"
     first = fit(spectra[:2], MODEL, out, workers=0, **FAST)
@@ -231,6 +237,7 @@ def test_a_script_written_naively_runs_its_body_once_with_two_workers(tmp_path):
     assert result.stdout.splitlines() == ["the script's body ran", "['ok', 'ok']"], result.stdout
 
 
+@pytest.mark.first_leg
 def test_a_cluster_that_cannot_be_used_with_output_none_says_nothing_was_written():
     """Not "run again with resume=True": without an output there is no journal to resume."""
     pytest.importorskip("distributed")
@@ -244,6 +251,7 @@ def test_a_cluster_that_cannot_be_used_with_output_none_says_nothing_was_written
                          "to resume)") and "resume=True" not in message, message
 
 
+@pytest.mark.first_leg
 def test_an_unreachable_scheduler_is_one_line_and_resume_then_fits(tmp_path):
     out = tmp_path / "r.ecsv"
     env = dict(os.environ, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")  # Dask's own 30 s, shortened
@@ -263,7 +271,7 @@ def test_an_unreachable_scheduler_is_one_line_and_resume_then_fits(tmp_path):
 def test_the_main_module_is_put_back_as_it_was_after_a_worker_starts(monkeypatch, spec):
     import types
 
-    from ulyss_ann.fitting.worker_processes import main_module_not_rerun
+    from ulyss_ann.fitting.batch.worker_processes import main_module_not_rerun
 
     main = types.ModuleType("__main__")
     if spec.startswith("none"):

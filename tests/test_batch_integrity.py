@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,9 +16,13 @@ from astropy.table import Table
 
 from conftest import CLI_FAST, FAST, LOGG_FIXED, MODEL, TRUTH, cli, journal_of, simulated_batch
 from ulyss_ann import UlyssAnnError, example_interpolator
-from ulyss_ann.fitting.batch import fit
-from ulyss_ann.fitting.run import OutputLock
+from ulyss_ann.fitting.batch.driver import fit
+from ulyss_ann.fitting.batch.run import OutputLock
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
+
+
+# `first_leg`: the journal, lock and resume machinery, which NumPy 2, the newest astropy and the wheel do
+# not change; the options, messages, names and formats run in both legs (docs/development.md).
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +32,7 @@ def spectra(tmp_path_factory):
 
 
 # ------------------------------------------------------------------ journal records
+@pytest.mark.first_leg
 def test_a_torn_last_record_is_refitted_on_resume_and_each_spectrum_ends_once(spectra, tmp_path):
     out = tmp_path / "r.ecsv"
     assert cli("fit", *spectra, "-j", "0", "-o", out, *CLI_FAST).returncode == 0
@@ -47,6 +53,7 @@ def test_a_torn_last_record_is_refitted_on_resume_and_each_spectrum_ends_once(sp
     assert sorted(table["id"]) == [f"sim{i:03d}" for i in range(len(spectra))] and set(table["status"]) == {"ok"}
 
 
+@pytest.mark.first_leg
 def test_a_damaged_row_record_does_not_let_new_spectra_in(spectra, tmp_path):
     """Only a damaged record that could hold inputs makes --resume accept spectra the run does not list."""
     out = tmp_path / "r.ecsv"
@@ -65,6 +72,7 @@ def test_a_damaged_row_record_does_not_let_new_spectra_in(spectra, tmp_path):
     assert list(table["status"]) == ["ok"] * 3
 
 
+@pytest.mark.first_leg
 def test_a_corrupt_record_is_detected_by_its_checksum_and_its_spectrum_refitted(spectra, tmp_path):
     out = tmp_path / "r.ecsv"
     first = fit(spectra[:3], MODEL, out, workers=0, **FAST)
@@ -82,6 +90,16 @@ def test_a_corrupt_record_is_detected_by_its_checksum_and_its_spectrum_refitted(
 
 
 # ------------------------------------------------------------------ run identity
+@pytest.fixture(scope="module")
+def two_fitted(spectra, tmp_path_factory):
+    """A finished run of two spectra from the command line: its table and journal, made once for the
+    cases below, which each copy them."""
+    out = tmp_path_factory.mktemp("fitted") / "r.ecsv"
+    assert cli("fit", *spectra[:2], "-j", "0", "-o", out, *CLI_FAST).returncode == 0
+    return spectra, [out, Path(journal_of(out).path)]
+
+
+@pytest.mark.first_leg
 @pytest.mark.parametrize("change, listed", [
     (["--mdegree", "10"], "mdegree: 8 in the journal, 10 now"),
     (["--fix", "Logg=3.2"], 'fixed: null in the journal, {"Logg": {"value": 3.2}} now'),
@@ -91,9 +109,11 @@ def test_a_corrupt_record_is_detected_by_its_checksum_and_its_spectrum_refitted(
     (["--lsf", "LSF"], "lsf_sha256: null in the journal"),
     (["--model", "OTHER"], "model_sha256: "),
 ])
-def test_resume_with_another_configuration_is_refused_with_the_differences(spectra, tmp_path, change, listed):
+def test_resume_with_another_configuration_is_refused_with_the_differences(two_fitted, tmp_path, change, listed):
+    spectra, fitted = two_fitted
     out = tmp_path / "r.ecsv"
-    assert cli("fit", *spectra[:2], "-j", "0", "-o", out, *CLI_FAST).returncode == 0
+    for path in fitted:  # the finished run, in this test's own folder (a refusal must leave it as it is)
+        shutil.copy2(path, tmp_path / path.name)
     (tmp_path / "lsf.txt").write_text("0 30 0 0 4800\n0 30 0 0 7300\n")
     other = tmp_path / "other.fits"
     with fits.open(MODEL) as hdul:  # the same network in another file: another SHA-256
@@ -125,6 +145,7 @@ def test_the_table_metadata_is_the_run_record(spectra, tmp_path):
     assert list(table["Logg"]) == [2.8, 3.6]
 
 
+@pytest.mark.first_leg
 def test_resume_with_new_spectra_needs_add_spectra_and_with_fewer_is_refused(spectra, tmp_path):
     out = tmp_path / "r.ecsv"
     fit(spectra[:2], MODEL, out, workers=0, **FAST)
@@ -138,11 +159,12 @@ def test_resume_with_new_spectra_needs_add_spectra_and_with_fewer_is_refused(spe
 
 
 # ------------------------------------------------------------------ one run per output
+@pytest.mark.first_leg
 def test_a_second_run_on_the_same_output_is_refused_and_a_dead_runs_lock_taken_over(spectra, tmp_path):
     out = tmp_path / "r.ecsv"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from ulyss_ann.fitting.run import OutputLock
+        from ulyss_ann.fitting.batch.run import OutputLock
         lock = OutputLock({str(out)!r}).acquire()
         print("locked", flush=True)
         time.sleep(600)
@@ -163,6 +185,7 @@ def test_a_second_run_on_the_same_output_is_refused_and_a_dead_runs_lock_taken_o
     assert list(table["status"]) == ["ok"] and not (tmp_path / "r.ecsv.lock").exists()
 
 
+@pytest.mark.first_leg
 def test_the_lock_is_exclusive_within_one_process_too(tmp_path):
     with OutputLock(tmp_path / "r.ecsv"):
         with pytest.raises(UlyssAnnError, match="another batch"):
@@ -281,6 +304,7 @@ def test_exit_status_says_whether_all_some_or_none_were_fitted(spectra, tmp_path
     assert "exit status:" in cli("fit", "--help").stdout
 
 
+@pytest.mark.first_leg
 def test_retry_failed_fits_error_rows_again_on_resume(spectra, tmp_path):
     late = tmp_path / "late.fits"
     out = tmp_path / "r.ecsv"
@@ -334,6 +358,7 @@ def test_metadata_of_any_type_never_stops_the_journal(spectra, tmp_path):
     assert table["snr"].mask[0] and not journal_of(tmp_path / "r.ecsv").read().damaged
 
 
+@pytest.mark.first_leg
 def test_resume_accepts_the_same_fix_table_under_another_path(spectra, tmp_path):
     logg = tmp_path / "a" / "logg.ecsv"
     logg.parent.mkdir()
@@ -349,6 +374,7 @@ def test_resume_accepts_the_same_fix_table_under_another_path(spectra, tmp_path)
         fit(spectra[:2], MODEL, out, workers=0, fixed={"Logg": f"{logg}:logg"}, resume=True, **LOGG_FIXED)
 
 
+@pytest.mark.first_leg
 def test_ids_are_the_runs_when_a_same_named_file_is_added(spectra, tmp_path):
     for night, source in (("night1", spectra[0]), ("night2", spectra[1])):
         (tmp_path / night).mkdir()

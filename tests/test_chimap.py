@@ -1,4 +1,4 @@
-"""χ² maps and profiles (ulyss_ann.fitting.chimap, ``ulyss-ann chimap``) and the flat-valley check.
+"""χ² maps and profiles (ulyss_ann.fitting.chimap.map, ``ulyss-ann chimap``) and the flat-valley check.
 
 All with the native engine and the bundled example network: the map's least-χ² node is the free
 fit's, the nodes' χ² is ULySS's (Σr² over uly_fit's degrees of freedom), Δχ² is never below the
@@ -6,7 +6,6 @@ free fit, the command writes uly_chimap's FITS layout and a figure and refuses b
 line, and a spectrum with a second log g minimum is flagged flat where the example's is not.
 """
 
-import shutil
 
 import numpy as np
 import pytest
@@ -15,8 +14,9 @@ from astropy.io import fits
 from ulyss_ann import example_interpolator
 from ulyss_ann.cli.main import main
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.gdl.ulyss_location import find_ulyss
-from ulyss_ann.fitting.chimap import FLAT_VALLEY, chi2_map, chi2_profile, flat_parameters
+from ulyss_ann.fitting.quality import FLAT_VALLEY
+from ulyss_ann.fitting.chimap.map import chi2_map, chi2_profile
+from ulyss_ann.fitting.valley import flat_parameters
 from ulyss_ann.spectra.examples import example_spectrum_path
 from ulyss_ann.spectra.simulate import simulate_spectrum
 
@@ -42,8 +42,7 @@ def test_map_least_chi2_node_is_the_free_fit_within_a_grid_step(example_map):
                   np.sort(example_map.dchi2.ravel()))
 
 
-@pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
-@pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")
+@pytest.mark.gdl
 def test_the_gdl_engine_maps_alike(example_map):
     """uly_fit in GDL at 2 x 2 nodes of the native map (5 fits, a few seconds): the same χ² and Δχ²."""
     x, y = ("Teff", example_map.x[4:7:2]), ("Logg", example_map.y[2:5:2])

@@ -52,7 +52,7 @@ def _options(parser, path=()):
 def test_every_option_says_what_it_does_and_its_default():
     import argparse
 
-    from ulyss_ann.cli import build_parser
+    from ulyss_ann.cli.main import build_parser
 
     undocumented, silent_defaults, hidden = [], [], []
     for command, action in _options(build_parser()):

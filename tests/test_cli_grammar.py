@@ -18,7 +18,7 @@ from astropy.io import fits
 
 from conftest import PROJECT
 from ulyss_ann import Interpolator
-from ulyss_ann.cli import build_parser
+from ulyss_ann.cli.main import build_parser
 from ulyss_ann.cli.lsf import spell_lsf_gaussian
 from ulyss_ann.errors import InterpolatorFileError
 from ulyss_ann.spectra.examples import example_interpolator_path, example_spectrum_path, miles_interpolator_path
@@ -131,7 +131,7 @@ def test_a_missing_default_network_says_so_and_where_to_find_one(tmp_path):
 
 def test_the_python_side_takes_bundled_names():
     import ulyss_ann
-    from ulyss_ann.fitting.options import model_path
+    from ulyss_ann.fitting.fit_options import model_path
 
     assert Interpolator.read("miles").path == miles_interpolator_path()
     assert model_path("example") == example_interpolator_path()

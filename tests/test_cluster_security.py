@@ -16,11 +16,12 @@ from astropy.table import Table
 
 from conftest import FAST, MODEL, TRUTH, journal_of, simulated_batch
 from ulyss_ann import UlyssAnnError, example_interpolator
-from ulyss_ann.fitting.batch import fit
-from ulyss_ann.gdl.ulyss_location import find_ulyss
+from ulyss_ann.fitting.batch.driver import fit
 from ulyss_ann.spectra.inputs import as_spectrum
 
 pytest.importorskip("distributed")
+# Dask's processes, credentials and signals: the same Dask in both legs, no numbers checked
+pytestmark = pytest.mark.first_leg
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_the_local_cluster_refuses_every_client_without_the_runs_credentials():
     from dask.distributed import Client
     from distributed.security import Security
 
-    from ulyss_ann.fitting.cluster import close_quietly, local_client, local_cluster
+    from ulyss_ann.fitting.batch.cluster import close_quietly, local_client, local_cluster
 
     cluster = local_cluster(1, quiet=True)
     client = local_client(cluster)
@@ -219,8 +220,7 @@ def test_a_spectrum_that_kills_its_worker_fails_alone_and_dask_says_nothing_when
     assert err.strip() == "", err  # progress=False (--quiet): no log line of Dask's, no traceback
 
 
-@pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
-@pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")
+@pytest.mark.gdl
 @pytest.mark.parametrize("workers, whom", [("0", "driver"), ("1", "driver"), ("1", "process group")])
 def test_sigterm_stops_a_batch_cleanly_and_resume_completes_it(spectra, tmp_path, workers, whom):
     """`kill PID`, or a batch system's time limit, which signals the whole process group."""
@@ -260,8 +260,8 @@ def test_sigterm_stops_a_batch_cleanly_and_resume_completes_it(spectra, tmp_path
 
 
 def test_backend_auto_is_recorded_as_the_backend_it_resolves_to():
-    from ulyss_ann.fitting.options import FixedValues, make_config
-    from ulyss_ann.fitting.run import run_differences, run_record
+    from ulyss_ann.fitting.fit_options import FixedValues, make_config
+    from ulyss_ann.fitting.batch.run import run_differences, run_record
     from ulyss_ann.gdl.session import resolve_backend
 
     interp = example_interpolator()
@@ -285,7 +285,7 @@ def test_quiet_silences_every_dask_logger_with_a_level_of_its_own():
 
     import distributed  # noqa: F401 - its loggers exist once imported
 
-    from ulyss_ann.fitting.cluster import dask_silenced
+    from ulyss_ann.fitting.batch.cluster import dask_silenced
 
     client = logging.getLogger("distributed.client")
     assert client.level not in (logging.NOTSET, logging.CRITICAL)  # a level of its own, as Dask sets it

@@ -10,9 +10,10 @@ from astropy.io import fits
 from astropy.table import Table
 
 from conftest import cli
-from ulyss_ann.fitting.sources import batch_inputs
+from ulyss_ann.fitting.batch.sources import batch_inputs
 from ulyss_ann.spectra.compression import spectrum_name
-from ulyss_ann.spectra.readers import SpectrumReadError, read_spectrum
+from ulyss_ann.spectra.reader_registry import SpectrumReadError
+from ulyss_ann.spectra.readers import read_spectrum
 from ulyss_ann.spectra.examples import example_interpolator
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
 

@@ -6,18 +6,16 @@ UlyssAnnError from fit_spectrum); below LOW_COVERAGE the flag ``low-coverage``. 
 sits in the preparation both engines share, so the GDL engine says the same.
 """
 
-import shutil
 
 import numpy as np
 import pytest
 
 from ulyss_ann import fit_spectrum
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.batch import fit
+from ulyss_ann.fitting.batch.driver import fit
 from ulyss_ann.fitting.core import FitConfig
 from ulyss_ann.fitting.preparation import MIN_COVERAGE, FitPreparation
-from ulyss_ann.fitting.result import LOW_COVERAGE, LOW_COVERAGE_FLAG
-from ulyss_ann.gdl.ulyss_location import find_ulyss
+from ulyss_ann.fitting.quality import LOW_COVERAGE, LOW_COVERAGE_FLAG
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.spectra.examples import example_interpolator_path, example_spectrum_path
 from ulyss_ann.spectra.inputs import as_spectrum
@@ -84,8 +82,7 @@ def test_the_threshold_is_where_it_is_said(fraction, refused):
         assert abs(preparation.prepare(star).coverage - fraction) < 0.002
 
 
-@pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
-@pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")
+@pytest.mark.gdl
 def test_the_gdl_engine_refuses_and_flags_alike():
     lo, hi = network_range()
     wave, flux, error = relabelled_star(hi - 0.03 * (hi - lo))

@@ -6,7 +6,6 @@ All with the bundled example network; the native engine in-process, the GDL one 
 fixed (one profile of 25 uly_fit nodes, a few seconds).
 """
 
-import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from astropy.table import Table
 from ulyss_ann import example_interpolator
 from ulyss_ann.cli.main import main
 from ulyss_ann.fitting.api import fit_spectrum
-from ulyss_ann.gdl.ulyss_location import find_ulyss
 from ulyss_ann.model.parameter import Parameter
 from ulyss_ann.spectra.examples import example_spectrum_path
 from ulyss_ann.spectra.simulate import simulate_spectrum
@@ -45,8 +43,7 @@ def test_cli_total_errors_fill_the_errors_and_e_columns(tmp_path):
     assert "flat-valley" not in total["flag"][0]
 
 
-@pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
-@pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")
+@pytest.mark.gdl
 def test_cli_mc_errors_with_the_gdl_engine(tmp_path):
     held = ["--engine", "gdl", "--fix", "Teff=5500", "--fix", "Fe/H=-2.1"]
     formal = fitted_table(tmp_path, "formal", *held)

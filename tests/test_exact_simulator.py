@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.lsf_measure import combine_lsf, measure_lsf_many
+from ulyss_ann.fitting.lsf.combine import combine_lsf
+from ulyss_ann.fitting.lsf.measure import measure_lsf_many
 from ulyss_ann.model.wavelength import C_KMS
 from ulyss_ann.spectra.band_limited import observe
 from ulyss_ann.spectra.examples import example_interpolator

@@ -18,12 +18,15 @@ from astropy.table import Table
 import ulyss_ann
 from conftest import CLI_FAST, FAST, MODEL, TRUTH, can_mount_tmpfs, cli, journal_of, simulated_batch
 from ulyss_ann import UlyssAnnError
-from ulyss_ann.fitting.batch import fit
-from ulyss_ann.fitting.journal import Journal
-from ulyss_ann.fitting.run import OutputLock
+from ulyss_ann.fitting.batch.driver import fit
+from ulyss_ann.fitting.batch.journal import Journal
+from ulyss_ann.fitting.batch.run import OutputLock
 from ulyss_ann.fitting.table import write_table
 
 LINK = "is a symbolic link; ulyss-ann does not write through links"
+# links, locks, journals and full disks: file-system checks, no numbers (the first leg of ./scripts/test)
+pytestmark = pytest.mark.first_leg
+
 VICTIM = b"somebody else's file\n"
 
 
@@ -268,16 +271,9 @@ def test_a_save_fits_write_that_fails_half_way_leaves_no_file_and_is_the_machine
     assert os.listdir(folder) == []
 
 
-def _has_gdl_and_ulyss():
-    from ulyss_ann.gdl.ulyss_location import find_ulyss
-
-    return shutil.which("gdl") is not None and find_ulyss() is not None
-
-
 @pytest.mark.skipif(not can_mount_tmpfs(), reason="needs unshare -rm and tmpfs (a user namespace) for a real "
                                                    "full disk")
-@pytest.mark.parametrize("engine", ["native", pytest.param("gdl", marks=pytest.mark.skipif(
-    not _has_gdl_and_ulyss(), reason="needs gdl and ULySS (./scripts/setup; ULYSS_DIR)"))])
+@pytest.mark.parametrize("engine", ["native", pytest.param("gdl", marks=pytest.mark.gdl)])
 def test_a_full_save_fits_disk_gives_failed_rows_no_partial_file_and_resume_completes(spectra, tmp_path, engine):
     """A real full disk: a 256 KiB tmpfs in a private mount namespace, filled up by a file; GDL's
     ULySS writes a .res too (the audit found a 0-byte one)."""

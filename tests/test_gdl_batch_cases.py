@@ -14,7 +14,6 @@ run in child processes.
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,22 +27,15 @@ from astropy.table import Table
 
 from ulyss_ann import example_interpolator
 from ulyss_ann.errors import MachineryError, UlyssAnnError
-from ulyss_ann.fitting.batch import fit
-from ulyss_ann.fitting.gdl_engine import GDLEngine
-from ulyss_ann.fitting.options import make_config
-from ulyss_ann.gdl.session import pygdl_available
-from ulyss_ann.gdl.ulyss_location import find_ulyss
+from ulyss_ann.fitting.batch.driver import fit
+from ulyss_ann.fitting.gdl_engine.engine import GDLEngine
+from ulyss_ann.fitting.fit_options import make_config
 from ulyss_ann.spectra.examples import example_interpolator_path
 from ulyss_ann.spectra.readers import read_spectrum
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
 from ulyss_ann.spectra.spectrum import Spectrum
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)"),
-    pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)"),
-]
-needs_pygdl = pytest.mark.skipif(not shutil.which("gdl") or not find_ulyss() or not pygdl_available(),
-                                 reason="import GDL unavailable (python3-gdl, CPython 3.11, NumPy 1.x)")
+pytestmark = pytest.mark.gdl
 
 MODEL = example_interpolator_path()
 GUESS = {"Teff": [5400.0], "Logg": [3.0], "Fe/H": [-1.5]}
@@ -75,12 +67,12 @@ def _run_child(code, tmp_path):
 
 # ---------------------------------------------------------------- -j 0 with python3-gdl
 
-@needs_pygdl
+@pytest.mark.pygdl
 @pytest.mark.parametrize("imported_first", [False, True], ids=["driver", "GDL-imported-first"])
 def test_serial_pygdl_batch_agrees_with_the_subprocess_bridge(spectra, tmp_path, imported_first):
     """The fault: every -j 0 pygdl row was "Procedure ULYSS_ANN_SET_ROOT not found"."""
     code = ("import GDL\n" if imported_first else "") + (
-        "from ulyss_ann.fitting.batch import fit\n"
+        "from ulyss_ann.fitting.batch.driver import fit\n"
         f"t = fit({spectra!r}, {str(MODEL)!r}, 'a.ecsv', engine='gdl', backend='pygdl', workers=0, "
         f"guesses={GUESS!r}, mdegree=8, progress=False)\n")
     _run_child(code, tmp_path)
@@ -114,12 +106,12 @@ def test_odd_file_and_folder_names_with_save_fits(tmp_path, engine, backend):
     _check_saved(saved, ODD_NAME, table, res=engine == "gdl")
 
 
-@needs_pygdl
+@pytest.mark.pygdl
 def test_odd_file_and_folder_names_with_save_fits_in_process(tmp_path):
     """With python3-gdl an I/O error in GDL aborts Python: this ran into a lost table."""
     star = _spectrum(tmp_path / f"{ODD_NAME}.fits", 5400.0, 3.2, -1.5, 5.0, 3)
     saved = tmp_path / ODD_FOLDER
-    _run_child("from ulyss_ann.fitting.batch import fit\n"
+    _run_child("from ulyss_ann.fitting.batch.driver import fit\n"
                f"fit([{star!r}], {str(MODEL)!r}, 'r.ecsv', engine='gdl', backend='pygdl', workers=0, "
                f"save_fits={str(saved)!r}, guesses={GUESS!r}, mdegree=8, progress=False)\n", tmp_path)
     table = Table.read(tmp_path / "r.ecsv")
@@ -143,7 +135,7 @@ def test_ulyss_failure_carries_ulyss_message(spectra, tmp_path):
     assert "\n" not in status["negative"]
 
 
-@needs_pygdl
+@pytest.mark.pygdl
 def test_ulyss_failure_message_is_captured_in_process(spectra, tmp_path):
     result = _run_child("import dataclasses, json, ulyss_ann\n"
                         f"good = ulyss_ann.read_spectrum({spectra[0]!r})\n"
@@ -177,6 +169,7 @@ def engine():
         yield engine
 
 
+@pytest.mark.first_leg  # machinery: killed, resumed, repaired (docs/development.md)
 def test_killed_or_hung_gdl_is_machinery_and_the_next_spectrum_fits(engine, spectra):
     spectrum = read_spectrum(spectra[1])
     reference = engine.fit(spectrum).params
@@ -215,6 +208,7 @@ def test_gdl_messages_about_the_spectrum_are_not_machinery(engine, spectra):
     assert engine.fit(spectrum).params["Teff"] > 0 and engine.session._process.pid == pid
 
 
+@pytest.mark.first_leg  # machinery: killed, resumed, repaired (docs/development.md)
 def test_gdl_interrupted_by_sigint_is_machinery_and_the_next_spectrum_fits(engine, spectra):
     """A SIGINT for the batch's process group that reaches GDL (not the driver): GDL stops with
     'Interrupt encountered'; that is the machinery (retried on --resume), not the spectrum."""

@@ -15,7 +15,6 @@ test uses its own XDG_CACHE_HOME.
 
 import glob
 import os
-import shutil
 import subprocess
 import sys
 
@@ -24,20 +23,13 @@ from astropy.table import Table
 
 from conftest import SHARED, cli, reference_file
 from ulyss_ann import Interpolator, UlyssAnnError
-from ulyss_ann.fitting.core import file_sha256
+from ulyss_ann.model.checksum import file_sha256
 from ulyss_ann.gdl.component_cache import MANIFEST, cached_component, component_problem
 from ulyss_ann.gdl.pygdl_halt import HALT_EXIT_STATUS, HALT_MESSAGE
-from ulyss_ann.gdl.session import pygdl_available
-from ulyss_ann.gdl.ulyss_location import find_ulyss
 from ulyss_ann.spectra.examples import example_interpolator_path
 
 MUSE = SHARED / "data" / "muse" / "ngc6397id000010554jd2456865p5826f000.fits"
-HAVE_GDL = shutil.which("gdl") is not None and find_ulyss() is not None
-needs_gdl = pytest.mark.skipif(not HAVE_GDL, reason="needs gdl and ULySS (./scripts/setup; ULYSS_DIR)")
-BACKENDS = [pytest.param("pygdl", marks=pytest.mark.skipif(
-                not HAVE_GDL or not pygdl_available(),
-                reason="import GDL unavailable (python3-gdl: CPython 3.11, NumPy 1.x)")),
-            "subprocess"]
+BACKENDS = [pytest.param("pygdl", marks=pytest.mark.pygdl), "subprocess"]
 
 
 def _star():
@@ -100,7 +92,8 @@ def test_a_damaged_component_is_regenerated_whole(example_component):
 
 # ------------------------------------------------------------------ real fits
 
-@needs_gdl
+@pytest.mark.first_leg  # machinery: killed, resumed, repaired (docs/development.md)
+@pytest.mark.gdl
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_fit_after_the_cached_interpolator_copy_was_deleted_repairs_the_cache(tmp_path, backend):
     """The audit's case: rc 0 with no table (pygdl) or an `error` row (subprocess) before."""
@@ -126,8 +119,8 @@ _DAMAGED_DURING_THE_RUN = """
 import glob, os
 from ulyss_ann import Interpolator
 from ulyss_ann.errors import MachineryError
-from ulyss_ann.fitting.gdl_engine import GDLEngine
-from ulyss_ann.fitting.options import make_config
+from ulyss_ann.fitting.gdl_engine.engine import GDLEngine
+from ulyss_ann.fitting.fit_options import make_config
 from ulyss_ann.spectra.readers import read_spectrum
 
 interp = Interpolator.read({model!r})
@@ -143,7 +136,8 @@ with GDLEngine(make_config({model!r}, interp, engine="gdl", backend={backend!r})
 """
 
 
-@needs_gdl
+@pytest.mark.first_leg  # machinery: killed, resumed, repaired (docs/development.md)
+@pytest.mark.gdl
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_component_damaged_during_a_run_gives_a_failed_row_then_is_regenerated(tmp_path, backend):
     """GDL's error about the missing copy halted python3-gdl (status 0, nothing printed after) and
@@ -179,7 +173,7 @@ print("AFTER", flush=True)
 """
 
 
-@pytest.mark.skipif(not HAVE_GDL or not pygdl_available(), reason="needs python3-gdl (import GDL), gdl and ULySS")
+@pytest.mark.pygdl
 @pytest.mark.parametrize("stdin", ["at-its-end", "open-pipe", "closed"])
 def test_a_gdl_halt_in_python3_gdl_ends_the_process_with_status_2_and_a_line(tmp_path, stdin):
     """Before: status 0 and nothing said (stdin at its end), or a process waiting for ever at GDL's

@@ -1,7 +1,6 @@
 """The generated GDL component, run in real GDL with the real ULySS."""
 
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -10,14 +9,9 @@ from conftest import SHARED, make_network, random_params, reference_file
 from ulyss_ann import Interpolator
 from ulyss_ann.gdl.component import generate_component, guess_keywords, resource_dir
 from ulyss_ann.gdl.process import GDLError, run_gdl
-from ulyss_ann.gdl.ulyss_location import find_ulyss
 
 MUSE = SHARED / "data" / "muse" / "ngc6397id000010554jd2456865p5826f000.fits"
 
-needs_gdl = pytest.mark.skipif(shutil.which("gdl") is None,
-                               reason="gdl not installed (apt-get install gnudatalanguage; ./scripts/setup does it)")
-needs_ulyss = pytest.mark.skipif(find_ulyss() is None,
-                                 reason="ULySS not found (set ULYSS_DIR; ../shared/ulyss is used when present)")
 
 
 def parse_rows(text, width):
@@ -70,7 +64,7 @@ def _gdl_spectra(name, folder, params):
     return run_gdl(body, folders=[folder], ulyss=False)
 
 
-@needs_gdl
+@pytest.mark.gdl(ulyss=False)
 def test_spectrum_equals_numpy_for_trial7(trial7_component):
     interp, folder = trial7_component
     params = random_params(interp, 6, seed=11)
@@ -78,7 +72,7 @@ def test_spectrum_equals_numpy_for_trial7(trial7_component):
     np.testing.assert_allclose(gdl, interp.evaluate(params), rtol=1e-12, atol=0)
 
 
-@needs_gdl
+@pytest.mark.gdl(ulyss=False)
 def test_spectrum_equals_numpy_for_other_layer_counts(tmp_path):
     for hidden, acts in [((6, 5, 4), ["logistic", "tanh", "relu", "linear"]), ((9,), ["tanh", "logistic"])]:
         # with a NODES table after the layers: the GDL reader must not trip on it
@@ -107,8 +101,7 @@ endfor
 """
 
 
-@needs_gdl
-@needs_ulyss
+@pytest.mark.gdl
 def test_ulyss_fit_of_muse_star_is_sane_and_repeat_safe(trial7_component):
     _, folder = trial7_component
     if not MUSE.is_file():
@@ -123,8 +116,7 @@ def test_ulyss_fit_of_muse_star_is_sane_and_repeat_safe(trial7_component):
     assert abs(rows[2, 0] - teff) > 1e-6  # the narrow fit is a different fit
 
 
-@needs_gdl
-@needs_ulyss
+@pytest.mark.gdl
 def test_memory_flat_over_1000_evaluations(trial7_component):
     _, folder = trial7_component
     out = run_gdl("""
@@ -145,8 +137,7 @@ print, m0, m1, m2, r0, r1, check_math(), FORMAT='(6I15)'
     assert flags == 0  # no floating-point exception left pending for uly_fit's CHECK_MATH
 
 
-@needs_gdl
-@needs_ulyss
+@pytest.mark.gdl
 def test_reinit_on_new_grid_never_touches_the_network(trial7_component):
     interp, folder = trial7_component
     out = run_gdl("""
@@ -166,8 +157,7 @@ print, (*net.bias[2])[0:2], FORMAT='(e25.17)'
     np.testing.assert_array_equal(parse_rows("\n".join(lines[1:]), 3)[0], interp.weights[-1][0, :3])
 
 
-@needs_gdl
-@needs_ulyss
+@pytest.mark.gdl
 @pytest.mark.parametrize("statement, message", [
     ("cmp = gslann(MODEL_FILE='/nonexistent/net.fits')", "interpolator file not found: /nonexistent/net.fits"),
     ("cmp = gslann(TG=[5000, 9000])", "guess Teff = 9000 K outside the limits [3500, 8000]"),
@@ -181,7 +171,7 @@ def test_errors_are_one_gdl_message(trial7_component, statement, message):
         run_gdl(statement, folders=[folder])
 
 
-@needs_gdl
+@pytest.mark.gdl(ulyss=False)
 def test_malformed_files_and_missing_ulyss(trial7_component, tmp_path):
     _, folder = trial7_component
     (tmp_path / "junk.fits").write_text("not a fits file at all\n" * 50)
@@ -197,8 +187,7 @@ def test_malformed_files_and_missing_ulyss(trial7_component, tmp_path):
         run_gdl("cmp = gslann()", folders=[folder], ulyss=False)
 
 
-@needs_gdl
-@needs_ulyss
+@pytest.mark.gdl
 def test_lsf_is_injected_once_and_exactly(trial7_component, tmp_path):
     """LSF in the rebinned layer == LSF applied to each evaluated spectrum (the layer is linear)."""
     _, folder = trial7_component

@@ -1,23 +1,21 @@
 """What GDL sends back to the GDL engine: one layout, defined in gdl_engine, documented alike in GDL.
 
 The vectors of ULYSS_ANN_FIT and ULYSS_ANN_LAST_FIT are decoded by position; their
-layouts live in ``ulyss_ann.fitting.gdl_engine`` (RESULT_FIELDS, PARAMETER_FIELDS,
+layouts live in ``ulyss_ann.fitting.gdl_engine.engine`` (RESULT_FIELDS, PARAMETER_FIELDS,
 LAST_FIT_COLUMNS). These tests check that the GDL routines document the same names in
 the same order, and, with real GDL and ULySS, that the decoded numbers are consistent
 with the decoded arrays (a swapped field or column would break the identities).
 """
 
 import re
-import shutil
 
 import numpy as np
 import pytest
 
 from ulyss_ann import UlyssAnnError, example_interpolator
 from ulyss_ann.fitting.core import FitConfig
-from ulyss_ann.fitting.gdl_engine import LAST_FIT_COLUMNS, PARAMETER_FIELDS, RESULT_FIELDS, GDLEngine, decode_result
+from ulyss_ann.fitting.gdl_engine.engine import LAST_FIT_COLUMNS, PARAMETER_FIELDS, RESULT_FIELDS, GDLEngine, decode_result
 from ulyss_ann.gdl.component import resource_dir
-from ulyss_ann.gdl.ulyss_location import find_ulyss
 from ulyss_ann.spectra.examples import example_interpolator_path
 from ulyss_ann.spectra.readers import read_spectrum
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
@@ -75,7 +73,7 @@ def test_decoding_checks_the_length():
         decode_result(vector[:-1], npar)
 
 
-@pytest.mark.skipif(shutil.which("gdl") is None or find_ulyss() is None, reason="needs GDL and ULySS")
+@pytest.mark.gdl
 def test_decoded_numbers_agree_with_the_decoded_arrays(tmp_path):
     interp = example_interpolator()
     wave, flux, sigma = simulate_spectrum(interp, [5400.0, 3.2, -1.5], velocity=12.0, fwhm=2.6, snr=60.0, rng=5)

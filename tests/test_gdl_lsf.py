@@ -1,22 +1,17 @@
 """The relative LSF measured by ULySS's own uly_lsf in GDL, and our LSF files read by ULySS's uly_lsf_read."""
 
-import shutil
 
 import numpy as np
 import pytest
 
 from ulyss_ann import UlyssAnnError, example_interpolator
 from ulyss_ann.fitting.core import FitConfig
-from ulyss_ann.fitting.gdl_lsf import LSF_COLUMNS, measure_lsf_gdl, read_lsf_ulyss
-from ulyss_ann.gdl.ulyss_location import find_ulyss
+from ulyss_ann.fitting.gdl_engine.lsf import LSF_COLUMNS, measure_lsf_gdl, read_lsf_ulyss
 from ulyss_ann.model.wavelength import C_KMS
 from ulyss_ann.spectra.examples import example_interpolator_path
-from ulyss_ann.spectra.lsf import gaussian_lsf, lsf_chunks, read_solut_lsf, write_lsf
+from ulyss_ann.spectra.line_spread import gaussian_lsf, lsf_chunks, read_solut_lsf, write_lsf
 from ulyss_ann.spectra.readers import read_spectrum
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
-
-needs_gdl = pytest.mark.skipif(shutil.which("gdl") is None or find_ulyss() is None,
-                               reason="needs gdl (./scripts/setup installs it) and ULySS (set ULYSS_DIR)")
 
 TRUTH = [5400.0, 3.2, -1.5]
 # FWHM 3.3 Å: the width this spectrum had when the tolerances below were set (3 Å plus the
@@ -91,13 +86,9 @@ def test_bad_input_is_one_line(simulated, bad, match):
     assert "\n" not in str(info.value)
 
 
-@needs_gdl
-@pytest.mark.parametrize("backend", ["subprocess", "pygdl"])
+@pytest.mark.gdl
+@pytest.mark.parametrize("backend", ["subprocess", pytest.param("pygdl", marks=pytest.mark.pygdl)])
 def test_uly_lsf_recovers_the_injected_lsf_and_velocity(simulated, backend):
-    from ulyss_ann.gdl.session import pygdl_available
-
-    if backend == "pygdl" and not pygdl_available():
-        pytest.skip("python3-gdl not importable here")
     spectrum, interp = simulated
     config = FitConfig(model=example_interpolator_path(), backend=backend)
     table = measure_lsf_gdl(spectrum, config, interp, TRUTH, LO, HI, WIDTH, STEP, 4)
@@ -122,7 +113,7 @@ def test_uly_lsf_recovers_the_injected_lsf_and_velocity(simulated, backend):
         assert abs(np.mean(pull)) < 3 / np.sqrt(n) * np.sqrt(2)   # correlated chunks: sqrt(2) more room
 
 
-@needs_gdl
+@pytest.mark.gdl
 def test_uly_lsf_with_h3_h4_and_a_masked_chunk(simulated):
     spectrum, interp = simulated
     # 5550-6250 Å masked: the chunks 5600-6000 and 5800-6200 have no pixel left; ULySS
@@ -135,7 +126,7 @@ def test_uly_lsf_with_h3_h4_and_a_masked_chunk(simulated):
     assert np.all(np.abs(table["h3"] / table["e_h3"]) < 4) and np.all(np.abs(table["h4"] / table["e_h4"]) < 4)
 
 
-@needs_gdl
+@pytest.mark.gdl
 def test_our_lsf_files_round_trip_through_ulyss_uly_lsf_read(tmp_path):
     lsf = gaussian_lsf(lambda w: 2.8 - 1e-4 * (w - 4750.0), 2.0, np.arange(4800, 7300, 100))
     lsf["cz"] = np.linspace(-3.0, 5.0, len(lsf))
@@ -155,7 +146,7 @@ def test_our_lsf_files_round_trip_through_ulyss_uly_lsf_read(tmp_path):
             np.testing.assert_allclose(read[column], lsf[column], rtol=0, atol=5e-7)  # written with 6 decimals
 
 
-@needs_gdl
+@pytest.mark.gdl
 def test_native_measurement_agrees_with_ulyss_uly_lsf(simulated):
     """Done-when of #17: the native measurement (ULySS's sampled LOSVD) and uly_lsf with the generated component.
 
@@ -164,7 +155,7 @@ def test_native_measurement_agrees_with_ulyss_uly_lsf(simulated):
     agree to 0.01 K. The two log-rebin differently (uly_lsf the whole range once, the native
     engine each chunk). Asserted: a third of an error.
     """
-    from ulyss_ann.fitting.lsf_measure import measure_lsf
+    from ulyss_ann.fitting.lsf.measure import measure_lsf
 
     spectrum, interp = simulated
     options = dict(width=WIDTH, step=STEP, chunk_mdegree=4, mdegree=8,

@@ -1,6 +1,5 @@
 """The GDL session layer, both backends: values, errors, timeouts and crashes."""
 
-import shutil
 import subprocess
 import sys
 
@@ -8,11 +7,9 @@ import numpy as np
 import pytest
 
 from ulyss_ann.gdl.process import GDLError
-from ulyss_ann.gdl.session import SubprocessGDLSession, pygdl_available, open_session
-from ulyss_ann.gdl.ulyss_location import find_ulyss
+from ulyss_ann.gdl.session import SubprocessGDLSession, open_session
 
-pytestmark = [pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup)"),
-              pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")]
+pytestmark = pytest.mark.gdl
 
 HELPERS = {
     "sess_twice.pro": "function sess_twice, x, k\nreturn, 2d * x + k\nend\n",
@@ -50,7 +47,7 @@ def test_subprocess_values_errors_timeout_and_crash(helpers):
         session.close()
 
 
-@pytest.mark.skipif(not pygdl_available(), reason="import GDL unavailable (python3-gdl, CPython 3.11)")
+@pytest.mark.pygdl
 def test_pygdl_gives_the_same_values_in_a_fresh_process(helpers):
     code = f"""
 import numpy as np

@@ -8,7 +8,7 @@ from ulyss_ann import UlyssAnnError
 from ulyss_ann.spectra.grid_readers import phoenix_grid, read_phoenix
 from ulyss_ann.spectra.preprocessing import FWHM_TO_SIGMA, gsl_wavelengths
 from ulyss_ann.spectra.grid import SpectralGrid
-from ulyss_ann.spectra.readers import vacuum_to_air
+from ulyss_ann.model.medium import vacuum_to_air
 
 NAME = "lte{:05d}-{:.2f}{:+.1f}.Alpha=+0.40.PHOENIX-ACES-AGSS-COND-2011-HiRes"
 

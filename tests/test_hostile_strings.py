@@ -25,10 +25,6 @@ from ulyss_ann.gdl.component import generate_component
 from ulyss_ann.gdl.literals import check_gdl_path, gdl_comment, gdl_string
 from ulyss_ann.gdl.process import run_gdl
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
-from ulyss_ann.gdl.ulyss_location import find_ulyss
-
-needs_gdl = pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
-needs_ulyss = pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")
 
 #: A valid FITS string that, pasted into GDL code, ends the string and runs a shell command.
 HOSTILE_UNIT = "K' & spawn, 'touch $ULYSS_ANN_PWNED' ;"
@@ -104,9 +100,8 @@ print(json.dumps({"back": back, "refused": refused}))
 """
 
 
-@needs_gdl
-@needs_ulyss
-@pytest.mark.parametrize("backend", ["subprocess", "pygdl"])
+@pytest.mark.gdl
+@pytest.mark.parametrize("backend", ["subprocess", pytest.param("pygdl", marks=pytest.mark.pygdl)])
 def test_strings_sent_to_a_gdl_session_come_back_verbatim(backend, tmp_path):
     """Both bridges, each in a fresh process (python3-gdl reads GDL_PATH once, at import)."""
     import json
@@ -117,8 +112,6 @@ def test_strings_sent_to_a_gdl_session_come_back_verbatim(backend, tmp_path):
     texts = [t for t in ODD_STRINGS if t or backend != "pygdl"]  # python3-gdl returns '' as None
     result = subprocess.run([sys.executable, "-c", ECHO_SCRIPT, backend, str(folder), json.dumps(texts)],
                             capture_output=True, text=True, cwd=tmp_path, timeout=300, stdin=subprocess.DEVNULL)
-    if backend == "pygdl" and "import GDL failed" in result.stderr:
-        pytest.skip("python3-gdl not importable in this interpreter (CPython 3.11 + Debian's python3-gdl)")
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["back"] == texts
@@ -168,8 +161,7 @@ def test_info_shows_a_hostile_unit_as_data(tmp_path):
     assert HOSTILE_UNIT in result.stdout
 
 
-@needs_gdl
-@needs_ulyss
+@pytest.mark.gdl
 def test_exported_component_with_hostile_unit_runs_no_command(tmp_path):
     path = hostile_unit_file(tmp_path / "unit.fits")
     out = tmp_path / "out"
@@ -187,8 +179,7 @@ def test_exported_component_with_hostile_unit_runs_no_command(tmp_path):
     assert_no_command_ran(tmp_path, out)
 
 
-@needs_gdl
-@needs_ulyss
+@pytest.mark.gdl
 def test_odd_paths_and_file_names_reach_gdl_verbatim(tmp_path):
     """An apostrophe, a newline, ';' and non-ASCII in the file and folder names of an export."""
     source = tmp_path / "evil\n; spawn, 'touch $ULYSS_ANN_PWNED'\n.fits"
@@ -219,8 +210,7 @@ def test_odd_paths_and_file_names_reach_gdl_verbatim(tmp_path):
 
 # ---------------------------------------------------------------- fits through the GDL engine
 
-@needs_gdl
-@needs_ulyss
+@pytest.mark.gdl
 def test_gdl_fit_with_hostile_unit_odd_cache_and_save_fits_folder(tmp_path):
     """fit --engine gdl: the hostile unit, a cache and a --save-fits folder with quotes, ';' and '&'."""
     model = hostile_unit_file(tmp_path / "unit.fits")
@@ -247,8 +237,7 @@ def test_gdl_fit_with_hostile_unit_odd_cache_and_save_fits_folder(tmp_path):
     np.testing.assert_equal(Table.read(tmp_path / "r.ecsv")["Teff"], row["Teff"])  # the finished result stays
 
 
-@needs_gdl
-@needs_ulyss
+@pytest.mark.gdl
 def test_a_compressed_looking_model_name_is_never_run_by_readfits(tmp_path, monkeypatch):
     """astrolib's READFITS decompresses a name ending in .bz2/.Z/.fz through SPAWN: never given a name."""
     folder = tmp_path / "models"

@@ -21,15 +21,11 @@ from conftest import reference_file
 from ulyss_ann import Interpolator, UlyssAnnError, example_interpolator
 from ulyss_ann.cli.main import main
 from ulyss_ann.errors import InterpolatorFileError
-from ulyss_ann.fitting.options import FixedValues
-from ulyss_ann.gdl.ulyss_location import find_ulyss
+from ulyss_ann.fitting.fit_options import FixedValues
 from ulyss_ann.spectra.examples import example_interpolator_path
 from ulyss_ann.spectra.inputs import as_spectrum
-from ulyss_ann.spectra.lsf import read_lsf
+from ulyss_ann.spectra.line_spread import read_lsf
 from ulyss_ann.spectra.simulate import simulate_spectrum
-
-needs_gdl = pytest.mark.skipif(shutil.which("gdl") is None or find_ulyss() is None,
-                               reason="needs gdl (./scripts/setup installs it) and ULySS (set ULYSS_DIR)")
 
 #: One guess and a low-degree polynomial: a fit of the example network in a fraction of a second.
 FAST = dict(guesses={"Teff": [5400.0], "Logg": [3.0], "Fe/H": [-1.5]}, mdegree=8)
@@ -109,7 +105,7 @@ def test_flux_beyond_the_range_a_fit_holds_is_refused(star):
     assert abs(result.params["Teff"] - TRUTH[0]) < 60
 
 
-@needs_gdl
+@pytest.mark.gdl
 def test_both_engines_refuse_negative_and_overflowing_flux_alike(star):
     wave, flux, error = star
     for item, words in (((wave, -flux, error), "negative overall"),
@@ -259,7 +255,7 @@ def test_gdl_export_refuses_names_that_clash(tmp_path, capsys, name, words):
     assert not out.exists()
 
 
-@pytest.mark.skipif(find_ulyss() is None, reason="needs ULySS (set ULYSS_DIR): its routine names are checked")
+@pytest.mark.ulyss  # its routine names are checked
 def test_gdl_export_refuses_the_name_of_a_ulyss_routine(tmp_path, capsys):
     assert main(["gdl-export", "-m", "example", "--name", "ulyss", "-o", str(tmp_path / "c")]) == 2
     assert "a ULySS routine" in capsys.readouterr().err

@@ -1,6 +1,5 @@
 """Relative LSF: ULySS's text files, Gaussian LSFs from FWHMs, and its injection (native = ULySS)."""
 
-import shutil
 
 import numpy as np
 import pytest
@@ -8,12 +7,10 @@ import pytest
 from conftest import reference_file
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.gdl.process import run_gdl
-from ulyss_ann.spectra.lsf import FWHM_TO_SIGMA, gaussian_lsf, read_lsf, write_lsf
-from ulyss_ann.gdl.ulyss_location import find_ulyss
-from ulyss_ann.fitting.numerics import C_KMS, lsf_convolve, slit_kernel
+from ulyss_ann.spectra.line_spread import FWHM_TO_SIGMA, gaussian_lsf, read_lsf, write_lsf
+from ulyss_ann.model.wavelength import C_KMS
+from ulyss_ann.fitting.native_engine.numerics import lsf_convolve, slit_kernel
 
-needs_gdl_ulyss = pytest.mark.skipif(shutil.which("gdl") is None or find_ulyss() is None,
-                                     reason="gdl and ULySS needed (./scripts/setup; ULYSS_DIR)")
 
 
 def test_gaussian_lsf_is_the_quadratic_difference_and_round_trips(tmp_path):
@@ -69,7 +66,7 @@ def test_lsf_convolve_interpolates_between_records():
            "h3": np.zeros(2), "h4": np.zeros(2)}
     out = lsf_convolve(data, lsf, start, step)
     velscale = C_KMS * step
-    from ulyss_ann.fitting.numerics import convolve_edge
+    from ulyss_ann.fitting.native_engine.numerics import convolve_edge
 
     a = convolve_edge(data, slit_kernel(0, 30, 0, 0, velscale))
     b = convolve_edge(data, slit_kernel(0, 90, 0, 0, velscale))
@@ -81,7 +78,7 @@ def test_lsf_convolve_interpolates_between_records():
         lsf_convolve(data, {**lsf, "wave": np.array([9000.0, 9100.0])}, start, step)
 
 
-@needs_gdl_ulyss
+@pytest.mark.gdl
 def test_lsf_convolve_equals_ulyss(tmp_path):
     """Our injection is ULySS's uly_spect_lsfconvol, records outside the range and h3/h4 included."""
     path = tmp_path / "lsf.txt"
@@ -112,7 +109,7 @@ def test_native_fit_with_lsf_recovers_the_parameters(tmp_path):
     the truth and leaves almost no broadening to σ; without it σ absorbs a mean broadening."""
     from ulyss_ann import Interpolator
     from ulyss_ann.fitting.core import FitConfig
-    from ulyss_ann.fitting.native_engine import NativeEngine
+    from ulyss_ann.fitting.native_engine.engine import NativeEngine
 
     model = reference_file("gsl_ann_trial7.fits")
     interp = Interpolator.read(model).in_medium("air")   # the authors' vacuum axis, as the fit meets spectra
@@ -123,7 +120,7 @@ def test_native_fit_with_lsf_recovers_the_parameters(tmp_path):
     # The model log-rebinned (ULySS's numerics), broadened by the LSF, observed on that
     # same ln-lambda grid: no resampling adds a broadening of its own.
     from ulyss_ann.spectra.spectrum import Spectrum
-    from ulyss_ann.fitting.numerics import log_rebin
+    from ulyss_ann.fitting.native_engine.numerics import log_rebin
     from ulyss_ann.model.wavelength import WavelengthGrid
 
     spec, _ = log_rebin(interp.evaluate(np.array(truth)), None, np.ones(wave.size, bool), 0, wave[0],
@@ -168,7 +165,7 @@ def test_lsf_command_writes_the_instrument_relative_to_the_model(tmp_path):
 
 
 def test_fit_with_a_missing_lsf_file_stops_before_any_work(tmp_path):
-    from ulyss_ann.fitting.batch import fit
+    from ulyss_ann.fitting.batch.driver import fit
 
     with pytest.raises(UlyssAnnError, match="nope.lsf: cannot read the LSF file"):
         fit([str(tmp_path / "a.fits")], reference_file("gsl_ann_trial7.fits"), str(tmp_path / "r.ecsv"),
@@ -182,7 +179,7 @@ def test_lsf_with_the_analytic_losvd_recovers_a_simulated_muse_star(tmp_path):
     kernel, pegged at 0.3 px once the LSF took the broadening, cannot follow the sub-pixel shift."""
     from ulyss_ann import Interpolator
     from ulyss_ann.fitting.core import FitConfig
-    from ulyss_ann.fitting.native_engine import NativeEngine
+    from ulyss_ann.fitting.native_engine.engine import NativeEngine
     from ulyss_ann.paper.ngc6397 import fwhm_muse, lsf_matrix, shift_and_resample
     from ulyss_ann.spectra.simulate import write_muse_spectrum
     from ulyss_ann.spectra.readers import read_spectrum

@@ -9,10 +9,11 @@ measured. Simulated spectra of the bundled example network, MUSE's LSF, seeded n
 
 import numpy as np
 
-from ulyss_ann.fitting.lsf_measure import combine_lsf, measure_lsf_many
+from ulyss_ann.fitting.lsf.combine import combine_lsf
+from ulyss_ann.fitting.lsf.measure import measure_lsf_many
 from ulyss_ann.paper.ngc6397 import fwhm_muse, lsf_matrix, shift_and_resample
 from ulyss_ann.spectra.examples import example_interpolator
-from ulyss_ann.spectra.lsf import gaussian_lsf
+from ulyss_ann.spectra.line_spread import gaussian_lsf
 
 MUSE = 4749.753 + 1.25 * np.arange(3680)
 MUSE = MUSE[(MUSE >= 4765) & (MUSE <= 7380)]      # the real MUSE file's pixels, as simulate_cluster

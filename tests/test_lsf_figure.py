@@ -3,8 +3,8 @@
 import numpy as np
 from astropy.table import Table
 
-from ulyss_ann.fitting.figures import plot_lsf
-from ulyss_ann.fitting.lsf_measure import LSFMeasurement
+from ulyss_ann.fitting.result_figure import plot_lsf
+from ulyss_ann.fitting.lsf.measure import LSFMeasurement
 
 WAVE = np.arange(4800.0, 7300.0, 250.0)
 

@@ -1,4 +1,4 @@
-"""The relative LSF measured from the data (ulyss_ann.fitting.lsf_measure, ``ulyss-ann lsf``).
+"""The relative LSF measured from the data (ulyss_ann.fitting.lsf.measure, ``ulyss-ann lsf``).
 
 Simulated spectra from the bundled example network (fast), with a known LSF injected:
 the measurement must give it back within its errors (a constant FWHM and MUSE's
@@ -14,12 +14,13 @@ import pytest
 from scipy.ndimage import gaussian_filter1d
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.lsf_measure import chunks, combine_lsf, instrument_fwhm, measure_lsf_many
+from ulyss_ann.fitting.lsf.measure import chunks, measure_lsf_many
+from ulyss_ann.fitting.lsf.combine import combine_lsf, instrument_fwhm
 from ulyss_ann.model.wavelength import C_KMS
 from ulyss_ann.paper.ngc6397 import fwhm_muse, shift_and_resample, sigma_muse
 from ulyss_ann.spectra.band_limited import observe
 from ulyss_ann.spectra.examples import example_interpolator
-from ulyss_ann.spectra.lsf import gaussian_lsf, read_lsf, write_lsf
+from ulyss_ann.spectra.line_spread import gaussian_lsf, read_lsf, write_lsf
 from ulyss_ann.spectra.lsf_smooth import lsf_records, smooth_lsf
 
 MUSE = 4749.753 + 1.25 * np.arange(3680)
@@ -81,7 +82,7 @@ def test_combine_weights_by_errors_and_keeps_the_scatter():
     broadening) counts like any other, not left out (that would bias σ upwards)."""
     from astropy.table import Table
 
-    from ulyss_ann.fitting.lsf_measure import LSFMeasurement
+    from ulyss_ann.fitting.lsf.measure import LSFMeasurement
 
     def star(sigma, e_sigma, cz, e_cz):
         table = Table({"chunk": [0], "wmin": [4900.0], "wmax": [5100.0], "wave": [5000.0], "cz": [cz], "e_cz": [e_cz],
@@ -307,7 +308,7 @@ def test_a_floored_lsf_record_broadens_nothing_when_injected():
     from astropy.table import Table
 
     from ulyss_ann.spectra.lsf_smooth import SIGMA_FLOOR, lsf_records
-    from ulyss_ann.fitting.numerics import lsf_convolve, slit_kernel
+    from ulyss_ann.fitting.native_engine.numerics import lsf_convolve, slit_kernel
 
     velscale = 60.0
     assert np.ptp(slit_kernel(5.0, 0.1, 0.0, 0.0, velscale)) < 1e-12          # the flat box ULySS would inject
@@ -347,7 +348,7 @@ def test_a_noisy_pegged_chunk_weighs_little():
     """A chunk pegged at σ = 0 with a large velocity error (low S/N, few lines) hardly moves the mean."""
     from astropy.table import Table
 
-    from ulyss_ann.fitting.lsf_measure import LSFMeasurement
+    from ulyss_ann.fitting.lsf.measure import LSFMeasurement
 
     def star(sigma, e_sigma, e_cz):
         return LSFMeasurement("s", Table({"chunk": [0], "wmin": [6800.0], "wmax": [7000.0], "wave": [6900.0],

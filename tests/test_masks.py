@@ -1,7 +1,6 @@
 """Telluric and interstellar masks: the named sets, a file of bands, the widening, both engines alike."""
 
 import dataclasses
-import shutil
 
 import numpy as np
 import pytest
@@ -9,13 +8,12 @@ import pytest
 from conftest import FAST, MODEL, cli
 from ulyss_ann import UlyssAnnError, example_interpolator
 from ulyss_ann.fitting.api import fit_spectrum
-from ulyss_ann.fitting.batch import fit
+from ulyss_ann.fitting.batch.driver import fit
 from ulyss_ann.fitting.masks import BARYCENTRIC_KMS, ISM_KMS, ism_bands, resolve_telluric, widened
-from ulyss_ann.fitting.options import FixedValues, make_config
+from ulyss_ann.fitting.fit_options import FixedValues, make_config
 from ulyss_ann.fitting.preparation import FitPreparation
-from ulyss_ann.fitting.resume import RunMismatchError
-from ulyss_ann.fitting.run import run_differences, run_record
-from ulyss_ann.gdl.ulyss_location import find_ulyss
+from ulyss_ann.fitting.batch.resume import RunMismatchError
+from ulyss_ann.fitting.batch.run import run_differences, run_record
 from ulyss_ann.model.wavelength import C_KMS
 from ulyss_ann.spectra.examples import example_spectrum_path
 from ulyss_ann.spectra.inputs import as_spectrum
@@ -122,7 +120,7 @@ def test_interstellar_masks_sit_at_rest_plus_minus_the_gas_velocity():
     assert len(ism_bands()) == 4
 
 
-@pytest.mark.skipif(shutil.which("gdl") is None or find_ulyss() is None, reason="needs gdl and ULySS (ULYSS_DIR)")
+@pytest.mark.gdl
 def test_both_engines_mask_the_same_pixels(tmp_path):
     spectrum = observed_example()
     results = {engine: fit_spectrum(spectrum, MODEL, engine=engine, **FAST_SPECTRUM) for engine in ("native", "gdl")}

@@ -6,7 +6,6 @@ fitted with it, so that the model is exact and only the noise moves the answers.
 tell the truth when (value − truth)/error has unit width.
 """
 
-import shutil
 
 import numpy as np
 import pytest
@@ -15,10 +14,9 @@ from conftest import cli
 from ulyss_ann import example_interpolator
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.api import fit_spectrum
-from ulyss_ann.fitting.native_engine import NativeEngine
-from ulyss_ann.fitting.options import make_config
+from ulyss_ann.fitting.native_engine.engine import NativeEngine
+from ulyss_ann.fitting.fit_options import make_config
 from ulyss_ann.fitting.resampling import MIN_NSIMUL, correlated_noise, robust_std
-from ulyss_ann.gdl.ulyss_location import find_ulyss
 from ulyss_ann.model.bundled import bundled_path
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
 from ulyss_ann.spectra.spectrum import Spectrum
@@ -80,8 +78,7 @@ def test_correlated_noise_of_an_oversampled_spectrum():
     assert np.corrcoef(smooth[:, :-1].ravel(), smooth[:, 1:].ravel())[0, 1] > 0.8
 
 
-@pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
-@pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")
+@pytest.mark.gdl
 def test_gdl_nsimul_agrees_with_native_mc():
     """The GDL engine runs ULySS's own NSIMUL; its errors agree with the native refits' within
     their statistical scatter (each a standard deviation of 30 refits: ±13 %, so the ratio of the
@@ -98,8 +95,7 @@ def test_gdl_nsimul_agrees_with_native_mc():
     assert 1 / 1.75 < gdl.e_cz / native.e_cz < 1.75
 
 
-@pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
-@pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")
+@pytest.mark.gdl
 def test_gdl_mc_is_ulysses_own_nsimul(monkeypatch):
     """The agreement above would hold as well if the GDL engine refitted Python's copies (the
     generic refits give the same statistics): a spy on the GDL session proves ULySS's NSIMUL
@@ -119,12 +115,11 @@ def test_gdl_mc_is_ulysses_own_nsimul(monkeypatch):
     assert gdl.error_method == "mc" and gdl.n_refits == MIN_NSIMUL
 
 
-@pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
-@pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")
+@pytest.mark.gdl
 def test_gdl_nsimul_runs_in_chunks_that_each_draw_their_own_noise(monkeypatch):
     """A large --nsimul in one GDL call would outlast the session's timeout (and again on every --resume):
     ULySS's NSIMUL runs NSIMUL_CHUNK simulations a call, the samples of all the calls kept, none repeated."""
-    from ulyss_ann.fitting import gdl_engine
+    from ulyss_ann.fitting.gdl_engine import engine as gdl_engine
     from ulyss_ann.gdl.session import PyGDLSession, SubprocessGDLSession
 
     chunks = []

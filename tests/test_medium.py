@@ -1,7 +1,6 @@
 """The wavelength medium of a network (issue 26, item 1): the conversion, what files say, the authors'
 files recognised, and fits that compare like with like in both engines."""
 
-import shutil
 import warnings
 from pathlib import Path
 
@@ -83,12 +82,8 @@ def test_native_fit_of_a_vacuum_model_shifts_cz_by_the_air_vacuum_difference():
     assert 82.5 < vacuum.cz - air.cz < 84.0
 
 
-@pytest.mark.skipif(shutil.which("gdl") is None, reason="GDL not installed (apt-get install gnudatalanguage)")
+@pytest.mark.gdl
 def test_gdl_engine_converts_the_axis_as_native_does():
-    from ulyss_ann.gdl.ulyss_location import find_ulyss
-
-    if find_ulyss() is None:
-        pytest.skip("ULySS not found (ULYSS_DIR)")
     native, gdl = _cz("native", "vacuum"), _cz("gdl", "vacuum")
     assert gdl.model_medium == native.model_medium
     assert abs(gdl.cz - native.cz) < 0.2

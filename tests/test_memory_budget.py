@@ -17,10 +17,10 @@ from astropy.table import Table
 from conftest import CLI_FAST, FAST, MODEL, TRUTH, cli, simulated_batch
 from ulyss_ann import UlyssAnnError, read_spectrum
 from ulyss_ann.cli.main import main
-from ulyss_ann.fitting.batch import fit
-from ulyss_ann.fitting.native_engine import NativeEngine
+from ulyss_ann.fitting.batch.driver import fit
+from ulyss_ann.fitting.native_engine.engine import NativeEngine
 from ulyss_ann.spectra.examples import example_interpolator_path
-from ulyss_ann.spectra.readers import SpectrumReadError
+from ulyss_ann.spectra.reader_registry import SpectrumReadError
 
 ADDRESS_SPACE = 3 * 2**30  # enough for the CLI (it needs < 2 GB), far from what the bombs declare
 

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import PROJECT
 from test_cli_grammar import subparsers
-from ulyss_ann.cli import build_parser
+from ulyss_ann.cli.main import build_parser
 
 # ulyss_ann/paper/ngc6397.py, scripts/demo, docs/cli.md: a path in the project, as a reader would type it
 # (not the tail of another path: ~/.local/share/ulyss_ann/reference).

@@ -1,23 +1,21 @@
 """The native engine: ULySS's numerics in NumPy, its Jacobian, its statistics, its agreement with uly_fit."""
 
-import shutil
 
 import numpy as np
 import pytest
 
-from conftest import SHARED, reference_file
+from conftest import HAVE_GDL, SHARED, reference_file
 from ulyss_ann import example_interpolator
 from ulyss_ann.spectra.examples import example_interpolator_path
 from ulyss_ann.fitting.core import FitConfig
-from ulyss_ann.fitting.native_engine import NativeEngine
-from ulyss_ann.fitting.spectral_block import SpectralBlock
-from ulyss_ann.fitting.numerics import C_KMS, convolve_edge, fourier_losvd, log_rebin, losvd_kernel, xrebin
+from ulyss_ann.fitting.native_engine.engine import NativeEngine
+from ulyss_ann.fitting.native_engine.block import SpectralBlock
+from ulyss_ann.model.wavelength import C_KMS
+from ulyss_ann.fitting.native_engine.numerics import convolve_edge, fourier_losvd, log_rebin, losvd_kernel, xrebin
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
 from ulyss_ann.spectra.readers import read_spectrum
-from ulyss_ann.gdl.ulyss_location import find_ulyss
 
 MUSE = SHARED / "data" / "muse" / "ngc6397id000010554jd2456865p5826f000.fits"
-HAVE_GDL = shutil.which("gdl") is not None and find_ulyss() is not None
 
 
 def test_xrebin_conserves_flux_and_log_rebin_keeps_flux_density():
@@ -149,7 +147,7 @@ def _agree(native, gdl):
 
 def _both_engines(config, spectrum):
     """(native, GDL) fits of one spectrum with one configuration."""
-    from ulyss_ann.fitting.gdl_engine import GDLEngine
+    from ulyss_ann.fitting.gdl_engine.engine import GDLEngine
 
     gdl = GDLEngine(config)
     try:
@@ -159,7 +157,7 @@ def _both_engines(config, spectrum):
     return NativeEngine(config).fit(spectrum).row(), expected
 
 
-@pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed for the comparison")
+@pytest.mark.gdl
 def test_native_agrees_with_uly_fit_on_the_real_muse_star():
     if not MUSE.is_file():
         pytest.skip(f"{MUSE} not found")
@@ -170,10 +168,10 @@ def test_native_agrees_with_uly_fit_on_the_real_muse_star():
     assert got["chi2"] == pytest.approx(expected["chi2"], rel=1e-5)
 
 
-@pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed for the comparison")
+@pytest.mark.gdl
 def test_native_agrees_with_uly_fit_with_an_injected_lsf(tmp_path):
     """--lsf: the component's LSF= in GDL and the native injection give the same fit."""
-    from ulyss_ann.spectra.lsf import gaussian_lsf, write_lsf
+    from ulyss_ann.spectra.line_spread import gaussian_lsf, write_lsf
     from ulyss_ann.paper.ngc6397 import fwhm_muse
 
     if not MUSE.is_file():
@@ -191,9 +189,9 @@ def test_native_agrees_with_uly_fit_with_an_injected_lsf(tmp_path):
     assert abs(got["chi2"] / plain["chi2"] - 1) > 1e-3   # the LSF did change the model
 
 
-@pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed for the comparison")
+@pytest.mark.gdl
 def test_native_agrees_with_uly_fit_on_simulated_spectra(tmp_path):
-    from ulyss_ann.fitting.gdl_engine import GDLEngine
+    from ulyss_ann.fitting.gdl_engine.engine import GDLEngine
 
     config = FitConfig(model=reference_file("gsl_ann_trial7.fits"))
     generator = example_interpolator()
@@ -223,7 +221,7 @@ def test_any_grid_the_miles_network_on_a_miles_star():
     got = NativeEngine(config).fit(spectrum).row()
     assert abs(got["Teff"] - 5305) < 150 and abs(got["Logg"] - 4.49) < 0.3 and abs(got["Fe/H"] + 0.75) < 0.2
     if HAVE_GDL:
-        from ulyss_ann.fitting.gdl_engine import GDLEngine
+        from ulyss_ann.fitting.gdl_engine.engine import GDLEngine
 
         gdl = GDLEngine(config)
         try:

@@ -10,7 +10,7 @@ from ulyss_ann import UlyssAnnError
 from ulyss_ann.cli.main import main
 from ulyss_ann.errors import InterpolatorFileError
 from ulyss_ann.fitting.api import fit_spectrum
-from ulyss_ann.fitting.batch import fit
+from ulyss_ann.fitting.batch.driver import fit
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
 

@@ -84,7 +84,7 @@ def test_simulated_files_carry_their_truth(tmp_path):
     phot = Table.read(tmp_path / "photometry.ecsv")
     np.testing.assert_allclose(phot["logg"], truth["Logg"])
     # the LSF the spectra were given, relative to the network's 2 A, for fit --lsf
-    from ulyss_ann.spectra.lsf import FWHM_TO_SIGMA, read_lsf
+    from ulyss_ann.spectra.line_spread import FWHM_TO_SIGMA, read_lsf
 
     lsf = read_lsf(tmp_path / "lsf.txt")
     k = list(lsf["wave"]).index(4750)
@@ -137,7 +137,8 @@ def test_report_from_a_results_table(tmp_path):
 
 def test_resampling_keeps_the_stated_lsf():
     """The simulator's shift and resampling add no width of their own (linear interpolation would)."""
-    from ulyss_ann.paper.ngc6397 import C_KMS, shift_and_resample
+    from ulyss_ann.model.wavelength import C_KMS
+    from ulyss_ann.paper.ngc6397 import shift_and_resample
 
     wave = 4762.25 + 1.25 * np.arange(400)
     sigma_px, centre = 0.9, 200

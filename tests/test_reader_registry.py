@@ -15,7 +15,9 @@ from ulyss_ann.cli.main import main
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.spectra.examples import example_interpolator_path, example_spectrum_path
 from ulyss_ann.spectra.reader_registry import SpectrumReader, register_reader, registered_readers, unregister_reader
-from ulyss_ann.spectra.readers import SpectrumReadError, read_spectrum, vacuum_to_air
+from ulyss_ann.spectra.reader_registry import SpectrumReadError
+from ulyss_ann.spectra.readers import read_spectrum
+from ulyss_ann.model.medium import vacuum_to_air
 from ulyss_ann.spectra.spectrum import regular_grid
 from ulyss_ann.spectra.spectrum_medium import file_medium
 

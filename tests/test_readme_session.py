@@ -6,7 +6,6 @@ for real, its file names replaced by the authors' trial-7 network and the MUSE s
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,8 +37,7 @@ def test_session_block_is_where_the_test_reads_it(page):
     assert "$ gdl" in lines and any("'star.fits'" in line for line in lines if line.startswith("GDL> ")), lines
 
 
-@pytest.mark.skipif(shutil.which("gdl") is None, reason="gdl not installed (./scripts/setup installs it)")
-@pytest.mark.skipif(find_ulyss() is None, reason="ULySS not found (set ULYSS_DIR)")
+@pytest.mark.gdl
 @pytest.mark.parametrize("page", PAGES)
 def test_gdl_session_works_when_pasted(page, tmp_path):
     model = reference_file("gsl_ann_trial7.fits")

@@ -106,7 +106,8 @@ def test_a_missing_nodes_file_given_is_one_line(tmp_path):
 def test_the_development_checkout_still_finds_the_shared_files(tmp_path, monkeypatch):
     """scripts/reproduce_paper runs `grid surrogate` with no -m: in the checkout, ../shared/data/reference."""
     from ulyss_ann.spectra import reference_files
-    from ulyss_ann.spectra.reference_files import GSL_NODES, TRIAL8, find_reference
+    from ulyss_ann.model.reference_names import GSL_NODES, TRIAL8
+    from ulyss_ann.spectra.reference_files import find_reference
 
     if reference_files.DEVELOPMENT_FOLDER is None:
         pytest.skip("ulyss_ann is installed from a wheel here (the wheel leg): no development checkout to look in")

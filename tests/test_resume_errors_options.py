@@ -5,9 +5,9 @@ import pytest
 from astropy.table import Table
 
 from conftest import CLI_FAST, FAST, MODEL, TRUTH, cli, journal_of, simulated_batch
-from ulyss_ann.fitting.batch import fit
+from ulyss_ann.fitting.batch.driver import fit
 from ulyss_ann.fitting.resampling import DEFAULT_NSIMUL, MIN_NSIMUL
-from ulyss_ann.fitting.run import run_differences
+from ulyss_ann.fitting.batch.run import run_differences
 
 MC_FAST = ["--errors", "mc", "--nsimul", str(MIN_NSIMUL), "--seed", "1"]
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from ulyss_ann import example_interpolator
 from ulyss_ann.fitting.core import FitEngine
-from ulyss_ann.fitting.native_engine import NativeEngine
-from ulyss_ann.fitting.options import make_config
+from ulyss_ann.fitting.native_engine.engine import NativeEngine
+from ulyss_ann.fitting.fit_options import make_config
 from ulyss_ann.fitting.resampling import MIN_NSIMUL
 from ulyss_ann.model.bundled import bundled_path
 from ulyss_ann.spectra.simulate import simulate_spectrum

@@ -3,7 +3,6 @@
 from its line centres (``ulyss-ann info``)."""
 
 import re
-import shutil
 import warnings
 from pathlib import Path
 
@@ -20,7 +19,8 @@ from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.model.line_centres import measured_medium, medium_check
 from ulyss_ann.model.medium import AIR, VACUUM, air_to_vacuum, vacuum_to_air
 from ulyss_ann.spectra.readers import read_spectrum
-from ulyss_ann.spectra.spectrum_medium import ASSUMED, SURVEY_CONVENTION, medium_note, spectrum_in_medium
+from ulyss_ann.spectra.spectrum import ASSUMED
+from ulyss_ann.spectra.spectrum_medium import SURVEY_CONVENTION, medium_note, spectrum_in_medium
 
 STAR = Path(ulyss_ann.__file__).parent / "data" / "example_spectrum.fits"
 MUSE = SHARED / "data" / "muse" / "ngc6397id000010554jd2456865p5826f000.fits"
@@ -145,12 +145,8 @@ def test_the_batch_table_and_its_record_carry_the_medium(vacuum_star):
     assert table["cz"][0] - table["cz"][1] == pytest.approx(-83.3, abs=1.5)  # the star taken as vacuum: bluer
 
 
-@pytest.mark.skipif(shutil.which("gdl") is None, reason="GDL not installed (apt-get install gnudatalanguage)")
+@pytest.mark.gdl
 def test_the_gdl_engine_fits_the_vacuum_copy_as_native_does(vacuum_star):
-    from ulyss_ann.gdl.ulyss_location import find_ulyss
-
-    if find_ulyss() is None:
-        pytest.skip("ULySS not found (ULYSS_DIR)")
     native = fit_spectrum(vacuum_star, model="example", engine="native")
     gdl = fit_spectrum(vacuum_star, model="example", engine="gdl")  # explicit wavelengths: SAMPLING=2
     assert gdl.medium == native.medium

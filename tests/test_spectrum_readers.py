@@ -11,7 +11,9 @@ from astropy.io import fits
 
 from conftest import SHARED
 from ulyss_ann.spectra.simulate import write_muse_spectrum
-from ulyss_ann.spectra.readers import SpectrumReadError, read_spectrum, vacuum_to_air
+from ulyss_ann.spectra.reader_registry import SpectrumReadError
+from ulyss_ann.spectra.readers import read_spectrum
+from ulyss_ann.model.medium import vacuum_to_air
 
 
 def test_vacuum_to_air_standard_lines():

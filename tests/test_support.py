@@ -103,7 +103,8 @@ def test_tests_use_the_shared_ulyss_when_unset():
 def test_scripts_test_fails_when_no_test_runs():
     """pytest's exit 5 (nothing collected) must fail ./scripts/test, hence CI. (The first leg only: in the
     wheel leg, tests skipped at import leave pytest nothing to say 5 about.)"""
-    env = dict(os.environ, ULYSS_ANN_WHEEL_LEG="0")  # not a second wheel leg beside the one running now
+    env = dict(os.environ, ULYSS_ANN_WHEEL_LEG="0",  # not a second wheel leg beside the one running now
+               ULYSS_ANN_TEST_WORKERS="0")  # nor workers that would each collect the suite to run nothing
     result = subprocess.run([str(PROJECT / "scripts" / "test"), "-k", "no_test_has_this_name_xyz", "-q"],
                             capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=env)
     assert result.returncode == 1, result.stdout + result.stderr

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import FAST, MODEL, TRUTH, simulated_batch
-from ulyss_ann.fitting import kernels
+from ulyss_ann.fitting.native_engine import kernels
 from ulyss_ann.fitting.core import FitConfig
-from ulyss_ann.fitting.lockstep import levenberg_marquardt
-from ulyss_ann.fitting.native_engine import NativeEngine
-from ulyss_ann.fitting.spectral_block import SpectralBlock
+from ulyss_ann.fitting.native_engine.lockstep import levenberg_marquardt
+from ulyss_ann.fitting.native_engine.engine import NativeEngine
+from ulyss_ann.fitting.native_engine.block import SpectralBlock
 from ulyss_ann.spectra.readers import read_spectrum
 
 
@@ -119,7 +119,7 @@ def test_a_batch_runs_on_a_real_multi_process_cluster(spectra, tmp_path):
     """`dask scheduler` and two `dask worker` processes on localhost: the batch through --scheduler, in blocks."""
     from dask.distributed import Client
 
-    from ulyss_ann.fitting.batch import fit
+    from ulyss_ann.fitting.batch.driver import fit
 
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -165,7 +165,7 @@ def test_the_local_clusters_workers_get_the_batchs_settings():
     import logging
     from dask.distributed import Client, LocalCluster
 
-    from ulyss_ann.fitting.batch import dask_settings
+    from ulyss_ann.fitting.batch.cluster import dask_settings
 
     with dask.config.set(dask_settings(2)):
         with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -188,7 +188,7 @@ def test_complete_columns_are_written_unmasked_and_missing_values_masked():
 
 def test_log_rebinning_flux_error_and_mask_together_is_rebinning_each():
     """One spline for data, variance and mask gives each one's own rebinning, bit for bit."""
-    from ulyss_ann.fitting.numerics import log_rebin, xrebin
+    from ulyss_ann.fitting.native_engine.numerics import log_rebin, xrebin
 
     rng = np.random.default_rng(4)
     n, start, step = 900, 4800.0, 1.25

@@ -25,7 +25,7 @@ def spectrum(tmp_path_factory):
 @pytest.mark.parametrize("name, package", [("r.parquet", "pyarrow"), ("r.hdf5", "h5py")])
 def test_a_writer_whose_package_is_missing_is_refused_before_the_fits(spectrum, tmp_path, monkeypatch, name,
                                                                       package):
-    from ulyss_ann.fitting.batch import fit
+    from ulyss_ann.fitting.batch.driver import fit
 
     monkeypatch.setitem(sys.modules, package, None)
     with pytest.raises(UlyssAnnError) as refused:

@@ -5,14 +5,14 @@ import pytest
 
 from conftest import MODEL, TRUTH, simulated_batch
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.batch import fit
+from ulyss_ann.fitting.batch.driver import fit
 from ulyss_ann.fitting.core import FitConfig
-from ulyss_ann.fitting.native_engine import NativeEngine
-from ulyss_ann.fitting.spectral_block import SpectralBlock
+from ulyss_ann.fitting.native_engine.engine import NativeEngine
+from ulyss_ann.fitting.native_engine.block import SpectralBlock
 from ulyss_ann.spectra.readers import read_spectrum
 
 torch = pytest.importorskip("torch")
-from ulyss_ann.fitting.torch_block import TorchSpectralBlock  # noqa: E402
+from ulyss_ann.fitting.native_engine.torch_block import TorchSpectralBlock  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_cuda_without_a_gpu_says_so_in_one_line(stars, tmp_path):
 
 
 def test_a_gpu_device_without_torch_says_how_to_get_it(monkeypatch):
-    from ulyss_ann.fitting.torch_block import torch_device
+    from ulyss_ann.fitting.native_engine.torch_block import torch_device
 
     monkeypatch.setitem(__import__("sys").modules, "torch", None)   # as if torch were not installed
     with pytest.raises(ValueError, match="device \\(--device\\) 'cuda' needs torch.*pip install torch"):
@@ -101,9 +101,9 @@ def test_engine_auto_with_a_gpu_device_is_the_native_engine():
 
 
 def test_batch_tasks_fill_the_gpu_block():
-    from ulyss_ann.fitting.lockstep import BLOCK_SPECTRA
-    from ulyss_ann.fitting.tasks import task_blocks
-    from ulyss_ann.fitting.torch_block import GPU_BLOCK_SPECTRA
+    from ulyss_ann.fitting.native_engine.lockstep import BLOCK_SPECTRA
+    from ulyss_ann.fitting.batch.tasks import task_blocks
+    from ulyss_ann.fitting.native_engine.torch_block import GPU_BLOCK_SPECTRA
 
     tasks = list(range(300))
     on_gpu = task_blocks(tasks, FitConfig(model=MODEL, engine="native", device="torch-cpu"), 1)

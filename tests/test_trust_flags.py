@@ -2,7 +2,6 @@
 means the same on regular and irregular grids, and a fit far worse than the noise is flagged."""
 
 import csv
-import shutil
 
 import numpy as np
 import pytest
@@ -11,12 +10,10 @@ from conftest import SHARED
 from ulyss_ann import Interpolator
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.api import fit_spectrum
-from ulyss_ann.fitting.batch import fit
-from ulyss_ann.gdl.ulyss_location import find_ulyss
+from ulyss_ann.fitting.batch.driver import fit
 from ulyss_ann.spectra.examples import example_interpolator_path, miles_interpolator_path
 
 MILES = SHARED / "data" / "miles"
-HAVE_GDL = shutil.which("gdl") is not None and find_ulyss() is not None
 WAVE = 4750.0 + 1.25 * np.arange(2100)  # inside the example network's 4761-7383 Å
 # 2089 pixels in 4763-7374 Å, 1836 of them outside the MUSE pipeline's telluric bands (widened by ±30 km/s)
 RNG = np.random.default_rng(14)
@@ -54,7 +51,7 @@ def test_batch_row_of_an_all_zero_spectrum_is_an_error(tmp_path):
     assert status[1] == "ok"
 
 
-@pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed")
+@pytest.mark.gdl
 def test_both_engines_give_the_same_reason():
     reasons = []
     for engine in ("native", "gdl"):
@@ -223,7 +220,7 @@ def test_batch_table_and_summary_count_the_spectra_without_sigma(tmp_path, capsy
     assert flags == {"bare": "errors-estimated", "example_spectrum": ""}
 
 
-@pytest.mark.skipif(not HAVE_GDL, reason="GDL and ULySS are needed")
+@pytest.mark.gdl
 def test_both_engines_estimate_the_errors_alike():
     wave, flux, _ = _example_arrays()
     native, gdl = (fit_spectrum((wave, flux), engine=engine) for engine in ("native", "gdl"))

@@ -14,7 +14,7 @@ The public API is small:
   arrays) fitted in memory: a :class:`FitResult` (``params``, ``errors``, ``plot()``).
 * :func:`fit` — many spectra, in parallel on Dask, resumable: an astropy table.
 * :func:`measure_lsf` — the relative line-spread function of a spectrum against the
-  network, as ULySS's ``uly_lsf`` (:mod:`ulyss_ann.fitting.lsf_measure`).
+  network, as ULySS's ``uly_lsf`` (:mod:`ulyss_ann.fitting.lsf.measure`).
 * :func:`example_interpolator`, :func:`example_spectrum` — the bundled example data.
 * The errors in :mod:`ulyss_ann.errors`.
 
@@ -40,9 +40,9 @@ __all__ = ["Interpolator", "Parameter", "WavelengthGrid", "Spectrum", "read_spec
            "ParameterError", "OutOfBoundsError", "OutOfBoundsWarning", "__version__"]
 
 # The fit loads Dask, tqdm and the engines: on first use (PEP 562), not at import.
-_LAZY = {"fit": ("ulyss_ann.fitting.batch", "fit"), "fit_spectrum": ("ulyss_ann.fitting.api", "fit_spectrum"),
+_LAZY = {"fit": ("ulyss_ann.fitting.batch.driver", "fit"), "fit_spectrum": ("ulyss_ann.fitting.api", "fit_spectrum"),
          "FitResult": ("ulyss_ann.fitting.result", "FitResult"),
-         "measure_lsf": ("ulyss_ann.fitting.lsf_measure", "measure_lsf")}
+         "measure_lsf": ("ulyss_ann.fitting.lsf.measure", "measure_lsf")}
 
 
 def __getattr__(name):

@@ -8,6 +8,8 @@ one line. ``options`` holds what every command spells the same way: ``-m/--model
 (a file or a bundled name, ``example`` or ``miles``) and ``--dashboard``.
 """
 
-from ulyss_ann.cli.main import build_parser, main
+# The console script's address (setup.cfg: ``ulyss-ann = ulyss_ann.cli:main``, as installed scripts
+# name it): the one name this package re-exports; everything else has its module's address only.
+from ulyss_ann.cli.main import main
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main"]

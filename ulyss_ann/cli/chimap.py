@@ -1,7 +1,7 @@
 """``ulyss-ann chimap``: a χ² map over two parameters (or a profile along one), as ULySS's uly_chimap.
 
 Part of the command line (:mod:`ulyss_ann.cli`); errors are UlyssAnnError, printed by
-``main`` as one line. The computation is :mod:`ulyss_ann.fitting.chimap`.
+``main`` as one line. The computation is :mod:`ulyss_ann.fitting.chimap.map`.
 """
 
 import argparse
@@ -60,7 +60,7 @@ def add_chimap_parser(sub):
 
 def _check_outputs(args):
     from ulyss_ann.figures import check_figure_path
-    from ulyss_ann.fitting.options import check_output_folder
+    from ulyss_ann.fitting.fit_options import check_output_folder
 
     if not args.output.lower().endswith((".fits", ".fit", ".fits.gz")):
         raise UlyssAnnError(f"-o {args.output}: a chi2 map is written as FITS (uly_chimap's layout); end the name "
@@ -75,7 +75,9 @@ def _check_outputs(args):
 
 def _run_chimap(args):
     from ulyss_ann.figures import save_figure, value_with_error
-    from ulyss_ann.fitting.chimap import FLAT_VALLEY, chi2_map, chi2_profile, flat_parameters, parse_axis
+    from ulyss_ann.fitting.quality import FLAT_VALLEY
+    from ulyss_ann.fitting.chimap.map import chi2_map, chi2_profile, parse_axis
+    from ulyss_ann.fitting.valley import flat_parameters
 
     x = parse_axis(args.x, "--x")
     y = parse_axis(args.y, "--y") if args.y else None

@@ -217,8 +217,8 @@ def _telluric(args):
 
 
 def _run_fit(args):
-    from ulyss_ann.fitting.batch import fit
-    from ulyss_ann.fitting.cluster import Terminated
+    from ulyss_ann.fitting.batch.driver import fit
+    from ulyss_ann.fitting.batch.cluster import Terminated
 
     options = fit_options(args)
     fixed = pairs(args.fix, "--fix")
@@ -281,7 +281,7 @@ def exit_status(table):
 def _plot(args, table, model, options, fixed):
     """--plot: one spectrum's fit and residuals; for several, the histograms of the batch."""
     from ulyss_ann.figures import save_figure
-    from ulyss_ann.fitting.figures import plot_fit_results
+    from ulyss_ann.fitting.result_figure import plot_fit_results
     from ulyss_ann.model.interpolator import Interpolator
 
     interp = Interpolator.read(model)
@@ -290,7 +290,7 @@ def _plot(args, table, model, options, fixed):
         return
     if len(table) == 1:
         from ulyss_ann.fitting.api import fit_spectrum
-        from ulyss_ann.fitting.options import FixedValues
+        from ulyss_ann.fitting.fit_options import FixedValues
 
         # The table keeps numbers, not arrays: the one fit is made again in memory, with the
         # same engine and options (deterministic: the same solution), and draws itself.

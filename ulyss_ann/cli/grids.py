@@ -12,7 +12,8 @@ import os
 from ulyss_ann.cli.fit import parse_floats
 from ulyss_ann.cli.options import add_model_option, reference_model
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.spectra.reference_files import ENV_VAR, GSL_NODES, TRIAL8, find_reference
+from ulyss_ann.spectra.reference_files import ENV_VAR, find_reference
+from ulyss_ann.model.reference_names import GSL_NODES, TRIAL8
 
 # Where the defaults among the authors' files are looked for, for the help texts (the order:
 # ulyss_ann/spectra/reference_files.py).

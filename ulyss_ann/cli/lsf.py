@@ -160,7 +160,7 @@ def fwhm_function(text):
 def _nominal(text, interp, model_fwhm, step=50.0):
     import numpy as np
 
-    from ulyss_ann.spectra.lsf import gaussian_lsf
+    from ulyss_ann.spectra.line_spread import gaussian_lsf
 
     wave = interp.wavelength.wavelength
     records = np.arange(np.floor(wave[0] / step) * step, wave[-1] + step, step)
@@ -168,7 +168,7 @@ def _nominal(text, interp, model_fwhm, step=50.0):
 
 
 def _run_gaussian(args):
-    from ulyss_ann.spectra.lsf import write_lsf
+    from ulyss_ann.spectra.line_spread import write_lsf
 
     interp, model_fwhm = _model(args)
     lsf = _nominal(args.fwhm, interp, model_fwhm, args.step)
@@ -189,10 +189,11 @@ def _smoothing(text):
 
 
 def _run_measure(args):
-    from ulyss_ann.fitting.lsf_measure import combine_lsf, measure_lsf_many
-    from ulyss_ann.fitting.options import writable_folder
+    from ulyss_ann.fitting.lsf.combine import combine_lsf
+    from ulyss_ann.fitting.lsf.measure import measure_lsf_many
+    from ulyss_ann.fitting.fit_options import writable_folder
     from ulyss_ann.spectra.lsf_smooth import lsf_records, sigma_floor_for, smooth_lsf
-    from ulyss_ann.spectra.lsf import write_lsf
+    from ulyss_ann.spectra.line_spread import write_lsf
 
     interp, model_fwhm = _model(args)
     smoothing = _smoothing(args.smooth)
@@ -232,7 +233,7 @@ def _run_measure(args):
 
 def _run_smooth(args):
     from ulyss_ann.spectra.lsf_smooth import lsf_records, smooth_lsf
-    from ulyss_ann.spectra.lsf import read_lsf, write_lsf
+    from ulyss_ann.spectra.line_spread import read_lsf, write_lsf
 
     unused = "--window" if args.method == "polynomial" and args.window is not None else \
         "--degree" if args.method == "median" and args.degree is not None else None
@@ -254,7 +255,7 @@ def _run_smooth(args):
 
 
 def _run_plot(args):
-    from ulyss_ann.spectra.lsf import read_lsf
+    from ulyss_ann.spectra.line_spread import read_lsf
 
     if len(args.inputs) > 2:
         raise UlyssAnnError(f"lsf plot: {len(args.inputs)} files given; one or two (measured, then smoothed)")
@@ -270,7 +271,7 @@ def _run_plot(args):
 
 def _save(measured, combined, smoothed, nominal, path):
     from ulyss_ann.figures import save_figure
-    from ulyss_ann.fitting.figures import plot_lsf
+    from ulyss_ann.fitting.result_figure import plot_lsf
 
     save_figure(plot_lsf(measured, combined, smoothed, nominal), path)
     print(f"wrote {path}")

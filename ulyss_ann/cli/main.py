@@ -20,7 +20,7 @@ from ulyss_ann.cli.lsf import add_lsf_parser, spell_lsf_gaussian
 from ulyss_ann.cli.options import add_model_option, given_model, model_file, take_positional_model
 from ulyss_ann.cli.paper import add_paper_parsers
 from ulyss_ann.cli.train import add_training_parsers
-from ulyss_ann.fitting.cluster import Terminated
+from ulyss_ann.fitting.batch.cluster import Terminated
 from ulyss_ann.model.bundled import BUNDLED, bundled_name_of
 
 DESCRIPTION = """\
@@ -259,7 +259,7 @@ def _run_eval(args):
         raise UlyssAnnError("nothing to do: give -o FILE.fits and/or --plot FILE.png")
     if args.param and args.table:
         raise UlyssAnnError("give either --param values or --table, not both")
-    from ulyss_ann.fitting.options import check_output_folder
+    from ulyss_ann.fitting.fit_options import check_output_folder
 
     # eval writes FITS whatever the name says: a spectra.txt would be FITS under a text name
     if args.output and not args.output.lower().endswith(EVAL_SUFFIXES):
@@ -287,7 +287,7 @@ def _run_eval(args):
         print(f"wrote {args.output}: {count}, {interp.wavelength.describe()}")
     if args.plot:
         from ulyss_ann.figures import save_figure
-        from ulyss_ann.fitting.figures import plot_model_spectra
+        from ulyss_ann.fitting.result_figure import plot_model_spectra
 
         save_figure(plot_model_spectra(interp, params, flux), args.plot, dpi=120)
         print(f"wrote {args.plot}")

@@ -60,7 +60,7 @@ def take_positional_model(args):
 
 def reference_model(args, reference, role):
     """``-m`` resolved, or the authors' ``reference`` network (a
-    :class:`~ulyss_ann.spectra.reference_files.ReferenceFile`, found where
+    :class:`~ulyss_ann.model.reference_names.ReferenceFile`, found where
     :mod:`ulyss_ann.spectra.reference_files` looks) when -m was not given; a missing default says, in one
     line, that it was the default (``role``), where it was looked for and where to download it."""
     if given_model(args) is not None:

@@ -15,7 +15,7 @@ from ulyss_ann.cli.grids import REFERENCE_PLACES
 from ulyss_ann.cli.options import add_dashboard_option, add_model_option, model_file, reference_model
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.engines import engine_choices, engine_help
-from ulyss_ann.spectra.reference_files import TRIAL8
+from ulyss_ann.model.reference_names import TRIAL8
 
 
 def add_paper_parsers(sub):

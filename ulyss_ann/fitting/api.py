@@ -8,12 +8,12 @@
 The spectrum may be a path, a :class:`~ulyss_ann.spectra.spectrum.Spectrum`, a
 specutils spectrum or ``(wavelength, flux[, error])`` arrays or Quantities
 (:func:`~ulyss_ann.spectra.inputs.as_spectrum`). Many spectra at once, in parallel and
-resumable: :func:`~ulyss_ann.fitting.batch.fit`.
+resumable: :func:`~ulyss_ann.fitting.batch.driver.fit`.
 """
 
 import os
 
-from ulyss_ann.fitting.options import FixedValues, check_combination, make_config, model_path
+from ulyss_ann.fitting.fit_options import FixedValues, check_combination, make_config, model_path
 from ulyss_ann.fitting.engines import engine_for, require_engine, resolve_engine
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.spectra.inputs import as_spectrum
@@ -34,7 +34,7 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
         Interpolator read from a file.
     engine : str
         ``native`` (NumPy), ``gdl`` (ULySS in GDL) or ``auto`` (``gdl`` when GDL and
-        ULySS are here, else ``native``), as :func:`~ulyss_ann.fitting.batch.fit`.
+        ULySS are here, else ``native``), as :func:`~ulyss_ann.fitting.batch.driver.fit`.
     fixed : dict, optional
         Parameter name -> value held fixed (e.g. ``{"Logg": 2.5}``).
     **options

@@ -8,8 +8,8 @@ A fit of one spectrum goes the same way in both engines:
    parameters — and makes the checks (overlap, guesses inside the training bounds,
    enough good pixels holding a signal: :meth:`FitPreparation.check_signal`), all in
    one place;
-2. the engine (:class:`FitEngine` subclass: :class:`~ulyss_ann.fitting.gdl_engine.GDLEngine`
-   or :class:`~ulyss_ann.fitting.native_engine.NativeEngine`) solves the model of the
+2. the engine (:class:`FitEngine` subclass: :class:`~ulyss_ann.fitting.gdl_engine.engine.GDLEngine`
+   or :class:`~ulyss_ann.fitting.native_engine.engine.NativeEngine`) solves the model of the
    paper's Eq. 8 and returns a :class:`Solution`;
 3. the base class turns it into a :class:`~ulyss_ann.fitting.result.FitResult`, and
    writes the best fit when ``save_fits`` asks.
@@ -23,20 +23,18 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ulyss_ann.errors import MachineryError, UlyssAnnError, first_line
-from ulyss_ann.fitting.preparation import (MIN_DOF, MIN_OVERLAP, NA_D_BAND, OVERSAMPLED, PAPER_GUESSES,
-                                           TELLURIC_BANDS, FitPreparation, PreparedFit)
+from ulyss_ann.fitting.preparation import FitPreparation
 from ulyss_ann.fitting import error_model  # noqa: F401 - registers --errors total beside resampling's
 from ulyss_ann.fitting.engine_traits import EngineTraits
 from ulyss_ann.fitting.resampling import (MIN_NSIMUL, Formal, error_method, fixed_values, nsimul, result_copy, samples_of,
                                           simulation_rng)
 from ulyss_ann.fitting.result import FitResult
 from ulyss_ann.fitting.valley import check_flat_valleys
-from ulyss_ann.model.checksum import file_sha256  # noqa: F401 - the model's identity; also in __all__
+from ulyss_ann.model.checksum import file_sha256
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.model.medium import on_spectra_axis
 
-__all__ = ["FitConfig", "FitPreparation", "PreparedFit", "Solution", "FitEngine", "TELLURIC_BANDS", "NA_D_BAND",
-           "PAPER_GUESSES", "file_sha256", "MIN_OVERLAP", "MIN_DOF", "OVERSAMPLED"]
+__all__ = ["FitConfig", "Solution", "FitEngine"]
 
 @dataclass
 class FitConfig:
@@ -78,13 +76,13 @@ class FitConfig:
         Native engine: ``sampled`` (ULySS's pixel-sampled Gaussian, the default, for
         agreement) or ``analytic`` (pPXF's Fourier form, exact below a pixel).
     lsf : str, optional
-        A relative LSF file (ULySS's text format, :mod:`ulyss_ann.spectra.lsf`) injected
+        A relative LSF file (ULySS's text format, :mod:`ulyss_ann.spectra.line_spread`) injected
         into the model before the fit, as ULySS's ``LSF=`` does.
     device : str
         Native engine: where a block of spectra is evaluated. ``auto`` (default): a GPU
         through torch when there is one, else ``cpu`` (NumPy and numba); ``cuda`` or
         ``cuda:N``: that GPU; ``torch-cpu``: the GPU's code on the CPU (to check it).
-        The same answers, to rounding (:mod:`~ulyss_ann.fitting.torch_block`).
+        The same answers, to rounding (:mod:`~ulyss_ann.fitting.native_engine.torch_block`).
     save_fits : str, optional
         Folder where each spectrum's best fit is written: ``<id>_fit.fits`` (data, best
         fit, residual, mask on the fitted ln-λ grid) and, by the GDL engine, ``<id>.res``
@@ -206,7 +204,7 @@ class FitEngine(EngineTraits):
         return FitPreparation(self.config, self.interp)
 
     def solve(self, prepared):
-        """Fit one :class:`PreparedFit`; return a :class:`Solution`."""
+        """Fit one :class:`~ulyss_ann.fitting.preparation.PreparedFit`; return a :class:`Solution`."""
         raise NotImplementedError
 
     def fit(self, spectrum, fixed=None, config=None):
@@ -223,7 +221,8 @@ class FitEngine(EngineTraits):
         return result
 
     def solve_many(self, prepared_fits):
-        """Fit several :class:`PreparedFit`; a Solution or the UlyssAnnError of each, in order.
+        """Fit several :class:`~ulyss_ann.fitting.preparation.PreparedFit`; a Solution or the UlyssAnnError
+        of each, in order.
 
         One at a time here; an engine that can fit many together (the native one) overrides it.
         """
@@ -241,9 +240,9 @@ class FitEngine(EngineTraits):
         ``fixed``: one mapping of fixed values per spectrum (or None). ``config``: the FitConfig of
         these fits (default :attr:`config`); it must share the engine's :meth:`FitConfig.engine_key`,
         the rest (guesses, masks, range, errors…) may differ. It travels with the fits (each
-        :class:`PreparedFit` carries it): the engine's own is never swapped, so that threads sharing
-        an engine (:func:`~ulyss_ann.fitting.engines.engine_for`, one per process) each fit with their
-        own, refits and χ² profiles included. The native engine fits
+        :class:`~ulyss_ann.fitting.preparation.PreparedFit` carries it): the engine's own is never swapped,
+        so that threads sharing an engine (:func:`~ulyss_ann.fitting.engines.engine_for`, one per process)
+        each fit with their own, refits and χ² profiles included. The native engine fits
         the spectra that share a grid together (:meth:`solve_many`); every answer is the one
         the spectrum gets from :meth:`fit` alone. ``time`` in each result is the block's
         time shared among its spectra.

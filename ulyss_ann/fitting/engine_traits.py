@@ -1,7 +1,7 @@
 """What an engine declares to the rest of the package: its name, label, options, block size, needs and hooks.
 
 :class:`~ulyss_ann.fitting.core.FitEngine` inherits these class-level declarations; an engine
-(:class:`~ulyss_ann.fitting.native_engine.NativeEngine`, :class:`~ulyss_ann.fitting.gdl_engine.GDLEngine`,
+(:class:`~ulyss_ann.fitting.native_engine.engine.NativeEngine`, :class:`~ulyss_ann.fitting.gdl_engine.engine.GDLEngine`,
 or one of a package of your own) overrides those that differ and is registered by name in
 :mod:`~ulyss_ann.fitting.engines`. The batch driver, the option checks, the run record, the
 LSF measurement and the command line ask the engine's class through these methods — they
@@ -122,6 +122,7 @@ class EngineTraits:
 
     @classmethod
     def lsf_measurer(cls):
-        """A function measuring the LSF of a spectrum in chunks its own way (as ``gdl_lsf.measure_lsf_gdl``),
-        or None: each chunk is fitted by the engine, one after another."""
+        """A function measuring the LSF of a spectrum in chunks its own way (as the GDL engine's
+        :func:`~ulyss_ann.fitting.gdl_engine.lsf.measure_lsf_gdl`), or None: each chunk is fitted by
+        the engine, one after another."""
         return None

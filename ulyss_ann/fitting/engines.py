@@ -255,5 +255,5 @@ def _check_engine_class(cls, name):
 
 
 # The built-in engines: imported on first lookup
-register_engine("ulyss_ann.fitting.gdl_engine:GDLEngine", "gdl", "ULySS's uly_fit in GDL")
-register_engine("ulyss_ann.fitting.native_engine:NativeEngine", "native", "the same fit in NumPy, no GDL needed")
+register_engine("ulyss_ann.fitting.gdl_engine.engine:GDLEngine", "gdl", "ULySS's uly_fit in GDL")
+register_engine("ulyss_ann.fitting.native_engine.engine:NativeEngine", "native", "the same fit in NumPy, no GDL needed")

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ulyss_ann.errors import OversampledWarning, UlyssAnnError
-from ulyss_ann.fitting.masks import DEFAULT_TELLURIC, NA_D_BAND, TELLURIC_SETS, masked_bands
+from ulyss_ann.fitting.masks import DEFAULT_TELLURIC, TELLURIC_SETS, masked_bands
 from ulyss_ann.model.limits import pixel_budget_problem
 from ulyss_ann.model.wavelength import C_KMS
 from ulyss_ann.spectra.spectrum_medium import spectrum_in_medium
 
-__all__ = ["FitPreparation", "PreparedFit", "TELLURIC_BANDS", "NA_D_BAND", "PAPER_GUESSES", "MIN_OVERLAP",
+__all__ = ["FitPreparation", "PreparedFit", "TELLURIC_BANDS", "PAPER_GUESSES", "MIN_OVERLAP",
            "MIN_DOF", "OVERSAMPLED", "MIN_COVERAGE"]
 
 #: Telluric absorption bands masked by default in observed spectra [Å, air], as published (the
@@ -31,7 +31,7 @@ MIN_OVERLAP = 50.0
 #: of 6-15 % of its range moves Teff by a median 230-420 K and log g by 0.9-1.7 dex from
 #: the full fit; below 5 % (the MUSE star relabelled to start at 7100 Å: 4 %) almost
 #: everything fitted is a masked band's edge. Between this and
-#: :data:`~ulyss_ann.fitting.result.LOW_COVERAGE` the fit is flagged ``low-coverage``.
+#: :data:`~ulyss_ann.fitting.quality.LOW_COVERAGE` the fit is flagged ``low-coverage``.
 MIN_COVERAGE = 0.05
 #: Degrees of freedom a fit must keep: good pixels beyond the unknowns (cz, σ, the free
 #: parameters, the MDEGREE + 1 polynomial coefficients). With fewer, χ² and the errors

@@ -17,17 +17,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ulyss_ann.errors import MachineryError, UlyssAnnError
-from ulyss_ann.fitting.der_snr import der_noise  # noqa: F401 - re-exported (__all__)
+from ulyss_ann.fitting.der_snr import der_noise
 from ulyss_ann.figures import value_with_error
-from ulyss_ann.fitting.quality import (ERRORS_ESTIMATED, FAR_FROM_NODES, LOW_COVERAGE,  # noqa: F401 - re-exported
-                                       LOW_COVERAGE_FLAG, POOR_FIT, quality_flags)
+from ulyss_ann.fitting.quality import ERRORS_ESTIMATED, quality_flags
 from ulyss_ann.fitting.resampling import errors_note
 from ulyss_ann.fitting.safe_files import no_room, write_beside
 from ulyss_ann.model.wavelength import C_KMS, WavelengthGrid
 from ulyss_ann.spectra.spectrum_medium import medium_note
 
-__all__ = ["FitResult", "STATUS_NAMES", "file_stem", "header_text", "save_failure", "POOR_FIT", "FAR_FROM_NODES",
-           "der_noise", "ERRORS_ESTIMATED", "LOW_COVERAGE", "LOW_COVERAGE_FLAG"]
+__all__ = ["FitResult", "STATUS_NAMES", "file_stem", "header_text", "save_failure"]
 
 #: Per-parameter status, as ULySS codes it (uly_fit: 0 free, 1 fixed, 2/3 pegged at a limit).
 STATUS_NAMES = {0: "free", 1: "fixed", 2: "low", 3: "high"}
@@ -261,7 +259,7 @@ class FitResult:
 
         The expected noise is the larger of what the errors say (then the ratio is
         :math:`\\sqrt{\\chi^2}`, χ² being reduced) and what the flux's pixel-to-pixel scatter
-        says (:func:`der_noise`); without errors (χ² = 0, as ULySS reports it: MILES) the
+        says (:func:`~ulyss_ann.fitting.der_snr.der_noise`); without errors (χ² = 0, as ULySS reports it: MILES) the
         latter alone. Taking the larger keeps a good fit of a very high S/N spectrum, where
         the network's own imperfection dominates the residual, from looking poor: the MUSE
         star at S/N 380 has χ² = 31 (√χ² = 5.6) but a misfit of 2.0. NaN when neither
@@ -370,7 +368,7 @@ class FitResult:
 
         ``figure``: draw into this Figure (else a new one). The backend is never changed.
         """
-        from ulyss_ann.fitting.figures import plot_fit
+        from ulyss_ann.fitting.result_figure import plot_fit
 
         return plot_fit(self, figure=figure)
 

@@ -115,7 +115,7 @@ def check_outputs(output, inputs, save_fits=None, stem=None):
     """Refuse, before anything is written or deleted, outputs that are links or are the spectra to fit.
 
     ``output``: the table (None: nothing on disk); ``inputs``: the batch's
-    :class:`~ulyss_ann.fitting.sources.BatchInput`; ``save_fits``: its folder, with
+    :class:`~ulyss_ann.fitting.batch.sources.BatchInput`; ``save_fits``: its folder, with
     ``stem(id)`` the stem of the files saved for a spectrum. One UlyssAnnError, in one line.
     """
     files = [entry for entry in inputs if entry.from_file]

@@ -25,7 +25,7 @@ fitted — unreadable, no overlap, no signal, a fixed value missing — which st
 ``--resume`` unless ``--retry-failed``; ``failed: <why>`` when the machinery failed
 (a worker or GDL died or hung): ``--resume`` fits it again (three tries in all).
 
-The table's metadata is the run's record (:mod:`ulyss_ann.fitting.run`): model and its
+The table's metadata is the run's record (:mod:`ulyss_ann.fitting.batch.run`): model and its
 SHA-256, engine, options, package version.
 """
 

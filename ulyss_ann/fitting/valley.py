@@ -1,7 +1,7 @@
 """The flat χ² valley: χ² along one parameter held at nodes (fitted by an engine already open), and the check.
 
 A χ² profile holds one of the network's parameters at a row of nodes and fits everything else at
-each, with the fit's own options (:mod:`~ulyss_ann.fitting.chimap` builds its maps and profiles on
+each, with the fit's own options (:mod:`~ulyss_ann.fitting.chimap.map` builds its maps and profiles on
 :func:`fit_nodes`). A parameter is *flat* when its profile stays low far from the best value
 (:func:`flat_parameters`): the error quoted, from the curvature at the minimum, then says nothing
 of what the data allow (a second minimum, a plateau).
@@ -27,13 +27,12 @@ from dataclasses import replace
 import numpy as np
 
 from ulyss_ann.errors import MachineryError
-from ulyss_ann.fitting.quality import FLAT_VALLEY
 from ulyss_ann.fitting.resampling import Formal
 
-__all__ = ["FLAT_VALLEY", "FLAT_DCHI2", "FLAT_DISTANCE", "PROFILE_INTERVALS", "Profile", "fit_nodes",
+__all__ = ["FLAT_DCHI2", "FLAT_DISTANCE", "PROFILE_INTERVALS", "Profile", "fit_nodes",
            "flat_parameters", "check_flat_valleys", "noise_scale", "profile_nodes", "scaled_error", "sum_of_squares"]
 
-#: A profile node whose Δχ² (noise-scaled, see :mod:`~ulyss_ann.fitting.chimap`) stays below this …
+#: A profile node whose Δχ² (noise-scaled, see :mod:`~ulyss_ann.fitting.chimap.map`) stays below this …
 FLAT_DCHI2 = 4.0
 #: … farther than this many errors (formal, scaled as Δχ² is) from the best value makes the parameter flat.
 #: Where a valley is the parabola the error describes, Δχ² > 9 there. Measured (native engine, trial 7,
@@ -54,7 +53,7 @@ PROFILE_INTERVALS = 14
 _NICE = (5.0, 2.5, 2.0, 1.0)
 
 #: A parameter's profile as the check keeps it: its nodes ``x``, their noise-scaled ``dchi2`` (NaN where
-#: the node's fit failed) and the ``noise_scale`` (what a :class:`~ulyss_ann.fitting.chimap.ChiMap` has too).
+#: the node's fit failed) and the ``noise_scale`` (what a :class:`~ulyss_ann.fitting.chimap.map.ChiMap` has too).
 Profile = namedtuple("Profile", "x dchi2 noise_scale")
 
 
@@ -82,9 +81,10 @@ def scaled_error(result, name, noise_scale, errors=None):
 
 
 def flat_parameters(profiles, result, dchi2=FLAT_DCHI2, distance=FLAT_DISTANCE, errors=None):
-    """The parameters whose χ² valley is flat: a tuple of names (the fit is then :data:`FLAT_VALLEY`).
+    """The parameters whose χ² valley is flat: a tuple of names (the fit is then
+    :data:`~ulyss_ann.fitting.quality.FLAT_VALLEY`).
 
-    A parameter is flat when its profile (``profiles[name]``, a :func:`~ulyss_ann.fitting.chimap.chi2_profile`
+    A parameter is flat when its profile (``profiles[name]``, a :func:`~ulyss_ann.fitting.chimap.map.chi2_profile`
     of the spectrum ``result`` fitted, or a :class:`Profile`) has a node farther than ``distance``
     errors of ``result`` (or ``errors``: the check after a fit judges MPFIT's, as measured) from its
     best value where the noise-scaled Δχ² is below ``dchi2``: the quoted error is then no measure of

@@ -16,7 +16,7 @@ perceptron of :mod:`ulyss_ann.model.network`.  The Jacobian
 :math:`\partial x_i / \partial p_i = 1/s_i`); a fitter such as ULySS's Levenberg-Marquardt
 otherwise takes finite differences with the steps ``I_P_STn``.
 
-Parameters are plain numbers in the units of the file (:attr:`Parameter.unit`), or
+Parameters are plain numbers in the units of the file (:attr:`~ulyss_ann.model.parameter.Parameter.unit`), or
 astropy Quantities in any unit convertible to them (``5000 * u.K``, ``2 * u.dex``,
 ``-1.5 * u.dex``; see :meth:`Interpolator.as_array`).
 
@@ -38,13 +38,12 @@ from ulyss_ann.errors import OutOfBoundsError, OutOfBoundsWarning
 from ulyss_ann.model.bundled import interpolator_file
 from ulyss_ann.model.network import ACTIVATIONS, check_layers, forward, forward_with_jacobian
 from ulyss_ann.model.nodes import NodeMesh
-from ulyss_ann.model.parameter import Parameter
 from ulyss_ann.model.parameter_values import ParameterValues
 from ulyss_ann.model.perceptron_file import FORMAT_VERSION, as_cards, read_perceptron, write_perceptron
 from ulyss_ann.model.medium import axis_in_medium, conversion_note, medium_from_header, model_medium
 from ulyss_ann.model.wavelength import WavelengthGrid
 
-__all__ = ["Parameter", "Interpolator"]
+__all__ = ["Interpolator"]
 
 
 @dataclass(eq=False, repr=False)

@@ -56,7 +56,7 @@ from scipy.interpolate import CubicSpline
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.interpolator import Interpolator
-from ulyss_ann.spectra.lsf import gaussian_lsf, write_lsf
+from ulyss_ann.spectra.line_spread import gaussian_lsf, write_lsf
 from ulyss_ann.spectra.band_limited import observe
 from ulyss_ann.spectra.simulate import write_muse_spectrum
 from ulyss_ann.model.wavelength import C_KMS

@@ -128,16 +128,16 @@ def selfinversion_from_grid(grid, model, outdir, engine="auto", workers=None, pr
                             dashboard=False):
     """Fit every grid spectrum with ``model`` (all parameters free), then Eq. 6 and residual maps.
 
-    The fits go through :func:`ulyss_ann.fitting.batch.fit` (resumable: ``outdir/selfinv.ecsv``),
+    The fits go through :func:`ulyss_ann.fitting.batch.driver.fit` (resumable: ``outdir/selfinv.ecsv``),
     noise-free, MDEGREE 20. Guesses: :data:`GRID_GUESSES` — the whole grid is inverted, and
     the paper's NGC 6397 guesses (Teff 5000–6000 K, log g at the grid mean) leave the
     giants at log g 0 of 5000–5500 K in a local minimum near log g 2.5 (measured: 154 of
     the 2908 nodes off by more than 0.5 dex, which then dominate Eq. 6's rms).
-    ``model``: a file or a bundled name; ``dashboard``: as :func:`~ulyss_ann.fitting.batch.fit`'s.
+    ``model``: a file or a bundled name; ``dashboard``: as :func:`~ulyss_ann.fitting.batch.driver.fit`'s.
     Returns the Table 3 figures and writes ``selfinv_maps.png``.
     """
-    from ulyss_ann.fitting.batch import fit
-    from ulyss_ann.fitting.resume import RunMismatchError
+    from ulyss_ann.fitting.batch.driver import fit
+    from ulyss_ann.fitting.batch.resume import RunMismatchError
 
     names = list(grid.names)
     paths = write_grid_spectra(grid, os.path.join(outdir, "grid_spectra"))

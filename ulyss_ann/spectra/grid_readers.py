@@ -14,7 +14,7 @@ Three forms are read, each giving (vacuum or air) wavelengths in Å and the flux
 Parameters come from the header (``PHXTEFF``, ``PHXLOGG``, ``PHXM_H``, ``PHXALPHA``) when
 present, else from the file name (:func:`~ulyss_ann.spectra.phoenix.parse_phoenix_name`).
 PHOENIX wavelengths are in vacuum; the grid is converted to air (Morton 2000, the
-formula of :func:`~ulyss_ann.spectra.readers.vacuum_to_air`) when ``air=True``, as the
+formula of :func:`~ulyss_ann.model.medium.vacuum_to_air`) when ``air=True``, as the
 authors' networks are (``CTYPE1 = 'AWAV'``), then preprocessed as in the paper
 (:func:`~ulyss_ann.spectra.preprocessing.gsl_preprocess`).
 """
@@ -28,7 +28,8 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.spectra.phoenix import parse_phoenix_name
 from ulyss_ann.spectra.preprocessing import GSL_NPIX, GSL_START, GSL_STEP, gsl_preprocess
 from ulyss_ann.spectra.grid import SpectralGrid
-from ulyss_ann.spectra.readers import has_fits_signature, vacuum_to_air
+from ulyss_ann.spectra.readers import has_fits_signature
+from ulyss_ann.model.medium import vacuum_to_air
 from ulyss_ann.model.wavelength import WavelengthGrid
 
 __all__ = ["read_phoenix", "phoenix_grid"]

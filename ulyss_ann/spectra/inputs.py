@@ -18,7 +18,7 @@
   refused (their imaginary part would be dropped unsaid).
 
 Wavelengths are taken to be in air, ULySS's convention (every model of this package
-is in air): convert vacuum wavelengths first (:func:`~ulyss_ann.spectra.spectrum.vacuum_to_air`).
+is in air): convert vacuum wavelengths first (:func:`~ulyss_ann.model.medium.vacuum_to_air`).
 """
 
 import os

@@ -2,7 +2,7 @@
 
 :func:`smooth_lsf` replaces the chunks' cz and σ by a polynomial in λ or a running
 median; :func:`lsf_records` turns an LSF table into the records
-:func:`~ulyss_ann.spectra.lsf.write_lsf` writes, with σ kept above a floor that ULySS's
+:func:`~ulyss_ann.spectra.line_spread.write_lsf` writes, with σ kept above a floor that ULySS's
 kernel can render (:data:`SIGMA_FLOOR`).
 """
 
@@ -101,7 +101,7 @@ def _clipped_polynomial(x, values, weights, degree, kappa=4.0, rounds=5):
 
 
 def lsf_records(table, sigma_floor=SIGMA_FLOOR):
-    """An LSF table as records for :func:`~ulyss_ann.spectra.lsf.write_lsf` (centres rounded to whole Å).
+    """An LSF table as records for :func:`~ulyss_ann.spectra.line_spread.write_lsf` (centres rounded to whole Å).
 
     σ below ``sigma_floor`` [km/s] is written as ``sigma_floor``: ULySS's kernel
     (``uly_slit``, which ``LSF=`` and ``fit --lsf`` use) turns a Gaussian much narrower

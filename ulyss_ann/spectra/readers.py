@@ -53,9 +53,8 @@ from ulyss_ann.spectra import (read_apogee, read_fits_1d, read_lamost_image, rea
                                read_specutils, read_survey_table, read_text)  # registers its reader
 from ulyss_ann.spectra.reader_registry import (FITS_SIGNATURE, SpectrumFile, SpectrumReadError, reader_named,
                                                registered_readers)
-from ulyss_ann.spectra.spectrum import Spectrum, vacuum_to_air
 
-__all__ = ["Spectrum", "SpectrumReadError", "read_spectrum", "vacuum_to_air", "check_format", "formats_help",
+__all__ = ["read_spectrum", "check_format", "formats_help",
            "has_fits_signature"]
 
 

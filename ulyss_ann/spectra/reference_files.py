@@ -26,7 +26,7 @@ from ulyss_ann.errors import UlyssAnnError
 # the names and sources live in model, so that -m gsl_ann_trial7.fits can say where to download it
 from ulyss_ann.model.reference_names import AUTHORS_REPOSITORY, GSL_NODES, TRIAL7, TRIAL8, ReferenceFile  # noqa: F401
 
-__all__ = ["ENV_VAR", "AUTHORS_REPOSITORY", "ReferenceFile", "TRIAL7", "TRIAL8", "GSL_NODES", "search_folders",
+__all__ = ["ENV_VAR", "search_folders",
            "find_reference", "require_reference", "missing_reference", "user_reference_folder"]
 
 #: The environment variable naming a folder of the authors' files (searched before the current folder).

@@ -15,11 +15,11 @@ import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.medium import AIR, VACUUM
-from ulyss_ann.model.medium import vacuum_to_air  # noqa: F401 - one formula (Morton 2000); also in __all__
+from ulyss_ann.model.medium import vacuum_to_air
 from ulyss_ann.model.wavelength import WavelengthGrid
 from ulyss_ann.spectra.compression import spectrum_name
 
-__all__ = ["Spectrum", "vacuum_to_air", "regular_grid", "VALUE_LIMIT", "check_real", "several_spectra"]
+__all__ = ["Spectrum", "regular_grid", "VALUE_LIMIT", "check_real", "several_spectra"]
 
 #: The largest |flux| or error a fit can hold: beyond it the squares and sums of squares of
 #: the fit overflow (a spectrum x 1e200 ends in NaN natively), and ULySS, which keeps

@@ -27,7 +27,7 @@ import numpy as np
 from ulyss_ann.model.medium import AIR, SPECTRUM_MEDIUM, VACUUM, air_to_vacuum, check_medium, vacuum_to_air
 from ulyss_ann.spectra.spectrum import ASSUMED, regular_grid
 
-__all__ = ["stated_medium", "file_medium", "spectrum_in_medium", "medium_note", "ASSUMED", "SURVEY_CONVENTION"]
+__all__ = ["stated_medium", "file_medium", "spectrum_in_medium", "medium_note", "SURVEY_CONVENTION"]
 
 #: Why an SDSS or LAMOST spectrum that says nothing is on vacuum.
 SURVEY_CONVENTION = "SDSS/LAMOST convention: vacuum"

@@ -26,10 +26,9 @@ import zipfile
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError, first_line
-from ulyss_ann.training.grid_network import DERIVATIVE_STEPS, interpolator_from_weights
+from ulyss_ann.training.grid_network import interpolator_from_weights
 
-__all__ = ["read_keras_layers", "interpolator_from_keras", "recipe_layers", "save_recipe_network",
-           "DERIVATIVE_STEPS"]
+__all__ = ["read_keras_layers", "interpolator_from_keras", "recipe_layers", "save_recipe_network"]
 
 _ACTIVATION = {"sigmoid": "logistic", "logistic": "logistic", "linear": "linear", "tanh": "tanh", "relu": "relu"}
 

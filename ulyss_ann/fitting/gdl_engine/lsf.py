@@ -18,7 +18,7 @@ the number of pixels. ``[lo, hi]`` must lie inside the network's range by 1.5 pi
 (as the fits' range does), or ``uly_lsf`` would re-cut it to the model's range.
 
 What is passed to ULySS: the flux, the errors, the good pixels of
-:meth:`~ulyss_ann.fitting.core.FitPreparation.good_pixels` (the reader's, less the
+:meth:`~ulyss_ann.fitting.preparation.FitPreparation.good_pixels` (the reader's, less the
 telluric bands — by default not for simulated spectra — Na D and ``config.masks``),
 the wavelength grid, ``MDEGREE``, ``KMOMENT``, ``/QUIET``, and the LSF file of
 ``config.lsf`` when set (then what is measured is the LSF left *beyond* that one). Not
@@ -37,7 +37,7 @@ from ulyss_ann.fitting.preparation import FitPreparation
 from ulyss_ann.fitting.engines import engine_class
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.model.wavelength import C_KMS
-from ulyss_ann.spectra.lsf import lsf_chunks, read_solut_lsf
+from ulyss_ann.spectra.line_spread import lsf_chunks, read_solut_lsf
 
 __all__ = ["measure_lsf_gdl", "read_lsf_ulyss", "LSF_COLUMNS"]
 
@@ -192,7 +192,7 @@ def read_lsf_ulyss(path, backend="auto", timeout=120):
 
     ``uly_lsf_read`` takes a ULySS solut file (``uly_lsf``'s output: ``wave`` is then
     (WAVE_MIN + WAVE_MAX) / 2) and otherwise falls back to ``readcol, …, F='D,D,D,D,I'``
-    for the simple tabular format of :func:`~ulyss_ann.spectra.lsf.write_lsf`: the first
+    for the simple tabular format of :func:`~ulyss_ann.spectra.line_spread.write_lsf`: the first
     five columns, the wavelength as a 16-bit integer. Returns a Table ``wave``
     [Angstrom], ``cz``, ``sigma`` [km/s], ``h3``, ``h4``, as ULySS read them.
     The file is copied under a plain name first (GDL expands characters in file names).

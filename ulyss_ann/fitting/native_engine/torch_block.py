@@ -1,15 +1,15 @@
 r"""The native engine's block evaluation on torch, for a GPU: every row of a block in one pass.
 
-:class:`TorchSpectralBlock` computes what :class:`~ulyss_ann.fitting.spectral_block.SpectralBlock`
+:class:`TorchSpectralBlock` computes what :class:`~ulyss_ann.fitting.native_engine.block.SpectralBlock`
 computes — for L rows (spectrum × guess) the χ² = Σr², Jᵀr, JᵀJ and the float32 best fit
 of the paper's Eq. 8 with ULySS's sampled LOSVD and the variable projection of the
 multiplicative polynomial — with the same formulas, in float64, as a few batched torch
 operations over all L rows at once (no chunks: a GPU wants thousands of rows). The
-optimiser (:func:`~ulyss_ann.fitting.lockstep.levenberg_marquardt`) stays on the CPU;
+optimiser (:func:`~ulyss_ann.fitting.native_engine.lockstep.levenberg_marquardt`) stays on the CPU;
 each round sends θ (L × P numbers) and gets back χ², Jᵀr and JᵀJ; the best fits stay on
 the device until the end (:meth:`TorchSpectralBlock.host`).
 
-The sampled LOSVD of each row is ULySS's kernel (:func:`~ulyss_ann.fitting.numerics.losvd_kernel`)
+The sampled LOSVD of each row is ULySS's kernel (:func:`~ulyss_ann.fitting.native_engine.numerics.losvd_kernel`)
 written over the widest row's taps: taps beyond a row's own ``dx`` are beyond 5σ of it,
 where ULySS's kernel is zero, so each row's convolution is its own; the edge values
 repeat as IDL's ``CONVOL(/EDGE_TRUNCATE)`` repeats them.
@@ -96,7 +96,7 @@ def _activation(torch, name):
 class TorchSpectralBlock:
     """S spectra on one ln-λ grid evaluated for many rows at once on a torch device.
 
-    The parameters are those of :class:`~ulyss_ann.fitting.spectral_block.SpectralBlock`
+    The parameters are those of :class:`~ulyss_ann.fitting.native_engine.block.SpectralBlock`
     (``losvd`` must be ``sampled``), plus ``device`` (a ``torch.device``).
     """
 
@@ -104,7 +104,7 @@ class TorchSpectralBlock:
         import torch
         from numpy.polynomial import legendre
 
-        from ulyss_ann.fitting.spectral_block import legendre_products  # here: numba stays out of the driver
+        from ulyss_ann.fitting.native_engine.block import legendre_products  # here: numba stays out of the driver
 
         if losvd != "sampled":
             raise ValueError("the torch block has ULySS's sampled LOSVD only; use device='cpu' for the analytic one")

@@ -15,7 +15,7 @@ Kernels are compiled on first use and cached on disk (numba's ``cache=True``).
 
 import numpy as np
 
-from ulyss_ann.fitting.numerics import convolve_edge, losvd_kernel
+from ulyss_ann.fitting.native_engine.numerics import convolve_edge, losvd_kernel
 
 try:
     import numba
@@ -99,7 +99,8 @@ def weighted(conv, weights):
 
 def losvd_numpy(stack, vel, sigma, voff, weights):
     """NumPy twin of the compiled LOSVD: each row by ULySS's kernel and ``CONVOL(/EDGE_TRUNCATE)``
-    (:func:`~ulyss_ann.fitting.numerics.losvd_kernel`, :func:`~ulyss_ann.fitting.numerics.convolve_edge`)."""
+    (:func:`~ulyss_ann.fitting.native_engine.numerics.losvd_kernel`,
+    :func:`~ulyss_ann.fitting.native_engine.numerics.convolve_edge`)."""
     rows, width, n = stack.shape
     conv = np.empty((rows, width + 2, n))
     for r in range(rows):

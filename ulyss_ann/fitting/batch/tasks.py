@@ -1,9 +1,9 @@
 """What one task of a batch does: fit one spectrum, or a block of them, into rows that say how it went.
 
-The batch driver (:mod:`~ulyss_ann.fitting.batch`) cuts the spectra to fit into blocks
+The batch driver (:mod:`~ulyss_ann.fitting.batch.driver`) cuts the spectra to fit into blocks
 (:func:`task_blocks`) and hands each to :func:`fit_block`, in this process or on a Dask
 worker. With the native engine a block is fitted together — the spectra that share a
-grid in lock-step (:meth:`~ulyss_ann.fitting.native_engine.NativeEngine.solve_many`) —
+grid in lock-step (:meth:`~ulyss_ann.fitting.native_engine.engine.NativeEngine.solve_many`) —
 so that a task is worth sending and the driver journals a block in one write; with the
 GDL engine each spectrum is its own task (a fit takes long enough, and a GDL that dies
 then takes only its own spectrum with it).
@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from ulyss_ann.errors import MachineryError, OversampledWarning, UlyssAnnError
 from ulyss_ann.fitting.engines import engine_class, engine_for, engine_label
-from ulyss_ann.fitting.journal import failure_row
+from ulyss_ann.fitting.batch.journal import failure_row
 from ulyss_ann.spectra.inputs import as_spectrum
 
 __all__ = ["fit_one", "fit_block", "fit_block_noting_warnings", "task_blocks", "BLOCKS_PER_WORKER"]

@@ -1,7 +1,7 @@
 """The options of a fit, checked before any work: the model, the configuration, fixed values.
 
 Both ways in — :func:`~ulyss_ann.fitting.api.fit_spectrum` and
-:func:`~ulyss_ann.fitting.batch.fit` — go through these, so that an unknown option, a
+:func:`~ulyss_ann.fitting.batch.driver.fit` — go through these, so that an unknown option, a
 parameter the network does not have or a value that is not a number is refused the
 same way, in one line, before a spectrum is touched.
 """
@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError, first_line
-from ulyss_ann.fitting.core import FitConfig, file_sha256
+from ulyss_ann.fitting.core import FitConfig
+from ulyss_ann.model.checksum import file_sha256
 from ulyss_ann.fitting.masks import resolve_telluric
 from ulyss_ann.fitting.preparation import MIN_OVERLAP
 from ulyss_ann.model.bundled import bundled_path, interpolator_file
@@ -20,7 +21,7 @@ from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.model.limits import max_pixels
 from ulyss_ann.model.medium import check_medium
 from ulyss_ann.spectra.inputs import is_number
-from ulyss_ann.spectra.lsf import read_lsf
+from ulyss_ann.spectra.line_spread import read_lsf
 from ulyss_ann.spectra.readers import check_format
 
 __all__ = ["make_config", "check_combination", "model_path", "writable_folder", "check_output_folder", "FixedValues"]

@@ -1,8 +1,8 @@
-"""The figure of a χ² map or profile (:class:`~ulyss_ann.fitting.chimap.ChiMap`), with matplotlib's object API.
+"""The figure of a χ² map or profile (:class:`~ulyss_ann.fitting.chimap.map.ChiMap`), with matplotlib's object API.
 
 A map is drawn as ``uly_chimap_plot`` draws it — shades of χ² over the two parameters,
 contour lines, the least-χ² node marked — but in Δχ² (noise-scaled, see
-:mod:`~ulyss_ann.fitting.chimap`), whose levels mean something: 2.30, 6.18 and 11.8 enclose
+:mod:`~ulyss_ann.fitting.chimap.map`), whose levels mean something: 2.30, 6.18 and 11.8 enclose
 68.3, 95.4 and 99.73 % for two parameters. The free fit is marked with its error bars
 (formal, scaled as Δχ² is), so that a valley much wider than they are is seen at once.
 """

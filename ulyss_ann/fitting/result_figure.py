@@ -114,10 +114,10 @@ def plot_model_spectra(interp, params, flux, figure=None):
 def plot_lsf(measurements=(), combined=None, smoothed=None, nominal=None, figure=None):
     """The relative LSF against wavelength: shift ``cz`` above, width ``sigma`` below [km/s].
 
-    ``measurements``: :class:`~ulyss_ann.fitting.lsf_measure.LSFMeasurement` of single
+    ``measurements``: :class:`~ulyss_ann.fitting.lsf.measure.LSFMeasurement` of single
     stars (small grey points); ``combined``: their combination (black, with errors);
     ``smoothed``: a smoothed LSF (red line); ``nominal``: the relative LSF the instrument's
-    stated resolution implies (:func:`~ulyss_ann.spectra.lsf.gaussian_lsf`, dashed), to
+    stated resolution implies (:func:`~ulyss_ann.spectra.line_spread.gaussian_lsf`, dashed), to
     compare with. Any table with ``wave``, ``cz``, ``sigma`` (and ``e_cz``, ``e_sigma``)
     will do.
     """

@@ -17,10 +17,10 @@ the observation there, with its errors. ``cz`` is written *relative to the star'
 global velocity* (the global fit's ``cz``), so that stars of different radial
 velocities combine; ULySS's ``uly_lsf`` writes the chunk's absolute velocity, which is
 the same thing for a standard star at rest. Several stars of one instrument are combined
-by :func:`combine_lsf` (per chunk, a mean of σ² weighted by the chunks' velocity errors, with the
-scatter between stars), and
+by :func:`~ulyss_ann.fitting.lsf.combine.combine_lsf` (per chunk, a mean of σ² weighted by the
+chunks' velocity errors, with the scatter between stars), and
 smoothed in wavelength by :func:`~ulyss_ann.spectra.lsf_smooth.smooth_lsf`. The file is ULySS's simple tabular format
-(:func:`~ulyss_ann.spectra.lsf.write_lsf`), which ``uly_lsf_read`` — hence
+(:func:`~ulyss_ann.spectra.line_spread.write_lsf`), which ``uly_lsf_read`` — hence
 ``uly_lsf_plot`` and ``LSF=`` — and ``fit --lsf`` read.
 
 The native engine measures with pPXF's analytic LOSVD by default (``losvd=None``: the first of the
@@ -28,28 +28,26 @@ engine's :attr:`~ulyss_ann.fitting.engine_traits.EngineTraits.losvd_kinds`, ``an
 a relative LSF is often narrower than a pixel, where ULySS's pixel-sampled kernel is
 pegged at its 0.3 px floor and cannot follow. ``engine="gdl"`` runs ULySS's own
 ``uly_lsf`` with the generated component instead
-(:func:`~ulyss_ann.fitting.gdl_lsf.measure_lsf_gdl`).
+(:func:`~ulyss_ann.fitting.gdl_engine.lsf.measure_lsf_gdl`).
 """
 
 from dataclasses import dataclass
 
-import numpy as np
 from astropy.table import Table
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.model.wavelength import C_KMS
-from ulyss_ann.spectra.lsf import lsf_chunks
+from ulyss_ann.spectra.line_spread import lsf_chunks
 from ulyss_ann.spectra.lsf_smooth import lsf_records
+from ulyss_ann.fitting.lsf.combine import with_lsf_units
 
-__all__ = ["measure_lsf", "measure_lsf_many", "LSFMeasurement", "chunks", "combine_lsf", "instrument_fwhm",
-           "CHUNK_MDEGREE"]
+__all__ = ["measure_lsf", "measure_lsf_many", "LSFMeasurement", "chunks", "CHUNK_MDEGREE"]
 
 #: Degree of the multiplicative polynomial of each chunk (a 200 Å chunk of a 2500 Å spectrum
 #: fitted with the paper's degree 20 carries ~2 of its degrees; one more for safety).
 CHUNK_MDEGREE = 3
-FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 def chunks(lo, hi, width, step):
-    """``uly_lsf``'s chunks of [lo, hi] as (start, end) pairs (:func:`~ulyss_ann.spectra.lsf.lsf_chunks`); none → error."""
+    """``uly_lsf``'s chunks of [lo, hi] as (start, end) pairs
+    (:func:`~ulyss_ann.spectra.line_spread.lsf_chunks`); none → error."""
     found = lsf_chunks(lo, hi, width, step)
     if not len(found):
         raise UlyssAnnError(f"the fitted range {lo:.0f}-{hi:.0f} Å is narrower than one chunk of {width:g} Å: give "
@@ -130,7 +128,7 @@ def measure_lsf(spectrum, model=None, *, width=200.0, step=100.0, chunk_mdegree=
     from ulyss_ann.fitting.api import fit_spectrum
     from ulyss_ann.fitting.preparation import FitPreparation
     from ulyss_ann.fitting.engines import engine_class, engine_for
-    from ulyss_ann.fitting.options import make_config
+    from ulyss_ann.fitting.fit_options import make_config
     from ulyss_ann.spectra.inputs import as_spectrum
 
     path, interp, engine, losvd = _setup(model, engine, losvd, width, step, chunk_mdegree, moments, options)
@@ -168,7 +166,7 @@ def measure_lsf(spectrum, model=None, *, width=200.0, step=100.0, chunk_mdegree=
     table.add_column([nominal[k][0] for k in table["chunk"]], name="wmin", index=1)
     table.add_column([nominal[k][1] for k in table["chunk"]], name="wmax", index=2)
     table.add_column(0.5 * (table["wmin"] + table["wmax"]), name="wave", index=3)
-    return LSFMeasurement(str(spectrum.meta.get("id", "")), _columns(table), fit)
+    return LSFMeasurement(str(spectrum.meta.get("id", "")), with_lsf_units(table), fit)
 
 
 def _setup(model, engine, losvd, width, step, chunk_mdegree, moments, options):
@@ -176,7 +174,7 @@ def _setup(model, engine, losvd, width, step, chunk_mdegree, moments, options):
     import os
 
     from ulyss_ann.fitting.engines import engine_class, resolve_engine
-    from ulyss_ann.fitting.options import model_path
+    from ulyss_ann.fitting.fit_options import model_path
     from ulyss_ann.model.interpolator import Interpolator
 
     if not (width > 0 and step > 0):
@@ -201,7 +199,8 @@ def _setup(model, engine, losvd, width, step, chunk_mdegree, moments, options):
 
 
 def measure_lsf_many(spectra, model=None, *, wave_range=None, fixed=None, **options):
-    """The LSF of each spectrum on common chunks (the range all of them cover), for :func:`combine_lsf`.
+    """The LSF of each spectrum on common chunks (the range all of them cover), for
+    :func:`~ulyss_ann.fitting.lsf.combine.combine_lsf`.
 
     Every option is checked once, before any fit (one UlyssAnnError): the chunking, the
     engine, the fit's options (guesses, fixed values, MDEGREE, masks), a common range
@@ -214,7 +213,7 @@ def measure_lsf_many(spectra, model=None, *, wave_range=None, fixed=None, **opti
     from ulyss_ann.fitting.core import FitConfig
     from ulyss_ann.fitting.preparation import FitPreparation
     from ulyss_ann.fitting.engines import require_engine
-    from ulyss_ann.fitting.options import FixedValues, check_combination, make_config
+    from ulyss_ann.fitting.fit_options import FixedValues, check_combination, make_config
     from ulyss_ann.spectra.inputs import as_spectrum
 
     width, step = options.get("width", 200.0), options.get("step", 100.0)
@@ -254,102 +253,3 @@ def measure_lsf_many(spectra, model=None, *, wave_range=None, fixed=None, **opti
     if not measured:
         raise UlyssAnnError("no spectrum gave an LSF")
     return measured
-
-
-def combine_lsf(measurements):
-    r"""One LSF from several stars: per chunk, the weighted mean of σ² and of cz, their errors, the scatter.
-
-    σ is averaged as its square, the quantity that adds (the observed lines' variance is
-    the model's plus σ²), and every chunk weighs by its *velocity* error, the information
-    its lines carry, which hardly depends on the σ it came out with. A chunk's own σ error
-    does: it grows as 1/σ towards 0 (a line broadened a little is hardly changed) and is
-    0 at the fitting floor, so that weighting by it gave the chunks that happened to come
-    out wide the most weight and needed a stand-in for the pegged ones; at low S/N half of
-    a star's chunks fall to the floor, and a few come out at 100-300 km/s with small errors.
-    (Simulated NGC 6397 samples, trial 8, S/N 20-200: the RMS of the combined chunks
-    against the injected σ fell in every one of 8 samples, e.g. 11.7 → 7.6 km/s for 20
-    spectra; docs/lsf.md.) Per chunk, with :math:`v_i = \sigma_i^2` and
-    :math:`e_{v,i} = r\, e_{cz,i}`:
-    :math:`\bar v = \sum w_i v_i / \sum w_i`, :math:`w_i = 1/e_{v,i}^2`, error
-    :math:`e_v = \max(1/\sqrt{\sum w_i},\ s_v/\sqrt{n})` (s_v: the standard deviation
-    of σ² between the n stars; single stars' formal errors are optimistic, and the
-    scatter, when larger, is the honest error); :math:`\sigma = \sqrt{\bar v}`,
-    :math:`e_\sigma = \min(e_v / 2\sigma,\ \sqrt{e_v})` (one star: its chunk's own e_σ).
-    r is e(σ²)/e_cz = 2σ e_σ/e_cz, the median over the chunk's stars whose σ has an error
-    (over all chunks where none has): for Gaussian lines of dispersion S it is √(8/3)·S,
-    nearly one number for a sample (≈ 115 km/s on the simulated NGC 6397 stars, 10-90 %
-    within 0.8-1.6 of it); it sets the errors only, not the mean. A pegged chunk is no
-    special case (σ² ≈ 0 with the error its cz error gives), nor is a mostly masked one (a
-    telluric band: its cz error is large already). ``cz`` is the weighted mean of cz with
-    :math:`w_i = 1/e_{cz,i}^2` and the same error rule; ``scatter_sigma`` is the standard
-    deviation of σ between stars. Chunks are matched by their index on the common range
-    (:func:`measure_lsf_many`); both engines' measurements combine here.
-    """
-    tables = [m.table for m in measurements]
-    overall = _variance_per_velocity_error(*_columns_of(tables, ("sigma", "e_sigma", "e_cz")))
-    out = {name: [] for name in ("chunk", "wmin", "wmax", "wave", "cz", "e_cz", "sigma", "e_sigma", "h3", "h4",
-                                 "scatter_cz", "scatter_sigma", "n_stars")}
-    for chunk in sorted({int(k) for t in tables for k in t["chunk"]}):
-        rows = [row for t in tables for row in t if int(row["chunk"]) == chunk]
-        for name in ("chunk", "wmin", "wmax", "wave"):
-            out[name].append(rows[0][name])
-        cz, e_cz, sigma, e_sigma = (np.array([float(r[name]) for r in rows])
-                                    for name in ("cz", "e_cz", "sigma", "e_sigma"))
-        for name, value in zip(("cz", "e_cz"), _weighted_mean(cz, e_cz)):
-            out[name].append(value)
-        ratio = _variance_per_velocity_error(sigma, e_sigma, e_cz, default=overall)
-        # pegged or not, mostly masked or not: one rule (a masked chunk's cz error is large already)
-        variance, e_variance = _weighted_mean(sigma ** 2, ratio * e_cz)
-        width = float(np.sqrt(max(variance, 0.0)))
-        out["sigma"].append(width)
-        # σ's error from σ²'s: e_v/2σ (for one star its chunk's own e_σ), at most √e_v (σ near 0)
-        out["e_sigma"].append(float(np.sqrt(e_variance)) if 2.0 * width <= np.sqrt(e_variance)
-                              else e_variance / (2.0 * width))
-        out["scatter_cz"].append(_scatter(cz))
-        out["scatter_sigma"].append(_scatter(sigma))
-        out["h3"].append(float(np.mean([r["h3"] for r in rows])))
-        out["h4"].append(float(np.mean([r["h4"] for r in rows])))
-        out["n_stars"].append(len(rows))
-    return _columns(Table(out))
-
-
-def _columns_of(tables, names):
-    return (np.concatenate([np.asarray(t[name], float) for t in tables]) for name in names)
-
-
-def _scatter(values):
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
-def _weighted_mean(values, errors):
-    """Inverse-variance mean and its error max(formal, scatter/√n); no usable error at all: the plain mean."""
-    usable = np.isfinite(errors) & (errors > 0)
-    if not usable.any():
-        return float(np.mean(values)), _scatter(values) / np.sqrt(len(values))
-    weights = np.where(usable, 1.0 / np.where(usable, errors, 1.0) ** 2, 0.0)
-    mean = float(np.sum(weights * values) / weights.sum())
-    return mean, max(float(1.0 / np.sqrt(weights.sum())), _scatter(values) / np.sqrt(len(values)))
-
-
-def _variance_per_velocity_error(sigma, e_sigma, e_cz, default=1.0):
-    """The median of e(σ²)/e_cz = 2σ e_σ/e_cz over the chunks that have both errors (``default`` when none has)."""
-    both = np.isfinite(e_cz) & np.isfinite(e_sigma) & (e_cz > 0) & (e_sigma > 0)
-    return float(np.median(2.0 * sigma[both] * e_sigma[both] / e_cz[both])) if both.any() else default
-
-
-def instrument_fwhm(table, model_fwhm):
-    """The instrument's FWHM [Å] a relative LSF implies for a model of ``model_fwhm`` Å (Gaussians add in variance)."""
-    wave = np.asarray(table["wave"], float)
-    relative = FWHM_PER_SIGMA * np.asarray(table["sigma"], float) * wave / C_KMS
-    return np.sqrt(relative ** 2 + model_fwhm ** 2)
-
-
-def _columns(table):
-    """Units on an LSF table."""
-    for name in ("wmin", "wmax", "wave"):
-        if name in table.colnames:
-            table[name].unit = "Angstrom"
-    for name in ("cz", "e_cz", "sigma", "e_sigma", "scatter_cz", "scatter_sigma"):
-        if name in table.colnames:
-            table[name].unit = "km/s"
-    return table

@@ -43,11 +43,11 @@ def run_record(config, fixed_values):
     """The configuration of a batch as a JSON-able dict (the journal's first record, the table's metadata).
 
     ``config``: the :class:`~ulyss_ann.fitting.core.FitConfig` (engine resolved);
-    ``fixed_values``: the :class:`~ulyss_ann.fitting.options.FixedValues`.
+    ``fixed_values``: the :class:`~ulyss_ann.fitting.fit_options.FixedValues`.
     Entries that do nothing for the engine are None (the backend for ``native``, the
     LOSVD kernel for ``gdl``, which always uses ULySS's).
     """
-    from ulyss_ann.fitting.core import file_sha256
+    from ulyss_ann.model.checksum import file_sha256
     from ulyss_ann.fitting.engines import engine_class
     from ulyss_ann.fitting.masks import telluric_record
 

@@ -168,7 +168,7 @@ class GDLEngine(FitEngine):
 
     @classmethod
     def note_local_workers(cls, cluster):
-        from ulyss_ann.fitting.cluster import note_gdl_sessions
+        from ulyss_ann.fitting.gdl_engine.scratch import note_gdl_sessions
 
         note_gdl_sessions(cluster)  # removed at the end, even if their workers were killed
 
@@ -188,7 +188,7 @@ class GDLEngine(FitEngine):
 
     @classmethod
     def lsf_measurer(cls):
-        from ulyss_ann.fitting.gdl_lsf import measure_lsf_gdl
+        from ulyss_ann.fitting.gdl_engine.lsf import measure_lsf_gdl
 
         return measure_lsf_gdl
 

@@ -46,15 +46,15 @@ and checked against GDL runs (``../shared/notes/ulyss-fit-numerics.md``):
    pegged at a bound, times √dof_factor; a pegged parameter gets 0 (σ at its 0.3 px
    floor on MUSE data, ``sigma-floor`` in the table).
 
-The non-linear fit is a projected Levenberg–Marquardt (:mod:`ulyss_ann.fitting.lockstep`;
+The non-linear fit is a projected Levenberg–Marquardt (:mod:`ulyss_ann.fitting.native_engine.lockstep`;
 our own, not MPFIT: same model, bounds handled by pegging and clipping as MPFIT does,
 but with the exact Jacobian of the projected residual and MPFIT's stopping tests run to
-1e-7 rather than uly_fit's 1e-5, :data:`~ulyss_ann.fitting.lockstep.FTOL` says why).
+1e-7 rather than uly_fit's 1e-5, :data:`~ulyss_ann.fitting.native_engine.lockstep.FTOL` says why).
 Why not ``scipy.optimize.least_squares``: it fits one problem at a time, where every guess
 of every spectrum of a block (:meth:`NativeEngine.solve_many`: a survey's spectra on one
 grid) advances here in lock-step through one batched evaluation per round
-(:mod:`~ulyss_ann.fitting.spectral_block`, with compiled kernels:
-:mod:`~ulyss_ann.fitting.kernels`), and its bounded
+(:mod:`~ulyss_ann.fitting.native_engine.block`, with compiled kernels:
+:mod:`~ulyss_ann.fitting.native_engine.kernels`), and its bounded
 ``trf`` keeps iterates strictly inside the box, where ULySS pegs σ exactly on its
 0.3 px floor and reports a zero error there. The Jacobian is that of variable projection (Golub & Pereyra 1973):
 ``∂r/∂θ = −[P⊥ (∂B/∂θ) c + (B⁺)ᵀ (∂B/∂θ)ᵀ r]`` with ``B = [t P_k / e]``; ``∂t/∂p``
@@ -78,12 +78,14 @@ import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.core import FitEngine, Solution
-from ulyss_ann.fitting.lockstep import BLOCK_SPECTRA, levenberg_marquardt
-from ulyss_ann.fitting.torch_block import GPU_BLOCK_SPECTRA, TorchSpectralBlock, gpu_requested, torch_device
+from ulyss_ann.fitting.native_engine.lockstep import BLOCK_SPECTRA, levenberg_marquardt
+from ulyss_ann.fitting.native_engine.torch_block import (GPU_BLOCK_SPECTRA, TorchSpectralBlock, gpu_requested,
+                                                         torch_device)
 from ulyss_ann.fitting.resampling import refit_samples
 from ulyss_ann.model.limits import max_pixels
-from ulyss_ann.spectra.lsf import read_lsf
-from ulyss_ann.fitting.numerics import C_KMS, LogSpectrum, extract, extract_linear, log_rebin, lsf_convolve
+from ulyss_ann.spectra.line_spread import read_lsf
+from ulyss_ann.model.wavelength import C_KMS
+from ulyss_ann.fitting.native_engine.numerics import LogSpectrum, extract, extract_linear, log_rebin, lsf_convolve
 
 __all__ = ["NativeEngine", "ANALYTIC_SIGMA_FLOOR", "DEVICES"]
 
@@ -123,8 +125,8 @@ class NativeEngine(FitEngine):
 
     @classmethod
     def block_size(cls, config):
-        """A block of spectra fitted in lock-step: :data:`~ulyss_ann.fitting.lockstep.BLOCK_SPECTRA` on the CPU,
-        :data:`~ulyss_ann.fitting.torch_block.GPU_BLOCK_SPECTRA` on a GPU (told without importing torch)."""
+        """A block of spectra in lock-step: :data:`~ulyss_ann.fitting.native_engine.lockstep.BLOCK_SPECTRA` on the CPU,
+        :data:`~ulyss_ann.fitting.native_engine.torch_block.GPU_BLOCK_SPECTRA` on a GPU (torch not imported)."""
         return GPU_BLOCK_SPECTRA if gpu_requested(config.device, config.losvd) else BLOCK_SPECTRA
 
     @classmethod
@@ -232,7 +234,7 @@ class NativeEngine(FitEngine):
 
         Spectra that share their fitted ln-λ grid and their fixed parameters (a survey's)
         are fitted together, every guess of every spectrum in lock-step
-        (:class:`~ulyss_ann.fitting.spectral_block.SpectralBlock`, :func:`levenberg_marquardt`);
+        (:class:`~ulyss_ann.fitting.native_engine.block.SpectralBlock`, :func:`levenberg_marquardt`);
         a spectrum with a grid of its own is a block of one. Each spectrum's answer is the
         one it gets alone.
         """
@@ -317,7 +319,7 @@ class NativeEngine(FitEngine):
                 np.divide(1.0, spec.err, out=weights[k], where=spec.good)
         free = np.concatenate([[True, True], flags == 0])
         if self.device is None:
-            from ulyss_ann.fitting.spectral_block import SpectralBlock  # numba: loaded when a block is fitted
+            from ulyss_ann.fitting.native_engine.block import SpectralBlock  # numba: loaded when a block is fitted
 
             block = SpectralBlock(self, layer, data, weights, self.config.mdegree, voff, self.losvd, free)
         else:

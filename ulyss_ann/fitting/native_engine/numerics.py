@@ -4,7 +4,7 @@ Each follows the ULySS 1.3.2 routine named in its docstring (``uly_spect_extract
 ``uly_spect_logrebin`` and ``xrebin``, the LOSVD of ``uly_fit_lin``, IDL's
 ``CONVOL(/EDGE_TRUNCATE)``), plus pPXF's analytic-Fourier LOSVD (Cappellari 2017) as
 the accurate alternative below a pixel. How they make up a fit:
-:mod:`ulyss_ann.fitting.native_engine`.
+:mod:`ulyss_ann.fitting.native_engine.engine`.
 """
 
 import numpy as np
@@ -14,7 +14,7 @@ from scipy.ndimage import correlate1d
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.wavelength import C_KMS
 
-__all__ = ["C_KMS", "LogSpectrum", "xrebin", "log_rebin", "extract", "extract_linear", "losvd_kernel",
+__all__ = ["LogSpectrum", "xrebin", "log_rebin", "extract", "extract_linear", "losvd_kernel",
            "fourier_losvd", "convolve_edge", "slit_kernel", "lsf_convolve"]
 
 

@@ -2,30 +2,30 @@
 
 ``fit(spectra, model, output)`` goes in this order:
 
-1. every option is checked (:mod:`~ulyss_ann.fitting.options`) — a bad one stops
+1. every option is checked (:mod:`~ulyss_ann.fitting.fit_options`) — a bad one stops
    everything in one line before any spectrum is read;
 2. the output is locked (one run per output) and its journal opened: a new run
    records its configuration and inputs; ``resume=True`` checks that it is the same
-   run and fits only what is left (:mod:`~ulyss_ann.fitting.resume`,
-   :mod:`~ulyss_ann.fitting.run`);
+   run and fits only what is left (:mod:`~ulyss_ann.fitting.batch.resume`,
+   :mod:`~ulyss_ann.fitting.batch.run`);
 3. each spectrum is read and fitted (either engine, through
    :func:`~ulyss_ann.fitting.engines.engine_for`) and its row appended to the journal
-   the moment it is done (:mod:`~ulyss_ann.fitting.journal`); a spectrum that cannot
+   the moment it is done (:mod:`~ulyss_ann.fitting.batch.journal`); a spectrum that cannot
    be fitted gets a row saying why, and the batch goes on;
 4. the table is rebuilt from the journal — every spectrum of the run exactly once —
    and written atomically (:mod:`~ulyss_ann.fitting.table`).
 
 Execution is Dask distributed: by default a ``LocalCluster`` of one worker process
-per core (at most :data:`~ulyss_ann.fitting.cluster.MAX_WORKERS_PER_CORE` per core), one
+per core (at most :data:`~ulyss_ann.fitting.batch.cluster.MAX_WORKERS_PER_CORE` per core), one
 thread each — one GDL session per worker, because GDL holds the GIL and is not
 thread-safe — private to the run: TLS with this run's own credentials
-(:mod:`~ulyss_ann.fitting.cluster`). ``scheduler="tls://host:8786"`` (or ``tcp://``) runs
+(:mod:`~ulyss_ann.fitting.batch.cluster`). ``scheduler="tls://host:8786"`` (or ``tcp://``) runs
 the same batch on an existing cluster, with the security of Dask's configuration (each
 worker needs ulyss_ann, GDL and ULySS, and the files on a shared path). The local
 cluster's workers get :func:`dask_settings`: one BLAS thread, no sampling profiler, and
 glibc told to keep freed memory (Dask's default ``MALLOC_TRIM_THRESHOLD_`` made the
 native engine 2.2× slower per fit in a worker); give a cluster of your own the same
-environment. Native tasks are blocks of spectra (:mod:`~ulyss_ann.fitting.tasks`). A
+environment. Native tasks are blocks of spectra (:mod:`~ulyss_ann.fitting.batch.tasks`). A
 worker killed or crashed (segfault, ``kill -9``) is restarted by its nanny and its task
 retried, ``retries`` times at most (Dask's ``allowed-failures``); then each spectrum of
 a native block is fitted again alone, at once, and only one that still kills its worker
@@ -47,22 +47,24 @@ import warnings
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError, first_line
-from ulyss_ann.fitting.cluster import (announce_dashboard, check_workers, close_quietly, connect, dask_settings,
-                                       dask_silenced, local_client, local_cluster, stopping_on_sigterm)
+from ulyss_ann.fitting.batch.cluster import (announce_dashboard, check_workers, close_quietly, connect,
+                                             dask_settings, dask_silenced, local_client, local_cluster,
+                                             stopping_on_sigterm)
 from ulyss_ann.fitting.engines import engine_class, engine_label, require_engine, resolve_engine
-from ulyss_ann.fitting.journal import failure_row
-from ulyss_ann.fitting.options import FixedValues, check_combination, check_output_folder, make_config, model_path
-from ulyss_ann.fitting.resume import open_journal, tasks_to_fit
-from ulyss_ann.fitting.result import ERRORS_ESTIMATED, file_stem
+from ulyss_ann.fitting.batch.journal import failure_row
+from ulyss_ann.fitting.fit_options import FixedValues, check_combination, check_output_folder, make_config, model_path
+from ulyss_ann.fitting.batch.resume import open_journal, tasks_to_fit
+from ulyss_ann.fitting.quality import ERRORS_ESTIMATED
+from ulyss_ann.fitting.result import file_stem
 from ulyss_ann.fitting.safe_files import check_outputs
-from ulyss_ann.fitting.run import OutputLock, run_record
-from ulyss_ann.fitting.sources import batch_inputs
+from ulyss_ann.fitting.batch.run import OutputLock, run_record
+from ulyss_ann.fitting.batch.sources import batch_inputs
 from ulyss_ann.fitting.table import rows_to_table, table_format, write_table
-from ulyss_ann.fitting.tasks import fit_block, fit_block_noting_warnings, task_blocks
+from ulyss_ann.fitting.batch.tasks import fit_block, fit_block_noting_warnings, task_blocks
 from ulyss_ann.model.interpolator import Interpolator
-from ulyss_ann.spectra.lsf import read_lsf
+from ulyss_ann.spectra.line_spread import read_lsf
 
-__all__ = ["fit", "dask_settings"]
+__all__ = ["fit"]
 
 
 def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None, mdegree=20, wave_range=None,
@@ -80,7 +82,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     ----------
     spectra : path, or sequence of paths, Spectrum, specutils spectra or (wavelength, flux[, error])
         One file name, or a list of any of the inputs of
-        :func:`~ulyss_ann.spectra.inputs.as_spectrum` (ids: :mod:`~ulyss_ann.fitting.sources`).
+        :func:`~ulyss_ann.spectra.inputs.as_spectrum` (ids: :mod:`~ulyss_ann.fitting.batch.sources`).
     model : path-like or str, optional
         Interpolator file, or a bundled name: ``'example'`` (the default) or ``'miles'``.
     output : path-like or None
@@ -98,7 +100,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         A progress bar while fitting (one line at its end when stderr is not a terminal) and the
         summary of the run at its end.
     fixed : dict, optional
-        Fixed parameters, as in :class:`~ulyss_ann.fitting.options.FixedValues` (a value, a table column, or a
+        Fixed parameters, as in :class:`~ulyss_ann.fitting.fit_options.FixedValues` (a value, a table column, or a
         mapping spectrum id -> value).
     workers : int, optional
         Worker processes of the local cluster (default: one per core; 0 with a GPU ``device``,
@@ -112,9 +114,9 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         (``workers=0``) there is none: a warning says so.
     resume : bool
         Continue a batch: spectra already in the journal are not fitted again, except
-        failures of the machinery (``failed: …``, :data:`~ulyss_ann.fitting.resume.MACHINERY_TRIES`
+        failures of the machinery (``failed: …``, :data:`~ulyss_ann.fitting.batch.resume.MACHINERY_TRIES`
         tries in all).
-        The configuration must be the journal's (:mod:`~ulyss_ann.fitting.run`), and the
+        The configuration must be the journal's (:mod:`~ulyss_ann.fitting.batch.run`), and the
         spectra the same.
     retry_failed : bool
         On resume, fit again every spectrum whose row is not ``ok`` (``error: …``, and
@@ -277,6 +279,7 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
 
     with dask.config.set(dask_settings(retries)), dask_silenced(not progress):
         cluster = client = None
+        engine_kind = engine_class(config.engine)
         try:
             try:
                 if scheduler:
@@ -288,7 +291,6 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
                 raise UlyssAnnError(f"{exc}; {_what_is_left(journal)}") from None
             if dashboard:
                 announce_dashboard(dashboard, client, scheduler)
-            engine_kind = engine_class(config.engine)
             slots = sum(client.nthreads().values()) or 1
             futures = {client.submit(fit_block_noting_warnings, block, config, pure=False): block
                        for block in task_blocks(tasks, config, slots)}
@@ -318,7 +320,11 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
                     if rows is not None:
                         _record(journal, bar, rows, counts)
         finally:
-            close_quietly(client, cluster)
+            try:
+                if cluster is not None:
+                    engine_kind.note_local_workers(cluster)  # the last ones, before the workers go
+            finally:
+                close_quietly(client, cluster)
 
 
 def _what_is_left(journal):

@@ -16,7 +16,7 @@ taps, the polynomial's normal equations through precomputed Legendre products �
 that NumPy's cost per call is paid once per round for the whole block, not once per
 spectrum and guess. The conventions (ULySS's sampled LOSVD, the variable projection of the
 multiplicative polynomial, float32 best fit) are those of
-:mod:`ulyss_ann.fitting.native_engine`, where they are explained; a block of one spectrum
+:mod:`ulyss_ann.fitting.native_engine.engine`, where they are explained; a block of one spectrum
 is exactly the engine's fit of it.
 
 Units: v, σ and ``voff`` in pixels of the ln-λ grid; θ[2:] in the network's units (K, dex).
@@ -27,8 +27,8 @@ import functools
 import numpy as np
 from numpy.polynomial import legendre
 
-from ulyss_ann.fitting.kernels import losvd, products, weighted
-from ulyss_ann.fitting.numerics import fourier_losvd
+from ulyss_ann.fitting.native_engine.kernels import losvd, products, weighted
+from ulyss_ann.fitting.native_engine.numerics import fourier_losvd
 from ulyss_ann.model.network import ACTIVATIONS, augment
 
 __all__ = ["SpectralBlock", "legendre_products", "fourier_losvd_rows"]
@@ -47,10 +47,11 @@ def legendre_products(degree):
 
 
 def fourier_losvd_rows(stack, vel, sigma, voff):
-    """pPXF's analytic-Fourier LOSVD (:func:`~ulyss_ann.fitting.numerics.fourier_losvd`) of each row of ``stack``.
+    """pPXF's analytic-Fourier LOSVD (:func:`~ulyss_ann.fitting.native_engine.numerics.fourier_losvd`)
+    of each row of ``stack``.
 
     ``stack`` (L, C, n): f and ∂f/∂p…; returns (L, C + 2, n): the C convolved inputs,
-    then ∂t/∂v and ∂t/∂σ (:func:`~ulyss_ann.fitting.kernels.weighted`'s layout).
+    then ∂t/∂v and ∂t/∂σ (:func:`~ulyss_ann.fitting.native_engine.kernels.weighted`'s layout).
     """
     rows, width, n = stack.shape
     out = np.empty((rows, width + 2, n))

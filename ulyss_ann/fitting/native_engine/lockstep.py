@@ -3,7 +3,7 @@ r"""The native engine's optimiser: MPFIT's bounded Levenberg–Marquardt, for ma
 ULySS fits every combination of guesses of a spectrum with MPFIT (Markwardt 2009, after
 Moré's MINPACK). :func:`levenberg_marquardt` runs R such fits — the guesses of many
 spectra — together: each round makes one step for every fit still running, from one
-batched evaluation of the model and its Jacobian (:class:`~ulyss_ann.fitting.spectral_block.SpectralBlock`),
+batched evaluation of the model and its Jacobian (:class:`~ulyss_ann.fitting.native_engine.block.SpectralBlock`),
 so the cost of a round is a few large array operations whatever R is.
 
 Per fit, as MPFIT:
@@ -46,7 +46,7 @@ SAME = 0.05
 MAX_ROUNDS = 200
 #: Spectra of one grid fitted in lock-step on the CPU (× their guesses: the rows of a block),
 #: and so the spectra of a native batch task. Larger blocks pay NumPy's per-call cost fewer
-#: times but leave the CPU cache (a GPU takes :data:`~ulyss_ann.fitting.torch_block.GPU_BLOCK_SPECTRA`).
+#: times but leave the CPU cache (a GPU takes :data:`~ulyss_ann.fitting.native_engine.torch_block.GPU_BLOCK_SPECTRA`).
 BLOCK_SPECTRA = 32
 
 
@@ -61,7 +61,7 @@ class LockstepFits:
     """R fits' outcome: θ (R, P), χ² = Σr² (R,), float32 best fits (R, n), errors (R, P), rounds (R,).
 
     The best fits are whatever ``evaluate`` returned: a torch tensor on the GPU path, which the
-    engine brings back (:meth:`~ulyss_ann.fitting.torch_block.TorchSpectralBlock.host`)."""
+    engine brings back (:meth:`~ulyss_ann.fitting.native_engine.torch_block.TorchSpectralBlock.host`)."""
 
     theta: np.ndarray
     cost: np.ndarray
@@ -79,7 +79,7 @@ def levenberg_marquardt(evaluate, thetas, owners, lower, upper, free, ftol=FTOL,
     evaluate : callable
         ``evaluate(theta (L, P), owners (L,)) -> (χ² (L,), Jᵀr (L, F), JᵀJ (L, F, F), bestfit (L, n))``,
         J the Jacobian of the residuals r with respect to the F free parameters
-        (:meth:`~ulyss_ann.fitting.spectral_block.SpectralBlock.evaluate`).
+        (:meth:`~ulyss_ann.fitting.native_engine.block.SpectralBlock.evaluate`).
     thetas : ndarray (R, P)
         Starting points.
     owners : ndarray (R,)

@@ -2,7 +2,7 @@
 
 A new batch writes the run's record and its inputs first. ``--resume`` reads the
 journal (reporting damaged records and cutting off a torn last one), refuses another
-configuration than the run's (:func:`~ulyss_ann.fitting.run.run_differences`) and
+configuration than the run's (:func:`~ulyss_ann.fitting.batch.run.run_differences`) and
 other spectra than the run's (``--add-spectra`` lets new ones in), then fits what has
 no row, what the machinery spoiled (``failed: …``, :data:`MACHINERY_TRIES` tries in
 all) and, with ``--retry-failed``, every row that is not ``ok``.
@@ -19,9 +19,9 @@ import sys
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.engines import engine_label
-from ulyss_ann.fitting.journal import Journal, JournalState, MemoryJournal, failure_row
-from ulyss_ann.fitting.run import run_differences
-from ulyss_ann.fitting.sources import input_problem, keep_ids
+from ulyss_ann.fitting.batch.journal import Journal, JournalState, MemoryJournal, failure_row
+from ulyss_ann.fitting.batch.run import run_differences
+from ulyss_ann.fitting.batch.sources import input_problem, keep_ids
 
 __all__ = ["open_journal", "tasks_to_fit", "RunMismatchError", "MACHINERY_TRIES"]
 
@@ -37,7 +37,7 @@ class RunMismatchError(UlyssAnnError):
 def open_journal(output, resume, overwrite, record, inputs, add_spectra):
     """The batch's journal, what it holds, and the inputs with the ids the run gave them.
 
-    Checked against this run (see :mod:`~ulyss_ann.fitting.run`): RunMismatchError for
+    Checked against this run (see :mod:`~ulyss_ann.fitting.batch.run`): RunMismatchError for
     another run's journal, UlyssAnnError for other spectra than the run's.
     """
     if output is None:

@@ -27,7 +27,7 @@ row that is not an object, ``keys`` that are not a list of names, a ``status`` t
 not text: :func:`_shape_problem`) is damaged too: only this package's own records are
 believed.
 
-Records, in order: one ``run`` (the run's configuration: :mod:`ulyss_ann.fitting.run`),
+Records, in order: one ``run`` (the run's configuration: :mod:`ulyss_ann.fitting.batch.run`),
 ``inputs`` (the spectra of the run and their ids, in blocks; more when ``--add-spectra``
 adds some),
 then ``row`` records. A spectrum's last valid row is its result: a failure of the
@@ -39,7 +39,7 @@ in-memory spectrum, a file that could not be read, and in journals written befor
 fingerprints: unknown, never a difference). A ``fingerprints`` record (``keys``,
 ``stats``) gives a spectrum file a new fingerprint: ``--resume`` writes one for a file
 that changed since it was fitted, which sets aside the rows written before it — the
-spectrum is fitted again (:mod:`~ulyss_ann.fitting.resume`). Fingerprints are not part
+spectrum is fitted again (:mod:`~ulyss_ann.fitting.batch.resume`). Fingerprints are not part
 of the run's identity: a journal with or without them is the same run.
 """
 

@@ -41,11 +41,9 @@ import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
 # the computation with an engine already open, and the flat check, live where core can reach them (no cycle)
-from ulyss_ann.fitting.valley import (FLAT_DCHI2, FLAT_DISTANCE, FLAT_VALLEY, fit_nodes, flat_parameters,
-                                      noise_scale, scaled_error, sum_of_squares)
+from ulyss_ann.fitting.valley import fit_nodes, noise_scale, scaled_error, sum_of_squares
 
-__all__ = ["ChiMap", "chi2_map", "chi2_profile", "flat_parameters", "parse_axis", "scaled_error", "FLAT_VALLEY",
-           "FLAT_DCHI2", "FLAT_DISTANCE"]
+__all__ = ["ChiMap", "chi2_map", "chi2_profile", "parse_axis"]
 
 
 
@@ -105,7 +103,7 @@ class ChiMap:
 
     def plot(self, figure=None):
         """A figure (matplotlib's object API): Δχ² contours with the free fit marked, or the profile."""
-        from ulyss_ann.fitting.chimap_figure import plot_chimap
+        from ulyss_ann.fitting.chimap.figure import plot_chimap
 
         return plot_chimap(self, figure)
 

@@ -20,8 +20,10 @@ security settings (:func:`connect`): Dask reads them from its configuration
 way: the exception unwinds through the driver, which closes the cluster and the lock; what
 was finished is in the journal. A worker busy in GDL cannot close itself in time (its nanny
 kills it), so the driver removes what the workers leave: the local cluster's temporary files
-are in one folder of the run, and the GDL sessions' folders in /dev/shm are noted as the
-batch goes (:func:`close_quietly`). Only ``kill -9`` of the driver leaves them behind.
+are in one folder of the run, and the folders an engine's workers leave (the GDL sessions' in
+/dev/shm) are noted as the batch goes, in the cluster's ``ulyss_ann_sessions``, by the engine's
+:meth:`~ulyss_ann.fitting.engine_traits.EngineTraits.note_local_workers` (:func:`close_quietly`
+removes them). Only ``kill -9`` of the driver leaves them behind.
 """
 
 import contextlib
@@ -35,7 +37,7 @@ import warnings
 
 from ulyss_ann.errors import UlyssAnnError, first_line
 
-__all__ = ["dask_settings", "local_cluster", "local_client", "connect", "close_quietly", "note_gdl_sessions",
+__all__ = ["dask_settings", "local_cluster", "local_client", "connect", "close_quietly",
            "announce_dashboard", "check_workers", "MAX_WORKERS_PER_CORE", "Terminated", "stopping_on_sigterm",
            "dask_silenced"]
 
@@ -80,7 +82,7 @@ def local_cluster(workers, dashboard=False, quiet=False):
     credentials (see the module's text), Ctrl-C left to the driver; ``quiet``: only its critical logs.
 
     Its workers never run the user's main script again, as ``spawn`` would (no ``__main__`` guard needed:
-    :mod:`~ulyss_ann.fitting.worker_processes`). Its temporary files (the workers' ``TMPDIR``, Dask's
+    :mod:`~ulyss_ann.fitting.batch.worker_processes`). Its temporary files (the workers' ``TMPDIR``, Dask's
     scratch space) go to one folder of the run,
     which :func:`close_quietly` removes: a worker stopped mid-fit is killed by its nanny, and no
     clean-up of its own runs."""
@@ -88,7 +90,7 @@ def local_cluster(workers, dashboard=False, quiet=False):
     from dask.distributed import LocalCluster
     from distributed.security import Security
 
-    from ulyss_ann.fitting.worker_processes import ScriptSafeNanny
+    from ulyss_ann.fitting.batch.worker_processes import ScriptSafeNanny
 
     try:
         security = Security.temporary()
@@ -192,8 +194,6 @@ def close_quietly(client, cluster):
     """Close the client and the local cluster (either may be None), and remove the cluster's temporary files (see
     :func:`local_cluster`) and its GDL sessions' folders; an interrupted close says nothing more."""
     with dask_silenced(True):
-        if cluster is not None:
-            note_gdl_sessions(cluster)
         try:
             if client is not None:
                 client.close()
@@ -203,32 +203,6 @@ def close_quietly(client, cluster):
             for folder in [*getattr(cluster, "ulyss_ann_sessions", ()), getattr(cluster, "ulyss_ann_scratch", None)]:
                 if folder:
                     shutil.rmtree(folder, ignore_errors=True)
-
-
-#: The GDL interpreter's process name (the program, not the engine: a process's name is no engine's).
-GDL_PROGRAM = "gdl"
-
-
-def note_gdl_sessions(cluster):
-    """Note the scratch folders of the GDL sessions of the local cluster's workers, for
-    :func:`close_quietly` to remove: each ``gdl`` process runs in its session's folder
-    (/dev/shm/ulyss_ann_gdl_*, :class:`~ulyss_ann.gdl.session.SubprocessGDLSession`). Noted as the
-    batch goes: a worker killed (with its process group, by a restart) takes no clean-up with it."""
-    import psutil  # a dependency of distributed
-
-    folders = cluster.__dict__.setdefault("ulyss_ann_sessions", set())
-    for nanny in list(getattr(cluster, "workers", {}).values()):
-        pid = getattr(getattr(nanny, "process", None), "pid", None)
-        try:
-            children = psutil.Process(pid).children(recursive=True) if pid else []
-        except psutil.Error:
-            continue
-        for child in children:
-            try:
-                if child.name() == GDL_PROGRAM and os.path.basename(child.cwd()).startswith("ulyss_ann_gdl_"):
-                    folders.add(child.cwd())
-            except psutil.Error:  # ended meanwhile, or not ours to inspect
-                pass
 
 
 class Terminated(KeyboardInterrupt):

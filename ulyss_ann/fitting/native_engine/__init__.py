@@ -1,0 +1,10 @@
+"""The native engine: ULySS's stellar fit in NumPy/SciPy, no GDL needed (``--engine native``).
+
+``engine`` (:class:`~ulyss_ann.fitting.native_engine.engine.NativeEngine`, the class the
+registry names), ``numerics`` (ULySS's rebinning, extraction and LOSVD kernels), ``lockstep``
+(MPFIT's bounded Levenberg–Marquardt for many fits at once), ``block`` (many spectra on one
+ln-λ grid: model, residuals, Jacobian), ``kernels`` (their compiled numba loops) and
+``torch_block`` (the block on torch, for a GPU). Only the registry's string names this package.
+"""
+
+__all__ = ["engine", "numerics", "lockstep", "block", "kernels", "torch_block"]
