@@ -12,7 +12,6 @@ import importlib.util
 import inspect
 import os
 import re
-import runpy
 import subprocess
 import sys
 
@@ -21,12 +20,9 @@ import pytest
 import ulyss_ann
 from conftest import PROJECT
 
-API = PROJECT / "docs" / "api"
 MISSING = [name for name in ("sphinx", "numpydoc") if importlib.util.find_spec(name) is None]
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"no {' or '.join(MISSING)}: the API reference needs the docs "
                                                       "extra (pip install 'ulyss_ann[docs]'; ./scripts/setup has it)")
-#: numpydoc's codes for a parameter not documented, one documented that is not, no Returns section.
-SECTION_CODES = {"PR01", "PR02", "RT01"}
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +92,3 @@ def undocumented_fields():
                 undocumented[name] = missing
     return undocumented
 
-
-def test_the_methods_awaiting_room_still_lack_their_sections():
-    # docs/api/conf.py exempts these from numpydoc's checks until their modules have room: one that has
-    # its sections now must come off the list, or a later loss of them would pass unseen.
-    from numpydoc.validate import validate
-
-    awaiting = runpy.run_path(str(API / "conf.py"))["AWAITING_ROOM"]
-    done = [name for name in awaiting
-            if not SECTION_CODES & {code for code, _ in validate(f"ulyss_ann.{name}")["errors"]}]
-    assert not done, f"these have their numpydoc sections now: take them off AWAITING_ROOM in docs/api/conf.py: {done}"

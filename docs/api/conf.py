@@ -37,12 +37,6 @@ numpydoc_class_members_toctree = False
 #   RT01 a Returns section, where the function or method returns something (numpydoc reads its source).
 numpydoc_validation_checks = {"GL08", "PR01", "PR02", "RT01"}
 
-#: Public methods whose numpydoc sections wait for room: their modules are at the 400-line limit of
-#: tests/test_layers.py, and the sections need a module split first (a code change). Each has a docstring
-#: saying what it does and what it takes. Take a name off once its sections are in (tests/test_api_docs.py
-#: fails while a name listed here has them, so that the list cannot go stale).
-AWAITING_ROOM = ["FitResult." + name for name in ("from_solution", "replace_errors", "summary", "row", "to_table",
-                                                   "plot", "write_fits")]
 numpydoc_validation_exclude = {
     r"\.__init__$", r"\.__post_init__$",
     # properties made of lambdas (Interpolator.npar, .npix), which numpydoc's validation cannot locate in the
@@ -50,7 +44,6 @@ numpydoc_validation_exclude = {
     r"^ulyss_ann\.Interpolator\.np(ar|ix)$",
     # a result is read, not built: its fields are documented as Attributes (the test checks every one is)
     r"^ulyss_ann\.FitResult$",
-    *(rf"^ulyss_ann\.{name}$" for name in AWAITING_ROOM),
 }
 
 # Cross-references (-n): the docstrings point into the package's modules, which the reference does not

@@ -82,6 +82,9 @@ def add_fit_parser(sub):
     fp.add_argument("--scheduler", metavar="ADDRESS",
                     help="use an existing Dask cluster (tls://host:8786 or tcp://; TLS credentials from Dask's "
                          "configuration: distributed.comm.tls.*)")
+    fp.add_argument("--retries", type=int, default=2, metavar="N",
+                    help="worker deaths one task may cause before it is given up (default 2); a spectrum that "
+                         "still kills its worker alone gets a 'failed: …' row, fitted again by --resume")
     fp.add_argument("--engine", default="auto", choices=engine_choices(), help=engine_help("auto"))
     add_engine_options(fp)
     fp.add_argument("--medium", choices=["air", "vacuum"],
@@ -219,19 +222,23 @@ def _telluric(args):
 def _run_fit(args):
     from ulyss_ann.fitting.batch.driver import fit
     from ulyss_ann.fitting.batch.cluster import Terminated
+    from ulyss_ann.fitting.batch.execution import Execution
 
     options = fit_options(args)
     fixed = pairs(args.fix, "--fix")
+    # where and how the batch runs: checked (one line) before the model or any spectrum is read
+    execution = Execution(workers=args.workers, scheduler=args.scheduler, retries=args.retries,
+                          dashboard=args.dashboard)
     model = model_file(args)
     if args.plot:
         from ulyss_ann.figures import check_figure_path
 
         check_figure_path(args.plot, "--plot")  # before the fits, not after
     try:
-        table = fit(args.files, model, args.output, fixed=fixed or None, workers=args.workers,
-                    scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite, engine=args.engine,
+        table = fit(args.files, model, args.output, fixed=fixed or None, execution=execution,
+                    resume=args.resume, overwrite=args.overwrite, engine=args.engine,
                     progress=not args.quiet, save_fits=args.save_fits, retry_failed=args.retry_failed,
-                    add_spectra=args.add_spectra, dashboard=args.dashboard, **options)
+                    add_spectra=args.add_spectra, **options)
     except Terminated:  # before KeyboardInterrupt, of which it is one
         print(f"ulyss-ann: stopped by SIGTERM: the spectra finished are in {args.output}.journal.jsonl; "
               "run the same command with --resume to go on", file=sys.stderr)

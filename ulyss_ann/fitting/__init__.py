@@ -5,6 +5,7 @@ The top modules are what every engine and driver shares, and import none of the 
 base class), ``engine_traits`` (what an engine declares), ``engines`` (the registry: engines by
 name, as ``"module:Class"`` strings, one engine per process), ``api``
 (:func:`~ulyss_ann.fitting.api.fit_spectrum`), ``result`` (:class:`~ulyss_ann.fitting.result.FitResult`),
+``result_build`` and ``result_fits`` (a result from an engine's solution; its ``--save-fits`` file),
 ``fit_options`` (the model, the configuration and fixed values, checked up front), ``preparation``
 (one spectrum made ready for an engine), ``masks``, ``quality`` (the flags), ``der_snr``,
 ``resampling`` and ``error_model`` (the errors), ``valley`` (the flat-χ² check), ``table`` (the
@@ -22,5 +23,6 @@ No module outside an engine package imports it: the registry names the engines b
 """
 
 __all__ = ["api", "core", "der_snr", "engine_traits", "engines", "error_model", "fit_options", "masks",
-           "preparation", "quality", "resampling", "result", "result_figure", "safe_files", "table", "valley",
+           "preparation", "quality", "resampling", "result", "result_build", "result_fits", "result_figure",
+           "safe_files", "table", "valley",
            "native_engine", "gdl_engine", "batch", "lsf", "chimap"]

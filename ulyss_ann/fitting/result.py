@@ -9,27 +9,21 @@ and the fit itself, ready to look at::
     >>> fig = result.plot()                                                     # doctest: +SKIP
 """
 
-import errno
 import os
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ulyss_ann.errors import MachineryError, UlyssAnnError
 from ulyss_ann.fitting.der_snr import der_noise
 from ulyss_ann.figures import value_with_error
 from ulyss_ann.fitting.quality import ERRORS_ESTIMATED, quality_flags
 from ulyss_ann.fitting.resampling import errors_note
-from ulyss_ann.fitting.safe_files import no_room, write_beside
-from ulyss_ann.model.wavelength import C_KMS, WavelengthGrid
-from ulyss_ann.spectra.spectrum_medium import medium_note
+from ulyss_ann.fitting.result_build import result_fields, result_row
+from ulyss_ann.fitting.result_fits import write_fit_fits
+from ulyss_ann.model.wavelength import C_KMS
 
-__all__ = ["FitResult", "STATUS_NAMES", "file_stem", "header_text", "save_failure"]
-
-#: Per-parameter status, as ULySS codes it (uly_fit: 0 free, 1 fixed, 2/3 pegged at a limit).
-STATUS_NAMES = {0: "free", 1: "fixed", 2: "low", 3: "high"}
-
+__all__ = ["FitResult", "file_stem"]
 
 #: Characters that never go into the name of a file we write: control characters (a newline
 #: in a file name breaks every line-based tool and listing) and the path separator.
@@ -40,27 +34,6 @@ def file_stem(spectrum_id):
     """A spectrum id as the stem of the files written for it: an id is data, never a path of its own,
     and keeps no control character (each becomes ``_``; the id itself, in the table, is unchanged)."""
     return _NOT_IN_FILE_NAMES.sub("_", str(spectrum_id)) or "spectrum"
-
-
-def header_text(text):
-    """Text for a FITS header value, which holds printable ASCII only: anything else written as a
-    Python escape (``é`` as ``\\xe9``, a newline as ``\\x0a``)."""
-    text = str(text).encode("ascii", "backslashreplace").decode()
-    return re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-def save_failure(path, exc, needed=None):
-    """The error for a --save-fits file that could not be written: the machinery's, not the spectrum's
-    (``failed: …``, fitted again on --resume), and a full disk said as such (``needed``: the file's
-    size, to tell one when the writer lost the error's number: :func:`~ulyss_ann.fitting.safe_files.no_room`)."""
-    if isinstance(exc, UlyssAnnError):
-        return exc
-    if no_room(exc, os.path.dirname(path), needed):
-        return MachineryError(f"the --save-fits folder is full ({os.strerror(errno.ENOSPC)}): {path} not written; "
-                              "make room and run again with --resume")
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
-    return MachineryError(f"cannot write {path} ({' '.join(reason.split())}): check the --save-fits folder, then "
-                          "run again with --resume")
 
 
 @dataclass(repr=False, eq=False)
@@ -206,8 +179,16 @@ class FitResult:
             self.formal_errors = dict(self.errors, cz=self.e_cz, sigma=self.e_sigma)
 
     def replace_errors(self, method, errors):
-        """Carry ``errors`` (name -> 1-σ, the parameters, ``cz`` and ``sigma``) of the method
-        called ``method`` instead of MPFIT's, which stay in :attr:`formal_errors`."""
+        """Carry the errors of another method instead of MPFIT's, which stay in :attr:`formal_errors`.
+
+        Parameters
+        ----------
+        method : str
+            The method's name, as :attr:`error_method` says it (``mc``, ``total``).
+        errors : mapping of str to float
+            1-σ error of each parameter (same units as :attr:`params`), of ``cz`` and of ``sigma``
+            [km/s]. A fixed parameter keeps MPFIT's 0, whatever this says.
+        """
         # a fixed parameter is no measurement: it keeps MPFIT's 0 (``total`` would add its floor)
         self.errors = {name: self.formal_errors[name] if self.status.get(name) == "fixed" else float(errors[name])
                        for name in self.params}
@@ -222,36 +203,29 @@ class FitResult:
     # ------------------------------------------------------------------ making one
     @classmethod
     def from_solution(cls, solution, prepared, interp, engine, model, model_sha256, seconds):
-        """Build the result of an engine's :class:`~ulyss_ann.fitting.core.Solution`."""
-        names = interp.names
-        values = [float(v) for v in solution.values]
-        params = dict(zip(names, values))
-        distance = interp.node_distance(values)
-        n = len(solution.flux)
-        spectrum = prepared.spectrum
-        meta = {key: spectrum.meta.get(key, np.nan) for key in ("file", "ra", "dec", "snr")}
-        meta["n_bad"] = spectrum.n_bad
-        return cls(params=params, errors=dict(zip(names, (float(e) for e in solution.errors))),
-                     units={p.name: p.unit for p in interp.parameters},
-                     status={name: STATUS_NAMES.get(int(s), str(int(s))) for name, s in zip(names, solution.status)},
-                     cz=float(solution.cz), e_cz=float(solution.e_cz), sigma=float(solution.sigma),
-                     e_sigma=float(solution.e_sigma), chi2=float(solution.chi2), rms=float(solution.rms),
-                     wavelength=np.exp(solution.ln_start + np.arange(n) * solution.ln_step),
-                     flux=np.asarray(solution.flux, float), bestfit=np.asarray(solution.bestfit, float),
-                     mask=np.asarray(solution.mask, bool),
-                     error=None if solution.error is None else np.asarray(solution.error, float),
-                     ln_start=float(solution.ln_start), ln_step=float(solution.ln_step),
-                     n_guess=int(solution.n_guess), best_guess=int(solution.best_guess),
-                     n_converged=int(solution.n_converged), n_pix=int(solution.n_pix),
-                     n_masked=int(np.count_nonzero(~prepared.good)), lmin=float(prepared.lo), lmax=float(prepared.hi),
-                     requested_range=None if prepared.requested is None else tuple(map(float, prepared.requested)),
-                     node_distance=None if distance is None else float(distance),
-                     coverage=float(getattr(prepared, "coverage", np.nan)), engine=engine,
-                     model=os.path.basename(str(model)), model_sha256=model_sha256,
-                     model_medium=interp.medium_conversion or interp.medium, medium=medium_note(spectrum),
-                     surrogate=bool(interp.is_surrogate), time=float(seconds),
-                     spectrum_id=str(spectrum.meta.get("id", "")), meta=meta,
-                     dof_factor=float(getattr(solution, "dof_factor", 1.0)))
+        """Build the result of an engine's fit (:func:`~ulyss_ann.fitting.result_build.result_fields`).
+
+        Parameters
+        ----------
+        solution : ulyss_ann.fitting.core.Solution
+            What the engine found: the best guess's numbers and the fit on its ln-λ grid.
+        prepared : ulyss_ann.fitting.preparation.PreparedFit
+            The spectrum as it was made ready for the engine (its pixels kept, the fitted range).
+        interp : Interpolator
+            The network that was fitted: parameter names, units, nodes and medium.
+        engine : str
+            The engine's name, as :attr:`engine` says it.
+        model, model_sha256 : str
+            The interpolator's file (its base name is kept; a path-like will do) and its SHA-256.
+        seconds : float
+            How long the fit took [s].
+
+        Returns
+        -------
+        FitResult
+            The result, with plain Python numbers and numpy arrays, alike for both engines.
+        """
+        return cls(**result_fields(solution, prepared, interp, engine, model, model_sha256, seconds))
 
     @property
     def misfit(self):
@@ -315,11 +289,18 @@ class FitResult:
 
     def summary(self, label=str):
         """Two lines for people: the parameters and which errors they carry (:func:`errors_note`), then the
-        kinematics, the fit's quality and provenance (the figure's title too).
+        kinematics, the fit's quality and provenance (the figure's title too); a third when the range asked
+        for was cut (:attr:`range_note`). Values and errors go to the same decimal place (``value_with_error``).
 
-        A third says when the range asked for was cut (:attr:`range_note`). Values and errors
-        go to the same decimal place (:func:`~ulyss_ann.figures.value_with_error`). ``label``
-        renders a parameter name (the figures pass one that writes [Fe/H], T_eff).
+        Parameters
+        ----------
+        label : callable, optional
+            Renders a parameter name (the figures pass one that writes [Fe/H], T_eff); ``str`` by default.
+
+        Returns
+        -------
+        str
+            Those two or three lines, joined by newlines; parameters in their units, cz and σ in km/s.
         """
         values = ", ".join(f"{label(n)} = "
                            + value_with_error(v, self.errors[n], self.units[n], fixed=self.status.get(n) == "fixed")
@@ -339,60 +320,68 @@ class FitResult:
         return "<FitResult " + self.summary().replace("\n", "; ") + ">"
 
     def row(self):
-        """The result as one row of the batch table (a dict; see :mod:`ulyss_ann.fitting.table`)."""
-        from ulyss_ann.fitting.table import as_number
+        """The result as one row of the batch table (:mod:`ulyss_ann.fitting.table`).
 
-        row = dict(id=self.spectrum_id, file=self.meta.get("file"), ra=as_number(self.meta.get("ra"), "deg"),
-                   dec=as_number(self.meta.get("dec"), "deg"), snr=as_number(self.meta.get("snr")),
-                   n_bad=self.meta.get("n_bad"))
-        for name in self.params:
-            row[name], row["e_" + name] = self.params[name], self.errors[name]
-        row.update(cz=self.cz, e_cz=self.e_cz, sigma=self.sigma, e_sigma=self.e_sigma, chi2=self.chi2,
-                   rms=self.rms, misfit=self.misfit, n_guess=self.n_guess, n_converged=self.n_converged, n_pix=self.n_pix,
-                   n_masked=self.n_masked, lmin=self.lmin, lmax=self.lmax, coverage=self.coverage, time=self.time,
-                   status="ok", flag=",".join(self.flags), errors=self.error_method, engine=self.engine,
-                   model=self.model,
-                   model_sha256=self.model_sha256, model_medium=self.model_medium, medium=self.medium)
-        if self.node_distance is not None:
-            row["node_distance"] = self.node_distance
-        return row
+        Returns
+        -------
+        dict
+            Column name -> value: ``id``, ``file``, ``ra``/``dec`` [deg], each parameter and its
+            ``e_`` error (in :attr:`units`), ``cz``, ``sigma`` and their errors [km/s], ``chi2``,
+            ``rms``, ``misfit``, the counts, ``lmin``/``lmax`` [Å], ``time`` [s], ``status`` (``ok``),
+            ``flag``, ``errors``, the provenance, and ``node_distance`` when the network has nodes.
+        """
+        return result_row(self)
 
     def to_table(self):
-        """A one-row astropy Table with units, the same columns as the batch table."""
+        """The result as a table, with units, the same columns as the batch table.
+
+        Returns
+        -------
+        astropy.table.Table
+            One row: :meth:`row` with its units.
+        """
         from ulyss_ann.fitting.table import rows_to_table
 
         return rows_to_table([self.row()], list(self.units.items()))
 
     def plot(self, figure=None):
-        """A matplotlib Figure of the fit (data, best fit, masked pixels) and its residuals.
+        """A figure of the fit (data, best fit, masked pixels) and its residuals, against λ [Å].
 
-        ``figure``: draw into this Figure (else a new one). The backend is never changed.
+        Parameters
+        ----------
+        figure : matplotlib.figure.Figure, optional
+            Draw into this figure (else a new one). The backend is never changed.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure drawn.
         """
         from ulyss_ann.fitting.result_figure import plot_fit
 
         return plot_fit(self, figure=figure)
 
     def write_fits(self, folder):
-        """``<folder>/<id>_fit.fits``: data, best fit, residual and mask on the fitted ln-λ grid.
+        """Write ``<folder>/<id>_fit.fits``: data, best fit, residual and mask on the fitted ln-λ grid.
 
-        Written whole or not at all (a full disk leaves no partial file), never through a
-        symbolic link (refused); a failure raises :func:`save_failure`'s error.
+        The primary HDU holds the flux, the extensions ``BESTFIT``, ``RESIDUAL`` and ``MASK``
+        (1: fitted), all with ULySS's ln-λ axis and the same axis as FITS WCS (λ in Å, air). Written
+        whole or not at all (a full disk leaves no partial file), never through a symbolic link.
+
+        Parameters
+        ----------
+        folder : str or path-like
+            The folder (made if missing); the file name is the spectrum id, made safe (:func:`file_stem`).
+
+        Returns
+        -------
+        str
+            The path written.
+
+        Raises
+        ------
+        ulyss_ann.errors.MachineryError
+            When the file cannot be written (a full disk, no permission, a symbolic link in the way):
+            one line naming it (:func:`~ulyss_ann.fitting.result_fits.save_failure`).
         """
-        from astropy.io import fits
-
-        # ULySS's ln-λ axis, and the same axis as FITS-standard WCS "A" for astropy and specutils
-        axis = WavelengthGrid(len(self.flux), self.ln_start, self.ln_step, 1.0, log=True, air=True)
-        header = fits.Header(axis.data_cards())
-        header["OBJECT"] = header_text(self.spectrum_id)  # FITS: printable ASCII only
-        hdus = [fits.PrimaryHDU(self.flux, header=header)]
-        for name, values in (("BESTFIT", self.bestfit), ("RESIDUAL", self.residual),
-                             ("MASK", self.mask.astype(np.uint8))):
-            hdus.append(fits.ImageHDU(values, header=header, name=name))
-        path = os.path.join(folder, f"{file_stem(self.spectrum_id)}_fit.fits")
-        hdus = fits.HDUList(hdus)
-        try:  # complete or not at all, never through a link (see ulyss_ann.fitting.safe_files)
-            os.makedirs(folder, exist_ok=True)
-            write_beside(path, hdus.writeto, option="--save-fits")
-        except Exception as exc:  # noqa: BLE001 - the reason, in one line, as a machinery failure
-            raise save_failure(path, exc, needed=sum(hdu.filebytes() for hdu in hdus)) from None
-        return path
+        return write_fit_fits(self, os.path.join(folder, f"{file_stem(self.spectrum_id)}_fit.fits"))

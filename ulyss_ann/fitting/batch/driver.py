@@ -32,24 +32,25 @@ a native block is fitted again alone, at once, and only one that still kills its
 gets a ``failed: …`` row, which ``--resume`` fits again. The scheduler's heartbeat
 timeout is raised above the longest GDL call, which holds the GIL and freezes the
 worker's event loop. ``workers=0`` fits in this process, without Dask. Ctrl-C or SIGTERM
-stops the batch; what was finished is in the journal.
+stops the batch; what was finished is in the journal. Where and how the batch runs (workers,
+scheduler, retries, dashboard) is one object, :class:`~ulyss_ann.fitting.batch.execution.Execution`,
+which ``fit`` takes as ``execution=`` or builds from those keywords; inside, the driver works on the
+fit's :class:`~ulyss_ann.fitting.core.FitConfig`, the Execution and the run's own options.
 
 ``output=None`` keeps everything in memory (no journal, no resume): the notebook's way,
 with spectra that may be arrays or objects rather than files.
 """
 
-import importlib
 import os
 import sys
 import time
-import warnings
 
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError, first_line
-from ulyss_ann.fitting.batch.cluster import (announce_dashboard, check_workers, close_quietly, connect,
-                                             dask_settings, dask_silenced, local_client, local_cluster,
-                                             stopping_on_sigterm)
+from ulyss_ann.fitting.batch.cluster import (announce_dashboard, close_quietly, connect, dask_settings, dask_silenced,
+                                             local_client, local_cluster, stopping_on_sigterm)
+from ulyss_ann.fitting.batch.execution import Execution
 from ulyss_ann.fitting.engines import engine_class, engine_label, require_engine, resolve_engine
 from ulyss_ann.fitting.batch.journal import failure_row
 from ulyss_ann.fitting.fit_options import FixedValues, check_combination, check_output_folder, make_config, model_path
@@ -71,7 +72,8 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         telluric=None, mask_nad=False, mask_ism=False, masks=(), workers=None, scheduler=None, resume=False,
         overwrite=False, backend="auto", engine="auto", progress=True, save_fits=None, retries=2,
         recycle_after=100, losvd="sampled", lsf=None, retry_failed=False, add_spectra=False, device="auto",
-        dashboard=False, model_medium=None, medium=None, errors="formal", nsimul=None, seed=None, flat_check=True, format=None):
+        dashboard=False, model_medium=None, medium=None, errors="formal", nsimul=None, seed=None, flat_check=True,
+        format=None, execution=None):
     """Fit spectra with an interpolator, through GDL + ULySS or natively; return the results table.
 
     Every option is checked before any spectrum is read (one-line UlyssAnnError); a
@@ -102,16 +104,12 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     fixed : dict, optional
         Fixed parameters, as in :class:`~ulyss_ann.fitting.fit_options.FixedValues` (a value, a table column, or a
         mapping spectrum id -> value).
-    workers : int, optional
-        Worker processes of the local cluster (default: one per core; 0 with a GPU ``device``,
-        which this process feeds alone); 0 fits here.
-    scheduler : str, optional
-        Address of an existing Dask scheduler to use instead of a local cluster.
-    dashboard : bool or callable
-        True: the local cluster serves Dask's dashboard (127.0.0.1, port 8787 or a free one)
-        and ``Dask dashboard: LINK`` is printed once the client is up (with ``scheduler``: that
-        scheduler's dashboard); a callable is given the link instead. Without Dask
-        (``workers=0``) there is none: a warning says so.
+    workers, scheduler, retries, dashboard
+        Where and how the batch runs, as :class:`~ulyss_ann.fitting.batch.execution.Execution` takes
+        them (``workers=0``: in this process, without Dask; default: one worker process per core).
+    execution : Execution, optional
+        The same four at once, e.g. ``Execution(workers=0)``: then none of them is given apart
+        (one at a value other than its default is refused).
     resume : bool
         Continue a batch: spectra already in the journal are not fitted again, except
         failures of the machinery (``failed: …``, :data:`~ulyss_ann.fitting.batch.resume.MACHINERY_TRIES`
@@ -130,8 +128,6 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         same model and fit in NumPy/SciPy; ``auto`` (default): ``gdl`` when GDL and
         ULySS are found here (and the options are ULySS's), else ``native``; or another registered
         engine (:mod:`~ulyss_ann.fitting.engines`). The table's ``engine`` column records which ran.
-    retries : int
-        Worker deaths one spectrum may cause before it is given up (in this run).
 
     Returns
     -------
@@ -157,12 +153,13 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     ...                       fixed={"Logg": "photometry.ecsv:logg"}, workers=2)     # doctest: +SKIP
     >>> table = ulyss_ann.fit([(wave, flux, error)], output=None, workers=0)        # doctest: +SKIP
     """
+    execution = _execution(execution, workers=workers, scheduler=scheduler, retries=retries, dashboard=dashboard)
     model = os.path.abspath(model_path(model))
     interp = Interpolator.read(model)  # a bad model stops everything before any work
-    _check_run_options(output, workers, scheduler, resume, overwrite, retries, retry_failed, add_spectra)
+    _check_run_options(output, resume, overwrite, retry_failed, add_spectra)
     if lsf is not None:
         read_lsf(os.path.abspath(lsf))  # a missing or empty LSF file stops everything before any work
-    engine = resolve_engine(engine, backend, remote=scheduler is not None, losvd=losvd, device=device)
+    engine = resolve_engine(engine, backend, remote=execution.remote, losvd=losvd, device=device)
     config = make_config(model, interp, guesses=guesses, mdegree=mdegree, wave_range=wave_range,
                          telluric=telluric, mask_nad=mask_nad, mask_ism=mask_ism, masks=masks, backend=backend,
                          save_fits=save_fits, recycle_after=recycle_after, engine=engine, losvd=losvd, lsf=lsf, device=device,
@@ -170,18 +167,11 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
                          flat_check=flat_check, format=format)
     engine_kind = engine_class(engine)
     # the engine checks its device before any work, and may feed it from this process (one GPU: workers 0)
-    workers = engine_kind.batch_workers(config, workers, remote=scheduler is not None)
-    if dashboard and workers == 0 and scheduler is None:
-        warnings.warn("no Dask dashboard: this batch fits in this process, without Dask (workers 0)")
-    if workers != 0 or scheduler is not None:
-        try:
-            importlib.import_module("distributed")  # said now, before the journal is opened
-        except ImportError:
-            raise UlyssAnnError("fitting on several cores or a cluster needs Dask: pip install 'ulyss_ann[dask]', "
-                                "or fit in this process with workers=0 (-j 0)") from None
+    execution = execution.with_workers(engine_kind.batch_workers(config, execution.workers, execution.remote))
+    execution.require_dask()  # said now, before the journal is opened
     fixed_values = FixedValues(fixed, interp)
     check_combination(config, fixed_values)
-    require_engine(engine, backend, remote=scheduler is not None)  # after the options, refused on any machine
+    require_engine(engine, backend, remote=execution.remote)  # after the options, refused on any machine
     engine_kind.check_batch(config)  # e.g. a path GDL cannot open: stops everything before any work
     inputs = batch_inputs(spectra)
     # before the lock: no output that is a link or one of the spectra is ever written or deleted
@@ -194,8 +184,8 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
             started = time.perf_counter()
             tasks = tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress)
             if tasks:
-                runner = _run_serial if workers == 0 and scheduler is None else _run_dask
-                runner(tasks, config, journal, workers, scheduler, progress, retries, interp, dashboard)
+                runner = _run_serial if execution.in_process else _run_dask
+                runner(tasks, config, execution, journal, interp, progress)
             state = journal.read()
             table = rows_to_table([state.rows[key] for key in state.inputs if key in state.rows],
                                   [(p.name, p.unit) for p in interp.parameters])
@@ -211,17 +201,25 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     return table
 
 
-def _check_run_options(output, workers, scheduler, resume, overwrite, retries, retry_failed, add_spectra):
+def _execution(execution, **keywords):
+    """The batch's :class:`Execution`: ``execution`` as given, or one made of fit's keywords, which are then
+    left at their defaults (a keyword given beside ``execution`` would be ignored: refused instead)."""
+    if execution is None:
+        return Execution(**keywords)
+    if not isinstance(execution, Execution):
+        raise UlyssAnnError(f"execution {execution!r}: give an Execution (ulyss_ann.Execution(workers=…, "
+                            "scheduler=…, retries=…, dashboard=…)), or None")
+    defaults = Execution()
+    given = [name for name, value in keywords.items()
+             if value is not getattr(defaults, name) and value != getattr(defaults, name)]
+    if given:
+        raise UlyssAnnError(f"execution and {given[0]} ({given[0]}={keywords[given[0]]!r}): give {given[0]} in the "
+                            f"Execution (Execution({given[0]}=…)), or leave execution out")
+    return execution
+
+
+def _check_run_options(output, resume, overwrite, retry_failed, add_spectra):
     """Refuse, in one line, the options of the run itself that are wrong or do nothing together."""
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
-                                or workers < 0):
-        raise UlyssAnnError(f"workers (-j) {workers!r}: give 0 (no Dask) or a positive number of processes")
-    check_workers(workers)
-    if workers is not None and scheduler is not None:
-        raise UlyssAnnError("workers (-j) and scheduler (--scheduler): the cluster at the address has its own "
-                            "workers; give one of them")
-    if not isinstance(retries, (int, np.integer)) or retries < 0:
-        raise UlyssAnnError(f"retries {retries!r}: give a number of worker deaths >= 0")
     if resume and overwrite:
         raise UlyssAnnError("resume (--resume) and overwrite (--overwrite): continue the batch, or start it again, "
                             "not both")
@@ -266,31 +264,31 @@ def _record(journal, bar, rows, counts):
     bar.update(len(rows))
 
 
-def _run_serial(tasks, config, journal, workers, scheduler, progress, retries, interp, dashboard=False):
+def _run_serial(tasks, config, execution, journal, interp, progress):
     counts = [0, 0]
     with _progress_bar(len(tasks), progress) as bar:
         for block in task_blocks(tasks, config, 1):
             _record(journal, bar, fit_block(block, config, interp), counts)
 
 
-def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, interp, dashboard=False):
+def _run_dask(tasks, config, execution, journal, interp, progress):
     import dask
     from dask.distributed import as_completed
 
-    with dask.config.set(dask_settings(retries)), dask_silenced(not progress):
+    with dask.config.set(dask_settings(execution.retries)), dask_silenced(not progress):
         cluster = client = None
         engine_kind = engine_class(config.engine)
         try:
             try:
-                if scheduler:
-                    client = connect(scheduler)
+                if execution.scheduler:
+                    client = connect(execution.scheduler)
                 else:
-                    cluster = local_cluster(workers, dashboard, quiet=not progress)
+                    cluster = local_cluster(execution.workers, execution.dashboard, quiet=not progress)
                     client = local_client(cluster)
             except UlyssAnnError as exc:  # before any fit: what the run left is the journal, or nothing
                 raise UlyssAnnError(f"{exc}; {_what_is_left(journal)}") from None
-            if dashboard:
-                announce_dashboard(dashboard, client, scheduler)
+            if execution.dashboard:
+                announce_dashboard(execution.dashboard, client, execution.scheduler)
             slots = sum(client.nthreads().values()) or 1
             futures = {client.submit(fit_block_noting_warnings, block, config, pure=False): block
                        for block in task_blocks(tasks, config, slots)}
@@ -313,7 +311,7 @@ def _run_dask(tasks, config, journal, workers, scheduler, progress, retries, int
                                 futures[alone] = [task]
                                 pending.add(alone)
                         else:
-                            rows = [_worker_death_row(entry, config, retries, exc) for entry, _ in block]
+                            rows = [_worker_death_row(entry, config, execution.retries, exc) for entry, _ in block]
                     future.release()
                     if cluster is not None:
                         engine_kind.note_local_workers(cluster)  # e.g. GDL's scratch folders, removed at the end

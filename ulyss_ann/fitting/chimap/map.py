@@ -111,7 +111,7 @@ class ChiMap:
         """Write the map as FITS, in ``uly_chimap``'s layout (see the module); returns ``path``."""
         from astropy.io import fits
 
-        from ulyss_ann.fitting.result import header_text
+        from ulyss_ann.fitting.result_fits import header_text
         from ulyss_ann.fitting.safe_files import write_beside
 
         if not str(path).lower().endswith((".fits", ".fit", ".fits.gz")):

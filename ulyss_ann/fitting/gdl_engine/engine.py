@@ -40,7 +40,8 @@ import numpy as np
 
 from ulyss_ann.errors import MachineryError, UlyssAnnError, first_line
 from ulyss_ann.fitting.core import FitEngine, Solution
-from ulyss_ann.fitting.result import file_stem, save_failure
+from ulyss_ann.fitting.result import file_stem
+from ulyss_ann.fitting.result_fits import save_failure
 from ulyss_ann.fitting.safe_files import write_beside
 from ulyss_ann.fitting.resampling import refit_samples
 from ulyss_ann.gdl.component_cache import cache_dir, cached_component, check_cache_owner, checked_problem
@@ -361,7 +362,7 @@ class GDLEngine(FitEngine):
     def _publish_res(self, res_file, spectrum_id, save_fits):
         """ULySS's .res of this spectrum, copied from the scratch folder to ``<save_fits>/<id>.res``:
         whole or not at all, never through a link (:func:`~ulyss_ann.fitting.safe_files.write_beside`);
-        a full disk is the machinery's failure (:func:`~ulyss_ann.fitting.result.save_failure`)."""
+        a full disk is the machinery's failure (:func:`~ulyss_ann.fitting.result_fits.save_failure`)."""
         if not os.path.isfile(res_file):
             return
         target = os.path.join(os.path.abspath(save_fits), f"{file_stem(spectrum_id)}.res")
