@@ -182,10 +182,60 @@ TRUTH = [(5200.0, 2.8, -1.8), (5600.0, 3.6, -1.2), (5900.0, 4.0, -2.0), (5000.0,
          (5400.0, 3.2, -1.0), (5700.0, 3.9, -1.7)]
 
 
+def cli_here(*args, cwd=None):
+    """``ulyss-ann ARGS…`` run by its ``main`` in this process: a CompletedProcess as :func:`cli` gives.
+
+    For the many checks of what a command says (one-line errors, help, tables written): the same
+    code from argument parsing to exit status, without a new interpreter's start and imports (about
+    2 s each, hundreds of times over the two legs). A defect that would print a traceback raises here
+    instead, which fails the test as surely. What needs a process of its own (the installed entry
+    point, the environment, stdin, signals, Dask workers) keeps :func:`cli`.
+    """
+    import contextlib
+    import io
+    import warnings
+
+    from ulyss_ann.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = [str(a) for a in args]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            contextlib.chdir(cwd or os.getcwd()):
+        try:
+            status = main(argv)
+        except SystemExit as exc:  # argparse's own errors and --help
+            status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    return subprocess.CompletedProcess(["ulyss-ann", *argv], status, out.getvalue(), err.getvalue())
+
+
 def cli(*args, timeout=300, **kwargs):
     """``ulyss-ann ARGS…`` in a new Python process (stdin closed), its output captured."""
     return subprocess.run([sys.executable, "-m", "ulyss_ann.cli", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
+
+
+def install_plugin(folder, monkeypatch, module, source, group, entries):
+    """An installed package as ``importlib.metadata`` sees it, in ``folder`` (put on sys.path): the module
+    ``module`` of ``source`` and a dist-info declaring ``entries`` (lines ``name = module:Class``) in the
+    entry-point ``group``. Nothing is pip-installed: the test's folder holds it all, gone with it."""
+    import textwrap
+
+    (Path(folder) / f"{module}.py").write_text(textwrap.dedent(source))
+    info = Path(folder) / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n" + "".join(f"{line}\n" for line in entries))
+    monkeypatch.syspath_prepend(str(folder))
+
+
+def warnings_said(action):
+    """The warnings ``action()`` gives, each as its list of lines (every one, even one said before)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        action()
+    return [str(w.message).splitlines() for w in said]
 
 
 def can_mount_tmpfs():

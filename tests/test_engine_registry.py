@@ -8,8 +8,6 @@ and a label of its own, so that the defaults of :class:`~ulyss_ann.fitting.engin
 what every other module sees.
 """
 
-import textwrap
-
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -19,6 +17,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import least_squares
 
 import ulyss_ann
+from conftest import install_plugin
 from ulyss_ann.cli.main import main
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting import engines
@@ -172,19 +171,14 @@ def test_a_name_cannot_be_registered_twice_and_unregistering_forgets_it(register
 
 
 def test_an_installed_package_registers_an_engine_through_its_entry_point(tmp_path, monkeypatch):
-    (tmp_path / "lsq_plugin.py").write_text(textwrap.dedent("""\
+    install_plugin(tmp_path, monkeypatch, "lsq_plugin", """\
         from test_engine_registry import LeastSquaresEngine
 
 
         class PluginEngine(LeastSquaresEngine):
             name = "lsq-plugin"
             summary = "the tests' engine, installed"
-        """))
-    info = tmp_path / "lsq_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lsq-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[ulyss_ann.engines]\nlsq-plugin = lsq_plugin:PluginEngine\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+        """, "ulyss_ann.engines", ["lsq-plugin = lsq_plugin:PluginEngine"])
     engines.refresh_entry_points()
     try:
         assert "lsq-plugin" in engines.engine_names()

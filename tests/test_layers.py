@@ -2,8 +2,9 @@
 
 Layers, from the top: ``cli → paper → fitting → gdl / training → spectra → model``.
 A module may import its own subpackage and the layers below it; ``gdl`` and
-``training`` are siblings and import neither each other. ``errors``, ``version`` and
-``figures`` (what every figure shares) sit under everything; the package root (``ulyss_ann/__init__``) sits above everything
+``training`` are siblings and import neither each other. ``errors``, ``version``,
+``figures`` (what every figure shares) and ``registry`` (what engines, readers and recipes are
+registered in) sit under everything; the package root (``ulyss_ann/__init__``) sits above everything
 and no module imports it. Every import statement counts, those inside functions too.
 
 Inside ``fitting``: the top modules (the shared core: ``core``, ``result``, ``engines`` …) import
@@ -27,7 +28,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "ulyss_ann"
 
 LAYERS = {"model": 0, "spectra": 1, "gdl": 2, "training": 2, "fitting": 3, "paper": 4, "cli": 5}
-BASE = {"ulyss_ann.errors", "ulyss_ann.version", "ulyss_ann.figures"}
+BASE = {"ulyss_ann.errors", "ulyss_ann.registry", "ulyss_ann.version", "ulyss_ann.figures"}
 SIBLINGS = {"gdl", "training"}
 MAX_LINES = 400
 FITTING = "ulyss_ann.fitting"

@@ -3,6 +3,9 @@ identification choose the reader (an APOGEE file is not taken for an SDSS table)
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +14,13 @@ from astropy.io import fits
 from astropy.table import Table
 
 import ulyss_ann
+from conftest import install_plugin, warnings_said
 from ulyss_ann.cli.main import main
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.spectra.examples import example_interpolator_path, example_spectrum_path
 from ulyss_ann.spectra.reader_registry import SpectrumReader, register_reader, registered_readers, unregister_reader
 from ulyss_ann.spectra.reader_registry import SpectrumReadError
+from ulyss_ann.spectra import reader_registry
 from ulyss_ann.spectra.readers import read_spectrum
 from ulyss_ann.model.medium import vacuum_to_air
 from ulyss_ann.spectra.spectrum import regular_grid
@@ -206,3 +211,55 @@ def test_the_docs_list_every_registered_reader():
     text = (Path(__file__).resolve().parents[1] / "docs" / "fitting.md").read_text()
     for reader in registered_readers():
         assert f"| `{reader.name}` | {reader.description} |" in text, reader.name
+
+
+#: An installed package's reader, in a module of its own: the toy JSON format under another name.
+PLUGIN_READER = """\
+import json
+
+import numpy as np
+
+from ulyss_ann.spectra.reader_registry import SpectrumReader
+from ulyss_ann.spectra.spectrum import regular_grid
+
+
+class PluginJsonReader(SpectrumReader):
+    name = "toy-plugin"
+    description = "toy JSON, from an installed package (the tests')"
+    priority = 70
+
+    def identify(self, source):
+        return b'"toy_spectrum"' in source.head
+
+    def read(self, source):
+        with open(source.path) as handle:
+            data = json.load(handle)
+        wavelength = np.asarray(data["wavelength"], float)
+        return self.spectrum(source, wavelength, data["flux"], data["error"], grid=regular_grid(wavelength))
+"""
+
+
+def test_an_installed_package_registers_a_reader_through_its_entry_point(tmp_path, monkeypatch):
+    install_plugin(tmp_path, monkeypatch, "toy_reader_plugin", PLUGIN_READER, "ulyss_ann.readers",
+                   ["toy-plugin = toy_reader_plugin:PluginJsonReader", "toy-broken = toy_reader_plugin:NoSuchReader"])
+    path = _write_toy(tmp_path / "star.json")
+    try:
+        # the broken one: one line naming it, and every other reader still there
+        assert warnings_said(reader_registry.refresh_entry_points) == [[
+            "spectrum reader 'toy-broken = toy_reader_plugin:NoSuchReader' (ulyss_ann.readers) left out: "
+            "AttributeError: module 'toy_reader_plugin' has no attribute 'NoSuchReader'; fix or uninstall the "
+            "package that declares it"]]
+        assert "toy-plugin" in [r.name for r in registered_readers()] and "toy-broken" not in {
+            r.name for r in registered_readers()}
+        spectrum = read_spectrum(path)  # identified among the built-ins, by its priority
+        assert spectrum.meta["format"] == "toy-plugin" and spectrum.meta["id"] == "star"
+        assert read_spectrum(path, format="toy-plugin").flux.size == spectrum.flux.size
+    finally:
+        unregister_reader("toy-plugin")
+    # another process (a Dask worker) sees it too, with nothing registered in it by hand
+    code = ("import warnings; warnings.simplefilter('ignore'); from ulyss_ann.spectra.readers import read_spectrum; "
+            f"print(read_spectrum({str(path)!r}).meta['format'])")
+    path_entries = [str(tmp_path)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(path_entries)})
+    assert run.returncode == 0 and run.stdout.strip() == "toy-plugin", run.stderr

@@ -6,14 +6,16 @@ start of the fast recipe without its Levenberg–Marquardt steps. It writes the 
 itself (``-o out.fits``), which says what a recipe owns: its options, its network file, its run.
 """
 
+
 import numpy as np
 import pytest
 
-from conftest import example_grid
+from conftest import example_grid, install_plugin, warnings_said
 from ulyss_ann import Interpolator, UlyssAnnError
 from ulyss_ann.model.network import ACTIVATIONS
 from ulyss_ann.training.grid_network import TrainingRecord, holdout_split, interpolator_from_weights, standardise
 from ulyss_ann.training.recipe import Recipe
+from ulyss_ann.training import train as recipe_registry
 from ulyss_ann.training.train import register_recipe, registered_recipes, train, unregister_recipe
 
 HIDDEN = 60
@@ -140,3 +142,35 @@ def test_unregistered_it_is_gone_and_an_unknown_recipe_lists_those_registered(gr
     with pytest.raises(UlyssAnnError) as refused:
         train(SpectralGrid.load(grid_file), tmp_path / "n.keras", recipe="linear")
     assert str(refused.value) == "unknown recipe 'linear' (registered: paper, fast)"
+
+
+def test_an_installed_package_registers_a_recipe_through_its_entry_point(grid_file, tmp_path, monkeypatch, capsys):
+    from ulyss_ann.cli.main import main
+    from ulyss_ann.spectra.grid import SpectralGrid
+
+    install_plugin(tmp_path, monkeypatch, "linear_recipe_plugin", """\
+        from test_recipe_registry import LinearRecipe
+
+
+        class PluginRecipe(LinearRecipe):
+            name = "plugged"
+            description = "the tests' linear recipe, installed"
+        """, "ulyss_ann.recipes", ["plugged = linear_recipe_plugin:PluginRecipe",
+                                   "broken-plugin = linear_recipe_plugin_absent:Recipe"])
+    try:
+        # the broken one: one line naming it, and every other recipe still there
+        assert warnings_said(recipe_registry.refresh_entry_points) == [[
+            "training recipe 'broken-plugin = linear_recipe_plugin_absent:Recipe' (ulyss_ann.recipes) left out: "
+            "ModuleNotFoundError: No module named 'linear_recipe_plugin_absent'; fix or uninstall the package "
+            "that declares it"]]
+        assert list(registered_recipes()) == ["paper", "fast", "plugged"]
+        grid = SpectralGrid.load(grid_file)
+        history = train(grid, tmp_path / "lin.fits", hidden=(HIDDEN,), recipe="plugged", ridge=1e-6,
+                        progress=False)
+        assert list(history["epoch"]) == [1]
+        assert Interpolator.read(tmp_path / "lin.fits").training_record["RECIPE"] == "plugged"
+        with pytest.raises(SystemExit):
+            main(["train", "--help"])
+        assert "--recipe {paper,fast,plugged}" in capsys.readouterr().out
+    finally:
+        unregister_recipe("plugged")

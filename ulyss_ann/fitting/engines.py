@@ -24,10 +24,9 @@ and closes them all at exit: a Dask worker, or a notebook calling
 """
 
 import atexit
-import importlib
-import warnings
 
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.registry import Registry
 
 __all__ = ["AUTO", "ENTRY_POINT_GROUP", "register_engine", "unregister_engine", "engine_class", "engine_names",
            "engine_choices", "engine_help", "refresh_entry_points", "engine_of_label", "resolve_engine", "require_engine", "engine_label",
@@ -38,11 +37,23 @@ AUTO = "auto"
 #: The entry-point group through which installed packages register engines.
 ENTRY_POINT_GROUP = "ulyss_ann.engines"
 
-# name -> the engine's class, or "module:Class" / an entry point until first looked up
-_REGISTRY = {}
+
+def _check_engine_class(cls, name):
+    from ulyss_ann.fitting.core import FitEngine
+
+    if not (isinstance(cls, type) and issubclass(cls, FitEngine)):
+        raise UlyssAnnError(f"engine '{name}': {cls!r} is not a FitEngine subclass (ulyss_ann.fitting.core)")
+    if not isinstance(cls.name, str) or not cls.name or (name is not None and cls.name != name):
+        raise UlyssAnnError(f"engine '{name}': {cls.__module__}:{cls.__qualname__} must set name = '{name or 'NAME'}'")
+    return cls
+
+
+# name -> the engine's class, or "module:Class" / an entry point until first looked up (entry points stay
+# unloaded: the CLI's help lists them without importing an engine)
+_REGISTRY = Registry("engine", ENTRY_POINT_GROUP, check=_check_engine_class,
+                     unknown=lambda name: f"engine '{name}': choose {', '.join(engine_choices())}")
 # name -> one line for --engine's help, of engines registered unloaded (the CLI imports no engine to say it)
 _SUMMARIES = {}
-_ENTRY_POINTS_READ = [False]
 
 _OPEN = {}  # engine_key -> engine, in this process
 
@@ -52,26 +63,17 @@ def register_engine(engine, name=None, summary=None):
     with its ``name`` (imported on first lookup; ``summary``: its line in ``--engine``'s help, else
     the class's :attr:`~ulyss_ann.fitting.engine_traits.EngineTraits.summary` once loaded); returns
     ``engine``. A name registered already to another engine is refused."""
-    if isinstance(engine, str):
-        if not name or ":" not in engine:
-            raise UlyssAnnError(f"register_engine({engine!r}): give 'module:Class' and the engine's name")
-    else:
-        _check_engine_class(engine, name)
-        name = engine.name
-    if name == AUTO:
+    if (name if isinstance(engine, str) else getattr(engine, "name", None)) == AUTO:
         raise UlyssAnnError(f"engine name '{AUTO}' is taken by the registry's own choice; name the engine otherwise")
-    known = _REGISTRY.get(name)
-    if known is not None and _shown(known) != _shown(engine):  # the same class as its "module:Class": the same
-        raise UlyssAnnError(f"engine '{name}' is registered already ({_shown(known)}); unregister it first")
-    _REGISTRY[name] = engine
+    _REGISTRY.register(engine, name)
     if summary:
-        _SUMMARIES[name] = summary
+        _SUMMARIES[name or engine.name] = summary
     return engine
 
 
 def unregister_engine(name):
     """Remove engine ``name`` from the registry; this process's open engines of it are closed."""
-    _REGISTRY.pop(name, None)
+    _REGISTRY.unregister(name)
     _SUMMARIES.pop(name, None)
     for key in [k for k in _OPEN if k[0] == name]:
         _OPEN.pop(key).close()
@@ -79,33 +81,18 @@ def unregister_engine(name):
 
 def refresh_entry_points():
     """Read the entry points of the installed packages again (a package installed in a running session)."""
-    _ENTRY_POINTS_READ[0] = False
-    _read_entry_points()
+    _REGISTRY.refresh_entry_points()
 
 
 def engine_class(name):
     """The registered engine class of ``name`` (imported on first lookup), or a one-line UlyssAnnError
     listing the names registered."""
-    if isinstance(name, str) and name not in _REGISTRY:
-        _read_entry_points()
-    found = _REGISTRY.get(name) if isinstance(name, str) else None
-    if found is None:
-        raise UlyssAnnError(f"engine '{name}': choose {', '.join(engine_choices())}")
-    if not isinstance(found, type):
-        try:
-            found = found.load() if hasattr(found, "load") else _import(found)
-        except Exception as exc:  # a broken plug-in names itself; the built-ins go on working
-            raise UlyssAnnError(f"engine '{name}': {_shown(_REGISTRY[name])} does not load "
-                                f"({type(exc).__name__}: {exc})") from None
-        _check_engine_class(found, name)
-        _REGISTRY[name] = found
-    return found
+    return _REGISTRY.get(name)
 
 
 def engine_names():
     """The registered engines' names, sorted (entry points included)."""
-    _read_entry_points()
-    return sorted(_REGISTRY)
+    return sorted(_REGISTRY.names())
 
 
 def engine_choices():
@@ -119,7 +106,7 @@ def engine_help(default=AUTO, auto=True):
         return f"{name} (default)" if name == default else name
 
     def summary(name):  # without importing an engine registered unloaded (every command builds this help)
-        entry = _REGISTRY[name]
+        entry = _REGISTRY.peek(name)
         return _SUMMARIES.get(name) or (entry.summary if isinstance(entry, type) else "an installed engine")
 
     parts = [f"{mark(name)}: {summary(name)}" for name in engine_names()]
@@ -216,42 +203,6 @@ def __getattr__(name):
 def _auto_engines():
     ranked = [engine_class(name) for name in engine_names()]
     return sorted((cls for cls in ranked if cls.auto_priority is not None), key=lambda cls: -cls.auto_priority)
-
-
-def _read_entry_points():
-    """Add the installed packages' engines (entry-point group ``ulyss_ann.engines``), once, unloaded."""
-    if _ENTRY_POINTS_READ[0]:
-        return
-    _ENTRY_POINTS_READ[0] = True
-    from importlib.metadata import entry_points
-
-    try:
-        found = entry_points(group=ENTRY_POINT_GROUP)
-    except Exception as exc:  # a damaged installation's metadata: said, and the built-ins go on working
-        warnings.warn(f"engines of installed packages not read ({type(exc).__name__}: {exc})", stacklevel=3)
-        return
-    for point in found:
-        _REGISTRY.setdefault(point.name, point)
-
-
-def _import(spec):
-    module, _, attribute = spec.partition(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
-def _shown(entry):
-    if isinstance(entry, type):
-        return f"{entry.__module__}:{entry.__qualname__}"
-    return getattr(entry, "value", entry)
-
-
-def _check_engine_class(cls, name):
-    from ulyss_ann.fitting.core import FitEngine
-
-    if not (isinstance(cls, type) and issubclass(cls, FitEngine)):
-        raise UlyssAnnError(f"engine '{name}': {cls!r} is not a FitEngine subclass (ulyss_ann.fitting.core)")
-    if not isinstance(cls.name, str) or not cls.name or (name is not None and cls.name != name):
-        raise UlyssAnnError(f"engine '{name}': {_shown(cls)} must set name = '{name or 'NAME'}'")
 
 
 # The built-in engines: imported on first lookup

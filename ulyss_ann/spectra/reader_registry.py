@@ -6,7 +6,11 @@ kind (:meth:`~SpectrumReader.identify`, from its first bytes or headers) and rea
 priority (highest first) and takes the first that claims the file, or the one ``format=``
 names. The built-in readers register themselves in their modules (``read_*.py``, imported by
 :mod:`~ulyss_ann.spectra.readers`); a reader of one's own is one class and one
-:func:`register_reader` call (docs/development.md, "How to add a spectrum reader").
+:func:`register_reader` call (docs/development.md, "How to add a spectrum reader"). An installed
+package registers its readers through the entry-point group ``ulyss_ann.readers``
+(``name = "package.module:ReaderClass"``), read on the first lookup (never at import), so that a
+reader of one's own is seen by every process, Dask workers included, not only the one that
+registered it; one that does not load is said in one line and left out.
 
 What a reader is handed is a :class:`SpectrumFile`: the path, its whole-file compression,
 its first bytes decompressed, and, for a FITS file, the headers of its HDUs (read once,
@@ -24,14 +28,19 @@ from astropy.io import fits
 from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.model.medium import AIR, VACUUM
 from ulyss_ann.model.limits import pixel_budget_problem
+from ulyss_ann.registry import Registry
 from ulyss_ann.spectra.compression import DECOMPRESSION_ERRORS, open_decompressed, stream_compression
 from ulyss_ann.spectra.spectrum import ASSUMED, Spectrum
 
 __all__ = ["SpectrumReadError", "SpectrumReader", "SpectrumFile", "HeaderUnit", "register_reader",
-           "unregister_reader", "registered_readers", "reader_named", "FITS_SIGNATURE"]
+           "unregister_reader", "registered_readers", "reader_named", "refresh_entry_points", "FITS_SIGNATURE",
+           "ENTRY_POINT_GROUP"]
 
 #: How every FITS file starts: its primary header's first card.
 FITS_SIGNATURE = b"SIMPLE  ="
+
+#: The entry-point group through which installed packages register spectrum readers.
+ENTRY_POINT_GROUP = "ulyss_ann.readers"
 
 #: The bytes of a file read (decompressed) for :attr:`SpectrumFile.head`.
 HEAD_BYTES = 8192
@@ -174,34 +183,51 @@ class SpectrumReader:
             raise SpectrumReadError(f"{path}: {exc}") from None
 
 
-_READERS = {}
+def _checked_reader(reader, name):
+    """``reader`` (a SpectrumReader, or its class from an entry point: made an instance), refused in one line when
+    it is none or its name is not a word (or, registered as ``name``, another name)."""
+    if isinstance(reader, type) and issubclass(reader, SpectrumReader):
+        reader = reader()
+    if not isinstance(reader, SpectrumReader):
+        raise TypeError(f"{reader!r} is not a SpectrumReader (ulyss_ann.spectra.reader_registry)")
+    if not reader.name or ":" in reader.name or reader.name != reader.name.strip():
+        raise ValueError(f"a reader's name must be a non-empty word without ':', not {reader.name!r}")
+    if name is not None and reader.name != name:
+        raise ValueError(f"it names the reader {reader.name!r}: the entry point's name must be the reader's")
+    return reader
+
+
+# name -> reader; the installed packages' readers are loaded when the group is read: identification
+# asks the readers in order of priority, which needs each one's
+_READERS = Registry("spectrum reader", ENTRY_POINT_GROUP, check=_checked_reader, load_entry_points=True)
 
 
 def register_reader(reader):
     """Add ``reader`` (a :class:`SpectrumReader`) to the registry; a name taken is refused."""
-    if not reader.name or ":" in reader.name or reader.name != reader.name.strip():
-        raise ValueError(f"a reader's name must be a non-empty word without ':', not {reader.name!r}")
-    if reader.name in _READERS:
-        raise ValueError(f"a spectrum reader named {reader.name!r} is registered already")
-    _READERS[reader.name] = reader
-    return reader
+    return _READERS.register(reader)
 
 
 def unregister_reader(name):
     """Remove the reader ``name`` from the registry (a name not there: nothing)."""
-    _READERS.pop(name, None)
+    _READERS.unregister(name)
+
+
+def refresh_entry_points():
+    """Read the entry points of the installed packages again (a package installed in a running session)."""
+    _READERS.refresh_entry_points()
 
 
 def registered_readers():
     """The registered readers, highest priority first (equal priorities: in the order registered)."""
-    return sorted(_READERS.values(), key=lambda reader: -reader.priority)
+    return sorted((_READERS.get(name) for name in _READERS), key=lambda reader: -reader.priority)
 
 
 def reader_named(name):
     """The reader ``NAME`` or ``NAME:OPTION``; an unknown name: one line listing the registered ones."""
     base, sep, option = str(name).partition(":")
-    reader = _READERS.get(base.strip().lower())
-    if reader is None:
+    base = base.strip().lower()
+    if base not in _READERS:
         raise UlyssAnnError(f"--format {name}: no such spectrum reader; the readers are "
                             f"{', '.join(r.name for r in registered_readers())}")
+    reader = _READERS.get(base)
     return reader.with_option(option.strip()) if sep else reader

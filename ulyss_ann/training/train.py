@@ -5,24 +5,45 @@ paper's (``paper``, :class:`~ulyss_ann.training.keras_recipe.PaperRecipe`: Adam 
 which it imports only when it runs) and the fast one (``fast``,
 :class:`~ulyss_ann.training.fast_training.FastRecipe`: NumPy only). Another is one class
 and one :func:`register_recipe` call; the command line's ``train --recipe`` and its option
-groups are made from this registry.
+groups are made from this registry. An installed package registers its recipes through the
+entry-point group ``ulyss_ann.recipes`` (``name = "package.module:RecipeClass"``), read on the
+first lookup (never at import), so that every process sees them, not only the one that
+registered them; one that does not load is said in one line and left out.
 """
 
 import os
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.figures import save_figure
+from ulyss_ann.registry import Registry
 from ulyss_ann.training.fast_training import FastRecipe
 from ulyss_ann.training.keras_recipe import PRESETS, PaperRecipe, plot_loss
 from ulyss_ann.training.recipe import Recipe, option_flag
 
 __all__ = ["train", "check_training", "register_recipe", "unregister_recipe", "recipe_named", "registered_recipes",
-           "DEFAULT_RECIPE"]
+           "refresh_entry_points", "DEFAULT_RECIPE", "ENTRY_POINT_GROUP"]
 
 #: The recipe of ``train`` and ``ulyss-ann train`` when none is named: the paper's.
 DEFAULT_RECIPE = "paper"
 
-_RECIPES = {}
+#: The entry-point group through which installed packages register training recipes.
+ENTRY_POINT_GROUP = "ulyss_ann.recipes"
+
+def _checked_recipe(recipe, name):
+    """``recipe`` (a Recipe, or its class from an entry point: made an instance), refused in one line when it is
+    none, has no name or (registered as ``name``) another name."""
+    if isinstance(recipe, type) and issubclass(recipe, Recipe):
+        recipe = recipe()
+    if not isinstance(recipe, Recipe) or not recipe.name:
+        raise TypeError(f"{recipe!r}: a recipe is an instance of a Recipe subclass with a name")
+    if name is not None and recipe.name != name:
+        raise ValueError(f"it names the recipe {recipe.name!r}: the entry point's name must be the recipe's")
+    return recipe
+
+
+# name -> recipe, in the order registered (the CLI's --recipe choices and help groups follow it)
+_RECIPES = Registry("training recipe", ENTRY_POINT_GROUP, check=_checked_recipe, load_entry_points=True,
+                    unknown=lambda name: f"unknown recipe '{name}' (registered: {', '.join(_RECIPES)})")
 
 
 def register_recipe(recipe):
@@ -30,30 +51,27 @@ def register_recipe(recipe):
 
     A name already taken is refused: unregister the old recipe first.
     """
-    if not isinstance(recipe, Recipe) or not recipe.name:
-        raise TypeError(f"{recipe!r}: a recipe is an instance of a Recipe subclass with a name")
-    if recipe.name in _RECIPES:
-        raise ValueError(f"a recipe named {recipe.name!r} is registered already")
-    _RECIPES[recipe.name] = recipe
-    return recipe
+    return _RECIPES.register(recipe)
 
 
 def unregister_recipe(name):
     """Forget the recipe ``name`` (what a test that registered one does when it is done)."""
-    _RECIPES.pop(name, None)
+    _RECIPES.unregister(name)
+
+
+def refresh_entry_points():
+    """Read the entry points of the installed packages again (a package installed in a running session)."""
+    _RECIPES.refresh_entry_points()
 
 
 def registered_recipes():
-    """The registered recipes, by name, in the order they were registered."""
-    return dict(_RECIPES)
+    """The registered recipes, by name, in the order they were registered (installed packages' last)."""
+    return {name: _RECIPES.get(name) for name in _RECIPES}
 
 
 def recipe_named(name):
     """The recipe registered as ``name``, or a one-line UlyssAnnError naming those registered."""
-    try:
-        return _RECIPES[name]
-    except KeyError:
-        raise UlyssAnnError(f"unknown recipe '{name}' (registered: {', '.join(_RECIPES)})") from None
+    return _RECIPES.get(name)
 
 
 register_recipe(PaperRecipe())
@@ -74,7 +92,7 @@ def check_training(output, recipe=DEFAULT_RECIPE, preset="trial7", holdout=0.1, 
     for keyword in options:
         if keyword in chosen.defaults:
             continue
-        owners = [r.name for r in _RECIPES.values() if keyword in r.defaults]
+        owners = [r.name for r in registered_recipes().values() if keyword in r.defaults]
         own = ", ".join(map(option_flag, chosen.defaults)) or "no options of its own"
         if owners:
             raise UlyssAnnError(f"{option_flag(keyword)} is for the {' and '.join(owners)} recipe; the "
