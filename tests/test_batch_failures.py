@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from conftest import CLI_FAST, FAST, MODEL, TRUTH, can_mount_tmpfs, cli, journal_of, simulated_batch
+from conftest import CLI_FAST, FAST, MODEL, TRUTH, can_mount_tmpfs, cli_here, journal_of, simulated_batch
 from ulyss_ann import UlyssAnnError, example_interpolator
 from ulyss_ann.fitting.batch.driver import fit
 from ulyss_ann.fitting.batch.journal import Journal
@@ -111,7 +111,7 @@ def test_ctrl_c_of_the_whole_process_group_prints_one_line(tmp_path):
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("ulyss-ann: interrupted: the spectra finished are in"), stderr
     assert len(journal_of(out).read().rows) < len(spectra)  # interrupted: some were not fitted
-    again = cli("fit", *spectra, "-o", out, "-j", "0", *SLOW, "--resume")
+    again = cli_here("fit", *spectra, "-o", out, "-j", "0", *SLOW, "--resume")
     assert again.returncode == 0, again.stderr
     state = journal_of(out).read()
     assert len(state.rows) == len(spectra) and set(state.counts.values()) == {1}
@@ -214,7 +214,7 @@ def test_without_dask_a_parallel_fit_is_one_line_before_any_work(tmp_path):
         "ulyss-ann: error: fitting on several cores or a cluster needs Dask: pip install 'ulyss_ann[dask]', "
         "or fit in this process with workers=0 (-j 0)"]
     assert list(tmp_path.iterdir()) == []  # no journal, no lock: the same command with -j 0 just runs
-    assert cli("fit", example_spectrum_path(), "-o", tmp_path / "r.ecsv", "-j", "0", *CLI_FAST).returncode == 0
+    assert cli_here("fit", example_spectrum_path(), "-o", tmp_path / "r.ecsv", "-j", "0", *CLI_FAST).returncode == 0
 
 
 def test_a_script_written_naively_runs_its_body_once_with_two_workers(tmp_path):
@@ -262,7 +262,7 @@ def test_an_unreachable_scheduler_is_one_line_and_resume_then_fits(tmp_path):
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("ulyss-ann: error: cannot use the Dask scheduler "
                                                    "tcp://127.0.0.1:9 (") and "--resume" in lines[0], lines
-    again = cli("fit", example_spectrum_path(), "-o", out, "-j", "0", *CLI_FAST, "--resume")
+    again = cli_here("fit", example_spectrum_path(), "-o", out, "-j", "0", *CLI_FAST, "--resume")
     assert again.returncode == 0, again.stderr
     assert Table.read(out)["status"].tolist() == ["ok"]
 

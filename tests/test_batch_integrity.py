@@ -14,7 +14,7 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from conftest import CLI_FAST, FAST, LOGG_FIXED, MODEL, TRUTH, cli, journal_of, simulated_batch
+from conftest import CLI_FAST, FAST, LOGG_FIXED, MODEL, TRUTH, cli, cli_here, journal_of, simulated_batch
 from ulyss_ann import UlyssAnnError, example_interpolator
 from ulyss_ann.fitting.batch.driver import fit
 from ulyss_ann.fitting.batch.run import OutputLock
@@ -35,7 +35,7 @@ def spectra(tmp_path_factory):
 @pytest.mark.first_leg
 def test_a_torn_last_record_is_refitted_on_resume_and_each_spectrum_ends_once(spectra, tmp_path):
     out = tmp_path / "r.ecsv"
-    assert cli("fit", *spectra, "-j", "0", "-o", out, *CLI_FAST).returncode == 0
+    assert cli_here("fit", *spectra, "-j", "0", "-o", out, *CLI_FAST).returncode == 0
     path = journal_of(out).path
     data = open(path, "rb").read()
     torn = data[:-57]  # a crash in the middle of writing the last record
@@ -43,7 +43,7 @@ def test_a_torn_last_record_is_refitted_on_resume_and_each_spectrum_ends_once(sp
     out.unlink()
     state = journal_of(out).read()
     assert len(state.rows) == len(spectra) - 1 and state.damaged == [len(data.splitlines())] and state.torn_bytes
-    again = cli("fit", *spectra, "-j", "0", "-o", out, *CLI_FAST, "--resume")
+    again = cli_here("fit", *spectra, "-j", "0", "-o", out, *CLI_FAST, "--resume")
     assert again.returncode == 0, again.stderr
     assert "1 damaged record ignored" in again.stderr and "cut short" in again.stderr
     state = journal_of(out).read()
@@ -95,7 +95,7 @@ def two_fitted(spectra, tmp_path_factory):
     """A finished run of two spectra from the command line: its table and journal, made once for the
     cases below, which each copy them."""
     out = tmp_path_factory.mktemp("fitted") / "r.ecsv"
-    assert cli("fit", *spectra[:2], "-j", "0", "-o", out, *CLI_FAST).returncode == 0
+    assert cli_here("fit", *spectra[:2], "-j", "0", "-o", out, *CLI_FAST).returncode == 0
     return spectra, [out, Path(journal_of(out).path)]
 
 
@@ -122,7 +122,7 @@ def test_resume_with_another_configuration_is_refused_with_the_differences(two_f
     change = [str(tmp_path / "lsf.txt") if c == "LSF" else str(other) if c == "OTHER" else c for c in change]
     before = open(journal_of(out).path, "rb").read()
     base = CLI_FAST if "--fix" not in change else CLI_FAST[:4] + CLI_FAST[6:]  # Logg fixed: not guessed
-    refused = cli("fit", *spectra[:2], "-j", "0", "-o", out, *base, *change, "--resume")
+    refused = cli_here("fit", *spectra[:2], "-j", "0", "-o", out, *base, *change, "--resume")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "--resume with another configuration" in refused.stderr and listed in refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("ulyss-ann: error:")]
@@ -175,7 +175,7 @@ def test_a_second_run_on_the_same_output_is_refused_and_a_dead_runs_lock_taken_o
             with pytest.raises(UlyssAnnError, match=rf"another batch is writing it \(PID {holder.pid} on "):
                 fit(spectra[:1], MODEL, out, workers=0, overwrite=overwrite, **FAST)
         assert not out.exists() and not os.path.exists(journal_of(out).path)
-        refused = cli("fit", spectra[0], "-j", "0", "-o", out, *CLI_FAST)
+        refused = cli_here("fit", spectra[0], "-j", "0", "-o", out, *CLI_FAST)
         assert refused.returncode == 2 and f"PID {holder.pid}" in refused.stderr
     finally:
         holder.kill()  # like kill -9: the process is gone, its lock file stays
@@ -221,7 +221,7 @@ BAD_OPTIONS = [
 @pytest.mark.parametrize("options, message", BAD_OPTIONS, ids=[" ".join(o) for o, _ in BAD_OPTIONS])
 def test_every_bad_option_is_refused_up_front_in_one_line(spectra, tmp_path, options, message):
     engine = [] if "--engine" in options else ["--engine", "native"]
-    result = cli("fit", spectra[0], "-o", tmp_path / "r.ecsv", "--quiet", *engine, *options, timeout=120)
+    result = cli_here("fit", spectra[0], "-o", tmp_path / "r.ecsv", "--quiet", *engine, *options)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ulyss-ann: error: ") and message in lines[0], lines
@@ -295,13 +295,13 @@ def test_same_file_names_in_two_folders_get_distinct_ids_and_a_bare_name_in_a_fi
 def test_exit_status_says_whether_all_some_or_none_were_fitted(spectra, tmp_path):
     empty = tmp_path / "empty.fits"
     empty.write_bytes(b"")
-    assert cli("fit", spectra[0], "-j", "0", "-o", tmp_path / "a.ecsv", *CLI_FAST).returncode == 0
-    assert cli("fit", spectra[0], empty, "-j", "0", "-o", tmp_path / "b.ecsv", *CLI_FAST).returncode == 1
-    none = cli("fit", empty, tmp_path / "missing.fits", "-j", "0", "-o", tmp_path / "c.ecsv", *CLI_FAST)
+    assert cli_here("fit", spectra[0], "-j", "0", "-o", tmp_path / "a.ecsv", *CLI_FAST).returncode == 0
+    assert cli_here("fit", spectra[0], empty, "-j", "0", "-o", tmp_path / "b.ecsv", *CLI_FAST).returncode == 1
+    none = cli_here("fit", empty, tmp_path / "missing.fits", "-j", "0", "-o", tmp_path / "c.ecsv", *CLI_FAST)
     assert none.returncode == 3 and set(Table.read(tmp_path / "c.ecsv")["status"]) != {"ok"}
     assert Table.read(tmp_path / "c.ecsv")["status"][0] == f"error: {empty}: an empty file (0 bytes): nothing was " \
                                                           "written to it"
-    assert "exit status:" in cli("fit", "--help").stdout
+    assert "exit status:" in cli_here("fit", "--help").stdout
 
 
 @pytest.mark.first_leg

@@ -1,4 +1,4 @@
-"""The ulyss-ann command line, end to end in a subprocess as a user runs it."""
+"""The ulyss-ann command line, end to end as a user runs it (in this process, or in its own where that matters)."""
 
 import os
 import subprocess
@@ -10,11 +10,14 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from conftest import make_network, reference_file
+from conftest import cli_here, make_network, reference_file
 from ulyss_ann.spectra.examples import example_interpolator_path
 
 
 def run(*args, cwd=None, env=None):
+    """A command in this process (conftest.cli_here), or, given an environment, in a Python of its own."""
+    if env is None:
+        return cli_here(*args, cwd=cwd)
     return subprocess.run([sys.executable, "-m", "ulyss_ann.cli", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
 

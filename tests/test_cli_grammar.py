@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from conftest import PROJECT
+from conftest import PROJECT, cli_here
 from ulyss_ann import Interpolator
 from ulyss_ann.cli.main import build_parser
 from ulyss_ann.cli.lsf import spell_lsf_gaussian
@@ -24,7 +24,11 @@ from ulyss_ann.errors import InterpolatorFileError
 from ulyss_ann.spectra.examples import example_interpolator_path, example_spectrum_path, miles_interpolator_path
 
 
-def run(*args, cwd=None, timeout=120):
+def run(*args, cwd=None, timeout=120, own_process=False):
+    """A command in this process (conftest.cli_here), or in a Python of its own (``own_process``: Dask's
+    workers and logging, which belong to a process)."""
+    if not own_process:
+        return cli_here(*args, cwd=cwd)
     return subprocess.run([sys.executable, "-m", "ulyss_ann.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL)
 
@@ -229,7 +233,7 @@ def test_dashboard_prints_the_link_and_quiet_prints_nothing_of_dask(tmp_path):
         except OSError:
             taken = None
         result = run("fit", example_spectrum_path(), "-m", "example", "-j", "1", "-o", tmp_path / "r.ecsv", *FAST,
-                     "--quiet", "--dashboard", timeout=300)
+                     "--quiet", "--dashboard", timeout=300, own_process=True)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # --quiet: no bar, no summary, no log line or warning of Dask's
     lines = result.stdout.splitlines()

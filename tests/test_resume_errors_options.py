@@ -4,7 +4,7 @@ of 5 refits never mix; --seed is no part of the run), and ``--no-flat-check`` / 
 import pytest
 from astropy.table import Table
 
-from conftest import CLI_FAST, FAST, MODEL, TRUTH, cli, journal_of, simulated_batch
+from conftest import CLI_FAST, FAST, MODEL, TRUTH, cli_here, journal_of, simulated_batch
 from ulyss_ann.fitting.batch.driver import fit
 from ulyss_ann.fitting.resampling import DEFAULT_NSIMUL, MIN_NSIMUL
 from ulyss_ann.fitting.batch.run import run_differences
@@ -20,7 +20,7 @@ def spectra(tmp_path_factory):
 def refused_resume(spectra, out, *options):
     """``--resume`` of ``out`` with ``options``: the one error line (the journal left as it was)."""
     before = open(journal_of(out).path, "rb").read()
-    refused = cli("fit", *spectra, "-j", "0", "-o", out, *CLI_FAST, *options, "--resume")
+    refused = cli_here("fit", *spectra, "-j", "0", "-o", out, *CLI_FAST, *options, "--resume")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("ulyss-ann: error:")]
     assert len(errors) == 1 and "--resume with another configuration" in errors[0]
@@ -34,13 +34,13 @@ def refused_resume(spectra, out, *options):
 ])
 def test_resume_with_other_errors_or_medium_is_refused(spectra, tmp_path, change, listed):
     out = tmp_path / "r.ecsv"
-    assert cli("fit", spectra[0], "-j", "0", "-o", out, *CLI_FAST).returncode == 0
+    assert cli_here("fit", spectra[0], "-j", "0", "-o", out, *CLI_FAST).returncode == 0
     assert listed in refused_resume(spectra[:1], out, *change)
 
 
 def test_no_flat_check_in_the_cli_and_resume_with_another_nsimul_is_refused(spectra, tmp_path):
     out = tmp_path / "r.ecsv"
-    done = cli("fit", *spectra, "-j", "0", "-o", out, *CLI_FAST, *MC_FAST, "--no-flat-check")
+    done = cli_here("fit", *spectra, "-j", "0", "-o", out, *CLI_FAST, *MC_FAST, "--no-flat-check")
     assert done.returncode == 0, done.stderr
     table = Table.read(out)
     assert table.meta["flat_check"] is False and list(table["errors"]) == ["mc", "mc"]
@@ -48,7 +48,7 @@ def test_no_flat_check_in_the_cli_and_resume_with_another_nsimul_is_refused(spec
     line = refused_resume(spectra, out, *MC_FAST[:2], "--nsimul", str(MIN_NSIMUL + 1), "--no-flat-check")
     assert f"nsimul: {MIN_NSIMUL} in the journal, {MIN_NSIMUL + 1} now" in line
     # another seed is the same run: the finished rows are kept
-    again = cli("fit", *spectra, "-j", "0", "-o", out, *CLI_FAST, *MC_FAST[:4], "--seed", "2", "--no-flat-check",
+    again = cli_here("fit", *spectra, "-j", "0", "-o", out, *CLI_FAST, *MC_FAST[:4], "--seed", "2", "--no-flat-check",
                 "--resume")
     assert again.returncode == 0, again.stderr
 

@@ -158,9 +158,14 @@ def _worker_state():
             os.environ.get("MALLOC_MMAP_THRESHOLD_"), dask.config.get("distributed.worker.profile.enabled"))
 
 
-def test_the_local_clusters_workers_get_the_batchs_settings():
+def test_the_local_clusters_workers_get_the_batchs_settings(monkeypatch):
     """What the batch's settings say reaches the spawned workers: one BLAS thread, glibc keeping freed
     memory (not Dask's MALLOC_TRIM_THRESHOLD_=65536), no sampling profiler."""
+    # Dask lets a variable already in the environment win over its config (a user's own setting does);
+    # an earlier in-process cluster of the suite can leave Dask's default there, so start from none
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_",
+                 "MALLOC_MMAP_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
     import dask
     import logging
     from dask.distributed import Client, LocalCluster
