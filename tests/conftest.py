@@ -201,6 +201,11 @@ def cli_here(*args, cwd=None):
     argv = [str(a) for a in args]
     with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
             contextlib.chdir(cwd or os.getcwd()):
+        # a fresh interpreter's filters (Python's defaults), not pytest's: a user never sees the lines those add
+        warnings.resetwarnings()
+        warnings.filterwarnings("default", category=DeprecationWarning, module="__main__", append=True)
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.filterwarnings("ignore", category=category, append=True)
         try:
             status = main(argv)
         except SystemExit as exc:  # argparse's own errors and --help

@@ -17,7 +17,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import least_squares
 
 import ulyss_ann
-from conftest import install_plugin
+from conftest import install_plugin, warnings_said
 from ulyss_ann.cli.main import main
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting import engines
@@ -181,10 +181,59 @@ def test_an_installed_package_registers_an_engine_through_its_entry_point(tmp_pa
         """, "ulyss_ann.engines", ["lsq-plugin = lsq_plugin:PluginEngine"])
     engines.refresh_entry_points()
     try:
-        assert "lsq-plugin" in engines.engine_names()
+        assert "lsq-plugin" in engines.engine_names() and engines.engine_reachable("lsq-plugin")  # workers see it
         result = ulyss_ann.fit_spectrum(SPECTRUM, model="example", engine="lsq-plugin", mdegree=8,
                                         guesses=ONE_GUESS)
         assert engines.engine_class("lsq-plugin").__name__ == "PluginEngine" and result.engine == "lsq-scipy"
         assert_sensible(result.params, result.cz)
     finally:
         engines.unregister_engine("lsq-plugin")
+
+
+def test_an_engine_plugin_that_does_not_load_leaves_auto_and_the_labels_working(tmp_path, monkeypatch):
+    install_plugin(tmp_path, monkeypatch, "bad_eng", "", "ulyss_ann.engines", ["aaa = bad_eng:Nope"])
+    try:
+        said = warnings_said(lambda: engines.refresh_entry_points() or [engines.resolve_engine("auto"),
+                                                                         engines.engine_of_label("native")])
+        # one warning naming it, once: a second pass says nothing more
+        assert said == [["engine 'aaa': bad_eng:Nope does not load (AttributeError: module 'bad_eng' has no attribute "
+                         "'Nope'); left out until it loads (fix or uninstall the package that declares it)"]]
+        assert warnings_said(lambda: engines.resolve_engine("auto")) == []
+        assert engines.resolve_engine("auto") in ("gdl", "native") and engines.engine_of_label("native") == "native"
+        with pytest.raises(UlyssAnnError, match=r"^engine 'aaa': bad_eng:Nope does not load \(AttributeError: "):
+            engines.engine_class("aaa")  # asked for by name: its one line
+    finally:
+        engines.unregister_engine("aaa")
+
+
+def test_an_entry_point_named_auto_is_one_warning_and_left_out(tmp_path, monkeypatch):
+    install_plugin(tmp_path, monkeypatch, "auto_eng", "", "ulyss_ann.engines", ["auto = auto_eng:Auto"])
+    try:
+        assert warnings_said(engines.refresh_entry_points) == [[
+            "engine 'auto = auto_eng:Auto' (ulyss_ann.engines) left out: UlyssAnnError: engine name 'auto' is taken "
+            "by the registry's own choice; name the engine otherwise; fix or uninstall the package that declares it"]]
+        assert engines.engine_choices().count("auto") == 1 and "auto" not in engines.engine_names()
+    finally:
+        engines.unregister_engine("auto")  # (nothing, unless it got in)
+
+
+def test_a_label_is_the_engine_named_exactly_else_the_longest_name_that_owns_it():
+    class NativeJax(FitEngine):
+        name = "native-jax"  # "native-…" labels are the native engine's too: the longer name wins
+
+    engines.register_engine(NativeJax)
+    try:
+        assert [engines.engine_of_label(label) for label in ("native", "native-jax", "native-jax-gpu", "native-x")] \
+            == ["native", "native-jax", "native-jax", "native"]
+    finally:
+        engines.unregister_engine("native-jax")
+
+
+def test_an_engine_registered_in_this_session_alone_is_refused_for_dask_workers(registered, tmp_path):
+    assert not engines.engine_reachable("lsq") and engines.engine_reachable("native")
+    assert engines.engine_reachable("gdl")
+    message = ("the engine 'lsq' is registered in this session only, which Dask's workers cannot see: fit with "
+               "workers=0 (-j 0), or register it through an entry point (ulyss_ann.engines)")
+    with pytest.raises(UlyssAnnError) as refused:
+        ulyss_ann.fit([SPECTRUM], "example", tmp_path / "r.ecsv", engine="lsq", workers=2, progress=False)
+    assert str(refused.value) == message and not list(tmp_path.iterdir())  # before any cluster, journal or table

@@ -95,3 +95,26 @@ def test_the_command_line_builds_its_execution_with_retries(tmp_path):
     done = cli_here("fit", spectrum, "-m", MODEL, "-o", tmp_path / "r.ecsv", "-j", "0", "--retries", "0", *CLI_FAST)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "r.ecsv").is_file()
+
+
+def test_the_retries_reach_dask_from_python_and_from_the_command_line(tmp_path, monkeypatch):
+    """Execution(retries=N) and --retries N are Dask's allowed-failures (the deaths of a worker a task may
+    cause) in the batch's run; seen where the cluster would start, which stops here instead (no cluster)."""
+    import dask
+
+    from ulyss_ann.fitting.batch import driver
+
+    allowed = []
+
+    def no_cluster(*args, **kwargs):
+        allowed.append(dask.config.get("distributed.scheduler.allowed-failures"))
+        raise UlyssAnnError("the test's stand-in for a cluster")
+
+    monkeypatch.setattr(driver, "local_cluster", no_cluster)
+    spectrum = str(example_spectrum_path())
+    with pytest.raises(UlyssAnnError, match="the test's stand-in for a cluster"):
+        ulyss_ann.fit([spectrum], MODEL, tmp_path / "a.ecsv", execution=ulyss_ann.Execution(workers=1, retries=5),
+                      **FAST)
+    run = cli_here("fit", spectrum, "-m", MODEL, "-o", tmp_path / "b.ecsv", "-j", "1", "--retries", "7", *CLI_FAST)
+    assert run.returncode == 2 and "the test's stand-in for a cluster" in run.stderr
+    assert allowed == [5, 7]

@@ -6,7 +6,7 @@ import pytest
 
 from ulyss_ann import UlyssAnnError, example_interpolator
 from ulyss_ann.fitting.core import FitConfig
-from ulyss_ann.fitting.gdl_engine.lsf import LSF_COLUMNS, measure_lsf_gdl, read_lsf_ulyss
+from ulyss_ann.fitting.gdl_engine.uly_lsf import LSF_COLUMNS, measure_lsf_gdl, read_lsf_ulyss
 from ulyss_ann.model.wavelength import C_KMS
 from ulyss_ann.spectra.examples import example_interpolator_path
 from ulyss_ann.spectra.line_spread import gaussian_lsf, lsf_chunks, read_solut_lsf, write_lsf

@@ -279,7 +279,7 @@ def test_the_layering_test_sees_a_wrong_import(tmp_path, monkeypatch):
     with open(fake / "fitting" / "batch" / "tasks.py", "a") as tasks:
         tasks.write("from ulyss_ann.fitting.native_engine.block import SpectralBlock\n")
     with open(fake / "cli" / "lsf.py", "a") as cli:
-        cli.write("import ulyss_ann.fitting.gdl_engine.lsf\n")
+        cli.write("import ulyss_ann.fitting.gdl_engine.uly_lsf\n")
     # a second address: a name re-exported through __all__, and imported from there
     with open(fake / "fitting" / "masks.py", "a") as masks:
         masks.write("from ulyss_ann.model.wavelength import C_KMS\n")
@@ -297,7 +297,7 @@ def test_the_layering_test_sees_a_wrong_import(tmp_path, monkeypatch):
     for line in ["ulyss_ann.fitting.quality (fitting's top) imports the subpackage module ulyss_ann.fitting.batch.journal",
                  "ulyss_ann.fitting.batch.tasks (batch) imports another subpackage's "
                  "ulyss_ann.fitting.native_engine.block",
-                 "ulyss_ann.cli.lsf imports the engine module ulyss_ann.fitting.gdl_engine.lsf"]:
+                 "ulyss_ann.cli.lsf imports the engine module ulyss_ann.fitting.gdl_engine.uly_lsf"]:
         assert line in str(rooms.value)
     with pytest.raises(AssertionError) as addresses:
         test_one_address_per_name()

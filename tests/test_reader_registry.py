@@ -254,6 +254,7 @@ def test_an_installed_package_registers_a_reader_through_its_entry_point(tmp_pat
         spectrum = read_spectrum(path)  # identified among the built-ins, by its priority
         assert spectrum.meta["format"] == "toy-plugin" and spectrum.meta["id"] == "star"
         assert read_spectrum(path, format="toy-plugin").flux.size == spectrum.flux.size
+        assert reader_registry.reader_reachable("toy-plugin")  # Dask's workers see it: a batch may force it
     finally:
         unregister_reader("toy-plugin")
     # another process (a Dask worker) sees it too, with nothing registered in it by hand
@@ -263,3 +264,33 @@ def test_an_installed_package_registers_a_reader_through_its_entry_point(tmp_pat
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(path_entries)})
     assert run.returncode == 0 and run.stdout.strip() == "toy-plugin", run.stderr
+
+
+class CapitalToyReader(ToyJsonReader):
+    name = "Toy"  # capitals: --format lower-cases what it is given
+
+
+def test_a_reader_named_with_capitals_is_forced_by_its_name_in_any_case(tmp_path):
+    path = _write_toy(tmp_path / "star.json")
+    reader = register_reader(CapitalToyReader())
+    try:
+        assert reader_registry.reader_named("Toy") is reader and reader_registry.reader_named("toy") is reader
+        assert read_spectrum(path, format="Toy").meta["format"] == "Toy"
+        with pytest.raises(ValueError, match="^spectrum reader 'toy' is registered already"):
+            register_reader(type("LowerToy", (ToyJsonReader,), {"name": "toy"})())  # one name, whatever its case
+    finally:
+        unregister_reader("Toy")
+    assert "toy" not in [r.name.lower() for r in registered_readers()]
+
+
+def test_a_reader_registered_in_this_session_alone_is_refused_for_dask_workers(tmp_path, toy_reader):
+    assert not reader_registry.reader_reachable("toy-json") and reader_registry.reader_reachable("fits-1d")
+    assert reader_registry.reader_reachable("specutils:tabular-fits")  # the package's own, with its option
+    path = _write_toy(tmp_path / "star.json")
+    with pytest.raises(UlyssAnnError) as refused:
+        ulyss_ann.fit([path], model=MODEL, output=tmp_path / "r.ecsv", engine="native", workers=2, progress=False,
+                      format="toy-json", **FAST)
+    assert str(refused.value) == ("the reader 'toy-json' is registered in this session only, which Dask's workers "
+                                  "cannot see: fit with workers=0 (-j 0), or register it through an entry point "
+                                  "(ulyss_ann.readers)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["star.json"]  # before any cluster, journal or table

@@ -174,3 +174,52 @@ def test_an_installed_package_registers_a_recipe_through_its_entry_point(grid_fi
         assert "--recipe {paper,fast,plugged}" in capsys.readouterr().out
     finally:
         unregister_recipe("plugged")
+
+
+class ClashingRecipe(LinearRecipe):
+    """A plug-in's mistake: a flag the fast recipe has already."""
+    name = "clashing"
+    defaults = {"patience": 5}
+
+    def add_options(self, group):
+        group.add_argument("--ridge-too", type=float, default=0.0)  # added before the clash: must not stay
+        group.add_argument("--patience", type=int, default=5)
+
+
+class FailingRecipe(LinearRecipe):
+    name = "failing"
+
+    def add_options(self, group):
+        raise RuntimeError("the plug-in's own bug")
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (ClashingRecipe, "argument --patience: conflicting option string: --patience"),
+    (FailingRecipe, "the plug-in's own bug")])
+def test_a_recipe_whose_options_cannot_be_added_is_left_out_with_one_warning(bad, reason, capsys):
+    import warnings
+
+    from conftest import cli_here
+    from ulyss_ann.cli.main import main
+
+    register_recipe(bad())
+    register_recipe(LinearRecipe())  # after the bad one: its options still come in
+    try:
+        # every command still works: a recipe's flags are part of the one parser all commands share
+        run = cli_here("info", "-m", "example")
+        assert run.returncode == 0 and run.stdout.startswith("Interpolator")
+        assert run.stderr == (f"ulyss-ann: warning: training recipe '{bad.name}' left out of 'ulyss-ann train': its "
+                              f"options cannot be added ({reason}); rename them, or fix or uninstall the package "
+                              "that declares it\n")
+        # train keeps the others, the one registered after the bad one too, and none of the bad one's flags
+        run = cli_here("train", "--help")
+        assert run.returncode == 0 and "--recipe {paper,fast,linear}" in run.stdout
+        assert "--ridge-too" not in run.stdout and bad.name not in run.stdout
+        # main's one-line warnings are its own: the caller's way of showing them is back when it returns
+        before = warnings.showwarning
+        assert main(["info", "-m", "example"]) == 0
+        assert warnings.showwarning is before
+        assert capsys.readouterr().err.count("ulyss-ann: warning: ") == 1
+    finally:
+        unregister_recipe(bad.name)
+        unregister_recipe(LinearRecipe.name)

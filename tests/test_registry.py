@@ -125,3 +125,110 @@ def test_entry_points_are_read_on_first_lookup_and_a_broken_one_is_one_warning(t
         warnings.simplefilter("ignore")
         registry.refresh_entry_points()
     assert "pliers" in registry.names()
+
+
+def test_loaded_leaves_out_an_entry_that_does_not_load_said_once_and_by_name_it_is_still_refused(tmp_path,
+                                                                                                monkeypatch):
+    (tmp_path / "half_gadgets.py").write_text("from test_registry import Gadget\n\n\nclass Saw(Gadget):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = gadgets()
+    registry.register("half_gadgets:NoSuchGadget", "ghost")
+    registry.register("half_gadgets:Saw", "saw")
+    said = []
+    for _ in range(2):  # said once, however often gone through
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert [name for name, gadget in registry.loaded()] == ["saw"]
+        said += [str(w.message) for w in caught]
+    assert said == ["gadget 'ghost': half_gadgets:NoSuchGadget does not load (AttributeError: module 'half_gadgets' "
+                    "has no attribute 'NoSuchGadget'); left out until it loads (fix or uninstall the package that "
+                    "declares it)"]
+    with pytest.raises(UlyssAnnError, match="^gadget 'ghost': half_gadgets:NoSuchGadget does not load "):
+        registry.get("ghost")
+
+
+def test_reachable_from_a_fresh_process_only_through_an_entry_point_or_the_home_package(tmp_path, monkeypatch):
+    registry = gadgets(home="ulyss_ann")
+    registry.register(Gadget("spanner"))  # an item of this session
+    registry.register("my_gadgets:Drill", "drill")  # a module of one's own, named in this session only
+    registry.register("ulyss_ann.errors:UlyssAnnError", "builtin")  # the package's own: imported anywhere
+    install_plugin(tmp_path, monkeypatch, "reach_gadgets", "from test_registry import Gadget\n\n\n"
+                   "class Level(Gadget):\n    pass\n", GROUP, ["level = reach_gadgets:Level"])
+    assert [registry.reachable(name) for name in ("spanner", "drill", "builtin", "level")] == [False, False, True,
+                                                                                                True]
+    assert registry.get("level").name == "level" and registry.reachable("level")  # loaded: still its entry point's
+    plain = gadgets()  # a registry without a home: its entry points only
+    plain.register("ulyss_ann.errors:UlyssAnnError", "builtin")
+    assert plain.reachable("level") and not plain.reachable("builtin")
+
+
+def test_a_name_check_refuses_every_registration_an_entry_point_in_one_warning(tmp_path, monkeypatch):
+    def no_auto(name):
+        if name == "auto":
+            raise RegistrationError("gadget name 'auto' is the registry's own")
+
+    registry = gadgets(check_name=no_auto)
+    with pytest.raises(RegistrationError, match="^gadget name 'auto' is the registry's own$"):
+        registry.register("somewhere:Auto", "auto")
+    install_plugin(tmp_path, monkeypatch, "auto_gadgets", "", GROUP, ["auto = auto_gadgets:Auto"])
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert registry.names() == []
+    assert [str(w.message) for w in said] == [f"gadget 'auto = auto_gadgets:Auto' ({GROUP}) left out: "
+                                              "RegistrationError: gadget name 'auto' is the registry's own; fix or "
+                                              "uninstall the package that declares it"]
+
+
+def test_folded_names_are_one_whatever_their_case():
+    registry = gadgets(fold_case=True)
+    toy = registry.register(Gadget("Toy"))
+    assert registry.get("toy") is toy and registry.get("TOY") is toy and "tOy" in registry
+    with pytest.raises(RegistrationError, match="^gadget 'toy' is registered already"):
+        registry.register(Gadget("toy"))
+    registry.unregister("TOY")
+    assert registry.names() == []
+
+
+SLOW_MODULE = """\
+import time
+
+from test_registry import Gadget
+
+time.sleep(0.5)  # a plug-in slow to import: the other thread asks meanwhile
+
+
+class Slow(Gadget):
+    pass
+"""
+
+
+@pytest.mark.parametrize("through", ["module:Class", "entry point"])
+def test_two_threads_asking_at_once_get_the_one_item_loaded_once(tmp_path, monkeypatch, through):
+    import threading
+
+    module = f"slow_gadgets_{through.split()[0].replace(':', '_')}"
+    calls = []
+    registry = Registry("gadget", GROUP, check=lambda item, name: calls.append(name) or checked_gadget(item, name),
+                        load_entry_points=through == "entry point")
+    if through == "entry point":  # loaded while the group is read: the other thread must wait for the whole group
+        install_plugin(tmp_path, monkeypatch, module, SLOW_MODULE, GROUP, [f"slow = {module}:Slow"])
+    else:  # loaded on first lookup: once, not once per thread
+        (tmp_path / f"{module}.py").write_text(SLOW_MODULE)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        registry.register(f"{module}:Slow", "slow")
+    start, got = threading.Barrier(2), []
+
+    def ask():
+        start.wait()
+        try:
+            got.append(registry.get("slow"))
+        except UlyssAnnError as exc:
+            got.append(str(exc))
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(got) == 2 and isinstance(got[0], Gadget) and got[0] is got[1], got
+    assert calls.count("slow") == 1  # loaded and checked once (registering the checked item checks it again)

@@ -1,6 +1,6 @@
 """``ulyss-ann grid``: the spectral grids networks are trained on (surrogate, PHOENIX, MILES).
 
-``train`` and ``export`` are in :mod:`ulyss_ann.cli.train`, ``selfinv`` in :mod:`ulyss_ann.cli.paper`.
+``train`` and ``export`` are in :mod:`ulyss_ann.cli.training`, ``selfinv`` in :mod:`ulyss_ann.cli.paper`.
 
 Part of the command line (:mod:`ulyss_ann.cli`); errors are UlyssAnnError, printed by
 ``main`` as one line.

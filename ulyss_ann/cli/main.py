@@ -19,7 +19,7 @@ from ulyss_ann.cli.grids import add_grid_parsers
 from ulyss_ann.cli.lsf import add_lsf_parser, spell_lsf_gaussian
 from ulyss_ann.cli.options import add_model_option, given_model, model_file, take_positional_model
 from ulyss_ann.cli.paper import add_paper_parsers
-from ulyss_ann.cli.train import add_training_parsers
+from ulyss_ann.cli.training import add_training_parsers
 from ulyss_ann.fitting.batch.cluster import Terminated
 from ulyss_ann.model.bundled import BUNDLED, bundled_name_of
 
@@ -353,13 +353,20 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(spell_lsf_gaussian(sys.argv[1:] if argv is None else argv))
-    if args.command is None:
-        parser.print_help()
-        return 0
-    warnings.showwarning = _show_warning
+    # Warnings are one line from the start: building the parser reads the plug-ins' entry points, and a
+    # broken one is a warning. Scoped, so that a caller's (a test's, a notebook's) own is back on return.
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv):
     try:
+        parser = build_parser()  # in here: a plug-in that fails while the parser is built is one line too
+        args = parser.parse_args(spell_lsf_gaussian(sys.argv[1:] if argv is None else argv))
+        if args.command is None:
+            parser.print_help()
+            return 0
         take_positional_model(args)  # said (or refused, given twice) before anything else
         status = args.run(args)
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below

@@ -123,6 +123,6 @@ class EngineTraits:
     @classmethod
     def lsf_measurer(cls):
         """A function measuring the LSF of a spectrum in chunks its own way (as the GDL engine's
-        :func:`~ulyss_ann.fitting.gdl_engine.lsf.measure_lsf_gdl`), or None: each chunk is fitted by
+        :func:`~ulyss_ann.fitting.gdl_engine.uly_lsf.measure_lsf_gdl`), or None: each chunk is fitted by
         the engine, one after another."""
         return None

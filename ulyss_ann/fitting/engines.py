@@ -29,7 +29,8 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.registry import Registry
 
 __all__ = ["AUTO", "ENTRY_POINT_GROUP", "register_engine", "unregister_engine", "engine_class", "engine_names",
-           "engine_choices", "engine_help", "refresh_entry_points", "engine_of_label", "resolve_engine", "require_engine", "engine_label",
+           "engine_choices", "engine_help", "engine_reachable", "refresh_entry_points", "engine_of_label",
+           "resolve_engine", "require_engine", "engine_label",
            "check_gdl", "gdl_ready", "engine_for", "open_engines", "close_engines", "ENGINES"]
 
 #: The engine name that lets the registry choose (:func:`resolve_engine`).
@@ -48,10 +49,16 @@ def _check_engine_class(cls, name):
     return cls
 
 
+def _check_engine_name(name):
+    """``auto`` is the registry's own choice, however an engine would take it (an entry point included)."""
+    if name == AUTO:
+        raise UlyssAnnError(f"engine name '{AUTO}' is taken by the registry's own choice; name the engine otherwise")
+
+
 # name -> the engine's class, or "module:Class" / an entry point until first looked up (entry points stay
 # unloaded: the CLI's help lists them without importing an engine)
-_REGISTRY = Registry("engine", ENTRY_POINT_GROUP, check=_check_engine_class,
-                     unknown=lambda name: f"engine '{name}': choose {', '.join(engine_choices())}")
+_REGISTRY = Registry("engine", ENTRY_POINT_GROUP, check=_check_engine_class, check_name=_check_engine_name,
+                     unknown=lambda name: f"engine '{name}': choose {', '.join(engine_choices())}", home="ulyss_ann")
 # name -> one line for --engine's help, of engines registered unloaded (the CLI imports no engine to say it)
 _SUMMARIES = {}
 
@@ -62,9 +69,7 @@ def register_engine(engine, name=None, summary=None):
     """Register an engine: a FitEngine subclass (usable as a class decorator), or ``"module:Class"``
     with its ``name`` (imported on first lookup; ``summary``: its line in ``--engine``'s help, else
     the class's :attr:`~ulyss_ann.fitting.engine_traits.EngineTraits.summary` once loaded); returns
-    ``engine``. A name registered already to another engine is refused."""
-    if (name if isinstance(engine, str) else getattr(engine, "name", None)) == AUTO:
-        raise UlyssAnnError(f"engine name '{AUTO}' is taken by the registry's own choice; name the engine otherwise")
+    ``engine``. A name registered already to another engine is refused, and so is ``auto``."""
     _REGISTRY.register(engine, name)
     if summary:
         _SUMMARIES[name or engine.name] = summary
@@ -88,6 +93,12 @@ def engine_class(name):
     """The registered engine class of ``name`` (imported on first lookup), or a one-line UlyssAnnError
     listing the names registered."""
     return _REGISTRY.get(name)
+
+
+def engine_reachable(name):
+    """Whether a fresh process (a Dask worker) finds engine ``name`` too: the package's, or an installed
+    package's entry point; False for one registered in this session alone."""
+    return _REGISTRY.reachable(name)
 
 
 def engine_names():
@@ -117,10 +128,15 @@ def engine_help(default=AUTO, auto=True):
 
 
 def engine_of_label(label):
-    """The engine name of a table's ``engine`` column (``gdl-subprocess`` -> ``gdl``), or UlyssAnnError."""
-    for name in engine_names():
-        if engine_class(name).owns_label(str(label)):
-            return name
+    """The engine name of a table's ``engine`` column (``gdl-subprocess`` -> ``gdl``), or UlyssAnnError.
+
+    The engine named exactly, else the longest name among those that own the label: ``native-jax-gpu`` is
+    the ``native-jax`` engine's, when one is registered, not ``native``'s. An engine that does not load is
+    left out (one warning naming it)."""
+    label = str(label)
+    owners = [name for name, cls in _REGISTRY.loaded() if cls.owns_label(label)]
+    if owners:
+        return max(owners, key=lambda name: (name == label, len(name)))
     raise UlyssAnnError(f"engine '{label}' (the table's engine column): no engine registered here writes it; "
                         f"registered: {', '.join(engine_names())}")
 
@@ -201,7 +217,9 @@ def __getattr__(name):
 
 
 def _auto_engines():
-    ranked = [engine_class(name) for name in engine_names()]
+    """The engines auto may take, highest priority first; one that does not load is left out (one warning
+    naming it), so that a broken plug-in leaves auto working for everyone."""
+    ranked = [cls for _, cls in sorted(_REGISTRY.loaded(), key=lambda named: named[0])]  # ties: by name
     return sorted((cls for cls in ranked if cls.auto_priority is not None), key=lambda cls: -cls.auto_priority)
 
 

@@ -33,8 +33,8 @@ from ulyss_ann.spectra.compression import DECOMPRESSION_ERRORS, open_decompresse
 from ulyss_ann.spectra.spectrum import ASSUMED, Spectrum
 
 __all__ = ["SpectrumReadError", "SpectrumReader", "SpectrumFile", "HeaderUnit", "register_reader",
-           "unregister_reader", "registered_readers", "reader_named", "refresh_entry_points", "FITS_SIGNATURE",
-           "ENTRY_POINT_GROUP"]
+           "unregister_reader", "registered_readers", "reader_named", "reader_reachable", "refresh_entry_points",
+           "FITS_SIGNATURE", "ENTRY_POINT_GROUP"]
 
 #: How every FITS file starts: its primary header's first card.
 FITS_SIGNATURE = b"SIMPLE  ="
@@ -192,14 +192,16 @@ def _checked_reader(reader, name):
         raise TypeError(f"{reader!r} is not a SpectrumReader (ulyss_ann.spectra.reader_registry)")
     if not reader.name or ":" in reader.name or reader.name != reader.name.strip():
         raise ValueError(f"a reader's name must be a non-empty word without ':', not {reader.name!r}")
-    if name is not None and reader.name != name:
+    if name is not None and reader.name.lower() != name.lower():  # names are one whatever their case
         raise ValueError(f"it names the reader {reader.name!r}: the entry point's name must be the reader's")
     return reader
 
 
 # name -> reader; the installed packages' readers are loaded when the group is read: identification
-# asks the readers in order of priority, which needs each one's
-_READERS = Registry("spectrum reader", ENTRY_POINT_GROUP, check=_checked_reader, load_entry_points=True)
+# asks the readers in order of priority, which needs each one's. Names are one whatever their case
+# (--format lower-cases what it is given: a reader named "Toy" is forced by --format toy or Toy).
+_READERS = Registry("spectrum reader", ENTRY_POINT_GROUP, check=_checked_reader, load_entry_points=True,
+                    fold_case=True, home="ulyss_ann")
 
 
 def register_reader(reader):
@@ -215,6 +217,12 @@ def unregister_reader(name):
 def refresh_entry_points():
     """Read the entry points of the installed packages again (a package installed in a running session)."""
     _READERS.refresh_entry_points()
+
+
+def reader_reachable(name):
+    """Whether a fresh process (a Dask worker) finds the reader ``name`` (or ``NAME:OPTION``) too: the package's,
+    or an installed package's entry point; False for one registered in this session alone."""
+    return _READERS.reachable(str(name).partition(":")[0].strip())
 
 
 def registered_readers():

@@ -51,7 +51,7 @@ from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.fitting.batch.cluster import (announce_dashboard, close_quietly, connect, dask_settings, dask_silenced,
                                              local_client, local_cluster, stopping_on_sigterm)
 from ulyss_ann.fitting.batch.execution import Execution
-from ulyss_ann.fitting.engines import engine_class, engine_label, require_engine, resolve_engine
+from ulyss_ann.fitting.engines import engine_class, engine_label, engine_reachable, require_engine, resolve_engine
 from ulyss_ann.fitting.batch.journal import failure_row
 from ulyss_ann.fitting.fit_options import FixedValues, check_combination, check_output_folder, make_config, model_path
 from ulyss_ann.fitting.batch.resume import open_journal, tasks_to_fit
@@ -64,6 +64,7 @@ from ulyss_ann.fitting.table import rows_to_table, table_format, write_table
 from ulyss_ann.fitting.batch.tasks import fit_block, fit_block_noting_warnings, task_blocks
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.spectra.line_spread import read_lsf
+from ulyss_ann.spectra.reader_registry import reader_reachable
 
 __all__ = ["fit"]
 
@@ -169,6 +170,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     # the engine checks its device before any work, and may feed it from this process (one GPU: workers 0)
     execution = execution.with_workers(engine_kind.batch_workers(config, execution.workers, execution.remote))
     execution.require_dask()  # said now, before the journal is opened
+    _check_workers_see(engine, config.format, execution)
     fixed_values = FixedValues(fixed, interp)
     check_combination(config, fixed_values)
     require_engine(engine, backend, remote=execution.remote)  # after the options, refused on any machine
@@ -216,6 +218,18 @@ def _execution(execution, **keywords):
         raise UlyssAnnError(f"execution and {given[0]} ({given[0]}={keywords[given[0]]!r}): give {given[0]} in the "
                             f"Execution (Execution({given[0]}=…)), or leave execution out")
     return execution
+
+
+def _check_workers_see(engine, reader, execution):
+    """Refuse, in one line, an engine or a forced reader registered in this session alone when Dask's workers
+    (other processes) fit: each of their rows would be a failure, or an error, of a name they do not know."""
+    if execution.in_process:
+        return
+    for kind, name, reachable, group in (("engine", engine, engine_reachable, "ulyss_ann.engines"),
+                                         ("reader", reader, reader_reachable, "ulyss_ann.readers")):
+        if name is not None and not reachable(name):
+            raise UlyssAnnError(f"the {kind} '{name}' is registered in this session only, which Dask's workers cannot "
+                                f"see: fit with workers=0 (-j 0), or register it through an entry point ({group})")
 
 
 def _check_run_options(output, resume, overwrite, retry_failed, add_spectra):

@@ -189,7 +189,7 @@ class GDLEngine(FitEngine):
 
     @classmethod
     def lsf_measurer(cls):
-        from ulyss_ann.fitting.gdl_engine.lsf import measure_lsf_gdl
+        from ulyss_ann.fitting.gdl_engine.uly_lsf import measure_lsf_gdl
 
         return measure_lsf_gdl
 

@@ -28,7 +28,7 @@ engine's :attr:`~ulyss_ann.fitting.engine_traits.EngineTraits.losvd_kinds`, ``an
 a relative LSF is often narrower than a pixel, where ULySS's pixel-sampled kernel is
 pegged at its 0.3 px floor and cannot follow. ``engine="gdl"`` runs ULySS's own
 ``uly_lsf`` with the generated component instead
-(:func:`~ulyss_ann.fitting.gdl_engine.lsf.measure_lsf_gdl`).
+(:func:`~ulyss_ann.fitting.gdl_engine.uly_lsf.measure_lsf_gdl`).
 """
 
 from dataclasses import dataclass

@@ -9,8 +9,10 @@ are UlyssAnnError, printed by ``main`` as one line.
 import argparse
 import os
 import sys
+import warnings
 
 from ulyss_ann.cli.fit import parse_floats
+from ulyss_ann.errors import first_line
 
 
 def add_training_parsers(sub):
@@ -60,14 +62,38 @@ def add_training_parsers(sub):
     tr.add_argument("--hidden", help="hidden layer widths, e.g. 32,64 (overrides the preset's)")
     tr.add_argument("--seed", type=int, default=0, help="random seed of the weights, hold-out and batches (0)")
     tr.add_argument("--holdout", type=float, default=0.1, help="fraction of nodes held out (0.1)")
-    tr.add_argument("--recipe", choices=tuple(recipes), default=DEFAULT_RECIPE,
-                    help="; ".join(f"{name}: {recipe.description}" for name, recipe in recipes.items()))
+    recipe_choice = tr.add_argument("--recipe", default=DEFAULT_RECIPE)  # its choices: the recipes kept below
     tr.add_argument("--export", metavar="FILE", help="also write the interpolator file FILE (.fits)")
-    for name, recipe in recipes.items():
+    for name, recipe in list(recipes.items()):
+        if not _options_fit(tr, name, recipe):
+            del recipes[name]  # its --recipe choice too; train() from Python still has it
+            continue
         recipe.add_options(tr.add_argument_group(f"--recipe {name}: {recipe.description}"))
+    # --recipe offers those whose options the parser holds
+    recipe_choice.choices = tuple(recipes)
+    recipe_choice.help = "; ".join(f"{name}: {recipe.description}" for name, recipe in recipes.items())
     # each recipe flag's default, to tell a flag given on the command line from one left out
     flags = {keyword: tr.get_default(keyword) for recipe in recipes.values() for keyword in recipe.defaults}
     tr.set_defaults(run=_run_train, recipe_flag_defaults=flags)
+
+
+def _options_fit(parser, name, recipe):
+    """Whether ``recipe``'s options can join ``parser`` (``train``'s, holding the options so far); if not, one
+    warning naming it.
+
+    Tried on a copy first: argparse cannot take back the flags a recipe added before one that clashes
+    (another recipe's ``--patience``, a subclass's inherited flags) or before its ``add_options`` failed,
+    and a plug-in's mistake must leave out its own recipe only, not every command of ``ulyss-ann``.
+    """
+    trial = argparse.ArgumentParser(parents=[parser], add_help=False)
+    try:
+        recipe.add_options(trial.add_argument_group(name))
+    except Exception as exc:  # a plug-in's add_options may raise anything; argparse.ArgumentError for a clash
+        warnings.warn(f"training recipe '{name}' left out of 'ulyss-ann train': its options cannot be added "
+                      f"({first_line(exc, 160)}); rename them, or fix or uninstall the package that declares it",
+                      stacklevel=2)
+        return False
+    return True
 
 
 def recipe_options(args):
