@@ -98,8 +98,12 @@ def test_ctrl_c_of_the_whole_process_group_prints_one_line(tmp_path):
     spectra = simulated_batch(tmp_path, (TRUTH * 7)[:40], lambda i: 3.0 * i)
     out = tmp_path / "r.ecsv"
     command = [sys.executable, "-m", "ulyss_ann.cli", "fit", *spectra, "-o", str(out), "-j", "2", *SLOW]
+    # Ctrl-C as in a terminal: SIGINT handled, even where this suite was started in the background by a
+    # shell without job control, which leaves SIGINT ignored in every process it starts (Python then
+    # installs no KeyboardInterrupt handler)
     driver = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and len(journal_of(out).read().rows) < 1:
         time.sleep(0.05)
