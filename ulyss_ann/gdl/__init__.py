@@ -5,3 +5,7 @@
 python3-gdl or a ``gdl`` subprocess), ``component`` (renders ``ulyss_ann/gdl/templates/`` for one
 interpolator file).
 """
+
+# the subpackage's modules (each name has one address: its module's)
+__all__ = ["component", "component_cache", "literals", "process", "pygdl_halt", "reserved_names", "session",
+           "ulyss_location"]

@@ -6,3 +6,7 @@ parameter arrays), ``interpolator`` (:class:`Interpolator`), ``perceptron_file``
 0.0.3 on disk), ``wavelength`` (:class:`WavelengthGrid`, the speed of light), ``bundled``
 (the interpolators shipped in ``ulyss_ann/data``, by name: ``example``, ``miles``).
 """
+
+# the subpackage's modules (each name has one address: its module's)
+__all__ = ["bundled", "checksum", "interpolator", "limits", "line_centres", "medium", "network", "nodes",
+           "parameter", "parameter_values", "perceptron_file", "reference_names", "wavelength"]

@@ -8,3 +8,7 @@ its numerical core ``fast_recipe`` (variable projection + Levenberg–Marquardt 
 :class:`~ulyss_ann.Interpolator`), ``keras_io`` (Keras files). Keras (on torch) is
 imported only by the Keras recipe and the Keras file reader, when they run.
 """
+
+# the subpackage's modules (each name has one address: its module's)
+__all__ = ["fast_recipe", "fast_training", "grid_network", "keras_io", "keras_recipe", "outlier_stars", "recipe",
+           "train"]
