@@ -34,7 +34,7 @@ spectrum, to rebin it): in a batch, that spectrum's ``error: …`` row.
 import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from astropy.io import fits
 
@@ -101,6 +101,8 @@ class DeclaredData:
     shape: tuple  # NAXISn, FITS order (NAXIS1 first)
     nbytes: int  # |BITPIX|/8 x GCOUNT x (PCOUNT + product of NAXISn), the FITS standard's formula
     end: int  # where the HDU's padded data end in the file, in bytes
+    binary_table: bool = False  # a binary table (BINTABLE), e.g. an SDSS/LAMOST spectrum or an fpack tile store
+    header: object = field(default=None, compare=False, repr=False)  # the HDU's astropy Header
 
     @property
     def values(self):
@@ -136,7 +138,8 @@ def declared_data(path):
                 if header.get("ZIMAGE") is True:
                     shape = tuple(int(header.get(f"ZNAXIS{k}", 0)) for k in range(1, int(header.get("ZNAXIS", 0)) + 1))
                     image = True
-                hdus.append(DeclaredData(index, hdu.name, image, shape, nbytes, info["datLoc"] + nbytes))
+                hdus.append(DeclaredData(index, hdu.name, image, shape, nbytes, info["datLoc"] + nbytes,
+                                         isinstance(hdu, fits.BinTableHDU), header))
     return hdus
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from astropy.io import fits
 
 from ulyss_ann.errors import first_line
-from ulyss_ann.model.limits import (FILE_VALUES_PER_PIXEL, MAX_PIXELS_VARIABLE, declared_data, max_pixels,
+from ulyss_ann.model.limits import (FILE_VALUES_PER_PIXEL, MAX_PIXELS_VARIABLE, max_pixels,
                                     pixel_budget_problem, truncation)
 from ulyss_ann.spectra.reader_registry import FITS_HEADER_ERRORS, SpectrumReadError
 
@@ -21,8 +21,9 @@ __all__ = ["opened_fits", "check_declared_sizes", "header_meta", "unit_factor", 
            "spectrum_image_unit"]
 
 
-def check_declared_sizes(path, compressed):
-    """Refuse, from the headers alone, a FITS file that is truncated or too large for the memory budget.
+def check_declared_sizes(source):
+    """Refuse, from the headers alone, the FITS :class:`~ulyss_ann.spectra.reader_registry.SpectrumFile`
+    ``source`` when it is truncated or too large for the memory budget.
 
     The first image's longest axis is its pixel count (1-D, or a LAMOST-style 5-row
     array); all the HDUs together may declare :data:`FILE_VALUES_PER_PIXEL` values per
@@ -30,11 +31,8 @@ def check_declared_sizes(path, compressed):
     ``compressed`` as a whole has no length to check the headers against: cut short, it
     fails as its data are read.
     """
-    try:
-        hdus = declared_data(path)
-    except FITS_HEADER_ERRORS as exc:
-        raise SpectrumReadError(f"{path}: truncated or corrupt FITS file ({first_line(exc, 80)})") from None
-    problem = None if compressed else truncation(path, hdus)
+    path, hdus = source.path, source.declared  # the headers identify read, read once
+    problem = None if source.compression is not None else truncation(path, hdus)
     if problem:
         raise SpectrumReadError(f"{path}: {problem}")
     image = next((hdu for hdu in hdus if hdu.image and hdu.shape), None)  # a tile-compressed one: HDU 1
@@ -55,7 +53,7 @@ def opened_fits(source):
     read (a truncation shows up here), its sizes checked first; what goes wrong inside, a damaged file,
     is one line "truncated or corrupt" (astropy decompresses gzip and bzip2 itself)."""
     path = source.path
-    check_declared_sizes(path, source.compression is not None)
+    check_declared_sizes(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")

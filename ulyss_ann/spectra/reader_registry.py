@@ -18,7 +18,6 @@ without their data), so that identifying a file costs no read of its data.
 """
 
 import os
-import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -27,7 +26,7 @@ from astropy.io import fits
 
 from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.model.medium import AIR, VACUUM
-from ulyss_ann.model.limits import pixel_budget_problem
+from ulyss_ann.model.limits import declared_data, pixel_budget_problem
 from ulyss_ann.registry import Registry
 from ulyss_ann.spectra.compression import DECOMPRESSION_ERRORS, open_decompressed, stream_compression
 from ulyss_ann.spectra.spectrum import ASSUMED, Spectrum
@@ -66,24 +65,16 @@ class HeaderUnit:
     header: fits.Header
 
 
-def _header_units(path):
-    units = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with open(path, "rb") as handle, fits.open(handle, memmap=False, lazy_load_hdus=True,
-                                                    disable_image_compression=True) as hdul:
-            for index, hdu in enumerate(hdul):
-                header = hdu.header.copy()
-                axes = "ZNAXIS" if header.get("ZIMAGE") is True else "NAXIS"
-                shape = tuple(int(header.get(f"{axes}{k}", 0)) for k in range(1, int(header.get(axes, 0)) + 1))
-                if header.get("ZIMAGE") is True:
-                    kind = "compressed-image"
-                elif isinstance(hdu, fits.BinTableHDU):
-                    kind = "table"
-                else:
-                    kind = "image" if shape and min(shape) > 0 else "empty"
-                units.append(HeaderUnit(index, hdu.name.upper(), kind, shape, header))
-    return units
+def _header_unit(hdu):
+    """The :class:`HeaderUnit` of one HDU's :class:`~ulyss_ann.model.limits.DeclaredData` (its shape already
+    the image's ``ZNAXISn`` for a tile-compressed one)."""
+    if hdu.header.get("ZIMAGE") is True:
+        kind = "compressed-image"
+    elif hdu.binary_table:
+        kind = "table"
+    else:
+        kind = "image" if hdu.shape and min(hdu.shape) > 0 else "empty"
+    return HeaderUnit(hdu.index, hdu.name.upper(), kind, hdu.shape, hdu.header)
 
 
 class SpectrumFile:
@@ -120,14 +111,18 @@ class SpectrumFile:
         return self.head.startswith(FITS_SIGNATURE)
 
     @cached_property
-    def hdus(self):
-        """The :class:`HeaderUnit` of every HDU (no data read); () for a file that is not FITS."""
-        if not self.is_fits:
-            return ()
+    def declared(self):
+        """What every HDU's header declares (:func:`~ulyss_ann.model.limits.declared_data`: the headers, shapes
+        and sizes, no data read), read once for the readers' :attr:`hdus` and the size checks before a read."""
         try:
-            return tuple(_header_units(self.path))
+            return tuple(declared_data(self.path))
         except FITS_HEADER_ERRORS as exc:
             raise SpectrumReadError(f"{self.path}: truncated or corrupt FITS file ({first_line(exc, 80)})") from None
+
+    @cached_property
+    def hdus(self):
+        """The :class:`HeaderUnit` of every HDU (no data read); () for a file that is not FITS."""
+        return tuple(_header_unit(hdu) for hdu in self.declared) if self.is_fits else ()
 
     def units(self, *kinds):
         """The HDUs of those kinds, in order."""
