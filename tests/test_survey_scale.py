@@ -114,6 +114,7 @@ def _free_port():
 DASK = shutil.which("dask", path=os.path.dirname(sys.executable)) or shutil.which("dask")
 
 
+@pytest.mark.first_leg  # machinery: a Dask scheduler and workers of one's own, the same Dask in both legs
 @pytest.mark.skipif(DASK is None, reason="the dask command is not installed")
 def test_a_batch_runs_on_a_real_multi_process_cluster(spectra, tmp_path):
     """`dask scheduler` and two `dask worker` processes on localhost: the batch through --scheduler, in blocks."""
@@ -128,9 +129,12 @@ def test_a_batch_runs_on_a_real_multi_process_cluster(spectra, tmp_path):
                                    "--dashboard-address", ":0"], stdout=log, stderr=log)]
     try:
         time.sleep(2)
+        # none of the thread settings of ./scripts/test's environment: the nanny's own must show below
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                                "OPENBLAS_NUM_THREADS")}
         processes += [subprocess.Popen([DASK, "worker", address, "--nthreads", "1", "--nworkers", "1",
                                         "--name", f"w{i}", "--local-directory", str(tmp_path / f"w{i}")],
-                                       stdout=log, stderr=log) for i in range(2)]
+                                       stdout=log, stderr=log, env=env) for i in range(2)]
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
             # no thread oversubscription: each worker's BLAS has one thread (the nanny sets it)
