@@ -50,6 +50,7 @@ def test_serial_fit_recovers_the_truth(spectra, tmp_path):
     assert back.meta["model_sha256"] == back["model_sha256"][0]
 
 
+@pytest.mark.first_leg  # machinery, the same Dask in both legs (the wheel leg's CLI tests still run workers)
 def test_two_workers_give_the_serial_answers(spectra, tmp_path):
     serial = fit(spectra[:4], MODEL, tmp_path / "a.ecsv", workers=0, **FAST)
     parallel = fit(spectra[:4], MODEL, tmp_path / "b.ecsv", workers=2, **FAST)

@@ -9,7 +9,7 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from conftest import cli
+from conftest import cli_here
 from ulyss_ann.fitting.batch.sources import batch_inputs
 from ulyss_ann.spectra.compression import spectrum_name
 from ulyss_ann.spectra.reader_registry import SpectrumReadError
@@ -124,8 +124,8 @@ def test_fix_from_a_table_reaches_a_gzipped_spectrum_through_the_cli(tmp_path):
     Table({"id": ["star"], "logg": [2.5]}).write(tmp_path / "logg.ecsv")
     out = tmp_path / "out.ecsv"
     fast = ["--engine", "native", "--guess", "Teff=5400", "--guess", "Fe/H=-1.5", "--mdegree", "8", "--quiet"]
-    run = cli("fit", path, "-m", "example", "-j", "0", "-o", out, "--fix", f"Logg={tmp_path / 'logg.ecsv'}:logg",
-              *fast)
+    run = cli_here("fit", path, "-m", "example", "-j", "0", "-o", out, "--fix",
+                   f"Logg={tmp_path / 'logg.ecsv'}:logg", *fast)
     assert run.returncode == 0, run.stderr
     row = Table.read(out)[0]
     assert row["id"] == "star" and str(row["status"]) == "ok", row

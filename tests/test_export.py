@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import reference_file
+from conftest import cli_here, reference_file
 from ulyss_ann import Interpolator, UlyssAnnError, WavelengthGrid
 from ulyss_ann.training.keras_io import interpolator_from_keras
 from ulyss_ann.spectra.grid import SpectralGrid, surrogate_grid
@@ -16,10 +16,8 @@ from ulyss_ann.spectra.grid import SpectralGrid, surrogate_grid
 @pytest.fixture(scope="module")
 def surrogate(tmp_path_factory):
     path = tmp_path_factory.mktemp("grid") / "gsl_surrogate.fits"
-    result = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "grid", "surrogate", "-o", str(path),
-                             "--model", str(reference_file("gsl_ann_trial8.fits")),
-                             "--nodes", str(reference_file("gsl_nodes.txt"))],
-                            capture_output=True, text=True, timeout=120)
+    result = cli_here("grid", "surrogate", "-o", path, "--model", reference_file("gsl_ann_trial8.fits"), "--nodes",
+                      reference_file("gsl_nodes.txt"))
     assert result.returncode == 0, result.stderr
     assert "SURROGATE grid of 2908 spectra x 2099 px" in result.stdout
     return path
@@ -42,9 +40,7 @@ def test_surrogate_grid_is_trial8_at_the_nodes_and_says_so(surrogate):
 def test_authors_keras2_files_export_to_their_published_interpolators(surrogate, tmp_path, trial):
     pytest.importorskip("h5py", reason="h5py (the train extra) reads the .h5 files")
     out = tmp_path / "exported.fits"
-    result = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "export",
-                             str(reference_file(f"gsl_ann_trial{trial}.keras2.h5")), "--grid", str(surrogate),
-                             "-o", str(out)], capture_output=True, text=True, timeout=120)
+    result = cli_here("export", reference_file(f"gsl_ann_trial{trial}.keras2.h5"), "--grid", surrogate, "-o", out)
     assert result.returncode == 0, result.stderr
     exported, published = Interpolator.read(out), Interpolator.read(reference_file(f"gsl_ann_trial{trial}.fits"))
     for a, b in zip(exported.weights, published.weights):
@@ -60,8 +56,7 @@ def test_authors_keras2_files_export_to_their_published_interpolators(surrogate,
     assert "SURROGAT" not in cards and cards["NETFILE"] == f"gsl_ann_trial{trial}.keras2.h5"
     assert cards["SCALGRID"] == "gsl_surrogate.fits" and "RECIPE" not in cards and "TRAINMSE" not in cards
     assert "the surrogate grid" in result.stdout and "SURROGATE: trained" not in result.stdout
-    info = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "info", "-m", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    info = cli_here("info", "-m", out)
     assert "trained on the SURROGATE grid" not in info.stdout
     assert "only the input scaling and wavelengths come from the SURROGATE grid" in info.stdout
 

@@ -99,8 +99,9 @@ def test_a_fit_after_the_cached_interpolator_copy_was_deleted_repairs_the_cache(
     """The audit's case: rc 0 with no table (pygdl) or an `error` row (subprocess) before."""
     star, model = _star(), reference_file("gsl_ann_trial7.fits")
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
-    args = ["fit", star, "-m", model, "--fix", "Logg=2", "-j", "0", "--engine", "gdl", "--backend", backend,
-            "--quiet"]
+    # one guess (the cache is the subject, not ULySS's search over the paper's six)
+    args = ["fit", star, "-m", model, "--fix", "Logg=2", "--guess", "Teff=5400", "--guess", "Fe/H=-1.8", "-j", "0",
+            "--engine", "gdl", "--backend", backend, "--quiet"]
     first = cli(*args, "-o", tmp_path / "a.ecsv", env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     folder = _component_folder(tmp_path / "cache")
@@ -125,7 +126,9 @@ from ulyss_ann.spectra.readers import read_spectrum
 
 interp = Interpolator.read({model!r})
 spectrum = read_spectrum({star!r})
-with GDLEngine(make_config({model!r}, interp, engine="gdl", backend={backend!r}), interp) as engine:
+config = make_config({model!r}, interp, engine="gdl", backend={backend!r},
+                     guesses={{"Teff": [5400.0], "Fe/H": [-1.8]}})  # one guess: the cache is the subject
+with GDLEngine(config, interp) as engine:
     (copy,) = glob.glob(str(engine.folder / "ann_*.fits"))
     os.remove(copy)
     try:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from conftest import cli_here
 from ulyss_ann import UlyssAnnError
 from ulyss_ann.spectra.grid_readers import phoenix_grid, read_phoenix
 from ulyss_ann.spectra.preprocessing import FWHM_TO_SIGMA, gsl_wavelengths
@@ -74,15 +75,11 @@ def test_errors_name_the_file(hires, tmp_path):
 
 
 def test_cli_grid_phoenix(hires, tmp_path):
-    import subprocess
-    import sys
 
     paths, wave_file, _ = hires
     out = tmp_path / "cli.fits"
-    result = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "grid", "phoenix", *map(str, paths),
-                             "--wave", str(wave_file), "-o", str(out)], capture_output=True, text=True, timeout=120)
+    result = cli_here("grid", "phoenix", *paths, "--wave", wave_file, "-o", out)
     assert result.returncode == 0, result.stderr
     assert "3 spectra x 2099 px, parameters Teff, Logg, Fe/H" in result.stdout
-    missing = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "grid", "phoenix", str(paths[0]),
-                              "-o", str(tmp_path / "x.fits")], capture_output=True, text=True, timeout=120)
+    missing = cli_here("grid", "phoenix", paths[0], "-o", tmp_path / "x.fits")
     assert missing.returncode == 2 and "--wave" in missing.stderr and "Traceback" not in missing.stderr

@@ -18,7 +18,7 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from conftest import make_network
+from conftest import cli_here, make_network
 from ulyss_ann import Interpolator, InterpolatorFileError, ParameterError, UlyssAnnError
 from ulyss_ann.spectra.examples import example_interpolator_path
 from ulyss_ann.gdl.component import generate_component
@@ -38,11 +38,6 @@ ODD_STRINGS = ["km/s", "it's", "o'brien's ''quoted''", 'a "double" quote', "x & 
 def pwned_marker(tmp_path, monkeypatch):
     """Where a hostile string that ran would leave its mark (inherited by GDL and the CLI)."""
     monkeypatch.setenv("ULYSS_ANN_PWNED", str(tmp_path / "PWNED"))
-
-
-def run_cli(*args, cwd, env=None):
-    return subprocess.run([sys.executable, "-m", "ulyss_ann.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=600, stdin=subprocess.DEVNULL)
 
 
 def assert_no_command_ran(*folders):
@@ -137,10 +132,10 @@ def test_hostile_parameter_names_are_refused_naming_file_hdu_and_keyword(name, t
     message = str(error.value)
     assert message.startswith(f"{path}: HDU 0 (TERM_WEIGHTS): keyword I_P_NM1: parameter name")
     assert "\n" not in message
-    result = run_cli("info", "-m", path, cwd=tmp_path)
+    result = cli_here("info", "-m", path, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "keyword I_P_NM1" in result.stderr
-    result = run_cli("gdl-export", "-m", path, "-o", tmp_path / "out", cwd=tmp_path)
+    result = cli_here("gdl-export", "-m", path, "-o", tmp_path / "out", cwd=tmp_path)
     assert result.returncode == 2 and "keyword I_P_NM1" in result.stderr and not (tmp_path / "out").exists()
 
 
@@ -156,7 +151,7 @@ def test_parameters_built_in_memory_are_checked_too():
 
 def test_info_shows_a_hostile_unit_as_data(tmp_path):
     path = hostile_unit_file(tmp_path / "unit.fits")
-    result = run_cli("info", "-m", path, cwd=tmp_path)
+    result = cli_here("info", "-m", path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert HOSTILE_UNIT in result.stdout
 
@@ -165,7 +160,7 @@ def test_info_shows_a_hostile_unit_as_data(tmp_path):
 def test_exported_component_with_hostile_unit_runs_no_command(tmp_path):
     path = hostile_unit_file(tmp_path / "unit.fits")
     out = tmp_path / "out"
-    result = run_cli("gdl-export", "-m", path, "--name", "evilnet", "-o", out, cwd=tmp_path)
+    result = cli_here("gdl-export", "-m", path, "--name", "evilnet", "-o", out, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     code = (out / "evilnet.pro").read_text()
     assert "(*cmp.para)[0].unit = 'K'' & spawn, ''touch $ULYSS_ANN_PWNED'' ;'" in code
@@ -196,14 +191,14 @@ def test_odd_paths_and_file_names_reach_gdl_verbatim(tmp_path):
     assert f"<{out / 'oddnet.fits'}>" in printed and "2099" in printed
     assert_no_command_ran(tmp_path)
     # The GDL_PATH line that gdl-export prints is quoted for the shell: pasted, it runs nothing.
-    result = run_cli("gdl-export", "-m", source, "--name", "oddnet", "-o", out, cwd=tmp_path)
+    result = cli_here("gdl-export", "-m", source, "--name", "oddnet", "-o", out, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     line = next(x for x in result.stdout.splitlines() if x.strip().startswith("export GDL_PATH="))
     shell = subprocess.run(["bash", "-c", line.strip() + '; printf %s "$GDL_PATH"'], capture_output=True, text=True)
     assert shell.stdout.startswith(f"+{out}:")
     assert_no_command_ran(tmp_path)
     # A folder GDL would expand is refused before anything is written.
-    result = run_cli("gdl-export", "-m", source, "--name", "x", "-o", tmp_path / "a$HOME", cwd=tmp_path)
+    result = cli_here("gdl-export", "-m", source, "--name", "x", "-o", tmp_path / "a$HOME", cwd=tmp_path)
     assert result.returncode == 2 and "'$'" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "a$HOME").exists()
 
@@ -211,7 +206,7 @@ def test_odd_paths_and_file_names_reach_gdl_verbatim(tmp_path):
 # ---------------------------------------------------------------- fits through the GDL engine
 
 @pytest.mark.gdl
-def test_gdl_fit_with_hostile_unit_odd_cache_and_save_fits_folder(tmp_path):
+def test_gdl_fit_with_hostile_unit_odd_cache_and_save_fits_folder(tmp_path, monkeypatch):
     """fit --engine gdl: the hostile unit, a cache and a --save-fits folder with quotes, ';' and '&'."""
     model = hostile_unit_file(tmp_path / "unit.fits")
     interp = Interpolator.read(model)
@@ -219,10 +214,10 @@ def test_gdl_fit_with_hostile_unit_odd_cache_and_save_fits_folder(tmp_path):
     star = tmp_path / "star o'hara; x & y.fits"
     write_muse_spectrum(star, wave, flux, sigma)
     saved = tmp_path / "fits 'n' ; & é"
-    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache o'neil & é"))
-    result = run_cli("fit", star, "--model", model, "--engine", "gdl", "--backend", "subprocess", "--workers", "0",
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache o'neil & é"))
+    result = cli_here("fit", star, "--model", model, "--engine", "gdl", "--backend", "subprocess", "--workers", "0",
                      "--guess", "Teff=5400", "--guess", "Logg=3", "--guess", "Fe/H=-1.5", "--mdegree", "8",
-                     "-o", tmp_path / "r.ecsv", "--save-fits", saved, cwd=tmp_path, env=env)
+                     "-o", tmp_path / "r.ecsv", "--save-fits", saved, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     row = Table.read(tmp_path / "r.ecsv")[0]
     assert row["status"] == "ok", row["status"]
@@ -230,8 +225,8 @@ def test_gdl_fit_with_hostile_unit_odd_cache_and_save_fits_folder(tmp_path):
     assert (saved / "star o'hara; x & y_fit.fits").is_file() and (saved / "star o'hara; x & y.res").is_file()
     assert_no_command_ran(tmp_path)
     # A --save-fits folder GDL would expand is refused up front, in one line, before any fit.
-    result = run_cli("fit", star, "--model", model, "--engine", "gdl", "--workers", "0",
-                     "-o", tmp_path / "r2.ecsv", "--save-fits", tmp_path / "$HOME", cwd=tmp_path, env=env)
+    result = cli_here("fit", star, "--model", model, "--engine", "gdl", "--workers", "0",
+                     "-o", tmp_path / "r2.ecsv", "--save-fits", tmp_path / "$HOME", cwd=tmp_path)
     assert result.returncode == 2 and "--save-fits" in result.stderr and "'$'" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "r2.ecsv").exists()
     np.testing.assert_equal(Table.read(tmp_path / "r.ecsv")["Teff"], row["Teff"])  # the finished result stays

@@ -16,7 +16,12 @@ from conftest import PROJECT
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
-    """A wheel built from a copy of the source (the tree itself is left as it is)."""
+    """A wheel built from a copy of the source (the tree itself is left as it is); in the wheel leg, the
+    wheel this leg's venv was installed from (scripts/setup_wheel_venv built it from a copy of the files
+    git holds: built twice, it would be the same files)."""
+    if os.environ.get("ULYSS_ANN_TEST_WHEEL"):
+        (installed,) = (Path(sys.prefix) / "wheelhouse").glob("ulyss_ann-*.whl")
+        return installed
     source = tmp_path_factory.mktemp("source")
     for name in ("pyproject.toml", "setup.cfg", "README.md", "LICENSE"):
         shutil.copy(PROJECT / name, source / name)

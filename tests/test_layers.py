@@ -97,12 +97,14 @@ def graph():
     return known, edges
 
 
+@pytest.mark.first_leg  # reads the checkout's source text, the same in both legs
 def test_every_module_belongs_to_a_layer():
     known = modules()
     stray = [m for m in known if layer(m) is None]
     assert not stray, f"modules outside the layers {sorted(LAYERS)}: {stray}"
 
 
+@pytest.mark.first_leg  # reads the checkout's source text, the same in both legs
 def test_every_package_import_names_a_module_that_exists():
     """An import of a module the reorganisation moved would only fail when its line runs."""
     known = modules()
@@ -114,6 +116,7 @@ def test_every_package_import_names_a_module_that_exists():
     assert not missing, "\n".join(missing)
 
 
+@pytest.mark.first_leg  # reads the checkout's source text, the same in both legs
 def test_imports_point_down_the_layers():
     _, edges = graph()
     wrong = []
@@ -146,6 +149,7 @@ def is_package(module):
     return (PACKAGE.parent / module.replace(".", "/") / "__init__.py").exists()
 
 
+@pytest.mark.first_leg  # reads the checkout's source text, the same in both legs
 def test_fitting_subpackages_import_the_top_and_themselves_only():
     _, edges = graph()
     wrong = []
@@ -201,6 +205,7 @@ def foreign(module, names, known):
     return [n for n in names if n not in defined and f"{module}.{n}" not in known and n not in allowed and n != "*"]
 
 
+@pytest.mark.first_leg  # reads the checkout's source text, the same in both legs
 def test_one_address_per_name():
     """No module re-exports a name defined elsewhere, and every import takes a name from where it is defined."""
     known = modules()
@@ -214,6 +219,7 @@ def test_one_address_per_name():
     assert not wrong, "names with two addresses:\n" + "\n".join(sorted(wrong))
 
 
+@pytest.mark.first_leg  # reads the checkout's source text, the same in both legs
 def test_packages_say_what_they_hold():
     """Every subpackage (``fitting``'s too): a docstring, and an ``__all__`` of its own modules' names (no
     re-export); the package root and the console script's ``ulyss_ann.cli`` are the facades."""
@@ -229,6 +235,7 @@ def test_packages_say_what_they_hold():
     assert not missing, "\n".join(missing)
 
 
+@pytest.mark.first_leg  # reads the checkout's source text, the same in both legs
 def test_no_import_cycle():
     _, edges = graph()
     state, stack, cycles = {}, [], []
@@ -250,6 +257,7 @@ def test_no_import_cycle():
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 
+@pytest.mark.first_leg  # reads the checkout's source text, the same in both legs
 def test_no_private_name_crosses_a_module_boundary():
     known = modules()
     crossing = []
@@ -261,11 +269,13 @@ def test_no_private_name_crosses_a_module_boundary():
     assert not crossing, "\n".join(crossing)
 
 
+@pytest.mark.first_leg  # reads the checkout's source text, the same in both legs
 def test_modules_hold_one_idea_each():
     long = {name: len(path.read_text().splitlines()) for name, path in modules().items()}
     assert not {n: c for n, c in long.items() if c > MAX_LINES}, f"modules over {MAX_LINES} lines"
 
 
+@pytest.mark.first_leg  # reads the checkout's source text, the same in both legs
 def test_the_layering_test_sees_a_wrong_import(tmp_path, monkeypatch):
     """The checks above are not vacuous: a model module importing the fitting layer is caught."""
     fake = tmp_path / "ulyss_ann"

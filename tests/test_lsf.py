@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from conftest import reference_file
+from conftest import cli_here, reference_file
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.gdl.process import run_gdl
 from ulyss_ann.spectra.line_spread import FWHM_TO_SIGMA, gaussian_lsf, read_lsf, write_lsf
@@ -146,21 +146,17 @@ def test_native_fit_with_lsf_recovers_the_parameters(tmp_path):
 
 
 def test_lsf_command_writes_the_instrument_relative_to_the_model(tmp_path):
-    import subprocess
-    import sys
 
     out = tmp_path / "muse.lsf"
     model = reference_file("gsl_ann_trial7.fits")
-    run = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "lsf", "--fwhm", "7000:2.54,4750:2.82", "--model",
-                          str(model), "--step", "100", "-o", str(out)], capture_output=True, text=True)
+    run = cli_here("lsf", "--fwhm", "7000:2.54, 4750:2.82", "--model", model, "--step", "100", "-o", out)
     assert run.returncode == 0, run.stderr
     lsf = read_lsf(out)
     assert lsf["wave"][0] == 4700 and lsf["wave"][-1] == 7400   # covers the model's 4762-7385 A
     fwhm = lambda w: 2.82 + (w - 4750) * (2.54 - 2.82) / 2250   # noqa: E731  (extrapolated beyond 7000 A)
     expected = gaussian_lsf(fwhm, 2.0, lsf["wave"])["sigma"]
     assert np.allclose(lsf["sigma"], expected, atol=1e-6)
-    bad = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "lsf", "--fwhm", "1.8", "--model", str(model),
-                          "-o", str(tmp_path / "x.lsf")], capture_output=True, text=True)
+    bad = cli_here("lsf", "--fwhm", "1.8", "--model", model, "-o", tmp_path / "x.lsf")
     assert bad.returncode == 2 and "not broader than the model" in bad.stderr and "Traceback" not in bad.stderr
 
 

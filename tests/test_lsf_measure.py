@@ -6,13 +6,11 @@ wavelength-dependent one), and fitting with the measured LSF must do as well as 
 the true one. Then the command line: files, figures, and one-line errors.
 """
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
 
+from conftest import cli_here
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.lsf.measure import chunks, measure_lsf_many
 from ulyss_ann.fitting.lsf.combine import combine_lsf, instrument_fwhm
@@ -226,11 +224,6 @@ def test_fitting_with_the_measured_lsf_is_as_good_as_with_the_true_one(interp, m
 
 
 # ----------------------------------------------------------------------------------- the command line
-def _cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "ulyss_ann.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
-
-
 @pytest.fixture(scope="module")
 def two_spectra(interp, tmp_path_factory):
     from ulyss_ann.spectra.simulate import write_muse_spectrum
@@ -247,7 +240,7 @@ def two_spectra(interp, tmp_path_factory):
 
 def test_cli_measure_smooth_plot(two_spectra):
     folder, paths = two_spectra
-    run = _cli("lsf", "measure", *paths, "-o", "m.lsf", "--plot", "m.png", "--smooth", "polynomial:3",
+    run = cli_here("lsf", "measure", *paths, "-o", "m.lsf", "--plot", "m.png", "--smooth", "polynomial:3",
                "--fwhm", "4750:2.82,7000:2.54", "--per-star", "stars", cwd=folder)
     assert run.returncode == 0, run.stderr
     assert "from 2 spectra" in run.stdout
@@ -262,20 +255,20 @@ def test_cli_measure_smooth_plot(two_spectra):
     for path in (folder / "stars").iterdir():
         assert len(read_lsf(path)) == 25
 
-    run = _cli("lsf", "smooth", "stars/star0.lsf", "-o", "s.lsf", "--method", "median", "--window", "5",
+    run = cli_here("lsf", "smooth", "stars/star0.lsf", "-o", "s.lsf", "--method", "median", "--window", "5",
                "--plot", "s.png", cwd=folder)
     assert run.returncode == 0, run.stderr
     single, smoothed = read_lsf(folder / "stars/star0.lsf"), read_lsf(folder / "s.lsf")
     assert smoothed["sigma"][10] == pytest.approx(np.median(single["sigma"][8:13]), abs=1e-5)
     assert (folder / "s.png").stat().st_size > 10_000
 
-    run = _cli("lsf", "plot", "m.lsf", "s.lsf", "--fwhm", "4750:2.82,7000:2.54", "-o", "p.png", cwd=folder)
+    run = cli_here("lsf", "plot", "m.lsf", "s.lsf", "--fwhm", "4750:2.82,7000:2.54", "-o", "p.png", cwd=folder)
     assert run.returncode == 0, run.stderr
     assert (folder / "p.png").stat().st_size > 10_000
 
 
 def test_cli_old_spelling_still_writes_a_gaussian_lsf(tmp_path):
-    run = _cli("lsf", "--fwhm", "2.5", "-o", "x.lsf", cwd=tmp_path)
+    run = cli_here("lsf", "--fwhm", "2.5", "-o", "x.lsf", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     lsf = read_lsf(tmp_path / "x.lsf")
     assert np.allclose(lsf["sigma"], C_KMS / lsf["wave"] * np.sqrt(2.5 ** 2 - 4) / 2.3548, rtol=1e-4)
@@ -295,7 +288,7 @@ def test_cli_old_spelling_still_writes_a_gaussian_lsf(tmp_path):
 def test_cli_bad_options_stop_with_one_line(two_spectra, options, message):
     """Options no spectrum can make right: exit 2, one line naming the problem, no per-spectrum warnings."""
     folder, paths = two_spectra
-    run = _cli("lsf", "measure", *paths, "-o", "bad.lsf", *options, cwd=folder)
+    run = cli_here("lsf", "measure", *paths, "-o", "bad.lsf", *options, cwd=folder)
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0 and message in run.stderr, run.stderr
     assert "Traceback" not in run.stderr and not (folder / "bad.lsf").exists()
@@ -365,7 +358,7 @@ def test_lsf_smooth_and_plot_refuse_options_that_do_nothing(two_spectra, tmp_pat
     write_lsf(gaussian_lsf(2.6, 2.0, [4800, 5000, 5200, 5400, 5600]), tmp_path / "g.lsf")
     for options, message in ((["--method", "median", "--degree", "5"], "--degree does nothing with --method median"),
                              (["--window", "5"], "--window does nothing with --method polynomial")):
-        run = _cli("lsf", "smooth", str(tmp_path / "g.lsf"), "-o", str(tmp_path / "s.lsf"), *options, cwd=tmp_path)
+        run = cli_here("lsf", "smooth", str(tmp_path / "g.lsf"), "-o", str(tmp_path / "s.lsf"), *options, cwd=tmp_path)
         assert run.returncode == 2 and message in run.stderr and run.stderr.count("\n") == 1, run.stderr
-    run = _cli("lsf", "plot", *(3 * [str(tmp_path / "g.lsf")]), "-o", str(tmp_path / "p.png"), cwd=tmp_path)
+    run = cli_here("lsf", "plot", *(3 * [str(tmp_path / "g.lsf")]), "-o", str(tmp_path / "p.png"), cwd=tmp_path)
     assert run.returncode == 2 and "one or two" in run.stderr and not (tmp_path / "p.png").exists()

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from conftest import FAST, MODEL, cli
+from conftest import FAST, MODEL, cli_here
 from ulyss_ann import UlyssAnnError, example_interpolator
 from ulyss_ann.fitting.api import fit_spectrum
 from ulyss_ann.fitting.batch.driver import fit
@@ -80,8 +80,8 @@ FAST_SPECTRUM = {k: v for k, v in FAST.items() if k not in ("progress", "engine"
 
 
 def test_an_unknown_set_is_refused_on_the_command_line(tmp_path):
-    done = cli("fit", example_spectrum_path(), "-m", "example", "--engine", "native", "-j", "0",
-               "-o", tmp_path / "r.ecsv", "--telluric", "keck")
+    done = cli_here("fit", example_spectrum_path(), "-m", "example", "--engine", "native", "-j", "0",
+                    "-o", tmp_path / "r.ecsv", "--telluric", "keck")
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "--telluric" in done.stderr and "muse" in done.stderr
 

@@ -10,7 +10,7 @@ tell the truth when (value − truth)/error has unit width.
 import numpy as np
 import pytest
 
-from conftest import cli
+from conftest import cli_here
 from ulyss_ann import example_interpolator
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.api import fit_spectrum
@@ -162,11 +162,11 @@ def test_cli_errors_option(tmp_path):
     write_muse_spectrum(tmp_path / "star.fits", wave, flux, sigma)
     fast = ["--engine", "native", "-m", "example", "--guess", "Teff=5600", "--guess", "Logg=3",
             "--guess", "Fe/H=-1.4", "--mdegree", "8", "--quiet", "-j", "0"]
-    bad = cli("fit", tmp_path / "star.fits", "-o", tmp_path / "bad.ecsv", "--errors", "jackknife", *fast)
+    bad = cli_here("fit", tmp_path / "star.fits", "-o", tmp_path / "bad.ecsv", "--errors", "jackknife", *fast)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
     assert bad.stderr.startswith("ulyss-ann: error: errors (--errors) 'jackknife': choose ")
-    good = cli("fit", tmp_path / "star.fits", "-o", tmp_path / "mc.ecsv", "--errors", "mc", "--nsimul", "8",
-               "--seed", "3", *fast)
+    good = cli_here("fit", tmp_path / "star.fits", "-o", tmp_path / "mc.ecsv", "--errors", "mc", "--nsimul", "8",
+                    "--seed", "3", *fast)
     assert good.returncode == 0, good.stderr
     from astropy.table import Table
 

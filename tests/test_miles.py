@@ -1,13 +1,11 @@
 """MILES reader and its continuum normalisation, on files in MILES's own layout that the test writes."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from astropy.io import fits
 from numpy.polynomial import legendre
 
+from conftest import cli_here
 from ulyss_ann import Interpolator
 from ulyss_ann.spectra.examples import miles_interpolator_path
 from ulyss_ann.spectra.miles import miles_grid, pseudo_continuum
@@ -66,12 +64,10 @@ def test_miles_grid_normalises_and_keeps_only_usable_stars(tmp_path):
         assert np.max(np.abs(row - expected)) < 0.01 and np.median(row) == pytest.approx(1.0)
     assert dict((k, v) for k, v, _ in grid.meta)["CONTDEG"] == 6
     # the command line writes the same grid, and says what it left out
-    out = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "grid", "miles", str(tmp_path), "--teff-range",
-                          "3000,9000", "-o", str(tmp_path / "g.fits")], capture_output=True, text=True)
+    out = cli_here("grid", "miles", tmp_path, "--teff-range", "3000, 9000", "-o", tmp_path / "g.fits")
     assert out.returncode == 0 and "1 left out for bad flux: MILES_res2.50_star_m0004V.fits" in out.stdout
     np.testing.assert_array_equal(SpectralGrid.load(tmp_path / "g.fits").flux, grid.flux)
-    missing = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "grid", "miles", str(tmp_path / "nope"),
-                              "-o", str(tmp_path / "h.fits")], capture_output=True, text=True)
+    missing = cli_here("grid", "miles", tmp_path / "nope", "-o", tmp_path / "h.fits")
     assert missing.returncode == 2 and "give the one folder" in missing.stderr
 
 
@@ -79,6 +75,5 @@ def test_bundled_miles_interpolator_describes_itself():
     interp = Interpolator.read(miles_interpolator_path())
     assert interp.architecture == [3, 32, 64, 4300] and not interp.is_surrogate
     assert interp.nodes.shape[1] == 3 and len(interp.nodes) > 600
-    info = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "info", "-m", "miles"],
-                          capture_output=True, text=True)
+    info = cli_here("info", "-m", "miles")
     assert info.returncode == 0 and "MILES library, continuum-normalised" in info.stdout and "4300 px" in info.stdout

@@ -1,13 +1,11 @@
 """The simulated NGC 6397 sample (truth bookkeeping) and the cluster analysis (binning, visits, report)."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
 
+from conftest import cli_here
 from ulyss_ann.paper.cluster_report import combine_visits, feh_bins, star_number, to_sgb
 from ulyss_ann.spectra.examples import example_interpolator_path
 from ulyss_ann.paper.ngc6397 import fwhm_muse, injected_feh, isochrone, lsf_matrix, simulate_cluster
@@ -120,8 +118,7 @@ def test_report_from_a_results_table(tmp_path):
     truth = Table([results["id"], results["Teff"] + 10, results["Fe/H"] - 0.02, results["Logg"]],
                   names=("id", "Teff", "Fe/H", "Logg"))
     truth.write(tmp_path / "t.ecsv")
-    out = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "ngc6397", str(tmp_path / "r.ecsv"), "--truth",
-                          str(tmp_path / "t.ecsv"), "-o", str(tmp_path / "report")], capture_output=True, text=True)
+    out = cli_here("ngc6397", tmp_path / "r.ecsv", "--truth", tmp_path / "t.ecsv", "-o", tmp_path / "report")
     assert out.returncode == 0, out.stderr
     assert "60 of 60 spectra fitted, 30 stars (30 observed more than once)" in out.stdout
     assert "ΔTeff +10.0 ± 0.0 K, Δ[Fe/H] -0.020 ± 0.000 dex" in out.stdout
@@ -130,8 +127,7 @@ def test_report_from_a_results_table(tmp_path):
             "fig7_feh_trend.png", "fig7_bins.ecsv"} <= made
     t4 = Table.read(tmp_path / "report" / "table4.ecsv")
     assert t4.colnames == ["ID", "RA", "Dec", "Teff", "e_Teff", "Logg", "Fe/H", "e_Fe/H", "QF"] and set(t4["QF"]) == {0}
-    bad = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "ngc6397", str(tmp_path / "t.ecsv"), "-o",
-                          str(tmp_path / "x")], capture_output=True, text=True)
+    bad = cli_here("ngc6397", tmp_path / "t.ecsv", "-o", tmp_path / "x")
     assert bad.returncode == 2 and "missing" in bad.stderr and "Traceback" not in bad.stderr
 
 

@@ -1,12 +1,9 @@
 """Self-inversion precision (Eq. 6) and the ULySS .res reader."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from conftest import reference_file
+from conftest import cli_here, reference_file
 from ulyss_ann import UlyssAnnError
 from ulyss_ann.paper.selfinversion import mesh_steps, precision, read_res, selfinversion_from_res
 
@@ -54,9 +51,8 @@ def test_authors_selfinversion_gives_the_published_precision(trial, expected):
 
 
 def test_cli_selfinv():
-    result = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "selfinv", "--res",
-                             str(reference_file("selfinversion_trial7.res")), "--nodes",
-                             str(reference_file("gsl_nodes.txt"))], capture_output=True, text=True, timeout=120)
+    result = cli_here("selfinv", "--res", reference_file("selfinversion_trial7.res"), "--nodes",
+                      reference_file("gsl_nodes.txt"))
     assert result.returncode == 0, result.stderr
     assert "19.0 K" in result.stdout and "0.082 dex" in result.stdout and "0.059 dex" in result.stdout
 

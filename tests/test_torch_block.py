@@ -113,8 +113,8 @@ def test_batch_tasks_fill_the_gpu_block():
 
 
 def test_the_command_line_refuses_a_bad_device(stars, tmp_path):
-    from conftest import cli
+    from conftest import cli_here
 
-    result = cli("fit", stars[0].meta["file"], "--engine", "native", "--device", "gpu", "-o", tmp_path / "r.ecsv")
+    result = cli_here("fit", stars[0].meta["file"], "--engine", "native", "--device", "gpu", "-o", tmp_path / "r.ecsv")
     assert result.returncode == 2 and "device (--device) 'gpu': choose auto, cpu, cuda" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r.ecsv").exists()

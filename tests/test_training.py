@@ -1,13 +1,11 @@
 """Training with the paper's recipe: a short run, exact resume, export, errors."""
 
 import csv
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import example_grid
+from conftest import cli_here, example_grid
 from ulyss_ann import Interpolator
 from ulyss_ann.spectra.grid import SpectralGrid
 from ulyss_ann.training.grid_network import standardise
@@ -23,18 +21,13 @@ def grid_file(tmp_path_factory):
     return path
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "ulyss_ann.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=300)
-
-
 def weights(path):
     return [w for layer in keras.saving.load_model(path).layers for w in layer.get_weights()]
 
 
 def test_short_run_resume_and_export(grid_file, tmp_path):
     common = ["--hidden", "8,16", "--seed", "3"]
-    full = run("train", grid_file, "-o", tmp_path / "a.keras", "--epochs", "4", *common, "--export", tmp_path / "a.fits")
+    full = cli_here("train", grid_file, "-o", tmp_path / "a.keras", "--epochs", "4", *common, "--export", tmp_path / "a.fits")
     assert full.returncode == 0, full.stderr
     rows = list(csv.DictReader(open(tmp_path / "a.keras.loss.csv")))
     mse = [float(r["train_mse"]) for r in rows]
@@ -42,8 +35,8 @@ def test_short_run_resume_and_export(grid_file, tmp_path):
     assert all(np.isfinite(float(r["holdout_mse"])) for r in rows)
     assert (tmp_path / "a.keras.loss.png").stat().st_size > 5000
     # 2 epochs, then --resume to 4: the very same network as 4 epochs at once
-    assert run("train", grid_file, "-o", tmp_path / "b.keras", "--epochs", "2", *common).returncode == 0
-    resumed = run("train", grid_file, "-o", tmp_path / "b.keras", "--epochs", "4", *common, "--resume")
+    assert cli_here("train", grid_file, "-o", tmp_path / "b.keras", "--epochs", "2", *common).returncode == 0
+    resumed = cli_here("train", grid_file, "-o", tmp_path / "b.keras", "--epochs", "4", *common, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     for a, b in zip(weights(tmp_path / "a.keras"), weights(tmp_path / "b.keras")):
         np.testing.assert_array_equal(a, b)
@@ -59,8 +52,8 @@ def test_short_run_resume_and_export(grid_file, tmp_path):
 
 
 def test_training_errors(grid_file, tmp_path):
-    nothing = run("train", grid_file, "-o", tmp_path / "c.keras", "--resume")
+    nothing = cli_here("train", grid_file, "-o", tmp_path / "c.keras", "--resume")
     assert nothing.returncode == 2 and "nothing to resume" in nothing.stderr
-    bad = run("train", grid_file, "-o", tmp_path / "c.h5")
+    bad = cli_here("train", grid_file, "-o", tmp_path / "c.h5")
     assert bad.returncode == 2 and "must end in .keras" in bad.stderr
-    assert run("train", tmp_path / "absent.fits", "-o", tmp_path / "c.keras").returncode == 2
+    assert cli_here("train", tmp_path / "absent.fits", "-o", tmp_path / "c.keras").returncode == 2

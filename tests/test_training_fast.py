@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import assert_varpro_derivatives, example_grid
+from conftest import assert_varpro_derivatives, cli_here, example_grid
 from ulyss_ann import Interpolator
 from ulyss_ann.spectra.grid import SpectralGrid
 from ulyss_ann.training.fast_recipe import VarProNetwork, fit_varpro
@@ -48,10 +48,9 @@ def test_fast_recipe_cli_writes_a_network_that_exports(tmp_path):
     grid = example_grid()
     params = grid.params
     grid.save(tmp_path / "grid.fits")
-    out = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "train", str(tmp_path / "grid.fits"), "--recipe",
-                          "fast", "--hidden", "6,8", "--time-limit", "15", "--validation", "0",
-                          "-o", str(tmp_path / "f.keras"),
-                          "--export", str(tmp_path / "f.fits")], capture_output=True, text=True, timeout=300)
+    # bounded by steps, not seconds: the same network on any machine, and no CPU spent waiting for a clock
+    out = cli_here("train", tmp_path / "grid.fits", "--recipe", "fast", "--hidden", "6,8", "--max-steps", "40",
+                   "--validation", "0", "-o", tmp_path / "f.keras", "--export", tmp_path / "f.fits")
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(open(tmp_path / "f.keras.loss.csv")))
     mse = np.array([float(r["train_mse"]) for r in rows])
@@ -71,15 +70,12 @@ def test_fast_recipe_cli_writes_a_network_that_exports(tmp_path):
     assert (record["TRAINMSE"], record["HOLDMSE"]) == pytest.approx(
         (float(rows[-1]["train_mse"]), float(rows[-1]["holdout_mse"])), rel=1e-15)
     assert ("TRAINGRD", "grid.fits", "the training grid") in exported.meta
-    info = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "info", "-m", str(tmp_path / "f.fits")],
-                          capture_output=True, text=True, timeout=120)
+    info = cli_here("info", "-m", tmp_path / "f.fits")
     assert f"training     fast recipe, preset custom, seed 0, step {len(rows)}; MSE " in info.stdout
     assert "trained on the SURROGATE grid" in info.stdout
     # early stopping: the weights kept are those of the lowest validation MSE, the hold-out untouched
-    out = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "train", str(tmp_path / "grid.fits"), "--recipe",
-                          "fast", "--hidden", "6,8", "--time-limit", "10", "--patience", "3",
-                          "-o", str(tmp_path / "v.keras"), "--export", str(tmp_path / "v.fits")],
-                         capture_output=True, text=True, timeout=300)
+    out = cli_here("train", tmp_path / "grid.fits", "--recipe", "fast", "--hidden", "6,8", "--time-limit", "10",
+                   "--patience", "3", "-o", tmp_path / "v.keras", "--export", tmp_path / "v.fits")
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(open(tmp_path / "v.keras.loss.csv")))
     validation = np.array([float(r["validation_mse"]) for r in rows])
@@ -91,8 +87,7 @@ def test_fast_recipe_cli_writes_a_network_that_exports(tmp_path):
                                                                   rel=1e-15)
     recomputed = np.mean((Interpolator.read(tmp_path / "v.fits").evaluate(params[test_idx]) - grid.flux[test_idx]) ** 2)
     assert recomputed == pytest.approx(float(rows[kept]["holdout_mse"]), rel=1e-6)
-    again = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "train", str(tmp_path / "grid.fits"), "--recipe",
-                            "fast", "--resume", "-o", str(tmp_path / "f.keras")], capture_output=True, text=True)
+    again = cli_here("train", tmp_path / "grid.fits", "--recipe", "fast", "--resume", "-o", tmp_path / "f.keras")
     assert again.returncode == 2 and "--resume is for the paper recipe" in again.stderr
 
 

@@ -5,13 +5,10 @@ calibration, wrong parameters). Planted here in small synthetic grids: a least-s
 pulled by them, the robust one recovers the fit of the clean grid and says which stars it left out.
 """
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from conftest import assert_varpro_derivatives
+from conftest import assert_varpro_derivatives, cli_here
 from ulyss_ann.training.fast_recipe import VarProNetwork, fit_varpro, predict
 
 WAVE = np.linspace(0, 1, 50)
@@ -82,10 +79,9 @@ def test_train_cli_reports_the_excluded_stars(tmp_path):
     grid.save(tmp_path / "grid.fits")
 
     def train(name, *options):
-        out = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "train", str(tmp_path / "grid.fits"),
-                              "--recipe", "fast", "--hidden", "6,8", "--max-steps", "8", "--time-limit", "300",
-                              *options, "-o", str(tmp_path / f"{name}.keras"), "--export", str(tmp_path / f"{name}.fits")],
-                             capture_output=True, text=True, timeout=300)
+        out = cli_here("train", tmp_path / "grid.fits", "--recipe", "fast", "--hidden", "6,8", "--max-steps", "8",
+                       "--time-limit", "300", *options, "-o", tmp_path / f"{name}.keras",
+                       "--export", tmp_path / f"{name}.fits")
         assert out.returncode == 0, out.stderr
         rows = list(csv.DictReader(open(tmp_path / f"{name}.keras.loss.csv")))
         return out.stdout, rows, {key: value for key, value, _ in Interpolator.read(tmp_path / f"{name}.fits").meta}
@@ -117,10 +113,8 @@ def test_early_stopping_scores_the_validation_stars_without_the_worst_tenth(tmp_
     val_idx = validation_split(holdout_split(200, 0.1, 0)[0], 0.1, 0)[1]
     grid.flux[val_idx[:1]] *= 1 + np.linspace(-0.3, 0.3, grid.flux.shape[1])[None]   # 1 bad star of 18
     grid.save(tmp_path / "grid.fits")
-    out = subprocess.run([sys.executable, "-m", "ulyss_ann.cli", "train", str(tmp_path / "grid.fits"), "--recipe",
-                          "fast", "--hidden", "6,8", "--max-steps", "6", "--time-limit", "300",
-                          "-o", str(tmp_path / "v.keras"), "--export", str(tmp_path / "v.fits")],
-                         capture_output=True, text=True, timeout=300)
+    out = cli_here("train", tmp_path / "grid.fits", "--recipe", "fast", "--hidden", "6,8", "--max-steps", "6",
+                   "--time-limit", "300", "-o", tmp_path / "v.keras", "--export", tmp_path / "v.fits")
     assert out.returncode == 0, out.stderr
     network = Interpolator.read(tmp_path / "v.fits")
     per_star = np.mean((network.evaluate(grid.params[val_idx]) - grid.flux[val_idx]) ** 2, axis=1)
