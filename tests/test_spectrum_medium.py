@@ -12,7 +12,7 @@ from astropy.io import fits
 from scipy.interpolate import CubicSpline
 
 import ulyss_ann
-from conftest import SHARED, reference_file
+from conftest import SHARED, cli_here, reference_file
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.api import fit_spectrum
 from ulyss_ann.model.interpolator import Interpolator
@@ -143,6 +143,23 @@ def test_the_batch_table_and_its_record_carry_the_medium(vacuum_star):
     assert list(table["medium"]) == ["vacuum→air (override: --medium / medium=)"] * 2
     assert table.meta["medium"] == "vacuum"
     assert table["cz"][0] - table["cz"][1] == pytest.approx(-83.3, abs=1.5)  # the star taken as vacuum: bluer
+
+
+def test_chimap_takes_the_medium_as_fit_does(vacuum_star, tmp_path):
+    """chimap --medium (it had none): the map's free fit is fit's with the same medium, not the file's."""
+    guesses = {"Teff": [5400.0], "Logg": [3.5], "Fe/H": [-1.5]}
+    options = ["-m", "example", "--engine", "native", "--mdegree", "8"] + [
+        f"--guess={name}={values[0]}" for name, values in guesses.items()]
+    teff = {}
+    for medium in (None, "air"):
+        out = tmp_path / f"{medium}.fits"
+        run = cli_here("chimap", vacuum_star, *options, *([f"--medium={medium}"] if medium else []),
+                       "--x", "Logg=3:4:3", "-o", out)
+        assert run.returncode == 0, run.stderr
+        teff[medium] = fits.getheader(out)["B_TEFF"]
+        free = fit_spectrum(vacuum_star, model="example", engine="native", mdegree=8, guesses=guesses, medium=medium)
+        assert teff[medium] == pytest.approx(free.params["Teff"], rel=1e-9)
+    assert teff[None] != teff["air"]  # the file's vacuum, converted, against its wavelengths taken as air
 
 
 @pytest.mark.gdl

@@ -87,10 +87,6 @@ def add_fit_parser(sub):
                          "still kills its worker alone gets a 'failed: …' row, fitted again by --resume")
     fp.add_argument("--engine", default="auto", choices=engine_choices(), help=engine_help("auto"))
     add_engine_options(fp)
-    fp.add_argument("--medium", choices=["air", "vacuum"],
-                    help="the spectra's wavelengths are in air or vacuum, whatever their files say (default: "
-                         "each file's AIRORVAC/VACUUM/CTYPE1, SDSS and LAMOST vacuum, else air); vacuum spectra "
-                         "are converted to air before the fit (the table's medium column says which and why)")
     fp.add_argument("--errors", default="formal", metavar="METHOD",
                     help="the errors reported: formal (default: MPFIT's, as ULySS), mc (ULySS's Monte-Carlo: the "
                          "scatter of --nsimul refits of the spectrum plus noise of its errors; the gdl engine runs "
@@ -129,6 +125,11 @@ def add_engine_options(parser):
                         help="the model's wavelengths are in air or vacuum, whatever its file says (default: the "
                              "file's CTYPE1/AIRORVAC/VACUUM; the authors' trial 7 and 8 are recognised as vacuum); "
                              "the fit converts the model's axis to the spectra's medium (air)")
+    parser.add_argument("--medium", choices=["air", "vacuum"],
+                        help="the spectra's wavelengths are in air or vacuum, whatever their files say (default: "
+                             "each file's AIRORVAC/VACUUM/CTYPE1, SDSS and LAMOST vacuum, else air); vacuum "
+                             "spectra are converted to air before the fit (fit's table has a medium column saying "
+                             "which and why)")
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help="native engine: auto (default: a GPU through torch if there is one, else cpu), cpu "
                              "(NumPy), cuda, cuda:N, or torch-cpu (the GPU's code on the CPU, to check it)")
