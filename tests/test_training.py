@@ -27,7 +27,8 @@ def weights(path):
 
 def test_short_run_resume_and_export(grid_file, tmp_path):
     common = ["--hidden", "8,16", "--seed", "3"]
-    full = cli_here("train", grid_file, "-o", tmp_path / "a.keras", "--epochs", "4", *common, "--export", tmp_path / "a.fits")
+    full = cli_here("train", grid_file, "-o", tmp_path / "a.keras", "--epochs", "4", *common,
+                    "--export", tmp_path / "a.fits")
     assert full.returncode == 0, full.stderr
     rows = list(csv.DictReader(open(tmp_path / "a.keras.loss.csv")))
     mse = [float(r["train_mse"]) for r in rows]
