@@ -14,6 +14,7 @@ __all__ = [
     "OutOfBoundsWarning",
     "MachineryError",
     "OversampledWarning",
+    "ModelMediumWarning",
     "first_line",
 ]
 
@@ -62,6 +63,10 @@ class OutOfBoundsWarning(UserWarning):
 
 class OversampledWarning(UserWarning):
     """A spectrum is sampled far finer than the network: its fit costs much more, for no gain."""
+
+
+class ModelMediumWarning(UserWarning):
+    """A network's strong lines contradict the wavelength medium its header states (fits are not converted)."""
 
 
 def first_line(exc, width=None):

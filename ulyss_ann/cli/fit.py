@@ -116,11 +116,9 @@ def add_fit_parser(sub):
     fp.set_defaults(run=_run_fit)
 
 
-def add_engine_options(parser):
-    """The options of how a network is fitted that every fitting command shares (fit, chimap)."""
-    parser.add_argument("--losvd", default="sampled", choices=["sampled", "analytic"],
-                        help="native engine: ULySS's pixel-sampled Gaussian (default, agrees with uly_fit) or "
-                             "pPXF's analytic Fourier form (exact below 1 px)")
+def add_medium_options(parser):
+    """--model-medium and --medium: the media of the network's and the spectra's wavelengths, whatever their
+    files say (fit, chimap, lsf measure)."""
     parser.add_argument("--model-medium", choices=["air", "vacuum"], dest="model_medium",
                         help="the model's wavelengths are in air or vacuum, whatever its file says (default: the "
                              "file's CTYPE1/AIRORVAC/VACUUM; the authors' trial 7 and 8 are recognised as vacuum); "
@@ -130,6 +128,14 @@ def add_engine_options(parser):
                              "each file's AIRORVAC/VACUUM/CTYPE1, SDSS and LAMOST vacuum, else air); vacuum "
                              "spectra are converted to air before the fit (fit's table has a medium column saying "
                              "which and why)")
+
+
+def add_engine_options(parser):
+    """The options of how a network is fitted that every fitting command shares (fit, chimap)."""
+    parser.add_argument("--losvd", default="sampled", choices=["sampled", "analytic"],
+                        help="native engine: ULySS's pixel-sampled Gaussian (default, agrees with uly_fit) or "
+                             "pPXF's analytic Fourier form (exact below 1 px)")
+    add_medium_options(parser)
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help="native engine: auto (default: a GPU through torch if there is one, else cpu), cpu "
                              "(NumPy), cuda, cuda:N, or torch-cpu (the GPU's code on the CPU, to check it)")

@@ -10,7 +10,7 @@ printed by ``main`` as one line.
 import argparse
 import os
 
-from ulyss_ann.cli.fit import add_spectrum_options, fit_options, pairs, parse_floats
+from ulyss_ann.cli.fit import add_medium_options, add_spectrum_options, fit_options, pairs, parse_floats
 from ulyss_ann.cli.options import add_model_option, model_file
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.figures import check_figure_path
@@ -32,7 +32,11 @@ before injecting it: --smooth here, or `ulyss-ann lsf smooth`.
 
 --engine native (default) fits with pPXF's analytic LOSVD (exact below a pixel, where
 a relative LSF often is); --engine gdl runs ULySS's own uly_lsf with the generated
-component (sampled LOSVD, 0.3 px floor; --moments 4 adds h3, h4)."""
+component (sampled LOSVD, 0.3 px floor; --moments 4 adds h3, h4).
+
+--medium air|vacuum and --model-medium air|vacuum take the spectra's and the network's
+wavelengths in that medium whatever their files say, as `fit` does, for the global fit
+and every chunk alike."""
 
 
 def add_lsf_parser(sub):
@@ -81,6 +85,7 @@ def add_lsf_parser(sub):
     mp.add_argument("--moments", type=int, default=2, choices=[2, 4], help="2: cz, sigma; 4: also h3, h4 (gdl)")
     mp.add_argument("--backend", default="auto", choices=["auto", "pygdl", "subprocess"], help="GDL bridge, with --engine gdl (default: auto)")
     add_spectrum_options(mp)
+    add_medium_options(mp)  # as fit's, for the global fit and every chunk alike
     mp.add_argument("--smooth", metavar="polynomial:DEG|median:N",
                     help="write the LSF smoothed (a polynomial of degree DEG, or a running median of N chunks)")
     mp.add_argument("--per-star", metavar="DIR", help="also write each spectrum's own LSF into this folder")

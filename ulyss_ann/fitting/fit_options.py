@@ -19,6 +19,7 @@ from ulyss_ann.fitting.preparation import MIN_OVERLAP
 from ulyss_ann.model.bundled import bundled_path, interpolator_file
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.model.limits import max_pixels
+from ulyss_ann.model.line_centres import warn_if_lines_contradict
 from ulyss_ann.model.medium import check_medium
 from ulyss_ann.spectra.inputs import is_number
 from ulyss_ann.spectra.line_spread import read_lsf
@@ -83,7 +84,11 @@ def make_config(model, interp, **options):
                           "--engine native --losvd analytic", UserWarning, stacklevel=3)
     if options.get("save_fits"):
         options["save_fits"] = writable_folder(options["save_fits"], "save_fits (--save-fits)")
-    return FitConfig(model=os.path.abspath(model), model_sha256=file_sha256(model), **options)
+    sha256 = file_sha256(model)
+    # here, where every fit's options are checked once (not per spectrum, not on Dask's workers): a warning
+    # when the network's lines contradict the medium its header states (ulyss_ann.model.line_centres)
+    warn_if_lines_contradict(interp, sha256, options["model_medium"])
+    return FitConfig(model=os.path.abspath(model), model_sha256=sha256, **options)
 
 
 def _check_error_options(options):

@@ -31,7 +31,7 @@ import numpy as np
 
 __all__ = ["AIR", "VACUUM", "MEDIA", "vacuum_to_air", "air_to_vacuum", "medium_from_header", "check_medium",
            "axis_in_medium", "axis_residual_kms", "other_medium", "model_medium", "conversion_note",
-           "SPECTRUM_MEDIUM", "on_spectra_axis"]
+           "SPECTRUM_MEDIUM", "on_spectra_axis", "OVERRIDE", "RECOGNISED", "stated_by_header"]
 
 AIR, VACUUM = "air", "vacuum"
 MEDIA = (AIR, VACUUM)
@@ -123,6 +123,18 @@ def axis_residual_kms(grid, source_medium, target_medium):
     return float(C_KMS * np.max(np.abs(axis_in_medium(grid, source_medium, target_medium).wavelength / exact - 1)))
 
 
+#: The ``medium_source`` of a network whose medium the user gave (medium=, model_medium=, --model-medium).
+OVERRIDE = "override"
+#: How the ``medium_source`` of one of the authors' files recognised by its SHA-256 begins.
+RECOGNISED = "recognised: "
+
+
+def stated_by_header(source):
+    """Whether a network's ``medium_source`` is its file's own say (a header card, or none: air), the one
+    reading that its lines may contradict unnoticed: neither the user's override nor a recognised file."""
+    return bool(source) and source != OVERRIDE and not source.startswith(RECOGNISED)
+
+
 _NOTICED = set()  # files whose recognition was said, in this process: once is enough
 
 
@@ -136,12 +148,12 @@ def model_medium(path, stated, stated_source, override=None):
 
     override = check_medium(override, "model medium (medium=, --model-medium)")
     if override is not None:
-        return override, "override"
+        return override, OVERRIDE
     recognised = recognised_vacuum(path) if stated == AIR else None
     if recognised is None:
         return stated, stated_source
     reference, sha = recognised
-    source = f"recognised: {reference.what} (SHA-256 {sha[:12]}…), vacuum although its header says air"
+    source = f"{RECOGNISED}{reference.what} (SHA-256 {sha[:12]}…), vacuum although its header says air"
     if os.path.realpath(path) not in _NOTICED:
         _NOTICED.add(os.path.realpath(path))
         warnings.warn(f"{os.path.basename(path)}: {reference.what}, recognised by its SHA-256, is on vacuum "
@@ -152,8 +164,7 @@ def model_medium(path, stated, stated_source, override=None):
 
 def reason_in_brief(source):
     """The few words of a medium's ``source`` a table row carries: the recognised file's name, else the source."""
-    prefix = "recognised: "
-    return source.split(" (SHA-256")[0][len(prefix):] if source.startswith(prefix) else source
+    return source.split(" (SHA-256")[0][len(RECOGNISED):] if source.startswith(RECOGNISED) else source
 
 
 def conversion_note(original, source, target):
@@ -176,5 +187,5 @@ def on_spectra_axis(interp, override=None):
     if override is None and interp.medium_conversion is not None:
         return interp  # converted already
     if override is not None:
-        interp = replaced(interp, medium=override, medium_source="override")
+        interp = replaced(interp, medium=override, medium_source=OVERRIDE)
     return interp.in_medium(SPECTRUM_MEDIUM)

@@ -99,7 +99,9 @@ def measure_lsf(spectrum, model=None, *, width=200.0, step=100.0, chunk_mdegree=
     moments : int
         2 (cz, sigma) or 4 (also h3, h4: the GDL engine only).
     **options
-        More options of the global fit (``guesses``, ``mdegree``, ``telluric``, ``masks``…).
+        More options of the global fit (``guesses``, ``mdegree``, ``telluric``, ``masks``…). ``medium``
+        ('air'/'vacuum': the spectrum's wavelengths, whatever its file says) and ``model_medium`` (the
+        network's) hold for the chunks as for the global fit, as in :func:`~ulyss_ann.fitting.api.fit_spectrum`.
 
     Returns
     -------
@@ -130,12 +132,16 @@ def measure_lsf(spectrum, model=None, *, width=200.0, step=100.0, chunk_mdegree=
     from ulyss_ann.fitting.engines import engine_class, engine_for
     from ulyss_ann.fitting.fit_options import make_config
     from ulyss_ann.spectra.inputs import as_spectrum
+    from ulyss_ann.spectra.spectrum_medium import spectrum_in_medium
 
     path, interp, engine, losvd = _setup(model, engine, losvd, width, step, chunk_mdegree, moments, options)
-    spectrum = as_spectrum(spectrum, format=options.get("format"))  # format=: the reader forced
-    # The chunks see what the global fit saw: the same masks and the same injected LSF, if any.
+    # format=: the reader forced; medium=: the file's wavelengths taken as air or vacuum, once, here, so that
+    # the chunks' range and every engine's chunk fits (ULySS's uly_lsf too) see the spectrum the global fit sees
+    spectrum = spectrum_in_medium(as_spectrum(spectrum, format=options.get("format")), options.get("medium"))
+    # The chunks see what the global fit saw: the same masks, the same injected LSF, if any, and the same
+    # media (a chunk without them would sit ≈ 83 km/s from the global fit that has them).
     chunk_options = {k: options[k] for k in ("telluric", "mask_nad", "mask_ism", "masks", "backend", "lsf",
-                                             "timeout") if k in options}
+                                             "timeout", "medium", "model_medium") if k in options}
     fit = fit_spectrum(spectrum, interp, engine=engine, fixed=fixed, wave_range=wave_range, losvd=losvd, **options)
     held = dict(fit.params)
     config = make_config(path, interp, engine=engine, mdegree=chunk_mdegree, wave_range=wave_range, losvd=losvd,
@@ -215,6 +221,7 @@ def measure_lsf_many(spectra, model=None, *, wave_range=None, fixed=None, **opti
     from ulyss_ann.fitting.engines import require_engine
     from ulyss_ann.fitting.fit_options import FixedValues, check_combination, make_config
     from ulyss_ann.spectra.inputs import as_spectrum
+    from ulyss_ann.spectra.spectrum_medium import spectrum_in_medium
 
     width, step = options.get("width", 200.0), options.get("step", 100.0)
     path, interp, engine, losvd = _setup(model, options.get("engine", "native"), options.get("losvd"),
@@ -225,7 +232,7 @@ def measure_lsf_many(spectra, model=None, *, wave_range=None, fixed=None, **opti
     config = make_config(path, interp, engine=engine, wave_range=wave_range, losvd=losvd, **fit_options)
     check_combination(config, FixedValues(fixed, interp))
     require_engine(engine, options.get("backend", "auto"))  # after the options, refused on any machine
-    spectra = [as_spectrum(s, format=config.format)  # --format: the reader forced
+    spectra = [spectrum_in_medium(as_spectrum(s, format=config.format), config.medium)  # --format, --medium
                for s in (spectra if isinstance(spectra, (list, tuple)) else [spectra])]
     preparation = FitPreparation(FitConfig(model=path, wave_range=wave_range), interp)
     usable = []
