@@ -60,7 +60,7 @@ __all__ = ["GDLEngine", "check_gdl_paths", "check_gdl_here", "RESULT_FIELDS", "P
 
 #: What ULYSS_ANN_FIT returns, in this order (ulyss_ann/gdl/pro/ulyss_ann_fit.pro, OUTPUT) ...
 RESULT_FIELDS = ("n_guess", "best_guess", "n_converged", "chi2", "rms", "n_pix", "cz", "e_cz", "sigma", "e_sigma",
-                 "ulyss_seconds")
+                 "dof_factor", "ulyss_seconds")
 #: ... then these three for each parameter of the network, in network order.
 PARAMETER_FIELDS = ("value", "error", "status")
 #: The columns of ULYSS_ANN_LAST_FIT (ulyss_ann/gdl/pro/ulyss_ann_last_fit.pro), each npix long.
@@ -269,7 +269,10 @@ class GDLEngine(FitEngine):
                         e_sigma=found["e_sigma"], values=found["value"], errors=found["error"],
                         status=found["status"].astype(int), ln_start=ln_wave[0], ln_step=ln_wave[1] - ln_wave[0],
                         flux=fitted["flux"], bestfit=fitted["bestfit"], mask=fitted["mask"] != 0,
-                        error=None if spectrum.error is None else fitted["error"])
+                        error=None if spectrum.error is None else fitted["error"],
+                        # ULySS's own (its solution's): the Python-drawn copies of --errors mc/total
+                        # correlate their noise over it (resampling.correlated_noise)
+                        dof_factor=float(found["dof_factor"]))
 
     def resample(self, prepared, result, method, n, rng):
         """ULySS's Monte-Carlo (``ulyss, …, NSIMUL=n``, :attr:`ErrorMethod.ulyss_nsimul`) for ``mc``:
