@@ -26,7 +26,7 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.model.parameter import Parameter
 
-__all__ = ["input_scaling", "standardise", "holdout_split", "interpolator_from_weights", "provenance_cards",
+__all__ = ["input_scaling", "standardise", "holdout_split", "kfold_split", "interpolator_from_weights", "provenance_cards",
            "TrainingRecord", "DERIVATIVE_STEPS"]
 
 #: Derivative steps the authors' files use, by parameter name.
@@ -51,6 +51,16 @@ def holdout_split(n, holdout, seed):
     order = np.random.default_rng(seed).permutation(n)
     n_out = int(round(holdout * n))
     return np.sort(order[n_out:]), np.sort(order[:n_out])
+
+
+def kfold_split(n, k, seed):
+    """``k`` folds of ``n`` nodes: a list of (training, held-out) index arrays, each node held out
+    exactly once (a seeded permutation cut in ``k`` nearly equal parts), for cross-validation by star."""
+    if not 2 <= int(k) <= n:
+        raise UlyssAnnError(f"k-fold: {k} folds of {n} nodes (2 to {n})")
+    parts = np.array_split(np.random.default_rng(seed).permutation(n), int(k))
+    return [(np.sort(np.concatenate([p for j, p in enumerate(parts) if j != i])), np.sort(part))
+            for i, part in enumerate(parts)]
 
 
 #: Cards of a grid that describe its spectra (resolution, continuum, [alpha/Fe]): they hold for any
