@@ -85,12 +85,14 @@ def test_without_mismatch_total_is_the_noise(star):
 
 def test_the_floor_is_added_in_quadrature_to_the_calibrated_parameters_only():
     values = np.random.default_rng(4).normal(0.0, 30.0, 200)
-    errors = Total().errors(None, {"Teff": values, "Fe/H": values / 1000.0, "cz": values})
+    errors = Total().errors(None, {"Teff": values, "Fe/H": values / 1000.0, "cz": values, "sigma": values})
     spread = robust_std(values)
     assert errors["Teff"] == pytest.approx(np.hypot(spread, FLOOR["teff"]))
     assert errors["Fe/H"] == pytest.approx(np.hypot(spread / 1000.0, FLOOR["fe/h"]))
-    assert errors["cz"] == pytest.approx(spread)  # no floor where none was calibrated
-    assert without_floor(errors) == pytest.approx({"Teff": spread, "Fe/H": spread / 1000.0, "cz": spread})
+    assert FLOOR["cz"] > 0 and errors["cz"] == pytest.approx(np.hypot(spread, FLOOR["cz"]))  # calibrated too
+    assert errors["sigma"] == pytest.approx(spread)  # no floor where none was calibrated
+    assert without_floor(errors) == pytest.approx({"Teff": spread, "Fe/H": spread / 1000.0, "cz": spread,
+                                                   "sigma": spread})
 
 
 def test_total_is_reproducible_with_a_seed(star):
