@@ -25,7 +25,7 @@ def test_the_split_is_seeded():
     assert not all(np.array_equal(x[1], y[1]) for x, y in zip(a, c))
 
 
-@pytest.mark.parametrize("k", [1, 0, 12])
+@pytest.mark.parametrize("k", [1, 0, 12, 2.5, True])
 def test_impossible_fold_counts_are_refused(k):
     with pytest.raises(UlyssAnnError, match="folds"):
         kfold_split(11, k, seed=0)

@@ -37,7 +37,7 @@ Why this form:
   as good as its noise the errors are √2 × ``mc`` (then the floor): cautious, never below the noise's;
 * the floor is the part of the mismatch that no residual shows: the parameters absorb it (a
   line too deep is fitted by a lower Teff, leaving little residual), and the better the network
-  fits, the larger that part relative to what is left. Measured on 551 MILES stars, each fitted
+  fits, the larger that part relative to what is left. Measured on 277 MILES stars, each fitted
   with a network of the ``miles`` recipe that never saw it, the bootstrap alone gives split-test
   widths of 1.6-2.1 (cz 3.0); trial 7, whose residuals are large, needs little more than its
   bootstrap.
@@ -73,8 +73,10 @@ BLOCK_KMS = 3000.0
 #: fitted with a network of the bundled ``miles`` network's recipe that never saw it (the ten
 #: networks of scripts/crossval_miles; the stars with an even MILES number): the floor that brings
 #: each width to 1 — without floors 1.88 / 2.05 / 1.62 (Teff, log g, [Fe/H]) and 2.98 for cz.
-#: Validated on the 274 others (0.88 / 0.84 / 1.02, cz 1.33) and, with trial 7, on 253 stars of odd
-#: number (0.81 / 1.19 / 0.84, cz 1.25) and 261 of even (0.99 / 0.95 / 0.85, cz 0.94): each ± 0.07-0.13.
+#: These rounded floors give, on the 274 others, 0.88 / 0.83 / 1.01 (cz 1.35) and, with trial 7, on 253
+#: stars of odd number 0.81 / 1.18 / 0.84 (cz 1.26) and on 261 of even 0.99 / 0.95 / 0.85 (cz 0.95):
+#: each ± 0.07-0.13. The floors hold for fits like those: MILES-like resolution (2.5 Å FWHM) and ranges;
+#: a spectrum of much higher resolution (a cz floor of 3.7 km/s) calls for its own calibration.
 #: The floors are for fits of ~1300 Å (half the MILES range; a systematic does not average down over
 #: a longer range). A scale factor on the scatter instead (an earlier model) cannot serve both
 #: networks: they asked for factors 1.6-3.7 apart. σ gets no floor: its scatter alone is already

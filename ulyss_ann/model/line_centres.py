@@ -9,7 +9,8 @@ triplet, Na D, Hα: :data:`STRONG_LINES`) as the vertex of the parabola through 
 three pixels about the line's minimum, and compares them with the lines' air and vacuum
 wavelengths. The medium whose median velocity offset is within :data:`MATCH_KMS` of
 zero — and nearer zero than the other's by at least half the air-vacuum difference, with
-most of the lines within :data:`MATCH_KMS` of it — is the one the network's pixels are on; otherwise the measurement says nothing
+most of the lines within :data:`MATCH_KMS` of it — is the one the network's pixels are on;
+otherwise the measurement says nothing
 (``medium`` None: too few lines, or a network too poor to place them).
 
 Measured (``ulyss-ann info``): trial 7 and trial 8 +82.1 / +82.8 km/s from air and
@@ -178,7 +179,7 @@ def medium_check(interp, measurement=None):
     return f"{taken} ({why}), as its lines confirm", None
 
 
-#: Networks whose lines were checked against their header in this process (by SHA-256): a batch, a
+#: Networks whose lines were checked against their header in this process (by SHA-256 and axis): a batch, a
 #: loop of fit_spectrum calls, an LSF's chunks all build their configuration from the same network.
 _CHECKED = set()
 
@@ -200,9 +201,11 @@ def warn_if_lines_contradict(interp, sha256, override=None):
     from ulyss_ann.errors import ModelMediumWarning
     from ulyss_ann.model.medium import stated_by_header
 
-    if override is not None or not stated_by_header(interp.medium_source) or sha256 in _CHECKED:
+    # the file and the axis measured: an Interpolator passed in converted already is another question
+    key = (sha256, interp.medium, float(interp.wavelength.wavelength[0]))
+    if override is not None or not stated_by_header(interp.medium_source) or key in _CHECKED:
         return None
-    _CHECKED.add(sha256)
+    _CHECKED.add(key)
     _, warning = medium_check(interp)
     if warning is None:
         return None

@@ -26,8 +26,8 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.model.parameter import Parameter
 
-__all__ = ["input_scaling", "standardise", "holdout_split", "kfold_split", "interpolator_from_weights", "provenance_cards",
-           "TrainingRecord", "DERIVATIVE_STEPS"]
+__all__ = ["input_scaling", "standardise", "holdout_split", "kfold_split", "interpolator_from_weights",
+           "provenance_cards", "TrainingRecord", "DERIVATIVE_STEPS"]
 
 #: Derivative steps the authors' files use, by parameter name.
 DERIVATIVE_STEPS = {"teff": 1.0, "logg": 0.005, "fe/h": 0.01}
@@ -56,8 +56,8 @@ def holdout_split(n, holdout, seed):
 def kfold_split(n, k, seed):
     """``k`` folds of ``n`` nodes: a list of (training, held-out) index arrays, each node held out
     exactly once (a seeded permutation cut in ``k`` nearly equal parts), for cross-validation by star."""
-    if not 2 <= int(k) <= n:
-        raise UlyssAnnError(f"k-fold: {k} folds of {n} nodes (2 to {n})")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= k <= n:
+        raise UlyssAnnError(f"k-fold: {k!r} folds of {n} nodes (a whole number, 2 to {n})")
     parts = np.array_split(np.random.default_rng(seed).permutation(n), int(k))
     return [(np.sort(np.concatenate([p for j, p in enumerate(parts) if j != i])), np.sort(part))
             for i, part in enumerate(parts)]

@@ -136,7 +136,9 @@ def measure_lsf(spectrum, model=None, *, width=200.0, step=100.0, chunk_mdegree=
 
     path, interp, engine, losvd = _setup(model, engine, losvd, width, step, chunk_mdegree, moments, options)
     # format=: the reader forced; medium=: the file's wavelengths taken as air or vacuum, once, here, so that
-    # the chunks' range and every engine's chunk fits (ULySS's uly_lsf too) see the spectrum the global fit sees
+    # every engine's chunk fits (ULySS's uly_lsf too) see the spectrum the global fit sees (the chunks' edges
+    # come from the network's range as its header gives it: ≈1.6 Å off when its medium is converted, which a
+    # 200 Å chunk does not feel)
     spectrum = spectrum_in_medium(as_spectrum(spectrum, format=options.get("format")), options.get("medium"))
     # The chunks see what the global fit saw: the same masks, the same injected LSF, if any, and the same
     # media (a chunk without them would sit ≈ 83 km/s from the global fit that has them).
