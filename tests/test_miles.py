@@ -8,7 +8,8 @@ from numpy.polynomial import legendre
 from conftest import cli_here
 from ulyss_ann import Interpolator
 from ulyss_ann.spectra.examples import miles_interpolator_path
-from ulyss_ann.spectra.miles import miles_grid, pseudo_continuum
+from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.spectra.miles import files_of_nodes, miles_grid, pseudo_continuum
 from ulyss_ann.spectra.grid import SpectralGrid
 
 WAVE = 3540.5 + 0.9 * np.arange(4300)
@@ -77,3 +78,18 @@ def test_bundled_miles_interpolator_describes_itself():
     assert interp.nodes.shape[1] == 3 and len(interp.nodes) > 600
     info = cli_here("info", "-m", "miles")
     assert info.returncode == 0 and "MILES library, continuum-normalised" in info.stdout and "4300 px" in info.stdout
+
+
+def test_grid_nodes_find_their_files_by_their_values_not_their_order(tmp_path):
+    table = tmp_path / "params.csv"
+    table.write_text("file,miles_id,name,teff,logg,feh\n"
+                     "b.fits,2,B,5000.0,2.5,-1.0\n"
+                     "a.fits,1,A,6000.0,4.0,0.1\n"
+                     "c.fits,3,C,,4.0,0.1\n"            # no Teff: not a star of any grid
+                     "d.fits,4,D,5000.0,2.5,-1.0\n")    # the same values as b.fits
+    # miles_grid sorts by file name: a before b, whatever the table's order
+    assert files_of_nodes([[6000.0, 4.0, 0.1]], table) == ["a.fits"]
+    with pytest.raises(UlyssAnnError, match="2 stars have the grid node"):
+        files_of_nodes([[6000.0, 4.0, 0.1], [5000.0, 2.5, -1.0]], table)
+    with pytest.raises(UlyssAnnError, match="0 stars have the grid node"):
+        files_of_nodes([[5500.0, 4.0, 0.0]], table)

@@ -201,9 +201,12 @@ def warn_if_lines_contradict(interp, sha256, override=None):
     from ulyss_ann.errors import ModelMediumWarning
     from ulyss_ann.model.medium import stated_by_header
 
-    # the file and the axis measured: an Interpolator passed in converted already is another question
-    key = (sha256, interp.medium, float(interp.wavelength.wavelength[0]))
-    if override is not None or not stated_by_header(interp.medium_source) or key in _CHECKED:
+    if override is not None or not stated_by_header(interp.medium_source):
+        return None
+    # the file and the axis measured (a WavelengthGrid, hashable): an Interpolator passed in converted
+    # already is another question
+    key = (sha256, interp.medium, interp.wavelength)
+    if key in _CHECKED:
         return None
     _CHECKED.add(key)
     _, warning = medium_check(interp)

@@ -34,7 +34,7 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.spectra.grid import SpectralGrid
 from ulyss_ann.model.wavelength import WavelengthGrid
 
-__all__ = ["pseudo_continuum", "read_miles_params", "miles_grid"]
+__all__ = ["pseudo_continuum", "read_miles_params", "miles_grid", "files_of_nodes"]
 
 
 def pseudo_continuum(wave, flux, degree=6, low=1.0, high=3.0, iterations=10):
@@ -71,6 +71,23 @@ def read_miles_params(path):
     if not out:
         raise UlyssAnnError(f"{path}: no row with file, teff, logg and feh (the layout of MILES params.csv)")
     return out
+
+
+def files_of_nodes(nodes, params_csv):
+    """The MILES file of each grid node (rows of Teff, log g, [Fe/H]): the row of ``params_csv``
+    (:func:`read_miles_params`) with those values, one star each — a grid's order (``miles_grid``
+    sorts by file name) is not the table's, but its values are unique there."""
+    by_values = {}
+    for name, values in read_miles_params(params_csv).items():
+        by_values.setdefault(values, []).append(name)
+    files = []
+    for node in np.asarray(nodes, dtype=np.float64):
+        found = by_values.get(tuple(float(v) for v in node), [])
+        if len(found) != 1:
+            raise UlyssAnnError(f"{params_csv}: {len(found)} stars have the grid node {tuple(node)}: "
+                                "each node must be one star of this table")
+        files.append(found[0])
+    return files
 
 
 def miles_grid(directory, params_csv=None, degree=6, teff_range=None, progress=False):
