@@ -177,7 +177,8 @@ def _run_info(args):
         f"hidden: {hidden}; output: {interp.activations[-1]})",
         f"  wavelength   {interp.wavelength.describe()}",
         *_medium_lines(interp),
-        "  input scaling linscale: x = (p - mean) / std",
+        "  input scaling linscale: x = (p - mean) / std" if interp.inputs.perceptron else
+        f"  input map    {interp.input_map}: ULySS's TGM polynomial terms, then one linear layer (native engine only)",
         "  parameters",
         f"    {'name':<8} {'unit':<5} {'low':>9} {'high':>9} {'step':>8} {'mean':>12} {'std':>12}",
     ]
@@ -188,9 +189,17 @@ def _run_info(args):
     if "RECIPE" in record:  # trained here (train --export): how, and how well on the nodes it never fitted
         mse = [f"{_number(record[key])} {what}" for key, what in (("TRAINMSE", "training"), ("VALMSE", "validation"),
                                                              ("HOLDMSE", "held-out")) if key in record]
-        lines.append(f"  training     {record['RECIPE']} recipe, preset {record.get('PRESET', '?')}, seed "
-                     f"{record.get('SEED', '?')}, step {record.get('STEP', '?')}; MSE " + ", ".join(mse)
+        members = {key: value for key, value, _ in interp.meta}.get("NMEMBERS")   # an ensemble (train_miles)
+        how = (f"the mean of {members} networks, seeds {record.get('SEED', 0)}..{record.get('SEED', 0) + members - 1}"
+               if members else f"seed {record.get('SEED', '?')}, step {record.get('STEP', '?')}; MSE " + ", ".join(mse))
+        lines.append(f"  training     {record['RECIPE']} recipe, preset {record.get('PRESET', '?')}, {how}"
                      + (f"; {record['NEXCLUDE']} training stars left out as outliers" if "NEXCLUDE" in record else ""))
+    scores = {key: value for key, value, _ in interp.meta if key.startswith("CV")}
+    if scores:   # scripts/crossval_miles's robust σ of this recipe's fits of held-out stars (docs/training.md)
+        lines.append(f"  cross-validated ({scores.get('CVSTARS', '?')} held-out stars, {scores.get('CVFOLDS', '?')} "
+                     f"folds): robust sigma of the fitted - catalogue values, FGK: Teff {scores.get('CVFGKT', '?')} K, "
+                     f"log g {scores.get('CVFGKG', '?')}, [Fe/H] {scores.get('CVFGKZ', '?')}; all: Teff "
+                     f"{scores.get('CVALLT', '?')} K, log g {scores.get('CVALLG', '?')}, [Fe/H] {scores.get('CVALLZ', '?')}")
     if interp.meta:
         lines.append("  provenance")
         for key, value, comment in interp.meta:

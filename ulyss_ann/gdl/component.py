@@ -73,6 +73,9 @@ def guess_keywords(names):
 
 
 def _context(interp, name, model_file):
+    if not interp.inputs.perceptron:   # GDL's reader applies linscale only (ulyss_ann_read_network)
+        raise UlyssAnnError(f"{interp.path or 'this model'}: its input map '{interp.input_map}' is not a "
+                            "perceptron's; fit it with --engine native (ULySS's own TGM component is uly_tgm)")
     params = []
     for i, (p, (gkw, lkw)) in enumerate(zip(interp.parameters, guess_keywords(interp.names))):
         # name/unit: raw text, to be written through the gdl_string or gdl_comment filter

@@ -1,6 +1,7 @@
 """The network as ULySS knows it: evaluation, parameters, the perceptron FITS file, wavelength grids.
 
-``network`` (forward pass and Jacobian, the numerical core), ``parameter`` (one input and
+``network`` (forward pass and Jacobian, the numerical core), ``input_maps`` (what is done to the
+parameters before the first layer: ``linscale``, or ULySS's TGM polynomial terms), ``parameter`` (one input and
 the checks on names and units), ``parameter_values`` (arrays, mappings and Quantities as
 parameter arrays), ``interpolator`` (:class:`Interpolator`), ``perceptron_file`` (format
 0.0.3 on disk), ``wavelength`` (:class:`WavelengthGrid`, the speed of light), ``bundled``
@@ -8,5 +9,5 @@ parameter arrays), ``interpolator`` (:class:`Interpolator`), ``perceptron_file``
 """
 
 # the subpackage's modules (each name has one address: its module's)
-__all__ = ["bundled", "checksum", "interpolator", "limits", "line_centres", "medium", "network", "nodes",
+__all__ = ["bundled", "checksum", "input_maps", "interpolator", "limits", "line_centres", "medium", "network", "nodes",
            "parameter", "parameter_values", "perceptron_file", "reference_names", "wavelength"]

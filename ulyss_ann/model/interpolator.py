@@ -11,14 +11,14 @@ its :class:`~ulyss_ann.model.wavelength.WavelengthGrid`:
 
 with the per-parameter mean :math:`\mu_i` (``I_PR_Bn``) and standard deviation
 :math:`s_i` (``I_PR_Sn``) of the training grid, and :math:`\mathrm{net}` the dense
-perceptron of :mod:`ulyss_ann.model.network`.  The Jacobian
-:math:`\partial f_j / \partial p_i` is analytic (forward-mode through the layers, with
-:math:`\partial x_i / \partial p_i = 1/s_i`); a fitter such as ULySS's Levenberg-Marquardt
-otherwise takes finite differences with the steps ``I_P_STn``.
+perceptron of :mod:`ulyss_ann.model.network` (ULySS's TGM polynomial is another input map and one
+linear layer: :mod:`~ulyss_ann.model.input_maps`).  The Jacobian :math:`\partial f_j / \partial p_i` is
+analytic (forward-mode through the layers, with :math:`\partial x_i / \partial p_i = 1/s_i`); a fitter
+such as ULySS's Levenberg-Marquardt otherwise takes finite differences with the steps ``I_P_STn``.
 
 Parameters are plain numbers in the units of the file (:attr:`~ulyss_ann.model.parameter.Parameter.unit`), or
-astropy Quantities in any unit convertible to them (``5000 * u.K``, ``2 * u.dex``,
-``-1.5 * u.dex``; see :meth:`Interpolator.as_array`).
+astropy Quantities in any unit convertible to them (``5000 * u.K``, ``2 * u.dex``, ``-1.5 * u.dex``;
+see :meth:`Interpolator.as_array`).
 
 A network knows nothing of where it was trained: outside the parameter bounds
 ``[I_P_LBn, I_P_HBn]`` it extrapolates silently.  :meth:`Interpolator.evaluate`
@@ -36,6 +36,7 @@ from scipy.special import expit
 
 from ulyss_ann.errors import OutOfBoundsError, OutOfBoundsWarning
 from ulyss_ann.model.bundled import interpolator_file
+from ulyss_ann.model.input_maps import input_map
 from ulyss_ann.model.network import ACTIVATIONS, check_layers, forward, forward_with_jacobian
 from ulyss_ann.model.nodes import NodeMesh
 from ulyss_ann.model.parameter_values import ParameterValues
@@ -71,6 +72,9 @@ class Interpolator:
         ``'air'`` or ``'vacuum'`` (default: the grid's CTYPE1), why, and what :meth:`in_medium` did (e.g.
         ``vacuum→air (the authors' trial 7)``); ``wavelength.air`` is what the header says
         (:mod:`~ulyss_ann.model.medium`).
+    input_map : str
+        What is done to the parameters before the first layer, by its ``I_PREPRO`` name
+        (:mod:`~ulyss_ann.model.input_maps`): ``linscale`` (networks), ``tgm`` (ULySS's TGM polynomial).
 
     Examples
     --------
@@ -87,6 +91,7 @@ class Interpolator:
     medium: str = field(default=None, compare=False)
     medium_source: str = field(default=None, compare=False)
     medium_conversion: str = field(default=None, compare=False)
+    input_map: str = "linscale"
 
     def __post_init__(self):
         self.parameters = tuple(self.parameters)
@@ -95,12 +100,14 @@ class Interpolator:
         self.meta = as_cards(self.meta)
         if self.medium is None:
             self.medium, self.medium_source = medium_from_header({"CTYPE1": self.wavelength.ctype})
-        check_layers(self.parameters, self.weights, self.activations, self.wavelength.npix)
+        self.inputs = input_map(self.input_map)   # the InputMap: x and ∂x/∂p of the first layer
+        problem = self.inputs.check(self.parameters)
+        if problem:
+            raise ValueError(problem)
+        check_layers(self.parameters, self.weights, self.activations, self.wavelength.npix,
+                     self.inputs.width(len(self.parameters)))
         self._mean = np.array([p.mean for p in self.parameters])
         self._scale = np.array([p.scale for p in self.parameters])
-        self._low = np.array([p.low for p in self.parameters])
-        self._high = np.array([p.high for p in self.parameters])
-        self._dx_dp = np.diag(1.0 / self._scale)
         if self.nodes is not None:
             self.nodes = np.asarray(self.nodes, dtype=float).reshape(-1, self.npar)
 
@@ -165,6 +172,7 @@ class Interpolator:
         if not isinstance(other, Interpolator):
             return NotImplemented
         return (self.parameters == other.parameters and self.activations == other.activations
+                and self.input_map == other.input_map
                 and self.wavelength == other.wavelength and self.meta == other.meta
                 and len(self.weights) == len(other.weights)
                 and (self.nodes is None) == (other.nodes is None)
@@ -179,7 +187,8 @@ class Interpolator:
         wave = self.wavelength.wavelength
         sampling = " log" if self.wavelength.log else ""
         return (f"<Interpolator {name}: {inputs} -> {self.npix} px {wave[0]:.1f}-{wave[-1]:.1f} Å{sampling}, "
-                f"architecture {self.architecture}{', surrogate' if self.is_surrogate else ''}>")
+                f"architecture {self.architecture}{', surrogate' if self.is_surrogate else ''}"
+                f"{'' if self.inputs.perceptron else f', input map {self.input_map}'}>")
 
     @property
     def names(self):
@@ -238,9 +247,8 @@ class Interpolator:
     def node_distance(self, params):
         """Distance to the nearest training node in the grid's own local node spacing (None without nodes).
 
-        d > 1: ``params`` is farther from every node than the nodes around it are from their neighbours — a
-        hole or beyond the edge of the grid, where the network extrapolates (the definition of d and how it
-        was calibrated: :meth:`~ulyss_ann.model.nodes.NodeMesh.distance`).
+        d > 1: ``params`` is farther from every node than the nodes around it are from their neighbours: a hole
+        or beyond the grid's edge (the definition of d: :meth:`~ulyss_ann.model.nodes.NodeMesh.distance`).
 
         Parameters
         ----------
@@ -309,27 +317,19 @@ class Interpolator:
             Raise :class:`~ulyss_ann.errors.OutOfBoundsError` instead of warning
             (:class:`~ulyss_ann.errors.OutOfBoundsWarning`).
         """
-        p = np.atleast_2d(params)
-        outside = (p < self._low) | (p > self._high)
-        if not outside.any():
-            return
-        lines = []
-        for i in np.flatnonzero(outside.any(axis=0)):
-            par = self.parameters[i]
-            values = p[outside[:, i], i]
-            lines.append(f"{par.name} = {values[0]:g}{' …' if values.size > 1 else ''} "
-                         f"({values.size} value{'s' if values.size > 1 else ''}) outside "
-                         f"[{par.low:g}, {par.high:g}] {par.unit}".rstrip())
-        message = ("; ".join(lines) + ": the network extrapolates there"
-                   + ("" if strict else " (strict=True, or --strict, makes this an error)"))
-        if strict:
+        message = self._values.bounds_problem(params, strict)
+        if message and strict:
             raise OutOfBoundsError(message)
-        warnings.warn(message, OutOfBoundsWarning, stacklevel=3)
+        if message:
+            warnings.warn(message, OutOfBoundsWarning, stacklevel=3)
 
     def _standardise(self, params, strict):
         p = self.as_array(params)
         self.check_bounds(p, strict)
-        return p, (p - self._mean) / self._scale
+        if self.inputs.perceptron:   # linscale, on 1-D or 2-D p alike
+            return p, (p - self._mean) / self._scale
+        x = self.inputs.apply(np.atleast_2d(p), self.parameters)
+        return p, (x[0] if p.ndim == 1 else x)
 
     # ------------------------------------------------------------------ numerics
     def evaluate(self, params, strict=False, out=None):
@@ -379,9 +379,10 @@ class Interpolator:
             :math:`\\partial f_j / \\partial p_i` in flux per parameter unit (the file's
             unit, also when ``params`` are Quantities in other units).
         """
-        p, x = self._standardise(params, strict)
-        flux, jac = forward_with_jacobian(np.atleast_2d(x), self._dx_dp, self.weights,
-                                          self.activations)
+        p = self.as_array(params)
+        self.check_bounds(p, strict)
+        x, dx_dp = self.inputs.apply_with_jacobian(np.atleast_2d(p), self.parameters)
+        flux, jac = forward_with_jacobian(x, dx_dp, self.weights, self.activations)
         return (flux[0], jac[0]) if p.ndim == 1 else (flux, jac)
 
     def jacobian(self, params, strict=False):

@@ -126,9 +126,10 @@ def forward_with_jacobian(x, dx_dp, weights, activations):
     ----------
     x : ndarray, shape (n, n_0)
         Standardised inputs.
-    dx_dp : ndarray, shape (n_par, n_0)
+    dx_dp : ndarray, shape (n_par, n_0) or (n, n_par, n_0)
         Derivative of the standardised inputs with respect to the physical
-        parameters (for ``linscale``, ``diag(1 / scale)``).
+        parameters (for ``linscale``, ``diag(1 / scale)``; per spectrum for a map that is not linear,
+        :mod:`~ulyss_ann.model.input_maps`).
     weights, activations
         As in :func:`forward`.
 
@@ -142,7 +143,7 @@ def forward_with_jacobian(x, dx_dp, weights, activations):
     h = x
     # J[s] = d h / d p for spectrum s, shape (n, n_par, width): parameters first so
     # that each layer is one batched matrix product J @ W[1:].
-    jac = np.broadcast_to(dx_dp, (x.shape[0],) + dx_dp.shape)
+    jac = np.broadcast_to(dx_dp, (x.shape[0],) + dx_dp.shape[-2:])
     for w, name in zip(weights, activations):
         activate, derivative = ACTIVATIONS[name]
         z = augment(h) @ w
@@ -153,15 +154,16 @@ def forward_with_jacobian(x, dx_dp, weights, activations):
     return h, np.ascontiguousarray(jac.transpose(0, 2, 1))
 
 
-def check_layers(parameters, weights, activations, npix):
-    """Raise ValueError unless the layers chain from the parameters to ``npix`` pixels, each with a known
-    activation, and the parameters have distinct names (they are matched case-insensitively)."""
+def check_layers(parameters, weights, activations, npix, width=None):
+    """Raise ValueError unless the layers chain from the parameters (``width`` inputs after their map;
+    default: one per parameter) to ``npix`` pixels, each with a known activation, and the parameters have
+    distinct names (they are matched case-insensitively)."""
     if len(weights) != len(activations) or not weights:
         raise ValueError("need one activation per layer and at least one layer")
     lowered = [p.name.lower() for p in parameters]
     if len(set(lowered)) != len(lowered):
         raise ValueError(f"parameters {', '.join(p.name for p in parameters)}: each needs its own name")
-    width = len(parameters)
+    width = len(parameters) if width is None else width
     for k, (w, a) in enumerate(zip(weights, activations), start=1):
         if w.ndim != 2 or w.shape[0] != width + 1:
             raise ValueError(f"layer {k}: weights of shape {w.shape}, expected ({width + 1}, n)")

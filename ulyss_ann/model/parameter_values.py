@@ -37,6 +37,24 @@ class ParameterValues:
         self.names = tuple(p.name for p in self.parameters)
         self.npar = len(self.parameters)
 
+    def bounds_problem(self, params, strict=False):
+        """None, or the one line naming the values of ``params`` (npar,) or (n, npar) outside the trained
+        bounds, per parameter (the first value and how many)."""
+        p = np.atleast_2d(params)
+        low, high = (np.array([getattr(q, side) for q in self.parameters]) for side in ("low", "high"))
+        outside = (p < low) | (p > high)
+        if not outside.any():
+            return None
+        lines = []
+        for i in np.flatnonzero(outside.any(axis=0)):
+            par = self.parameters[i]
+            values = p[outside[:, i], i]
+            lines.append(f"{par.name} = {values[0]:g}{' …' if values.size > 1 else ''} "
+                         f"({values.size} value{'s' if values.size > 1 else ''}) outside "
+                         f"[{par.low:g}, {par.high:g}] {par.unit}".rstrip())
+        return ("; ".join(lines) + ": the network extrapolates there"
+                + ("" if strict else " (strict=True, or --strict, makes this an error)"))
+
     def index(self, name):
         """Index of parameter ``name`` (case-insensitive), or a ParameterError listing the names."""
         lowered = [n.lower() for n in self.names]

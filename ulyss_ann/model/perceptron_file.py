@@ -31,6 +31,7 @@ import numpy as np
 from astropy.io import fits
 
 from ulyss_ann.errors import InterpolatorFileError, first_line
+from ulyss_ann.model.input_maps import INPUT_MAPS
 from ulyss_ann.model.medium import medium_from_header
 from ulyss_ann.model.limits import MAX_MODEL_VALUES_VARIABLE, declared_data, max_model_values, truncation
 from ulyss_ann.model.network import ACTIVATIONS
@@ -66,7 +67,6 @@ _STRUCTURAL = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "EXTNA
                "CRPIX1", "CTYPE1", "CRVAL1", "CDELT1", "CD1_1", "CUNIT1", "PCOUNT", "GCOUNT",
                "XTENSION", "BSCALE", "BZERO"}
 
-_PREPROCESSING = ("linscale",)
 
 
 def as_cards(meta):
@@ -237,13 +237,14 @@ def _check_distinct_names(path, where, params):
                                               f"= '{params[first - 1].name}'; each parameter needs its own name")
 
 
-def _check_layers(path, layers, nhidden, npar):
-    """Weights, activations and consistency of the chain of layers."""
+def _check_layers(path, layers, nhidden, inputs):
+    """Weights, activations and consistency of the chain of layers (``inputs``: the first layer's, after
+    the input map)."""
     weights, activations = [], []
     if len(layers) != nhidden + 1:
         raise InterpolatorFileError(path, f"I_HLAYER = {nhidden} announces {nhidden + 1} layers, "
                                           f"the file holds {len(layers)} layer HDUs")
-    width = npar
+    width = inputs
     for k, (index, hdu) in enumerate(layers, start=1):
         where = f"HDU {index} ({hdu.name})"
         number = _get(path, hdu, index, "I_LAYER", int)
@@ -296,8 +297,9 @@ def read_perceptron(path):
                                               "expected HDU 0 (TERM_WEIGHTS)")
         nhidden = _get(path, output, 0, "I_HLAYER", int)
         prepro = _get(path, output, 0, "I_PREPRO", str)
-        if prepro not in _PREPROCESSING:
-            raise InterpolatorFileError(path, f"HDU 0: I_PREPRO = '{prepro}', expected 'linscale'")
+        if prepro not in INPUT_MAPS:
+            raise InterpolatorFileError(path, f"HDU 0: I_PREPRO = '{prepro}', expected 'linscale' "
+                                              f"(or this package's {', '.join(list(INPUT_MAPS)[1:])})")
         postpro = _get(path, output, 0, "I_POSTPR", str)
         if postpro:
             raise InterpolatorFileError(path, f"HDU 0: I_POSTPR = '{postpro}', expected empty "
@@ -307,7 +309,10 @@ def read_perceptron(path):
             if _parameters(path, index, hdu) != parameters:
                 raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): parameter keywords "
                                                   "differ from HDU 0's")
-        weights, activations = _check_layers(path, layers, nhidden, len(parameters))
+        problem = INPUT_MAPS[prepro].check(parameters)
+        if problem:
+            raise InterpolatorFileError(path, f"HDU 0: I_PREPRO = '{prepro}': {problem}")
+        weights, activations = _check_layers(path, layers, nhidden, INPUT_MAPS[prepro].width(len(parameters)))
         try:
             wavelength = WavelengthGrid.from_header(output.header, npix=weights[-1].shape[1])
         except KeyError as exc:
@@ -319,8 +324,8 @@ def read_perceptron(path):
                 if card.keyword not in _STRUCTURAL and not card.keyword.startswith("I_")]
         nodes = _read_nodes(path, hdul, parameters)
     medium, medium_source = medium_from_header(output.header)  # what the file says; Interpolator.read may know better
-    return dict(parameters=parameters, weights=weights, activations=activations,
-                wavelength=wavelength, meta=tuple(meta), nodes=nodes, medium=medium, medium_source=medium_source)
+    return dict(parameters=parameters, weights=weights, activations=activations, wavelength=wavelength,
+                meta=tuple(meta), nodes=nodes, medium=medium, medium_source=medium_source, input_map=prepro)
 
 
 def _read_nodes(path, hdul, parameters):
@@ -348,7 +353,7 @@ def _layer_header(interp, number, wcs=False):
     # "No post-processing" is written as the authors' files write it (12 blanks, which
     # FITS readers take as ''), so that rewriting their files reproduces them byte for byte.
     values = {"I_AFUNC": interp.activations[number - 1], "I_LAYER": number,
-              "I_VERSIO": FORMAT_VERSION, "I_PREPRO": "linscale", "I_POSTPR": " " * 12,
+              "I_VERSIO": FORMAT_VERSION, "I_PREPRO": interp.input_map, "I_POSTPR": " " * 12,
               "I_HLAYER": nhidden}
     cards += [(key, values[key], comment) for key, comment in LAYER_KEYWORDS.items()]
     for n, p in enumerate(interp.parameters, start=1):

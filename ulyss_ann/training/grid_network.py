@@ -27,7 +27,8 @@ from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.model.parameter import Parameter
 
 __all__ = ["input_scaling", "standardise", "holdout_split", "kfold_split", "interpolator_from_weights",
-           "provenance_cards", "TrainingRecord", "DERIVATIVE_STEPS"]
+           "provenance_cards", "TrainingRecord", "DERIVATIVE_STEPS", "SPECTRA_CARDS",
+           "check_fold_nodes"]
 
 #: Derivative steps the authors' files use, by parameter name.
 DERIVATIVE_STEPS = {"teff": 1.0, "logg": 0.005, "fe/h": 0.01}
@@ -51,6 +52,18 @@ def holdout_split(n, holdout, seed):
     order = np.random.default_rng(seed).permutation(n)
     n_out = int(round(holdout * n))
     return np.sort(order[n_out:]), np.sort(order[:n_out])
+
+
+def check_fold_nodes(interp, held_out_params):
+    """UlyssAnnError unless ``interp`` (a fold's model) lists training nodes (NODES) and none of them is one of
+    its fold's held-out stars (``held_out_params``, n × npar): the cross-validation's bookkeeping."""
+    if interp.nodes is None:
+        raise UlyssAnnError(f"{interp.path or 'a fold model'}: no NODES table, so its training stars are unknown")
+    nodes = {tuple(row) for row in np.asarray(interp.nodes, float).tolist()}
+    leaked = [p for p in np.asarray(held_out_params, float).tolist() if tuple(p) in nodes]
+    if leaked:
+        raise UlyssAnnError(f"{interp.path or 'a fold model'} was trained on {len(leaked)} of its held-out stars "
+                            f"(e.g. {tuple(leaked[0])})")
 
 
 def kfold_split(n, k, seed):

@@ -67,8 +67,9 @@ class SpectralBlock:
     Parameters
     ----------
     network : object
-        With ``hidden`` (the weight matrices before the output layer), ``activations``,
-        ``means``, ``scales`` (the network's input standardisation).
+        With ``hidden`` (the weight matrices before the output layer), ``activations`` and
+        ``inputs(p, free=…)``: the first layer's inputs at parameters p and their Jacobian over the free
+        ones (the interpolator's input map, :mod:`~ulyss_ann.model.input_maps`).
     layer : ndarray (n_hidden + 1, n_model)
         The output layer (bias + weights) on the grid, starting ``voff`` pixels before the data.
     data, weights : ndarray (S, n)
@@ -90,11 +91,9 @@ class SpectralBlock:
     def __init__(self, network, layer, data, weights, mdegree, voff, losvd, free):
         n = np.shape(data)[1]
         self.layers = list(network.hidden) + [np.ascontiguousarray(layer[:, :n])]  # the model beyond the data is unused
-        self.activations, self.means, self.scales = list(network.activations), network.means, network.scales
+        self.activations, self.inputs = list(network.activations), network.inputs
         self.voff, self.losvd, self.n = float(voff), losvd, n
         self.free = np.asarray(free, bool)
-        free_net = self.free[2:]
-        self.dx_dp = np.diag(1.0 / network.scales)[free_net]
         self.weights = np.asarray(weights, float)
         self.scaled_data = np.asarray(data, float) * self.weights
         self.legendre = np.ascontiguousarray(legendre.legvander(2.0 * np.arange(n) / n - 1.0, mdegree))
@@ -105,10 +104,9 @@ class SpectralBlock:
         if not self.free[:2].all():
             raise ValueError("the native engine always fits v and σ")
 
-    def _network(self, x):
-        """f (L, n) and ∂f/∂p_free (L, F', n) at standardised inputs x (L, n_in)."""
-        h = x
-        jac = np.broadcast_to(self.dx_dp, (len(x),) + self.dx_dp.shape)
+    def _network(self, p):
+        """f (L, n) and ∂f/∂p_free (L, F', n) at parameters p (L, n_par)."""
+        h, jac = self.inputs(p, free=self.free[2:])
         for w, name in zip(self.layers, self.activations):
             activate, derivative = ACTIVATIONS[name]
             z = augment(h) @ w
@@ -145,7 +143,7 @@ class SpectralBlock:
 
     def _evaluate(self, thetas, owners, jacobian=False):
         rows = len(thetas)
-        f, df = self._network((thetas[:, 2:] - self.means) / self.scales)
+        f, df = self._network(thetas[:, 2:])
         stack = np.concatenate([f[:, None], df], axis=1)                    # (L, 1 + F', n)
         weights, y = self.weights[owners], self.scaled_data[owners]
         if self.losvd == "sampled":                                          # t, t/e, ∂(t/e)/∂θ_free

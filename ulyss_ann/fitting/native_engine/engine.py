@@ -72,6 +72,7 @@ uly_fit there. Its σ floor is 0.01 px instead of 0.3: with a relative LSF injec
 the injected LSF: cz off by 8 km/s and [Fe/H] by 0.04 dex sampled, 0.1 km/s analytic).
 """
 
+import functools
 import re
 
 import numpy as np
@@ -85,7 +86,8 @@ from ulyss_ann.fitting.resampling import refit_samples
 from ulyss_ann.model.limits import max_pixels
 from ulyss_ann.spectra.line_spread import read_lsf
 from ulyss_ann.model.wavelength import C_KMS
-from ulyss_ann.fitting.native_engine.numerics import LogSpectrum, extract, extract_linear, log_rebin, lsf_convolve
+from ulyss_ann.fitting.native_engine.numerics import (LogSpectrum, extract, extract_linear, guess_odometer, log_rebin,
+                                                    lsf_convolve)
 
 __all__ = ["NativeEngine", "ANALYTIC_SIGMA_FLOOR", "DEVICES"]
 
@@ -160,9 +162,14 @@ class NativeEngine(FitEngine):
         self.limits = np.array([[p.low, p.high] for p in interp.parameters])
         self.activations = list(interp.activations)
         self.hidden = list(interp.weights[:-1])       # the output layer is rebinned per grid
+        self.inputs = functools.partial(interp.inputs.apply_with_jacobian, parameters=interp.parameters)
         self.lsf = read_lsf(config.lsf) if config.lsf else None
-        try:  # the analytic LOSVD has no torch form (gpu_requested says the same to the batch)
-            self.device = None if config.losvd == "analytic" else torch_device(config.device)
+        if not interp.inputs.perceptron and config.device not in ("auto", "cpu"):
+            raise UlyssAnnError(f"device {config.device}: the torch path knows networks only, not the "
+                                f"{interp.input_map} input map of {interp.path or 'this model'} (use --device cpu)")
+        try:  # the analytic LOSVD has no torch form (gpu_requested says the same to the batch), nor a TGM model
+            gpu = config.losvd != "analytic" and interp.inputs.perceptron
+            self.device = torch_device(config.device) if gpu else None
         except ValueError as exc:
             raise UlyssAnnError(str(exc)) from None
         self.block_spectra = BLOCK_SPECTRA if self.device is None else GPU_BLOCK_SPECTRA
@@ -337,7 +344,7 @@ class NativeEngine(FitEngine):
                 starts.append(np.clip(start, lower, upper)[None, :])
                 owners.append(k)
                 continue
-            nodes = _odometer(prepared.guesses, prepared.counts)
+            nodes = guess_odometer(prepared.guesses, prepared.counts)
             starts.append(np.column_stack([np.tile(kin0, (len(nodes), 1)), nodes]))
             owners += [k] * len(nodes)
         owners = np.array(owners)
@@ -391,10 +398,3 @@ def _degenerate(prepared, spec, config):
     return UlyssAnnError(f"degenerate fit: the {good.size} good pixels lie in {span[0]:.0f}-{span[1]:.0f} Å "
                          f"of the fitted {prepared.lo:.0f}-{prepared.hi:.0f} Å, too little for MDEGREE "
                          f"{config.mdegree}; fit that range (--range) or lower --mdegree")
-
-
-def _odometer(guesses, counts):
-    """Every combination of guesses, first parameter fastest (ULySS's node order)."""
-    per_param = np.split(np.asarray(guesses, float), np.cumsum(counts)[:-1])
-    grids = np.meshgrid(*per_param, indexing="ij")
-    return np.column_stack([g.ravel(order="F") for g in grids])

@@ -15,7 +15,7 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.wavelength import C_KMS
 
 __all__ = ["LogSpectrum", "xrebin", "log_rebin", "extract", "extract_linear", "losvd_kernel",
-           "fourier_losvd", "convolve_edge", "slit_kernel", "lsf_convolve"]
+           "fourier_losvd", "convolve_edge", "slit_kernel", "lsf_convolve", "guess_odometer"]
 
 
 # ----------------------------------------------------------------------------- rebinning
@@ -274,3 +274,10 @@ def lsf_convolve(data, lsf, start, step):
         frac = ((px[seg] - centres[k]) / (centres[k + 1] - centres[k])).reshape((-1,) + (1,) * (data.ndim - 1))
         out[seg] = conv[k][seg] + frac * (conv[k + 1][seg] - conv[k][seg])
     return out
+
+
+def guess_odometer(guesses, counts):
+    """Every combination of guesses, first parameter fastest (ULySS's node order)."""
+    per_param = np.split(np.asarray(guesses, float), np.cumsum(counts)[:-1])
+    grids = np.meshgrid(*per_param, indexing="ij")
+    return np.column_stack([g.ravel(order="F") for g in grids])

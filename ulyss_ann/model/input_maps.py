@@ -1,0 +1,204 @@
+r"""What a model does to the parameters before its layers: the perceptron format's ``I_PREPRO``.
+
+A model of this package is a map :math:`x = m(p)` of the physical parameters followed by dense layers
+(:mod:`~ulyss_ann.model.network`). Two maps are known, by their ``I_PREPRO`` name (:data:`INPUT_MAPS`):
+
+``linscale`` — the networks' (the authors' files, everything trained here)
+    :math:`x_i = (p_i - \mu_i)/s_i`, with the mean ``I_PR_Bn`` and standard deviation ``I_PR_Sn`` of
+    the training grid; :math:`\partial x/\partial p = \mathrm{diag}(1/s)`.
+
+``tgm`` — ULySS's TGM polynomial interpolator (Prugniel, Vauglin & Koleva 2011, A&A 531, A165)
+    as a model with no hidden layer: :math:`x` is the 69 terms of three polynomials in
+    :math:`\tau = (\log_{10} T_\mathrm{eff} - 3.7617)/0.2`, :math:`\gamma = \log g - 4.44` and
+    :math:`\phi = \mathrm{[Fe/H]}` — one for each temperature regime (warm, hot, cold), each term
+    multiplied by the regime's weight :math:`w_r(T_\mathrm{eff})` — and the linear output layer holds
+    their coefficients, pixel by pixel (:func:`tgm_terms`). The regimes blend linearly in
+    :math:`\log T_\mathrm{eff}` as ULySS's ``uly_tgm_eval`` does: cold below 4000 K, cold → warm over
+    4000–4550 K, warm over 4550–7000 K, warm → hot over 7000–9000 K, hot above. The 23 terms of a
+    regime are those of ULySS's TGM version 2 (the MILES interpolator): 1, τ, φ, γ, τ², τ τ₂, τ₂²,
+    τφ, τγ, τ₂γ, τ₂φ, γ², φ², τ τ₂², τγ², γ³, φ³, τφ², γφ, γ²φ, γφ² with τ₂ = τ² − 1, and the
+    remainders of :math:`e^{\tau}` and :math:`e^{2\tau}` after their degree-5 Taylor terms; the cold
+    regime's τ is shifted by +0.5 (its :math:`\log T_\mathrm{eff}` by +0.1). The parameters must be
+    Teff [K], log g [dex], [Fe/H] [dex], in that order. The coefficients are fitted by
+    :mod:`ulyss_ann.training.tgm_baseline`; neither GDL's perceptron reader nor the GPU path knows this
+    map (:attr:`InputMap.perceptron`).
+"""
+
+import math
+
+import numpy as np
+
+__all__ = ["InputMap", "LinScale", "TGMTerms", "INPUT_MAPS", "input_map", "tgm_terms", "TGM_REGIMES"]
+
+
+class InputMap:
+    """One ``I_PREPRO``: the parameters → the first layer's inputs, and the Jacobian of that map."""
+
+    #: The ``I_PREPRO`` value.
+    name = None
+    #: True where ULySS's perceptron evaluator (GDL) and the GPU path apply it too.
+    perceptron = False
+
+    def width(self, npar):
+        """Inputs of the first layer for ``npar`` parameters."""
+        raise NotImplementedError
+
+    def check(self, parameters):
+        """None, or why these parameters cannot go through this map (one phrase)."""
+        return None
+
+    def apply(self, p, parameters):
+        """x (n, width) of physical parameters p (n, npar)."""
+        raise NotImplementedError
+
+    def apply_with_jacobian(self, p, parameters, free=None):
+        """x (n, width) and ∂x/∂p (n, F, width) over the ``free`` parameters (bool mask; None: all)."""
+        raise NotImplementedError
+
+
+class LinScale(InputMap):
+    """``x = (p − mean) / scale``: the perceptron format's only map (format 0.0.3)."""
+
+    name = "linscale"
+    perceptron = True
+
+    def width(self, npar):
+        return npar
+
+    def apply(self, p, parameters):
+        return (p - np.array([q.mean for q in parameters])) / np.array([q.scale for q in parameters])
+
+    def apply_with_jacobian(self, p, parameters, free=None):
+        p = np.atleast_2d(p)
+        dx_dp = np.diag(1.0 / np.array([q.scale for q in parameters]))
+        if free is not None:
+            dx_dp = dx_dp[np.asarray(free, bool)]
+        return self.apply(p, parameters), np.broadcast_to(dx_dp, (len(p),) + dx_dp.shape)
+
+
+#: The TGM regimes: name, the Teff range where its weight is > 0 [K], and the shift of log10 Teff
+#: applied before its terms (ULySS's cold polynomial is centred on cooler stars).
+TGM_REGIMES = (("warm", (4000.0, 9000.0), 0.0), ("hot", (7000.0, math.inf), 0.0), ("cold", (0.0, 4550.0), 0.1))
+_LOG = {t: math.log10(t) for t in (4000.0, 4550.0, 7000.0, 9000.0)}
+
+#: Exponents of (τ, τ₂, γ, φ) in the 21 polynomial terms of a TGM regime (version 2's order).
+_EXPONENTS = np.array([(0, 0, 0, 0), (1, 0, 0, 0), (0, 0, 0, 1), (0, 0, 1, 0), (2, 0, 0, 0), (1, 1, 0, 0),
+                       (0, 2, 0, 0), (1, 0, 0, 1), (1, 0, 1, 0), (0, 1, 1, 0), (0, 1, 0, 1), (0, 0, 2, 0),
+                       (0, 0, 0, 2), (1, 2, 0, 0), (1, 0, 2, 0), (0, 0, 3, 0), (0, 0, 0, 3), (1, 0, 0, 2),
+                       (0, 0, 1, 1), (0, 0, 2, 1), (0, 0, 1, 2)])
+TERMS_PER_REGIME = len(_EXPONENTS) + 2
+
+
+def _exp_remainder(u, order=5):
+    """e^u − Σ_{k≤order} u^k/k! and its derivative e^u − Σ_{k<order} u^k/k!."""
+    series = [u ** k / math.factorial(k) for k in range(order + 1)]
+    value = np.exp(u) - sum(series)
+    return value, value + series[order]
+
+
+def _regime_terms(tau, gamma, phi):
+    """The 23 terms of one regime (n, 23) and their derivatives by τ, γ, φ (3, n, 23)."""
+    tau2 = tau * tau - 1.0
+    base = np.stack([tau, tau2, gamma, phi])                          # (4, n)
+    d_base = np.zeros((3, 4, len(tau)))                               # ∂(τ, τ₂, γ, φ)/∂(τ, γ, φ)
+    d_base[0, 0], d_base[0, 1], d_base[1, 2], d_base[2, 3] = 1.0, 2.0 * tau, 1.0, 1.0
+    e = _EXPONENTS.T[:, None, :]                                       # (4, 1, 21)
+    factors = base[:, :, None] ** e                                    # (4, n, 21)
+    terms = np.prod(factors, axis=0)
+    # ∂/∂base_i of Π base^e = e_i base_i^(e_i − 1) Π_{j≠i} base_j^e_j
+    d_factor = np.where(e > 0, e * base[:, :, None] ** np.maximum(e - 1, 0), 0.0)
+    d_terms_base = np.stack([d_factor[i] * np.prod(np.delete(factors, i, axis=0), axis=0) for i in range(4)])
+    d_terms = np.einsum("kin,int->knt", d_base, d_terms_base)          # (3, n, 21)
+    r1, d1 = _exp_remainder(tau)
+    r2, d2 = _exp_remainder(2.0 * tau)
+    extra = np.stack([r1, r2], axis=1)
+    d_extra = np.zeros((3, len(tau), 2))
+    d_extra[0, :, 0], d_extra[0, :, 1] = d1, 2.0 * d2
+    return np.concatenate([terms, extra], axis=1), np.concatenate([d_terms, d_extra], axis=2)
+
+
+def _regime_weights(teff):
+    """The weight of each regime (warm, hot, cold) (n, 3) and its derivative by Teff (n, 3), as ULySS blends
+    them: linear in log Teff over 4000-4550 K (cold → warm) and 7000-9000 K (warm → hot)."""
+    log_t = np.log10(teff)
+    dlog = 1.0 / (teff * math.log(10.0))
+    ramps, d_ramps = [], []
+    for lo, hi in ((4000.0, 4550.0), (7000.0, 9000.0)):
+        span = _LOG[hi] - _LOG[lo]
+        ramps.append(np.clip((log_t - _LOG[lo]) / span, 0.0, 1.0))
+        d_ramps.append(np.where((teff > lo) & (teff < hi), dlog / span, 0.0))
+    (q1, q2), (d1, d2) = ramps, d_ramps
+    return np.stack([q1 - q2, q2, 1.0 - q1], axis=1), np.stack([d1 - d2, d2, -d1], axis=1)
+
+
+def tgm_terms(params, jacobian=False):
+    """The TGM model's inputs: 3 × 23 blended polynomial terms of (Teff [K], log g, [Fe/H]).
+
+    Parameters
+    ----------
+    params : ndarray (n, 3)
+        Teff [K], log g [dex], [Fe/H] [dex].
+    jacobian : bool
+        Also return the derivatives by the three parameters.
+
+    Returns
+    -------
+    x : ndarray (n, 69)
+        Warm, hot and cold terms, each block multiplied by its regime's weight (zero where it has none).
+    dx : ndarray (n, 3, 69), only if ``jacobian``
+        ∂x/∂(Teff, log g, [Fe/H]), per K and per dex.
+    """
+    p = np.atleast_2d(np.asarray(params, float))
+    teff, gamma, phi = p[:, 0], p[:, 1] - 4.44, p[:, 2]
+    if np.any(teff <= 0):
+        raise ValueError("TGM terms need Teff > 0 K")
+    weights, d_weights = _regime_weights(teff)
+    dtau_dteff = 1.0 / (0.2 * teff * math.log(10.0))
+    x = np.empty((len(p), 3 * TERMS_PER_REGIME))
+    dx = np.empty((len(p), 3, 3 * TERMS_PER_REGIME))
+    for r, (_, _, shift) in enumerate(TGM_REGIMES):
+        block = slice(r * TERMS_PER_REGIME, (r + 1) * TERMS_PER_REGIME)
+        terms, d_terms = _regime_terms((np.log10(teff) - 3.7617 + shift) / 0.2, gamma, phi)
+        w = weights[:, r:r + 1]
+        x[:, block] = w * terms
+        if jacobian:
+            dx[:, 0, block] = w * d_terms[0] * dtau_dteff[:, None] + d_weights[:, r:r + 1] * terms
+            dx[:, 1, block] = w * d_terms[1]
+            dx[:, 2, block] = w * d_terms[2]
+    return (x, dx) if jacobian else x
+
+
+class TGMTerms(InputMap):
+    """ULySS's TGM polynomial terms (the module's text): a TGM interpolator is this map and one linear layer."""
+
+    name = "tgm"
+    UNITS = ("K", "dex", "dex")
+
+    def width(self, npar):
+        return 3 * TERMS_PER_REGIME
+
+    def check(self, parameters):
+        units = tuple(p.unit for p in parameters)
+        if units != self.UNITS:
+            return (f"the TGM terms need Teff [K], log g [dex], [Fe/H] [dex] in that order, not "
+                    f"{', '.join(f'{p.name} [{p.unit}]' for p in parameters)}")
+        return None
+
+    def apply(self, p, parameters):
+        return tgm_terms(p)
+
+    def apply_with_jacobian(self, p, parameters, free=None):
+        x, dx = tgm_terms(p, jacobian=True)
+        return x, (dx if free is None else dx[:, np.asarray(free, bool)])
+
+
+#: ``I_PREPRO`` name -> its map.
+INPUT_MAPS = {m.name: m for m in (LinScale(), TGMTerms())}
+
+
+def input_map(name):
+    """The map of an ``I_PREPRO`` name; ValueError naming the known ones."""
+    try:
+        return INPUT_MAPS[name]
+    except KeyError:
+        raise ValueError(f"I_PREPRO = '{name}' is not a known input map (known: {', '.join(INPUT_MAPS)})") from None
