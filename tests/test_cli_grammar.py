@@ -109,14 +109,14 @@ def test_an_existing_file_wins_over_a_bundled_name(tmp_path):
     shutil.copyfile(example_interpolator_path(), tmp_path / "miles")
     result = run("info", "-m", "miles", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "Interpolator   miles\n" in result.stdout and "[3, 32, 64, 4300]" not in result.stdout
+    assert "Interpolator   miles\n" in result.stdout and "[3, 160, 320, 4300]" not in result.stdout
 
 
 def test_a_folder_of_that_name_does_not_hide_a_bundled_network(tmp_path):
     (tmp_path / "miles").mkdir()  # as `grid miles DIR` makes them
     result = run("info", "-m", "miles", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "(bundled: miles)" in result.stdout and "[3, 32, 64, 4300]" in result.stdout
+    assert "(bundled: miles)" in result.stdout and "[3, 160, 320, 4300]" in result.stdout
 
 
 def test_a_missing_default_network_says_so_and_where_to_find_one(tmp_path):
@@ -144,7 +144,7 @@ def test_the_python_side_takes_bundled_names():
         Interpolator.read("nosuchnet")
     table = ulyss_ann.fit([example_spectrum_path()], model="miles", output=None, workers=0, engine="native",
                           progress=False, mdegree=8, guesses={"Teff": [5400.0], "Logg": [3.0], "Fe/H": [-1.5]})
-    assert table["model"][0] == "miles_trial7.fits" and table["status"][0] == "ok", table["status"][0]
+    assert table["model"][0] == "miles_trial7x5.fits" and table["status"][0] == "ok", table["status"][0]
 
 
 @pytest.mark.parametrize("command", [["info"], ["eval", "-p", "Teff=5000", "-o", "x.fits"],

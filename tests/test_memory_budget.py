@@ -164,7 +164,8 @@ def test_the_bundled_networks_and_spectrum_are_far_within_the_budget():
     from ulyss_ann.model.limits import FILE_VALUES_PER_PIXEL, declared_data, max_model_values, max_pixels
     from ulyss_ann.spectra.examples import example_spectrum_path
 
-    for name in ("example_interpolator.fits", "miles_trial7.fits"):
+    # the largest, the MILES ensemble (1.4e6 values), is 35 times under the budget; trial 7 350 times
+    for name in ("example_interpolator.fits", "miles_trial7x5.fits"):
         path = Path(example_interpolator_path()).parent / name
-        assert sum(h.values for h in declared_data(path)) * 100 < max_model_values()
+        assert sum(h.values for h in declared_data(path)) * 30 < max_model_values()
     assert sum(h.values for h in declared_data(example_spectrum_path())) * 100 < FILE_VALUES_PER_PIXEL * max_pixels()

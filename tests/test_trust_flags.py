@@ -166,8 +166,9 @@ def test_hot_miles_stars_are_flagged_poor_fit():
     model = Interpolator.read(miles_interpolator_path())
     for path, teff in stars:
         result = fit_spectrum(path, model=model, engine="native")
-        # they land inside the grid, so neither the bounds nor the node distance see them
-        assert 5000 < result.params["Teff"] < 8000 and not any(f.startswith("bound:") for f in result.flags)
+        # their Teff lands inside the grid, so Teff's bounds do not see them (a B star's weak metal lines
+        # may take [Fe/H] to its lower bound: the 5-network miles does so for one of the four)
+        assert 5000 < result.params["Teff"] < 8000 and "bound:Teff" not in result.flags
         assert result.misfit > 5.0 and "poor-fit" in result.flags, (path.name, result)
 
 

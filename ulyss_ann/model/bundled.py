@@ -18,7 +18,8 @@ __all__ = ["BUNDLED", "bundled_names", "bundled_path", "bundled_name_of", "inter
 #: name -> (file in ulyss_ann/data, what it is)
 BUNDLED = {
     "example": ("example_interpolator.fits", "a small network fitted to the SURROGATE grid"),
-    "miles": ("miles_trial7.fits", "trial 7's architecture trained on the MILES library (real spectra)"),
+    "miles": ("miles_trial7x5.fits", "trial 7's architecture, 5 networks averaged, trained on the MILES library "
+                                     "(real spectra), cross-validated"),
 }
 
 
