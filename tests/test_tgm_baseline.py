@@ -3,11 +3,14 @@
 No shared data: the grids are the bundled example network's spectra at random nodes.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
+from astropy.io import fits
 
 from ulyss_ann import Interpolator, example_interpolator
-from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.errors import InterpolatorFileError, UlyssAnnError
 from ulyss_ann.fitting.core import FitConfig
 from ulyss_ann.fitting.native_engine.block import SpectralBlock
 from ulyss_ann.fitting.native_engine.engine import NativeEngine
@@ -60,6 +63,27 @@ def test_terms_and_their_derivatives():
     assert not x[0, TERMS_PER_REGIME:].any()
 
 
+def uly_tgm_terms(log_teff_offset, grav, feh):
+    """ULySS's uly_tgm_model_param, version 2, written out term by term (tt = offset / 0.2, tt2 = tt² − 1)."""
+    tt = log_teff_offset / 0.2
+    tt2 = tt ** 2 - 1.0
+    return np.array([1.0, tt, feh, grav, tt ** 2, tt * tt2, tt2 ** 2, tt * feh, tt * grav, tt2 * grav, tt2 * feh,
+                     grav ** 2, feh ** 2, tt * tt2 ** 2, tt * grav ** 2, grav ** 3, feh ** 3, tt * feh ** 2,
+                     grav * feh, grav ** 2 * feh, grav * feh ** 2,
+                     np.exp(tt) - 1 - tt * (1 + tt / 2 + tt ** 2 / 6 + tt ** 3 / 24 + tt ** 4 / 120),
+                     np.exp(2 * tt) - 1 - 2 * tt * (1 + tt + 2 / 3 * tt ** 2 + tt ** 3 / 3 + tt ** 4 * 2 / 15)])
+
+
+@pytest.mark.parametrize("teff, regime, shift", [(5777.0, 0, 0.0), (6400.0, 0, 0.0), (9800.0, 1, 0.0),
+                                                 (3700.0, 2, 0.1), (3950.0, 2, 0.1)])
+def test_terms_are_ulyss_tgm_version_2(teff, regime, shift):
+    """Where one regime holds, its block is ULySS's 23 terms (the cold one at log Teff + 0.1), the others zero."""
+    x = tgm_terms(np.array([[teff, 2.7, -1.3]]))[0].reshape(3, TERMS_PER_REGIME)
+    expected = uly_tgm_terms(np.log10(teff) - 3.7617 + shift, 2.7 - 4.44, -1.3)
+    np.testing.assert_allclose(x[regime], expected, rtol=1e-13, atol=1e-15)
+    assert not np.delete(x, regime, axis=0).any()
+
+
 def test_regimes_blend_continuously_and_sum_to_one():
     teff = np.concatenate([np.linspace(3000, 12000, 2001), BLENDS])
     x = tgm_terms(np.column_stack([teff, np.full_like(teff, 3.0), np.full_like(teff, -0.5)]))
@@ -68,6 +92,9 @@ def test_regimes_blend_continuously_and_sum_to_one():
     warm, hot, cold = weights.T
     assert np.all(cold[teff <= 4000] == 1) and np.all(warm[(teff >= 4550) & (teff <= 7000)] == 1)
     assert np.all(hot[teff >= 9000] == 1)
+    # linear in log Teff: half and half at the geometric mean of each zone's ends
+    middle = tgm_terms(np.array([[np.sqrt(4000 * 4550), 3.0, -0.5], [np.sqrt(7000 * 9000), 3.0, -0.5]]))
+    np.testing.assert_allclose(middle[:, ::TERMS_PER_REGIME], [[0.5, 0, 0.5], [0.5, 0.5, 0]], atol=1e-12)
     for edge in BLENDS:   # no jump at the ends of the blending zones
         near = tgm_terms(np.array([[edge - 1e-6, 3.0, -0.5], [edge + 1e-6, 3.0, -0.5]]))
         np.testing.assert_allclose(near[0], near[1], atol=1e-6)
@@ -141,9 +168,19 @@ def test_tgm_model_is_refused_where_only_networks_go(tgm, tmp_path):
         generate_component(tgm, "tgmcmp", tmp_path / "gdl")
     with pytest.raises(UlyssAnnError, match="torch path knows networks only"):
         NativeEngine(FitConfig(model=tgm.path, device="torch-cpu"))
-    with pytest.raises(UlyssAnnError, match="needs Teff"):
+    with pytest.raises(UlyssAnnError, match="need Teff"):
         fit_tgm(SpectralGrid(np.ones((3, 5)), np.ones((3, 2)), ("a", "b"), ("K", "dex"),
                              WavelengthGrid(5, 5000.0, 1.0), ()))
+    # log g and [Fe/H] swapped (both in dex): refused by name, not silently read in the wrong order
+    with pytest.raises(UlyssAnnError, match="need Teff"):
+        fit_tgm(SpectralGrid(np.ones((3, 5)), np.ones((3, 3)), ("Teff", "Fe/H", "Logg"), ("K", "dex", "dex"),
+                             WavelengthGrid(5, 5000.0, 1.0), ()))
+    swapped = tmp_path / "swapped.fits"
+    tgm.write(swapped)
+    with fits.open(swapped, mode="update") as hdul:
+        hdul[0].header["I_P_NM2"], hdul[0].header["I_P_NM3"] = "Fe/H", "Logg"
+    with pytest.raises(InterpolatorFileError, match="I_PREPRO = 'tgm': the TGM terms need Teff"):
+        Interpolator.read(swapped)
 
 
 def test_an_ensemble_is_one_network_equal_to_the_mean():
@@ -161,3 +198,18 @@ def test_an_ensemble_is_one_network_equal_to_the_mean():
     np.testing.assert_allclose(member_spread(members, p), spectra.std(axis=0, ddof=1))
     with pytest.raises(UlyssAnnError, match="same parameters"):
         merge_ensemble([members[0], example_interpolator().in_medium("vacuum")])
+
+
+def test_ensembles_of_one_hidden_layer_and_what_cannot_merge(tgm):
+    rng = np.random.default_rng(7)
+    base = example_interpolator()
+    shallow = [Interpolator(base.parameters, [rng.normal(0, 0.5, (4, 12)), rng.normal(0, 0.1, (13, base.npix))],
+                            ("logistic", "linear"), base.wavelength, nodes=base.nodes) for _ in range(4)]
+    p = random_nodes(10, 8)
+    np.testing.assert_allclose(merge_ensemble(shallow).evaluate(p), np.mean([m.evaluate(p) for m in shallow], axis=0),
+                               rtol=1e-12, atol=1e-12)
+    other_stars = dataclasses.replace(shallow[1], nodes=base.nodes[:-1])   # trained on other stars
+    with pytest.raises(UlyssAnnError, match="trained on other stars"):
+        merge_ensemble([shallow[0], other_stars])
+    with pytest.raises(UlyssAnnError, match="networks with hidden layers"):
+        merge_ensemble([tgm, tgm])

@@ -28,7 +28,10 @@ import math
 
 import numpy as np
 
-__all__ = ["InputMap", "LinScale", "TGMTerms", "INPUT_MAPS", "input_map", "tgm_terms", "TGM_REGIMES"]
+from ulyss_ann.errors import UlyssAnnError
+
+__all__ = ["InputMap", "LinScale", "TGMTerms", "INPUT_MAPS", "input_map", "tgm_terms", "TGM_REGIMES",
+           "TERMS_PER_REGIME"]
 
 
 class InputMap:
@@ -150,8 +153,8 @@ def tgm_terms(params, jacobian=False):
     """
     p = np.atleast_2d(np.asarray(params, float))
     teff, gamma, phi = p[:, 0], p[:, 1] - 4.44, p[:, 2]
-    if np.any(teff <= 0):
-        raise ValueError("TGM terms need Teff > 0 K")
+    if np.any(teff <= 0):   # a fit's bounds keep Teff inside the grid; a user's evaluate may not
+        raise UlyssAnnError(f"Teff = {teff[teff <= 0][0]:g} K: the TGM terms need Teff > 0 K")
     weights, d_weights = _regime_weights(teff)
     dtau_dteff = 1.0 / (0.2 * teff * math.log(10.0))
     x = np.empty((len(p), 3 * TERMS_PER_REGIME))
@@ -177,12 +180,20 @@ class TGMTerms(InputMap):
     def width(self, npar):
         return 3 * TERMS_PER_REGIME
 
-    def check(self, parameters):
-        units = tuple(p.unit for p in parameters)
-        if units != self.UNITS:
-            return (f"the TGM terms need Teff [K], log g [dex], [Fe/H] [dex] in that order, not "
-                    f"{', '.join(f'{p.name} [{p.unit}]' for p in parameters)}")
+    #: What each parameter's lower-case name contains, in order (Teff, logg / log g, Fe/H / [Fe/H] / FeH).
+    NAMES = ("teff", "log", "fe")
+
+    @classmethod
+    def order_problem(cls, names, units):
+        """None, or why (names, units) are not Teff [K], log g [dex], [Fe/H] [dex] in that order."""
+        names, units = tuple(names), tuple(units)
+        if units != cls.UNITS or len(names) != 3 or not all(k in n.lower() for k, n in zip(cls.NAMES, names)):
+            return ("the TGM terms need Teff [K], log g [dex], [Fe/H] [dex] in that order, not "
+                    + ", ".join(f"{n} [{u}]" for n, u in zip(names, units)))
         return None
+
+    def check(self, parameters):
+        return self.order_problem([p.name for p in parameters], [p.unit for p in parameters])
 
     def apply(self, p, parameters):
         return tgm_terms(p)

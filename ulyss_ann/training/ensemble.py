@@ -25,6 +25,9 @@ __all__ = ["merge_ensemble", "member_spread"]
 
 def _check_members(members):
     first = members[0]
+    if len(first.weights) < 2:   # no hidden layer: the mean of linear models is a linear model, not this merge
+        raise UlyssAnnError(f"{first.path or 'a member'}: an ensemble merges networks with hidden layers; "
+                            f"this one has {len(first.weights) - 1}")
     for other in members[1:]:
         same = (other.parameters == first.parameters and other.activations == first.activations
                 and other.wavelength == first.wavelength and other.input_map == first.input_map
@@ -32,6 +35,11 @@ def _check_members(members):
         if not same:
             raise UlyssAnnError(f"{other.path or 'a member'}: an ensemble's networks need the same parameters, "
                                 f"input scaling, architecture and wavelengths as {first.path or 'the first'}")
+        # the merged file carries one NODES table: every member must have been trained on those stars
+        if (other.nodes is None) != (first.nodes is None) or (
+                first.nodes is not None and not np.array_equal(other.nodes, first.nodes)):
+            raise UlyssAnnError(f"{other.path or 'a member'}: trained on other stars (NODES) than "
+                                f"{first.path or 'the first'}; an ensemble's networks share their training grid")
     if first.activations[-1] != "linear":
         raise UlyssAnnError("an ensemble's mean is one network only when the output layer is linear")
 
@@ -71,8 +79,8 @@ def merge_ensemble(members, meta=()):
     first = members[0]
     cards = tuple(meta) if meta else tuple(c for c in first.meta if c[0] != "NMEMBERS") + (
         ("NMEMBERS", m, "networks averaged (ulyss_ann.training.ensemble)"),)
-    return Interpolator(first.parameters, layers, first.activations, first.wavelength, cards,
-                        nodes=first.nodes, medium=first.medium, medium_source=first.medium_source)
+    return Interpolator(first.parameters, layers, first.activations, first.wavelength, cards, nodes=first.nodes,
+                        medium=first.medium, medium_source=first.medium_source, input_map=first.input_map)
 
 
 def member_spread(members, params):

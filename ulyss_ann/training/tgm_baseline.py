@@ -22,9 +22,12 @@ Where this departs from ULySS's MILES TGM and why:
 * **The regimes' stars.** Each polynomial is fitted to the stars where its weight is non-zero (warm
   4000-9000 K, hot ≥ 7000 K, cold ≤ 4550 K): the ranges ULySS evaluates it on. In a 3000-9000 K grid
   the hot polynomial sees only 7000-9000 K stars; TGM's goes to 50 000 K.
-* **Outliers.** Stars whose residual from their regime's polynomial stands ``clip`` robust standard
+* **Outliers.** Stars whose RMS residual from their regime's polynomial stands ``clip`` robust standard
   deviations above the median are left out and the polynomial refitted (three rounds), as the TGM
-  papers reject stars with inconsistent parameters; how many is written in the header (``TGMREJ``).
+  papers reject discrepant stars; how many is written in the header (``TGMREJ``). On MILES this leaves
+  out about a fifth of the stars (140 of 693 in a fold), mostly the noisiest spectra (the RMS tracks
+  S/N more than a wrong parameter); it helps TGM (cross-validated on 232 stars, FGK: 110 K and 0.25 dex
+  in log g with it, 116 K and 0.31 without).
 * **Sparse regimes.** Where a regime has few stars the 23 terms are solved by least squares with
   singular values below 1e-10 of the largest dropped (minimum norm), where ULySS's files zero some
   terms by hand.
@@ -49,14 +52,15 @@ def regime_polynomial(terms, flux, clip=3.0, rounds=3):
     ``rounds`` times at most (``clip`` 0: never).
     """
     keep = np.ones(len(flux), bool)
-    for _ in range(rounds + 1):
+    for round_ in range(rounds + 1):
         coef = np.linalg.lstsq(terms[keep], flux[keep], rcond=1e-10)[0]
+        if clip <= 0 or round_ == rounds:   # the stars kept are those this last fit used
+            break
         rms = np.sqrt(np.mean((terms @ coef - flux) ** 2, axis=1))
         median = np.median(rms[keep])
         # a spread at rounding level (a grid that is a polynomial) makes no star an outlier
         spread = max(1.4826 * np.median(np.abs(rms[keep] - median)), 1e-6 * np.median(np.abs(flux)))
-        limit = median + clip * spread
-        new = (rms <= limit) if clip > 0 else keep
+        new = rms <= median + clip * spread
         if np.array_equal(new, keep):
             break
         keep = new
@@ -82,10 +86,9 @@ def fit_tgm(grid, train=None, clip=3.0, source="tgm"):
     Interpolator
         Input map ``tgm``, one linear layer (1 + 69, npix) whose bias row is zero; NODES: the stars used.
     """
-    units = tuple(grid.units)
-    if units != TGMTerms.UNITS:
-        raise UlyssAnnError(f"the TGM polynomial needs Teff [K], log g [dex], [Fe/H] [dex]; the grid has "
-                            f"{', '.join(f'{n} [{u}]' for n, u in zip(grid.names, units))}")
+    problem = TGMTerms.order_problem(grid.names, grid.units)
+    if problem:
+        raise UlyssAnnError(f"the TGM polynomial: {problem}")
     rows = np.arange(len(grid.params)) if train is None else np.asarray(train, int)
     params, flux = grid.params[rows], grid.flux[rows]
     blended = tgm_terms(params)
