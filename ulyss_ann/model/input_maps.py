@@ -31,31 +31,38 @@ import numpy as np
 from ulyss_ann.errors import UlyssAnnError
 
 __all__ = ["InputMap", "LinScale", "TGMTerms", "INPUT_MAPS", "input_map", "tgm_terms", "TGM_REGIMES",
-           "TERMS_PER_REGIME"]
+           "TGM_BLENDS", "TERMS_PER_REGIME"]
 
 
 class InputMap:
-    """One ``I_PREPRO``: the parameters → the first layer's inputs, and the Jacobian of that map."""
+    """One ``I_PREPRO`` bound to an interpolator's parameters: the parameters → the first layer's inputs,
+    and the Jacobian of that map. ``InputMap(parameters)`` after :meth:`problem` has said nothing."""
 
     #: The ``I_PREPRO`` value.
     name = None
     #: True where ULySS's perceptron evaluator (GDL) and the GPU path apply it too.
     perceptron = False
 
-    def width(self, npar):
+    def __init__(self, parameters):
+        self.parameters = tuple(parameters)
+
+    @classmethod
+    def width(cls, npar):
         """Inputs of the first layer for ``npar`` parameters."""
         raise NotImplementedError
 
-    def check(self, parameters):
+    @classmethod
+    def problem(cls, parameters):
         """None, or why these parameters cannot go through this map (one phrase)."""
         return None
 
-    def apply(self, p, parameters):
-        """x (n, width) of physical parameters p (n, npar)."""
+    def apply(self, p):
+        """x (width,) or (n, width) of physical parameters p (npar,) or (n, npar)."""
         raise NotImplementedError
 
-    def apply_with_jacobian(self, p, parameters, free=None):
-        """x (n, width) and ∂x/∂p (n, F, width) over the ``free`` parameters (bool mask; None: all)."""
+    def apply_with_jacobian(self, p, free=None):
+        """x (n, width) and ∂x/∂p (n, F, width) of p (n, npar), over the ``free`` parameters (bool mask;
+        None: all)."""
         raise NotImplementedError
 
 
@@ -65,24 +72,30 @@ class LinScale(InputMap):
     name = "linscale"
     perceptron = True
 
-    def width(self, npar):
+    def __init__(self, parameters):
+        super().__init__(parameters)
+        self.mean = np.array([q.mean for q in self.parameters])
+        self.scale = np.array([q.scale for q in self.parameters])
+        self.dx_dp = np.diag(1.0 / self.scale)
+
+    @classmethod
+    def width(cls, npar):
         return npar
 
-    def apply(self, p, parameters):
-        return (p - np.array([q.mean for q in parameters])) / np.array([q.scale for q in parameters])
+    def apply(self, p):
+        return (p - self.mean) / self.scale
 
-    def apply_with_jacobian(self, p, parameters, free=None):
-        p = np.atleast_2d(p)
-        dx_dp = np.diag(1.0 / np.array([q.scale for q in parameters]))
-        if free is not None:
-            dx_dp = dx_dp[np.asarray(free, bool)]
-        return self.apply(p, parameters), np.broadcast_to(dx_dp, (len(p),) + dx_dp.shape)
+    def apply_with_jacobian(self, p, free=None):
+        dx_dp = self.dx_dp if free is None else self.dx_dp[np.asarray(free, bool)]
+        return self.apply(p), np.broadcast_to(dx_dp, (len(p),) + dx_dp.shape)
 
 
-#: The TGM regimes: name, the Teff range where its weight is > 0 [K], and the shift of log10 Teff
-#: applied before its terms (ULySS's cold polynomial is centred on cooler stars).
-TGM_REGIMES = (("warm", (4000.0, 9000.0), 0.0), ("hot", (7000.0, math.inf), 0.0), ("cold", (0.0, 4550.0), 0.1))
-_LOG = {t: math.log10(t) for t in (4000.0, 4550.0, 7000.0, 9000.0)}
+#: The TGM regimes, in the order of their blocks of terms: name, and the shift of log10 Teff applied
+#: before its terms (ULySS's cold polynomial is centred on cooler stars).
+TGM_REGIMES = (("warm", 0.0), ("hot", 0.0), ("cold", 0.1))
+#: Where the regimes blend [K], linearly in log Teff: cold → warm, warm → hot. Each regime's weight is
+#: > 0 from there on (warm 4000-9000 K, hot above 7000 K, cold below 4550 K).
+TGM_BLENDS = ((4000.0, 4550.0), (7000.0, 9000.0))
 
 #: Exponents of (τ, τ₂, γ, φ) in the 21 polynomial terms of a TGM regime (version 2's order).
 _EXPONENTS = np.array([(0, 0, 0, 0), (1, 0, 0, 0), (0, 0, 0, 1), (0, 0, 1, 0), (2, 0, 0, 0), (1, 1, 0, 0),
@@ -99,25 +112,27 @@ def _exp_remainder(u, order=5):
     return value, value + series[order]
 
 
-def _regime_terms(tau, gamma, phi):
-    """The 23 terms of one regime (n, 23) and their derivatives by τ, γ, φ (3, n, 23)."""
+def _regime_terms(tau, gamma, phi, jacobian):
+    """The 23 terms of one regime (n, 23) and, with ``jacobian``, their derivatives by τ, γ, φ (3, n, 23)."""
     tau2 = tau * tau - 1.0
     base = np.stack([tau, tau2, gamma, phi])                          # (4, n)
-    d_base = np.zeros((3, 4, len(tau)))                               # ∂(τ, τ₂, γ, φ)/∂(τ, γ, φ)
-    d_base[0, 0], d_base[0, 1], d_base[1, 2], d_base[2, 3] = 1.0, 2.0 * tau, 1.0, 1.0
     e = _EXPONENTS.T[:, None, :]                                       # (4, 1, 21)
     factors = base[:, :, None] ** e                                    # (4, n, 21)
     terms = np.prod(factors, axis=0)
+    r1, d1 = _exp_remainder(tau)
+    r2, d2 = _exp_remainder(2.0 * tau)
+    terms = np.concatenate([terms, np.stack([r1, r2], axis=1)], axis=1)
+    if not jacobian:
+        return terms, None
+    d_base = np.zeros((3, 4, len(tau)))                               # ∂(τ, τ₂, γ, φ)/∂(τ, γ, φ)
+    d_base[0, 0], d_base[0, 1], d_base[1, 2], d_base[2, 3] = 1.0, 2.0 * tau, 1.0, 1.0
     # ∂/∂base_i of Π base^e = e_i base_i^(e_i − 1) Π_{j≠i} base_j^e_j
     d_factor = np.where(e > 0, e * base[:, :, None] ** np.maximum(e - 1, 0), 0.0)
     d_terms_base = np.stack([d_factor[i] * np.prod(np.delete(factors, i, axis=0), axis=0) for i in range(4)])
     d_terms = np.einsum("kin,int->knt", d_base, d_terms_base)          # (3, n, 21)
-    r1, d1 = _exp_remainder(tau)
-    r2, d2 = _exp_remainder(2.0 * tau)
-    extra = np.stack([r1, r2], axis=1)
     d_extra = np.zeros((3, len(tau), 2))
     d_extra[0, :, 0], d_extra[0, :, 1] = d1, 2.0 * d2
-    return np.concatenate([terms, extra], axis=1), np.concatenate([d_terms, d_extra], axis=2)
+    return terms, np.concatenate([d_terms, d_extra], axis=2)
 
 
 def _regime_weights(teff):
@@ -126,9 +141,9 @@ def _regime_weights(teff):
     log_t = np.log10(teff)
     dlog = 1.0 / (teff * math.log(10.0))
     ramps, d_ramps = [], []
-    for lo, hi in ((4000.0, 4550.0), (7000.0, 9000.0)):
-        span = _LOG[hi] - _LOG[lo]
-        ramps.append(np.clip((log_t - _LOG[lo]) / span, 0.0, 1.0))
+    for lo, hi in TGM_BLENDS:
+        span = math.log10(hi) - math.log10(lo)
+        ramps.append(np.clip((log_t - math.log10(lo)) / span, 0.0, 1.0))
         d_ramps.append(np.where((teff > lo) & (teff < hi), dlog / span, 0.0))
     (q1, q2), (d1, d2) = ramps, d_ramps
     return np.stack([q1 - q2, q2, 1.0 - q1], axis=1), np.stack([d1 - d2, d2, -d1], axis=1)
@@ -158,10 +173,10 @@ def tgm_terms(params, jacobian=False):
     weights, d_weights = _regime_weights(teff)
     dtau_dteff = 1.0 / (0.2 * teff * math.log(10.0))
     x = np.empty((len(p), 3 * TERMS_PER_REGIME))
-    dx = np.empty((len(p), 3, 3 * TERMS_PER_REGIME))
-    for r, (_, _, shift) in enumerate(TGM_REGIMES):
+    dx = np.empty((len(p), 3, 3 * TERMS_PER_REGIME)) if jacobian else None
+    for r, (_, shift) in enumerate(TGM_REGIMES):
         block = slice(r * TERMS_PER_REGIME, (r + 1) * TERMS_PER_REGIME)
-        terms, d_terms = _regime_terms((np.log10(teff) - 3.7617 + shift) / 0.2, gamma, phi)
+        terms, d_terms = _regime_terms((np.log10(teff) - 3.7617 + shift) / 0.2, gamma, phi, jacobian)
         w = weights[:, r:r + 1]
         x[:, block] = w * terms
         if jacobian:
@@ -177,7 +192,8 @@ class TGMTerms(InputMap):
     name = "tgm"
     UNITS = ("K", "dex", "dex")
 
-    def width(self, npar):
+    @classmethod
+    def width(cls, npar):
         return 3 * TERMS_PER_REGIME
 
     #: What each parameter's lower-case name contains, in order (Teff, logg / log g, Fe/H / [Fe/H] / FeH).
@@ -192,23 +208,25 @@ class TGMTerms(InputMap):
                     + ", ".join(f"{n} [{u}]" for n, u in zip(names, units)))
         return None
 
-    def check(self, parameters):
-        return self.order_problem([p.name for p in parameters], [p.unit for p in parameters])
+    @classmethod
+    def problem(cls, parameters):
+        return cls.order_problem([p.name for p in parameters], [p.unit for p in parameters])
 
-    def apply(self, p, parameters):
-        return tgm_terms(p)
+    def apply(self, p):
+        x = tgm_terms(p)
+        return x[0] if np.ndim(p) == 1 else x
 
-    def apply_with_jacobian(self, p, parameters, free=None):
+    def apply_with_jacobian(self, p, free=None):
         x, dx = tgm_terms(p, jacobian=True)
         return x, (dx if free is None else dx[:, np.asarray(free, bool)])
 
 
-#: ``I_PREPRO`` name -> its map.
-INPUT_MAPS = {m.name: m for m in (LinScale(), TGMTerms())}
+#: ``I_PREPRO`` name -> its map (a class: ``INPUT_MAPS[name](parameters)``).
+INPUT_MAPS = {m.name: m for m in (LinScale, TGMTerms)}
 
 
 def input_map(name):
-    """The map of an ``I_PREPRO`` name; ValueError naming the known ones."""
+    """The map class of an ``I_PREPRO`` name; ValueError naming the known ones."""
     try:
         return INPUT_MAPS[name]
     except KeyError:

@@ -100,14 +100,13 @@ class Interpolator:
         self.meta = as_cards(self.meta)
         if self.medium is None:
             self.medium, self.medium_source = medium_from_header({"CTYPE1": self.wavelength.ctype})
-        self.inputs = input_map(self.input_map)   # the InputMap: x and ∂x/∂p of the first layer
-        problem = self.inputs.check(self.parameters)
+        kind = input_map(self.input_map)
+        problem = kind.problem(self.parameters)
         if problem:
             raise ValueError(problem)
         check_layers(self.parameters, self.weights, self.activations, self.wavelength.npix,
-                     self.inputs.width(len(self.parameters)))
-        self._mean = np.array([p.mean for p in self.parameters])
-        self._scale = np.array([p.scale for p in self.parameters])
+                     kind.width(len(self.parameters)))
+        self.inputs = kind(self.parameters)   # the InputMap: x and ∂x/∂p of the first layer
         if self.nodes is not None:
             self.nodes = np.asarray(self.nodes, dtype=float).reshape(-1, self.npar)
 
@@ -326,10 +325,7 @@ class Interpolator:
     def _standardise(self, params, strict):
         p = self.as_array(params)
         self.check_bounds(p, strict)
-        if self.inputs.perceptron:   # linscale, on 1-D or 2-D p alike
-            return p, (p - self._mean) / self._scale
-        x = self.inputs.apply(np.atleast_2d(p), self.parameters)
-        return p, (x[0] if p.ndim == 1 else x)
+        return p, self.inputs.apply(p)
 
     # ------------------------------------------------------------------ numerics
     def evaluate(self, params, strict=False, out=None):
@@ -381,7 +377,7 @@ class Interpolator:
         """
         p = self.as_array(params)
         self.check_bounds(p, strict)
-        x, dx_dp = self.inputs.apply_with_jacobian(np.atleast_2d(p), self.parameters)
+        x, dx_dp = self.inputs.apply_with_jacobian(np.atleast_2d(p))
         flux, jac = forward_with_jacobian(x, dx_dp, self.weights, self.activations)
         return (flux[0], jac[0]) if p.ndim == 1 else (flux, jac)
 

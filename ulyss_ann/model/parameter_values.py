@@ -36,13 +36,14 @@ class ParameterValues:
         self.parameters = tuple(parameters)
         self.names = tuple(p.name for p in self.parameters)
         self.npar = len(self.parameters)
+        self.low = np.array([p.low for p in self.parameters])
+        self.high = np.array([p.high for p in self.parameters])
 
     def bounds_problem(self, params, strict=False):
         """None, or the one line naming the values of ``params`` (npar,) or (n, npar) outside the trained
         bounds, per parameter (the first value and how many)."""
         p = np.atleast_2d(params)
-        low, high = (np.array([getattr(q, side) for q in self.parameters]) for side in ("low", "high"))
-        outside = (p < low) | (p > high)
+        outside = (p < self.low) | (p > self.high)
         if not outside.any():
             return None
         lines = []

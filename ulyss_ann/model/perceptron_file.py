@@ -309,7 +309,7 @@ def read_perceptron(path):
             if _parameters(path, index, hdu) != parameters:
                 raise InterpolatorFileError(path, f"HDU {index} ({hdu.name}): parameter keywords "
                                                   "differ from HDU 0's")
-        problem = INPUT_MAPS[prepro].check(parameters)
+        problem = INPUT_MAPS[prepro].problem(parameters)
         if problem:
             raise InterpolatorFileError(path, f"HDU 0: I_PREPRO = '{prepro}': {problem}")
         weights, activations = _check_layers(path, layers, nhidden, INPUT_MAPS[prepro].width(len(parameters)))

@@ -28,7 +28,7 @@ from ulyss_ann.model.parameter import Parameter
 
 __all__ = ["input_scaling", "standardise", "holdout_split", "kfold_split", "interpolator_from_weights",
            "provenance_cards", "TrainingRecord", "DERIVATIVE_STEPS", "SPECTRA_CARDS",
-           "check_fold_nodes"]
+           "check_fold_nodes", "grid_parameters"]
 
 #: Derivative steps the authors' files use, by parameter name.
 DERIVATIVE_STEPS = {"teff": 1.0, "logg": 0.005, "fe/h": 0.01}
@@ -174,10 +174,18 @@ def interpolator_from_weights(weights, activations, grid, source, training=None,
     if weights[-1].shape[1] != grid.wavelength.npix:
         raise UlyssAnnError(f"{source}: the network gives {weights[-1].shape[1]} pixels, the grid has "
                             f"{grid.wavelength.npix}")
+    meta = provenance_cards(grid, source, training, grid_file)
+    return Interpolator(grid_parameters(grid.names, grid.units, grid.params), weights, activations, grid.wavelength,
+                        meta, nodes=grid.params)
+
+
+def grid_parameters(names, units, params):
+    """The Parameters of a model trained on nodes ``params`` (n × npar): bounds the nodes' range, input scaling
+    their mean and standard deviation, derivative steps ULySS's (:data:`DERIVATIVE_STEPS`) or 1/1000 of the
+    range."""
     parameters = []
-    for name, unit, column, mean, std in zip(grid.names, grid.units, grid.params.T, *input_scaling(grid.params)):
+    for name, unit, column, mean, std in zip(names, units, np.asarray(params, float).T, *input_scaling(params)):
         low, high = float(column.min()), float(column.max())
         step = DERIVATIVE_STEPS.get(name.lower(), (high - low) / 1000 or 1e-3)
         parameters.append(Parameter(name, unit, low, high, step, float(mean), float(std)))
-    meta = provenance_cards(grid, source, training, grid_file)
-    return Interpolator(parameters, weights, activations, grid.wavelength, meta, nodes=grid.params)
+    return parameters

@@ -38,8 +38,7 @@ import numpy as np
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.input_maps import TERMS_PER_REGIME, TGM_REGIMES, TGMTerms, tgm_terms
 from ulyss_ann.model.interpolator import Interpolator
-from ulyss_ann.model.parameter import Parameter
-from ulyss_ann.training.grid_network import DERIVATIVE_STEPS, SPECTRA_CARDS, input_scaling
+from ulyss_ann.training.grid_network import SPECTRA_CARDS, grid_parameters
 
 __all__ = ["fit_tgm", "regime_polynomial"]
 
@@ -94,7 +93,7 @@ def fit_tgm(grid, train=None, clip=3.0, source="tgm"):
     blended = tgm_terms(params)
     layer = np.zeros((1 + 3 * TERMS_PER_REGIME, flux.shape[1]))
     rejected, cards = 0, []
-    for r, (regime, _, _) in enumerate(TGM_REGIMES):
+    for r, (regime, _) in enumerate(TGM_REGIMES):
         block = slice(r * TERMS_PER_REGIME, (r + 1) * TERMS_PER_REGIME)
         weight = blended[:, block][:, 0]            # the regime's weight (its first term is 1 × weight)
         members = np.flatnonzero(weight > 0)
@@ -105,13 +104,9 @@ def fit_tgm(grid, train=None, clip=3.0, source="tgm"):
         layer[1 + block.start:1 + block.stop] = coef
         rejected += int(np.sum(~keep))
         cards.append((f"TGMN{regime[:4].upper()}", int(keep.sum()), f"stars fitting the {regime} polynomial"))
-    parameters = []
-    for name, unit, column, mean, std in zip(grid.names, grid.units, params.T, *input_scaling(params)):
-        low, high = float(column.min()), float(column.max())
-        parameters.append(Parameter(name, unit, low, high, DERIVATIVE_STEPS.get(name.lower(), (high - low) / 1000),
-                                    float(mean), float(std)))
     meta = [card for card in grid.meta if card[0] in SPECTRA_CARDS]
     meta += [("ORIGIN", "ulyss_ann", f"TGM polynomial, Prugniel+2011 form: {source}"[:47]),
              ("TGMCLIP", float(clip), "outlier stars rejected at this robust sigma"),
              ("TGMREJ", rejected, "stars rejected as outliers")] + cards
-    return Interpolator(parameters, (layer,), ("linear",), grid.wavelength, meta, nodes=params, input_map="tgm")
+    return Interpolator(grid_parameters(grid.names, grid.units, params), (layer,), ("linear",), grid.wavelength, meta,
+                        nodes=params, input_map="tgm")

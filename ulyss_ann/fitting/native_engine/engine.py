@@ -72,7 +72,6 @@ uly_fit there. Its σ floor is 0.01 px instead of 0.3: with a relative LSF injec
 the injected LSF: cz off by 8 km/s and [Fe/H] by 0.04 dex sampled, 0.1 km/s analytic).
 """
 
-import functools
 import re
 
 import numpy as np
@@ -162,7 +161,7 @@ class NativeEngine(FitEngine):
         self.limits = np.array([[p.low, p.high] for p in interp.parameters])
         self.activations = list(interp.activations)
         self.hidden = list(interp.weights[:-1])       # the output layer is rebinned per grid
-        self.inputs = functools.partial(interp.inputs.apply_with_jacobian, parameters=interp.parameters)
+        self.inputs = interp.inputs.apply_with_jacobian   # x and ∂x/∂p of the first layer (the block's)
         self.lsf = read_lsf(config.lsf) if config.lsf else None
         if not interp.inputs.perceptron and config.device not in ("auto", "cpu"):
             raise UlyssAnnError(f"device {config.device}: the torch path knows networks only, not the "
