@@ -105,3 +105,22 @@ def test_a_standard_log_axis_with_a_unit_reads_in_angstrom(tmp_path, unit, scale
     np.testing.assert_allclose(WavelengthGrid.from_header(header, npix=npix).wavelength, expected, rtol=1e-12)
     fits.PrimaryHDU(np.ones(npix), header=header).writeto(tmp_path / "s.fits")
     np.testing.assert_allclose(read_spectrum(tmp_path / "s.fits").wavelength, expected, rtol=1e-12)
+
+
+def test_a_linear_grid_has_astropys_wavelengths_bit_for_bit():
+    # the grid computes a linear axis itself (astropy.wcs costs an interactive first fit 0.1 s of import):
+    # its values must stay wcslib's, on any sampling a file may have
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        crval = float(rng.uniform(300.0, 25000.0))
+        crval = round(crval, 2) if trial % 3 == 0 else crval
+        cdelt = float(rng.choice([1.25, 0.9, 0.2, rng.uniform(0.01, 5.0)]))
+        crpix = float(rng.choice([1.0, 0.5, rng.integers(-100, 100), rng.uniform(-50.0, 50.0)]))
+        grid = WavelengthGrid(npix=int(rng.integers(2, 5000)), crval=crval, cdelt=cdelt, crpix=crpix,
+                              air=bool(trial % 2))
+        header = fits.Header(grid.header_cards())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # no CUNIT1, as in ULySS's files: wcslib says it assumes SI
+            wcs = WCS(header, naxis=[1])
+        expected = wcs.pixel_to_world_values(np.arange(grid.npix, dtype=float))
+        np.testing.assert_array_equal(grid.wavelength, expected, err_msg=str(grid))

@@ -9,9 +9,10 @@ from ulyss_ann import example_interpolator
 from ulyss_ann.spectra.examples import example_interpolator_path
 from ulyss_ann.fitting.core import FitConfig
 from ulyss_ann.fitting.native_engine.engine import NativeEngine
-from ulyss_ann.fitting.native_engine.block import SpectralBlock
+from ulyss_ann.fitting.native_engine.block import SpectralBlock, legendre_products
 from ulyss_ann.model.wavelength import C_KMS
-from ulyss_ann.fitting.native_engine.numerics import convolve_edge, fourier_losvd, log_rebin, losvd_kernel, xrebin
+from ulyss_ann.fitting.native_engine.numerics import (convolve_edge, fourier_losvd, log_rebin, losvd_kernel,
+                                                      natural_spline, xrebin)
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
 from ulyss_ann.spectra.readers import read_spectrum
 
@@ -228,3 +229,39 @@ def test_any_grid_the_miles_network_on_a_miles_star():
             _agree(got, gdl.fit(spectrum).row())
         finally:
             gdl.close()
+
+
+@pytest.mark.parametrize("degree", [0, 1, 4, 20])
+def test_the_legendre_product_table_is_numpys_products_bit_for_bit(degree):
+    # half the table is computed and mirrored: each entry must still be legmul's own (the fit's numbers
+    # depend on the last bit), and its columns must expand P_k P_l
+    from numpy.polynomial import legendre
+
+    table = legendre_products(degree)
+    x = np.linspace(-1.0, 1.0, 7)
+    for k in range(degree + 1):
+        for m in range(degree + 1):
+            product = legendre.legmul(np.eye(degree + 1)[k], np.eye(degree + 1)[m])
+            column = table[:, k * (degree + 1) + m]
+            np.testing.assert_array_equal(column[:product.size], product)
+            assert not column[product.size:].any()
+            np.testing.assert_allclose(legendre.legval(x, column),
+                                       legendre.legval(x, np.eye(degree + 1)[k]) * legendre.legval(x, np.eye(degree + 1)[m]),
+                                       atol=1e-12)
+
+
+def test_the_rebinning_spline_is_scipys_bit_for_bit():
+    # ULySS's xrebin through a natural cubic spline of SciPy's own steps (scipy.interpolate costs every
+    # process 0.36 s of import): the values must stay SciPy's to the last bit, ends, knots and columns included
+    from scipy.interpolate import CubicSpline
+
+    rng = np.random.default_rng(5)
+    for trial in range(120):
+        n = int(rng.integers(2, 2000))
+        x = np.cumsum(rng.uniform(0.1, 2.0, n)) + rng.uniform(-100.0, 5000.0)
+        y = np.cumsum(rng.normal(size=(n,) if trial % 3 else (n, 3)), axis=0)
+        at = np.sort(rng.uniform(x[0] - 3.0, x[-1] + 3.0, int(rng.integers(5, 3000))))
+        at[[0, 1, -1]] = x[0], x[n // 2], x[-1]   # on knots, the last interval closed
+        at.sort()
+        np.testing.assert_array_equal(natural_spline(x, y, at), CubicSpline(x, y, bc_type="natural", axis=0)(at),
+                                      err_msg=f"trial {trial}")

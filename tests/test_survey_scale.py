@@ -48,6 +48,19 @@ def test_compiled_kernels_give_the_numbers_of_their_numpy_twins():
         np.testing.assert_allclose(compiled, twin, rtol=1e-10)
 
 
+@pytest.mark.skipif(not kernels.COMPILED, reason="numba not installed: the NumPy twins are the kernels")
+def test_the_first_fit_says_it_compiles_and_a_cached_installation_says_nothing(spectra, engine, tmp_path):
+    # an empty cache (a fresh installation): the notice names where the kernels will be kept
+    probe = ("from ulyss_ann.fitting.native_engine import kernels; print(kernels.compilation_notice())")
+    fresh = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert fresh.returncode == 0, fresh.stderr
+    assert "compiling the native engine's kernels" in fresh.stdout and str(tmp_path) in fresh.stdout
+    # here, once a block has been fitted, the kernels are in numba's cache: no notice
+    engine.fit(read_spectrum(spectra[0]))
+    assert kernels.compilation_notice() is None
+
+
 def test_a_block_gives_each_spectrum_its_own_fit(spectra, engine, tmp_path):
     """Spectra fitted together, one of them on another grid, one unfittable: each row is its fit alone."""
     stars = [read_spectrum(p) for p in spectra]

@@ -33,7 +33,6 @@ import os
 import re
 
 import numpy as np
-from astropy.table import Table
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.wavelength import C_KMS
@@ -88,6 +87,8 @@ def gaussian_lsf(fwhm_observed, fwhm_model, wavelengths):
 
 
 def _table(wave, cz, sigma, h3, h4):
+    from astropy.table import Table  # here: 0.2 s of import that a fit without an LSF file never needs
+
     table = Table([wave, cz, sigma, h3, h4], names=("wave", "cz", "sigma", "h3", "h4"))
     table["wave"].unit = "Angstrom"
     table["cz"].unit = table["sigma"].unit = "km/s"
@@ -249,6 +250,8 @@ def read_solut_lsf(path):
                                  value("chisq")])
                     columns = None
     names = SOLUT_LSF_COLUMNS
+    from astropy.table import Table
+
     table = Table(rows=rows, names=names) if rows else Table(names=names, dtype=[float] * len(names))
     for name in ("wmin", "wmax", "wave"):
         table[name].unit = "Angstrom"

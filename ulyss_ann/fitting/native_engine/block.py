@@ -27,7 +27,7 @@ import functools
 import numpy as np
 from numpy.polynomial import legendre
 
-from ulyss_ann.fitting.native_engine.kernels import losvd, products, weighted
+from ulyss_ann.fitting.native_engine.kernels import announce_compilation, losvd, products, weighted
 from ulyss_ann.fitting.native_engine.numerics import fourier_losvd
 from ulyss_ann.model.network import ACTIVATIONS, augment
 
@@ -40,9 +40,11 @@ def legendre_products(degree):
     out = np.zeros((2 * degree + 1, (degree + 1) ** 2))
     unit = np.eye(degree + 1)
     for k in range(degree + 1):
-        for m in range(degree + 1):
+        for m in range(k, degree + 1):
+            # legmul orders its factors by length, so P_m P_k is P_k P_m bit for bit: half the products
+            # (legmul's Python loop is most of an interactive session's first fit)
             product = legendre.legmul(unit[k], unit[m])
-            out[:product.size, k * (degree + 1) + m] = product
+            out[:product.size, k * (degree + 1) + m] = out[:product.size, m * (degree + 1) + k] = product
     return out
 
 
@@ -103,6 +105,7 @@ class SpectralBlock:
         self.pair_coefficients = legendre_products(mdegree)
         if not self.free[:2].all():
             raise ValueError("the native engine always fits v and σ")
+        announce_compilation()  # the first fit of an installation: 5-20 s of numba, said first
 
     def _network(self, p):
         """f (L, n) and ∂f/∂p_free (L, F', n) at parameters p (L, n_par)."""

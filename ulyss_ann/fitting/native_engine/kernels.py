@@ -10,8 +10,11 @@ kernel forms the Jacobian row by row and accumulates Jᵀr and JᵀJ without sto
 
 Each kernel has a NumPy twin (:func:`losvd_numpy`, :func:`products_numpy`), used where
 numba is not installed and by the tests, which check that both give the same numbers.
-Kernels are compiled on first use and cached on disk (numba's ``cache=True``).
+Kernels are compiled on first use and cached on disk (numba's ``cache=True``); the first fit of an
+installation says so first (:func:`announce_compilation`: 5–20 s of compiling are not silent).
 """
+
+import sys
 
 import numpy as np
 
@@ -22,7 +25,8 @@ try:
 except ImportError:  # pragma: no cover - numba is a dependency; NumPy's twins work without it
     numba = None
 
-__all__ = ["losvd", "products", "losvd_numpy", "products_numpy", "weighted", "COMPILED"]
+__all__ = ["losvd", "products", "losvd_numpy", "products_numpy", "weighted", "COMPILED", "compilation_notice",
+           "announce_compilation"]
 
 #: Whether the compiled kernels are in use (numba importable).
 COMPILED = numba is not None
@@ -117,9 +121,59 @@ def products_numpy(tw, back, dt, poly, resid):
     return np.matmul(jac, resid[:, :, None])[:, :, 0], np.matmul(jac, jac.transpose(0, 2, 1))
 
 
+def _compiled(function):
+    """``function`` compiled by numba, cached on disk where numba finds a writable folder: beside this file
+    (a source checkout, a venv of one's own), else the user's cache (``~/.cache/numba``: a package installed
+    read-only), else ``NUMBA_CACHE_DIR``; with none, compiled in each process (:func:`compilation_notice`)."""
+    try:
+        return numba.njit(cache=True)(function)
+    except RuntimeError:  # "cannot cache function …: no locator available": no folder numba may write
+        return numba.njit(function)
+
+
 if numba is not None:
-    _losvd_kernel = numba.njit(cache=True)(losvd_kernel)  # the same function, compiled
-    losvd = numba.njit(cache=True)(_losvd)
-    products = numba.njit(cache=True)(_products)
+    _losvd_kernel = _compiled(losvd_kernel)  # the same function, compiled
+    losvd = _compiled(_losvd)
+    products = _compiled(_products)
 else:  # pragma: no cover
     losvd, products = losvd_numpy, products_numpy
+
+_announced = False
+
+
+def compilation_notice():
+    """The line that says the kernels are about to be compiled (the first fit after an install, or after an
+    upgrade of numba or of this package), or None when numba's cache has them.
+
+    Compiling takes 5–20 s of a core, which a fit that says nothing would spend in silence.
+    Judged from numba's cache index, as numba itself reads it (a private interface: where it changes, no
+    notice rather than a wrong one).
+    """
+    if numba is None:
+        return None
+    folder = None
+    for kernel in (losvd, products):
+        cache = getattr(kernel, "_cache", None)
+        try:
+            index = getattr(cache, "_cache_file", None)
+            if index is None:  # no cache: numba found no folder it may write
+                return ("ulyss-ann: compiling the native engine's kernels (5-20 s); no folder numba may write was "
+                        "found, so every process compiles them again: set NUMBA_CACHE_DIR to a writable folder")
+            folder = cache._cache_path
+            cached = bool(index._load_index())
+        except Exception:  # numba's internals changed: say nothing
+            return None
+        if not cached:
+            return (f"ulyss-ann: compiling the native engine's kernels, once for this installation (5-20 s); "
+                    f"they are cached in {folder}")
+    return None
+
+
+def announce_compilation():
+    """Print :func:`compilation_notice` to stderr, once per process (a Dask worker's goes to the terminal too)."""
+    global _announced
+    if not _announced:
+        _announced = True
+        notice = compilation_notice()
+        if notice:
+            print(notice, file=sys.stderr, flush=True)
