@@ -284,3 +284,15 @@ def assert_varpro_derivatives(net, theta, star_weights=None):
     numeric = [(net.cost(theta + d)[0] - net.cost(theta - d)[0]) / (2 * eps) for d in np.eye(len(theta)) * eps]
     np.testing.assert_allclose(-2 * grad, numeric, atol=1e-6 * np.abs(numeric).max())
     return cost, data, residual, res, layers[-1], a
+
+
+@pytest.fixture(autouse=True)
+def no_cluster_kept_between_tests():
+    """Each test starts without the session's kept Dask cluster (a test of its own checks the keeping):
+    a cluster one test left, with its settings and workers' state, is no other test's."""
+    yield
+    import sys as _sys
+
+    session = _sys.modules.get("ulyss_ann.fitting.batch.session_cluster")
+    if session is not None:
+        session.close_cluster()

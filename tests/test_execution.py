@@ -102,7 +102,7 @@ def test_the_retries_reach_dask_from_python_and_from_the_command_line(tmp_path, 
     cause) in the batch's run; seen where the cluster would start, which stops here instead (no cluster)."""
     import dask
 
-    from ulyss_ann.fitting.batch import driver
+    from ulyss_ann.fitting.batch import cluster
 
     allowed = []
 
@@ -110,7 +110,7 @@ def test_the_retries_reach_dask_from_python_and_from_the_command_line(tmp_path, 
         allowed.append(dask.config.get("distributed.scheduler.allowed-failures"))
         raise UlyssAnnError("the test's stand-in for a cluster")
 
-    monkeypatch.setattr(driver, "local_cluster", no_cluster)
+    monkeypatch.setattr(cluster, "local_cluster", no_cluster)
     spectrum = str(example_spectrum_path())
     with pytest.raises(UlyssAnnError, match="the test's stand-in for a cluster"):
         ulyss_ann.fit([spectrum], MODEL, tmp_path / "a.ecsv", execution=ulyss_ann.Execution(workers=1, retries=5),

@@ -13,7 +13,8 @@ The public API is small:
 * :func:`fit_spectrum` — one spectrum (a path, a ``Spectrum``, a specutils spectrum or
   arrays) fitted in memory: a :class:`FitResult` (``params``, ``errors``, ``plot()``).
 * :func:`fit` — many spectra, in parallel on Dask, resumable: an astropy table; where it runs
-  is an :class:`Execution` (``execution=Execution(workers=0)``).
+  is an :class:`Execution` (``execution=Execution(workers=0)``); the local cluster it starts is kept for
+  the session's next batch, until :func:`close_cluster`.
 * :func:`measure_lsf` — the relative line-spread function of a spectrum against the
   network, as ULySS's ``uly_lsf`` (:mod:`ulyss_ann.fitting.lsf.measure`).
 * :func:`example_interpolator`, :func:`example_spectrum` — the bundled example data.
@@ -37,15 +38,16 @@ from ulyss_ann.spectra.spectrum import Spectrum  # noqa: F401
 from ulyss_ann.version import __version__  # noqa: F401
 
 __all__ = ["Interpolator", "Parameter", "WavelengthGrid", "Spectrum", "read_spectrum", "fit", "Execution",
-           "fit_spectrum", "FitResult", "measure_lsf", "example_interpolator", "example_spectrum", "UlyssAnnError",
-           "InterpolatorFileError", "ParameterError", "OutOfBoundsError", "OutOfBoundsWarning", "__version__"]
+           "close_cluster", "fit_spectrum", "FitResult", "measure_lsf", "example_interpolator", "example_spectrum",
+           "UlyssAnnError", "InterpolatorFileError", "ParameterError", "OutOfBoundsError", "OutOfBoundsWarning", "__version__"]
 
 # The fit loads Dask, tqdm and the engines: on first use (PEP 562), not at import.
 _LAZY = {"fit": ("ulyss_ann.fitting.batch.driver", "fit"),
          "Execution": ("ulyss_ann.fitting.batch.execution", "Execution"),
          "fit_spectrum": ("ulyss_ann.fitting.api", "fit_spectrum"),
          "FitResult": ("ulyss_ann.fitting.result", "FitResult"),
-         "measure_lsf": ("ulyss_ann.fitting.lsf.measure", "measure_lsf")}
+         "measure_lsf": ("ulyss_ann.fitting.lsf.measure", "measure_lsf"),
+         "close_cluster": ("ulyss_ann.fitting.batch.session_cluster", "close_cluster")}
 
 
 def __getattr__(name):

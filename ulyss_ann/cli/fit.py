@@ -77,8 +77,8 @@ def add_fit_parser(sub):
                     help="results table to write (format from its extension, e.g. .ecsv; default: results.ecsv)")
     add_spectrum_options(fp)
     fp.add_argument("-j", "--workers", type=int,
-                    help="worker processes (default: one per core; at most 4 per core; none with a GPU --device; "
-                         "0: no Dask)")
+                    help="worker processes (default: one per core, or none for a batch too small for a cluster to "
+                         "pay; at most 4 per core; none with a GPU --device; 0: no Dask)")
     fp.add_argument("--scheduler", metavar="ADDRESS",
                     help="use an existing Dask cluster (tls://host:8786 or tcp://; TLS credentials from Dask's "
                          "configuration: distributed.comm.tls.*)")
@@ -241,11 +241,14 @@ def _run_fit(args):
         from ulyss_ann.figures import check_figure_path
 
         check_figure_path(args.plot, "--plot")  # before the fits, not after
+    from ulyss_ann.fitting.batch.session_cluster import close_cluster
+
     try:
         table = fit(args.files, model, args.output, fixed=fixed or None, execution=execution,
                     resume=args.resume, overwrite=args.overwrite, engine=args.engine,
                     progress=not args.quiet, save_fits=args.save_fits, retry_failed=args.retry_failed,
                     add_spectra=args.add_spectra, **options)
+        close_cluster()  # one batch per command: its cluster goes now, not at the interpreter's exit
     except Terminated:  # before KeyboardInterrupt, of which it is one
         print(f"ulyss-ann: stopped by SIGTERM: the spectra finished are in {args.output}.journal.jsonl; "
               "run the same command with --resume to go on", file=sys.stderr)

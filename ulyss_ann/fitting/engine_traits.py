@@ -41,6 +41,10 @@ class EngineTraits:
     losvd_kinds = ("sampled",)
     #: The LOSVD moments its LSF measurement fits (2: cz, sigma; 4: also h3, h4).
     lsf_moments = (2,)
+    #: Seconds one spectrum costs this process, for the batch's choice of no cluster for small work
+    #: (:func:`~ulyss_ann.fitting.batch.session_cluster.runs_faster_here`); None: a batch never runs the
+    #: engine in the user's process unless ``workers=0`` says so.
+    seconds_per_spectrum = None
 
     @classmethod
     def label(cls, config):

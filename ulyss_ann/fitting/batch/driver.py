@@ -18,8 +18,10 @@
 Execution is Dask distributed: by default a ``LocalCluster`` of one worker process
 per core (at most :data:`~ulyss_ann.fitting.batch.cluster.MAX_WORKERS_PER_CORE` per core), one
 thread each — one GDL session per worker, because GDL holds the GIL and is not
-thread-safe — private to the run: TLS with this run's own credentials
-(:mod:`~ulyss_ann.fitting.batch.cluster`). ``scheduler="tls://host:8786"`` (or ``tcp://``) runs
+thread-safe — private to the session: TLS with its own credentials
+(:mod:`~ulyss_ann.fitting.batch.cluster`), kept for the session's next batch until
+``ulyss_ann.close_cluster()``; a batch too small for a cluster to pay runs in this process instead
+(:mod:`~ulyss_ann.fitting.batch.session_cluster`). ``scheduler="tls://host:8786"`` (or ``tcp://``) runs
 the same batch on an existing cluster, with the security of Dask's configuration (each
 worker needs ulyss_ann, GDL and ULySS, and the files on a shared path). The local
 cluster's workers get :func:`dask_settings`: one BLAS thread, no sampling profiler, and
@@ -49,7 +51,8 @@ import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.fitting.batch.cluster import (announce_dashboard, close_quietly, connect, dask_settings, dask_silenced,
-                                             local_client, local_cluster, stopping_on_sigterm)
+                                             stopping_on_sigterm)
+from ulyss_ann.fitting.batch.session_cluster import close_cluster, runs_faster_here, session_cluster
 from ulyss_ann.fitting.batch.execution import Execution
 from ulyss_ann.fitting.engines import engine_class, engine_label, engine_reachable, require_engine, resolve_engine
 from ulyss_ann.fitting.batch.journal import failure_row
@@ -107,7 +110,8 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         mapping spectrum id -> value).
     workers, scheduler, retries, dashboard
         Where and how the batch runs, as :class:`~ulyss_ann.fitting.batch.execution.Execution` takes
-        them (``workers=0``: in this process, without Dask; default: one worker process per core).
+        them (``workers=0``: in this process, without Dask; default: one worker process per core, kept for
+        the session's next batch — or in this process, where the batch is too small for a cluster to pay).
     execution : Execution, optional
         The same four at once, e.g. ``Execution(workers=0)``: then none of them is given apart
         (one at a value other than its default is refused).
@@ -169,13 +173,14 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     engine_kind = engine_class(engine)
     # the engine checks its device before any work, and may feed it from this process (one GPU: workers 0)
     execution = execution.with_workers(engine_kind.batch_workers(config, execution.workers, execution.remote))
-    execution.require_dask()  # said now, before the journal is opened
-    _check_workers_see(engine, config.format, execution)
     fixed_values = FixedValues(fixed, interp)
     check_combination(config, fixed_values)
     require_engine(engine, backend, remote=execution.remote)  # after the options, refused on any machine
     engine_kind.check_batch(config)  # e.g. a path GDL cannot open: stops everything before any work
     inputs = batch_inputs(spectra)
+    execution = _here_when_faster(execution, engine_kind, len(inputs))
+    execution.require_dask()  # said now, before the journal is opened
+    _check_workers_see(engine, config.format, execution)
     # before the lock: no output that is a link or one of the spectra is ever written or deleted
     check_outputs(output, inputs, config.save_fits, stem=file_stem)
     record = run_record(config, fixed_values)
@@ -217,6 +222,17 @@ def _execution(execution, **keywords):
     if given:
         raise UlyssAnnError(f"execution and {given[0]} ({given[0]}={keywords[given[0]]!r}): give {given[0]} in the "
                             f"Execution (Execution({given[0]}=…)), or leave execution out")
+    return execution
+
+
+def _here_when_faster(execution, engine_kind, spectra):
+    """``execution``, or in this process (workers 0) where the default workers would start a cluster that
+    costs more than it saves (:func:`~ulyss_ann.fitting.batch.session_cluster.runs_faster_here`)."""
+    if execution.workers is not None or execution.scheduler is not None or execution.dashboard:
+        return execution  # what the user asked for (a dashboard needs a cluster)
+    if runs_faster_here(spectra, engine_kind.seconds_per_spectrum, execution.workers, execution.retries,
+                        execution.dashboard):
+        return execution.with_workers(0)
     return execution
 
 
@@ -291,14 +307,15 @@ def _run_dask(tasks, config, execution, journal, interp, progress):
 
     with dask.config.set(dask_settings(execution.retries)), dask_silenced(not progress):
         cluster = client = None
+        finished = False
         engine_kind = engine_class(config.engine)
         try:
             try:
                 if execution.scheduler:
                     client = connect(execution.scheduler)
-                else:
-                    cluster = local_cluster(execution.workers, execution.dashboard, quiet=not progress)
-                    client = local_client(cluster)
+                else:  # the session's: kept for the next batch (session_cluster's text)
+                    client, cluster = session_cluster(execution.workers, execution.retries, execution.dashboard,
+                                                      quiet=not progress)
             except UlyssAnnError as exc:  # before any fit: what the run left is the journal, or nothing
                 raise UlyssAnnError(f"{exc}; {_what_is_left(journal)}") from None
             if execution.dashboard:
@@ -331,12 +348,16 @@ def _run_dask(tasks, config, execution, journal, interp, progress):
                         engine_kind.note_local_workers(cluster)  # e.g. GDL's scratch folders, removed at the end
                     if rows is not None:
                         _record(journal, bar, rows, counts)
+            finished = True
         finally:
             try:
                 if cluster is not None:
                     engine_kind.note_local_workers(cluster)  # the last ones, before the workers go
             finally:
-                close_quietly(client, cluster)
+                if cluster is None:
+                    close_quietly(client, None)  # the user's cluster: this batch's connection
+                elif not finished:
+                    close_cluster()  # stopped by an error or Ctrl-C: its tasks may still run
 
 
 def _what_is_left(journal):

@@ -31,8 +31,10 @@ class Execution:
     ----------
     workers : int, optional
         Worker processes of the local cluster (default None: one per core, at most
-        :data:`~ulyss_ann.fitting.batch.cluster.MAX_WORKERS_PER_CORE` per core; 0 with a GPU ``device``,
-        which this process feeds alone); 0 fits in this process, without Dask (``-j 0``).
+        :data:`~ulyss_ann.fitting.batch.cluster.MAX_WORKERS_PER_CORE` per core, kept for the session's
+        next batch; in this process where the batch is too small for a cluster to pay, and with a GPU
+        ``device``, which this process feeds alone: :mod:`~ulyss_ann.fitting.batch.session_cluster`);
+        0 fits in this process, without Dask (``-j 0``).
     scheduler : str, optional
         Address of an existing Dask scheduler (``tls://host:8786`` or ``tcp://``) used instead of a local
         cluster; its workers are its own, so ``workers`` is then left out (``--scheduler``).

@@ -1,0 +1,67 @@
+"""A session's batches: no Dask cluster for work this process does sooner, one cluster kept for the rest."""
+
+import os
+
+import numpy as np
+import pytest
+
+import ulyss_ann
+from conftest import FAST, MODEL, TRUTH, simulated_batch
+from ulyss_ann.fitting.batch import cluster as cluster_module
+from ulyss_ann.fitting.batch import session_cluster
+from ulyss_ann.fitting.batch.session_cluster import CLUSTER_START_SECONDS, runs_faster_here
+
+pytest.importorskip("distributed", reason="Dask is not installed (pip install 'ulyss_ann[dask]')")
+
+
+@pytest.fixture(scope="module")
+def spectra(tmp_path_factory):
+    return simulated_batch(tmp_path_factory.mktemp("session"), TRUTH, lambda i: 25.0 * i - 60.0)
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """The local clusters started from now on (the real ones, counted)."""
+    clusters = []
+    real = cluster_module.local_cluster
+
+    def counted(*args, **kwargs):
+        clusters.append(real(*args, **kwargs))
+        return clusters[-1]
+
+    monkeypatch.setattr(cluster_module, "local_cluster", counted)
+    return clusters
+
+
+def test_the_choice_weighs_the_fits_against_the_clusters_start():
+    cores = os.cpu_count() or 1
+    if cores == 1:
+        pytest.skip("one core: a cluster never saves time, every batch runs in this process")
+    saved_per_spectrum = 0.02 * (1 - 1 / cores)
+    few = int(CLUSTER_START_SECONDS / saved_per_spectrum)
+    assert runs_faster_here(few, 0.02, None, 2, False)
+    assert not runs_faster_here(few + 2, 0.02, None, 2, False)
+    assert not runs_faster_here(1, None, None, 2, False)  # an engine that never runs here unasked
+
+
+def test_a_small_batch_starts_no_cluster_and_gives_the_clusters_rows(spectra, started):
+    here = ulyss_ann.fit(spectra, MODEL, output=None, **FAST)
+    assert started == [] and not session_cluster.close_cluster()
+    assert list(here["status"]) == ["ok"] * len(spectra)
+    there = ulyss_ann.fit(spectra, MODEL, output=None, workers=2, **FAST)
+    for name in ("Teff", "Logg", "Fe/H", "cz", "chi2"):
+        np.testing.assert_allclose(there[name], here[name], rtol=1e-9, err_msg=name)
+
+
+def test_one_cluster_serves_a_sessions_batches_until_it_is_closed(spectra, started, tmp_path):
+    first = ulyss_ann.fit(spectra[:3], MODEL, output=None, workers=2, **FAST)
+    second = ulyss_ann.fit(spectra[3:], MODEL, tmp_path / "r.ecsv", workers=2, **FAST)
+    assert len(started) == 1, "the second batch started a cluster of its own"
+    assert list(first["status"]) + list(second["status"]) == ["ok"] * len(spectra)
+    scratch = started[0].ulyss_ann_scratch
+    assert os.path.isdir(scratch)
+    ulyss_ann.fit(spectra[:2], MODEL, output=None, workers=2, retries=1, **FAST)  # other settings: another
+    assert len(started) == 2 and started[0].status.name == "closed" and not os.path.exists(scratch)
+    assert ulyss_ann.close_cluster() and started[1].status.name == "closed"
+    assert not os.path.exists(started[1].ulyss_ann_scratch)
+    assert not ulyss_ann.close_cluster()  # nothing kept any more
