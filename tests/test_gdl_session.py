@@ -1,5 +1,6 @@
 """The GDL session layer, both backends: values, errors, timeouts and crashes."""
 
+import os
 import subprocess
 import sys
 
@@ -76,3 +77,23 @@ def test_auto_prefers_the_subprocess_when_gdl_is_installed(helpers):
         assert session.backend == "subprocess"
     with pytest.raises(ValueError, match="backend must be one of"):
         open_session([helpers], backend="idl")
+
+
+@pytest.mark.pygdl
+@pytest.mark.parametrize("users", [None, "ACTIVE"])
+def test_gdl_is_imported_with_its_openmp_threads_passive_unless_the_user_says(users):
+    # libgomp reads OMP_WAIT_POLICY once, when GDL loads it: the variable must be set before, and a
+    # value of the user's own kept (scripts/bench_pygdl measures what it saves: a spinning core)
+    probe = ("import os\n"
+             "def gomp():\n"
+             "    return 'libgomp' in open('/proc/self/maps').read()\n"
+             "before = gomp()\n"
+             "from ulyss_ann.gdl.session import import_gdl\n"
+             "import_gdl()\n"
+             "print(before, gomp(), os.environ.get('OMP_WAIT_POLICY'))\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if users:
+        env["OMP_WAIT_POLICY"] = users
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", users or "PASSIVE"]

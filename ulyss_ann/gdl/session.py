@@ -9,23 +9,21 @@ small ``.pro`` functions of ``ulyss_ann/gdl/pro/`` that take positional argument
 
 * ``pygdl`` — ``import GDL`` from Debian's python3-gdl (CPython 3.11, NumPy < 2).
   About 5 µs a call; the GIL is held during a call; every call leaks ~2.5 KB; a GDL
-  that halts ends the process, loudly (:mod:`ulyss_ann.gdl.pygdl_halt`);
-  GDL's own built-ins leak inside ULySS fits (~1.6 MB a fit, measured by
-  ``scripts/bench_gdl``) and the process cannot shed it.
+  that halts ends the process, loudly (:mod:`ulyss_ann.gdl.pygdl_halt`); GDL's own built-ins
+  leak inside ULySS fits (~1.6 MB a fit, ``scripts/bench_gdl``) and the process cannot shed it. Its
+  OpenMP threads wait passively (``OMP_WAIT_POLICY``): spinning, they doubled a fit's CPU time.
 * ``subprocess`` — a persistent ``gdl -quiet``; arrays travel through binary files.
   About 1 ms a call, isolated from crashes and hangs (a call has a timeout), and
   :meth:`restart` gives back all of GDL's memory, so the batch driver recycles it
   every N fits.
 
-``backend="auto"`` takes the subprocess when ``gdl`` is installed (robust, restartable:
-what long batches need) and pygdl otherwise. GDL errors come back as
-:class:`~ulyss_ann.gdl.process.GDLError` carrying GDL's message; a ``gdl`` process that
-died, hung or could not start is a :class:`~ulyss_ann.gdl.process.GDLProcessError`
-(a :class:`~ulyss_ann.errors.MachineryError`: not the spectrum's fault), after which the
-next call starts a fresh process; a missing GDL or ULySS is a
-:class:`~ulyss_ann.gdl.process.GDLNotFoundError` naming the fix.
-:meth:`GDLSession.call_capturing` also returns what GDL printed during the call
-(ULySS says why a fit failed only in printed messages).
+``backend="auto"`` takes the subprocess when ``gdl`` is installed (robust, restartable: what long
+batches need) and pygdl otherwise. GDL errors come back as :class:`~ulyss_ann.gdl.process.GDLError`
+carrying GDL's message; a ``gdl`` process that died, hung or could not start is a
+:class:`~ulyss_ann.gdl.process.GDLProcessError` (a :class:`~ulyss_ann.errors.MachineryError`: not the
+spectrum's fault), after which the next call starts a fresh process; a missing GDL or ULySS is a
+:class:`~ulyss_ann.gdl.process.GDLNotFoundError` naming the fix. :meth:`GDLSession.call_capturing`
+also returns what GDL printed during the call (ULySS says why a fit failed only in printed messages).
 """
 
 import os
@@ -67,6 +65,8 @@ def import_gdl():
         path = gdl_path(ulyss=find_ulyss() is not None)
         os.environ["GDL_PATH"] = path
         _IMPORTED_WITH = path
+        # else GDL's OpenMP threads spin between loops, a second core busy for nothing (scripts/bench_pygdl)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by libgomp when GDL loads it; the user's kept
     import GDL
 
     return GDL
