@@ -244,10 +244,11 @@ def _run_fit(args):
     from ulyss_ann.fitting.batch.session_cluster import close_cluster
 
     try:
-        table = fit(args.files, model, args.output, fixed=fixed or None, execution=execution,
-                    resume=args.resume, overwrite=args.overwrite, engine=args.engine,
-                    progress=not args.quiet, save_fits=args.save_fits, retry_failed=args.retry_failed,
-                    add_spectra=args.add_spectra, **options)
+        # the summary, not the table: the driver's memory stays flat at any size (the table is in the file)
+        summary = fit(args.files, model, args.output, fixed=fixed or None, execution=execution,
+                      resume=args.resume, overwrite=args.overwrite, engine=args.engine,
+                      progress=not args.quiet, save_fits=args.save_fits, retry_failed=args.retry_failed,
+                      add_spectra=args.add_spectra, return_table=False, **options)
         close_cluster()  # one batch per command: its cluster goes now, not at the interpreter's exit
     except Terminated:  # before KeyboardInterrupt, of which it is one
         print(f"ulyss-ann: stopped by SIGTERM: the spectra finished are in {args.output}.journal.jsonl; "
@@ -258,25 +259,27 @@ def _run_fit(args):
               "run the same command with --resume to go on", file=sys.stderr)
         return 130
     print(f"wrote {args.output}")
-    warn_range_cut(options["wave_range"], table)
+    warn_range_cut(options["wave_range"], summary)
     if args.plot:
-        _plot(args, table, model, options, fixed)
-    return exit_status(table)
+        from astropy.table import Table
+
+        _plot(args, Table.read(args.output), model, options, fixed)
+    return exit_status(summary)
 
 
-def warn_range_cut(wave_range, table):
+def warn_range_cut(wave_range, summary):
     """One line on stderr when --range was fitted only in part (the network or the spectra cover less).
 
     Each row's ``lmin``, ``lmax`` say what was fitted; this line says that it is not what was
-    asked for, which a user reading only the medians would not see.
+    asked for, which a user reading only the medians would not see. ``summary``: the batch's
+    :class:`~ulyss_ann.fitting.batch.results.BatchSummary`.
     """
     if wave_range is None:
         return
     import numpy as np
 
     lo, hi = wave_range
-    ok = np.asarray(table["status"] == "ok")
-    lmin, lmax = (np.ma.filled(np.ma.asarray(table[name][ok], float), np.nan) for name in ("lmin", "lmax"))
+    lmin, lmax = summary.values["lmin"], summary.values["lmax"]
     cut = (lmin > lo) | (lmax < hi)
     if not cut.any():
         return
@@ -289,10 +292,10 @@ def warn_range_cut(wave_range, table):
     print(f"ulyss-ann: warning: --range {lo:g},{hi:g}: {said} (lmin, lmax in the table)", file=sys.stderr)
 
 
-def exit_status(table):
-    """0 when every spectrum is ok, 3 when none is, 1 in between (see the epilog of ``fit --help``)."""
-    ok = int((table["status"] == "ok").sum())
-    return 0 if ok == len(table) else 3 if ok == 0 else 1
+def exit_status(summary):
+    """0 when every spectrum is ok, 3 when none is, 1 in between (see the epilog of ``fit --help``);
+    ``summary``: the batch's :class:`~ulyss_ann.fitting.batch.results.BatchSummary`."""
+    return 0 if summary.fitted == summary.spectra else 3 if summary.fitted == 0 else 1
 
 
 def _plot(args, table, model, options, fixed):

@@ -29,6 +29,7 @@ The table's metadata is the run's record (:mod:`ulyss_ann.fitting.batch.run`): m
 SHA-256, engine, options, package version.
 """
 
+import io
 import os
 import warnings
 
@@ -38,7 +39,8 @@ from astropy.table import Table
 from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.fitting.safe_files import write_beside
 
-__all__ = ["rows_to_table", "write_table", "table_format", "as_number", "COLUMN_UNITS", "STRING_COLUMNS"]
+__all__ = ["rows_to_table", "write_table", "write_table_blocks", "table_format", "as_number", "COLUMN_UNITS",
+           "STRING_COLUMNS"]
 
 #: astropy's name of ECSV, the results table's own format (units, metadata, masked values kept).
 ECSV = "ascii.ecsv"
@@ -179,11 +181,43 @@ def write_table(table, path, meta=None):
     when the write fails (UlyssAnnError, one line), and a symbolic link at ``path`` is
     refused, never written through.
     """
-    table.meta.update(meta or {})
+    write_table_blocks([table], path, meta)
+
+
+def write_table_blocks(blocks, path, meta=None):
+    """:func:`write_table` for a table given in blocks of rows, held one block at a time.
+
+    ``blocks``: :func:`rows_to_table` tables of the same columns, in the table's order. ECSV (the
+    default) is written a block at a time: the first with astropy's writer (the header, then its
+    rows), each next one's rows after them — the bytes of the whole table written at once
+    (tests/test_table_output.py checks it), in the memory of one block: a survey's table of 10⁶ rows
+    is never all in memory. Another format is written whole, the blocks stacked (astropy's writers
+    take one table).
+    """
     path = os.fspath(path)
     fmt = _identified_format(path)  # its writer was tried before the fits (table_format)
+
+    def write(temporary):
+        if fmt != ECSV:
+            from astropy.table import vstack
+
+            parts = list(blocks)
+            whole = parts[0] if len(parts) == 1 else vstack(parts, join_type="exact", metadata_conflicts="silent")
+            whole.meta.update(meta or {})
+            return _write(whole, temporary, fmt)
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            for number, block in enumerate(blocks):
+                block.meta.update(meta or {})
+                text = io.StringIO()
+                _write(block, text, fmt)
+                lines = text.getvalue().splitlines(keepends=True)
+                if number:  # its header and column names are the first block's
+                    start = next(i for i, line in enumerate(lines) if not line.startswith("#")) + 1
+                    lines = lines[start:]
+                handle.writelines(lines)
+
     try:
-        write_beside(path, lambda temporary: _write(table, temporary, fmt))
+        write_beside(path, write)
     except UlyssAnnError:
         raise
     except Exception as exc:

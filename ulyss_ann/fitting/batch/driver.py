@@ -58,12 +58,12 @@ from ulyss_ann.fitting.engines import engine_class, engine_label, engine_reachab
 from ulyss_ann.fitting.batch.journal import failure_row
 from ulyss_ann.fitting.fit_options import FixedValues, check_combination, check_output_folder, make_config, model_path
 from ulyss_ann.fitting.batch.resume import open_journal, tasks_to_fit
-from ulyss_ann.fitting.quality import ERRORS_ESTIMATED
 from ulyss_ann.fitting.result import file_stem
 from ulyss_ann.fitting.safe_files import check_outputs
 from ulyss_ann.fitting.batch.run import OutputLock, run_record
 from ulyss_ann.fitting.batch.sources import batch_inputs
-from ulyss_ann.fitting.table import rows_to_table, table_format, write_table
+from ulyss_ann.fitting.batch.results import batch_results
+from ulyss_ann.fitting.table import table_format
 from ulyss_ann.fitting.batch.tasks import fit_block, fit_block_noting_warnings, task_blocks
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.spectra.line_spread import read_lsf
@@ -77,7 +77,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         overwrite=False, backend="auto", engine="auto", progress=True, save_fits=None, retries=2,
         recycle_after=100, losvd="sampled", lsf=None, retry_failed=False, add_spectra=False, device="auto",
         dashboard=False, model_medium=None, medium=None, errors="formal", nsimul=None, seed=None, flat_check=True,
-        format=None, execution=None):
+        format=None, execution=None, return_table=True):
     """Fit spectra with an interpolator, through GDL + ULySS or natively; return the results table.
 
     Every option is checked before any spectrum is read (one-line UlyssAnnError); a
@@ -134,11 +134,17 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         ULySS are found here (and the options are ULySS's), else ``native``; or another registered
         engine (:mod:`~ulyss_ann.fitting.engines`). The table's ``engine`` column records which ran.
 
+    return_table : bool
+        True (default): return the table. False: return only a
+        :class:`~ulyss_ann.fitting.batch.results.BatchSummary` (the counts, and the ``ok`` rows'
+        parameters), the table being written to ``output`` a block of rows at a time: the driver's
+        memory then stays flat at any size (the command line's way; the table costs ~1.5 KB a row).
+
     Returns
     -------
-    astropy.table.Table
+    astropy.table.Table or BatchSummary
         One row per spectrum, columns with units (also written to ``output``); its
-        metadata is the run's record.
+        metadata is the run's record. With ``return_table=False``, the summary.
 
     Raises
     ------
@@ -161,7 +167,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     execution = _execution(execution, workers=workers, scheduler=scheduler, retries=retries, dashboard=dashboard)
     model = os.path.abspath(model_path(model))
     interp = Interpolator.read(model)  # a bad model stops everything before any work
-    _check_run_options(output, resume, overwrite, retry_failed, add_spectra)
+    _check_run_options(output, resume, overwrite, retry_failed, add_spectra, return_table)
     if lsf is not None:
         read_lsf(os.path.abspath(lsf))  # a missing or empty LSF file stops everything before any work
     engine = resolve_engine(engine, backend, remote=execution.remote, losvd=losvd, device=device)
@@ -193,19 +199,15 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
             if tasks:
                 runner = _run_serial if execution.in_process else _run_dask
                 runner(tasks, config, execution, journal, interp, progress)
-            state = journal.read()
-            table = rows_to_table([state.rows[key] for key in state.inputs if key in state.rows],
-                                  [(p.name, p.unit) for p in interp.parameters])
-            if output is not None:
-                write_table(table, output, meta=state.run)
-            else:
-                table.meta.update(state.run)
+            # the table from the journal, a block at a time (the run's own rows, each spectrum once)
+            table, summary, _ = batch_results(journal, [(p.name, p.unit) for p in interp.parameters], output,
+                                              keep_table=return_table)
         finally:
             if lock is not None:
                 lock.release()
     if progress:
-        _summary(table, interp, time.perf_counter() - started, len(tasks))
-    return table
+        print("\n".join(summary.lines(interp.names, time.perf_counter() - started, len(tasks))))
+    return table if return_table else summary
 
 
 def _execution(execution, **keywords):
@@ -248,8 +250,11 @@ def _check_workers_see(engine, reader, execution):
                                 f"see: fit with workers=0 (-j 0), or register it through an entry point ({group})")
 
 
-def _check_run_options(output, resume, overwrite, retry_failed, add_spectra):
+def _check_run_options(output, resume, overwrite, retry_failed, add_spectra, return_table=True):
     """Refuse, in one line, the options of the run itself that are wrong or do nothing together."""
+    if not return_table and output is None:
+        raise UlyssAnnError("return_table=False with output=None: the results would be kept nowhere; give an "
+                            "output table, or return the table")
     if resume and overwrite:
         raise UlyssAnnError("resume (--resume) and overwrite (--overwrite): continue the batch, or start it again, "
                             "not both")
@@ -377,23 +382,3 @@ def _worker_death_row(entry, config, retries, exc):
         why = f"its task failed on the cluster ({type(exc).__name__}: {first_line(exc)})"
     return failure_row(entry.key, entry.in_memory or entry.ident, f"failed: {why}", engine_label(config),
                        os.path.basename(config.model), config.model_sha256)
-
-
-def _summary(table, interp, seconds, fitted_now):
-    """Print what the batch did: counts, medians, the commonest failures."""
-    ok = table["status"] == "ok"
-    errors, failed = _not_fitted(table["status"])
-    spectra = "1 spectrum" if len(table) == 1 else f"{len(table)} spectra"
-    lines = [f"{spectra}: {int(ok.sum())} fitted, {errors} error, {failed} failed (the machinery)"
-             f" — {fitted_now} sent to the engine in {seconds:.1f} s"]
-    estimated = int(sum(ERRORS_ESTIMATED in str(flag).split(",") for flag in table["flag"][ok]))
-    if estimated:
-        lines.append(f"{estimated} without σ: fitted unweighted, errors estimated from the residuals "
-                     f"(flag {ERRORS_ESTIMATED})")
-    if ok.any():
-        medians = ", ".join(f"{p.name} {np.ma.median(table[p.name][ok]):.4g} {p.unit}".rstrip()
-                            for p in interp.parameters)
-        lines.append(f"median: {medians}, cz {np.ma.median(table['cz'][ok]):.1f} km/s")
-    for status in sorted(set(table["status"][~ok]))[:5]:
-        lines.append(f"  {np.count_nonzero(table['status'] == status)} x {status}")
-    print("\n".join(lines))

@@ -56,7 +56,7 @@ def open_journal(output, resume, overwrite, record, inputs, add_spectra):
     if resume and not has_journal and os.path.exists(output):
         raise UlyssAnnError(f"{output} exists without its journal {journal.path}: nothing to resume from; "
                             "overwrite=True (--overwrite) to start again")
-    state = journal.read() if has_journal else JournalState()
+    state = journal.read(rows=False) if has_journal else JournalState()  # statuses: a survey's rows stay on disk
     if state.legacy:
         raise RunMismatchError(f"{journal.path}: written by an earlier ulyss_ann (no checksums, no run record): "
                                "overwrite=True (--overwrite) to start again")

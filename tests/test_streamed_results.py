@@ -1,0 +1,101 @@
+"""A survey's table is never all in memory: the journal read by status, its rows a block at a time, ECSV written
+in blocks that make the same bytes, and a summary instead of the table where the caller asks for none."""
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+import ulyss_ann
+from conftest import FAST, MODEL, TRUTH, cli_here, journal_of, simulated_batch
+from ulyss_ann import UlyssAnnError
+from ulyss_ann.fitting.batch import results
+from ulyss_ann.fitting.batch.journal import Journal, failure_row
+from ulyss_ann.fitting.batch.results import BatchSummary
+from ulyss_ann.fitting.table import rows_to_table, write_table, write_table_blocks
+
+PARAMETERS = [("Teff", "K"), ("Logg", "dex"), ("Fe/H", "dex")]
+
+
+@pytest.fixture(scope="module")
+def spectra(tmp_path_factory):
+    return simulated_batch(tmp_path_factory.mktemp("stream"), TRUTH, lambda i: 15.0 * i - 40.0)
+
+
+def rows(count, seed=2):
+    """Rows as the engines write them, with missing values, quotes and spaces where a table gets them."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        out.append(dict(id=f"star {i}", file=f"/data/night 1/s{i}.fits", ra=rng.uniform(0, 360),
+                        dec=None if i % 7 == 3 else rng.uniform(-90, 90), Teff=rng.uniform(4000, 6500),
+                        e_Teff=rng.uniform(5, 50), Logg=rng.uniform(1, 5), n_guess=None if i == 57 else 6,
+                        chi2=float("nan") if i == 61 else rng.uniform(0.5, 2), status="ok" if i % 11 else
+                        'error: "no overlap" with the model', flag="" if i % 3 else "bound:Teff,poor-fit"))
+    return out
+
+
+@pytest.mark.parametrize("name", ["r.ecsv", "r.fits"])
+def test_a_table_written_in_blocks_is_the_table_written_whole(tmp_path, name):
+    # the masked values of the later blocks (row 57's n_guess, row 61's chi2) are none of the first block's
+    given = rows(80)
+    meta = {"model": "trial 7", "masks": [[5800.0, 5900.0]]}
+    write_table(rows_to_table(given, PARAMETERS), tmp_path / f"whole_{name}", meta=meta)
+    write_table_blocks((rows_to_table(given[k:k + 25], PARAMETERS) for k in range(0, 80, 25)),
+                       tmp_path / f"blocks_{name}", meta=meta)
+    whole, blocks = (tmp_path / f"{kind}_{name}" for kind in ("whole", "blocks"))
+    if name.endswith(".ecsv"):
+        assert blocks.read_bytes() == whole.read_bytes()
+    back, want = Table.read(blocks), Table.read(whole)
+    assert back.colnames == want.colnames and len(back) == 80 and dict(back.meta) == dict(want.meta) != {}
+    for column in want.colnames:
+        assert back[column].tolist() == want[column].tolist(), column
+
+
+def test_the_journal_by_status_gives_back_each_spectrums_last_row(tmp_path):
+    journal = Journal(tmp_path / "r.ecsv.journal.jsonl")
+    given = rows(30)
+    journal.start({"model": "m"}, [(row["file"], row["id"]) for row in given])
+    journal.append_many(given[:20])
+    journal.append(failure_row(given[4]["file"], "star 4", "failed: the worker died", "native", "m", "0" * 64))
+    journal.append_many(given[20:])
+    full, lean = journal.read(), journal.read(rows=False)
+    assert lean.inputs == full.inputs and lean.counts == full.counts and lean.failures == full.failures
+    assert {key: row["status"] for key, row in lean.rows.items()} == {k: r["status"] for k, r in full.rows.items()}
+    assert lean.rows[given[1]["file"]] is lean.rows[given[2]["file"]]  # one object for every ok
+    back = journal.rows_at([lean.offsets[key] for key in lean.inputs])
+    assert back == [full.rows[key] for key in full.inputs]
+    assert back[4]["status"].startswith("failed:")  # the last record of a spectrum counts
+
+
+def test_a_batch_written_in_blocks_is_the_batch_written_at_once(spectra, tmp_path, monkeypatch):
+    once = ulyss_ann.fit(spectra, MODEL, tmp_path / "once.ecsv", workers=0, **FAST)
+    monkeypatch.setattr(results, "BLOCK_ROWS", 4)   # six spectra: two blocks, read back from the journal
+    again = ulyss_ann.fit(spectra, MODEL, tmp_path / "once.ecsv", workers=0, resume=True, **FAST)
+    summary = ulyss_ann.fit(spectra, MODEL, tmp_path / "once.ecsv", workers=0, resume=True, return_table=False,
+                            **FAST)
+    for column in once.colnames:
+        assert again[column].tolist() == once[column].tolist(), column
+    assert isinstance(summary, BatchSummary) and summary.spectra == 6 and summary.fitted == 6
+    np.testing.assert_array_equal(summary.values["Teff"], once["Teff"])
+    np.testing.assert_array_equal(summary.values["lmin"], once["lmin"])
+    assert summary.median("Teff") == pytest.approx(float(np.median(once["Teff"])))
+    assert journal_of(tmp_path / "once.ecsv").read().counts == {path: 1 for path in spectra}  # nothing refitted
+
+
+def test_the_command_line_counts_from_the_summary(spectra, tmp_path):
+    out = tmp_path / "r.ecsv"
+    done = cli_here("fit", *spectra[:2], "-o", out, "-j", "0", "--engine", "native", "--mdegree", "8",
+                    "--guess", "Teff=5400", "--guess", "Logg=3", "--guess", "Fe/H=-1.5")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2].startswith("median: Teff ") and "2 spectra: 2 fitted" in done.stdout
+    journal_of(out).append(failure_row(spectra[1], "sim001", "error: a test's own", "native",
+                                       "example_interpolator.fits", Table.read(out)["model_sha256"][0]))
+    done = cli_here("fit", *spectra[:2], "-o", out, "-j", "0", "--engine", "native", "--mdegree", "8",
+                    "--guess", "Teff=5400", "--guess", "Logg=3", "--guess", "Fe/H=-1.5", "--resume")
+    assert done.returncode == 1 and "1 x error: a test's own" in done.stdout  # some fitted, some not
+    assert list(Table.read(out)["status"]) == ["ok", "error: a test's own"]
+
+
+def test_no_table_and_no_output_is_refused():
+    with pytest.raises(UlyssAnnError, match="return_table=False with output=None"):
+        ulyss_ann.fit([], MODEL, output=None, return_table=False, **FAST)

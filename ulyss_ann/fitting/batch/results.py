@@ -1,0 +1,134 @@
+"""A batch's results from its journal, a block of rows at a time: the table written, the run summarised.
+
+A survey's table is never all in memory: the journal is read with each spectrum's status alone
+(:meth:`~ulyss_ann.fitting.batch.journal.Journal.read` with ``rows=False``), and the rows are read back
+from it :data:`BLOCK_ROWS` at a time, in the run's order, made into a block of the table
+(:func:`~ulyss_ann.fitting.table.rows_to_table`), written (:func:`~ulyss_ann.fitting.table.write_table_blocks`:
+ECSV a block at a time) and summarised (:class:`BatchSummary`: the counts, and the few columns of the
+``ok`` rows that the summary's medians and the command line's checks need), then let go. Only when the
+caller wants the table itself (:func:`ulyss_ann.fit` does by default) are the blocks kept and joined.
+"""
+
+import collections
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ulyss_ann.fitting.quality import ERRORS_ESTIMATED
+from ulyss_ann.fitting.table import rows_to_table, write_table_blocks
+
+__all__ = ["BatchSummary", "batch_results", "BLOCK_ROWS"]
+
+#: Rows read back, made into a table and written at a time: ~20 MB of rows, whatever the run's size.
+BLOCK_ROWS = 2_000
+
+
+@dataclass
+class BatchSummary:
+    """What a batch gave, without its table: every row's status, counted, and the ``ok`` rows' values of the
+    network's parameters, ``cz``, ``lmin`` and ``lmax`` (float64 arrays: 8 bytes a row and column).
+
+    Attributes
+    ----------
+    spectra : int
+        Rows in the table (one per spectrum of the run).
+    statuses : collections.Counter
+        Rows by ``status`` (``ok``, ``error: …``, ``failed: …``).
+    values : dict
+        Column name -> float64 array over the ``ok`` rows, in the table's order (masked values as NaN).
+    units : dict
+        Column name -> unit (text) of the columns in ``values``.
+    estimated : int
+        ``ok`` rows fitted without σ (flag ``errors-estimated``).
+    """
+
+    spectra: int = 0
+    statuses: collections.Counter = field(default_factory=collections.Counter)
+    values: dict = field(default_factory=dict)
+    units: dict = field(default_factory=dict)
+    estimated: int = 0
+
+    @property
+    def fitted(self):
+        """Rows with status ``ok``."""
+        return self.statuses.get("ok", 0)
+
+    def not_fitted(self):
+        """(errors, failed): rows with the spectrum's own problem, and those the machinery failed."""
+        errors = sum(n for status, n in self.statuses.items() if status.startswith("error:"))
+        failed = sum(n for status, n in self.statuses.items() if status.startswith("failed:"))
+        return errors, failed
+
+    def add(self, block, names):
+        """Count a block of the table (:func:`~ulyss_ann.fitting.table.rows_to_table`), keep its ``ok`` rows'
+        ``names`` columns."""
+        status = np.asarray(block["status"], str)
+        self.spectra += len(block)
+        self.statuses.update(collections.Counter(status.tolist()))
+        ok = status == "ok"
+        self.estimated += sum(ERRORS_ESTIMATED in str(flag).split(",") for flag in block["flag"][ok])
+        for name in names:
+            column = np.ma.filled(np.ma.asarray(block[name][ok], dtype=float), np.nan)
+            self.values[name] = np.concatenate([self.values.get(name, np.empty(0)), column])
+            self.units.setdefault(name, str(block[name].unit or ""))
+
+    def median(self, name):
+        """The median of column ``name`` over the ``ok`` rows where it has a value (NaN where none has)."""
+        values = self.values.get(name, np.empty(0))
+        values = values[np.isfinite(values)]
+        return float(np.median(values)) if values.size else float("nan")
+
+    def lines(self, parameters, seconds, fitted_now):
+        """The summary a batch prints at its end: counts, medians of the ``ok`` rows, the commonest failures.
+
+        ``parameters``: the network's parameter names; ``seconds``, ``fitted_now``: the run's time and the
+        spectra sent to the engine in it."""
+        errors, failed = self.not_fitted()
+        spectra = "1 spectrum" if self.spectra == 1 else f"{self.spectra} spectra"
+        lines = [f"{spectra}: {self.fitted} fitted, {errors} error, {failed} failed (the machinery)"
+                 f" — {fitted_now} sent to the engine in {seconds:.1f} s"]
+        if self.estimated:
+            lines.append(f"{self.estimated} without σ: fitted unweighted, errors estimated from the residuals "
+                         f"(flag {ERRORS_ESTIMATED})")
+        if self.fitted:
+            medians = ", ".join(f"{name} {self.median(name):.4g} {self.units.get(name, '')}".rstrip()
+                                for name in parameters)
+            lines.append(f"median: {medians}, cz {self.median('cz'):.1f} km/s")
+        for status in sorted(status for status in self.statuses if status != "ok")[:5]:
+            lines.append(f"  {self.statuses[status]} x {status}")
+        return lines
+
+
+def batch_results(journal, parameters, output=None, keep_table=True):
+    """The batch's table, written to ``output`` when given, and its :class:`BatchSummary`, from ``journal``.
+
+    ``parameters``: the network's (name, unit) pairs. Returns (table or None, summary, run record): the
+    table (its metadata the run's record) only with ``keep_table``.
+    """
+    on_disk = journal.path is not None
+    state = journal.read(rows=False) if on_disk else journal.read()
+    keys = [key for key in state.inputs if key in state.rows]
+    names = [name for name, _ in parameters] + ["cz", "lmin", "lmax"]
+    summary, kept = BatchSummary(units={name: unit or "" for name, unit in parameters}), []
+
+    def blocks():
+        for start in range(0, max(len(keys), 1), BLOCK_ROWS):
+            part = keys[start:start + BLOCK_ROWS]
+            rows = journal.rows_at([state.offsets[key] for key in part]) if on_disk else [state.rows[k] for k in part]
+            block = rows_to_table(rows, parameters)
+            summary.add(block, names)
+            if keep_table:
+                kept.append(block)
+            yield block
+
+    if output is not None:
+        write_table_blocks(blocks(), output, meta=state.run)
+    else:
+        collections.deque(blocks(), maxlen=0)
+    table = None
+    if keep_table:
+        from astropy.table import vstack
+
+        table = kept[0] if len(kept) == 1 else vstack(kept, join_type="exact", metadata_conflicts="silent")
+        table.meta.update(state.run or {})
+    return table, summary, state.run
