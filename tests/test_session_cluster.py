@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ulyss_ann
-from conftest import FAST, MODEL, TRUTH, simulated_batch
+from conftest import FAST, MODEL, TRUTH, cli_here, simulated_batch
 from ulyss_ann.fitting.batch import cluster as cluster_module
 from ulyss_ann.fitting.batch import session_cluster
 from ulyss_ann.fitting.batch.session_cluster import CLUSTER_START_SECONDS, runs_faster_here
@@ -65,3 +65,40 @@ def test_one_cluster_serves_a_sessions_batches_until_it_is_closed(spectra, start
     assert ulyss_ann.close_cluster() and started[1].status.name == "closed"
     assert not os.path.exists(started[1].ulyss_ann_scratch)
     assert not ulyss_ann.close_cluster()  # nothing kept any more
+
+
+def test_a_batch_stopped_by_an_error_closes_the_kept_cluster(spectra, started, monkeypatch):
+    from ulyss_ann.fitting.batch import driver
+
+    def journal_full(*args, **kwargs):
+        raise ulyss_ann.UlyssAnnError("the test's full disk")
+
+    monkeypatch.setattr(driver, "_record", journal_full)
+    with pytest.raises(ulyss_ann.UlyssAnnError, match="the test's full disk"):
+        ulyss_ann.fit(spectra[:2], MODEL, output=None, workers=2, **FAST)
+    assert len(started) == 1 and started[0].status.name == "closed"  # its tasks may have been running
+    assert not os.path.exists(started[0].ulyss_ann_scratch) and not ulyss_ann.close_cluster()
+
+
+def test_a_kept_cluster_takes_the_small_batches_too_and_is_shared_until_its_last_batch(spectra, started):
+    cores = os.cpu_count() or 1
+    ulyss_ann.fit(spectra[:2], MODEL, output=None, workers=cores, **FAST)   # the default workers' cluster
+    assert not runs_faster_here(1, 0.03, None, 2, False)  # kept and warm: no start to save
+    small = ulyss_ann.fit(spectra[:1], MODEL, output=None, **FAST)
+    assert len(started) == 1 and list(small["status"]) == ["ok"]
+    # two batches at once (threads of a session) hold it; a failed one closes it only when the other ends
+    first, cluster = session_cluster.session_cluster(cores, 2)
+    again, same = session_cluster.session_cluster(cores, 2)
+    assert same is cluster and again is first and len(started) == 1
+    session_cluster.release(cluster, keep=False)
+    assert cluster.status.name == "running"
+    assert session_cluster.runs_faster_here(1, 0.03, cores, 2, False)  # to be closed: no batch counts on it
+    session_cluster.release(cluster, keep=True)
+    assert cluster.status.name == "closed" and not ulyss_ann.close_cluster()
+
+
+def test_the_command_line_closes_its_cluster(spectra, tmp_path):
+    done = cli_here("fit", *spectra[:2], "-o", tmp_path / "r.ecsv", "-j", "2", "--engine", "native", "--mdegree", "8",
+                    "--guess", "Teff=5400", "--guess", "Logg=3", "--guess", "Fe/H=-1.5", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert not ulyss_ann.close_cluster()  # nothing kept after its one batch

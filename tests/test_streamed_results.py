@@ -57,8 +57,13 @@ def test_the_journal_by_status_gives_back_each_spectrums_last_row(tmp_path):
     journal.start({"model": "m"}, [(row["file"], row["id"]) for row in given])
     journal.append_many(given[:20])
     journal.append(failure_row(given[4]["file"], "star 4", "failed: the worker died", "native", "m", "0" * 64))
+    with open(journal.path, "ab") as handle:   # a record whose checksum fails, then a torn last line
+        handle.write(b'{"crc32":"00000000","record":{"kind":"row","row":{"file":"x","status":"ok"}}}\n')
     journal.append_many(given[20:])
+    with open(journal.path, "ab") as handle:
+        handle.write(b'{"crc32":"1234')
     full, lean = journal.read(), journal.read(rows=False)
+    assert lean.damaged == full.damaged != [] and lean.torn_bytes == full.torn_bytes > 0
     assert lean.inputs == full.inputs and lean.counts == full.counts and lean.failures == full.failures
     assert {key: row["status"] for key, row in lean.rows.items()} == {k: r["status"] for k, r in full.rows.items()}
     assert lean.rows[given[1]["file"]] is lean.rows[given[2]["file"]]  # one object for every ok
@@ -69,8 +74,10 @@ def test_the_journal_by_status_gives_back_each_spectrums_last_row(tmp_path):
 
 def test_a_batch_written_in_blocks_is_the_batch_written_at_once(spectra, tmp_path, monkeypatch):
     once = ulyss_ann.fit(spectra, MODEL, tmp_path / "once.ecsv", workers=0, **FAST)
+    written = (tmp_path / "once.ecsv").read_bytes()
     monkeypatch.setattr(results, "BLOCK_ROWS", 4)   # six spectra: two blocks, read back from the journal
     again = ulyss_ann.fit(spectra, MODEL, tmp_path / "once.ecsv", workers=0, resume=True, **FAST)
+    assert (tmp_path / "once.ecsv").read_bytes() == written
     summary = ulyss_ann.fit(spectra, MODEL, tmp_path / "once.ecsv", workers=0, resume=True, return_table=False,
                             **FAST)
     for column in once.colnames:

@@ -244,11 +244,11 @@ def _run_fit(args):
     from ulyss_ann.fitting.batch.session_cluster import close_cluster
 
     try:
-        # the summary, not the table: the driver's memory stays flat at any size (the table is in the file)
-        summary = fit(args.files, model, args.output, fixed=fixed or None, execution=execution,
-                      resume=args.resume, overwrite=args.overwrite, engine=args.engine,
-                      progress=not args.quiet, save_fits=args.save_fits, retry_failed=args.retry_failed,
-                      add_spectra=args.add_spectra, return_table=False, **options)
+        # the summary, not the table (~1 KB a spectrum less: the table is in the file), unless --plot draws it
+        result = fit(args.files, model, args.output, fixed=fixed or None, execution=execution,
+                     resume=args.resume, overwrite=args.overwrite, engine=args.engine,
+                     progress=not args.quiet, save_fits=args.save_fits, retry_failed=args.retry_failed,
+                     add_spectra=args.add_spectra, return_table=bool(args.plot), **options)
         close_cluster()  # one batch per command: its cluster goes now, not at the interpreter's exit
     except Terminated:  # before KeyboardInterrupt, of which it is one
         print(f"ulyss-ann: stopped by SIGTERM: the spectra finished are in {args.output}.journal.jsonl; "
@@ -259,11 +259,15 @@ def _run_fit(args):
               "run the same command with --resume to go on", file=sys.stderr)
         return 130
     print(f"wrote {args.output}")
+    summary = result
+    if args.plot:
+        from ulyss_ann.fitting.batch.results import BatchSummary
+
+        summary = BatchSummary()
+        summary.add(result, ["lmin", "lmax"])
     warn_range_cut(options["wave_range"], summary)
     if args.plot:
-        from astropy.table import Table
-
-        _plot(args, Table.read(args.output), model, options, fixed)
+        _plot(args, result, model, options, fixed)
     return exit_status(summary)
 
 

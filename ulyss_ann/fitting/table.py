@@ -30,6 +30,7 @@ SHA-256, engine, options, package version.
 """
 
 import io
+import itertools
 import os
 import warnings
 
@@ -190,12 +191,17 @@ def write_table_blocks(blocks, path, meta=None):
     ``blocks``: :func:`rows_to_table` tables of the same columns, in the table's order. ECSV (the
     default) is written a block at a time: the first with astropy's writer (the header, then its
     rows), each next one's rows after them — the bytes of the whole table written at once
-    (tests/test_table_output.py checks it), in the memory of one block: a survey's table of 10⁶ rows
+    (tests/test_streamed_results.py checks it), in the memory of one block: a survey's table of 10⁶ rows
     is never all in memory. Another format is written whole, the blocks stacked (astropy's writers
     take one table).
     """
     path = os.fspath(path)
     fmt = _identified_format(path)  # its writer was tried before the fits (table_format)
+    blocks = iter(blocks)
+    first = next(blocks, None)
+    if first is None:
+        raise ValueError("write_table_blocks: no block to write (a table of no rows is one block of none)")
+    blocks = itertools.chain([first], blocks)
 
     def write(temporary):
         if fmt != ECSV:

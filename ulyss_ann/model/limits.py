@@ -115,7 +115,7 @@ class DeclaredData:
 def declared_data(path):
     """The :class:`DeclaredData` of every HDU of a FITS file, from its headers alone.
 
-    No data is read (``lazy_load_hdus``, positions from :meth:`HDUList.fileinfo`).
+    No data is read (``lazy_load_hdus``, positions from each HDU's ``fileinfo``).
     A tile-compressed image (fpack, ``ZIMAGE = T``) is read as the table that stores it
     (its bytes in the file) and declares its image's pixels (``ZNAXISn``).
     Raises OSError, ValueError or a Warning (astropy's truncation warning, as an error)
@@ -133,7 +133,7 @@ def declared_data(path):
                 bits = abs(int(header.get("BITPIX", 8)))
                 nbytes = (bits // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0))
                                                                       + (math.prod(shape) if shape else 0)))
-                info = hdul.fileinfo(index)
+                info = hdu.fileinfo()  # the HDU's own: HDUList.fileinfo also stringifies the header (0.4 ms)
                 image = isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU))
                 if header.get("ZIMAGE") is True:
                     shape = tuple(int(header.get(f"ZNAXIS{k}", 0)) for k in range(1, int(header.get("ZNAXIS", 0)) + 1))

@@ -237,7 +237,7 @@ def _linear_wavelength(grid):
 
     wcslib's own arithmetic for a linear axis without PC matrix or unit, λ = CRVAL1 + CDELT1 ((p + 1) − CRPIX1),
     in its order of operations: the same float64 values, bit for bit, as astropy's ``WCS.pixel_to_world_values``
-    (tests/test_wavelength_grid.py checks it on random grids), without importing astropy.wcs, which costs an
+    (tests/test_fits_wcs.py checks it on random grids), without importing astropy.wcs, which costs an
     interactive session's first fit 0.1 s.
     """
     return grid.crval + grid.cdelt * ((np.arange(grid.npix) + 1.0) - grid.crpix)

@@ -52,7 +52,7 @@ import numpy as np
 from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.fitting.batch.cluster import (announce_dashboard, close_quietly, connect, dask_settings, dask_silenced,
                                              stopping_on_sigterm)
-from ulyss_ann.fitting.batch.session_cluster import close_cluster, runs_faster_here, session_cluster
+from ulyss_ann.fitting.batch.session_cluster import release, runs_faster_here, session_cluster
 from ulyss_ann.fitting.batch.execution import Execution
 from ulyss_ann.fitting.engines import engine_class, engine_label, engine_reachable, require_engine, resolve_engine
 from ulyss_ann.fitting.batch.journal import failure_row
@@ -63,6 +63,7 @@ from ulyss_ann.fitting.safe_files import check_outputs
 from ulyss_ann.fitting.batch.run import OutputLock, run_record
 from ulyss_ann.fitting.batch.sources import batch_inputs
 from ulyss_ann.fitting.batch.results import batch_results
+from ulyss_ann.fitting.resampling import DEFAULT_NSIMUL, error_method
 from ulyss_ann.fitting.table import table_format
 from ulyss_ann.fitting.batch.tasks import fit_block, fit_block_noting_warnings, task_blocks
 from ulyss_ann.model.interpolator import Interpolator
@@ -137,8 +138,8 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     return_table : bool
         True (default): return the table. False: return only a
         :class:`~ulyss_ann.fitting.batch.results.BatchSummary` (the counts, and the ``ok`` rows'
-        parameters), the table being written to ``output`` a block of rows at a time: the driver's
-        memory then stays flat at any size (the command line's way; the table costs ~1.5 KB a row).
+        parameters), the table being written to ``output`` a block of rows at a time: the driver then
+        holds about 1 KB a spectrum (the command line's way), not the table's ~1.5 KB more.
 
     Returns
     -------
@@ -184,7 +185,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     require_engine(engine, backend, remote=execution.remote)  # after the options, refused on any machine
     engine_kind.check_batch(config)  # e.g. a path GDL cannot open: stops everything before any work
     inputs = batch_inputs(spectra)
-    execution = _here_when_faster(execution, engine_kind, len(inputs))
+    execution = _here_when_faster(execution, engine_kind, config, len(inputs))
     execution.require_dask()  # said now, before the journal is opened
     _check_workers_see(engine, config.format, execution)
     # before the lock: no output that is a link or one of the spectra is ever written or deleted
@@ -199,6 +200,8 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
             if tasks:
                 runner = _run_serial if execution.in_process else _run_dask
                 runner(tasks, config, execution, journal, interp, progress)
+            fitted_now = len(tasks)
+            del tasks, state, inputs  # read again below, by status: not held twice at survey size
             # the table from the journal, a block at a time (the run's own rows, each spectrum once)
             table, summary, _ = batch_results(journal, [(p.name, p.unit) for p in interp.parameters], output,
                                               keep_table=return_table)
@@ -206,7 +209,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
             if lock is not None:
                 lock.release()
     if progress:
-        print("\n".join(summary.lines(interp.names, time.perf_counter() - started, len(tasks))))
+        print("\n".join(summary.lines(interp.names, time.perf_counter() - started, fitted_now)))
     return table if return_table else summary
 
 
@@ -227,13 +230,17 @@ def _execution(execution, **keywords):
     return execution
 
 
-def _here_when_faster(execution, engine_kind, spectra):
+def _here_when_faster(execution, engine_kind, config, spectra):
     """``execution``, or in this process (workers 0) where the default workers would start a cluster that
-    costs more than it saves (:func:`~ulyss_ann.fitting.batch.session_cluster.runs_faster_here`)."""
+    costs more than it saves (:func:`~ulyss_ann.fitting.batch.session_cluster.runs_faster_here`): the
+    engine's cost of a spectrum, times the fits of its errors' refits. Judged on every spectrum given, before
+    the journal says how many are left (a batch without Dask must be told so before anything is written)."""
     if execution.workers is not None or execution.scheduler is not None or execution.dashboard:
         return execution  # what the user asked for (a dashboard needs a cluster)
-    if runs_faster_here(spectra, engine_kind.seconds_per_spectrum, execution.workers, execution.retries,
-                        execution.dashboard):
+    cost = engine_kind.seconds_per_spectrum
+    if cost is not None and error_method(config.errors).refits:
+        cost *= 1 + (config.nsimul or DEFAULT_NSIMUL)
+    if runs_faster_here(spectra, cost, execution.workers, execution.retries, execution.dashboard):
         return execution.with_workers(0)
     return execution
 
@@ -312,7 +319,8 @@ def _run_dask(tasks, config, execution, journal, interp, progress):
 
     with dask.config.set(dask_settings(execution.retries)), dask_silenced(not progress):
         cluster = client = None
-        finished = False
+        keep = False
+        counts = [0, 0]  # errors, failed
         engine_kind = engine_class(config.engine)
         try:
             try:
@@ -328,7 +336,6 @@ def _run_dask(tasks, config, execution, journal, interp, progress):
             slots = sum(client.nthreads().values()) or 1
             futures = {client.submit(fit_block_noting_warnings, block, config, pure=False): block
                        for block in task_blocks(tasks, config, slots)}
-            counts = [0, 0]
             with _progress_bar(len(tasks), progress) as bar:
                 pending = as_completed(futures)
                 for future in pending:
@@ -353,7 +360,7 @@ def _run_dask(tasks, config, execution, journal, interp, progress):
                         engine_kind.note_local_workers(cluster)  # e.g. GDL's scratch folders, removed at the end
                     if rows is not None:
                         _record(journal, bar, rows, counts)
-            finished = True
+            keep = counts[1] == 0  # no worker died for good: the cluster is as good as new
         finally:
             try:
                 if cluster is not None:
@@ -361,8 +368,8 @@ def _run_dask(tasks, config, execution, journal, interp, progress):
             finally:
                 if cluster is None:
                     close_quietly(client, None)  # the user's cluster: this batch's connection
-                elif not finished:
-                    close_cluster()  # stopped by an error or Ctrl-C: its tasks may still run
+                else:  # kept for the next batch, or closed: stopped by an error or Ctrl-C, tasks may still run
+                    release(cluster, keep=keep)
 
 
 def _what_is_left(journal):

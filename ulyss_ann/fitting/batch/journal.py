@@ -173,8 +173,8 @@ class Journal:
 
         ``rows`` False: each spectrum's row is kept as its status alone (``{"status": …}``, one object
         for every ``ok``), and :meth:`rows_at` reads the rows themselves back from ``offsets``, a block
-        at a time: what resuming and writing the table of a survey need, at a few hundred bytes a
-        spectrum rather than the ~10 KB of a row.
+        at a time: what resuming and writing the table of a survey need, at about 1 KB a spectrum with
+        its key and id (scripts/bench_survey --driver-rows) rather than the ~10 KB of a row.
         """
         state = JournalState()
         if not os.path.lexists(self.path):

@@ -44,9 +44,16 @@ class BatchSummary:
 
     spectra: int = 0
     statuses: collections.Counter = field(default_factory=collections.Counter)
-    values: dict = field(default_factory=dict)
     units: dict = field(default_factory=dict)
     estimated: int = 0
+    _parts: dict = field(default_factory=dict, repr=False)  # name -> the blocks' arrays, joined when asked
+
+    @property
+    def values(self):
+        """Column name -> float64 array over the ``ok`` rows (see the class's text)."""
+        joined = {name: np.concatenate(parts) if len(parts) > 1 else parts[0] for name, parts in self._parts.items()}
+        self._parts = {name: [array] for name, array in joined.items()}  # joined once, not a block at a time
+        return joined
 
     @property
     def fitted(self):
@@ -69,7 +76,7 @@ class BatchSummary:
         self.estimated += sum(ERRORS_ESTIMATED in str(flag).split(",") for flag in block["flag"][ok])
         for name in names:
             column = np.ma.filled(np.ma.asarray(block[name][ok], dtype=float), np.nan)
-            self.values[name] = np.concatenate([self.values.get(name, np.empty(0)), column])
+            self._parts.setdefault(name, []).append(column)
             self.units.setdefault(name, str(block[name].unit or ""))
 
     def median(self, name):

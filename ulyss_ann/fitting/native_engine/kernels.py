@@ -122,9 +122,10 @@ def products_numpy(tw, back, dt, poly, resid):
 
 
 def _compiled(function):
-    """``function`` compiled by numba, cached on disk where numba finds a writable folder: beside this file
-    (a source checkout, a venv of one's own), else the user's cache (``~/.cache/numba``: a package installed
-    read-only), else ``NUMBA_CACHE_DIR``; with none, compiled in each process (:func:`compilation_notice`)."""
+    """``function`` compiled by numba, cached on disk where numba finds a writable folder: ``NUMBA_CACHE_DIR``
+    when set, else beside this file (a source checkout, a venv of one's own), else the user's cache
+    (``~/.cache/numba``: a package installed read-only); with none, compiled in each process
+    (:func:`compilation_notice`)."""
     try:
         return numba.njit(cache=True)(function)
     except RuntimeError:  # "cannot cache function …: no locator available": no folder numba may write
