@@ -173,8 +173,8 @@ class Journal:
 
         ``rows`` False: each spectrum's row is kept as its status alone (``{"status": …}``, one object
         for every ``ok``), and :meth:`rows_at` reads the rows themselves back from ``offsets``, a block
-        at a time: what resuming and writing the table of a survey need, at about 1 KB a spectrum with
-        its key and id (scripts/bench_survey --driver-rows) rather than the ~10 KB of a row.
+        at a time: what resuming and writing the table of a survey need, at under 1 KB a spectrum with
+        its key, id and fingerprint (scripts/bench_survey --driver-rows) rather than the ~10 KB of a row.
         """
         state = JournalState()
         if not os.path.lexists(self.path):
@@ -231,7 +231,10 @@ class Journal:
             new = [key for key in record["keys"] if key not in state.ids]
             state.inputs += list(dict.fromkeys(new))
             state.ids.update(zip(record["keys"], record["ids"]))
-            state.stats.update(zip(record["keys"], record.get("stats") or [None] * len(record["keys"])))
+            stats = record.get("stats") or [None] * len(record["keys"])
+            if statuses is not None:  # tuples: 16 bytes a spectrum less than lists
+                stats = [tuple(stat) if stat else stat for stat in stats]
+            state.stats.update(zip(record["keys"], stats))
         elif kind == "fingerprints":
             state.note_stats(record["keys"], record["stats"])
         elif kind == "row":

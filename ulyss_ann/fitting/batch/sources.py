@@ -28,7 +28,7 @@ from ulyss_ann.spectra.spectrum import Spectrum
 __all__ = ["BatchInput", "batch_inputs", "keep_ids", "file_problem", "input_problem"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a survey holds 10^6 of them
 class BatchInput:
     """One spectrum of a batch: journal ``key``, ``source`` (a path or a Spectrum), ``ident`` (its id).
 
@@ -107,7 +107,9 @@ def keep_ids(inputs, recorded):
         if entry.key in recorded:
             ident = recorded[entry.key]
             stem = spectrum_name(entry.key) if entry.from_file else None
-            out.append(replace(entry, ident=ident, name_in_file=stem if stem and ident != stem else None))
+            name_in_file = stem if stem and ident != stem else None
+            same = ident == entry.ident and name_in_file == entry.name_in_file  # not held twice at survey size
+            out.append(entry if same else replace(entry, ident=ident, name_in_file=name_in_file))
             continue
         ident, n = entry.ident, 0
         parts = os.path.dirname(entry.key).strip(os.sep).split(os.sep) if entry.from_file else []
@@ -121,7 +123,8 @@ def keep_ids(inputs, recorded):
             entry = replace(entry, source=replace(entry.source, meta={**entry.source.meta, "id": ident}))
         taken.add(ident)
         name_in_file = spectrum_name(entry.key) if entry.from_file and ident != spectrum_name(entry.key) else None
-        out.append(replace(entry, ident=ident, name_in_file=name_in_file))
+        same = ident == entry.ident and name_in_file == entry.name_in_file
+        out.append(entry if same else replace(entry, ident=ident, name_in_file=name_in_file))
     return out
 
 
