@@ -102,3 +102,30 @@ def test_the_command_line_closes_its_cluster(spectra, tmp_path):
                     "--guess", "Teff=5400", "--guess", "Logg=3", "--guess", "Fe/H=-1.5", "--quiet")
     assert done.returncode == 0, done.stderr
     assert not ulyss_ann.close_cluster()  # nothing kept after its one batch
+
+
+def test_the_engines_notice_is_said_once_for_the_local_workers(spectra, monkeypatch, capsys):
+    # the native engine's compile notice: each worker process keeps its own, the driver says it once
+    from ulyss_ann.fitting.native_engine.engine import NativeEngine
+
+    monkeypatch.setattr(NativeEngine, "batch_notice", classmethod(lambda cls, config: "the test's notice"))
+    ulyss_ann.fit(spectra[:2], MODEL, output=None, workers=2, **FAST)
+    assert capsys.readouterr().err.count("the test's notice") == 1
+    ulyss_ann.fit(spectra[:2], MODEL, output=None, workers=0, **FAST)   # in this process: the engine's own
+    assert "the test's notice" not in capsys.readouterr().err
+
+
+def test_a_worker_process_keeps_the_compile_notice_to_itself(tmp_path):
+    import subprocess
+    import sys
+
+    probe = ("import multiprocessing as mp\n"
+             "from ulyss_ann.fitting.native_engine import kernels\n"
+             "if __name__ == '__main__':\n"
+             "    child = mp.get_context('spawn').Process(target=kernels.announce_compilation)\n"
+             "    child.start(); child.join()\n"
+             "    kernels.announce_compilation()\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("compiling the native engine's kernels") == 1  # the parent's, not the child's

@@ -104,6 +104,12 @@ class EngineTraits:
         """Refuse, before any work of a batch, what would fail every spectrum (e.g. paths GDL cannot open)."""
 
     @classmethod
+    def batch_notice(cls, config):
+        """A line the batch driver prints once before a local cluster's workers fit with ``config`` (e.g. that
+        they compile first), where each worker would print it again; None (the default): nothing to say."""
+        return None
+
+    @classmethod
     def note_local_workers(cls, cluster):
         """After each task on the batch's local Dask cluster: what to note for the clean-up at its end."""
 

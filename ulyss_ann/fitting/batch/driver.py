@@ -333,6 +333,9 @@ def _run_dask(tasks, config, execution, journal, interp, progress):
                 raise UlyssAnnError(f"{exc}; {_what_is_left(journal)}") from None
             if execution.dashboard:
                 announce_dashboard(execution.dashboard, client, execution.scheduler)
+            notice = engine_kind.batch_notice(config) if cluster is not None else None
+            if notice:  # said once here, for the local workers (which keep theirs)
+                print(notice, file=sys.stderr, flush=True)
             slots = sum(client.nthreads().values()) or 1
             futures = {client.submit(fit_block_noting_warnings, block, config, pure=False): block
                        for block in task_blocks(tasks, config, slots)}

@@ -4,10 +4,10 @@ It fits the model of the paper's Eq. 8,
 
     F(λ) = P_n(λ) × [G(v, σ) ⊗ f(p)](λ),
 
-the way ``ulyss`` / ``uly_fit`` of ULySS 1.3.2 computes it for the driver of the GDL
-engine (``ulyss_ann/gdl/pro/ulyss_ann_fit.pro``), so that a user can switch engines without
-changing their science. Each convention below was read in the ULySS sources named,
-and checked against GDL runs (``../shared/notes/ulyss-fit-numerics.md``):
+the way ``ulyss`` / ``uly_fit`` of ULySS 1.3.2 computes it for the driver of the GDL engine
+(``ulyss_ann/gdl/pro/ulyss_ann_fit.pro``), so that a user can switch engines without changing their
+science. Each convention below was read in the ULySS sources named, and checked against GDL runs
+(``../shared/notes/ulyss-fit-numerics.md``):
 
 1. **Cut** (``uly_spect_extract``): pixels ``floor((λ_min − λ₀)/Δ + 0.01)`` …
    ``ceil((λ_max − λ₀)/Δ − 0.01)`` of a linear or log-λ sampling are kept.
@@ -19,12 +19,11 @@ and checked against GDL runs (``../shared/notes/ulyss-fit-numerics.md``):
    Errors go through the same operation as err², are clamped below at the smallest
    good input error², and divided by √dof_factor when the output oversamples; the
    mask goes through it too and a pixel stays good where it comes out within 0.1 of 1.
-3. **The model on the observation's grid** (the generated component's ``_init``):
-   the output layer (bias + weights, 65 rows for trial 7) is log-rebinned once onto
-   the observation's velocity scale, starting at the first output pixel inside the
-   observed range; it is linear, so ``f(p) = b + h(p) W`` on the log grid equals
-   rebinning every evaluated spectrum. The observation is then cut to the model's
-   range and the model starts ``voff = (ln λ₀_model − ln λ₀_obs)/Δ`` pixels from it.
+3. **The model on the observation's grid** (the generated component's ``_init``): the output layer
+   (bias + weights, 65 rows for trial 7) is log-rebinned once onto the observation's velocity scale,
+   starting at the first output pixel inside the observed range; it is linear, so ``f(p) = b + h(p) W``
+   on the log grid equals rebinning every evaluated spectrum. The observation is then cut to the
+   model's range and the model starts ``voff = (ln λ₀_model − ln λ₀_obs)/Δ`` pixels from it.
 4. **LOSVD** (``uly_fit_lin``): v and σ in pixels of the log grid
    (``v = ln(1 + cz/c)/Δ``); a Gaussian sampled at the integer offsets
    ``x = dx … −dx`` with ``dx = ceil(|voff| + |v| + 5σ)``, zero beyond 5σ,
@@ -37,39 +36,34 @@ and checked against GDL runs (``../shared/notes/ulyss-fit-numerics.md``):
    ``mregress`` amounts to the weighted linear least-squares projection of the data
    onto ``{t · P_k}`` at every evaluation, ``c = argmin ‖(d − Σ c_k t P_k)/e‖²``.
    The best fit is rounded to float32, as ULySS keeps it.
-6. **Residuals and χ²** (``uly_fitfunc``): ``r = (d − F)/e`` over the good pixels;
-   ``χ² = Σr² / (N_good − n)`` with ``n`` = free non-linear parameters +
-   MDEGREE + 2 (uly_fit counts the kinematic moments and the component weight
-   again). Without an error spectrum e = 1, χ² is reported as 0 and the errors are
+6. **Residuals and χ²** (``uly_fitfunc``): ``r = (d − F)/e`` over the good pixels; ``χ² = Σr² / (N_good − n)``
+   with ``n`` = free non-linear parameters + MDEGREE + 2 (uly_fit counts the kinematic moments and the
+   component weight again). Without an error spectrum e = 1, χ² is reported as 0 and the errors are
    multiplied by √(Σr²/(N_good − n)).
-7. **Errors** (MPFIT): ``sqrt(diag((JᵀJ)⁻¹))`` over the free parameters that are not
-   pegged at a bound, times √dof_factor; a pegged parameter gets 0 (σ at its 0.3 px
-   floor on MUSE data, ``sigma-floor`` in the table).
+7. **Errors** (MPFIT): ``sqrt(diag((JᵀJ)⁻¹))`` over the free parameters that are not pegged at a bound,
+   times √dof_factor; a pegged parameter gets 0 (σ at its 0.3 px floor on MUSE data, ``sigma-floor``).
 
 The non-linear fit is a projected Levenberg–Marquardt (:mod:`ulyss_ann.fitting.native_engine.lockstep`;
 our own, not MPFIT: same model, bounds handled by pegging and clipping as MPFIT does,
 but with the exact Jacobian of the projected residual and MPFIT's stopping tests run to
 1e-7 rather than uly_fit's 1e-5, :data:`~ulyss_ann.fitting.native_engine.lockstep.FTOL` says why).
-Why not ``scipy.optimize.least_squares``: it fits one problem at a time, where every guess
-of every spectrum of a block (:meth:`NativeEngine.solve_many`: a survey's spectra on one
-grid) advances here in lock-step through one batched evaluation per round
-(:mod:`~ulyss_ann.fitting.native_engine.block`, with compiled kernels:
-:mod:`~ulyss_ann.fitting.native_engine.kernels`), and its bounded
-``trf`` keeps iterates strictly inside the box, where ULySS pegs σ exactly on its
-0.3 px floor and reports a zero error there. The Jacobian is that of variable projection (Golub & Pereyra 1973):
-``∂r/∂θ = −[P⊥ (∂B/∂θ) c + (B⁺)ᵀ (∂B/∂θ)ᵀ r]`` with ``B = [t P_k / e]``; ``∂t/∂p``
-comes from the network's analytic Jacobian, ``∂t/∂v`` and ``∂t/∂σ`` from the
-derivative of the normalised kernel. Every combination of guesses gets a fit
+Why not ``scipy.optimize.least_squares``: it fits one problem at a time, where every guess of every
+spectrum of a block (:meth:`NativeEngine.solve_many`: a survey's spectra on one grid) advances here in
+lock-step through one batched evaluation per round (:mod:`~ulyss_ann.fitting.native_engine.block`, compiled
+:mod:`~ulyss_ann.fitting.native_engine.kernels`), and its bounded ``trf`` keeps iterates strictly inside
+the box, where ULySS pegs σ exactly on its 0.3 px floor and reports a zero error there. The Jacobian is
+that of variable projection (Golub & Pereyra 1973): ``∂r/∂θ = −[P⊥ (∂B/∂θ) c + (B⁺)ᵀ (∂B/∂θ)ᵀ r]``
+with ``B = [t P_k / e]``; ``∂t/∂p`` comes from the network's analytic Jacobian, ``∂t/∂v`` and
+``∂t/∂σ`` from the derivative of the normalised kernel. Every combination of guesses gets a fit
 (odometer order, first parameter fastest) and the lowest χ² wins, ties to the first.
 
-``losvd="analytic"`` replaces the pixel-sampled Gaussian by the analytic Fourier
-transform of a Gaussian (pPXF, Cappellari 2017) applied in Fourier space, accurate
-below ~1 px where the sampled kernel is not (at σ = 0.3 px the sampled kernel is
-almost a delta: its variance is 0.008 px² instead of 0.09); it no longer agrees with
-uly_fit there. Its σ floor is 0.01 px instead of 0.3: with a relative LSF injected
-(``lsf``) a star's remaining broadening is near zero, and the sampled kernel pegged at
-0.3 px cannot shift by a fraction of a pixel (on a noise-free MUSE-like spectrum made with
-the injected LSF: cz off by 8 km/s and [Fe/H] by 0.04 dex sampled, 0.1 km/s analytic).
+``losvd="analytic"`` replaces the pixel-sampled Gaussian by the analytic Fourier transform of a Gaussian
+(pPXF, Cappellari 2017) applied in Fourier space, accurate below ~1 px where the sampled kernel is not (at
+σ = 0.3 px the sampled kernel is almost a delta: its variance is 0.008 px² instead of 0.09); it no longer
+agrees with uly_fit there. Its σ floor is 0.01 px instead of 0.3: with a relative LSF injected (``lsf``) a
+star's remaining broadening is near zero, and the sampled kernel pegged at 0.3 px cannot shift by a
+fraction of a pixel (on a noise-free MUSE-like spectrum made with the injected LSF: cz off by 8 km/s and
+[Fe/H] by 0.04 dex sampled, 0.1 km/s analytic).
 """
 
 import re
@@ -142,6 +136,12 @@ class NativeEngine(FitEngine):
         if workers is None and gpu_requested(config.device, config.losvd):
             return 0  # one GPU: this process feeds it (workers would each hold a CUDA context on it)
         return workers
+
+    @classmethod
+    def batch_notice(cls, config):
+        from ulyss_ann.fitting.native_engine.kernels import compilation_notice  # numba: only where it is needed
+
+        return None if gpu_requested(config.device, config.losvd) else compilation_notice()
 
     @classmethod
     def check_lsf_options(cls, losvd, moments):

@@ -14,6 +14,7 @@ Kernels are compiled on first use and cached on disk (numba's ``cache=True``); t
 installation says so first (:func:`announce_compilation`: 5–20 s of compiling are not silent).
 """
 
+import multiprocessing
 import sys
 
 import numpy as np
@@ -171,10 +172,13 @@ def compilation_notice():
 
 
 def announce_compilation():
-    """Print :func:`compilation_notice` to stderr, once per process (a Dask worker's goes to the terminal too)."""
+    """Print :func:`compilation_notice` to stderr, once per process; not in a worker process (a Dask worker's
+    would reach the terminal once per worker: the batch driver says it once for them)."""
     global _announced
     if not _announced:
         _announced = True
+        if multiprocessing.parent_process() is not None:
+            return
         notice = compilation_notice()
         if notice:
             print(notice, file=sys.stderr, flush=True)
