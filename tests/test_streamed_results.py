@@ -86,6 +86,9 @@ def test_a_batch_written_in_blocks_is_the_batch_written_at_once(spectra, tmp_pat
     np.testing.assert_array_equal(summary.values["Teff"], once["Teff"])
     np.testing.assert_array_equal(summary.values["lmin"], once["lmin"])
     assert summary.median("Teff") == pytest.approx(float(np.median(once["Teff"])))
+    np.testing.assert_array_equal(summary.values["sigma"], once["sigma"])
+    with pytest.raises(UlyssAnnError, match=r"median\('teff'\): the summary keeps Teff, Logg, Fe/H, cz, sigma"):
+        summary.median("teff")   # a typo is said, not a NaN
     assert journal_of(tmp_path / "once.ecsv").read().counts == {path: 1 for path in spectra}  # nothing refitted
 
 
@@ -106,3 +109,5 @@ def test_the_command_line_counts_from_the_summary(spectra, tmp_path):
 def test_no_table_and_no_output_is_refused():
     with pytest.raises(UlyssAnnError, match="return_table=False with output=None"):
         ulyss_ann.fit([], MODEL, output=None, return_table=False, **FAST)
+    with pytest.raises(UlyssAnnError, match=r"return_table 'no': give True \(the table\) or False"):
+        ulyss_ann.fit([], MODEL, output=None, return_table="no", **FAST)

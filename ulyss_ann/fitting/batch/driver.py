@@ -259,6 +259,8 @@ def _check_workers_see(engine, reader, execution):
 
 def _check_run_options(output, resume, overwrite, retry_failed, add_spectra, return_table=True):
     """Refuse, in one line, the options of the run itself that are wrong or do nothing together."""
+    if not isinstance(return_table, (bool, np.bool_)):
+        raise UlyssAnnError(f"return_table {return_table!r}: give True (the table) or False (a summary)")
     if not return_table and output is None:
         raise UlyssAnnError("return_table=False with output=None: the results would be kept nowhere; give an "
                             "output table, or return the table")

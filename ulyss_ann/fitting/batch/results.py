@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.quality import ERRORS_ESTIMATED
 from ulyss_ann.fitting.table import rows_to_table, write_table_blocks
 
@@ -26,7 +27,7 @@ BLOCK_ROWS = 2_000
 @dataclass
 class BatchSummary:
     """What a batch gave, without its table: every row's status, counted, and the ``ok`` rows' values of the
-    network's parameters, ``cz``, ``lmin`` and ``lmax`` (float64 arrays: 8 bytes a row and column).
+    network's parameters, ``cz``, ``sigma``, ``lmin`` and ``lmax`` (float64 arrays: 8 bytes a row and column).
 
     Attributes
     ----------
@@ -80,8 +81,12 @@ class BatchSummary:
             self.units.setdefault(name, str(block[name].unit or ""))
 
     def median(self, name):
-        """The median of column ``name`` over the ``ok`` rows where it has a value (NaN where none has)."""
-        values = self.values.get(name, np.empty(0))
+        """The median of column ``name`` (one of :attr:`values`) over the ``ok`` rows where it has a value (NaN
+        where none has); another name is refused in one line."""
+        if name not in self._parts:
+            raise UlyssAnnError(f"median({name!r}): the summary keeps {', '.join(self._parts)}; the other columns "
+                                "are in the table written")
+        values = self.values[name]
         values = values[np.isfinite(values)]
         return float(np.median(values)) if values.size else float("nan")
 
@@ -115,7 +120,7 @@ def batch_results(journal, parameters, output=None, keep_table=True):
     on_disk = journal.path is not None
     state = journal.read(rows=False) if on_disk else journal.read()
     keys = [key for key in state.inputs if key in state.rows]
-    names = [name for name, _ in parameters] + ["cz", "lmin", "lmax"]
+    names = [name for name, _ in parameters] + ["cz", "sigma", "lmin", "lmax"]
     summary, kept = BatchSummary(units={name: unit or "" for name, unit in parameters}), []
 
     def blocks():

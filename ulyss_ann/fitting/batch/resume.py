@@ -145,7 +145,8 @@ def tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, pro
                                                                and state.failures.get(entry.key, 0) < MACHINERY_TRIES)):
             todo.append(entry)
     if progress and state.rows:
-        print(f"resuming: {len(state.rows)} spectra in {journal.path}, {len(todo)} to fit")
+        done = "1 spectrum" if len(state.rows) == 1 else f"{len(state.rows)} spectra"
+        print(f"resuming: {done} in {journal.path}, {len(todo)} to fit")
     tasks = []
     for entry in todo:
         try:
