@@ -129,3 +129,20 @@ def test_a_worker_process_keeps_the_compile_notice_to_itself(tmp_path):
                           env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("compiling the native engine's kernels") == 1  # the parent's, not the child's
+
+
+def test_refits_count_in_the_cost_of_a_batch():
+    # --errors mc refits each spectrum NSIMUL times: 30 such spectra are no small work any more
+    from types import SimpleNamespace
+
+    from ulyss_ann.fitting.batch.driver import _here_when_faster
+    from ulyss_ann.fitting.native_engine.engine import NativeEngine
+
+    if (os.cpu_count() or 1) == 1:
+        pytest.skip("one core: a cluster never saves time, every batch runs in this process")
+    default = ulyss_ann.Execution()
+    formal = SimpleNamespace(errors="formal", nsimul=None)
+    refitted = SimpleNamespace(errors="mc", nsimul=None)
+    assert _here_when_faster(default, NativeEngine, formal, 30).in_process
+    assert not _here_when_faster(default, NativeEngine, refitted, 30).in_process
+    assert _here_when_faster(default, NativeEngine, SimpleNamespace(errors="mc", nsimul=5), 5).in_process

@@ -43,6 +43,7 @@ fit's :class:`~ulyss_ann.fitting.core.FitConfig`, the Execution and the run's ow
 with spectra that may be arrays or objects rather than files.
 """
 
+import collections
 import os
 import sys
 import time
@@ -62,8 +63,8 @@ from ulyss_ann.fitting.result import file_stem
 from ulyss_ann.fitting.safe_files import check_outputs
 from ulyss_ann.fitting.batch.run import OutputLock, run_record
 from ulyss_ann.fitting.batch.sources import batch_inputs
-from ulyss_ann.fitting.batch.results import batch_results
-from ulyss_ann.fitting.resampling import DEFAULT_NSIMUL, error_method
+from ulyss_ann.fitting.batch.results import batch_results, not_fitted
+from ulyss_ann.fitting.resampling import error_method, nsimul
 from ulyss_ann.fitting.table import table_format
 from ulyss_ann.fitting.batch.tasks import fit_block, fit_block_noting_warnings, task_blocks
 from ulyss_ann.model.interpolator import Interpolator
@@ -203,8 +204,8 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
             fitted_now = len(tasks)
             del tasks, state, inputs  # read again below, by status: not held twice at survey size
             # the table from the journal, a block at a time (the run's own rows, each spectrum once)
-            table, summary, _ = batch_results(journal, [(p.name, p.unit) for p in interp.parameters], output,
-                                              keep_table=return_table)
+            table, summary = batch_results(journal, [(p.name, p.unit) for p in interp.parameters], output,
+                                           keep_table=return_table)
         finally:
             if lock is not None:
                 lock.release()
@@ -239,7 +240,7 @@ def _here_when_faster(execution, engine_kind, config, spectra):
         return execution  # what the user asked for (a dashboard needs a cluster)
     cost = engine_kind.seconds_per_spectrum
     if cost is not None and error_method(config.errors).refits:
-        cost *= 1 + (config.nsimul or DEFAULT_NSIMUL)
+        cost *= 1 + nsimul(config)
     if runs_faster_here(spectra, cost, execution.workers, execution.retries, execution.dashboard):
         return execution.with_workers(0)
     return execution
@@ -285,13 +286,6 @@ def _progress_bar(total, enabled):
     return progress_bar(total=total, unit="spectrum", desc="fitting", enabled=enabled, dynamic_ncols=True)
 
 
-def _not_fitted(statuses):
-    """(errors, failed): the rows with the spectrum's own problem, and those the machinery failed (retried on
-    --resume), counted in the words of the summary, which the progress bar uses too."""
-    statuses = np.asarray(statuses, str)
-    return int(np.char.startswith(statuses, "error:").sum()), int(np.char.startswith(statuses, "failed:").sum())
-
-
 def _record(journal, bar, rows, counts):
     """Journal a block's rows (one write, forced to disk), say its warnings, move the bar.
 
@@ -301,7 +295,7 @@ def _record(journal, bar, rows, counts):
         for message in row.pop("warnings", ()):  # said by a Dask worker, whose own warnings nobody sees
             bar.write(f"ulyss-ann: warning: {message}", file=sys.stderr)
     journal.append_many(rows)
-    errors, failed = _not_fitted([row["status"] for row in rows])
+    errors, failed = not_fitted(collections.Counter(row["status"] for row in rows))  # as the summary counts
     counts[0] += errors
     counts[1] += failed
     bar.set_postfix(errors=counts[0], failed=counts[1], refresh=False)

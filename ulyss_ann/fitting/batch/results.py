@@ -18,7 +18,7 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.quality import ERRORS_ESTIMATED
 from ulyss_ann.fitting.table import rows_to_table, write_table_blocks
 
-__all__ = ["BatchSummary", "batch_results", "BLOCK_ROWS"]
+__all__ = ["BatchSummary", "batch_results", "not_fitted", "BLOCK_ROWS"]
 
 #: Rows read back, made into a table and written at a time: ~20 MB of rows, whatever the run's size.
 BLOCK_ROWS = 2_000
@@ -63,9 +63,7 @@ class BatchSummary:
 
     def not_fitted(self):
         """(errors, failed): rows with the spectrum's own problem, and those the machinery failed."""
-        errors = sum(n for status, n in self.statuses.items() if status.startswith("error:"))
-        failed = sum(n for status, n in self.statuses.items() if status.startswith("failed:"))
-        return errors, failed
+        return not_fitted(self.statuses)
 
     def add(self, block, names):
         """Count a block of the table (:func:`~ulyss_ann.fitting.table.rows_to_table`), keep its ``ok`` rows'
@@ -111,11 +109,19 @@ class BatchSummary:
         return lines
 
 
+def not_fitted(statuses):
+    """(errors, failed) of ``statuses`` (status -> rows): the rows with the spectrum's own problem, and those the
+    machinery failed (retried on --resume); the summary's words, which the batch's progress bar uses too."""
+    errors = sum(n for status, n in statuses.items() if status.startswith("error:"))
+    failed = sum(n for status, n in statuses.items() if status.startswith("failed:"))
+    return errors, failed
+
+
 def batch_results(journal, parameters, output=None, keep_table=True):
     """The batch's table, written to ``output`` when given, and its :class:`BatchSummary`, from ``journal``.
 
-    ``parameters``: the network's (name, unit) pairs. Returns (table or None, summary, run record): the
-    table (its metadata the run's record) only with ``keep_table``.
+    ``parameters``: the network's (name, unit) pairs. Returns (table or None, summary): the table (its
+    metadata the run's record) only with ``keep_table``.
     """
     on_disk = journal.path is not None
     state = journal.read(rows=False) if on_disk else journal.read()
@@ -143,4 +149,4 @@ def batch_results(journal, parameters, output=None, keep_table=True):
 
         table = kept[0] if len(kept) == 1 else vstack(kept, join_type="exact", metadata_conflicts="silent")
         table.meta.update(state.run or {})
-    return table, summary, state.run
+    return table, summary
