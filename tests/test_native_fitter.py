@@ -147,7 +147,10 @@ def _agree(native, gdl):
 
 
 def _both_engines(config, spectrum):
-    """(native, GDL) fits of one spectrum with one configuration."""
+    """(native, GDL) fits of one spectrum with one configuration, every guess fitted by both (ULySS's way:
+    ``n_converged`` compared)."""
+    from dataclasses import replace
+
     from ulyss_ann.fitting.gdl_engine.engine import GDLEngine
 
     gdl = GDLEngine(config)
@@ -155,7 +158,7 @@ def _both_engines(config, spectrum):
         expected = gdl.fit(spectrum).row()
     finally:
         gdl.close()
-    return NativeEngine(config).fit(spectrum).row(), expected
+    return NativeEngine(replace(config, search="all")).fit(spectrum).row(), expected
 
 
 @pytest.mark.gdl

@@ -139,6 +139,10 @@ def add_engine_options(parser):
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help="native engine: auto (default: a GPU through torch if there is one, else cpu), cpu "
                              "(NumPy), cuda, cuda:N, or torch-cpu (the GPU's code on the CPU, to check it)")
+    parser.add_argument("--search", default="auto", choices=["auto", "adaptive", "all"],
+                        help="native engine: which guesses are fitted; auto (default) is adaptive: the two of "
+                             "lowest starting chi2 first, every guess where they do not settle it; all: every "
+                             "guess to its end, as ULySS (the gdl engine's only search)")
     parser.add_argument("--lsf", metavar="FILE", help="relative LSF injected into the model (ULySS's text format; "
                                                       "see `ulyss-ann lsf`)")
     parser.add_argument("--backend", default="auto", choices=["auto", "pygdl", "subprocess"],
@@ -212,7 +216,7 @@ def fit_options(args):
     options = dict(guesses=guesses or None, mdegree=args.mdegree, wave_range=wave_range,
                    telluric=_telluric(args), mask_nad=args.mask_nad, mask_ism=args.mask_ism, masks=masks,
                    backend=args.backend)
-    options.update({name: getattr(args, name) for name in ("losvd", "lsf", "device", "model_medium", "medium", "format",
+    options.update({name: getattr(args, name) for name in ("losvd", "lsf", "device", "search", "model_medium", "medium", "format",
                                                               "errors", "nsimul", "seed", "flat_check")
                     if hasattr(args, name)})
     return options

@@ -40,7 +40,7 @@ def fit_spectrum(spectrum, model=None, *, engine="auto", fixed=None, **options):
     **options
         Any field of :class:`~ulyss_ann.fitting.core.FitConfig`: ``guesses``,
         ``mdegree``, ``wave_range``, ``telluric``, ``mask_nad``, ``masks``, ``losvd``,
-        ``lsf``, ``device``, ``backend``, ``save_fits``, ``model_medium``, ``medium``, ``format``…
+        ``lsf``, ``device``, ``search``, ``backend``, ``save_fits``, ``model_medium``, ``medium``, ``format``…
 
     Returns
     -------
@@ -81,7 +81,8 @@ def configured_call(spectrum, model, engine, fixed, options):
     interp = model if isinstance(model, Interpolator) else Interpolator.read(path)
     config = make_config(path, interp, engine=resolve_engine(engine, options.get("backend", "auto"),
                                                              losvd=options.get("losvd", "sampled"),
-                                                             device=options.get("device", "auto")), **options)
+                                                             device=options.get("device", "auto"),
+                                                             search=options.get("search", "auto")), **options)
     fixed_values = FixedValues(fixed, interp)
     check_combination(config, fixed_values)
     require_engine(config.engine, config.backend)  # after the options: those are refused on any machine

@@ -83,6 +83,11 @@ class FitConfig:
         through torch when there is one, else ``cpu`` (NumPy and numba); ``cuda`` or
         ``cuda:N``: that GPU; ``torch-cpu``: the GPU's code on the CPU (to check it).
         The same answers, to rounding (:mod:`~ulyss_ann.fitting.native_engine.torch_block`).
+    search : str
+        Native engine: which guesses are fitted. ``auto`` (default): ``adaptive``, the two of lowest
+        starting χ² first and every guess where they do not settle it
+        (:mod:`~ulyss_ann.fitting.native_engine.start_search`); ``all``: every guess to its end, as
+        ULySS (the GDL engine's only search).
     save_fits : str, optional
         Folder where each spectrum's best fit is written: ``<id>_fit.fits`` (data, best
         fit, residual, mask on the fitted ln-λ grid) and, by the GDL engine, ``<id>.res``
@@ -130,6 +135,7 @@ class FitConfig:
     losvd: str = "sampled"
     lsf: str = None
     device: str = "auto"
+    search: str = "auto"
     model_sha256: str = None
     model_medium: str = None  # 'air'/'vacuum' overriding the model file's (ulyss_ann.model.medium)
     medium: str = None  # 'air'/'vacuum' overriding every spectrum file's (ulyss_ann.spectra.spectrum_medium)

@@ -21,7 +21,7 @@ __all__ = ["EngineTraits", "ENGINE_OPTIONS"]
 #: The fit's options that only some engines take, with the values that ask nothing of an engine
 #: (the first is the default): an engine that does not list one in :attr:`EngineTraits.options`
 #: refuses any other value, in one line.
-ENGINE_OPTIONS = {"backend": ("auto",), "losvd": ("sampled",), "device": ("auto", "cpu")}
+ENGINE_OPTIONS = {"backend": ("auto",), "losvd": ("sampled",), "device": ("auto", "cpu"), "search": ("auto", "all")}
 
 
 class EngineTraits:
@@ -115,10 +115,17 @@ class EngineTraits:
 
     @classmethod
     def record(cls, config):
-        """The engine's entries of a batch's run record: ``software``, ``backend``, ``losvd``."""
+        """The engine's entries of a batch's run record: ``software``, ``backend``, ``losvd``, ``search``."""
         return {"software": f"ulyss_ann ({cls.software or cls.name + ' engine'})",
                 "backend": config.backend if "backend" in cls.options else None,
-                "losvd": config.losvd if "losvd" in cls.options else None}
+                "losvd": config.losvd if "losvd" in cls.options else None,
+                "search": cls.search(config)}
+
+    @classmethod
+    def search(cls, config):
+        """The search among the guesses that ``config.search`` runs: ``all`` (the default: every guess to
+        its end, ULySS's own) or the engine's other name (the native engine's ``adaptive``)."""
+        return "all"
 
     @classmethod
     def check_lsf_options(cls, losvd, moments):

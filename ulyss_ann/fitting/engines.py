@@ -141,12 +141,12 @@ def engine_of_label(label):
                         f"registered: {', '.join(engine_names())}")
 
 
-def resolve_engine(engine, backend="auto", remote=False, losvd="sampled", device="auto"):
+def resolve_engine(engine, backend="auto", remote=False, losvd="sampled", device="auto", search="auto"):
     """The registered engine's name for the ``engine`` asked (``auto`` resolved: see the module's text);
     whether this machine can run it is :func:`require_engine`'s check (``remote``: kept for callers)."""
     if engine != AUTO:
         return engine_class(engine).name  # an unknown name: one line listing the registered ones
-    options = {"backend": backend, "losvd": losvd, "device": device}
+    options = {"backend": backend, "losvd": losvd, "device": device, "search": search}
     engines = _auto_engines()
     taking = [cls for cls in engines if cls.accepts(options)]
     for cls in taking:

@@ -78,7 +78,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         telluric=None, mask_nad=False, mask_ism=False, masks=(), workers=None, scheduler=None, resume=False,
         overwrite=False, backend="auto", engine="auto", progress=True, save_fits=None, retries=2,
         recycle_after=100, losvd="sampled", lsf=None, retry_failed=False, add_spectra=False, device="auto",
-        dashboard=False, model_medium=None, medium=None, errors="formal", nsimul=None, seed=None, flat_check=True,
+        search="auto", dashboard=False, model_medium=None, medium=None, errors="formal", nsimul=None, seed=None, flat_check=True,
         format=None, execution=None, return_table=True):
     """Fit spectra with an interpolator, through GDL + ULySS or natively; return the results table.
 
@@ -99,7 +99,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     guesses, mdegree, wave_range, telluric, mask_nad, mask_ism, masks, backend, save_fits, recycle_after
         The fit's options, as :func:`~ulyss_ann.fit_spectrum` takes them: see :class:`~ulyss_ann.fitting.core.FitConfig`
         (``wave_range`` in Å).
-    losvd, lsf, device, model_medium, medium, errors, nsimul, seed, flat_check
+    losvd, lsf, device, search, model_medium, medium, errors, nsimul, seed, flat_check
         The same: see :class:`~ulyss_ann.fitting.core.FitConfig`.
     format : str, optional
         The spectrum reader forced for every file, by name (as :func:`~ulyss_ann.read_spectrum`'s
@@ -172,11 +172,11 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     _check_run_options(output, resume, overwrite, retry_failed, add_spectra, return_table)
     if lsf is not None:
         read_lsf(os.path.abspath(lsf))  # a missing or empty LSF file stops everything before any work
-    engine = resolve_engine(engine, backend, remote=execution.remote, losvd=losvd, device=device)
+    engine = resolve_engine(engine, backend, remote=execution.remote, losvd=losvd, device=device, search=search)
     config = make_config(model, interp, guesses=guesses, mdegree=mdegree, wave_range=wave_range,
                          telluric=telluric, mask_nad=mask_nad, mask_ism=mask_ism, masks=masks, backend=backend,
-                         save_fits=save_fits, recycle_after=recycle_after, engine=engine, losvd=losvd, lsf=lsf, device=device,
-                         model_medium=model_medium, medium=medium, errors=errors, nsimul=nsimul, seed=seed,
+                         save_fits=save_fits, recycle_after=recycle_after, engine=engine, losvd=losvd, lsf=lsf,
+                         device=device, search=search, model_medium=model_medium, medium=medium, errors=errors, nsimul=nsimul, seed=seed,
                          flat_check=flat_check, format=format)
     engine_kind = engine_class(engine)
     # the engine checks its device before any work, and may feed it from this process (one GPU: workers 0)

@@ -34,7 +34,7 @@ __all__ = ["run_record", "run_differences", "OutputLock", "IDENTITY_KEYS"]
 #: The entries of a run record that a resumed run must repeat exactly (not the device: the
 #: native engine's answers are the same on each, to rounding; not the seed: another draw of the
 #: same perturbations gives errors of the same distribution, and without --seed none is repeatable).
-IDENTITY_KEYS = ("model_sha256", "engine", "backend", "losvd", "lsf_sha256", "fixed", "guesses", "mdegree",
+IDENTITY_KEYS = ("model_sha256", "engine", "backend", "losvd", "search", "lsf_sha256", "fixed", "guesses", "mdegree",
                  "wave_range", "telluric", "mask_nad", "mask_ism", "masks", "medium", "format", "errors", "nsimul",
                  "version")
 
@@ -61,6 +61,7 @@ def run_record(config, fixed_values):
         "engine": config.engine,
         "backend": engine["backend"],
         "losvd": engine["losvd"],
+        "search": engine["search"],  # --search: the guesses fitted (adaptive natively, all in ULySS)
         "lsf": config.lsf or "none",
         "lsf_sha256": file_sha256(config.lsf) if config.lsf else None,
         "fixed": fixed_values.describe(),
@@ -122,6 +123,8 @@ def _normal(key, value):
         value = False
     if key == "errors" and value is None:  # a record of an earlier version: MPFIT's errors
         value = "formal"
+    if key == "search" and value is None:  # a record of an earlier version: every guess fitted
+        value = "all"
     if key == "backend" and value == "auto":  # a record of an earlier version: what auto gives now
         value = _gdl_backend(value)
     if key == "fixed" and value:

@@ -140,6 +140,35 @@ class SpectralBlock:
             cost[part], grad[part], jtj[part], bestfit[part] = self._evaluate(thetas[part], owners[part])
         return cost, grad, jtj, bestfit
 
+    def chi2(self, thetas, owners):
+        """χ² = Σr² (L,) of L rows, without the Jacobian: a fifth of :meth:`evaluate`'s work (the start
+        search's ranking of the guesses, :mod:`~ulyss_ann.fitting.native_engine.start_search`)."""
+        out = np.empty(len(thetas))
+        for first in range(0, len(thetas), self.chunk):
+            part = slice(first, first + self.chunk)
+            p = thetas[part, 2:]
+            h = self.inputs(p, free=np.zeros(p.shape[1], bool))[0]
+            for w, name in zip(self.layers, self.activations):
+                h = ACTIVATIONS[name][0](augment(h) @ w)
+            model, y = self._projected(h[:, None], thetas[part], owners[part])[1:3]
+            out[part] = np.einsum("ln,ln->l", y - model, y - model)
+        return out
+
+    def _projected(self, stack, thetas, owners):
+        """The LOSVD of ``stack`` (L, C, n) and the polynomial's projection: (t, model·w, data·w, t·w, ∂(t·w)/∂θ,
+        P(λ), the Cholesky factor of BᵀB)."""
+        weights, y = self.weights[owners], self.scaled_data[owners]
+        if self.losvd == "sampled":                                          # t, t/e, ∂(t/e)/∂θ_free
+            t_full, tw, dt = losvd(stack, thetas[:, 0], thetas[:, 1], self.voff, weights)
+        else:
+            t_full, tw, dt = weighted(fourier_losvd_rows(stack, thetas[:, 0], thetas[:, 1], self.voff), weights)
+        size = self.legendre.shape[1]
+        normal = ((tw * tw) @ self.legendre_double) @ self.pair_coefficients
+        chol = np.linalg.cholesky(normal.reshape(len(thetas), size, size))
+        coef = _cholesky_solve(chol, ((tw * y) @ self.legendre)[:, :, None])[:, :, 0]      # (L, K)
+        poly = coef @ self.legendre_t                                      # (L, n)
+        return t_full, tw * poly, y, tw, dt, poly, chol
+
     def residuals(self, thetas, owners):
         """Weighted residuals r (L, n) and their Jacobian ∂r/∂θ_free (L, F, n), stored (for checks and plots)."""
         return self._evaluate(thetas, owners, jacobian=True)
@@ -148,33 +177,25 @@ class SpectralBlock:
         rows = len(thetas)
         f, df = self._network(thetas[:, 2:])
         stack = np.concatenate([f[:, None], df], axis=1)                    # (L, 1 + F', n)
-        weights, y = self.weights[owners], self.scaled_data[owners]
-        if self.losvd == "sampled":                                          # t, t/e, ∂(t/e)/∂θ_free
-            t_full, tw, dt = losvd(stack, thetas[:, 0], thetas[:, 1], self.voff, weights)
-        else:
-            t_full, tw, dt = weighted(fourier_losvd_rows(stack, thetas[:, 0], thetas[:, 1], self.voff), weights)
-        normal = ((tw * tw) @ self.legendre_double) @ self.pair_coefficients
+        t_full, model, y, tw, dt, poly, chol = self._projected(stack, thetas, owners)
         size = self.legendre.shape[1]
-        chol = np.linalg.cholesky(normal.reshape(rows, size, size))
-
-        def solve(rhs):  # (BᵀB)⁻¹ rhs through the Cholesky factor, batched
-            return np.linalg.solve(chol.transpose(0, 2, 1), np.linalg.solve(chol, rhs))
-
-        coef = solve(((tw * y) @ self.legendre)[:, :, None])[:, :, 0]      # (L, K)
-        poly = coef @ self.legendre_t                                      # (L, n)
         bestfit = (t_full * poly).astype(np.float32).astype(np.float64)    # ULySS keeps it in float32
         # LM works on the double-precision residual: the float32 rounding of the best fit
         # would add noise of ~1e-7 to χ², below which no step could be seen to improve it
-        model = tw * poly
         r = y - model
         # Golub–Pereyra: ∂r/∂θ = −[P⊥ ∂B c + (B⁺)ᵀ ∂Bᵀ r], ∂B = diag(∂t/e) L, B⁺ = (BᵀB)⁻¹Bᵀ,
         # both projections in one solve: −[∂B c − B (BᵀB)⁻¹ (Bᵀ ∂B c − ∂Bᵀ r)], and
         # Bᵀ ∂B c − ∂Bᵀ r = Lᵀ [∂t/e ∘ (2 B c − y)]
         free = dt.shape[1]
         rhs = ((dt * (2 * model - y)[:, None]).reshape(rows * free, -1) @ self.legendre).reshape(rows, free, size)
-        correction = solve(rhs.transpose(0, 2, 1)).transpose(0, 2, 1)        # (L, F, K)
+        correction = _cholesky_solve(chol, rhs.transpose(0, 2, 1)).transpose(0, 2, 1)        # (L, F, K)
         back = (correction.reshape(rows * free, size) @ self.legendre_t).reshape(rows, free, -1)
         if jacobian:
             return r, tw[:, None] * back - dt * poly[:, None]
         grad, jtj = products(tw, back, dt, poly, r)                        # J = tw·back − dt·poly
         return np.einsum("ln,ln->l", r, r), grad, jtj, bestfit
+
+
+def _cholesky_solve(chol, rhs):
+    """(BᵀB)⁻¹ rhs through its Cholesky factor, batched."""
+    return np.linalg.solve(chol.transpose(0, 2, 1), np.linalg.solve(chol, rhs))

@@ -54,8 +54,10 @@ lock-step through one batched evaluation per round (:mod:`~ulyss_ann.fitting.nat
 the box, where ULySS pegs σ exactly on its 0.3 px floor and reports a zero error there. The Jacobian is
 that of variable projection (Golub & Pereyra 1973): ``∂r/∂θ = −[P⊥ (∂B/∂θ) c + (B⁺)ᵀ (∂B/∂θ)ᵀ r]``
 with ``B = [t P_k / e]``; ``∂t/∂p`` comes from the network's analytic Jacobian, ``∂t/∂v`` and
-``∂t/∂σ`` from the derivative of the normalised kernel. Every combination of guesses gets a fit
-(odometer order, first parameter fastest) and the lowest χ² wins, ties to the first.
+``∂t/∂σ`` from the derivative of the normalised kernel. The combinations of guesses (odometer order, first
+parameter fastest) are searched as :mod:`~ulyss_ann.fitting.native_engine.start_search` says (``search``: the
+two best starts, every guess where they do not settle it; ``all``: every guess, as ULySS) and the lowest χ²
+wins, ties to the first.
 
 ``losvd="analytic"`` replaces the pixel-sampled Gaussian by the analytic Fourier transform of a Gaussian
 (pPXF, Cappellari 2017) applied in Fourier space, accurate below ~1 px where the sampled kernel is not (at
@@ -71,8 +73,10 @@ import re
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.core import FitEngine, Solution
-from ulyss_ann.fitting.native_engine.lockstep import BLOCK_SPECTRA, levenberg_marquardt
+from ulyss_ann.fitting.core import FitEngine
+from ulyss_ann.fitting.native_engine.lockstep import BLOCK_SPECTRA
+from ulyss_ann.fitting.native_engine.solutions import best_solution
+from ulyss_ann.fitting.native_engine.start_search import SEARCHES, fit_guesses
 from ulyss_ann.fitting.native_engine.torch_block import (GPU_BLOCK_SPECTRA, TorchSpectralBlock, gpu_requested,
                                                          torch_device)
 from ulyss_ann.fitting.resampling import refit_samples
@@ -99,7 +103,7 @@ class NativeEngine(FitEngine):
     name = "native"
     summary = "the same fit in NumPy, no GDL needed"
     software = "native NumPy/SciPy fitter"
-    options = ("losvd", "device")
+    options = ("losvd", "device", "search")
     auto_priority = 10  # what auto takes where GDL and ULySS are not here, and for what only it does
     losvd_kinds = ("analytic", "sampled")  # the first: what lsf measure uses unless told (exact below a pixel)
     seconds_per_spectrum = 0.03  # 15 ms (example model) to 30 ms (trial 7, MUSE) here, reading included
@@ -112,12 +116,18 @@ class NativeEngine(FitEngine):
                                 "engine does not use (use --engine gdl, or drop --backend)")
         if losvd not in ("sampled", "analytic"):
             raise UlyssAnnError(f"losvd {losvd!r}: choose sampled or analytic")
+        if options.get("search", "auto") not in SEARCHES:
+            raise UlyssAnnError(f"search (--search) {options['search']!r}: choose {', '.join(SEARCHES)}")
         if not isinstance(device, str) or not re.fullmatch(DEVICES, device):
             raise UlyssAnnError(f"device (--device) {device!r}: choose auto, cpu, cuda, cuda:N or torch-cpu")
         if device not in ("auto", "cpu") and losvd == "analytic":
             raise UlyssAnnError(f"device (--device) {device}: the torch path has ULySS's sampled LOSVD only "
                                 "(drop --losvd analytic, or use --device cpu)")
         super().check_options(options)
+
+    @classmethod
+    def search(cls, config):
+        return "all" if config.search == "all" else "adaptive"
 
     @classmethod
     def block_size(cls, config):
@@ -241,7 +251,7 @@ class NativeEngine(FitEngine):
 
         Spectra that share their fitted ln-λ grid and their fixed parameters (a survey's)
         are fitted together, every guess of every spectrum in lock-step
-        (:class:`~ulyss_ann.fitting.native_engine.block.SpectralBlock`, :func:`levenberg_marquardt`);
+        (:class:`~ulyss_ann.fitting.native_engine.block.SpectralBlock`, :mod:`~ulyss_ann.fitting.native_engine.start_search`);
         a spectrum with a grid of its own is a block of one. Each spectrum's answer is the
         one it gets alone.
         """
@@ -348,46 +358,11 @@ class NativeEngine(FitEngine):
             starts.append(np.column_stack([np.tile(kin0, (len(nodes), 1)), nodes]))
             owners += [k] * len(nodes)
         owners = np.array(owners)
-        fits = levenberg_marquardt(block.evaluate, np.concatenate(starts), owners, lower, upper, free)
-        if self.device is not None:
-            fits.bestfit = block.host(fits.bestfit)
-        return [self._solution(prepared, spec, fits, np.flatnonzero(owners == k), free)
-                for k, (prepared, spec) in enumerate(zip(prepared_fits, specs))]
-
-    def _solution(self, prepared, spec, fits, rows, free):
-        """One spectrum's Solution from its guesses' fits: the lowest χ², ties to the first."""
-        flags, step = prepared.fixed_flags, spec.step
-        velscale = C_KMS * step
-        good = np.flatnonzero(spec.good)
-        data = spec.data[good]
-        have_noise = spec.err is not None
-        noise = spec.err[good] if have_noise else np.ones(good.size)
-        npar_count = int(free.sum()) + self.config.mdegree + 2
-        bestfits = fits.bestfit[rows][:, good]
-        rms = np.sqrt(np.mean((data - bestfits) ** 2, axis=1)) / np.mean(bestfits, axis=1)
-        # χ² from the float32 best fit, as uly_fit computes it
-        chisq = np.sum(((data - bestfits) / noise) ** 2, axis=1) / (good.size - npar_count)
-        crit = chisq if have_noise else rms
-        # ties to the first, as ULySS; guesses that reached the same minimum differ in χ²
-        # only by the stopping tolerance, so "the same" is within 1e-6
-        best = int(np.flatnonzero(crit <= crit.min() * (1 + 1e-6))[0])
-        theta, error = fits.theta[rows[best]], fits.error[rows[best]] * np.sqrt(spec.dof_factor)
-        chi2 = chisq[best]
-        if not have_noise:
-            error = error * np.sqrt(chi2)
-            chi2 = 0.0
-        values = theta[2:]
-        status = np.where(flags != 0, 1, np.where(values <= self.limits[:, 0], 2,
-                                                  np.where(values >= self.limits[:, 1], 3, 0)))
-        mask = np.zeros(spec.npix, bool)
-        mask[good] = True
-        return Solution(n_guess=len(rows), best_guess=best, n_converged=int(np.sum(rms <= rms[best] * 1.001)),
-                        chi2=chi2, rms=rms[best], n_pix=good.size,
-                        cz=C_KMS * (np.exp(step * theta[0]) - 1), e_cz=error[0] * velscale,
-                        sigma=C_KMS * (np.exp(step * theta[1]) - 1), e_sigma=error[1] * velscale,
-                        values=values, errors=error[2:], status=status, ln_start=spec.start, ln_step=step,
-                        flux=spec.data, bestfit=fits.bestfit[rows[best]], mask=mask, error=spec.err,
-                        dof_factor=spec.dof_factor)
+        search = (prepared_fits[0].config or self.config).search
+        fits = fit_guesses(block.evaluate, np.concatenate(starts), owners, lower, upper, free, search,
+                           host=None if self.device is None else block.host, chi2=getattr(block, "chi2", None))
+        return [best_solution(prepared, spec, fits, np.flatnonzero(owners == k), free, self.config.mdegree,
+                              self.limits) for k, (prepared, spec) in enumerate(zip(prepared_fits, specs))]
 
 
 def _degenerate(prepared, spec, config):

@@ -20,7 +20,8 @@ Per fit, as MPFIT:
 
 ``ftol`` is 1e-7 (:data:`FTOL` says why not uly_fit's 1e-5). A guess that comes within
 :data:`SAME` standard errors of an earlier guess of its spectrum stops there (about 10 %
-fewer rounds on simulated MUSE spectra, answers unchanged). Errors are MPFIT's,
+fewer rounds on simulated MUSE spectra, answers unchanged); where some fits are held back
+(the start search's), the first ones do not. Errors are MPFIT's,
 :math:`\sqrt{\mathrm{diag}((J^TJ)^{-1})}` over the unpegged free parameters at the last
 point, 0 for pegged and fixed ones.
 """
@@ -29,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["levenberg_marquardt", "unpegged", "LockstepFits", "FTOL", "XTOL", "MAX_ROUNDS", "SAME", "BLOCK_SPECTRA"]
+__all__ = ["levenberg_marquardt", "unpegged", "mpfit_errors", "LockstepFits", "FTOL", "XTOL", "MAX_ROUNDS", "SAME",
+           "BLOCK_SPECTRA"]
 
 #: Relative χ² reduction below which a fit has converged (MPFIT's test). uly_fit gives
 #: MPFIT 1e-5, but two optimisers stopped that early stop at different points of a flat
@@ -58,7 +60,8 @@ def unpegged(theta, grad, lower, upper):
 
 @dataclass
 class LockstepFits:
-    """R fits' outcome: θ (R, P), χ² = Σr² (R,), float32 best fits (R, n), errors (R, P), rounds (R,).
+    """R fits' outcome: θ (R, P), χ² = Σr² (R,), float32 best fits (R, n), errors (R, P), rounds (R,), and
+    which rows were fitted (R,: the start search's, :mod:`~ulyss_ann.fitting.native_engine.start_search`).
 
     The best fits are whatever ``evaluate`` returned: a torch tensor on the GPU path, which the
     engine brings back (:meth:`~ulyss_ann.fitting.native_engine.torch_block.TorchSpectralBlock.host`)."""
@@ -68,10 +71,11 @@ class LockstepFits:
     bestfit: np.ndarray
     error: np.ndarray
     rounds: np.ndarray
+    ran: np.ndarray = None
 
 
 def levenberg_marquardt(evaluate, thetas, owners, lower, upper, free, ftol=FTOL, xtol=XTOL, max_rounds=MAX_ROUNDS,
-                        same=SAME):
+                        same=SAME, held=None, release=None):
     """Bounded Levenberg–Marquardt for R starting points in lock-step (see the module's text).
 
     Parameters
@@ -91,6 +95,13 @@ def levenberg_marquardt(evaluate, thetas, owners, lower, upper, free, ftol=FTOL,
     same : float
         Guesses of one spectrum that come within ``same`` standard errors of an earlier
         one stop there and take its answer (:data:`SAME`; 0 runs every guess to its end).
+    held, release : ndarray of bool (R,), callable, optional
+        Fits that wait, and what starts them (the start search's,
+        :mod:`~ulyss_ann.fitting.native_engine.start_search`): before each round
+        ``release(theta, cost, grad, jtj, steps, live, held)`` (``steps``: the steps each fit has taken,
+        refused ones not counted) returns the rows to start from their starting
+        points now, as if the fit began there (those that ran already start again); those never started are
+        not fitted (``ran`` False, χ² infinite). Fits not held at first do not stop on meeting one another.
 
     Returns
     -------
@@ -100,15 +111,28 @@ def levenberg_marquardt(evaluate, thetas, owners, lower, upper, free, ftol=FTOL,
     lo, hi = lower[cols], upper[cols]
     theta = np.clip(np.asarray(thetas, float), lower, upper)
     owners = np.asarray(owners)
-    cost, grad, jtj, bestfit = evaluate(theta, owners)
     fits = len(theta)
+    starts = theta.copy()
+    waiting = np.zeros(fits, bool) if held is None else np.array(held, bool)
+    live = ~waiting
+    merging = ~waiting.any() | np.zeros(fits, bool)  # held fits: the first ones do not merge (the search's evidence)
+    if waiting.any():
+        cost, grad, jtj, bestfit = _start(evaluate, theta, owners, np.flatnonzero(live))
+    else:
+        cost, grad, jtj, bestfit = evaluate(theta, owners)
     lam = np.full(fits, 1e-3)
-    live = np.ones(fits, bool)
     rounds = np.zeros(fits, int)
+    steps = np.zeros(fits, int)
     eye = np.eye(cols.size)
     merged = np.full(fits, -1)
     pairs = _pairs(owners) if same > 0 and fits > 1 else None
-    for _ in range(max_rounds):
+    while True:
+        if release is not None and waiting.any():
+            freed = np.flatnonzero(release(theta, cost, grad, jtj, steps, live, waiting))
+            if freed.size:  # (re)started from their starting points, as search "all" runs them
+                theta[freed], lam[freed], rounds[freed], steps[freed], merged[freed] = starts[freed], 1e-3, 0, 0, -1
+                cost[freed], grad[freed], jtj[freed], bestfit[freed] = evaluate(theta[freed], owners[freed])
+                waiting[freed], live[freed], merging[freed] = False, True, True
         idx = np.flatnonzero(live)
         if not idx.size:
             break
@@ -133,22 +157,38 @@ def levenberg_marquardt(evaluate, thetas, owners, lower, upper, free, ftol=FTOL,
         tiny = np.all(np.abs(step) <= xtol * (np.abs(th) + xtol), axis=1)
         better = c_t < cost[idx]
         kept = idx[better]
+        steps[kept] += 1
         theta[kept], cost[kept], grad[kept], jtj[kept], bestfit[kept] = \
             trial[better], c_t[better], g_t[better], a_t[better], b_t[better]
         lam[idx] = np.where(better, np.maximum(lam[idx] / 10, 1e-12), lam[idx] * 10)
         stuck = lam[idx] > 1e8                                           # no step lowers χ²: converged
-        live[idx[small | tiny | stuck]] = False
+        live[idx[small | tiny | stuck | (rounds[idx] >= max_rounds)]] = False
         still = np.flatnonzero(live)  # nothing left to move: every free parameter pegged
         live[still[~unpegged(theta[still][:, cols], grad[still], lo, hi).any(axis=1)]] = False
         if pairs is not None:
-            _merge(theta[:, cols], jtj, live, merged, pairs, same)
+            _merge(theta[:, cols], jtj, live, merged, pairs, same, merging)
     for later in np.flatnonzero(merged >= 0)[::-1]:  # later guesses take the answer of the one they joined
         origin = merged[later]
         while merged[origin] >= 0:
             origin = merged[origin]
         theta[later], cost[later], grad[later], jtj[later], bestfit[later] = \
             theta[origin], cost[origin], grad[origin], jtj[origin], bestfit[origin]
-    return LockstepFits(theta, cost, bestfit, _errors(theta, grad, jtj, cols, lo, hi), rounds)
+    ran = ~waiting
+    error = np.zeros(theta.shape)
+    error[ran] = mpfit_errors(theta[ran], grad[ran], jtj[ran], cols, lo, hi)
+    return LockstepFits(theta, cost, bestfit, error, rounds, ran)
+
+
+def _start(evaluate, theta, owners, rows):
+    """``evaluate``'s arrays for every fit, filled at ``rows`` (the others: χ² infinite until they start)."""
+    cost, grad, jtj, bestfit = evaluate(theta[rows], owners[rows])
+    fits = len(theta)
+    out = (np.full(fits, np.inf), np.zeros((fits,) + grad.shape[1:]), np.zeros((fits,) + jtj.shape[1:]),
+           np.zeros((fits,) + tuple(bestfit.shape[1:])) if isinstance(bestfit, np.ndarray)
+           else bestfit.new_zeros((fits,) + tuple(bestfit.shape[1:])))  # a torch tensor: on its device
+    for array, part in zip(out, (cost, grad, jtj, bestfit)):
+        array[rows] = part
+    return out
 
 
 def _pairs(owners):
@@ -162,15 +202,16 @@ def _pairs(owners):
     return np.concatenate(first), np.concatenate(second)
 
 
-def _merge(theta, jtj, live, merged, pairs, same):
+def _merge(theta, jtj, live, merged, pairs, same, merging):
     """Stop a running fit that has come within ``same`` standard errors of an earlier guess of its spectrum.
 
     Two fits at the same point of the same χ² surface go on to the same minimum: the later
     one stops and, at the end, takes the earlier one's answer (ULySS would find the two
-    equal and keep the first). The standard errors are those of the earlier fit's JᵀJ.
+    equal and keep the first). The standard errors are those of the earlier fit's JᵀJ. Only fits
+    ``merging`` (both) are compared.
     """
     earlier, later = pairs
-    candidates = live[later] & (merged[earlier] < 0) & (merged[later] < 0)
+    candidates = live[later] & merging[earlier] & merging[later] & (merged[earlier] < 0) & (merged[later] < 0)
     if not candidates.any():
         return
     earlier, later = earlier[candidates], later[candidates]
@@ -186,7 +227,7 @@ def _merge(theta, jtj, live, merged, pairs, same):
             live[b] = False
 
 
-def _errors(theta, grad, jtj, cols, lo, hi):
+def mpfit_errors(theta, grad, jtj, cols, lo, hi):
     """MPFIT's errors: √diag((JᵀJ)⁻¹) over the unpegged free parameters, 0 for the others."""
     active = unpegged(theta[:, cols], grad, lo, hi)
     eye = np.eye(cols.size)

@@ -1,0 +1,99 @@
+"""The native engine's search among the guesses: the two best starts first, every guess where they do not settle it."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import MODEL, TRUTH, simulated_batch
+from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.core import FitConfig
+from ulyss_ann.fitting.native_engine import start_search
+from ulyss_ann.fitting.native_engine.engine import NativeEngine
+from ulyss_ann.fitting.native_engine.start_search import fit_guesses
+from ulyss_ann.spectra.readers import read_spectrum
+
+LOWER, UPPER, FREE = np.array([-10.0]), np.array([10.0]), np.array([True])
+
+
+def double_well(theta, owners):
+    """χ² of r = (θ² − 1, 0.3 (θ − 1), 0.1): a global minimum at θ = 1 (χ² 0.01) and a local one near θ = −1
+    (χ² 0.37)."""
+    x = theta[:, 0]
+    r = np.stack([x * x - 1, 0.3 * (x - 1), np.full_like(x, 0.1)], axis=1)
+    jac = np.stack([2 * x, np.full_like(x, 0.3), np.zeros_like(x)], axis=1)
+    return (r * r).sum(1), (jac * r).sum(1)[:, None], (jac * jac).sum(1)[:, None, None], r.copy()
+
+
+def test_two_starts_in_one_bowl_settle_the_spectrum_and_the_others_are_not_fitted():
+    starts = np.array([[-1.05], [-0.95], [3.0]])  # the two lowest starting χ² lie in the local minimum's bowl
+    fits = fit_guesses(double_well, starts, np.zeros(3, int), LOWER, UPPER, FREE)
+    assert fits.ran.tolist() == [True, True, False]
+    assert np.allclose(fits.theta[:2, 0], fits.theta[0, 0]) and fits.theta[0, 0] < 0
+    every = fit_guesses(double_well, starts, np.zeros(3, int), LOWER, UPPER, FREE, search="all")
+    assert every.ran.all() and every.theta[np.argmin(every.cost), 0] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_two_starts_that_end_apart_start_the_others():
+    starts = np.array([[-1.1], [1.2], [2.5], [-3.0]])
+    fits = fit_guesses(double_well, starts, np.zeros(4, int), LOWER, UPPER, FREE)
+    every = fit_guesses(double_well, starts, np.zeros(4, int), LOWER, UPPER, FREE, search="all")
+    assert fits.ran.all()
+    assert np.allclose(fits.theta, every.theta, atol=1e-6) and np.allclose(fits.cost, every.cost, atol=1e-12)
+
+
+def test_a_long_path_starts_the_others_at_once(monkeypatch):
+    """A first fit still running after QUICK_STEPS steps starts the guesses then, not after it ends."""
+    starts = np.array([[-1.0], [-1.0], [2.0]])
+    monkeypatch.setattr(start_search, "QUICK_STEPS", -1)  # every path is long
+    fits = fit_guesses(double_well, starts, np.zeros(3, int), LOWER, UPPER, FREE)
+    assert fits.ran.all() and fits.theta[2, 0] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_each_spectrum_is_searched_on_its_own():
+    starts = np.array([[-1.05], [-0.95], [3.0], [-1.1], [1.2], [2.5]])
+    owners = np.array([0, 0, 0, 1, 1, 1])
+    fits = fit_guesses(double_well, starts, owners, LOWER, UPPER, FREE)
+    assert fits.ran.tolist() == [True, True, False, True, True, True]
+
+
+@pytest.fixture(scope="module")
+def stars(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("search")
+    return [read_spectrum(p) for p in simulated_batch(folder, TRUTH, lambda i: 6.0 * i - 15.0)]
+
+
+@pytest.mark.parametrize("quick", [start_search.QUICK_STEPS, 60])
+def test_the_default_search_gives_every_guess_answer(stars, quick, monkeypatch):
+    """The paper's six guesses. The example network's fits take 3-30 steps: with the default QUICK_STEPS some
+    spectra are settled by two guesses and the others fit all six; with 60, all are settled by two. Either way
+    each answer is within a tenth of the error of fitting all six, and says which guess won in the six's order."""
+    monkeypatch.setattr(start_search, "QUICK_STEPS", quick)
+    default = NativeEngine(FitConfig(model=MODEL, engine="native", mdegree=8)).fit_many(stars)
+    every = NativeEngine(FitConfig(model=MODEL, engine="native", mdegree=8, search="all")).fit_many(stars)
+    for mine, theirs in zip(default, every):
+        assert theirs.n_guess == 6 and mine.n_guess in (2, 6) and mine.n_converged >= 2
+        for name in ("Teff", "Logg", "Fe/H"):
+            assert abs(mine.params[name] - theirs.params[name]) <= 0.1 * theirs.errors[name]
+        assert abs(mine.cz - theirs.cz) <= 0.1 * theirs.e_cz
+        assert mine.chi2 == pytest.approx(theirs.chi2, rel=1e-6)
+    assert {r.best_guess for r in default} <= set(range(6))  # indices into the six, not into those fitted
+    if quick == 60:
+        assert [r.n_guess for r in default] == [2] * len(stars)
+        assert max(r.best_guess for r in default) >= 2  # the two of lowest starting χ², wherever they are
+
+
+def test_the_search_is_an_option_refused_where_it_does_nothing(stars, tmp_path):
+    import ulyss_ann
+
+    with pytest.raises(UlyssAnnError, match=r"search \(--search\) 'first': choose auto, adaptive, all"):
+        ulyss_ann.fit_spectrum(stars[0], MODEL, engine="native", search="first")
+    with pytest.raises(UlyssAnnError, match=r"search \(--search\) adaptive: the gdl engine does not take it"):
+        ulyss_ann.fit([stars[0]], MODEL, output=None, engine="gdl", search="adaptive", workers=0, progress=False)
+    output = tmp_path / "t.ecsv"
+    ulyss_ann.fit([stars[0]], MODEL, output=str(output), engine="native", workers=0, progress=False, mdegree=8)
+    record = json.loads(open(str(output) + ".journal.jsonl").readline())["record"]["config"]
+    assert record["search"] == "adaptive"
+    with pytest.raises(UlyssAnnError, match="search"):  # a resumed run fits as it began
+        ulyss_ann.fit([stars[0]], MODEL, output=str(output), engine="native", workers=0, progress=False, mdegree=8,
+                      search="all", resume=True)

@@ -1,0 +1,110 @@
+r"""The native engine's search among a spectrum's starting guesses: the two best first, all where they disagree.
+
+ULySS fits every guess of a spectrum to its end and keeps the lowest χ² (the paper's six:
+T_eff 5000, 5500, 6000 K × [Fe/H] −1, −1.5). On a spectrum whose χ² has one basin within
+their reach, the six end at the same point and five of the six fits are insurance. The
+``adaptive`` search (``search="auto"``, the native engine's default) buys the same insurance
+for less:
+
+1. every guess's χ² at its start is computed (without the Jacobian);
+2. the :data:`BEST_STARTS` guesses of lowest starting χ² are fitted, in lock-step as ever;
+3. the spectrum is *settled* when they end within :data:`AGREE` standard errors of each other
+   in every free parameter **and** each converged within :data:`QUICK_STEPS` accepted steps: two
+   fits that started in the bowl of one minimum (Levenberg–Marquardt needs a handful of steps
+   there) and reached the same point;
+4. every other spectrum is fitted as ``search="all"`` fits it — every guess from its start, the
+   lowest χ² winning, ties to the first guess — as soon as that is known (a first fit passes
+   :data:`QUICK_STEPS`, or the two end apart), in the same lock-step rounds as the rest of the
+   block. Its first fits start again with the others, so that the guesses meet and stop
+   (:data:`~ulyss_ann.fitting.native_engine.lockstep.SAME`) as with ``all``: the same answer,
+   not another one of a flat valley. The rounds already spent are the price.
+
+A long path (more steps) or two answers are the signs of a χ² with structure — several
+minima, a valley — where the other guesses may find a lower one; there nothing is saved.
+Measured with ``scripts/check_start_search`` (the answer of ``search="all"`` within a tenth of
+its error): see that script and docs/fitting.md for the figures. The GDL engine keeps
+ULySS's own search (every guess).
+"""
+
+import numpy as np
+
+from ulyss_ann.fitting.native_engine.lockstep import levenberg_marquardt, mpfit_errors
+
+__all__ = ["fit_guesses", "BEST_STARTS", "AGREE", "QUICK_STEPS", "SEARCHES"]
+
+#: The guesses of lowest starting χ² fitted first.
+BEST_STARTS = 2
+#: Standard errors (the best one's) within which they must agree in every free parameter.
+AGREE = 0.5
+#: Steps (accepted ones; a refused step only tunes LM's damping) within which each must have converged:
+#: from inside a minimum's bowl LM converges in 3-7 steps on MUSE spectra, real and simulated; a longer
+#: path crossed structure. 7 keeps every MILES star's answer that 6 keeps (scripts/check_start_search).
+QUICK_STEPS = 7
+#: The ``search`` values of the native engine: ``auto`` is ``adaptive``; ``all`` is ULySS's.
+SEARCHES = ("auto", "adaptive", "all")
+
+
+def fit_guesses(evaluate, thetas, owners, lower, upper, free, search="auto", host=None, chi2=None):
+    """Fit each spectrum's guesses (rows of ``thetas``, spectrum ``owners``) with ``search``.
+
+    ``evaluate`` and the rest as :func:`~ulyss_ann.fitting.native_engine.lockstep.levenberg_marquardt`;
+    ``host``: brings ``evaluate``'s best fits to NumPy (the GPU's), None when they are; ``chi2(thetas, owners)``:
+    χ² alone, cheaper than ``evaluate`` (None: ``evaluate``'s), to rank the starts.
+    Returns its :class:`~ulyss_ann.fitting.native_engine.lockstep.LockstepFits` for every row; ``ran`` (R,)
+    says which rows were fitted (the others' entries are their starting points).
+    """
+    thetas = np.clip(np.asarray(thetas, float), lower, upper)
+    owners = np.asarray(owners)
+    if search == "all" or np.bincount(owners).max() <= BEST_STARTS:
+        fits = levenberg_marquardt(evaluate, thetas, owners, lower, upper, free)
+    else:
+        start = chi2(thetas, owners) if chi2 is not None else evaluate(thetas, owners)[0]
+        first = _best_starts(start, owners)
+        held = np.ones(len(thetas), bool)
+        held[first] = False
+        release = _Release(owners, first, np.flatnonzero(free), lower[free], upper[free])
+        fits = levenberg_marquardt(evaluate, thetas, owners, lower, upper, free, held=held, release=release)
+    if host is not None:
+        fits.bestfit = host(fits.bestfit)
+    return fits
+
+
+def _best_starts(cost, owners):
+    """The rows of the :data:`BEST_STARTS` lowest starting χ² of each spectrum (ties to the first guess)."""
+    picked = []
+    for owner in np.unique(owners):
+        rows = np.flatnonzero(owners == owner)
+        picked.append(rows[np.argsort(cost[rows], kind="stable")[:BEST_STARTS]])
+    return np.sort(np.concatenate(picked))
+
+
+class _Release:
+    """Which spectra are fitted as search ``all`` fits them, from the start: those whose first fits are not
+    settling them (a path past :data:`QUICK_STEPS` steps, or two answers). Every guess of such a spectrum
+    starts again together, so that guesses meet and stop (``SAME``) exactly as they do with ``all``."""
+
+    def __init__(self, owners, first, cols, lo, hi):
+        self.owners, self.cols, self.lo, self.hi = owners, cols, lo, hi
+        self.groups = [(first[owners[first] == owner], np.flatnonzero(owners == owner))
+                       for owner in np.unique(owners[first])]
+
+    def __call__(self, theta, cost, grad, jtj, steps, live, held):
+        start = np.zeros(len(theta), bool)
+        for first, every in self.groups:
+            if not held[every].any():
+                continue  # started again already, or fitted by its first guesses alone
+            quick = steps[first].max() <= QUICK_STEPS
+            if quick and live[first].any():
+                continue  # still on their way: wait
+            if quick and self._agree(first, theta, cost, grad, jtj):
+                continue  # settled: the others are never fitted
+            start[every] = True
+        return start
+
+    def _agree(self, rows, theta, cost, grad, jtj):
+        """The first fits ended within :data:`AGREE` standard errors of the best of them in every free
+        parameter (a pegged one, whose error is 0, not compared)."""
+        best = rows[[np.argmin(cost[rows])]]
+        error = mpfit_errors(theta[best], grad[best], jtj[best], self.cols, self.lo, self.hi)[0, self.cols]
+        scale = np.where(error > 0, error, np.inf)  # NaN (a singular JᵀJ) compares False: not settled
+        return bool(np.all(np.abs(theta[rows][:, self.cols] - theta[best, self.cols]) <= AGREE * scale))
