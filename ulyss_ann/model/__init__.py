@@ -5,9 +5,10 @@ parameters before the first layer: ``linscale``, or ULySS's TGM polynomial terms
 the checks on names and units), ``parameter_values`` (arrays, mappings and Quantities as
 parameter arrays), ``interpolator`` (:class:`Interpolator`), ``perceptron_file`` (format
 0.0.3 on disk), ``wavelength`` (:class:`WavelengthGrid`, the speed of light), ``bundled``
-(the interpolators shipped in ``ulyss_ann/data``, by name: ``example``, ``miles``).
+(the interpolators shipped in ``ulyss_ann/data``, by name: ``example``, ``miles``), ``limits`` (the memory
+budget, checked from the headers) and ``fits_scan`` (a plain FITS file's headers without astropy's objects).
 """
 
 # the subpackage's modules (each name has one address: its module's)
-__all__ = ["bundled", "checksum", "input_maps", "interpolator", "limits", "line_centres", "medium", "network", "nodes",
-           "parameter", "parameter_values", "perceptron_file", "reference_names", "wavelength"]
+__all__ = ["bundled", "checksum", "fits_scan", "input_maps", "interpolator", "limits", "line_centres", "medium", "network",
+           "nodes", "parameter", "parameter_values", "perceptron_file", "reference_names", "wavelength"]

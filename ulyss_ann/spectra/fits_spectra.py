@@ -17,7 +17,7 @@ from ulyss_ann.model.limits import (FILE_VALUES_PER_PIXEL, MAX_PIXELS_VARIABLE, 
                                     pixel_budget_problem, truncation)
 from ulyss_ann.spectra.reader_registry import FITS_HEADER_ERRORS, SpectrumReadError
 
-__all__ = ["opened_fits", "check_declared_sizes", "header_meta", "unit_factor", "error_extension", "image_hdu",
+__all__ = ["opened_fits", "plain_images", "PlainImage", "check_declared_sizes", "header_meta", "unit_factor", "error_extension", "image_hdu",
            "spectrum_image_unit"]
 
 
@@ -47,12 +47,54 @@ def check_declared_sizes(source):
                                 f"{MAX_PIXELS_VARIABLE} if the machine has the memory")
 
 
+class PlainImage:
+    """An image HDU of a plain FITS file read without astropy's HDU objects (:func:`plain_images`): ``index``,
+    ``name``, ``header`` (astropy's Header), ``data`` (NumPy, big-endian as in the file, astropy's values)."""
+
+    def __init__(self, declared, data):
+        self.index, self.name, self.header, self.data = declared.index, declared.name, declared.header, data
+
+
+#: BITPIX -> the NumPy type of the file's values (big-endian, as astropy leaves them).
+_BITPIX = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+#: Keywords that make astropy change the stored values (scaling, blanks): such files go through astropy.
+_SCALING = ("BSCALE", "BZERO", "BLANK")
+
+
+def plain_images(source):
+    """Every HDU of ``source`` as :class:`PlainImage`, read with NumPy from the positions its headers declare
+    (sizes checked), or None where astropy must read it: a compressed file, a table or tile-compressed
+    image, scaled or blank-flagged values, an unusual BITPIX. The values are astropy's, bit for bit."""
+    hdus = source.declared
+    if source.compression is not None or any(
+            not hdu.image or hdu.binary_table or hdu.header.get("ZIMAGE") is True
+            or hdu.header.get("BITPIX") not in _BITPIX or any(key in hdu.header for key in _SCALING)
+            for hdu in hdus):
+        return None
+    check_declared_sizes(source)
+    images = []
+    with open(source.path, "rb") as handle:
+        for hdu in hdus:
+            data = None
+            if hdu.shape and min(hdu.shape) > 0:
+                handle.seek(hdu.end - hdu.nbytes)
+                count = hdu.nbytes // abs(hdu.header["BITPIX"] // 8)
+                data = np.fromfile(handle, dtype=_BITPIX[hdu.header["BITPIX"]], count=count).reshape(hdu.shape[::-1])
+            images.append(PlainImage(hdu, data))
+    return images
+
+
 @contextmanager
 def opened_fits(source):
-    """The HDUList of the :class:`~ulyss_ann.spectra.reader_registry.SpectrumFile` ``source``, every HDU's data
-    read (a truncation shows up here), its sizes checked first; what goes wrong inside, a damaged file,
-    is one line "truncated or corrupt" (astropy decompresses gzip and bzip2 itself)."""
+    """The HDUs of the :class:`~ulyss_ann.spectra.reader_registry.SpectrumFile` ``source``, every HDU's data
+    read (a truncation shows up here), its sizes checked first: :func:`plain_images` where it can, else
+    astropy's HDUList; what goes wrong inside, a damaged file, is one line "truncated or corrupt" (astropy
+    decompresses gzip and bzip2 itself)."""
     path = source.path
+    images = plain_images(source)
+    if images is not None:
+        yield images
+        return
     check_declared_sizes(source)
     try:
         with warnings.catch_warnings():
@@ -102,7 +144,7 @@ def error_extension(hdul, flux_hdu):
     (A tile-compressed SIGMA is a CompImageHDU, an ImageHDU only from astropy 7 on.)"""
     for hdu in hdul[1:]:
         name = hdu.name.upper()
-        if hdu is flux_hdu or hdu.data is None or not isinstance(hdu, (fits.ImageHDU, fits.CompImageHDU)):
+        if hdu is flux_hdu or hdu.data is None or not isinstance(hdu, (fits.ImageHDU, fits.CompImageHDU, PlainImage)):
             continue
         if name in ("SIGMA", "ERROR", "ERR", "NOISE"):
             return np.asarray(hdu.data, float), "sigma"

@@ -1,0 +1,145 @@
+"""A plain FITS file's headers, split and read without astropy's HDU objects.
+
+``astropy.io.fits`` builds an HDU object and a Header of Card objects for each extension: 0.7 ms
+just to learn the sizes of a MUSE spectrum's two HDUs, twice that to read it, most of what a
+native fit spends on its file (survey-scale issue). Most spectrum files are plain: uncompressed,
+a primary image and image or binary-table extensions. For those, :func:`scan_fits` reads the
+header blocks (2880 bytes, 36 cards of 80 characters each) up to each ``END`` card, parses the
+structural keywords the FITS standard fixes (``XTENSION``, ``BITPIX``, ``NAXISn``, ``PCOUNT``,
+``GCOUNT``, ``EXTNAME``, and ``ZIMAGE``/``ZNAXISn`` of a tile-compressed image) and skips each
+HDU's data: positions and sizes by the standard's formula, as astropy computes them. The header
+itself goes to astropy as text (``Header.fromstring``, whose cards are parsed when asked for).
+
+Anything unusual — a file compressed as a whole, an ASCII table, random groups, a card that is
+not printable ASCII, a structural keyword that is not a plain integer, no ``END`` — returns None,
+and the caller reads the file with astropy as before (whose errors say what is wrong).
+"""
+
+import os
+from dataclasses import dataclass
+
+__all__ = ["ScannedHDU", "scan_fits", "BLOCK", "CARD"]
+
+#: Bytes of a FITS block, and of a card.
+BLOCK, CARD = 2880, 80
+_MAX_HEADER_BLOCKS = 10_000  # 36 000 cards: beyond, astropy reads it (or says it is damaged)
+
+
+@dataclass(frozen=True)
+class ScannedHDU:
+    """One HDU of a plain FITS file: its header text, the structural keywords, where its data start."""
+
+    index: int
+    text: str
+    keywords: dict
+    data_start: int
+
+    @property
+    def kind(self):
+        """``primary``, ``IMAGE`` or ``BINTABLE`` (the XTENSION)."""
+        return "primary" if self.index == 0 else self.keywords["XTENSION"]
+
+    @property
+    def shape(self):
+        """NAXISn, FITS order (NAXIS1 first)."""
+        return tuple(self.keywords[f"NAXIS{k}"] for k in range(1, self.keywords["NAXIS"] + 1))
+
+    @property
+    def nbytes(self):
+        """|BITPIX|/8 × GCOUNT × (PCOUNT + ∏ NAXISn): the standard's data size (unpadded)."""
+        words = self.keywords.get("PCOUNT", 0)
+        shape = self.shape
+        if shape:
+            size = 1
+            for n in shape:
+                size *= n
+            words += size
+        return abs(self.keywords["BITPIX"]) // 8 * self.keywords.get("GCOUNT", 1) * words
+
+
+_INTEGER_KEYS = {"BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "ZNAXIS"}
+
+
+def _structural(key):
+    return key in _INTEGER_KEYS or (key.startswith(("NAXIS", "ZNAXIS")) and key.lstrip("ZNAXIS").isdigit())
+
+
+def _value(card):
+    """The value of a ``KEY = value / comment`` card as text (a string without its quotes), or None."""
+    if card[8:10] != "= ":
+        return None
+    field = card[10:].strip()
+    if field.startswith("'"):
+        end = 1
+        while True:
+            end = field.find("'", end)
+            if end < 0:
+                return None
+            if field[end + 1:end + 2] == "'":  # '' is a quote inside the string
+                end += 2
+                continue
+            return field[1:end].replace("''", "'").rstrip()
+    return field.split("/", 1)[0].strip()
+
+
+def _header(handle, offset):
+    """(text, keywords, data_start) of the header at ``offset``, or None where it is not plain."""
+    handle.seek(offset)
+    cards, keywords = [], {}
+    for _ in range(_MAX_HEADER_BLOCKS):
+        block = handle.read(BLOCK)
+        if len(block) < BLOCK:
+            return None
+        try:
+            text = block.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        if not text.isprintable():
+            return None
+        for start in range(0, BLOCK, CARD):
+            card = text[start:start + CARD]
+            key = card[:8].rstrip()
+            cards.append(card)
+            if key == "END":
+                return "".join(cards), keywords, handle.tell()
+            if _structural(key) or key in ("SIMPLE", "XTENSION", "EXTNAME", "ZIMAGE", "GROUPS"):
+                value = _value(card)
+                if value is None:
+                    return None
+                if _structural(key):
+                    try:
+                        keywords[key] = int(value)
+                    except ValueError:
+                        return None
+                else:
+                    keywords[key] = value
+    return None
+
+
+def scan_fits(path):
+    """The :class:`ScannedHDU` of every HDU of a plain FITS file, from its headers (no data read), or
+    None where the file is not plain (see the module's text) or does not end with its last HDU's last
+    block (astropy then says it is truncated, as it always did)."""
+    size = os.path.getsize(path)
+    hdus = []
+    with open(path, "rb") as handle:
+        if handle.read(9) != b"SIMPLE  =":
+            return None
+        offset = 0
+        while offset < size:
+            parsed = _header(handle, offset)
+            if parsed is None:
+                return None
+            text, keywords, data_start = parsed
+            index = len(hdus)
+            if index == 0 and (keywords.get("SIMPLE") != "T" or keywords.get("GROUPS") == "T"):
+                return None
+            if index > 0 and keywords.get("XTENSION") not in ("IMAGE", "BINTABLE"):
+                return None
+            if "BITPIX" not in keywords or "NAXIS" not in keywords or not all(
+                    f"NAXIS{k}" in keywords for k in range(1, keywords["NAXIS"] + 1)):
+                return None
+            hdu = ScannedHDU(index, text, keywords, data_start)
+            hdus.append(hdu)
+            offset = data_start + -(-hdu.nbytes // BLOCK) * BLOCK
+    return hdus if offset == size else None  # short of its last block (astropy says truncated), or a tail
