@@ -100,3 +100,31 @@ def test_a_card_that_is_not_ascii_goes_to_astropy(tmp_path):
     data[at + 12] = 0xE9  # é in Latin-1: not FITS
     open(path, "wb").write(bytes(data))
     assert scan_fits(path) is None
+
+
+def test_a_card_astropy_warns_about_is_refused_in_one_line_on_both_paths(tmp_path, monkeypatch):
+    """A value glued to its '=' (not FITS): the scan hands the file to astropy, whose warning refuses it in one
+    line, as before (read leanly, it had been read without its position)."""
+    path = _muse(tmp_path / "star.fits", RA=265.17, DEC=-53.67)
+    data = bytearray(open(path, "rb").read())
+    at = data.index(b"RA      = ")
+    data[at:at + 80] = b"RA      =265.17".ljust(80)
+    open(path, "wb").write(bytes(data))
+    assert scan_fits(path) is None
+    with pytest.raises(SpectrumReadError, match="truncated or corrupt FITS file"):
+        read_spectrum(path)
+    _by_astropy(monkeypatch)
+    with pytest.raises(SpectrumReadError, match="truncated or corrupt FITS file"):
+        read_spectrum(path)
+
+
+def test_an_image_extension_with_groups_goes_to_astropy(tmp_path):
+    path = _muse(tmp_path / "star.fits")
+    data = bytearray(open(path, "rb").read())
+    at = data.index(b"GCOUNT  = ")
+    data[at:at + 80] = b"GCOUNT  =                    2".ljust(80)
+    open(path, "wb").write(bytes(data))
+    from ulyss_ann.spectra.reader_registry import SpectrumFile
+
+    assert fits_spectra.plain_images(SpectrumFile(path)) is None  # not reshaped from a size it does not have
+    assert read_spectrum(path).flux.size == 300  # astropy reads it, as it always did

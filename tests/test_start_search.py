@@ -43,11 +43,50 @@ def test_two_starts_that_end_apart_start_the_others():
 
 
 def test_a_long_path_starts_the_others_at_once(monkeypatch):
-    """A first fit still running after QUICK_STEPS steps starts the guesses then, not after it ends."""
-    starts = np.array([[-1.0], [-1.0], [2.0]])
-    monkeypatch.setattr(start_search, "QUICK_STEPS", -1)  # every path is long
-    fits = fit_guesses(double_well, starts, np.zeros(3, int), LOWER, UPPER, FREE)
-    assert fits.ran.all() and fits.theta[2, 0] == pytest.approx(1.0, abs=1e-4)
+    """A first fit still running after QUICK_STEPS steps starts every guess then, not after it ends: from θ = 4
+    LM needs more than 2 steps to reach the minimum at 1."""
+    monkeypatch.setattr(start_search, "QUICK_STEPS", 2)
+    seen = []
+    real = start_search._Release.__call__
+
+    def spy(self, theta, cost, grad, jtj, steps, answer, live, held):
+        start = real(self, theta, cost, grad, jtj, steps, answer, live, held)
+        seen.append((steps.copy(), live.copy(), start.copy()))
+        return start
+
+    monkeypatch.setattr(start_search._Release, "__call__", spy)
+    fits = fit_guesses(double_well, np.array([[4.5], [4.0], [-10.0]]), np.zeros(3, int), LOWER, UPPER, FREE)
+    steps, live, _ = next(state for state in seen if state[2].any())
+    assert live[:2].any() and steps[:2].max() == 3  # started as soon as a first fit passed 2 steps, still running
+    assert fits.ran.all() and fits.theta[np.argmin(fits.cost), 0] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_singular_error_or_a_different_bound_is_no_agreement():
+    from ulyss_ann.fitting.native_engine.start_search import _Release
+
+    release = _Release(np.zeros(3, int), np.array([0, 1]), np.array([0]), LOWER[:1], UPPER[:1])
+    theta = np.array([[1.0], [1.0], [0.0]])
+    grad = np.zeros((3, 1))
+    singular = np.zeros((3, 1, 1))           # JᵀJ = 0: no error can be had
+    assert not release._agree(np.array([0, 1]), theta, np.ones(3), grad, singular)
+    jtj = np.full((3, 1, 1), 1e4)             # error 0.01
+    assert release._agree(np.array([0, 1]), theta + [[0.0], [0.004], [0.0]], np.ones(3), grad, jtj)
+    assert not release._agree(np.array([0, 1]), theta + [[0.0], [0.006], [0.0]], np.ones(3), grad, jtj)
+    pegged = np.array([[-10.0], [10.0], [0.0]])  # one on each bound, pushed outwards: errors 0, far apart
+    push = np.array([[1.0], [-1.0], [0.0]])
+    assert not release._agree(np.array([0, 1]), pegged, np.ones(3), push, jtj)
+    both = np.array([[-10.0], [-10.0], [0.0]])   # both on the same bound: the same answer
+    assert release._agree(np.array([0, 1]), both, np.ones(3), np.array([[1.0], [1.0], [0.0]]), jtj)
+
+
+def test_a_guess_that_stops_on_meeting_another_takes_its_path():
+    from ulyss_ann.fitting.native_engine.lockstep import _paths
+
+    steps = np.array([9, 2, 5, 1])
+    merged = np.array([-1, 0, -1, 1])       # 1 met 0 when 0 had made 3 steps; 3 met 1 when 1 had made 2
+    joined = np.array([0, 3, 0, 2])
+    path, answer = _paths(steps, merged, joined)
+    assert path.tolist() == [9, 2 + 9 - 3, 5, 1 + (2 + 9 - 3) - 2] and answer.tolist() == [0, 0, 2, 0]
 
 
 def test_each_spectrum_is_searched_on_its_own():

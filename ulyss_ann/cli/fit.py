@@ -10,6 +10,7 @@ import sys
 from ulyss_ann.cli.options import add_dashboard_option, add_model_option, model_file
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.engines import engine_choices, engine_help, engine_of_label
+from ulyss_ann.fitting.native_engine.start_search import SEARCHES
 
 FIT_DESCRIPTION = """\
 Fit spectra with an interpolator: the model of the paper's Eq. 8,
@@ -139,7 +140,7 @@ def add_engine_options(parser):
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help="native engine: auto (default: a GPU through torch if there is one, else cpu), cpu "
                              "(NumPy), cuda, cuda:N, or torch-cpu (the GPU's code on the CPU, to check it)")
-    parser.add_argument("--search", default="auto", choices=["auto", "adaptive", "all"],
+    parser.add_argument("--search", default="auto", choices=list(SEARCHES),
                         help="native engine: which guesses are fitted; auto (default) is adaptive: the two of "
                              "lowest starting chi2 first, every guess where they do not settle it; all: every "
                              "guess to its end, as ULySS (the gdl engine's only search)")

@@ -66,7 +66,7 @@ _DESCRIPTIONS = {
     "errors": "which errors the e_ columns carry: formal (MPFIT's, as ULySS), mc (Monte-Carlo refits), total",
     "chi2": "reduced chi2 (0 when the spectrum has no errors)",
     "n_guess": "guess combinations fitted (the native engine's adaptive search fits 2 where they settle it)",
-    "n_converged": "guesses ending within 0.1 % of the best rms",
+    "n_converged": "of the guesses fitted (n_guess), those ending within 0.1 % of the best rms",
     "node_distance": "distance to the nearest training node, in units of the grid's local node spacing "
                      "(> 1: a hole or beyond the grid's edge)",
     "coverage": "fraction of the network's wavelength range covered by the fitted, unmasked pixels "

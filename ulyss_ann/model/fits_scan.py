@@ -64,6 +64,19 @@ def _structural(key):
     return key in _INTEGER_KEYS or (key.startswith(("NAXIS", "ZNAXIS")) and key.lstrip("ZNAXIS").isdigit())
 
 
+_KEY_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def _standard(card, key):
+    """The card's keyword is of the standard's characters, and a value indicator is ``= `` (astropy warns
+    of anything else as it parses the card, which a reader then sees as a damaged file)."""
+    if key in ("HIERARCH", "CONTINUE") or card.startswith("HIERARCH "):
+        return card[:8] != "HIERARCH" or "=" in card  # ESO's long keywords: astropy's own convention
+    if not set(key) <= _KEY_CHARACTERS:
+        return False
+    return card[8:9] != "=" or card[9:10] == " "
+
+
 def _value(card):
     """The value of a ``KEY = value / comment`` card as text (a string without its quotes), or None."""
     if card[8:10] != "= ":
@@ -99,6 +112,8 @@ def _header(handle, offset):
         for start in range(0, BLOCK, CARD):
             card = text[start:start + CARD]
             key = card[:8].rstrip()
+            if not _standard(card, key):
+                return None  # astropy reads it, and warns (an error where a reader opens it)
             cards.append(card)
             if key == "END":
                 return "".join(cards), keywords, handle.tell()

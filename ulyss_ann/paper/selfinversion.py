@@ -129,7 +129,8 @@ def selfinversion_from_grid(grid, model, outdir, engine="auto", workers=None, pr
     """Fit every grid spectrum with ``model`` (all parameters free), then Eq. 6 and residual maps.
 
     The fits go through :func:`ulyss_ann.fitting.batch.driver.fit` (resumable: ``outdir/selfinv.ecsv``),
-    noise-free, MDEGREE 20. Guesses: :data:`GRID_GUESSES` — the whole grid is inverted, and
+    noise-free, MDEGREE 20, every guess fitted to its end (``search="all"``, ULySS's way). Guesses:
+    :data:`GRID_GUESSES` — the whole grid is inverted, and
     the paper's NGC 6397 guesses (Teff 5000–6000 K, log g at the grid mean) leave the
     giants at log g 0 of 5000–5500 K in a local minimum near log g 2.5 (measured: 154 of
     the 2908 nodes off by more than 0.5 dex, which then dominate Eq. 6's rms).
@@ -142,8 +143,9 @@ def selfinversion_from_grid(grid, model, outdir, engine="auto", workers=None, pr
     names = list(grid.names)
     paths = write_grid_spectra(grid, os.path.join(outdir, "grid_spectra"))
     output = os.path.join(outdir, "selfinv.ecsv")
+    # search "all": every guess to its end, as ULySS and the paper (the grid's giants have local minima)
     options = dict(telluric=False, engine=engine, workers=workers, progress=progress,
-                   guesses=guesses or GRID_GUESSES, dashboard=dashboard)
+                   guesses=guesses or GRID_GUESSES, dashboard=dashboard, search="all")
     try:  # the fits of an earlier run of the same set-up are kept; another set-up starts again
         resume = os.path.exists(output + ".journal.jsonl")
         table = fit(paths, model, output, resume=resume, overwrite=not resume, **options)

@@ -69,6 +69,7 @@ def plain_images(source):
     if source.compression is not None or any(
             not hdu.image or hdu.binary_table or hdu.header.get("ZIMAGE") is True
             or hdu.header.get("BITPIX") not in _BITPIX or any(key in hdu.header for key in _SCALING)
+            or hdu.header.get("PCOUNT", 0) != 0 or hdu.header.get("GCOUNT", 1) != 1
             for hdu in hdus):
         return None
     check_declared_sizes(source)
@@ -91,14 +92,14 @@ def opened_fits(source):
     astropy's HDUList; what goes wrong inside, a damaged file, is one line "truncated or corrupt" (astropy
     decompresses gzip and bzip2 itself)."""
     path = source.path
-    images = plain_images(source)
-    if images is not None:
-        yield images
-        return
-    check_declared_sizes(source)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # both paths: astropy's warnings (a card not FITS) are errors
             warnings.simplefilter("error")
+            images = plain_images(source)  # its sizes checked
+            if images is not None:
+                yield images
+                return
+            check_declared_sizes(source)
             with fits.open(path, memmap=False) as hdul:
                 for hdu in hdul:
                     hdu.data  # noqa: B018 - force reading: truncation shows up here

@@ -96,7 +96,11 @@ def run_differences(recorded, asked):
         text = json.dumps(value, ensure_ascii=False)
         return text if len(text) <= 70 else text[:67] + "..."
 
-    return [f"{key}: {show(recorded.get(key))} in the journal, {show(asked.get(key))} now"
+    def hint(key):  # the option that repeats the journal's run, where a default changed under it
+        return " (give --search all: runs before the adaptive search fitted every guess)" if key == "search" else ""
+
+    return [f"{key}: {show(recorded.get(key) if key != 'search' else _compared(key, recorded))} in the journal, "
+            f"{show(asked.get(key))} now{hint(key)}"
             for key in IDENTITY_KEYS if _compared(key, recorded) != _compared(key, asked)]
 
 

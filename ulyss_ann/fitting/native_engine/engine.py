@@ -76,7 +76,7 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.core import FitEngine
 from ulyss_ann.fitting.native_engine.lockstep import BLOCK_SPECTRA
 from ulyss_ann.fitting.native_engine.solutions import best_solution
-from ulyss_ann.fitting.native_engine.start_search import SEARCHES, fit_guesses
+from ulyss_ann.fitting.native_engine.start_search import ALL, SEARCHES, fit_guesses
 from ulyss_ann.fitting.native_engine.torch_block import (GPU_BLOCK_SPECTRA, TorchSpectralBlock, gpu_requested,
                                                          torch_device)
 from ulyss_ann.fitting.resampling import refit_samples
@@ -127,7 +127,7 @@ class NativeEngine(FitEngine):
 
     @classmethod
     def search(cls, config):
-        return "all" if config.search == "all" else "adaptive"
+        return ALL if config.search == ALL else "adaptive"
 
     @classmethod
     def block_size(cls, config):
@@ -240,7 +240,7 @@ class NativeEngine(FitEngine):
 
     # --------------------------------------------------------------- the fit
     def solve(self, prepared):
-        """Fit one prepared spectrum: every guess combination in lock-step, the best χ² kept."""
+        """Fit one prepared spectrum: its guess combinations in lock-step (as ``search`` says), the best χ² kept."""
         outcome = self.solve_many([prepared])[0]
         if isinstance(outcome, Exception):
             raise outcome
@@ -250,7 +250,7 @@ class NativeEngine(FitEngine):
         """Fit prepared spectra in blocks of the same grid; a Solution or the UlyssAnnError of each, in order.
 
         Spectra that share their fitted ln-λ grid and their fixed parameters (a survey's)
-        are fitted together, every guess of every spectrum in lock-step
+        are fitted together, the guesses of every spectrum (as ``search`` says) in lock-step
         (:class:`~ulyss_ann.fitting.native_engine.block.SpectralBlock`, :mod:`~ulyss_ann.fitting.native_engine.start_search`);
         a spectrum with a grid of its own is a block of one. Each spectrum's answer is the
         one it gets alone.

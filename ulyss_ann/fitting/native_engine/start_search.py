@@ -31,7 +31,7 @@ import numpy as np
 
 from ulyss_ann.fitting.native_engine.lockstep import levenberg_marquardt, mpfit_errors
 
-__all__ = ["fit_guesses", "BEST_STARTS", "AGREE", "QUICK_STEPS", "SEARCHES"]
+__all__ = ["fit_guesses", "BEST_STARTS", "AGREE", "QUICK_STEPS", "SEARCHES", "ALL"]
 
 #: The guesses of lowest starting χ² fitted first.
 BEST_STARTS = 2
@@ -43,8 +43,9 @@ AGREE = 0.5
 #: MILES with trial 7 down to 909 of 913 (three settled on a local minimum), 6 keeps 911; the real MUSE
 #: star is settled with log g fixed (the paper's set-up), not with every parameter free (7-9 steps).
 QUICK_STEPS = 6
-#: The ``search`` values of the native engine: ``auto`` is ``adaptive``; ``all`` is ULySS's.
+#: The ``search`` values of the native engine: ``auto`` is ``adaptive``; ``all`` (:data:`ALL`) is ULySS's.
 SEARCHES = ("auto", "adaptive", "all")
+ALL = "all"
 
 
 def fit_guesses(evaluate, thetas, owners, lower, upper, free, search="auto", host=None, chi2=None):
@@ -58,7 +59,7 @@ def fit_guesses(evaluate, thetas, owners, lower, upper, free, search="auto", hos
     """
     thetas = np.clip(np.asarray(thetas, float), lower, upper)
     owners = np.asarray(owners)
-    if search == "all" or np.bincount(owners).max() <= BEST_STARTS:
+    if search == ALL or np.bincount(owners).max() <= BEST_STARTS:
         fits = levenberg_marquardt(evaluate, thetas, owners, lower, upper, free)
     else:
         start = chi2(thetas, owners) if chi2 is not None else evaluate(thetas, owners)[0]
@@ -88,26 +89,31 @@ class _Release:
 
     def __init__(self, owners, first, cols, lo, hi):
         self.owners, self.cols, self.lo, self.hi = owners, cols, lo, hi
-        self.groups = [(first[owners[first] == owner], np.flatnonzero(owners == owner))
-                       for owner in np.unique(owners[first])]
+        self.pending = [(first[owners[first] == owner], np.flatnonzero(owners == owner))
+                        for owner in np.unique(owners[first])]
 
     def __call__(self, theta, cost, grad, jtj, steps, answer, live, held):
         start = np.zeros(len(theta), bool)
-        for first, every in self.groups:
-            if not held[every].any():
-                continue  # started again already, or fitted by its first guesses alone
+        waiting = []
+        for first, every in self.pending:
             quick = steps[first].max() <= QUICK_STEPS
             if quick and live[first].any():
-                continue  # still on their way: wait
-            if quick and self._agree(answer[first], theta, cost, grad, jtj):
-                continue  # settled: the others are never fitted
-            start[every] = True
+                waiting.append((first, every))  # still on their way
+            elif not (quick and self._agree(answer[first], theta, cost, grad, jtj)):
+                start[every] = True             # fitted as "all" fits it, from the start
+            # else settled: the others are never fitted
+        self.pending = waiting                  # decided once
         return start
 
     def _agree(self, rows, theta, cost, grad, jtj):
-        """The first fits ended within :data:`AGREE` standard errors of the best of them in every free
-        parameter (a pegged one, whose error is 0, not compared)."""
-        best = rows[[np.argmin(cost[rows])]]
-        error = mpfit_errors(theta[best], grad[best], jtj[best], self.cols, self.lo, self.hi)[0, self.cols]
-        scale = np.where(error > 0, error, np.inf)  # NaN (a singular JᵀJ) compares False: not settled
-        return bool(np.all(np.abs(theta[rows][:, self.cols] - theta[best, self.cols]) <= AGREE * scale))
+        """The first fits ended within :data:`AGREE` standard errors in every free parameter: the larger of
+        the two fits' errors (a parameter pegged on a bound has error 0: two pegged on the same bound agree,
+        a pegged one and a free one are compared on the free one's error). A NaN error (a singular JᵀJ): no."""
+        rows = np.unique(rows)
+        error = mpfit_errors(theta[rows], grad[rows], jtj[rows], self.cols, self.lo, self.hi)[:, self.cols]
+        if np.isnan(error).any():
+            return False
+        values = theta[rows][:, self.cols]
+        spread = np.abs(values[:, None, :] - values[None, :, :])
+        scale = np.maximum(error[:, None, :], error[None, :, :])
+        return bool(np.all(spread <= np.where(scale > 0, AGREE * scale, 1e-9 * (1 + np.abs(values[:, None, :])))))
