@@ -10,7 +10,7 @@ import sys
 from ulyss_ann.cli.options import add_dashboard_option, add_model_option, model_file
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.engines import engine_choices, engine_help, engine_of_label
-from ulyss_ann.fitting.native_engine.start_search import SEARCHES
+from ulyss_ann.fitting.engine_traits import SEARCHES
 
 FIT_DESCRIPTION = """\
 Fit spectra with an interpolator: the model of the paper's Eq. 8,

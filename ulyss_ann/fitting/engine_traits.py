@@ -16,12 +16,16 @@ name. Every method here is a classmethod: they are asked before any engine is st
 
 from ulyss_ann.errors import UlyssAnnError
 
-__all__ = ["EngineTraits", "ENGINE_OPTIONS"]
+__all__ = ["EngineTraits", "ENGINE_OPTIONS", "SEARCHES"]
 
 #: The fit's options that only some engines take, with the values that ask nothing of an engine
 #: (the first is the default): an engine that does not list one in :attr:`EngineTraits.options`
 #: refuses any other value, in one line.
 ENGINE_OPTIONS = {"backend": ("auto",), "losvd": ("sampled",), "device": ("auto", "cpu"), "search": ("auto", "all")}
+#: The ``search`` values (which guesses are fitted): ``all``, every guess to its end (ULySS's, every
+#: engine's); ``adaptive``, the native engine's (:mod:`~ulyss_ann.fitting.native_engine.start_search`); ``auto``,
+#: the engine's default (adaptive natively, all elsewhere).
+SEARCHES = ("auto", "adaptive", "all")
 
 
 class EngineTraits:

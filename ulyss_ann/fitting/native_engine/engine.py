@@ -76,7 +76,8 @@ from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.core import FitEngine
 from ulyss_ann.fitting.native_engine.lockstep import BLOCK_SPECTRA
 from ulyss_ann.fitting.native_engine.solutions import best_solution
-from ulyss_ann.fitting.native_engine.start_search import ALL, SEARCHES, fit_guesses
+from ulyss_ann.fitting.engine_traits import SEARCHES
+from ulyss_ann.fitting.native_engine.start_search import ALL, fit_guesses
 from ulyss_ann.fitting.native_engine.torch_block import (GPU_BLOCK_SPECTRA, TorchSpectralBlock, gpu_requested,
                                                          torch_device)
 from ulyss_ann.fitting.resampling import refit_samples

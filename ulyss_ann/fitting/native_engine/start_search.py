@@ -31,7 +31,7 @@ import numpy as np
 
 from ulyss_ann.fitting.native_engine.lockstep import levenberg_marquardt, mpfit_errors
 
-__all__ = ["fit_guesses", "BEST_STARTS", "AGREE", "QUICK_STEPS", "SEARCHES", "ALL"]
+__all__ = ["fit_guesses", "BEST_STARTS", "AGREE", "QUICK_STEPS", "ALL"]
 
 #: The guesses of lowest starting χ² fitted first.
 BEST_STARTS = 2
@@ -43,8 +43,7 @@ AGREE = 0.5
 #: MILES with trial 7 down to 909 of 913 (three settled on a local minimum), 6 keeps 911; the real MUSE
 #: star is settled with log g fixed (the paper's set-up), not with every parameter free (7-9 steps).
 QUICK_STEPS = 6
-#: The ``search`` values of the native engine: ``auto`` is ``adaptive``; ``all`` (:data:`ALL`) is ULySS's.
-SEARCHES = ("auto", "adaptive", "all")
+#: The search that fits every guess (ULySS's), of :data:`~ulyss_ann.fitting.engine_traits.SEARCHES`.
 ALL = "all"
 
 
