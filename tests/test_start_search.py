@@ -136,3 +136,26 @@ def test_the_search_is_an_option_refused_where_it_does_nothing(stars, tmp_path):
     with pytest.raises(UlyssAnnError, match="search"):  # a resumed run fits as it began
         ulyss_ann.fit([stars[0]], MODEL, output=str(output), engine="native", workers=0, progress=False, mdegree=8,
                       search="all", resume=True)
+
+
+def test_a_spectrum_fitted_again_replays_its_first_fits_instead_of_evaluating_them(monkeypatch):
+    """Started again from its starts, a first fit retraces its path point for point: those rows come from
+    memory, and the answer is still the all-guess one."""
+    evaluated = []
+
+    def counted(theta, owners):
+        evaluated.append(len(theta))
+        return double_well(theta, owners)
+
+    starts = np.array([[-1.1], [1.2], [2.5], [-3.0]])
+    every = fit_guesses(counted, starts, np.zeros(4, int), LOWER, UPPER, FREE, search="all")
+    evaluated.clear()
+    fits = fit_guesses(counted, starts, np.zeros(4, int), LOWER, UPPER, FREE)
+    with_replay = sum(evaluated)
+    evaluated.clear()
+    monkeypatch.setattr(start_search, "_Replay", lambda evaluate, owners: None)  # no memory: evaluated again
+    fit_guesses(counted, starts, np.zeros(4, int), LOWER, UPPER, FREE)
+    without = sum(evaluated)
+    assert fits.ran.all() and np.array_equal(fits.theta, every.theta) and np.array_equal(fits.cost, every.cost)
+    first_paths = int(every.rounds[[0, 1]].sum()) + 2  # the two first fits' rounds and starting points
+    assert without - with_replay == first_paths

@@ -18,7 +18,8 @@ for less:
    :data:`QUICK_STEPS`, or the two end apart), in the same lock-step rounds as the rest of the
    block. Its first fits start again with the others, so that the guesses meet and stop
    (:data:`~ulyss_ann.fitting.native_engine.lockstep.SAME`) as with ``all``: the same answer,
-   not another one of a flat valley. The rounds already spent are the price.
+   not another one of a flat valley. Its first fits retrace their paths point for point, and those
+   rows come from memory (:class:`_Replay`, CPU only): the price is their rounds, not their work.
 
 A long path (more steps) or two answers are the signs of a χ² with structure — several
 minima, a valley — where the other guesses may find a lower one; there nothing is saved.
@@ -65,8 +66,10 @@ def fit_guesses(evaluate, thetas, owners, lower, upper, free, search="auto", hos
         first = _best_starts(start, owners)
         held = np.ones(len(thetas), bool)
         held[first] = False
-        release = _Release(owners, first, np.flatnonzero(free), lower[free], upper[free])
-        fits = levenberg_marquardt(evaluate, thetas, owners, lower, upper, free, held=held, release=release)
+        replay = _Replay(evaluate, owners) if host is None else None  # the GPU's best fits stay on the device
+        release = _Release(owners, first, np.flatnonzero(free), lower[free], upper[free], replay)
+        fits = levenberg_marquardt(replay or evaluate, thetas, owners, lower, upper, free, held=held,
+                                   release=release)
     if host is not None:
         fits.bestfit = host(fits.bestfit)
     return fits
@@ -81,13 +84,53 @@ def _best_starts(cost, owners):
     return np.sort(np.concatenate(picked))
 
 
+class _Replay:
+    """``evaluate``, remembering the rows of spectra not yet settled: a spectrum fitted again from its starts
+    retraces its first fits' path point for point (the same θ: the same rows), which are then not evaluated
+    again. A settled spectrum's rows are forgotten."""
+
+    def __init__(self, evaluate, owners):
+        self.evaluate, self.memory = evaluate, {}
+        self.pending = set(np.unique(owners).tolist())
+
+    def forget(self, owner, keep=False):
+        """Record no more rows of ``owner``; and drop those recorded, unless ``keep`` (it starts again)."""
+        self.pending.discard(owner)
+        if not keep:
+            for key in [key for key in self.memory if key[0] == owner]:
+                del self.memory[key]
+
+    def __call__(self, thetas, owners):
+        keys = [(int(owner), theta.tobytes()) for owner, theta in zip(owners, thetas)]
+        known = np.array([key in self.memory for key in keys])
+        rows = len(thetas)
+        if known.any():
+            new = np.flatnonzero(~known)
+            computed = self.evaluate(thetas[new], owners[new]) if new.size else None
+            out = (np.empty(rows), np.empty((rows,) + self._shapes[1]), np.empty((rows,) + self._shapes[2]),
+                   np.empty((rows,) + self._shapes[3]))
+            for k in np.flatnonzero(known):
+                for array, value in zip(out, self.memory[keys[k]]):
+                    array[k] = value
+            if computed is not None:
+                for array, part in zip(out, computed):
+                    array[new] = part
+        else:
+            out = self.evaluate(thetas, owners)
+            self._shapes = tuple(np.shape(part)[1:] for part in out)
+        for k, key in enumerate(keys):
+            if key[0] in self.pending and key not in self.memory:
+                self.memory[key] = tuple(np.array(part[k]) for part in out)
+        return out
+
+
 class _Release:
     """Which spectra are fitted as search ``all`` fits them, from the start: those whose first fits are not
     settling them (a path past :data:`QUICK_STEPS` steps, or two answers). Every guess of such a spectrum
     starts again together, so that guesses meet and stop (``SAME``) exactly as they do with ``all``."""
 
-    def __init__(self, owners, first, cols, lo, hi):
-        self.owners, self.cols, self.lo, self.hi = owners, cols, lo, hi
+    def __init__(self, owners, first, cols, lo, hi, replay=None):
+        self.owners, self.cols, self.lo, self.hi, self.replay = owners, cols, lo, hi, replay
         self.pending = [(first[owners[first] == owner], np.flatnonzero(owners == owner))
                         for owner in np.unique(owners[first])]
 
@@ -100,7 +143,10 @@ class _Release:
                 waiting.append((first, every))  # still on their way
             elif not (quick and self._agree(answer[first], theta, cost, grad, jtj)):
                 start[every] = True             # fitted as "all" fits it, from the start
-            # else settled: the others are never fitted
+                if self.replay is not None:     # its first fits' rows are replayed
+                    self.replay.forget(int(self.owners[first[0]]), keep=True)
+            elif self.replay is not None:       # settled: the others are never fitted
+                self.replay.forget(int(self.owners[first[0]]))
         self.pending = waiting                  # decided once
         return start
 
