@@ -68,15 +68,15 @@ def test_a_singular_error_or_a_different_bound_is_no_agreement():
     theta = np.array([[1.0], [1.0], [0.0]])
     grad = np.zeros((3, 1))
     singular = np.zeros((3, 1, 1))           # JᵀJ = 0: no error can be had
-    assert not release._agree(np.array([0, 1]), theta, np.ones(3), grad, singular)
+    assert not release._agree(np.array([0, 1]), theta, grad, singular)
     jtj = np.full((3, 1, 1), 1e4)             # error 0.01
-    assert release._agree(np.array([0, 1]), theta + [[0.0], [0.004], [0.0]], np.ones(3), grad, jtj)
-    assert not release._agree(np.array([0, 1]), theta + [[0.0], [0.006], [0.0]], np.ones(3), grad, jtj)
+    assert release._agree(np.array([0, 1]), theta + [[0.0], [0.004], [0.0]], grad, jtj)
+    assert not release._agree(np.array([0, 1]), theta + [[0.0], [0.006], [0.0]], grad, jtj)
     pegged = np.array([[-10.0], [10.0], [0.0]])  # one on each bound, pushed outwards: errors 0, far apart
     push = np.array([[1.0], [-1.0], [0.0]])
-    assert not release._agree(np.array([0, 1]), pegged, np.ones(3), push, jtj)
+    assert not release._agree(np.array([0, 1]), pegged, push, jtj)
     both = np.array([[-10.0], [-10.0], [0.0]])   # both on the same bound: the same answer
-    assert release._agree(np.array([0, 1]), both, np.ones(3), np.array([[1.0], [1.0], [0.0]]), jtj)
+    assert release._agree(np.array([0, 1]), both, np.array([[1.0], [1.0], [0.0]]), jtj)
 
 
 def test_a_guess_that_stops_on_meeting_another_takes_its_path():

@@ -141,7 +141,7 @@ class _Release:
             quick = steps[first].max() <= QUICK_STEPS
             if quick and live[first].any():
                 waiting.append((first, every))  # still on their way
-            elif not (quick and self._agree(answer[first], theta, cost, grad, jtj)):
+            elif not (quick and self._agree(answer[first], theta, grad, jtj)):
                 start[every] = True             # fitted as "all" fits it, from the start
                 if self.replay is not None:     # its first fits' rows are replayed
                     self.replay.forget(int(self.owners[first[0]]), keep=True)
@@ -150,7 +150,7 @@ class _Release:
         self.pending = waiting                  # decided once
         return start
 
-    def _agree(self, rows, theta, cost, grad, jtj):
+    def _agree(self, rows, theta, grad, jtj):
         """The first fits ended within :data:`AGREE` standard errors in every free parameter: the larger of
         the two fits' errors (a parameter pegged on a bound has error 0: two pegged on the same bound agree,
         a pegged one and a free one are compared on the free one's error). A NaN error (a singular JᵀJ): no."""
