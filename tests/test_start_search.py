@@ -133,9 +133,15 @@ def test_the_search_is_an_option_refused_where_it_does_nothing(stars, tmp_path):
     ulyss_ann.fit([stars[0]], MODEL, output=str(output), engine="native", workers=0, progress=False, mdegree=8)
     record = json.loads(open(str(output) + ".journal.jsonl").readline())["record"]["config"]
     assert record["search"] == "adaptive"
-    with pytest.raises(UlyssAnnError, match="search"):  # a resumed run fits as it began
+    with pytest.raises(UlyssAnnError, match=r'search: "adaptive" in the journal, "all" now \(give --search adaptive\)'):
         ulyss_ann.fit([stars[0]], MODEL, output=str(output), engine="native", workers=0, progress=False, mdegree=8,
-                      search="all", resume=True)
+                      search="all", resume=True)  # a resumed run fits as it began, and the refusal says how
+    from ulyss_ann.fitting.batch.run import run_differences
+
+    older = dict(record)
+    del older["search"]  # a run journalled before the option: every guess was fitted
+    assert run_differences(older, record) == ['search: "all" in the journal, "adaptive" now (give --search all)']
+    assert run_differences(older, dict(record, search="all")) == []
 
 
 def test_a_spectrum_fitted_again_replays_its_first_fits_instead_of_evaluating_them(monkeypatch):

@@ -96,8 +96,8 @@ def run_differences(recorded, asked):
         text = json.dumps(value, ensure_ascii=False)
         return text if len(text) <= 70 else text[:67] + "..."
 
-    def hint(key):  # the option that repeats the journal's run, where a default changed under it
-        return " (give --search all: runs before the adaptive search fitted every guess)" if key == "search" else ""
+    def hint(key):  # the option that repeats the journal's run (a run older than --search fitted every guess)
+        return f" (give --search {_compared(key, recorded)})" if key == "search" else ""
 
     return [f"{key}: {show(recorded.get(key) if key != 'search' else _compared(key, recorded))} in the journal, "
             f"{show(asked.get(key))} now{hint(key)}"
