@@ -15,10 +15,12 @@ not printable ASCII, a structural keyword that is not a plain integer, no ``END`
 and the caller reads the file with astropy as before (whose errors say what is wrong).
 """
 
+import math
 import os
+import re
 from dataclasses import dataclass
 
-__all__ = ["ScannedHDU", "scan_fits", "BLOCK", "CARD"]
+__all__ = ["ScannedHDU", "scan_fits", "declared_sizes", "BLOCK", "CARD"]
 
 #: Bytes of a FITS block, and of a card.
 BLOCK, CARD = 2880, 80
@@ -39,29 +41,31 @@ class ScannedHDU:
         """``primary``, ``IMAGE`` or ``BINTABLE`` (the XTENSION)."""
         return "primary" if self.index == 0 else self.keywords["XTENSION"]
 
-    @property
-    def shape(self):
-        """NAXISn, FITS order (NAXIS1 first)."""
-        return tuple(self.keywords[f"NAXIS{k}"] for k in range(1, self.keywords["NAXIS"] + 1))
-
-    @property
-    def nbytes(self):
-        """|BITPIX|/8 × GCOUNT × (PCOUNT + ∏ NAXISn): the standard's data size (unpadded)."""
-        words = self.keywords.get("PCOUNT", 0)
-        shape = self.shape
-        if shape:
-            size = 1
-            for n in shape:
-                size *= n
-            words += size
-        return abs(self.keywords["BITPIX"]) // 8 * self.keywords.get("GCOUNT", 1) * words
 
 
-_INTEGER_KEYS = {"BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "ZNAXIS"}
+def declared_sizes(get):
+    """(NAXISn in FITS order, bytes of data, ZNAXISn of a tile-compressed image or None) from a header's
+    structural keywords, ``get(key, default)``: astropy's ``Header.get`` or a :class:`ScannedHDU`'s
+    ``keywords.get``. The data's size is the standard's |BITPIX|/8 × GCOUNT × (PCOUNT + ∏ NAXISn), unpadded."""
+    def axes(prefix):
+        return tuple(int(get(f"{prefix}{k}", 0)) for k in range(1, int(get(prefix, 0)) + 1))
+
+    shape = axes("NAXIS")
+    nbytes = (abs(int(get("BITPIX", 8))) // 8 * int(get("GCOUNT", 1))
+              * (int(get("PCOUNT", 0)) + (math.prod(shape) if shape else 0)))
+    return shape, nbytes, axes("ZNAXIS") if get("ZIMAGE", False) is True else None
+
+
+#: The keywords whose values place the data: parsed as integers by the scan.
+_STRUCTURAL = re.compile(r"BITPIX|PCOUNT|GCOUNT|Z?NAXIS\d*")
+
+
+#: The logical keywords the scan reads: T and F as Python's True and False, as astropy's Header gives them.
+_LOGICAL = {key: {"T": True, "F": False} for key in ("SIMPLE", "ZIMAGE", "GROUPS")}
 
 
 def _structural(key):
-    return key in _INTEGER_KEYS or (key.startswith(("NAXIS", "ZNAXIS")) and key.lstrip("ZNAXIS").isdigit())
+    return _STRUCTURAL.fullmatch(key) is not None
 
 
 _KEY_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
@@ -126,6 +130,8 @@ def _header(handle, offset):
                         keywords[key] = int(value)
                     except ValueError:
                         return None
+                elif key in _LOGICAL and not card[10:].lstrip().startswith("'"):
+                    keywords[key] = _LOGICAL[key].get(value, value)  # T, F: as astropy gives them
                 else:
                     keywords[key] = value
     return None
@@ -147,14 +153,13 @@ def scan_fits(path):
                 return None
             text, keywords, data_start = parsed
             index = len(hdus)
-            if index == 0 and (keywords.get("SIMPLE") != "T" or keywords.get("GROUPS") == "T"):
+            if index == 0 and (keywords.get("SIMPLE") is not True or keywords.get("GROUPS") is True):
                 return None
             if index > 0 and keywords.get("XTENSION") not in ("IMAGE", "BINTABLE"):
                 return None
             if "BITPIX" not in keywords or "NAXIS" not in keywords or not all(
                     f"NAXIS{k}" in keywords for k in range(1, keywords["NAXIS"] + 1)):
                 return None
-            hdu = ScannedHDU(index, text, keywords, data_start)
-            hdus.append(hdu)
-            offset = data_start + -(-hdu.nbytes // BLOCK) * BLOCK
+            hdus.append(ScannedHDU(index, text, keywords, data_start))
+            offset = data_start + -(-declared_sizes(keywords.get)[1] // BLOCK) * BLOCK
     return hdus if offset == size else None  # short of its last block (astropy says truncated), or a tail

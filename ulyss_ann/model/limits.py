@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from astropy.io import fits
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.model.fits_scan import scan_fits
+from ulyss_ann.model.fits_scan import declared_sizes, scan_fits
 
 __all__ = ["MAX_PIXELS_VARIABLE", "MAX_MODEL_VALUES_VARIABLE", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_MODEL_VALUES",
            "FILE_VALUES_PER_PIXEL", "TEXT_BYTES_PER_PIXEL", "FIT_BYTES_PER_PIXEL", "DeclaredData",
@@ -126,7 +126,7 @@ def declared_data(path):
     """
     scanned = scan_fits(path)
     if scanned is not None:
-        return [_declared(hdu) for hdu in scanned]
+        return [_scanned(hdu) for hdu in scanned]
     hdus = []
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -134,32 +134,28 @@ def declared_data(path):
         with open(path, "rb") as handle, fits.open(handle, memmap=False, lazy_load_hdus=True,
                                                     disable_image_compression=True) as hdul:
             for index, hdu in enumerate(hdul):
-                header = hdu.header
-                shape = tuple(int(header.get(f"NAXIS{k}", 0)) for k in range(1, int(header.get("NAXIS", 0)) + 1))
-                bits = abs(int(header.get("BITPIX", 8)))
-                nbytes = (bits // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0))
-                                                                      + (math.prod(shape) if shape else 0)))
                 info = hdu.fileinfo()  # the HDU's own: HDUList.fileinfo also stringifies the header (0.4 ms)
                 image = isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU))
-                if header.get("ZIMAGE") is True:
-                    shape = tuple(int(header.get(f"ZNAXIS{k}", 0)) for k in range(1, int(header.get("ZNAXIS", 0)) + 1))
-                    image = True
-                hdus.append(DeclaredData(index, hdu.name, image, shape, nbytes, info["datLoc"] + nbytes,
-                                         isinstance(hdu, fits.BinTableHDU), header))
+                hdus.append(_declared(index, hdu.name, hdu.header.get, image, isinstance(hdu, fits.BinTableHDU),
+                                      info["datLoc"], hdu.header))
     return hdus
 
 
-def _declared(hdu):
+def _scanned(hdu):
     """The :class:`DeclaredData` of a :class:`~ulyss_ann.model.fits_scan.ScannedHDU` (astropy's names: the
     primary is PRIMARY unless EXTNAME says otherwise, an unnamed extension '')."""
-    keywords = hdu.keywords
-    shape, image = hdu.shape, hdu.kind in ("primary", "IMAGE")
-    if keywords.get("ZIMAGE") == "T":
-        shape = tuple(keywords.get(f"ZNAXIS{k}", 0) for k in range(1, keywords.get("ZNAXIS", 0) + 1))
-        image = True
-    name = keywords.get("EXTNAME", "PRIMARY" if hdu.index == 0 else "")
-    return DeclaredData(hdu.index, name, image, shape, hdu.nbytes, hdu.data_start + hdu.nbytes,
-                        hdu.kind == "BINTABLE", fits.Header.fromstring(hdu.text))
+    name = hdu.keywords.get("EXTNAME", "PRIMARY" if hdu.index == 0 else "")
+    return _declared(hdu.index, name, hdu.keywords.get, hdu.kind in ("primary", "IMAGE"), hdu.kind == "BINTABLE",
+                     hdu.data_start, fits.Header.fromstring(hdu.text))
+
+
+def _declared(index, name, get, image, binary_table, data_start, header):
+    """One HDU's :class:`DeclaredData` from its structural keywords (:func:`~ulyss_ann.model.fits_scan.declared_sizes`);
+    a tile-compressed one declares its image's shape and is an image."""
+    shape, nbytes, packed = declared_sizes(get)
+    if packed is not None:
+        shape, image = packed, True
+    return DeclaredData(index, name, image, shape, nbytes, data_start + nbytes, binary_table, header)
 
 
 def truncation(path, hdus):
