@@ -107,9 +107,10 @@ class SpectralBlock:
             raise ValueError("the native engine always fits v and σ")
         announce_compilation()  # the first fit of an installation: 5-20 s of numba, said first
 
-    def _network(self, p):
-        """f (L, n) and ∂f/∂p_free (L, F', n) at parameters p (L, n_par)."""
-        h, jac = self.inputs(p, free=self.free[2:])
+    def _network(self, p, free=None):
+        """f (L, n) and ∂f/∂p_free (L, F', n) at parameters p (L, n_par); ``free`` (n_par,) the parameters of
+        the Jacobian (default: the block's)."""
+        h, jac = self.inputs(p, free=self.free[2:] if free is None else free)
         for w, name in zip(self.layers, self.activations):
             activate, derivative = ACTIVATIONS[name]
             z = augment(h) @ w
@@ -146,11 +147,8 @@ class SpectralBlock:
         out = np.empty(len(thetas))
         for first in range(0, len(thetas), self.chunk):
             part = slice(first, first + self.chunk)
-            p = thetas[part, 2:]
-            h = self.inputs(p, free=np.zeros(p.shape[1], bool))[0]
-            for w, name in zip(self.layers, self.activations):
-                h = ACTIVATIONS[name][0](augment(h) @ w)
-            model, y = self._projected(h[:, None], thetas[part], owners[part])[1:3]
+            f = self._network(thetas[part, 2:], free=np.zeros(thetas.shape[1] - 2, bool))[0]
+            model, y = self._projected(f[:, None], thetas[part], owners[part])[1:3]
             out[part] = np.einsum("ln,ln->l", y - model, y - model)
         return out
 

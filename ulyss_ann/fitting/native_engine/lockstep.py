@@ -168,12 +168,10 @@ def levenberg_marquardt(evaluate, thetas, owners, lower, upper, free, ftol=FTOL,
         live[still[~unpegged(theta[still][:, cols], grad[still], lo, hi).any(axis=1)]] = False
         if pairs is not None:
             _merge(theta[:, cols], jtj, live, merged, pairs, same, ~waiting, steps, joined)
-    for later in np.flatnonzero(merged >= 0)[::-1]:  # later guesses take the answer of the one they joined
-        origin = merged[later]
-        while merged[origin] >= 0:
-            origin = merged[origin]
-        theta[later], cost[later], grad[later], jtj[later], bestfit[later] = \
-            theta[origin], cost[origin], grad[origin], jtj[origin], bestfit[origin]
+    later = np.flatnonzero(merged >= 0)  # later guesses take the answer of the one they joined
+    origin = _paths(steps, merged, joined)[1][later]
+    theta[later], cost[later], grad[later], jtj[later], bestfit[later] = \
+        theta[origin], cost[origin], grad[origin], jtj[origin], bestfit[origin]
     ran = ~waiting
     error = np.zeros(theta.shape)
     error[ran] = mpfit_errors(theta[ran], grad[ran], jtj[ran], cols, lo, hi)

@@ -103,21 +103,18 @@ class _Replay:
     def __call__(self, thetas, owners):
         keys = [(int(owner), theta.tobytes()) for owner, theta in zip(owners, thetas)]
         known = np.array([key in self.memory for key in keys])
-        rows = len(thetas)
-        if known.any():
-            new = np.flatnonzero(~known)
-            computed = self.evaluate(thetas[new], owners[new]) if new.size else None
-            out = (np.empty(rows), np.empty((rows,) + self._shapes[1]), np.empty((rows,) + self._shapes[2]),
-                   np.empty((rows,) + self._shapes[3]))
+        if not known.any():
+            out = self.evaluate(thetas, owners)
+        else:  # the remembered rows, and the others evaluated
+            sample = self.memory[keys[int(np.argmax(known))]]
+            out = tuple(np.empty((len(thetas),) + value.shape) for value in sample)
             for k in np.flatnonzero(known):
                 for array, value in zip(out, self.memory[keys[k]]):
                     array[k] = value
-            if computed is not None:
-                for array, part in zip(out, computed):
+            new = np.flatnonzero(~known)
+            if new.size:
+                for array, part in zip(out, self.evaluate(thetas[new], owners[new])):
                     array[new] = part
-        else:
-            out = self.evaluate(thetas, owners)
-            self._shapes = tuple(np.shape(part)[1:] for part in out)
         for k, key in enumerate(keys):
             if key[0] in self.pending and key not in self.memory:
                 self.memory[key] = tuple(np.array(part[k]) for part in out)
