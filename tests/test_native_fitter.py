@@ -12,7 +12,7 @@ from ulyss_ann.fitting.native_engine.engine import NativeEngine
 from ulyss_ann.fitting.native_engine.block import SpectralBlock, legendre_products
 from ulyss_ann.model.wavelength import C_KMS
 from ulyss_ann.fitting.native_engine.numerics import (convolve_edge, fourier_losvd, log_rebin, losvd_kernel,
-                                                      natural_spline, xrebin)
+                                                      natural_spline, xrebin, NaturalSpline)
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
 from ulyss_ann.spectra.readers import read_spectrum
 
@@ -266,5 +266,34 @@ def test_the_rebinning_spline_is_scipys_bit_for_bit():
         at = np.sort(rng.uniform(x[0] - 3.0, x[-1] + 3.0, int(rng.integers(5, 3000))))
         at[[0, 1, -1]] = x[0], x[n // 2], x[-1]   # on knots, the last interval closed
         at.sort()
-        np.testing.assert_array_equal(natural_spline(x, y, at), CubicSpline(x, y, bc_type="natural", axis=0)(at),
-                                      err_msg=f"trial {trial}")
+        expected = CubicSpline(x, y, bc_type="natural", axis=0)(at)
+        np.testing.assert_array_equal(natural_spline(x, y, at), expected, err_msg=f"trial {trial}")
+        # the NumPy twin of the compiled spline (LAPACK's gttrs for the slopes): the same bits too
+        np.testing.assert_array_equal(NaturalSpline(x, at).numpy(y), expected, err_msg=f"twin, trial {trial}")
+
+
+def test_log_rebinning_keeps_each_grid_and_gives_the_same_bits_again():
+    # a survey's spectra share their grid: the spline's factors, intervals and edges are computed once per grid
+    # (linear, ln-λ resampled, explicit wavelengths), and a second spectrum on it is rebinned as the first
+    from ulyss_ann.fitting.native_engine import numerics
+
+    rng = np.random.default_rng(8)
+    wave = np.cumsum(rng.uniform(1.0, 1.5, 700)) + 4800.0
+    for sampling, start, step, explicit in ((0, 4800.0, 1.25, None), (1, np.log(4800.0), 2e-4, None),
+                                            (2, wave[0], 1.25, wave)):
+        numerics._rebin_grid.cache_clear()
+        flux, err = 1 + 0.1 * rng.normal(size=(2, 700)), rng.uniform(0.01, 0.02, (2, 700))
+        good = rng.uniform(size=(2, 700)) > 0.05
+        velscale = 40.0 if sampling == 1 else None
+        first = [numerics.log_rebin(flux[k], err[k], good[k], sampling, start, step, explicit, velscale)[0]
+                 for k in range(2)]
+        assert numerics._rebin_grid.cache_info().misses == 1 and numerics._rebin_grid.cache_info().hits == 1
+        numerics._rebin_grid.cache_clear()
+        again = numerics.log_rebin(flux[1], err[1], good[1], sampling, start, step, explicit, velscale)[0]
+        for name in ("data", "err", "good", "start", "step", "dof_factor"):
+            assert np.array_equal(getattr(first[1], name), getattr(again, name)), (sampling, name)
+        borders = numerics._borders(sampling, start, step, 700, explicit)[0]
+        edges = np.exp(again.start + (np.arange(again.npix + 1) - 0.5) * again.step)
+        flat = numerics.xrebin(borders, np.ones(700), edges) if sampling == 2 else None
+        if flat is not None:
+            assert np.array_equal(again.data, numerics.xrebin(borders, flux[1], edges) / flat)

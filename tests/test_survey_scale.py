@@ -48,6 +48,35 @@ def test_compiled_kernels_give_the_numbers_of_their_numpy_twins():
         np.testing.assert_allclose(compiled, twin, rtol=1e-10)
 
 
+    # the start search's LOSVD without derivatives: losvd's t·w, bit for bit (the same sums in the same order)
+    assert np.array_equal(kernels.losvd_values(np.ascontiguousarray(stack[:, 0]), vel, sigma, 0.37, weights),
+                          kernels.losvd(stack, vel, sigma, 0.37, weights)[1])
+
+
+def test_the_start_searchs_chi2_is_the_fits_bit_for_bit(spectra, engine):
+    # the guesses are ranked by SpectralBlock.chi2 (no Jacobian, no LOSVD derivative): the χ² evaluate gives
+    # the same rows, to the last bit, or the ranking could differ from the fit's own χ²
+    stars = [read_spectrum(p) for p in spectra[:3]]
+    captured = {}
+    evaluate = SpectralBlock.evaluate
+
+    def keep(self, thetas, owners):
+        captured.setdefault("block", (self, thetas.copy(), owners.copy()))
+        return evaluate(self, thetas, owners)
+
+    SpectralBlock.evaluate = keep
+    try:
+        engine.fit_many(stars)
+    finally:
+        SpectralBlock.evaluate = evaluate
+    block, thetas, owners = captured["block"]
+    rng = np.random.default_rng(2)
+    thetas = np.concatenate([thetas, thetas + rng.normal(0, 0.3, thetas.shape) * (np.abs(thetas) > 0)])
+    thetas[:, 1] = np.abs(thetas[:, 1]) + 0.2
+    owners = np.concatenate([owners, owners])
+    assert np.array_equal(block.chi2(thetas, owners), block.evaluate(thetas, owners)[0])
+
+
 @pytest.mark.skipif(not kernels.COMPILED, reason="numba not installed: the NumPy twins are the kernels")
 def test_the_first_fit_says_it_compiles_and_a_cached_installation_says_nothing(spectra, engine, tmp_path):
     # an empty cache (a fresh installation): the notice names where the kernels will be kept

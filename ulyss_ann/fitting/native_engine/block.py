@@ -27,7 +27,7 @@ import functools
 import numpy as np
 from numpy.polynomial import legendre
 
-from ulyss_ann.fitting.native_engine.kernels import announce_compilation, losvd, products, weighted
+from ulyss_ann.fitting.native_engine.kernels import announce_compilation, losvd, losvd_values, products, weighted
 from ulyss_ann.fitting.native_engine.numerics import fourier_losvd
 from ulyss_ann.model.network import ACTIVATIONS, augment
 
@@ -148,15 +148,19 @@ class SpectralBlock:
         for first in range(0, len(thetas), self.chunk):
             part = slice(first, first + self.chunk)
             f = self._network(thetas[part, 2:], free=np.zeros(thetas.shape[1] - 2, bool))[0]
-            model, y = self._projected(f[:, None], thetas[part], owners[part])[1:3]
+            model, y = self._projected(f[:, None], thetas[part], owners[part], derivatives=False)[1:3]
             out[part] = np.einsum("ln,ln->l", y - model, y - model)
         return out
 
-    def _projected(self, stack, thetas, owners):
+    def _projected(self, stack, thetas, owners, derivatives=True):
         """The LOSVD of ``stack`` (L, C, n) and the polynomial's projection: (t, model·w, data·w, t·w, ∂(t·w)/∂θ,
-        P(λ), (BᵀB)⁻¹)."""
+        P(λ), (BᵀB)⁻¹); without ``derivatives`` (χ² alone, the sampled LOSVD compiled) t and ∂(t·w)/∂θ are
+        None."""
         weights, y = self.weights[owners], self.scaled_data[owners]
-        if self.losvd == "sampled":                                          # t, t/e, ∂(t/e)/∂θ_free
+        if self.losvd == "sampled" and not derivatives and losvd_values is not None:
+            t_full, dt = None, None
+            tw = losvd_values(np.ascontiguousarray(stack[:, 0]), thetas[:, 0], thetas[:, 1], self.voff, weights)
+        elif self.losvd == "sampled":                                        # t, t/e, ∂(t/e)/∂θ_free
             t_full, tw, dt = losvd(stack, thetas[:, 0], thetas[:, 1], self.voff, weights)
         else:
             t_full, tw, dt = weighted(fourier_losvd_rows(stack, thetas[:, 0], thetas[:, 1], self.voff), weights)

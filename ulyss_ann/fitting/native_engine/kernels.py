@@ -28,7 +28,7 @@ try:
 except ImportError:  # pragma: no cover - numba is a dependency; NumPy's twins work without it
     numba = None
 
-__all__ = ["losvd", "products", "losvd_numpy", "products_numpy", "weighted", "COMPILED", "compilation_notice",
+__all__ = ["losvd", "losvd_values", "products", "spline", "losvd_numpy", "products_numpy", "weighted", "COMPILED", "compilation_notice",
            "announce_compilation"]
 
 #: Whether the compiled kernels are in use (numba importable).
@@ -72,6 +72,26 @@ def _losvd(stack, vel, sigma, voff, weights):
     return t, tw, dt
 
 
+def _losvd_values(f, vel, sigma, voff, weights):
+    """:func:`_losvd`'s t·w (L, n) alone, of ``f`` (L, n): the start search's χ² needs no derivative (a third
+    of the taps' work); the same sums in the same order, so the same bits."""
+    rows, n = f.shape
+    tw = np.empty((rows, n))
+    for r in range(rows):
+        dx, kern, _, _ = _losvd_kernel(vel[r], sigma[r], voff, n)
+        padded = np.empty(n + 2 * dx)
+        acc = np.zeros(n)
+        for i in range(n + 2 * dx):
+            padded[i] = f[r, min(max(i - dx, 0), n - 1)]
+        for k in range(2 * dx + 1):
+            coefficient = kern[k]
+            for i in range(n):
+                acc[i] += coefficient * padded[i + k]
+        for i in range(n):
+            tw[r, i] = acc[i] * weights[r, i]
+    return tw
+
+
 def _products(tw, back, dt, poly, resid):
     """Jᵀr (L, F) and JᵀJ (L, F, F) of J = tw·back − dt·poly, one row's J at a time."""
     rows, free, n = dt.shape
@@ -94,6 +114,42 @@ def _products(tw, back, dt, poly, resid):
                 jtj[r, f, g] = total
                 jtj[r, g, f] = total
     return grad, jtj
+
+
+def _spline(dx, y, multipliers, diagonal, upper, interval, h, h2, h3):
+    """:class:`~ulyss_ann.fitting.native_engine.numerics.NaturalSpline` at its points for the columns of
+    ``y`` (n, m), operation for operation as its NumPy twin (SciPy's order; LAPACK's ``gtts2`` for the
+    slopes, the LU factors without row interchanges of a diagonally dominant system), in one pass per step
+    instead of a dozen temporaries (measured 240 -> 60 us for 3700 knots, 3 columns)."""
+    n, m = y.shape
+    slope = np.empty((n - 1, m))
+    s = np.empty((n, m))
+    for i in range(n - 1):
+        for j in range(m):
+            slope[i, j] = (y[i + 1, j] - y[i, j]) / dx[i]
+    for j in range(m):
+        s[0, j] = 3 * (y[1, j] - y[0, j])
+        s[n - 1, j] = 3 * (y[n - 1, j] - y[n - 2, j])
+    for i in range(1, n - 1):
+        for j in range(m):
+            s[i, j] = 3 * (dx[i] * slope[i - 1, j] + dx[i - 1] * slope[i, j])
+    for i in range(n - 1):  # forward elimination
+        for j in range(m):
+            s[i + 1, j] = s[i + 1, j] - multipliers[i] * s[i, j]
+    for j in range(m):  # back substitution
+        s[n - 1, j] = s[n - 1, j] / diagonal[n - 1]
+        s[n - 2, j] = (s[n - 2, j] - upper[n - 2] * s[n - 1, j]) / diagonal[n - 2]
+    for i in range(n - 3, -1, -1):
+        for j in range(m):
+            s[i, j] = (s[i, j] - upper[i] * s[i + 1, j]) / diagonal[i]
+    out = np.empty((interval.size, m))
+    for k in range(interval.size):
+        i = interval[k]
+        for j in range(m):
+            t = (s[i, j] + s[i + 1, j] - 2 * slope[i, j]) / dx[i]
+            cubic, square = t / dx[i], (slope[i, j] - s[i, j]) / dx[i] - t
+            out[k, j] = ((y[i, j] + s[i, j] * h[k]) + square * h2[k]) + cubic * h3[k]
+    return out
 
 
 def weighted(conv, weights):
@@ -140,8 +196,11 @@ if numba is not None:
     losvd = _compiled(_losvd)
     # fastmath: the sums over pixels vectorised (reassociated): 3.8x faster, equal to the twin to ~3e-15
     products = _compiled(_products, fastmath=True)
+    spline = _compiled(_spline)
+    losvd_values = _compiled(_losvd_values)
 else:  # pragma: no cover
-    losvd, products = losvd_numpy, products_numpy
+    losvd, products, spline = losvd_numpy, products_numpy, None
+    losvd_values = None
 
 _announced = False
 

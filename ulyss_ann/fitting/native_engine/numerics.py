@@ -7,8 +7,11 @@ the accurate alternative below a pixel. How they make up a fit:
 :mod:`ulyss_ann.fitting.native_engine.engine`.
 """
 
+import functools
+from types import SimpleNamespace
+
 import numpy as np
-from scipy.linalg import solve_banded
+from scipy.linalg import lapack
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.wavelength import C_KMS
@@ -24,41 +27,76 @@ def xrebin(edges_in, y, edges_out):
     ``y`` (n,) or (n, m) is per input bin; ``edges_in`` has n + 1 values, ``edges_out``
     k + 1; the result (k,) or (k, m) is per output bin (flux integrated over the bin).
     """
-    y = np.asarray(y, dtype=np.float64)
-    integral = np.concatenate([np.zeros((1,) + y.shape[1:]), np.cumsum(y, axis=0)])
-    return np.diff(natural_spline(edges_in, integral, edges_out), axis=0)
+    return _integrated_rebin(NaturalSpline(edges_in, edges_out), y)
 
 
 def natural_spline(x, y, at):
     """``scipy.interpolate.CubicSpline(x, y, bc_type="natural", axis=0)(at)``, bit for bit, without importing
     scipy.interpolate: it brings scipy.optimize, 0.36 s of every process's first fit (a notebook's, each
-    Dask worker's). SciPy's own steps in its order: the slopes from the tridiagonal system (``solve_banded``,
-    LAPACK), the Hermite coefficients, each point's interval (the last one closed) and the power sum of its
-    cubic, extrapolated beyond the ends. tests/test_native_fitter.py checks it against SciPy.
+    Dask worker's). :class:`NaturalSpline` does the work; it keeps what depends on ``x`` and ``at`` alone.
 
     ``x`` (n,) increasing, n ≥ 2; ``y`` (n,) or (n, m); ``at`` (k,). Returns (k,) or (k, m).
     """
-    x, y, at = (np.asarray(v, dtype=np.float64) for v in (x, y, at))
-    n = len(x)
-    dx = np.diff(x)
-    dxr = dx.reshape((n - 1,) + (1,) * (y.ndim - 1))
-    slope = np.diff(y, axis=0) / dxr
-    bands = np.zeros((3, n))
-    rhs = np.empty_like(y)
-    bands[1, 1:-1] = 2 * (dx[:-1] + dx[1:])
-    bands[0, 2:] = dx[:-1]
-    bands[-1, :-2] = dx[1:]
-    rhs[1:-1] = 3 * (dxr[1:] * slope[:-1] + dxr[:-1] * slope[1:])
-    bands[1, 0], bands[0, 1], rhs[0] = 2 * dx[0], dx[0], 3 * (y[1] - y[0])   # second derivative 0 at both ends
-    bands[1, -1], bands[-1, -2], rhs[-1] = 2 * dx[-1], dx[-1], 3 * (y[-1] - y[-2])
-    s = solve_banded((1, 1), bands, rhs.reshape(n, -1), overwrite_ab=True, overwrite_b=True,
-                     check_finite=False).reshape(y.shape)
-    t = (s[:-1] + s[1:] - 2 * slope) / dxr
-    cubic, square = t / dxr, (slope - s[:-1]) / dxr - t
-    interval = np.clip(np.searchsorted(x, at, side="right") - 1, 0, n - 2)
-    h = (at - x[interval]).reshape((len(at),) + (1,) * (y.ndim - 1))
-    h2 = h * h
-    return ((y[:-1][interval] + s[:-1][interval] * h) + square[interval] * h2) + cubic[interval] * (h2 * h)
+    return NaturalSpline(x, at)(y)
+
+
+class NaturalSpline:
+    """The natural cubic spline through knots ``x`` (n,), evaluated at ``at`` (k,), for any values on the knots.
+
+    SciPy's own steps in its order: the slopes from the tridiagonal system (LAPACK's ``gtsv``, as
+    ``solve_banded`` calls it: here its two halves, ``gttrf`` once for the knots and ``gttrs`` for each
+    ``y``, the same operations), the Hermite coefficients, each point's interval (the last one closed) and
+    the power sum of its cubic, extrapolated beyond the ends. A survey's spectra share their pixel edges:
+    :func:`log_rebin` keeps one per grid, so the factorisation, the intervals and the powers of each point's
+    offset are computed once. tests/test_native_fitter.py checks the result against SciPy, bit for bit.
+    """
+
+    def __init__(self, x, at):
+        x, at = (np.asarray(v, dtype=np.float64) for v in (x, at))
+        n = len(x)
+        self.x, self.dx = x, np.diff(x)
+        dx = self.dx
+        diagonal = np.empty(n)
+        diagonal[1:-1] = 2 * (dx[:-1] + dx[1:])
+        diagonal[0], diagonal[-1] = 2 * dx[0], 2 * dx[-1]     # second derivative 0 at both ends
+        upper, lower = np.r_[dx[0], dx[:-1]], np.r_[dx[1:], dx[-1]]
+        *self.factors, info = lapack.dgttrf(lower, diagonal, upper)
+        if info > 0:
+            raise np.linalg.LinAlgError("singular matrix")
+        # a spline's system is diagonally dominant: LU without row interchanges, solved by a compiled loop
+        self.plain = bool(np.array_equal(self.factors[4], np.arange(1, n + 1)))
+        self.interval = np.clip(np.searchsorted(x, at, side="right") - 1, 0, n - 2)
+        self.h = at - x[self.interval]
+        self.h2 = self.h * self.h
+        self.h3 = self.h2 * self.h
+
+    def __call__(self, y):
+        y = np.asarray(y, dtype=np.float64)
+        from ulyss_ann.fitting.native_engine.kernels import spline  # numba: loaded here, not with the package
+
+        if self.plain and spline is not None and len(self.x) > 2:
+            lower, diagonal, upper = self.factors[:3]
+            columns = np.ascontiguousarray(y.reshape(len(self.x), -1))
+            out = spline(self.dx, columns, lower, diagonal, upper, self.interval, self.h, self.h2, self.h3)
+            return out.reshape((len(self.interval),) + y.shape[1:])
+        return self.numpy(y)
+
+    def numpy(self, y):
+        """The NumPy twin of the compiled :func:`~ulyss_ann.fitting.native_engine.kernels.spline`: SciPy's
+        steps as SciPy writes them, the slopes by LAPACK's ``gttrs``."""
+        n, interval = len(self.x), self.interval
+        dxr = self.dx.reshape((n - 1,) + (1,) * (y.ndim - 1))
+        slope = np.diff(y, axis=0) / dxr
+        rhs = np.empty_like(y)
+        rhs[1:-1] = 3 * (dxr[1:] * slope[:-1] + dxr[:-1] * slope[1:])
+        rhs[0], rhs[-1] = 3 * (y[1] - y[0]), 3 * (y[-1] - y[-2])
+        s = lapack.dgttrs(*self.factors, rhs.reshape(n, -1), overwrite_b=True)[0].reshape(y.shape)
+        t = (s[:-1] + s[1:] - 2 * slope) / dxr
+        cubic, square = t / dxr, (slope - s[:-1]) / dxr - t
+        shape = (len(interval),) + (1,) * (y.ndim - 1)
+        h, h2, h3 = (v.reshape(shape) for v in (self.h, self.h2, self.h3))
+        pick = functools.partial(np.take, indices=interval, axis=0)  # y[:-1][interval], in a fifth of the time
+        return ((pick(y) + pick(s) * h) + pick(square) * h2) + pick(cubic) * h3
 
 
 class LogSpectrum:
@@ -103,7 +141,43 @@ def log_rebin(data, err, good, sampling, start, step, wave=None, velscale=None, 
         if waverange is not None:
             spec = extract(spec, waverange)
         return spec, C_KMS * step
-    borders, log_borders = _borders(sampling, start, step, npix, wave)
+    explicit = None if sampling != 2 else np.ascontiguousarray(wave, dtype=np.float64).tobytes()
+    grid = _rebin_grid(sampling, float(start), float(step), npix, explicit, velscale,
+                       None if waverange is None else tuple(map(float, waverange)))
+    nout, flat, dof_factor, velscale = grid.nout, grid.flat, grid.dof_factor, grid.velscale
+    flat_b = flat.reshape((-1,) + (1,) * (data.ndim - 1))
+    # data, variance and mask through one spline (3 right-hand sides): its set-up was most of the cost
+    width = int(np.prod(data.shape[1:], dtype=int))
+    stacked = [data.reshape(npix, width), good.astype(np.float64)[:, None]]
+    if err is not None:
+        stacked.append((err ** 2)[:, None])
+    rebinned = _integrated_rebin(grid.spline, np.concatenate(stacked, axis=1))
+    out = rebinned[:, :width].reshape((nout,) + data.shape[1:]) / flat_b
+    out_err = None
+    if err is not None:
+        var = rebinned[:, width + 1]
+        good_err = err[good] if np.any(good) else err
+        minerr = np.min(good_err) ** 2 * npix / nout
+        var[var <= minerr] = minerr
+        out_err = np.sqrt(var) / flat
+        if dof_factor > 1:
+            out_err /= np.sqrt(dof_factor)
+        elif dof_in > 1:
+            d = 1.0 / dof_in if dof_factor * dof_in < 1 else dof_factor
+            out_err /= np.sqrt(d)
+    mask = rebinned[:, width] / flat
+    out_good = np.abs(mask - 1) < 0.1
+    if not np.any(out_good):
+        raise UlyssAnnError("no good pixel left after log-rebinning")
+    return LogSpectrum(out, out_err, out_good, grid.log_start, grid.log_scale, max(1.0, dof_in * dof_factor)), velscale
+
+
+@functools.lru_cache(maxsize=8)
+def _rebin_grid(sampling, start, step, npix, wave_bytes, velscale, waverange):
+    """What :func:`log_rebin` computes from the input grid alone (``wave_bytes``: the explicit wavelengths of
+    sampling 2), once per grid: a survey's spectra share theirs. Its arrays are read-only."""
+    wave = None if wave_bytes is None else np.frombuffer(wave_bytes)
+    borders, _ = _borders(sampling, start, step, npix, wave)
     if velscale is None:
         if sampling == 2:
             velscale = np.log(wave[-1] / wave[0]) / npix * C_KMS
@@ -131,39 +205,24 @@ def log_rebin(data, err, good, sampling, start, step, wave=None, velscale=None, 
         nin = int(round((lr[1] - lr[0]) / step + 1))
     else:
         nin = npix
-    dof_factor = nout / nin
     new_borders = np.exp(log_start + (np.arange(nout + 1) - 0.5) * log_scale)
+    spline = NaturalSpline(borders, new_borders)
     if sampling == 0:
         flat = np.exp(log_start + np.arange(nout) * log_scale) * log_scale / step
     elif sampling == 1:
         flat = np.full(nout, log_scale / step)
     else:
-        flat = xrebin(borders, np.ones(npix), new_borders)
-    flat_b = flat.reshape((-1,) + (1,) * (data.ndim - 1))
-    # data, variance and mask through one spline (3 right-hand sides): its set-up was most of the cost
-    width = int(np.prod(data.shape[1:], dtype=int))
-    stacked = [data.reshape(npix, width), good.astype(np.float64)[:, None]]
-    if err is not None:
-        stacked.append((err ** 2)[:, None])
-    rebinned = xrebin(borders, np.concatenate(stacked, axis=1), new_borders)
-    out = rebinned[:, :width].reshape((nout,) + data.shape[1:]) / flat_b
-    out_err = None
-    if err is not None:
-        var = rebinned[:, width + 1]
-        good_err = err[good] if np.any(good) else err
-        minerr = np.min(good_err) ** 2 * npix / nout
-        var[var <= minerr] = minerr
-        out_err = np.sqrt(var) / flat
-        if dof_factor > 1:
-            out_err /= np.sqrt(dof_factor)
-        elif dof_in > 1:
-            d = 1.0 / dof_in if dof_factor * dof_in < 1 else dof_factor
-            out_err /= np.sqrt(d)
-    mask = rebinned[:, width] / flat
-    out_good = np.abs(mask - 1) < 0.1
-    if not np.any(out_good):
-        raise UlyssAnnError("no good pixel left after log-rebinning")
-    return LogSpectrum(out, out_err, out_good, log_start, log_scale, max(1.0, dof_in * dof_factor)), velscale
+        flat = _integrated_rebin(spline, np.ones(npix))
+    flat.flags.writeable = False
+    return SimpleNamespace(nout=nout, flat=flat, dof_factor=nout / nin, velscale=velscale, log_start=log_start,
+                           log_scale=log_scale, spline=spline)
+
+
+def _integrated_rebin(spline, y):
+    """:func:`xrebin` through a :class:`NaturalSpline` already set up for its edges."""
+    y = np.asarray(y, dtype=np.float64)
+    integral = np.concatenate([np.zeros((1,) + y.shape[1:]), np.cumsum(y, axis=0)])
+    return np.diff(spline(integral), axis=0)
 
 
 def extract(spec, waverange):
