@@ -60,6 +60,13 @@ def test_the_declared_sizes_and_headers_are_astropys(tmp_path, monkeypatch):
         for mine, astropys in zip(lean[name], theirs):
             assert mine == astropys, name  # index, name, image, shape, nbytes, end, binary table
             assert list(mine.header.items()) == list(astropys.header.items()), name
+            # the scan's own reading of the structural and scaling keywords (what plain_images checks): astropy's
+            structural = mine.structural if mine.structural is not None else {}
+            assert all(type(value) is type(astropys.header[key]) and value == astropys.header[key]
+                       for key, value in structural.items() if key not in ("BSCALE", "BZERO", "BLANK")), name
+            assert all((key in structural) == (key in astropys.header) for key in ("BSCALE", "BZERO", "BLANK")
+                       if mine.structural is not None), name
+    assert lean["muse"][0].structural is not None and "BSCALE" in lean["scaled"][0].structural
 
 
 def test_the_spectra_are_astropys_bit_for_bit(tmp_path, monkeypatch):

@@ -361,3 +361,19 @@ def test_a_spectrum_in_nm_is_told_to_give_its_wavelengths_in_angstrom(tmp_path, 
     with pytest.raises(UlyssAnnError) as excinfo:  # off by another factor: no guess at the unit
         ulyss_ann.fit_spectrum((wave * 1000, flux, error), "example", engine="native", **FAST)
     assert "nm" not in one_line(excinfo, "no overlap")
+
+
+def test_the_median_checks_count_only_where_the_count_decides():
+    # from_arrays refuses a flux whose median is out of range or negative; it sorts only where at least half
+    # the values are beyond the bound: elsewhere the median cannot be, ties and even counts included
+    from ulyss_ann.spectra.spectrum import _median_may_pass
+
+    rng = np.random.default_rng(11)
+    decided = 0
+    for _ in range(4000):
+        values = rng.choice([-2.0, -1.0, -0.0, 0.0, 1e-300, 1.0, 3.0], size=int(rng.integers(1, 9)))
+        for beyond, median_beyond in ((values < 0, np.median(values) < 0), (values > 1.0, np.median(values) > 1.0)):
+            if not _median_may_pass(beyond):
+                decided += 1
+                assert not median_beyond, values
+    assert decided > 1000

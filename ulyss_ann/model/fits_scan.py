@@ -64,6 +64,11 @@ _STRUCTURAL = re.compile(r"BITPIX|PCOUNT|GCOUNT|Z?NAXIS\d*")
 _LOGICAL = {key: {"T": True, "F": False} for key in ("SIMPLE", "ZIMAGE", "GROUPS")}
 
 
+#: The other keywords the scan keeps (as text, T and F as booleans): the HDU's kind and name, and the scaling
+#: keywords whose presence sends a file to astropy (its readers check them).
+_NAMED = ("SIMPLE", "XTENSION", "EXTNAME", "ZIMAGE", "GROUPS", "BSCALE", "BZERO", "BLANK")
+
+
 def _structural(key):
     return _STRUCTURAL.fullmatch(key) is not None
 
@@ -121,7 +126,7 @@ def _header(handle, offset):
             cards.append(card)
             if key == "END":
                 return "".join(cards), keywords, handle.tell()
-            if _structural(key) or key in ("SIMPLE", "XTENSION", "EXTNAME", "ZIMAGE", "GROUPS"):
+            if _structural(key) or key in _NAMED:
                 value = _value(card)
                 if value is None:
                     return None

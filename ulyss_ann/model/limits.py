@@ -104,6 +104,9 @@ class DeclaredData:
     end: int  # where the HDU's padded data end in the file, in bytes
     binary_table: bool = False  # a binary table (BINTABLE), e.g. an SDSS/LAMOST spectrum or an fpack tile store
     header: object = field(default=None, compare=False, repr=False)  # the HDU's astropy Header
+    #: The structural keywords as the plain-FITS scan parsed them (with BSCALE, BZERO, BLANK where present),
+    #: None where astropy read the headers: the readers' checks of a plain file need no astropy card parsed.
+    structural: dict = field(default=None, compare=False, repr=False)
 
     @property
     def values(self):
@@ -146,16 +149,16 @@ def _scanned(hdu):
     primary is PRIMARY unless EXTNAME says otherwise, an unnamed extension '')."""
     name = hdu.keywords.get("EXTNAME", "PRIMARY" if hdu.index == 0 else "")
     return _declared(hdu.index, name, hdu.keywords.get, hdu.kind in ("primary", "IMAGE"), hdu.kind == "BINTABLE",
-                     hdu.data_start, fits.Header.fromstring(hdu.text))
+                     hdu.data_start, fits.Header.fromstring(hdu.text), hdu.keywords)
 
 
-def _declared(index, name, get, image, binary_table, data_start, header):
+def _declared(index, name, get, image, binary_table, data_start, header, structural=None):
     """One HDU's :class:`DeclaredData` from its structural keywords (:func:`~ulyss_ann.model.fits_scan.declared_sizes`);
     a tile-compressed one declares its image's shape and is an image."""
     shape, nbytes, packed = declared_sizes(get)
     if packed is not None:
         shape, image = packed, True
-    return DeclaredData(index, name, image, shape, nbytes, data_start + nbytes, binary_table, header)
+    return DeclaredData(index, name, image, shape, nbytes, data_start + nbytes, binary_table, header, structural)
 
 
 def truncation(path, hdus):

@@ -67,9 +67,9 @@ def plain_images(source):
     image, scaled or blank-flagged values, an unusual BITPIX. The values are astropy's, bit for bit."""
     hdus = source.declared
     if source.compression is not None or any(
-            not hdu.image or hdu.binary_table or hdu.header.get("ZIMAGE") is True
-            or hdu.header.get("BITPIX") not in _BITPIX or any(key in hdu.header for key in _SCALING)
-            or hdu.header.get("PCOUNT", 0) != 0 or hdu.header.get("GCOUNT", 1) != 1
+            not hdu.image or hdu.binary_table or _keywords(hdu).get("ZIMAGE") is True
+            or _keywords(hdu).get("BITPIX") not in _BITPIX or any(key in _keywords(hdu) for key in _SCALING)
+            or _keywords(hdu).get("PCOUNT", 0) != 0 or _keywords(hdu).get("GCOUNT", 1) != 1
             for hdu in hdus):
         return None
     check_declared_sizes(source)
@@ -79,10 +79,16 @@ def plain_images(source):
             data = None
             if hdu.shape and min(hdu.shape) > 0:
                 handle.seek(hdu.end - hdu.nbytes)
-                count = hdu.nbytes // abs(hdu.header["BITPIX"] // 8)
-                data = np.fromfile(handle, dtype=_BITPIX[hdu.header["BITPIX"]], count=count).reshape(hdu.shape[::-1])
+                bitpix = _keywords(hdu)["BITPIX"]
+                count = hdu.nbytes // abs(bitpix // 8)
+                data = np.fromfile(handle, dtype=_BITPIX[bitpix], count=count).reshape(hdu.shape[::-1])
             images.append(PlainImage(hdu, data))
     return images
+
+
+def _keywords(hdu):
+    """The HDU's structural keywords: the plain-FITS scan's (no astropy card parsed), else its astropy Header."""
+    return hdu.header if hdu.structural is None else hdu.structural
 
 
 @contextmanager

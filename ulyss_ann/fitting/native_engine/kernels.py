@@ -53,11 +53,15 @@ def _losvd(stack, vel, sigma, voff, weights):
                 padded[i] = stack[r, c, min(max(i - dx, 0), n - 1)]
             for k in range(2 * dx + 1):
                 coefficient = kern[k]
+                if coefficient == 0.0:  # beyond 5σ: adds ±0 to a sum that began at +0, no bit changes
+                    continue
                 for i in range(n):
                     acc[c, i] += coefficient * padded[i + k]
             if c == 0:  # ∂t/∂v, ∂t/∂σ: the kernel's derivatives on f
                 for k in range(2 * dx + 1):
                     cv, cs = dk_dv[k], dk_ds[k]
+                    if cv == 0.0 and cs == 0.0:
+                        continue
                     for i in range(n):
                         acc[width, i] += cv * padded[i + k]
                         acc[width + 1, i] += cs * padded[i + k]
@@ -85,6 +89,8 @@ def _losvd_values(f, vel, sigma, voff, weights):
             padded[i] = f[r, min(max(i - dx, 0), n - 1)]
         for k in range(2 * dx + 1):
             coefficient = kern[k]
+            if coefficient == 0.0:  # as _losvd
+                continue
             for i in range(n):
                 acc[i] += coefficient * padded[i + k]
         for i in range(n):
