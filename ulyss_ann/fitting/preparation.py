@@ -73,6 +73,7 @@ class FitPreparation:
 
     def __init__(self, config, interp):
         self.config, self.interp = config, interp
+        self._net_step = None  # the network's velocity step [km/s] (check_sampling)
 
     def guesses_for(self, fixed):
         """Flat guesses, counts and fixed flags for one spectrum, in network order."""
@@ -180,9 +181,12 @@ class FitPreparation:
         """
         wave = np.asarray(spectrum.wavelength, float)
         inside = wave[(wave >= lo) & (wave <= hi)]
-        net = self.interp.wavelength.wavelength
-        net_step = C_KMS * np.median(np.diff(np.log(net)))
-        step = C_KMS * np.median(np.diff(np.log(inside)))
+        if self._net_step is None:  # the network's: once
+            self._net_step = C_KMS * np.median(np.diff(np.log(self.interp.wavelength.wavelength)))
+        net_step, steps = self._net_step, np.diff(np.log(inside))
+        if steps.size and C_KMS * steps.min() * OVERSAMPLED >= net_step:
+            return  # no step is that fine, so neither is their median (a sort per spectrum spared)
+        step = C_KMS * np.median(steps)
         if step * OVERSAMPLED < net_step:
             warnings.warn(f"{spectrum.meta.get('id', 'spectrum')}: {inside.size} pixels in {lo:.0f}-{hi:.0f} Å, "
                           f"{net_step / step:.0f} times finer than the network's sampling ({net_step:.0f} km/s "

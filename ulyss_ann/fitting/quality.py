@@ -30,8 +30,9 @@ ERRORS_FALLBACK = "errors-fallback"
 FLAT_VALLEY = "flat-valley"
 
 
-def quality_flags(result):
-    """Quality flags of ``result`` (a tuple of str), empty when nothing is wrong.
+def quality_flags(result, misfit=None):
+    """Quality flags of ``result`` (a tuple of str), empty when nothing is wrong; ``misfit``: its
+    :attr:`misfit` where the caller has it already (a batch row: computing it sorts the flux).
 
     * ``bound:<name>``: the parameter ended on a bound of the training grid (its
       status ``low``/``high``); the network's answer there is a limit, not a value.
@@ -63,7 +64,7 @@ def quality_flags(result):
         flags.append("one-guess-converged")
     if result.node_distance is not None and result.node_distance > FAR_FROM_NODES:
         flags.append("far-from-nodes")
-    if result.misfit > POOR_FIT:
+    if (result.misfit if misfit is None else misfit) > POOR_FIT:
         flags.append("poor-fit")
     if result.errors_estimated:
         flags.append(ERRORS_ESTIMATED)

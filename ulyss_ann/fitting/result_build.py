@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from ulyss_ann.spectra.spectrum_medium import medium_note
+from ulyss_ann.fitting.quality import quality_flags
 
 __all__ = ["STATUS_NAMES", "result_fields", "result_row"]
 
@@ -58,15 +59,15 @@ def result_row(result):
     """A result as one row of the batch table, column name -> value (see ``FitResult.row``)."""
     from ulyss_ann.fitting.table import as_number  # astropy.table: loaded when a table is made
 
-    meta = result.meta
+    meta, misfit = result.meta, result.misfit
     row = dict(id=result.spectrum_id, file=meta.get("file"), ra=as_number(meta.get("ra"), "deg"),
                dec=as_number(meta.get("dec"), "deg"), snr=as_number(meta.get("snr")), n_bad=meta.get("n_bad"))
     for name in result.params:
         row[name], row["e_" + name] = result.params[name], result.errors[name]
     row.update(cz=result.cz, e_cz=result.e_cz, sigma=result.sigma, e_sigma=result.e_sigma, chi2=result.chi2,
-               rms=result.rms, misfit=result.misfit, n_guess=result.n_guess, n_converged=result.n_converged,
+               rms=result.rms, misfit=misfit, n_guess=result.n_guess, n_converged=result.n_converged,
                n_pix=result.n_pix, n_masked=result.n_masked, lmin=result.lmin, lmax=result.lmax,
-               coverage=result.coverage, time=result.time, status="ok", flag=",".join(result.flags),
+               coverage=result.coverage, time=result.time, status="ok", flag=",".join(quality_flags(result, misfit)),
                errors=result.error_method, engine=result.engine, model=result.model,
                model_sha256=result.model_sha256, model_medium=result.model_medium, medium=result.medium)
     if result.node_distance is not None:

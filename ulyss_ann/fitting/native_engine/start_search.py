@@ -90,34 +90,37 @@ class _Replay:
     again. A settled spectrum's rows are forgotten."""
 
     def __init__(self, evaluate, owners):
-        self.evaluate, self.memory = evaluate, {}
-        self.pending = set(np.unique(owners).tolist())
+        self.evaluate = evaluate
+        self.memory = {owner: {} for owner in np.unique(owners).tolist()}  # owner -> θ's bytes -> its row
+        self.recording = set(self.memory)
 
     def forget(self, owner, keep=False):
         """Record no more rows of ``owner``; and drop those recorded, unless ``keep`` (it starts again)."""
-        self.pending.discard(owner)
+        self.recording.discard(owner)
         if not keep:
-            for key in [key for key in self.memory if key[0] == owner]:
-                del self.memory[key]
+            self.memory.pop(owner, None)
 
     def __call__(self, thetas, owners):
-        keys = [(int(owner), theta.tobytes()) for owner, theta in zip(owners, thetas)]
-        known = np.array([key in self.memory for key in keys])
+        owners_list = owners.tolist()
+        keys = [theta.tobytes() for theta in thetas]
+        found = [self.memory[owner].get(key) if owner in self.memory else None
+                 for owner, key in zip(owners_list, keys)]
+        known = np.array([value is not None for value in found])
         if not known.any():
             out = self.evaluate(thetas, owners)
         else:  # the remembered rows, and the others evaluated
-            sample = self.memory[keys[int(np.argmax(known))]]
+            sample = found[int(np.argmax(known))]
             out = tuple(np.empty((len(thetas),) + value.shape) for value in sample)
             for k in np.flatnonzero(known):
-                for array, value in zip(out, self.memory[keys[k]]):
+                for array, value in zip(out, found[k]):
                     array[k] = value
             new = np.flatnonzero(~known)
             if new.size:
                 for array, part in zip(out, self.evaluate(thetas[new], owners[new])):
                     array[new] = part
-        for k, key in enumerate(keys):
-            if key[0] in self.pending and key not in self.memory:
-                self.memory[key] = tuple(np.array(part[k]) for part in out)
+        for k, (owner, key) in enumerate(zip(owners_list, keys)):
+            if owner in self.recording and key not in self.memory[owner]:
+                self.memory[owner][key] = tuple(np.array(part[k]) for part in out)
         return out
 
 
