@@ -310,3 +310,25 @@ def test_the_in_process_gdl_bridge_from_a_notebook(muse, model):
     assert engine == "gdl-pygdl"
     assert abs(float(teff) - subprocess_result.params["Teff"]) <= TEFF_TOL
     assert abs(float(feh) - subprocess_result.params["Fe/H"]) <= FEH_TOL
+
+
+def test_fit_from_an_hdulist_is_the_fit_of_its_content_now():
+    # astropy's HDUList (fits.open's, example_spectrum()'s, one built in memory) is read as its file would be:
+    # its content as it is now, an id from the file it came from
+    from ulyss_ann.spectra.examples import example_spectrum_path
+
+    alone = ulyss_ann.fit_spectrum(example_spectrum_path(), engine="native")
+    with ulyss_ann.example_spectrum() as hdul:
+        result = ulyss_ann.fit_spectrum(hdul, engine="native")
+        assert result.params == alone.params and result.chi2 == alone.chi2
+        assert result.spectrum_id == alone.spectrum_id == "example_spectrum"
+        assert result.meta["file"] == str(example_spectrum_path())
+        hdul["SIGMA"].data = hdul["SIGMA"].data * 10.0  # changed in memory, not on disk
+        changed = ulyss_ann.fit_spectrum(hdul, engine="native")
+        built = fits.HDUList([fits.PrimaryHDU(hdul[0].data, header=hdul[0].header),
+                              fits.ImageHDU(hdul["SIGMA"].data, header=hdul["SIGMA"].header, name="SIGMA")])
+        table = ulyss_ann.fit([built, built], output=None, workers=0, progress=False, engine="native")
+    assert changed.chi2 == pytest.approx(alone.chi2 / 100, rel=1e-6)
+    assert changed.params["Teff"] == pytest.approx(alone.params["Teff"], abs=1e-3)
+    assert list(table["status"]) == ["ok", "ok"] and len(set(table["id"])) == 2
+    assert list(table["chi2"]) == pytest.approx([changed.chi2] * 2, rel=1e-9)

@@ -86,6 +86,10 @@ def test_a_batch_written_in_blocks_is_the_batch_written_at_once(spectra, tmp_pat
     np.testing.assert_array_equal(summary.values["Teff"], once["Teff"])
     np.testing.assert_array_equal(summary.values["lmin"], once["lmin"])
     assert summary.median("Teff") == pytest.approx(float(np.median(once["Teff"])))
+    # its repr reads as the summary the command prints begins (a notebook shows it so)
+    assert repr(summary) == (f"<BatchSummary 6 spectra: 6 fitted, 0 error, 0 failed; median: Teff "
+                             f"{summary.median('Teff'):.4g} K, Logg {summary.median('Logg'):.4g} dex, Fe/H "
+                             f"{summary.median('Fe/H'):.4g} dex, cz {summary.median('cz'):.1f} km/s>")
     np.testing.assert_array_equal(summary.values["sigma"], once["sigma"])
     with pytest.raises(UlyssAnnError, match=r"median\('teff'\): the summary keeps Teff, Logg, Fe/H, cz, sigma"):
         summary.median("teff")   # a typo is said, not a NaN

@@ -90,6 +90,25 @@ def test_the_first_fit_says_it_compiles_and_a_cached_installation_says_nothing(s
     assert kernels.compilation_notice() is None
 
 
+def test_a_quiet_batch_does_not_announce_the_compilation(spectra, tmp_path, monkeypatch):
+    # --quiet (progress=False) says nothing unasked, a first compile's notice included: the notice is hushed
+    probe = ("from ulyss_ann.fitting.native_engine import kernels\nimport sys\n"
+             "sys.argv[1:] == ['hush'] and kernels.hush()\nkernels.announce_compilation()")
+    for args, said in (([], True), (["hush"], False)):
+        fresh = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120,
+                               env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+        assert fresh.returncode == 0 and ("compiling the native engine's kernels" in fresh.stderr) == said, fresh
+    hushed = []
+    monkeypatch.setattr(NativeEngine, "hush", classmethod(lambda cls: hushed.append(cls.name)))
+    import ulyss_ann
+
+    for progress in (True, False):
+        table = ulyss_ann.fit(spectra[:1], model=MODEL, output=None, workers=0, progress=progress, engine="native",
+                              mdegree=8)
+        assert list(table["status"]) == ["ok"]
+    assert hushed == ["native"]  # the quiet batch only
+
+
 def test_a_block_gives_each_spectrum_its_own_fit(spectra, engine, tmp_path):
     """Spectra fitted together, one of them on another grid, one unfittable: each row is its fit alone."""
     stars = [read_spectrum(p) for p in spectra]

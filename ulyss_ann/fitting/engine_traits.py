@@ -114,6 +114,11 @@ class EngineTraits:
         return None
 
     @classmethod
+    def hush(cls):
+        """A quiet batch (``progress=False``, ``--quiet``): what this engine would print unasked in this process
+        (a first fit's notice that it compiles) stays unsaid. The default: it prints nothing."""
+
+    @classmethod
     def note_local_workers(cls, cluster):
         """After each task on the batch's local Dask cluster: what to note for the clean-up at its end."""
 

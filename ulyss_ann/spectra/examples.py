@@ -59,7 +59,15 @@ def example_spectrum():
     astropy.io.fits.HDUList
         Flux in HDU 0 (relative, 4780–7364 Å in air), its 1-σ error in HDU 1 ``SIGMA``; the
         header's ``SIM_*`` cards give the true parameters. Close it when done (or use
-        ``with``).
+        ``with``). ``ulyss_ann.fit_spectrum`` and ``ulyss_ann.fit`` take it as it is.
+
+    Examples
+    --------
+    >>> import ulyss_ann
+    >>> with ulyss_ann.example_spectrum() as star:
+    ...     result = ulyss_ann.fit_spectrum(star)
+    >>> round(result.params["Teff"], -1)
+    5500.0
 
     See Also
     --------

@@ -4,6 +4,9 @@
 
 * a path (``str`` or path-like): read by :func:`~ulyss_ann.spectra.readers.read_spectrum`;
 * a :class:`~ulyss_ann.spectra.spectrum.Spectrum`: as it is;
+* an astropy ``HDUList`` (``fits.open``'s, or one built in memory, :func:`~ulyss_ann.example_spectrum`'s):
+  read by the readers as its file would be, its content as it is now (changes made in memory
+  included); its ``id`` from the file it came from, else ``default_id`` or ``spectrum``;
 * a specutils spectrum (``specutils.Spectrum`` of specutils ≥ 2, ``Spectrum1D`` of
   1.x; optional dependency): its spectral axis in any spectral unit (converted to Å),
   its flux, its uncertainty (standard deviation, variance or inverse variance) and
@@ -22,6 +25,8 @@ is in air): convert vacuum wavelengths first (:func:`~ulyss_ann.model.medium.vac
 """
 
 import os
+import sys
+import tempfile
 
 import numpy as np
 
@@ -133,6 +138,9 @@ def as_spectrum(item, default_id=None, format=None):  # noqa: A002 - read_spectr
         return read_spectrum(os.fspath(item), format=format)
     if hasattr(item, "spectral_axis") and hasattr(item, "flux"):
         return _from_specutils(item, meta)
+    fits = sys.modules.get("astropy.io.fits")  # an HDUList exists only once astropy.io.fits is imported
+    if fits is not None and isinstance(item, fits.HDUList):
+        return _from_hdulist(item, default_id, format)
     if is_array_tuple(item):
         for values, what in zip(item[1:], ("flux", "error")):
             problem = several_spectra(values, what)
@@ -151,5 +159,26 @@ def as_spectrum(item, default_id=None, format=None):  # noqa: A002 - read_spectr
         good = _good_pixels(np.size(flux), bad, bad_error)
         wavelength, flux, error, good = increasing(wavelength, np.ravel(_value_in(flux, None, "flux")), error, good)
         return Spectrum.from_arrays(wavelength, flux, error, good=good, meta=meta)
-    raise NotASpectrumError(f"cannot fit a {type(item).__name__}: give a file name, a ulyss_ann.Spectrum, a "
-                            "specutils spectrum, or (wavelength, flux[, error]) arrays")
+    raise NotASpectrumError(f"cannot fit a {type(item).__name__}: give a file name, a ulyss_ann.Spectrum, an "
+                            "astropy HDUList, a specutils spectrum, or (wavelength, flux[, error]) arrays")
+
+
+def _from_hdulist(hdul, default_id, format):  # noqa: A002
+    """An HDUList read by the readers: written to a private temporary file (its content as it is now, not the
+    file it was opened from, which the caller may have changed since) and read as that file would be."""
+    origin = hdul.filename()
+    name = os.path.basename(origin) if origin else f"{default_id or 'spectrum'}.fits"
+    with tempfile.TemporaryDirectory(prefix="ulyss_ann-") as folder:
+        path = os.path.join(folder, name)
+        try:
+            hdul.writeto(path, output_verify="silentfix")
+        except Exception as exc:  # noqa: BLE001 - astropy's verification and I/O errors: one line
+            raise UlyssAnnError(f"an HDUList that astropy cannot write as FITS ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        spectrum = read_spectrum(path, format=format)
+    spectrum.meta.pop("file", None)  # the temporary file is gone
+    if origin:
+        spectrum.meta["file"] = os.path.abspath(origin)
+    elif default_id is not None:
+        spectrum.meta["id"] = default_id
+    return spectrum

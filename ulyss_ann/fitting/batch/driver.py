@@ -185,6 +185,8 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     check_combination(config, fixed_values)
     require_engine(engine, backend, remote=execution.remote)  # after the options, refused on any machine
     engine_kind.check_batch(config)  # e.g. a path GDL cannot open: stops everything before any work
+    if not progress:  # quiet (--quiet): nor a first fit's notice that it compiles
+        engine_kind.hush()
     inputs = batch_inputs(spectra)
     execution = _here_when_faster(execution, engine_kind, config, len(inputs))
     execution.require_dask()  # said now, before the journal is opened
@@ -329,7 +331,7 @@ def _run_dask(tasks, config, execution, journal, interp, progress):
                 raise UlyssAnnError(f"{exc}; {_what_is_left(journal)}") from None
             if execution.dashboard:
                 announce_dashboard(execution.dashboard, client, execution.scheduler)
-            notice = engine_kind.batch_notice(config) if cluster is not None else None
+            notice = engine_kind.batch_notice(config) if cluster is not None and progress else None
             if notice:  # said once here, for the local workers (which keep theirs)
                 print(notice, file=sys.stderr, flush=True)
             slots = sum(client.nthreads().values()) or 1

@@ -93,20 +93,35 @@ class BatchSummary:
 
         ``parameters``: the network's parameter names; ``seconds``, ``fitted_now``: the run's time and the
         spectra sent to the engine in it."""
-        errors, failed = self.not_fitted()
-        spectra = "1 spectrum" if self.spectra == 1 else f"{self.spectra} spectra"
-        lines = [f"{spectra}: {self.fitted} fitted, {errors} error, {failed} failed (the machinery)"
-                 f" — {fitted_now} sent to the engine in {seconds:.1f} s"]
+        lines = [f"{self._counts()} (the machinery) — {fitted_now} sent to the engine in {seconds:.1f} s"]
         if self.estimated:
             lines.append(f"{self.estimated} without σ: fitted unweighted, errors estimated from the residuals "
                          f"(flag {ERRORS_ESTIMATED})")
         if self.fitted:
-            medians = ", ".join(f"{name} {self.median(name):.4g} {self.units.get(name, '')}".rstrip()
-                                for name in parameters)
-            lines.append(f"median: {medians}, cz {self.median('cz'):.1f} km/s")
+            lines.append(f"median: {self._medians(parameters)}")
         for status in sorted(status for status in self.statuses if status != "ok")[:5]:
             lines.append(f"  {self.statuses[status]} x {status}")
         return lines
+
+    def __repr__(self):
+        """One line, as the batch's summary begins: the counts, and the medians of the ``ok`` rows."""
+        parameters = [name for name in self.units if name not in _KINEMATICS]
+        medians = f"; median: {self._medians(parameters)}" if self.fitted else ""
+        return f"<BatchSummary {self._counts()}{medians}>"
+
+    def _counts(self):
+        errors, failed = self.not_fitted()
+        spectra = "1 spectrum" if self.spectra == 1 else f"{self.spectra} spectra"
+        return f"{spectra}: {self.fitted} fitted, {errors} error, {failed} failed"
+
+    def _medians(self, parameters):
+        medians = ", ".join(f"{name} {self.median(name):.4g} {self.units.get(name, '')}".rstrip()
+                            for name in parameters)
+        return f"{medians}, cz {self.median('cz'):.1f} km/s"
+
+
+#: The columns a summary keeps besides the network's parameters.
+_KINEMATICS = ("cz", "sigma", "lmin", "lmax")
 
 
 def not_fitted(statuses):
@@ -126,7 +141,7 @@ def batch_results(journal, parameters, output=None, keep_table=True):
     on_disk = journal.path is not None
     state = journal.read(rows=False) if on_disk else journal.read()
     keys = [key for key in state.inputs if key in state.rows]
-    names = [name for name, _ in parameters] + ["cz", "sigma", "lmin", "lmax"]
+    names = [name for name, _ in parameters] + list(_KINEMATICS)
     summary, kept = BatchSummary(units={name: unit or "" for name, unit in parameters}), []
 
     def blocks():

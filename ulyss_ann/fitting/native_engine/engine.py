@@ -155,6 +155,12 @@ class NativeEngine(FitEngine):
         return None if gpu_requested(config.device, config.losvd) else compilation_notice()
 
     @classmethod
+    def hush(cls):
+        from ulyss_ann.fitting.native_engine.kernels import hush  # numba: only where it is needed
+
+        hush()
+
+    @classmethod
     def check_lsf_options(cls, losvd, moments):
         if moments == 4:
             raise UlyssAnnError("moments 4 (h3, h4): the native engine fits a Gaussian LOSVD only; use --engine gdl "

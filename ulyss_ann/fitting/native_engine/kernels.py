@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - numba is a dependency; NumPy's twins w
     numba = None
 
 __all__ = ["losvd", "losvd_values", "products", "spline", "losvd_numpy", "products_numpy", "weighted", "COMPILED", "compilation_notice",
-           "announce_compilation"]
+           "announce_compilation", "hush"]
 
 #: Whether the compiled kernels are in use (numba importable).
 COMPILED = numba is not None
@@ -237,6 +237,12 @@ def compilation_notice():
             return (f"ulyss-ann: compiling the native engine's kernels, once for this installation (5-20 s); "
                     f"they are cached in {folder}")
     return None
+
+
+def hush():
+    """This process does not announce the compilation (a quiet batch: ``--quiet``, ``progress=False``)."""
+    global _announced
+    _announced = True
 
 
 def announce_compilation():
