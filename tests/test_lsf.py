@@ -66,7 +66,7 @@ def test_lsf_convolve_interpolates_between_records():
            "h3": np.zeros(2), "h4": np.zeros(2)}
     out = lsf_convolve(data, lsf, start, step)
     velscale = C_KMS * step
-    from ulyss_ann.fitting.native_engine.numerics import convolve_edge
+    from ulyss_ann.fitting.native_engine.sampled_losvd import convolve_edge
 
     a = convolve_edge(data, slit_kernel(0, 30, 0, 0, velscale))
     b = convolve_edge(data, slit_kernel(0, 90, 0, 0, velscale))

@@ -11,8 +11,8 @@ from ulyss_ann.fitting.core import FitConfig
 from ulyss_ann.fitting.native_engine.engine import NativeEngine
 from ulyss_ann.fitting.native_engine.block import SpectralBlock, legendre_products
 from ulyss_ann.model.wavelength import C_KMS
-from ulyss_ann.fitting.native_engine.numerics import (convolve_edge, fourier_losvd, log_rebin, losvd_kernel,
-                                                      natural_spline, xrebin, NaturalSpline)
+from ulyss_ann.fitting.native_engine.numerics import fourier_losvd, log_rebin, natural_spline, xrebin, NaturalSpline
+from ulyss_ann.fitting.native_engine.sampled_losvd import convolve_edge, losvd_kernel
 from ulyss_ann.spectra.simulate import simulate_spectrum, write_muse_spectrum
 from ulyss_ann.spectra.readers import read_spectrum
 

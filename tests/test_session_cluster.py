@@ -109,9 +109,13 @@ def test_the_engines_notice_is_said_once_for_the_local_workers(spectra, monkeypa
     from ulyss_ann.fitting.native_engine.engine import NativeEngine
 
     monkeypatch.setattr(NativeEngine, "batch_notice", classmethod(lambda cls, config: "the test's notice"))
-    ulyss_ann.fit(spectra[:2], MODEL, output=None, workers=2, **FAST)
+    monkeypatch.setattr(NativeEngine, "hush", classmethod(lambda cls: None))  # this process's own stays as it is
+    loud = {**FAST, "progress": True}
+    ulyss_ann.fit(spectra[:2], MODEL, output=None, workers=2, **loud)
     assert capsys.readouterr().err.count("the test's notice") == 1
-    ulyss_ann.fit(spectra[:2], MODEL, output=None, workers=0, **FAST)   # in this process: the engine's own
+    ulyss_ann.fit(spectra[:2], MODEL, output=None, workers=2, **FAST)   # quiet (--quiet): nothing said
+    assert "the test's notice" not in capsys.readouterr().err
+    ulyss_ann.fit(spectra[:2], MODEL, output=None, workers=0, **loud)   # in this process: the engine's own
     assert "the test's notice" not in capsys.readouterr().err
 
 

@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from ulyss_ann.fitting.native_engine.numerics import convolve_edge, losvd_kernel
+from ulyss_ann.fitting.native_engine.sampled_losvd import convolve_edge, losvd_kernel
 
 try:
     import numba
@@ -168,8 +168,8 @@ def weighted(conv, weights):
 
 def losvd_numpy(stack, vel, sigma, voff, weights):
     """NumPy twin of the compiled LOSVD: each row by ULySS's kernel and ``CONVOL(/EDGE_TRUNCATE)``
-    (:func:`~ulyss_ann.fitting.native_engine.numerics.losvd_kernel`,
-    :func:`~ulyss_ann.fitting.native_engine.numerics.convolve_edge`)."""
+    (:func:`~ulyss_ann.fitting.native_engine.sampled_losvd.losvd_kernel`,
+    :func:`~ulyss_ann.fitting.native_engine.sampled_losvd.convolve_edge`)."""
     rows, width, n = stack.shape
     conv = np.empty((rows, width + 2, n))
     for r in range(rows):
@@ -222,7 +222,7 @@ def compilation_notice():
     if numba is None:
         return None
     folder = None
-    for kernel in (losvd, products):
+    for kernel in (losvd, products, spline, losvd_values):
         cache = getattr(kernel, "_cache", None)
         try:
             index = getattr(cache, "_cache_file", None)

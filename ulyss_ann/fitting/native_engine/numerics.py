@@ -14,10 +14,11 @@ import numpy as np
 from scipy.linalg import lapack
 
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.native_engine.sampled_losvd import convolve_edge
 from ulyss_ann.model.wavelength import C_KMS
 
-__all__ = ["LogSpectrum", "xrebin", "natural_spline", "log_rebin", "extract", "extract_linear", "losvd_kernel",
-           "fourier_losvd", "convolve_edge", "slit_kernel", "lsf_convolve", "guess_odometer"]
+__all__ = ["LogSpectrum", "NaturalSpline", "xrebin", "natural_spline", "log_rebin", "extract", "extract_linear",
+           "fourier_losvd", "slit_kernel", "lsf_convolve", "guess_odometer"]
 
 
 # ----------------------------------------------------------------------------- rebinning
@@ -72,9 +73,10 @@ class NaturalSpline:
 
     def __call__(self, y):
         y = np.asarray(y, dtype=np.float64)
-        from ulyss_ann.fitting.native_engine.kernels import spline  # numba: loaded here, not with the package
+        from ulyss_ann.fitting.native_engine.kernels import announce_compilation, spline  # numba: loaded here
 
         if self.plain and spline is not None and len(self.x) > 2:
+            announce_compilation()  # a fit's first compiled kernel: said before it compiles
             lower, diagonal, upper = self.factors[:3]
             columns = np.ascontiguousarray(y.reshape(len(self.x), -1))
             out = spline(self.dx, columns, lower, diagonal, upper, self.interval, self.h, self.h2, self.h3)
@@ -250,27 +252,6 @@ def extract_linear(flux, err, good, sampling, start, step, wave, waverange):
 
 
 # ----------------------------------------------------------------------------- LOSVD
-def losvd_kernel(vel, sigma, voff, npix):
-    """ULySS's sampled LOSVD and its derivatives with respect to v and σ (pixels).
-
-    Returns (dx, K, dK/dv, dK/dσ): ``K[k]`` multiplies ``f[i + k − dx]``.
-    """
-    dx = int(np.ceil(abs(voff) + abs(vel) + 5 * sigma))
-    dx = int(min(dx, (npix - 1) / 2))
-    x = dx - np.arange(2 * dx + 1, dtype=np.float64)
-    sig = sigma if sigma > 0.1 else 0.1
-    w = (x - (voff + vel)) / sig
-    inside = np.abs(w) <= 5
-    g = np.where(inside, np.exp(-0.5 * w * w), 0.0)
-    total = g.sum()
-    kern = g / total
-    dg_dv = g * w / sig
-    dg_ds = g * w * w / sig if sigma > 0.1 else np.zeros_like(g)
-    dk_dv = (dg_dv - kern * dg_dv.sum()) / total
-    dk_ds = (dg_ds - kern * dg_ds.sum()) / total
-    return dx, kern, dk_dv, dk_ds
-
-
 def fourier_losvd(f, vel, sigma, voff):
     """The analytic-Fourier LOSVD of pPXF (Cappellari 2017), applied in Fourier space.
 
@@ -296,15 +277,6 @@ def fourier_losvd(f, vel, sigma, voff):
     out = [np.fft.irfft(spectrum * factor.reshape(shape), nfft, axis=0)[pad:pad + n]
            for factor in (g, -1j * omega * g, -(omega ** 2) * sigma * g)]
     return out
-
-
-def convolve_edge(f, kern):
-    """IDL ``CONVOL(f, K, /EDGE_TRUNCATE)`` along axis 0 for an odd kernel K of 2·dx + 1 taps:
-    ``out[i] = Σ_k f[clip(i + k − dx)] K[k]``. SciPy's ``correlate1d`` with mode
-    ``nearest`` is exactly this (a test checks it against the sum)."""
-    from scipy.ndimage import correlate1d  # here: only an LSF's convolution needs scipy.ndimage
-
-    return correlate1d(f, kern, axis=0, mode="nearest")
 
 
 # ----------------------------------------------------------------------------- relative LSF

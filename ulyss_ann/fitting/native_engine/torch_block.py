@@ -9,7 +9,7 @@ optimiser (:func:`~ulyss_ann.fitting.native_engine.lockstep.levenberg_marquardt`
 each round sends θ (L × P numbers) and gets back χ², Jᵀr and JᵀJ; the best fits stay on
 the device until the end (:meth:`TorchSpectralBlock.host`).
 
-The sampled LOSVD of each row is ULySS's kernel (:func:`~ulyss_ann.fitting.native_engine.numerics.losvd_kernel`)
+The sampled LOSVD of each row is ULySS's kernel (:func:`~ulyss_ann.fitting.native_engine.sampled_losvd.losvd_kernel`)
 written over the widest row's taps: taps beyond a row's own ``dx`` are beyond 5σ of it,
 where ULySS's kernel is zero, so each row's convolution is its own; the edge values
 repeat as IDL's ``CONVOL(/EDGE_TRUNCATE)`` repeats them.
