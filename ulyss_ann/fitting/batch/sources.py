@@ -18,6 +18,7 @@ file that cannot be read.
 """
 
 import os
+import sys
 from dataclasses import dataclass, replace
 
 from ulyss_ann.errors import UlyssAnnError
@@ -62,12 +63,13 @@ def batch_inputs(spectra):
     except TypeError:
         raise UlyssAnnError(f"cannot fit a {type(spectra).__name__}: give a file name, a ulyss_ann.Spectrum, a "
                             "specutils spectrum, (wavelength, flux[, error]) arrays, or a list of them") from None
-    files = list(dict.fromkeys(os.path.abspath(os.fspath(item)) for item in items if is_path(item)))
-    file_ids = _distinct_ids(files)
+    # each file's key once, interned: the journal's keys (interned as it is read) are then these very strings,
+    # held once (~80 bytes a spectrum at survey size)
+    paths = [sys.intern(os.path.abspath(os.fspath(item))) if is_path(item) else None for item in items]
+    file_ids = _distinct_ids(list(dict.fromkeys(path for path in paths if path is not None)))
     out, keys, ids = [], set(), set(file_ids.values())
-    for n, item in enumerate(items, start=1):
-        if is_path(item):
-            path = os.path.abspath(os.fspath(item))
+    for n, (item, path) in enumerate(zip(items, paths), start=1):
+        if path is not None:
             stem = spectrum_name(path)
             entry = BatchInput(path, path, file_ids[path], stem if file_ids[path] != stem else None)
         else:
