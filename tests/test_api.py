@@ -332,3 +332,9 @@ def test_fit_from_an_hdulist_is_the_fit_of_its_content_now():
     assert changed.params["Teff"] == pytest.approx(alone.params["Teff"], abs=1e-3)
     assert list(table["status"]) == ["ok", "ok"] and len(set(table["id"])) == 2
     assert list(table["chi2"]) == pytest.approx([changed.chi2] * 2, rel=1e-9)
+    # what cannot be fitted names the HDUList, never the temporary file it was written to
+    for hdul, words in ((fits.HDUList(), "the HDUList is empty"),
+                        (fits.HDUList([fits.PrimaryHDU()]), "the HDUList: ")):
+        with pytest.raises(UlyssAnnError) as excinfo:
+            ulyss_ann.fit_spectrum(hdul, engine="native")
+        assert "ulyss_ann-" not in one_line_error(excinfo, words)

@@ -67,6 +67,15 @@ def test_the_declared_sizes_and_headers_are_astropys(tmp_path, monkeypatch):
             assert all((key in structural) == (key in astropys.header) for key in ("BSCALE", "BZERO", "BLANK")
                        if mine.structural is not None), name
     assert lean["muse"][0].structural is not None and "BSCALE" in lean["scaled"][0].structural
+    # a structural keyword given twice (no valid FITS): astropy's reading, which takes the first
+    text = open(files["muse"], "rb").read()
+    end = text.index(b"END" + b" " * 77)
+    for name, card, scanned in (("comment", b"COMMENT a card more", True),
+                                ("twice", b"BITPIX  =                  -64 / a second BITPIX", False)):
+        with open(tmp_path / f"{name}.fits", "wb") as handle:  # the card inserted before END, in its block
+            handle.write(text[:end] + card.ljust(80) + text[end:end + 2880 - end % 2880 - 80]
+                         + text[end - end % 2880 + 2880:])
+        assert (scan_fits(str(tmp_path / f"{name}.fits")) is not None) == scanned, name
 
 
 def test_the_spectra_are_astropys_bit_for_bit(tmp_path, monkeypatch):

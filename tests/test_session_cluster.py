@@ -109,7 +109,6 @@ def test_the_engines_notice_is_said_once_for_the_local_workers(spectra, monkeypa
     from ulyss_ann.fitting.native_engine.engine import NativeEngine
 
     monkeypatch.setattr(NativeEngine, "batch_notice", classmethod(lambda cls, config: "the test's notice"))
-    monkeypatch.setattr(NativeEngine, "hush", classmethod(lambda cls: None))  # this process's own stays as it is
     loud = {**FAST, "progress": True}
     ulyss_ann.fit(spectra[:2], MODEL, output=None, workers=2, **loud)
     assert capsys.readouterr().err.count("the test's notice") == 1

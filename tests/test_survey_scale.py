@@ -46,8 +46,6 @@ def test_compiled_kernels_give_the_numbers_of_their_numpy_twins():
     for compiled, twin in zip(kernels.products(tw, back, dt, poly, resid),
                               kernels.products_numpy(tw, back, dt, poly, resid)):
         np.testing.assert_allclose(compiled, twin, rtol=1e-10)
-
-
     # the start search's LOSVD without derivatives: losvd's t·w, bit for bit (the same sums in the same order)
     assert np.array_equal(kernels.losvd_values(np.ascontiguousarray(stack[:, 0]), vel, sigma, 0.37, weights),
                           kernels.losvd(stack, vel, sigma, 0.37, weights)[1])
@@ -91,22 +89,44 @@ def test_the_first_fit_says_it_compiles_and_a_cached_installation_says_nothing(s
 
 
 def test_a_quiet_batch_does_not_announce_the_compilation(spectra, tmp_path, monkeypatch):
-    # --quiet (progress=False) says nothing unasked, a first compile's notice included: the notice is hushed
+    # --quiet (progress=False) says nothing unasked, a first compile's notice included, while the batch runs;
+    # after it a fit that compiles says so again
     probe = ("from ulyss_ann.fitting.native_engine import kernels\nimport sys\n"
-             "sys.argv[1:] == ['hush'] and kernels.hush()\nkernels.announce_compilation()")
-    for args, said in (([], True), (["hush"], False)):
+             "if sys.argv[1:] == ['hushed']:\n    with kernels.hushed():\n        kernels.announce_compilation()\n"
+             "    print('after', file=sys.stderr)\nkernels.announce_compilation()")
+    for args, said in (([], 1), (["hushed"], 1)):
         fresh = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120,
                                env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
-        assert fresh.returncode == 0 and ("compiling the native engine's kernels" in fresh.stderr) == said, fresh
-    hushed = []
-    monkeypatch.setattr(NativeEngine, "hush", classmethod(lambda cls: hushed.append(cls.name)))
+        notices = fresh.stderr.count("compiling the native engine's kernels")
+        assert fresh.returncode == 0 and notices == said, fresh
+        if args:  # the hushed one said nothing; the one after it did
+            assert fresh.stderr.index("after") < fresh.stderr.index("compiling the native engine's kernels")
+    # a process that only rebins (the GPU path: the spline is its one compiled kernel) is told once, when the
+    # spline compiles, not each time for the kernels it never uses
+    rebin = ("import numpy as np\nfrom ulyss_ann.fitting.native_engine.numerics import natural_spline\n"
+             "natural_spline(np.arange(5.0), np.arange(5.0) ** 2, np.arange(3.0) + 0.5)")
+    cache = tmp_path / "rebin-only"
+    for said in (1, 0):
+        done = subprocess.run([sys.executable, "-c", rebin], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "NUMBA_CACHE_DIR": str(cache)})
+        assert done.returncode == 0 and done.stderr.count("compiling the native engine's kernels") == said, done
+    entered = []
+    import contextlib
+
     import ulyss_ann
 
+    @contextlib.contextmanager
+    def noted():
+        entered.append("in")
+        yield
+        entered.append("out")
+
+    monkeypatch.setattr(NativeEngine, "hushed", classmethod(lambda cls: noted()))
     for progress in (True, False):
         table = ulyss_ann.fit(spectra[:1], model=MODEL, output=None, workers=0, progress=progress, engine="native",
                               mdegree=8)
         assert list(table["status"]) == ["ok"]
-    assert hushed == ["native"]  # the quiet batch only
+    assert entered == ["in", "out"]  # the quiet batch only, and it ended
 
 
 def test_a_block_gives_each_spectrum_its_own_fit(spectra, engine, tmp_path):

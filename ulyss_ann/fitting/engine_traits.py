@@ -14,6 +14,8 @@ installed beyond ulyss_ann, is never taken by ``engine="auto"``, and its table l
 name. Every method here is a classmethod: they are asked before any engine is started.
 """
 
+import contextlib
+
 from ulyss_ann.errors import UlyssAnnError
 
 __all__ = ["EngineTraits", "ENGINE_OPTIONS", "SEARCHES"]
@@ -114,9 +116,11 @@ class EngineTraits:
         return None
 
     @classmethod
-    def hush(cls):
-        """A quiet batch (``progress=False``, ``--quiet``): what this engine would print unasked in this process
-        (a first fit's notice that it compiles) stays unsaid. The default: it prints nothing."""
+    def hushed(cls):
+        """A context for a quiet batch (``progress=False``, ``--quiet``): within it, what this engine would print
+        unasked in this process (a first fit's notice that it compiles) stays unsaid; after it, as before. The
+        default: it prints nothing."""
+        return contextlib.nullcontext()
 
     @classmethod
     def note_local_workers(cls, cluster):

@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
-from ulyss_ann.spectra.spectrum_medium import medium_note
 from ulyss_ann.fitting.quality import quality_flags
+from ulyss_ann.spectra.spectrum_medium import medium_note
 
 __all__ = ["STATUS_NAMES", "result_fields", "result_row"]
 

@@ -11,7 +11,7 @@ HDU's data: positions and sizes by the standard's formula, as astropy computes t
 itself goes to astropy as text (``Header.fromstring``, whose cards are parsed when asked for).
 
 Anything unusual — a file compressed as a whole, an ASCII table, random groups, a card that is
-not printable ASCII, a structural keyword that is not a plain integer, no ``END`` — returns None,
+not printable ASCII, a structural keyword that is not a plain integer or is given twice, no ``END`` — returns None,
 and the caller reads the file with astropy as before (whose errors say what is wrong).
 """
 
@@ -128,7 +128,7 @@ def _header(handle, offset):
                 return "".join(cards), keywords, handle.tell()
             if _structural(key) or key in _NAMED:
                 value = _value(card)
-                if value is None:
+                if value is None or key in keywords:  # a keyword twice: astropy takes the first, and warns
                     return None
                 if _structural(key):
                     try:

@@ -30,7 +30,8 @@ import tempfile
 
 import numpy as np
 
-from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.errors import UlyssAnnError, first_line
+from ulyss_ann.spectra.compression import spectrum_name
 from ulyss_ann.spectra.readers import read_spectrum
 from ulyss_ann.spectra.specutils_spectra import angstrom, increasing, specutils_arrays
 from ulyss_ann.spectra.spectrum import Spectrum, check_real, several_spectra
@@ -165,20 +166,26 @@ def as_spectrum(item, default_id=None, format=None):  # noqa: A002 - read_spectr
 
 def _from_hdulist(hdul, default_id, format):  # noqa: A002
     """An HDUList read by the readers: written to a private temporary file (its content as it is now, not the
-    file it was opened from, which the caller may have changed since) and read as that file would be."""
+    file it was opened from, which the caller may have changed since) and read as that file would be; its
+    id the file's name, else ``default_id``. What goes wrong names the HDUList (or its file), never the
+    temporary one."""
     origin = hdul.filename()
-    name = os.path.basename(origin) if origin else f"{default_id or 'spectrum'}.fits"
+    label = f"the HDUList of {origin}" if origin else "the HDUList"
+    if len(hdul) == 0:
+        raise UlyssAnnError(f"{label} is empty: no spectrum in it")
     with tempfile.TemporaryDirectory(prefix="ulyss_ann-") as folder:
-        path = os.path.join(folder, name)
+        path = os.path.join(folder, "hdulist.fits")
         try:
-            hdul.writeto(path, output_verify="silentfix")
+            hdul.writeto(path)  # astropy's verification as for any file it writes: a damaged card is refused
         except Exception as exc:  # noqa: BLE001 - astropy's verification and I/O errors: one line
-            raise UlyssAnnError(f"an HDUList that astropy cannot write as FITS ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-        spectrum = read_spectrum(path, format=format)
+            raise UlyssAnnError(f"{label}: astropy cannot write it as FITS ({type(exc).__name__}: "
+                                f"{first_line(exc, 120)})") from None
+        try:
+            spectrum = read_spectrum(path, format=format)
+        except UlyssAnnError as exc:
+            raise type(exc)(str(exc).replace(path, label)) from None
     spectrum.meta.pop("file", None)  # the temporary file is gone
+    spectrum.meta["id"] = spectrum_name(origin) if origin else (default_id or "spectrum")
     if origin:
         spectrum.meta["file"] = os.path.abspath(origin)
-    elif default_id is not None:
-        spectrum.meta["id"] = default_id
     return spectrum

@@ -44,6 +44,7 @@ with spectra that may be arrays or objects rather than files.
 """
 
 import collections
+import contextlib
 import os
 import sys
 import time
@@ -185,8 +186,6 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     check_combination(config, fixed_values)
     require_engine(engine, backend, remote=execution.remote)  # after the options, refused on any machine
     engine_kind.check_batch(config)  # e.g. a path GDL cannot open: stops everything before any work
-    if not progress:  # quiet (--quiet): nor a first fit's notice that it compiles
-        engine_kind.hush()
     inputs = batch_inputs(spectra)
     execution = _here_when_faster(execution, engine_kind, config, len(inputs))
     execution.require_dask()  # said now, before the journal is opened
@@ -194,7 +193,9 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     # before the lock: no output that is a link or one of the spectra is ever written or deleted
     check_outputs(output, inputs, config.save_fits, stem=file_stem)
     record = run_record(config, fixed_values)
-    with stopping_on_sigterm():  # SIGTERM stops as Ctrl-C does: lock released, scratch folders removed
+    # quiet (--quiet): nor a first fit's notice that it compiles. SIGTERM stops as Ctrl-C does: lock released,
+    # scratch folders removed
+    with stopping_on_sigterm(), engine_kind.hushed() if not progress else contextlib.nullcontext():
         lock = OutputLock(output).acquire() if output is not None else None
         try:
             journal, state, inputs = open_journal(output, resume, overwrite, record, inputs, add_spectra)

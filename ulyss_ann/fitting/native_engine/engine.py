@@ -155,10 +155,10 @@ class NativeEngine(FitEngine):
         return None if gpu_requested(config.device, config.losvd) else compilation_notice()
 
     @classmethod
-    def hush(cls):
-        from ulyss_ann.fitting.native_engine.kernels import hush  # numba: only where it is needed
+    def hushed(cls):
+        from ulyss_ann.fitting.native_engine.kernels import hushed  # numba: only where it is needed
 
-        hush()
+        return hushed()
 
     @classmethod
     def check_lsf_options(cls, losvd, moments):

@@ -10,14 +10,16 @@ kernel forms the Jacobian row by row and accumulates Jᵀr and JᵀJ without sto
 pixels are compiled with ``fastmath`` (reassociated into SIMD lanes: 771 → 204 µs for 16 rows of
 3700 pixels, equal to the NumPy twin to ~3e-15 relative).
 
-Each kernel has a NumPy twin (:func:`losvd_numpy`, :func:`products_numpy`), used where
-numba is not installed and by the tests, which check that both give the same numbers.
+Each kernel has a NumPy twin (:func:`losvd_numpy`, :func:`products_numpy`; :func:`losvd_values` is
+:func:`losvd`'s t·w alone, the spline's twin is ``NaturalSpline.numpy``), used where numba is not
+installed and by the tests, which check that both give the same numbers.
 Kernels are compiled on first use and cached on disk (numba's ``cache=True``); the first fit of an
 installation says so first (:func:`announce_compilation`: 5–20 s of compiling are not silent).
 """
 
 import multiprocessing
 import sys
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -28,8 +30,8 @@ try:
 except ImportError:  # pragma: no cover - numba is a dependency; NumPy's twins work without it
     numba = None
 
-__all__ = ["losvd", "losvd_values", "products", "spline", "losvd_numpy", "products_numpy", "weighted", "COMPILED", "compilation_notice",
-           "announce_compilation", "hush"]
+__all__ = ["losvd", "losvd_values", "products", "spline", "losvd_numpy", "products_numpy", "weighted",
+           "COMPILED", "compilation_notice", "announce_compilation", "hushed"]
 
 #: Whether the compiled kernels are in use (numba importable).
 COMPILED = numba is not None
@@ -53,7 +55,8 @@ def _losvd(stack, vel, sigma, voff, weights):
                 padded[i] = stack[r, c, min(max(i - dx, 0), n - 1)]
             for k in range(2 * dx + 1):
                 coefficient = kern[k]
-                if coefficient == 0.0:  # beyond 5σ: adds ±0 to a sum that began at +0, no bit changes
+                if coefficient == 0.0:  # beyond 5σ: for finite inputs (a network's output is) it would add ±0
+                    # to a sum that began at +0, which changes no bit; 0·inf would have made a NaN
                     continue
                 for i in range(n):
                     acc[c, i] += coefficient * padded[i + k]
@@ -208,21 +211,25 @@ else:  # pragma: no cover
     losvd, products, spline = losvd_numpy, products_numpy, None
     losvd_values = None
 
-_announced = False
+_announced = False  # a notice said (or a quiet batch running) in this process
+_cached = set()     # the kernels this process found in numba's cache: not looked up again
 
 
-def compilation_notice():
+def compilation_notice(kernels=None):
     """The line that says the kernels are about to be compiled (the first fit after an install, or after an
     upgrade of numba or of this package), or None when numba's cache has them.
 
-    Compiling takes 5–20 s of a core, which a fit that says nothing would spend in silence.
-    Judged from numba's cache index, as numba itself reads it (a private interface: where it changes, no
-    notice rather than a wrong one).
+    ``kernels``: those about to be used (default: all of this module's); a process that uses only some (the
+    log-rebinning's spline on the GPU path) is told only of theirs. Compiling takes 5–20 s of a core, which
+    a fit that says nothing would spend in silence. Judged from numba's cache index, as numba itself reads
+    it (a private interface: where it changes, no notice rather than a wrong one).
     """
     if numba is None:
         return None
     folder = None
-    for kernel in (losvd, products, spline, losvd_values):
+    for kernel in (losvd, products, spline, losvd_values) if kernels is None else kernels:
+        if kernel in _cached:
+            continue
         cache = getattr(kernel, "_cache", None)
         try:
             index = getattr(cache, "_cache_file", None)
@@ -236,23 +243,30 @@ def compilation_notice():
         if not cached:
             return (f"ulyss-ann: compiling the native engine's kernels, once for this installation (5-20 s); "
                     f"they are cached in {folder}")
+        _cached.add(kernel)
     return None
 
 
-def hush():
-    """This process does not announce the compilation (a quiet batch: ``--quiet``, ``progress=False``)."""
+@contextmanager
+def hushed():
+    """Within it, this process announces no compilation (a quiet batch: ``--quiet``, ``progress=False``);
+    after it, as before (a later fit that compiles says so)."""
     global _announced
-    _announced = True
+    before, _announced = _announced, True
+    try:
+        yield
+    finally:
+        _announced = before
 
 
-def announce_compilation():
-    """Print :func:`compilation_notice` to stderr, once per process; not in a worker process (a Dask worker's
-    would reach the terminal once per worker: the batch driver says it once for them)."""
+def announce_compilation(kernels=None):
+    """Print :func:`compilation_notice` of ``kernels`` (default: all) to stderr, once per process; not in a
+    worker process (a Dask worker's would reach the terminal once per worker: the batch driver says it
+    once for them)."""
     global _announced
-    if not _announced:
+    if _announced or multiprocessing.parent_process() is not None:
+        return
+    notice = compilation_notice(kernels)
+    if notice:
         _announced = True
-        if multiprocessing.parent_process() is not None:
-            return
-        notice = compilation_notice()
-        if notice:
-            print(notice, file=sys.stderr, flush=True)
+        print(notice, file=sys.stderr, flush=True)

@@ -1,9 +1,10 @@
 """ULySS's spectral numerics in NumPy/SciPy: the pieces the native engine is built from.
 
 Each follows the ULySS 1.3.2 routine named in its docstring (``uly_spect_extract``,
-``uly_spect_logrebin`` and ``xrebin``, the LOSVD of ``uly_fit_lin``, IDL's
-``CONVOL(/EDGE_TRUNCATE)``), plus pPXF's analytic-Fourier LOSVD (Cappellari 2017) as
-the accurate alternative below a pixel. How they make up a fit:
+``uly_spect_logrebin`` and ``xrebin``, ``uly_slit`` and the relative LSF's convolution), plus pPXF's
+analytic-Fourier LOSVD (Cappellari 2017) as the accurate alternative below a pixel. ULySS's sampled
+LOSVD of ``uly_fit_lin`` and IDL's ``CONVOL(/EDGE_TRUNCATE)`` are in
+:mod:`~ulyss_ann.fitting.native_engine.sampled_losvd`. How they make up a fit:
 :mod:`ulyss_ann.fitting.native_engine.engine`.
 """
 
@@ -11,7 +12,7 @@ import functools
 from types import SimpleNamespace
 
 import numpy as np
-from scipy.linalg import lapack
+from scipy.linalg import lapack, solve_banded
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.native_engine.sampled_losvd import convolve_edge
@@ -61,11 +62,14 @@ class NaturalSpline:
         diagonal[1:-1] = 2 * (dx[:-1] + dx[1:])
         diagonal[0], diagonal[-1] = 2 * dx[0], 2 * dx[-1]     # second derivative 0 at both ends
         upper, lower = np.r_[dx[0], dx[:-1]], np.r_[dx[1:], dx[-1]]
-        *self.factors, info = lapack.dgttrf(lower, diagonal, upper)
-        if info > 0:
-            raise np.linalg.LinAlgError("singular matrix")
-        # a spline's system is diagonally dominant: LU without row interchanges, solved by a compiled loop
-        self.plain = bool(np.array_equal(self.factors[4], np.arange(1, n + 1)))
+        if n < 3:  # two knots: SciPy's solve_banded (LAPACK's gtsv), which SciPy's gttrf refuses
+            self.factors, self.plain = (lower, diagonal, upper), False
+        else:
+            *self.factors, info = lapack.dgttrf(lower, diagonal, upper)
+            if info > 0:
+                raise np.linalg.LinAlgError("singular matrix")
+            # a spline's system is diagonally dominant: LU without row interchanges, solved by a compiled loop
+            self.plain = bool(np.array_equal(self.factors[4], np.arange(1, n + 1)))
         self.interval = np.clip(np.searchsorted(x, at, side="right") - 1, 0, n - 2)
         self.h = at - x[self.interval]
         self.h2 = self.h * self.h
@@ -76,7 +80,7 @@ class NaturalSpline:
         from ulyss_ann.fitting.native_engine.kernels import announce_compilation, spline  # numba: loaded here
 
         if self.plain and spline is not None and len(self.x) > 2:
-            announce_compilation()  # a fit's first compiled kernel: said before it compiles
+            announce_compilation((spline,))  # a fit's first compiled kernel: said before it compiles
             lower, diagonal, upper = self.factors[:3]
             columns = np.ascontiguousarray(y.reshape(len(self.x), -1))
             out = spline(self.dx, columns, lower, diagonal, upper, self.interval, self.h, self.h2, self.h3)
@@ -92,7 +96,12 @@ class NaturalSpline:
         rhs = np.empty_like(y)
         rhs[1:-1] = 3 * (dxr[1:] * slope[:-1] + dxr[:-1] * slope[1:])
         rhs[0], rhs[-1] = 3 * (y[1] - y[0]), 3 * (y[-1] - y[-2])
-        s = lapack.dgttrs(*self.factors, rhs.reshape(n, -1), overwrite_b=True)[0].reshape(y.shape)
+        if n < 3:
+            lower, diagonal, upper = self.factors
+            s = solve_banded((1, 1), np.array([np.r_[0.0, upper], diagonal, np.r_[lower, 0.0]]), rhs.reshape(n, -1),
+                             check_finite=False).reshape(y.shape)
+        else:
+            s = lapack.dgttrs(*self.factors, rhs.reshape(n, -1), overwrite_b=True)[0].reshape(y.shape)
         t = (s[:-1] + s[1:] - 2 * slope) / dxr
         cubic, square = t / dxr, (slope - s[:-1]) / dxr - t
         shape = (len(interval),) + (1,) * (y.ndim - 1)
@@ -144,7 +153,8 @@ def log_rebin(data, err, good, sampling, start, step, wave=None, velscale=None, 
             spec = extract(spec, waverange)
         return spec, C_KMS * step
     explicit = None if sampling != 2 else np.ascontiguousarray(wave, dtype=np.float64).tobytes()
-    grid = _rebin_grid(sampling, float(start), float(step), npix, explicit, velscale,
+    grid = _rebin_grid(sampling, float(start), float(step), npix, explicit,
+                       None if velscale is None else float(velscale),
                        None if waverange is None else tuple(map(float, waverange)))
     nout, flat, dof_factor, velscale = grid.nout, grid.flat, grid.dof_factor, grid.velscale
     flat_b = flat.reshape((-1,) + (1,) * (data.ndim - 1))
@@ -177,7 +187,8 @@ def log_rebin(data, err, good, sampling, start, step, wave=None, velscale=None, 
 @functools.lru_cache(maxsize=8)
 def _rebin_grid(sampling, start, step, npix, wave_bytes, velscale, waverange):
     """What :func:`log_rebin` computes from the input grid alone (``wave_bytes``: the explicit wavelengths of
-    sampling 2), once per grid: a survey's spectra share theirs. Its arrays are read-only."""
+    sampling 2, float64), once per grid: a survey's spectra share theirs. Every value is a float64 or a
+    Python float (the key's); ``flat`` is read-only and the spline is shared: neither is ever modified."""
     wave = None if wave_bytes is None else np.frombuffer(wave_bytes)
     borders, _ = _borders(sampling, start, step, npix, wave)
     if velscale is None:
