@@ -92,7 +92,8 @@ def test_a_quiet_batch_does_not_announce_the_compilation(spectra, tmp_path, monk
     # --quiet (progress=False) says nothing unasked, a first compile's notice included, while the batch runs;
     # after it a fit that compiles says so again
     probe = ("from ulyss_ann.fitting.native_engine import kernels\nimport sys\n"
-             "if sys.argv[1:] == ['hushed']:\n    with kernels.hushed():\n        kernels.announce_compilation()\n"
+             "from ulyss_ann.fitting.native_engine.notice import hushed\n"
+             "if sys.argv[1:] == ['hushed']:\n    with hushed():\n        kernels.announce_compilation()\n"
              "    print('after', file=sys.stderr)\nkernels.announce_compilation()")
     for args, said in (([], 1), (["hushed"], 1)):
         fresh = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120,
@@ -127,6 +128,16 @@ def test_a_quiet_batch_does_not_announce_the_compilation(spectra, tmp_path, monk
                               mdegree=8)
         assert list(table["status"]) == ["ok"]
     assert entered == ["in", "out"]  # the quiet batch only, and it ended
+    # hushing loads no numba: a quiet resume with nothing left to fit stays light (~55 MB less)
+    output = tmp_path / "done.ecsv"
+    options = dict(model=MODEL, workers=0, progress=False, engine="native", mdegree=8)
+    monkeypatch.undo()
+    ulyss_ann.fit(spectra[:1], output=output, **options)
+    resume = ("import sys, ulyss_ann\n"
+              f"ulyss_ann.fit({spectra[:1]!r}, output={str(output)!r}, resume=True, **{options!r})\n"
+              "print('numba' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", resume], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.split() == ["False"], done
 
 
 def test_a_block_gives_each_spectrum_its_own_fit(spectra, engine, tmp_path):

@@ -156,7 +156,7 @@ class NativeEngine(FitEngine):
 
     @classmethod
     def hushed(cls):
-        from ulyss_ann.fitting.native_engine.kernels import hushed  # numba: only where it is needed
+        from ulyss_ann.fitting.native_engine.notice import hushed  # not the kernels: no numba for nothing to fit
 
         return hushed()
 

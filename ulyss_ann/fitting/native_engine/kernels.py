@@ -19,10 +19,10 @@ installation says so first (:func:`announce_compilation`: 5–20 s of compiling 
 
 import multiprocessing
 import sys
-from contextlib import contextmanager
 
 import numpy as np
 
+from ulyss_ann.fitting.native_engine import notice
 from ulyss_ann.fitting.native_engine.sampled_losvd import convolve_edge, losvd_kernel
 
 try:
@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - numba is a dependency; NumPy's twins w
     numba = None
 
 __all__ = ["losvd", "losvd_values", "products", "spline", "losvd_numpy", "products_numpy", "weighted",
-           "COMPILED", "compilation_notice", "announce_compilation", "hushed"]
+           "COMPILED", "compilation_notice", "announce_compilation"]
 
 #: Whether the compiled kernels are in use (numba importable).
 COMPILED = numba is not None
@@ -211,7 +211,6 @@ else:  # pragma: no cover
     losvd, products, spline = losvd_numpy, products_numpy, None
     losvd_values = None
 
-_announced = False  # a notice said (or a quiet batch running) in this process
 _cached = set()     # the kernels this process found in numba's cache: not looked up again
 
 
@@ -247,26 +246,13 @@ def compilation_notice(kernels=None):
     return None
 
 
-@contextmanager
-def hushed():
-    """Within it, this process announces no compilation (a quiet batch: ``--quiet``, ``progress=False``);
-    after it, as before (a later fit that compiles says so)."""
-    global _announced
-    before, _announced = _announced, True
-    try:
-        yield
-    finally:
-        _announced = before
-
-
 def announce_compilation(kernels=None):
     """Print :func:`compilation_notice` of ``kernels`` (default: all) to stderr, once per process; not in a
     worker process (a Dask worker's would reach the terminal once per worker: the batch driver says it
     once for them)."""
-    global _announced
-    if _announced or multiprocessing.parent_process() is not None:
+    if not notice.pending() or multiprocessing.parent_process() is not None:
         return
-    notice = compilation_notice(kernels)
-    if notice:
-        _announced = True
-        print(notice, file=sys.stderr, flush=True)
+    line = compilation_notice(kernels)
+    if line:
+        notice.said()
+        print(line, file=sys.stderr, flush=True)
