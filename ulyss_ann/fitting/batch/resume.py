@@ -84,10 +84,12 @@ def open_journal(output, resume, overwrite, record, inputs, add_spectra):
 
 
 def _check_inputs(output, journal, state, inputs, add_spectra):
-    recorded, given = set(state.inputs), {entry.key for entry in inputs}
-    new = [entry for entry in inputs if entry.key not in recorded]
-    missing = [key for key in state.inputs if key not in given]
-    if missing:
+    # the journal's keys are state.ids's; the inputs' keys are distinct (batch_inputs): the run's spectra are
+    # all given when as many of the inputs are known as the run has. No set of either (10^6 keys at survey size)
+    new = [entry for entry in inputs if entry.key not in state.ids]
+    if len(inputs) - len(new) < len(state.inputs):
+        given = {entry.key for entry in inputs}
+        missing = [key for key in state.inputs if key not in given]
         raise UlyssAnnError(f"{output}: {len(missing)} spectr{'a' if len(missing) > 1 else 'um'} of this run "
                             f"not given now (e.g. {missing[0]}): give all the run's spectra to --resume it")
     if new and not add_spectra and not state.damaged_inputs:  # a damaged inputs record: they may be the run's
@@ -118,10 +120,17 @@ def _fingerprints(inputs):
 def _set_aside_changed(journal, state, inputs):
     """Journal new fingerprints for the run's files: a file whose known fingerprint changed loses its row
     (fitted again, said in one warning line); one the journal knew none of (an older journal) gets one."""
-    now = _fingerprints(inputs)
-    changed = [key for key, stat in now.items()
-               if stat is not None and state.stats.get(key) is not None and list(state.stats[key]) != stat]
-    unknown = [key for key, stat in now.items() if stat is not None and state.stats.get(key) is None]
+    now = {}  # the changed and unknown ones only: compared as the files are met, not all held (survey size)
+    changed, unknown = [], []
+    for entry in inputs:
+        stat = file_fingerprint(entry.key) if entry.from_file else None
+        if stat is not None and state.stats.get(entry.key) is None:
+            unknown.append(entry.key)
+        elif stat is not None and list(state.stats[entry.key]) != stat:
+            changed.append(entry.key)
+        else:
+            continue
+        now[entry.key] = stat
     if changed:
         done = [key for key in changed if key in state.rows]
         if done:

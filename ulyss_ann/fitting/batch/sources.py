@@ -96,7 +96,8 @@ def batch_inputs(spectra):
 
 
 def keep_ids(inputs, recorded):
-    """``inputs`` with the ids a resumed run gave them (``recorded``: key -> id); new ones kept apart.
+    """``inputs`` with the ids a resumed run gave them (``recorded``: key -> id, where an input's equal id
+    replaces the record's text, so that it is held once); new ones kept apart.
 
     Ids are the run's, not recomputed from the spectra given now: a file added later with
     the name of one already fitted does not rename that one (its row, its ``--fix`` entry,
@@ -111,6 +112,8 @@ def keep_ids(inputs, recorded):
             stem = spectrum_name(entry.key) if entry.from_file else None
             name_in_file = stem if stem and ident != stem else None
             same = ident == entry.ident and name_in_file == entry.name_in_file  # not held twice at survey size
+            if same:  # the run's record of it holds the input's own text (~57 bytes a spectrum held once)
+                recorded[entry.key] = entry.ident
             out.append(entry if same else replace(entry, ident=ident, name_in_file=name_in_file))
             continue
         ident, n = entry.ident, 0
