@@ -78,21 +78,33 @@ def batch_inputs(spectra):
             except NotASpectrumError:
                 raise  # no kind of spectrum (an int, a 2-D collection): a mistake in the call, refused whole
             except UlyssAnnError as exc:  # this spectrum's own values: its row, not the end of the batch
-                entry = BatchInput(f"memory:spectrum{n:04d}", None, f"spectrum{n:04d}", refused=str(exc))
+                ident = _numbered(n, ids, keys)
+                entry = BatchInput(f"memory:{ident}", None, ident, refused=str(exc))
                 ids.add(entry.ident)
                 keys.add(entry.key)
                 out.append(entry)
                 continue
             key = spectrum.meta.get("file") or f"memory:{spectrum.meta.get('id')}"
             if spectrum.meta.get("id") in (None, "spectrum") or key in keys or str(spectrum.meta.get("id")) in ids:
-                spectrum = replace(spectrum, meta={**spectrum.meta, "id": f"spectrum{n:04d}"})
-                key = f"memory:spectrum{n:04d}"
+                ident = _numbered(n, ids, keys)
+                spectrum = replace(spectrum, meta={**spectrum.meta, "id": ident})
+                key = f"memory:{ident}"
             entry = BatchInput(key, spectrum, str(spectrum.meta["id"]))
             ids.add(entry.ident)
         if entry.key not in keys:
             keys.add(entry.key)
             out.append(entry)
     return out
+
+
+def _numbered(n, ids, keys):
+    """The id of the n-th input in memory when it has none of its own: ``spectrumNNNN``, or with ``-2``, ``-3``…
+    where a spectrum given before took that name (each in-memory input keeps a row of its own)."""
+    ident, k = f"spectrum{n:04d}", 1
+    while ident in ids or f"memory:{ident}" in keys:
+        k += 1
+        ident = f"spectrum{n:04d}-{k}"
+    return ident
 
 
 def keep_ids(inputs, recorded):
