@@ -11,8 +11,9 @@ HDU's data: positions and sizes by the standard's formula, as astropy computes t
 itself goes to astropy as text (``Header.fromstring``, whose cards are parsed when asked for).
 
 Anything unusual — a file compressed as a whole, an ASCII table, random groups, a card that is
-not printable ASCII, a structural keyword that is not a plain integer or is given twice, no ``END`` — returns None,
-and the caller reads the file with astropy as before (whose errors say what is wrong).
+not printable ASCII, a structural keyword that is not a plain integer or is given twice, no
+``END`` — returns None, and the caller reads the file with astropy as before (whose errors say
+what is wrong).
 """
 
 import math
@@ -40,7 +41,6 @@ class ScannedHDU:
     def kind(self):
         """``primary``, ``IMAGE`` or ``BINTABLE`` (the XTENSION)."""
         return "primary" if self.index == 0 else self.keywords["XTENSION"]
-
 
 
 def declared_sizes(get):

@@ -17,8 +17,8 @@ from ulyss_ann.model.limits import (FILE_VALUES_PER_PIXEL, MAX_PIXELS_VARIABLE, 
                                     pixel_budget_problem, truncation)
 from ulyss_ann.spectra.reader_registry import FITS_HEADER_ERRORS, SpectrumReadError
 
-__all__ = ["opened_fits", "plain_images", "PlainImage", "check_declared_sizes", "header_meta", "unit_factor", "error_extension", "image_hdu",
-           "spectrum_image_unit"]
+__all__ = ["opened_fits", "plain_images", "PlainImage", "check_declared_sizes", "header_meta", "unit_factor",
+           "error_extension", "image_hdu", "spectrum_image_unit"]
 
 
 def check_declared_sizes(source):
@@ -66,11 +66,7 @@ def plain_images(source):
     (sizes checked), or None where astropy must read it: a compressed file, a table or tile-compressed
     image, scaled or blank-flagged values, an unusual BITPIX. The values are astropy's, bit for bit."""
     hdus = source.declared
-    if source.compression is not None or any(
-            not hdu.image or hdu.binary_table or _keywords(hdu).get("ZIMAGE") is True
-            or _keywords(hdu).get("BITPIX") not in _BITPIX or any(key in _keywords(hdu) for key in _SCALING)
-            or _keywords(hdu).get("PCOUNT", 0) != 0 or _keywords(hdu).get("GCOUNT", 1) != 1
-            for hdu in hdus):
+    if source.compression is not None or not all(map(_plain, hdus)):
         return None
     check_declared_sizes(source)
     images = []
@@ -89,6 +85,14 @@ def plain_images(source):
 def _keywords(hdu):
     """The HDU's structural keywords: the plain-FITS scan's (no astropy card parsed), else its astropy Header."""
     return hdu.header if hdu.structural is None else hdu.structural
+
+
+def _plain(hdu):
+    """An image NumPy reads as astropy does: not a table nor tile-compressed, its values stored as they are
+    (no scaling, no blank) in a BITPIX of :data:`_BITPIX`, no random groups."""
+    keys = _keywords(hdu)
+    return (hdu.image and not hdu.binary_table and keys.get("ZIMAGE") is not True and keys.get("BITPIX") in _BITPIX
+            and not any(key in keys for key in _SCALING) and keys.get("PCOUNT", 0) == 0 and keys.get("GCOUNT", 1) == 1)
 
 
 @contextmanager

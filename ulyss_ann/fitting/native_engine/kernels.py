@@ -81,7 +81,9 @@ def _losvd(stack, vel, sigma, voff, weights):
 
 def _losvd_values(f, vel, sigma, voff, weights):
     """:func:`_losvd`'s t·w (L, n) alone, of ``f`` (L, n): the start search's χ² needs no derivative (a third
-    of the taps' work); the same sums in the same order, so the same bits."""
+    of the taps' work); the same sums in the same order, so the same bits. Its padding and taps are
+    :func:`_losvd`'s loops written out again: as shared compiled helpers (inlined or not) the LOSVD
+    measured 380-540 µs for 16 rows against a steady 385 µs written out."""
     rows, n = f.shape
     tw = np.empty((rows, n))
     for r in range(rows):

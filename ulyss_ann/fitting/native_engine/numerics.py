@@ -79,7 +79,7 @@ class NaturalSpline:
         y = np.asarray(y, dtype=np.float64)
         from ulyss_ann.fitting.native_engine.kernels import announce_compilation, spline  # numba: loaded here
 
-        if self.plain and spline is not None and len(self.x) > 2:
+        if self.plain and spline is not None:  # plain: three knots or more, no row interchange
             announce_compilation((spline,))  # a fit's first compiled kernel: said before it compiles
             lower, diagonal, upper = self.factors[:3]
             columns = np.ascontiguousarray(y.reshape(len(self.x), -1))
@@ -98,8 +98,8 @@ class NaturalSpline:
         rhs[0], rhs[-1] = 3 * (y[1] - y[0]), 3 * (y[-1] - y[-2])
         if n < 3:
             lower, diagonal, upper = self.factors
-            s = solve_banded((1, 1), np.array([np.r_[0.0, upper], diagonal, np.r_[lower, 0.0]]), rhs.reshape(n, -1),
-                             check_finite=False).reshape(y.shape)
+            bands = np.array([np.r_[0.0, upper], diagonal, np.r_[lower, 0.0]])
+            s = solve_banded((1, 1), bands, rhs.reshape(n, -1), check_finite=False).reshape(y.shape)
         else:
             s = lapack.dgttrs(*self.factors, rhs.reshape(n, -1), overwrite_b=True)[0].reshape(y.shape)
         t = (s[:-1] + s[1:] - 2 * slope) / dxr
@@ -181,7 +181,8 @@ def log_rebin(data, err, good, sampling, start, step, wave=None, velscale=None, 
     out_good = np.abs(mask - 1) < 0.1
     if not np.any(out_good):
         raise UlyssAnnError("no good pixel left after log-rebinning")
-    return LogSpectrum(out, out_err, out_good, grid.log_start, grid.log_scale, max(1.0, dof_in * dof_factor)), velscale
+    spec = LogSpectrum(out, out_err, out_good, grid.log_start, grid.log_scale, max(1.0, dof_in * dof_factor))
+    return spec, velscale
 
 
 @functools.lru_cache(maxsize=8)
