@@ -206,6 +206,33 @@ def test_batch_of_spectra_without_ids_keeps_them_all(model, arrays):
     assert [s.meta["id"] for s in spectra] == ["spectrum", "spectrum"]   # the caller's objects untouched
 
 
+def test_spectra_in_memory_keep_a_row_each_whatever_their_names(tmp_path):
+    # an in-memory spectrum without a name of its own is numbered; a name a spectrum given before took is
+    # not reused, so none is dropped and a resume still sees every one of the run's spectra
+    from dataclasses import replace
+
+    from ulyss_ann.fitting.batch.resume import open_journal
+    from ulyss_ann.fitting.batch.sources import batch_inputs
+    from ulyss_ann.spectra.inputs import as_spectrum
+
+    wave = np.linspace(4800.0, 5800.0, 300)
+    flux = 1 + 0.01 * np.sin(wave)
+
+    def named(ident):
+        spectrum = as_spectrum((wave, flux))
+        return replace(spectrum, meta={**spectrum.meta, "id": ident})
+
+    bad = (wave, flux[:-5])   # refused: its row says why
+    for items in ([named("spectrum0003"), (wave, flux), (wave, flux)], [named("spectrum0003"), (wave, flux), bad]):
+        entries = batch_inputs(items)
+        assert len(entries) == 3, [e.key for e in entries]
+        assert len({e.key for e in entries}) == 3 and len({e.ident for e in entries}) == 3
+    output, record = tmp_path / "memory.ecsv", {"engine": "native"}
+    open_journal(output, False, False, record, batch_inputs([named("spectrum0003"), named("foo"), bad]), False)
+    with pytest.raises(UlyssAnnError, match=r"1 spectrum of this run not given now \(e\.g\. memory:foo\)"):
+        open_journal(output, True, False, record, batch_inputs([named("spectrum0003"), named("bar"), bad]), True)
+
+
 # --------------------------------------------------------------------- errors, one line each
 def test_bad_inputs_are_one_line_errors(model, arrays):
     import astropy.units as u
