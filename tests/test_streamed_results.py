@@ -1,5 +1,7 @@
-"""A survey's table is never all in memory: the journal read by status, its rows a block at a time, ECSV written
+"""A survey's table is never all in memory: the journal read as columns, its rows a block at a time, ECSV written
 in blocks that make the same bytes, and a summary instead of the table where the caller asks for none."""
+
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from conftest import FAST, MODEL, TRUTH, cli_here, journal_of, simulated_batch
 from ulyss_ann import UlyssAnnError
 from ulyss_ann.fitting.batch import results
 from ulyss_ann.fitting.batch.journal import Journal, failure_row
+from ulyss_ann.fitting.batch.journal_index import JournalIndex
 from ulyss_ann.fitting.batch.results import BatchSummary
 from ulyss_ann.fitting.table import rows_to_table, write_table, write_table_blocks
 
@@ -51,7 +54,7 @@ def test_a_table_written_in_blocks_is_the_table_written_whole(tmp_path, name):
         assert back[column].tolist() == want[column].tolist(), column
 
 
-def test_the_journal_by_status_gives_back_each_spectrums_last_row(tmp_path):
+def test_the_journal_as_columns_gives_back_each_spectrums_last_row(tmp_path):
     journal = Journal(tmp_path / "r.ecsv.journal.jsonl")
     given = rows(30)
     journal.start({"model": "m"}, [(row["file"], row["id"]) for row in given])
@@ -62,12 +65,13 @@ def test_the_journal_by_status_gives_back_each_spectrums_last_row(tmp_path):
     journal.append_many(given[20:])
     with open(journal.path, "ab") as handle:
         handle.write(b'{"crc32":"1234')
-    full, lean = journal.read(), journal.read(rows=False)
+    full, lean = journal.read(), JournalIndex.read(journal)
     assert lean.damaged == full.damaged != [] and lean.torn_bytes == full.torn_bytes > 0
-    assert lean.inputs == full.inputs and lean.counts == full.counts and lean.failures == full.failures
-    assert {key: row["status"] for key, row in lean.rows.items()} == {k: r["status"] for k, r in full.rows.items()}
-    assert lean.rows[given[1]["file"]] is lean.rows[given[2]["file"]]  # one object for every ok
-    back = journal.rows_at([lean.offsets[key] for key in lean.inputs])
+    at = lean.positions(full.inputs)
+    assert lean.run_order.tolist() == at.tolist() and lean.failures[at].tolist() == [
+        full.failures.get(key, 0) for key in full.inputs]
+    assert [lean.statuses[code] for code in lean.status[at]] == [full.rows[key]["status"] for key in full.inputs]
+    back = journal.rows_at(lean.row_offsets())
     assert back == [full.rows[key] for key in full.inputs]
     assert back[4]["status"].startswith("failed:")  # the last record of a spectrum counts
 
@@ -115,3 +119,29 @@ def test_no_table_and_no_output_is_refused():
         ulyss_ann.fit([], MODEL, output=None, return_table=False, **FAST)
     with pytest.raises(UlyssAnnError, match=r"return_table 'no': give True \(the table\) or False"):
         ulyss_ann.fit([], MODEL, output=None, return_table="no", **FAST)
+
+
+def test_a_resume_holds_tens_of_bytes_a_spectrum(spectra, tmp_path, monkeypatch):
+    """A survey's resume with nothing left to fit: the journal read as columns, the spectra given made as they
+    are needed. Its peak grows by far less per spectrum than the ~0.9 KB of objects the run's keys, ids,
+    fingerprints and statuses took in dicts (and ~10 KB as whole rows)."""
+    ulyss_ann.fit(spectra[:1], MODEL, tmp_path / "one.ecsv", workers=0, **FAST)
+    template = journal_of(tmp_path / "one.ecsv").read()
+    row = next(iter(template.rows.values()))
+    monkeypatch.setattr(results, "BLOCK_ROWS", 100)  # the table's blocks small beside the run's spectra
+    peaks = {}
+    for count in (1000, 7000):
+        names = [f"{tmp_path}/survey{count}/star{i:06d}.fits" for i in range(count)]  # their rows are all there
+        journal = journal_of(tmp_path / f"r{count}.ecsv")
+        journal.start(template.run, [(name, f"star{i:06d}") for i, name in enumerate(names)],
+                      {name: [1000 + i, 10**18 + i] for i, name in enumerate(names)})
+        journal.append_many([{**row, "file": name, "id": f"star{i:06d}"} for i, name in enumerate(names)])
+        tracemalloc.start()
+        try:
+            summary = ulyss_ann.fit(names, MODEL, tmp_path / f"r{count}.ecsv", workers=0, resume=True,
+                                    return_table=False, **FAST)
+            peaks[count] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert summary.fitted == count and len(Table.read(tmp_path / f"r{count}.ecsv")) == count
+    assert (peaks[7000] - peaks[1000]) / 6000 < 300, peaks

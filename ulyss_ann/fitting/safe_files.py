@@ -118,7 +118,7 @@ def check_outputs(output, inputs, save_fits=None, stem=None):
     :class:`~ulyss_ann.fitting.batch.sources.BatchInput`; ``save_fits``: its folder, with
     ``stem(id)`` the stem of the files saved for a spectrum. One UlyssAnnError, in one line.
     """
-    files = [entry for entry in inputs if entry.from_file]
+    files = _Files(inputs)
     if output is not None:
         output = os.fspath(output)
         named = [output, f"{output}.journal.jsonl", f"{output}.lock"]
@@ -143,6 +143,16 @@ def check_outputs(output, inputs, save_fits=None, stem=None):
                                     f"{writers[name].ident}'s fit over it: give another --save-fits folder")
 
 
+class _Files:
+    """The inputs that are files, as an iterable that can be gone through again (made as it goes)."""
+
+    def __init__(self, inputs):
+        self.inputs = inputs
+
+    def __iter__(self):
+        return (entry for entry in self.inputs if entry.from_file)
+
+
 def _links_in(folder):
     """The names of the symbolic links in ``folder`` (none when it does not exist yet): one listing,
     no call per spectrum."""
@@ -159,9 +169,10 @@ def _same_files(paths, entries):
     By name first (no file system call per spectrum); by device and inode only when an
     output exists already (a resumed or overwritten run), which also finds a hard link.
     """
-    keys = {entry.key: entry for entry in entries}
+    names = {name for path in paths for name in (os.path.abspath(path), os.path.realpath(path))}
+    found = {entry.key: entry for entry in entries if entry.key in names}  # a few: not a dict of 10^6 entries
     for path in paths:
-        entry = keys.get(os.path.abspath(path)) or keys.get(os.path.realpath(path))
+        entry = found.get(os.path.abspath(path)) or found.get(os.path.realpath(path))
         if entry is not None:
             return path, entry
     existing = {}

@@ -1,10 +1,8 @@
 """The journal of a batch: every finished spectrum on disk at once, each record verifiable.
 
-A batch appends one record per finished spectrum (fitted or failed) to
-``<output>.journal.jsonl``, a block's records in one write, and forces it to disk
-(``fsync``) before going on, so a
-crash of anything — a worker, GDL, the driver itself (``kill -9``), the machine —
-loses no finished work; ``--resume`` continues from it and the table is rebuilt from
+A batch appends one record per finished spectrum (fitted or failed) to ``<output>.journal.jsonl``,
+a block's records in one write, and forces it to disk (``fsync``) before going on, so a crash of
+anything — a worker, GDL, the driver itself (``kill -9``), the machine — loses no finished work; ``--resume`` continues from it and the table is rebuilt from
 it, each spectrum once.
 
 **Format.** One record per line, each line a JSON object that carries the CRC-32 of
@@ -24,7 +22,7 @@ a write that fails loses at most the record being written.
 
 A record whose checksum holds but whose values are not of the shape written here (a
 row that is not an object, ``keys`` that are not a list of names, a ``status`` that is
-not text: :func:`_shape_problem`) is damaged too: only this package's own records are
+not text: :mod:`~ulyss_ann.fitting.batch.journal_lines`) is damaged too: only this package's own records are
 believed.
 
 Records, in order: one ``run`` (the run's configuration: :mod:`ulyss_ann.fitting.batch.run`),
@@ -43,23 +41,19 @@ spectrum is fitted again (:mod:`~ulyss_ann.fitting.batch.resume`). Fingerprints 
 of the run's identity: a journal with or without them is the same run.
 """
 
-import json
+import itertools
 import os
 import stat
-import sys
-import zlib
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.batch.journal_lines import (decode_checked_line, decode_line, encode_record, finite_row,
+                                                   is_legacy_line)
 from ulyss_ann.fitting.safe_files import open_own
-from ulyss_ann.fitting.table import STRING_COLUMNS, as_number
+from ulyss_ann.fitting.table import as_number
 
-__all__ = ["Journal", "JournalState", "MemoryJournal", "JournalError", "failure_row"]
+__all__ = ["Journal", "JournalHealth", "JournalState", "MemoryJournal", "JournalError", "failure_row"]
 
-_PREFIX = b'{"crc32":"'
-_MIDDLE = b'","record":'
 _INPUTS_PER_RECORD = 1000
 
 
@@ -84,47 +78,41 @@ def failure_row(key, spectrum, status, engine, model, sha):
     return row
 
 
-def _encode(record):
-    """One journal line (bytes) for a record: the record's JSON and its CRC-32."""
-    body = json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                      default=_plain).encode("utf-8")
-    return _PREFIX + f"{zlib.crc32(body):08x}".encode() + _MIDDLE + body + b"}\n"
+@dataclass
+class JournalHealth:
+    """What reading a journal met besides its records: damaged lines, a torn last one, lines of an older format."""
 
+    damaged: list = field(default_factory=list)    # line numbers
+    torn_bytes: int = 0                            # length of a last line cut short
+    damaged_inputs: bool = False                   # a damaged line that is not a row (an inputs record?)
+    legacy: bool = False                           # lines without checksums (ulyss_ann before 0.2)
 
-def _plain(value):
-    """What json cannot write itself: NumPy numbers as Python ones (non-finite as null), the rest as text.
+    def note_damaged(self, number, line):
+        """Line ``number`` (its bytes ``line``) holds no valid record."""
+        if is_legacy_line(line):
+            self.legacy = True
+            return
+        self.damaged.append(number)
+        if b'"kind":"row"' not in line:  # perhaps an inputs record: the run's spectra are not all known
+            self.damaged_inputs = True
+        if not line.endswith(b"\n"):  # only the last line can lack its end
+            self.torn_bytes = len(line)
 
-    A journal write must not fail on a value of an unexpected type (metadata copied from
-    a user's spectrum): that would stop the batch. Text keeps it readable.
-    """
-    if isinstance(value, np.generic):
-        value = value.item()
-        return value if not isinstance(value, float) or np.isfinite(value) else None
-    return str(value)
-
-
-def _decode(line):
-    """The record of one line, or None when the line is damaged."""
-    head = len(_PREFIX) + 8 + len(_MIDDLE)
-    if not (line.startswith(_PREFIX) and line[len(_PREFIX) + 8:head] == _MIDDLE and line.endswith(b"}\n")):
-        return None
-    body = line[head:-2]
-    try:
-        if int(line[len(_PREFIX):len(_PREFIX) + 8], 16) != zlib.crc32(body):
+    def report(self, path):
+        """One line about damaged records, or None."""
+        if not self.damaged:
             return None
-        return json.loads(body)
-    except ValueError:
-        return None
-
-
-def _finite(row):
-    """NaN and inf as null (JSON has no NaN); read back as missing values."""
-    return {k: (None if isinstance(v, (float, np.floating)) and not np.isfinite(v) else v) for k, v in row.items()}
+        where = ", ".join(str(n) for n in self.damaged[:5]) + (" …" if len(self.damaged) > 5 else "")
+        torn = ", the last one cut short by a crash or a full disk" if self.torn_bytes else ""
+        plural = "s" if len(self.damaged) > 1 else ""
+        return (f"{path}: {len(self.damaged)} damaged record{plural} ignored (line{plural} {where}{torn}); "
+                "the spectra left without a valid row are fitted again")
 
 
 @dataclass
-class JournalState:
-    """What a journal holds: the run's record, its inputs, each spectrum's last row, what is damaged."""
+class JournalState(JournalHealth):
+    """What a journal holds: the run's record, its inputs, each spectrum's last row, what is damaged; in dicts
+    keyed by file, rows whole (a survey's driver reads columns: :mod:`~ulyss_ann.fitting.batch.journal_index`)."""
 
     run: dict = None
     inputs: list = field(default_factory=list)    # journal keys, in the run's order
@@ -132,10 +120,6 @@ class JournalState:
     rows: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)   # key -> machinery failures recorded
     counts: dict = field(default_factory=dict)     # key -> row records (a spectrum fitted twice shows here)
-    damaged: list = field(default_factory=list)    # line numbers
-    torn_bytes: int = 0                            # length of a last line cut short
-    damaged_inputs: bool = False                   # a damaged line that is not a row (an inputs record?)
-    legacy: bool = False                           # lines without checksums (ulyss_ann before 0.2)
     stats: dict = field(default_factory=dict)      # key -> [size, mtime_ns] of the file as last fitted, or None
     offsets: dict = field(default_factory=dict)    # key -> where its row's line starts (Journal.rows_at)
 
@@ -151,15 +135,29 @@ class JournalState:
                 self.counts.pop(key, None)
             self.stats[key] = new
 
-    def report(self, path):
-        """One line about damaged records, or None."""
-        if not self.damaged:
-            return None
-        where = ", ".join(str(n) for n in self.damaged[:5]) + (" …" if len(self.damaged) > 5 else "")
-        torn = ", the last one cut short by a crash or a full disk" if self.torn_bytes else ""
-        plural = "s" if len(self.damaged) > 1 else ""
-        return (f"{path}: {len(self.damaged)} damaged record{plural} ignored (line{plural} {where}{torn}); "
-                "the spectra left without a valid row are fitted again")
+    def apply(self, offset, record):
+        """Take in one valid record, whose line starts at ``offset``."""
+        kind = record.get("kind")
+        if kind == "run" and self.run is None:
+            self.run = record["config"]
+        elif kind == "inputs":
+            new = [key for key in record["keys"] if key not in self.ids]
+            self.inputs += list(dict.fromkeys(new))
+            self.ids.update(zip(record["keys"], record["ids"]))
+            self.stats.update(zip(record["keys"], record.get("stats") or [None] * len(record["keys"])))
+        elif kind == "fingerprints":
+            self.note_stats(record["keys"], record["stats"])
+        elif kind == "row":
+            row = record["row"]
+            key, status = row["file"], row["status"]
+            if key not in self.ids:  # its inputs record damaged: the row still counts
+                self.inputs.append(key)
+                self.ids[key] = row.get("id")
+            self.rows[key] = row
+            self.offsets[key] = offset
+            self.counts[key] = self.counts.get(key, 0) + 1
+            if status.startswith("failed:"):
+                self.failures[key] = self.failures.get(key, 0) + 1
 
 
 class Journal:
@@ -168,33 +166,36 @@ class Journal:
     def __init__(self, path):
         self.path = str(path)
 
-    def read(self, rows=True):
-        """A :class:`JournalState` of the file (empty when there is none; a link at its name refused).
-
-        ``rows`` False: each spectrum's row is kept as its status alone (``{"status": …}``, one object
-        for every ``ok``), and :meth:`rows_at` reads the rows themselves back from ``offsets``, a block
-        at a time: what resuming and writing the table of a survey need, at under 1 KB a spectrum with
-        its key, id and fingerprint (scripts/bench_survey --driver-rows) rather than the ~10 KB of a row.
-        """
+    def read(self):
+        """A :class:`JournalState` of the file (empty when there is none; a link at its name refused)."""
         state = JournalState()
+        for offset, record in self.records(state):
+            state.apply(offset, record)
+        return state
+
+    def records(self, health):
+        """Each valid record of the file, in order, as (where its line starts, the record), line by line; the
+        lines that hold none are noted in ``health`` (:class:`JournalHealth`). A link at its name is refused."""
         if not os.path.lexists(self.path):
-            return state
-        statuses = {} if not rows else None
-        # line by line: a survey's journal is never all in memory
+            return
         with open(self._open(os.O_RDONLY), "rb") as handle:
             offset = 0
             for number, line in enumerate(handle, start=1):
-                self._read_line(state, number, line, offset, statuses)
+                record = decode_line(line)
+                if record is None:
+                    health.note_damaged(number, line)
+                else:
+                    yield offset, record
                 offset += len(line)
-        return state
 
     def rows_at(self, offsets):
-        """The rows whose lines start at ``offsets`` (from :attr:`JournalState.offsets`), in that order."""
+        """The rows whose lines start at ``offsets`` (:attr:`JournalState.offsets`, or a
+        :class:`~ulyss_ann.fitting.batch.journal_index.JournalIndex`'s), in that order."""
         with open(self._open(os.O_RDONLY), "rb") as handle:
             out = []
             for offset in offsets:
                 handle.seek(offset)
-                out.append(_decode(handle.readline())["row"])  # verified when the state was read
+                out.append(decode_checked_line(handle.readline())["row"])  # verified when the state was read
             return out
 
     def _open(self, flags):
@@ -207,52 +208,6 @@ class Journal:
         os.set_blocking(descriptor, True)
         return descriptor
 
-    @staticmethod
-    def _read_line(state, number, line, offset, statuses):
-        record = _decode(line)
-        if record is not None and _shape_problem(record):  # a checksum holds, yet not our record: damaged
-            record = None
-        if record is None:
-            if _is_legacy(line):
-                state.legacy = True
-                return
-            state.damaged.append(number)
-            if b'"kind":"row"' not in line:  # perhaps an inputs record: the run's spectra are not all known
-                state.damaged_inputs = True
-            if not line.endswith(b"\n"):  # only the last line can lack its end
-                state.torn_bytes = len(line)
-            return
-        kind = record.get("kind")
-        if kind == "run" and state.run is None:
-            state.run = record["config"]
-        elif kind == "inputs":
-            if statuses is not None:
-                record["keys"] = [sys.intern(key) for key in record["keys"]]
-            new = [key for key in record["keys"] if key not in state.ids]
-            state.inputs += list(dict.fromkeys(new))
-            state.ids.update(zip(record["keys"], record["ids"]))
-            stats = record.get("stats") or [None] * len(record["keys"])
-            if statuses is not None:  # tuples: 16 bytes a spectrum less than lists
-                stats = [tuple(stat) if stat else stat for stat in stats]
-            state.stats.update(zip(record["keys"], stats))
-        elif kind == "fingerprints":
-            state.note_stats(record["keys"], record["stats"])
-        elif kind == "row":
-            row = record["row"]
-            key, status = row["file"], row["status"]
-            if statuses is not None:
-                key = sys.intern(key)  # the same text as its inputs record's key: held once
-            if key not in state.ids:  # its inputs record damaged: the row still counts
-                state.inputs.append(key)
-                state.ids[key] = row.get("id")
-            if statuses is not None:  # its status alone, one shared object for each (the row is at its offset)
-                row = statuses.get(status) or statuses.setdefault(status, {"status": status})
-            state.rows[key] = row
-            state.offsets[key] = offset
-            state.counts[key] = state.counts.get(key, 0) + 1
-            if status.startswith("failed:"):
-                state.failures[key] = state.failures.get(key, 0) + 1
-
     def repair(self, state):
         """Cut a torn last line off the file, so that the next record starts on a line of its own."""
         if state.torn_bytes:
@@ -262,9 +217,9 @@ class Journal:
                 os.fsync(handle.fileno())
 
     def start(self, run, inputs, stats=None):
-        """Begin a new journal: the run's record and its inputs, (key, id) pairs; ``stats``:
-        key -> the fingerprint of its file ([size, mtime_ns]; see the module's text)."""
-        self._write([{"kind": "run", "config": run}] + self._input_records(inputs, stats), create=True)
+        """Begin a new journal: the run's record and its inputs, (key, id) pairs (any iterable); ``stats``:
+        the fingerprint of each key's file ([size, mtime_ns]; see the module's text), a mapping or a function."""
+        self._write(itertools.chain([{"kind": "run", "config": run}], self._input_records(inputs, stats)), create=True)
 
     def add_inputs(self, inputs, stats=None):
         """Record spectra added to the run (``--add-spectra``), (key, id) pairs, and their fingerprints."""
@@ -289,14 +244,16 @@ class Journal:
         own checksum, so a crash in the middle of the write loses only the records after
         the tear, which ``--resume`` fits again.
         """
-        self._write([{"kind": "row", "row": _finite(row)} for row in rows])
+        self._write([{"kind": "row", "row": finite_row(row)} for row in rows])
 
     @staticmethod
     def _input_records(inputs, stats=None):
-        stats = stats or {}
-        blocks = [inputs[i:i + _INPUTS_PER_RECORD] for i in range(0, len(inputs), _INPUTS_PER_RECORD)]
-        return [{"kind": "inputs", "keys": [k for k, _ in block], "ids": [i for _, i in block],
-                 "stats": [stats.get(k) for k, _ in block]} for block in blocks]
+        """The inputs records of (key, id) pairs, made a block at a time (a survey's are never all in memory)."""
+        stat = stats if callable(stats) else (stats or {}).get
+        inputs = iter(inputs)
+        while block := list(itertools.islice(inputs, _INPUTS_PER_RECORD)):
+            yield {"kind": "inputs", "keys": [k for k, _ in block], "ids": [i for _, i in block],
+                   "stats": [stat(k) for k, _ in block]}
 
     def _write(self, records, create=False):
         """Append ``records`` (``create``: the journal begins with them), on disk before returning.
@@ -307,74 +264,13 @@ class Journal:
         flags = os.O_WRONLY | (os.O_CREAT | os.O_TRUNC if create else os.O_APPEND)
         try:
             with open(self._open(flags), "wb") as handle:
-                handle.write(b"".join(_encode(r) for r in records))
+                handle.writelines(encode_record(r) for r in records)
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
             raise JournalError(f"{self.path}: cannot write the journal ({exc.strerror or exc}); the batch stops "
                                "here, every spectrum recorded before is safe: make room and rerun with --resume") \
                 from None
-
-
-def _names(value, length=None):
-    """True for a list of texts (of ``length`` items when given)."""
-    return isinstance(value, list) and all(isinstance(v, str) for v in value) and length in (None, len(value))
-
-
-def _fingerprints(value, length):
-    """True for a list of ``length`` fingerprints, each null or [size, mtime_ns] (integers)."""
-    return isinstance(value, list) and len(value) == length and all(
-        v is None or isinstance(v, list) and len(v) == 2 and all(type(n) is int for n in v) for v in value)
-
-
-def _row_problem(row):
-    """Why a journal row is not one this package writes (see :func:`_shape_problem`), or None."""
-    if not isinstance(row, dict):
-        return "a row that is not an object"
-    if not isinstance(row.get("file"), str) or not row["file"]:
-        return "a row without its file"
-    if not isinstance(row.get("status"), str):
-        return "a row whose status is not text"
-    for name, value in row.items():
-        scalar = value is None or isinstance(value, (bool, int, float, str))
-        if not scalar or (name not in STRING_COLUMNS and isinstance(value, str)):
-            return f"a row whose {name} is not a {'text' if name in STRING_COLUMNS else 'number'}"
-    return None
-
-
-def _shape_problem(record):
-    """Why a decoded record (its checksum valid) is not of the shape this module writes, or None.
-
-    A record of any other shape is damaged, as one whose checksum fails: a hand-edited or
-    tampered journal must not stop a batch with a traceback, nor put a list into a table.
-    """
-    if not isinstance(record, dict):
-        return "not an object"
-    kind = record.get("kind")
-    if kind == "run":
-        return None if isinstance(record.get("config"), dict) else "a run record without its configuration"
-    if kind == "inputs":
-        keys = record.get("keys")
-        if not _names(keys) or not (_names(record.get("ids"), len(keys)) and all(keys)):
-            return "an inputs record whose keys and ids are not two lists of names"
-        if record.get("stats") is not None and not _fingerprints(record["stats"], len(keys)):
-            return "an inputs record whose fingerprints are not [size, mtime_ns] pairs"
-        return None
-    if kind == "fingerprints":
-        keys = record.get("keys")
-        ok = _names(keys) and _fingerprints(record.get("stats"), len(keys))
-        return None if ok else "a fingerprints record that is not keys and [size, mtime_ns] pairs"
-    if kind == "row":
-        return _row_problem(record.get("row"))
-    return "a record of no kind this package writes"
-
-
-def _is_legacy(line):
-    """A plain JSON row of the journals written before records carried checksums."""
-    try:
-        return isinstance(json.loads(line), dict) and "file" in json.loads(line)
-    except ValueError:
-        return False
 
 
 class MemoryJournal:
@@ -385,7 +281,7 @@ class MemoryJournal:
     def __init__(self):
         self._state = JournalState()
 
-    def read(self, rows=True):
+    def read(self):
         return self._state
 
     def start(self, run, inputs, stats=None):

@@ -1,8 +1,8 @@
 """A batch's results from its journal, a block of rows at a time: the table written, the run summarised.
 
-A survey's table is never all in memory: the journal is read with each spectrum's status alone
-(:meth:`~ulyss_ann.fitting.batch.journal.Journal.read` with ``rows=False``), and the rows are read back
-from it :data:`BLOCK_ROWS` at a time, in the run's order, made into a block of the table
+A survey's table is never all in memory: the journal is read as columns
+(:class:`~ulyss_ann.fitting.batch.journal_index.JournalIndex`: where each spectrum's row starts), and the rows
+are read back from it :data:`BLOCK_ROWS` at a time, in the run's order, made into a block of the table
 (:func:`~ulyss_ann.fitting.table.rows_to_table`), written (:func:`~ulyss_ann.fitting.table.write_table_blocks`:
 ECSV a block at a time) and summarised (:class:`BatchSummary`: the counts, and the few columns of the
 ``ok`` rows that the summary's medians and the command line's checks need), then let go. Only when the
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.batch.journal_index import JournalIndex
 from ulyss_ann.fitting.quality import ERRORS_ESTIMATED
 from ulyss_ann.fitting.table import rows_to_table, write_table_blocks
 
@@ -72,7 +73,8 @@ class BatchSummary:
         self.spectra += len(block)
         self.statuses.update(collections.Counter(status.tolist()))
         ok = status == "ok"
-        self.estimated += sum(ERRORS_ESTIMATED in str(flag).split(",") for flag in block["flag"][ok])
+        flags = np.ma.filled(np.ma.asarray(block["flag"][ok], dtype=str), "").tolist()  # not masked item by item
+        self.estimated += sum(ERRORS_ESTIMATED in flag.split(",") for flag in flags)
         for name in names:
             column = np.ma.filled(np.ma.asarray(block[name][ok], dtype=float), np.nan)
             self._parts.setdefault(name, []).append(column)
@@ -138,24 +140,26 @@ def batch_results(journal, parameters, output=None, keep_table=True):
     ``parameters``: the network's (name, unit) pairs. Returns (table or None, summary): the table (its
     metadata the run's record) only with ``keep_table``.
     """
-    on_disk = journal.path is not None
-    state = journal.read(rows=False) if on_disk else journal.read()
-    keys = [key for key in state.inputs if key in state.rows]
+    if journal.path is not None:  # where each row starts, in the run's order: 8 bytes a spectrum
+        index = JournalIndex.read(journal, ids=False)
+        run, where, part_rows = index.run, index.row_offsets(), journal.rows_at
+        del index
+    else:  # in memory: the rows themselves
+        state = journal.read()
+        run, where, part_rows = state.run, [state.rows[key] for key in state.inputs if key in state.rows], list
     names = [name for name, _ in parameters] + list(_KINEMATICS)
     summary, kept = BatchSummary(units={name: unit or "" for name, unit in parameters}), []
 
     def blocks():
-        for start in range(0, max(len(keys), 1), BLOCK_ROWS):
-            part = keys[start:start + BLOCK_ROWS]
-            rows = journal.rows_at([state.offsets[key] for key in part]) if on_disk else [state.rows[k] for k in part]
-            block = rows_to_table(rows, parameters)
+        for start in range(0, max(len(where), 1), BLOCK_ROWS):
+            block = rows_to_table(part_rows(where[start:start + BLOCK_ROWS]), parameters)
             summary.add(block, names)
             if keep_table:
                 kept.append(block)
             yield block
 
     if output is not None:
-        write_table_blocks(blocks(), output, meta=state.run)
+        write_table_blocks(blocks(), output, meta=run)
     else:
         collections.deque(blocks(), maxlen=0)
     table = None
@@ -163,5 +167,5 @@ def batch_results(journal, parameters, output=None, keep_table=True):
         from astropy.table import vstack
 
         table = kept[0] if len(kept) == 1 else vstack(kept, join_type="exact", metadata_conflicts="silent")
-        table.meta.update(state.run or {})
+        table.meta.update(run or {})
     return table, summary

@@ -17,9 +17,12 @@ same size and its modification time put back is not seen.
 import os
 import sys
 
+import numpy as np
+
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.engines import engine_label
-from ulyss_ann.fitting.batch.journal import Journal, JournalState, MemoryJournal, failure_row
+from ulyss_ann.fitting.batch.journal import Journal, MemoryJournal, failure_row
+from ulyss_ann.fitting.batch.journal_index import JournalIndex, take
 from ulyss_ann.fitting.batch.run import run_differences
 from ulyss_ann.fitting.batch.sources import input_problem, keep_ids
 
@@ -35,7 +38,8 @@ class RunMismatchError(UlyssAnnError):
 
 
 def open_journal(output, resume, overwrite, record, inputs, add_spectra):
-    """The batch's journal, what it holds, and the inputs with the ids the run gave them.
+    """The batch's journal, what it holds (a :class:`~ulyss_ann.fitting.batch.journal_index.JournalIndex`,
+    matched to the inputs), and the inputs with the ids the run gave them.
 
     Checked against this run (see :mod:`~ulyss_ann.fitting.batch.run`): RunMismatchError for
     another run's journal, UlyssAnnError for other spectra than the run's.
@@ -43,7 +47,7 @@ def open_journal(output, resume, overwrite, record, inputs, add_spectra):
     if output is None:
         journal = MemoryJournal()
         journal.start(record, [(entry.key, entry.ident) for entry in inputs])
-        return journal, journal.read(), inputs
+        return journal, JournalIndex(run=record), inputs
     journal = Journal(str(output) + ".journal.jsonl")
     if overwrite:  # links and inputs among these were refused before (safe_files.check_outputs)
         for path in (output, journal.path):
@@ -56,51 +60,46 @@ def open_journal(output, resume, overwrite, record, inputs, add_spectra):
     if resume and not has_journal and os.path.exists(output):
         raise UlyssAnnError(f"{output} exists without its journal {journal.path}: nothing to resume from; "
                             "overwrite=True (--overwrite) to start again")
-    state = journal.read(rows=False) if has_journal else JournalState()  # statuses: a survey's rows stay on disk
-    if state.legacy:
+    index = JournalIndex.read(journal) if has_journal else JournalIndex()  # columns: no object a spectrum
+    if index.legacy:
         raise RunMismatchError(f"{journal.path}: written by an earlier ulyss_ann (no checksums, no run record): "
                                "overwrite=True (--overwrite) to start again")
-    if state.run is None and state.rows:
+    if index.run is None and index.fitted:
         raise RunMismatchError(f"{journal.path}: its run record is damaged; the run cannot be checked: "
                                "overwrite=True (--overwrite) to start again")
-    if state.run is None:  # a new run (or one that died while writing its first record)
-        entries = [(entry.key, entry.ident) for entry in inputs]
-        stats = _fingerprints(inputs)
-        journal.start(record, entries, stats)
-        return journal, JournalState(run=record, inputs=[k for k, _ in entries], ids=dict(entries),
-                                     stats=stats), inputs
-    message = state.report(journal.path)
+    if index.run is None:  # a new run (or one that died while writing its first record)
+        journal.start(record, ((entry.key, entry.ident) for entry in inputs), _fingerprint_of(inputs))
+        return journal, JournalIndex(run=record), inputs
+    message = index.report(journal.path)
     if message:
         print(f"ulyss-ann: warning: {message}", file=sys.stderr)
-    journal.repair(state)
-    differences = run_differences(state.run, record)
+    journal.repair(index)
+    differences = run_differences(index.run, record)
     if differences:
         raise RunMismatchError(f"{output}: --resume with another configuration than its run's ("
                                + "; ".join(differences) + "): give the run's options, or another --output")
-    inputs = keep_ids(inputs, state.ids)
-    _check_inputs(output, journal, state, inputs, add_spectra)
-    _set_aside_changed(journal, state, inputs)
-    return journal, state, inputs
+    index.match(inputs)
+    inputs = keep_ids(inputs, index)
+    _check_inputs(output, journal, index, inputs, add_spectra)
+    _set_aside_changed(journal, index, inputs)
+    return journal, index, inputs
 
 
-def _check_inputs(output, journal, state, inputs, add_spectra):
-    # the journal's keys are state.ids's; the inputs' keys are distinct (batch_inputs): the run's spectra are
-    # all given when as many of the inputs are known as the run has. No set of either (10^6 keys at survey size)
-    new = [entry for entry in inputs if entry.key not in state.ids]
-    if len(inputs) - len(new) < len(state.inputs):
-        given = {entry.key for entry in inputs}
-        missing = [key for key in state.inputs if key not in given]
+def _check_inputs(output, journal, index, inputs, add_spectra):
+    # the inputs' keys are distinct (batch_inputs): the run's spectra are all given when as many of the inputs
+    # are in the run as the run has
+    known = index.given >= 0
+    if np.count_nonzero(known) < len(index):
+        missing = index.run_order[~np.isin(index.run_order, index.given[known])]  # in the run's order
+        example = index.key_of(journal, missing[0])
         raise UlyssAnnError(f"{output}: {len(missing)} spectr{'a' if len(missing) > 1 else 'um'} of this run "
-                            f"not given now (e.g. {missing[0]}): give all the run's spectra to --resume it")
-    if new and not add_spectra and not state.damaged_inputs:  # a damaged inputs record: they may be the run's
+                            f"not given now (e.g. {example}): give all the run's spectra to --resume it")
+    new = [inputs[i] for i in np.flatnonzero(~known)]
+    if new and not add_spectra and not index.damaged_inputs:  # a damaged inputs record: they may be the run's
         raise UlyssAnnError(f"{output}: {len(new)} spectr{'a' if len(new) > 1 else 'um'} not in this run "
                             f"(e.g. {new[0].key}): add add_spectra=True (--add-spectra) to fit them into it, or give another --output")
     if new:
-        stats = _fingerprints(new)
-        journal.add_inputs([(entry.key, entry.ident) for entry in new], stats)
-        state.inputs += [entry.key for entry in new]
-        state.ids.update((entry.key, entry.ident) for entry in new)
-        state.stats.update(stats)
+        journal.add_inputs([(entry.key, entry.ident) for entry in new], _fingerprint_of(new))
 
 
 def file_fingerprint(path):
@@ -112,49 +111,49 @@ def file_fingerprint(path):
     return [info.st_size, info.st_mtime_ns]
 
 
-def _fingerprints(inputs):
-    """Journal key -> fingerprint of each spectrum file of ``inputs`` (in-memory spectra have none)."""
-    return {entry.key: file_fingerprint(entry.key) for entry in inputs if entry.from_file}
+def _fingerprint_of(inputs):
+    """The fingerprint of a spectrum of ``inputs`` by its journal key, taken when asked (None for one in memory)."""
+    in_memory = {entry.key for entry in inputs if not entry.from_file}  # few: a survey's spectra are files
+    return lambda key: None if key in in_memory else file_fingerprint(key)
 
 
-def _set_aside_changed(journal, state, inputs):
+def _set_aside_changed(journal, index, inputs):
     """Journal new fingerprints for the run's files: a file whose known fingerprint changed loses its row
-    (fitted again, said in one warning line); one the journal knew none of (an older journal) gets one."""
-    now = {}  # the changed and unknown ones only: compared as the files are met, not all held (survey size)
-    changed, unknown = [], []
-    for entry in inputs:
-        stat = file_fingerprint(entry.key) if entry.from_file else None
-        if stat is not None and state.stats.get(entry.key) is None:
-            unknown.append(entry.key)
-        elif stat is not None and list(state.stats[entry.key]) != stat:
-            changed.append(entry.key)
-        else:
-            continue
-        now[entry.key] = stat
-    if changed:
-        done = [key for key in changed if key in state.rows]
-        if done:
-            many = len(done) > 1
-            print(f"ulyss-ann: warning: {len(done)} spectrum file{'s' * many} changed since "
-                  f"{'they were' if many else 'it was'} fitted (another size or modification time; e.g. {done[0]}): "
-                  f"fitted again, the old row{'s' * many} set aside", file=sys.stderr)
-    if changed or unknown:
-        update = {key: now[key] for key in changed + unknown}
-        journal.add_fingerprints(update)
-        state.note_stats(list(update), list(update.values()))
+    (fitted again, said in one warning line); one the journal knew none of (an older journal) gets one.
+    The inputs new to the run were fingerprinted as they joined it (:func:`_check_inputs`)."""
+    now = np.full((len(inputs), 2), (-1, 0), np.int64)
+    for n, entry in enumerate(inputs):  # compared as arrays: nothing held a spectrum but its two numbers
+        stat = file_fingerprint(entry.key) if entry.from_file and index.given[n] >= 0 else None
+        if stat is not None:
+            now[n] = stat
+    known = take(index.stats, index.given, -1)
+    fresh = now[:, 0] >= 0  # a file of the run (new ones are skipped above)
+    unknown = fresh & (known[:, 0] < 0)
+    changed = fresh & (known[:, 0] >= 0) & (known != now).any(axis=1)
+    done = np.flatnonzero(changed & (take(index.offsets, index.given, -1) >= 0))
+    if len(done):
+        many = len(done) > 1
+        print(f"ulyss-ann: warning: {len(done)} spectrum file{'s' * many} changed since "
+              f"{'they were' if many else 'it was'} fitted (another size or modification time; e.g. "
+              f"{inputs[done[0]].key}): fitted again, the old row{'s' * many} set aside", file=sys.stderr)
+    update = np.flatnonzero(changed | unknown)
+    if len(update):
+        journal.add_fingerprints({inputs[n].key: now[n].tolist() for n in update})
+        index.note_stats(index.given[update], now[update])
 
 
 def tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress):
-    """What to fit now; spectra that cannot be fitted at all are recorded as error rows at once."""
-    todo = []
-    for entry in inputs:
-        row = state.rows.get(entry.key)
-        status = "" if row is None else str(row.get("status", ""))
-        if row is None or status != "ok" and (retry_failed or (status.startswith("failed:")
-                                                               and state.failures.get(entry.key, 0) < MACHINERY_TRIES)):
-            todo.append(entry)
-    if progress and state.rows:
-        done = "1 spectrum" if len(state.rows) == 1 else f"{len(state.rows)} spectra"
+    """What to fit now; spectra that cannot be fitted at all are recorded as error rows at once.
+
+    ``state``: the :class:`~ulyss_ann.fitting.batch.journal_index.JournalIndex` of :func:`open_journal`."""
+    given = state.given if state.given is not None else np.full(len(inputs), -1, np.int64)
+    code, failures = take(state.status, given, -1), take(state.failures, given, 0)
+    ok = [n for n, text in enumerate(state.statuses) if text == "ok"]
+    failed = [n for n, text in enumerate(state.statuses) if text.startswith("failed:")]
+    again = (code >= 0) & ~np.isin(code, ok) & (retry_failed | np.isin(code, failed) & (failures < MACHINERY_TRIES))
+    todo = [inputs[n] for n in np.flatnonzero((code < 0) | again)]
+    if progress and state.fitted:
+        done = "1 spectrum" if state.fitted == 1 else f"{state.fitted} spectra"
         print(f"resuming: {done} in {journal.path}, {len(todo)} to fit")
     tasks = []
     for entry in todo:

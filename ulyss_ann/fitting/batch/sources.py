@@ -18,15 +18,18 @@ file that cannot be read.
 """
 
 import os
-import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from ulyss_ann.errors import UlyssAnnError
+from ulyss_ann.fitting.batch.journal_index import first_of_each, key_digests
 from ulyss_ann.spectra.compression import spectrum_name
 from ulyss_ann.spectra.inputs import NotASpectrumError, as_spectrum, is_array_tuple, is_path
 from ulyss_ann.spectra.spectrum import Spectrum
 
-__all__ = ["BatchInput", "batch_inputs", "keep_ids", "file_problem", "input_problem"]
+__all__ = ["BatchInput", "BatchInputs", "batch_inputs", "keep_ids", "file_problem", "input_problem"]
 
 
 @dataclass(frozen=True, slots=True)  # slots: a survey holds 10^6 of them
@@ -54,8 +57,58 @@ class BatchInput:
         return is_path(self.source)
 
 
+class BatchInputs(Sequence):
+    """The inputs of a batch, in order, each key once: a sequence of :class:`BatchInput`.
+
+    A batch of file names (a survey's) holds the names given and makes each BatchInput when it is asked
+    for — its key the name made absolute, its id the name without extension — save those the batch had to
+    name otherwise (ids with folders, a resumed run's ids): the driver holds no object a spectrum. Spectra
+    in memory (``made``) are held as made.
+    """
+
+    def __init__(self, made=None, names=None, keep=None, special=None, cwd=None):
+        self._made, self._names, self._keep = made, names, keep  # keep: the names kept (the rest repeat one)
+        self._special = special or {}  # input -> its BatchInput, where not the one its name makes
+        self._cwd = cwd or os.getcwd()
+
+    def __len__(self):
+        if self._made is not None:
+            return len(self._made)
+        return len(self._names) if self._keep is None else len(self._keep)
+
+    def __getitem__(self, n):
+        if isinstance(n, slice):
+            return [self[i] for i in range(*n.indices(len(self)))]
+        n = range(len(self))[n]  # an IndexError out of range; a negative one counted from the end
+        entry = self._special.get(n)
+        if entry is not None:
+            return entry
+        if self._made is not None:
+            return self._made[n]
+        key = self._key(n)
+        return BatchInput(key, key, spectrum_name(key))
+
+    def __iter__(self):
+        for n in range(len(self)):
+            yield self[n]
+
+    def keys(self):
+        """Each input's journal key, in order, made one at a time."""
+        return (self._key(n) for n in range(len(self)))
+
+    def replaced(self, changes):
+        """These inputs with ``changes`` (input -> its BatchInput, of the same key) instead."""
+        return BatchInputs(self._made, self._names, self._keep, {**self._special, **changes}, self._cwd)
+
+    def _key(self, n):
+        if self._made is not None:
+            return self._made[n].key
+        name = os.fspath(self._names[n if self._keep is None else int(self._keep[n])])
+        return os.path.normpath(os.path.join(self._cwd, name))  # os.path.abspath, with the batch's folder
+
+
 def batch_inputs(spectra):
-    """The :class:`BatchInput` of each spectrum given, in order, each key once."""
+    """The :class:`BatchInputs` of the spectra given: each one's BatchInput, in order, each key once."""
     if is_path(spectra) or isinstance(spectra, Spectrum) or is_array_tuple(spectra) or hasattr(spectra, "spectral_axis"):
         spectra = [spectra]  # one spectrum, not a sequence of them
     try:
@@ -63,9 +116,9 @@ def batch_inputs(spectra):
     except TypeError:
         raise UlyssAnnError(f"cannot fit a {type(spectra).__name__}: give a file name, a ulyss_ann.Spectrum, a "
                             "specutils spectrum, (wavelength, flux[, error]) arrays, or a list of them") from None
-    # each file's key once, interned: the journal's keys (interned as it is read) are then these very strings,
-    # held once (~80 bytes a spectrum at survey size)
-    paths = [sys.intern(os.path.abspath(os.fspath(item))) if is_path(item) else None for item in items]
+    if all(is_path(item) for item in items):
+        return _file_inputs(items)
+    paths = [os.path.abspath(os.fspath(item)) if is_path(item) else None for item in items]
     file_ids = _distinct_ids(list(dict.fromkeys(path for path in paths if path is not None)))
     out, keys, ids = [], set(), set(file_ids.values())
     for n, (item, path) in enumerate(zip(items, paths), start=1):
@@ -94,7 +147,25 @@ def batch_inputs(spectra):
         if entry.key not in keys:
             keys.add(entry.key)
             out.append(entry)
-    return out
+    return BatchInputs(made=out)
+
+
+def _file_inputs(names):
+    """:func:`batch_inputs` of file names alone, in arrays (a survey's 10⁶ names: no set, no dict of them)."""
+    inputs = BatchInputs(names=names)
+    keep = first_of_each(key_digests(inputs.keys(), len(inputs)))  # the same file given twice: fitted once
+    if keep is not None:
+        inputs = BatchInputs(names=names, keep=keep, cwd=inputs._cwd)
+    # two files of one name: their ids carry folders (_distinct_ids), found among the names whose hash repeats
+    stems = np.fromiter((hash(spectrum_name(key)) for key in inputs.keys()), np.int64, count=len(inputs))
+    _, where, counts = np.unique(stems, return_inverse=True, return_counts=True)
+    shared = np.flatnonzero(counts[where] > 1).tolist()
+    if not shared:
+        return inputs
+    keys = [inputs._key(n) for n in shared]
+    ids = _distinct_ids(keys)
+    return inputs.replaced({n: BatchInput(key, key, ids[key], spectrum_name(key)) for n, key in zip(shared, keys)
+                            if ids[key] != spectrum_name(key)})
 
 
 def _numbered(n, ids, keys):
@@ -108,41 +179,66 @@ def _numbered(n, ids, keys):
 
 
 def keep_ids(inputs, recorded):
-    """``inputs`` with the ids a resumed run gave them (``recorded``: key -> id, where an input's equal id
-    replaces the record's text, so that it is held once); new ones kept apart.
+    """``inputs`` (:class:`BatchInputs`) with the ids a resumed run gave them (``recorded``: its
+    :class:`~ulyss_ann.fitting.batch.journal_index.JournalIndex`, matched to ``inputs``); new ones kept apart.
 
     Ids are the run's, not recomputed from the spectra given now: a file added later with
     the name of one already fitted does not rename that one (its row, its ``--fix`` entry,
     its saved fits). A new input whose id the run has taken gets its folders (files) or a
     number (in-memory spectra).
     """
-    taken = set(recorded.values())
-    out = []
-    for entry in inputs:
-        if entry.key in recorded:
-            ident = recorded[entry.key]
-            stem = spectrum_name(entry.key) if entry.from_file else None
-            name_in_file = stem if stem and ident != stem else None
-            same = ident == entry.ident and name_in_file == entry.name_in_file  # not held twice at survey size
-            if same:  # the run's record of it holds the input's own text (~57 bytes a spectrum held once)
-                recorded[entry.key] = entry.ident
-            out.append(entry if same else replace(entry, ident=ident, name_in_file=name_in_file))
+    changes, fresh = {}, []
+    for n, (entry, position) in enumerate(zip(inputs, recorded.given)):
+        if position < 0:
+            fresh.append(n)
             continue
-        ident, n = entry.ident, 0
-        parts = os.path.dirname(entry.key).strip(os.sep).split(os.sep) if entry.from_file else []
-        while ident in taken:
-            n += 1
-            if n <= len(parts):
-                ident = "/".join(parts[-n:] + [spectrum_name(entry.key)])
-            else:
-                ident = f"{entry.ident}-{n}"
-        if entry.in_memory is not None and ident != entry.ident:
-            entry = replace(entry, source=replace(entry.source, meta={**entry.source.meta, "id": ident}))
-        taken.add(ident)
-        name_in_file = spectrum_name(entry.key) if entry.from_file and ident != spectrum_name(entry.key) else None
-        same = ident == entry.ident and name_in_file == entry.name_in_file
-        out.append(entry if same else replace(entry, ident=ident, name_in_file=name_in_file))
-    return out
+        ident = recorded.recorded_id(int(position), entry.key)
+        stem = spectrum_name(entry.key) if entry.from_file else None
+        name_in_file = stem if stem and ident != stem else None
+        if ident != entry.ident or name_in_file != entry.name_in_file:
+            changes[n] = replace(entry, ident=ident, name_in_file=name_in_file)
+    if fresh:  # the run's ids, as hashes (a hash shared by two ids only lengthens a new id: never a clash)
+        run = np.sort(np.fromiter((hash(changes[n].ident if n in changes else entry.ident)
+                                   for n, entry in enumerate(inputs) if recorded.given[n] >= 0), np.int64))
+        taken = _Taken(run)
+        for n in fresh:
+            given = inputs[n]
+            entry = _new_to_run(given, taken)
+            if entry is not given:
+                changes[n] = entry
+    return inputs.replaced(changes) if changes else inputs
+
+
+class _Taken:
+    """The hashes of the ids a run has taken: its own (sorted array) and those given since (a set)."""
+
+    def __init__(self, run):
+        self.run, self.added = run, set()
+
+    def __contains__(self, value):
+        k = np.searchsorted(self.run, value)
+        return value in self.added or (k < len(self.run) and self.run[k] == value)
+
+    def add(self, value):
+        self.added.add(value)
+
+
+def _new_to_run(entry, taken):
+    """``entry``, new to a resumed run, with an id the run has not taken (``taken``: their hashes, added to)."""
+    ident, n = entry.ident, 0
+    parts = os.path.dirname(entry.key).strip(os.sep).split(os.sep) if entry.from_file else []
+    while hash(ident) in taken:
+        n += 1
+        if n <= len(parts):
+            ident = "/".join(parts[-n:] + [spectrum_name(entry.key)])
+        else:
+            ident = f"{entry.ident}-{n}"
+    if entry.in_memory is not None and ident != entry.ident:
+        entry = replace(entry, source=replace(entry.source, meta={**entry.source.meta, "id": ident}))
+    taken.add(hash(ident))
+    name_in_file = spectrum_name(entry.key) if entry.from_file and ident != spectrum_name(entry.key) else None
+    same = ident == entry.ident and name_in_file == entry.name_in_file
+    return entry if same else replace(entry, ident=ident, name_in_file=name_in_file)
 
 
 def _distinct_ids(paths):
