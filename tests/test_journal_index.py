@@ -1,6 +1,8 @@
 """The journal read as columns (JournalIndex) holds the facts of the journal read whole (JournalState): the run's
 order, each spectrum's last row, its failures, its fingerprint and id — on every history a journal can have."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -153,3 +155,33 @@ def test_digests_tell_keys_apart_and_find_them():
     sorted_keys = np.array([[1, 5], [1, 9], [2, 0], [3, 3]], np.uint64)
     queries = np.array([[1, 9], [1, 5], [1, 7], [2, 0], [0, 0], [4, 1], [3, 3]], np.uint64)
     assert _lookup(sorted_keys, queries).tolist() == [1, 0, -1, 2, -1, -1, 3]
+
+
+def test_a_run_stopped_while_journalling_its_inputs_leaves_no_journal(tmp_path):
+    """A survey's inputs take minutes to fingerprint and journal: stopped there (Ctrl-C, the batch system's
+    SIGTERM), the run leaves no journal, so that running it again starts it again (not a resume of a part)."""
+    journal = Journal(tmp_path / "r.ecsv.journal.jsonl")
+    keys = [f"/d/s{i}.fits" for i in range(2500)]
+    seen = []
+
+    def fingerprint(key):
+        seen.append(key)
+        if len(seen) == 1500:
+            raise KeyboardInterrupt
+        return [1, 2]
+
+    with pytest.raises(KeyboardInterrupt):
+        journal.start({"model": "m"}, ((k, k[3:-5]) for k in keys), fingerprint)
+    assert not os.path.exists(journal.path) and os.listdir(tmp_path) == []  # nor its temporary folder
+    journal.start({"model": "m"}, ((k, k[3:-5]) for k in keys), lambda key: [1, 2])
+    _, index = same_facts(journal)
+    assert len(index) == 2500 and index.stats[:, 0].tolist() == [1] * 2500
+
+
+def test_fingerprints_beyond_64_bits_are_damaged_for_both_readers(tmp_path):
+    journal = Journal(tmp_path / "r.ecsv.journal.jsonl")
+    journal.start({"model": "m"}, [("/d/a.fits", "a"), ("/d/b.fits", "b")], {"/d/a.fits": [10, -5]})
+    journal.add_fingerprints({"/d/b.fits": [2**64, 1]})   # not what os.stat gives: believed by neither
+    journal.add_fingerprints({"/d/b.fits": [-1, 5]})
+    state, index = same_facts(journal)
+    assert state.damaged == [3, 4] and state.stats["/d/b.fits"] is None and state.stats["/d/a.fits"] == [10, -5]

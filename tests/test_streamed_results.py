@@ -1,6 +1,7 @@
 """A survey's table is never all in memory: the journal read as columns, its rows a block at a time, ECSV written
 in blocks that make the same bytes, and a summary instead of the table where the caller asks for none."""
 
+import os
 import tracemalloc
 
 import numpy as np
@@ -166,3 +167,42 @@ def test_a_resume_holds_tens_of_bytes_a_spectrum(spectra, tmp_path, monkeypatch)
         assert summary.fitted == count and len(Table.read(tmp_path / f"r{count}.ecsv")) == count
     assert (peaks[7000] - peaks[1000]) / 6000 < 300, peaks
     assert (reads[7000] - reads[1000]) / 6000 < 300, reads
+
+
+def test_retry_failed_is_taken_for_its_truth(spectra, tmp_path):
+    table = ulyss_ann.fit(spectra[:1], MODEL, tmp_path / "r.ecsv", workers=0, retry_failed=None, **FAST)
+    assert list(table["status"]) == ["ok"]
+
+
+def test_a_new_survey_holds_tens_of_bytes_a_spectrum_until_it_fits(spectra, tmp_path, monkeypatch):
+    """A new run's inputs are journalled a record at a time and its tasks made as they are fitted: from the
+    spectra given to the tasks known, its peak grows by far less per spectrum than a task's objects."""
+    peaks, sent = {}, {}
+    batch_inputs, tasks_to_fit = driver.batch_inputs, driver.tasks_to_fit
+
+    def inputs_of(*args):
+        tracemalloc.reset_peak()
+        return batch_inputs(*args)
+
+    def tasks_of(*args):
+        tasks = tasks_to_fit(*args)
+        peaks[count] = tracemalloc.get_traced_memory()[1]
+        return tasks
+
+    monkeypatch.setattr(driver, "batch_inputs", inputs_of)
+    monkeypatch.setattr(driver, "tasks_to_fit", tasks_of)
+    monkeypatch.setattr(driver, "_run_serial", lambda tasks, *args: sent.update({count: (len(tasks), tasks[-1])}))
+    for count in (1000, 7000):
+        folder = tmp_path / f"survey{count}"
+        folder.mkdir()
+        names = [str(folder / f"star{i:06d}.fits") for i in range(count)]
+        for name in names:
+            os.link(spectra[0], name)   # real files, fingerprinted; not fitted here
+        tracemalloc.start()
+        try:
+            ulyss_ann.fit(names, MODEL, tmp_path / f"r{count}.ecsv", workers=0, **FAST)
+        finally:
+            tracemalloc.stop()
+        assert sent[count][0] == count and sent[count][1][0].key == names[-1]
+        assert len(journal_of(tmp_path / f"r{count}.ecsv").read().inputs) == count
+    assert (peaks[7000] - peaks[1000]) / 6000 < 300, peaks

@@ -60,6 +60,9 @@ def dask_settings(retries):
     return {"distributed.scheduler.worker-ttl": "2 hours",          # GDL calls hold the GIL
             "distributed.scheduler.allowed-failures": int(retries),
             "distributed.admin.tick.limit": "1 hour",
+            # Dask's developers' log of the messages sent on each stream (1000 by default): each of the
+            # scheduler's holds the blocks of spectra it sent a worker, ~13 KB a block of 32
+            "distributed.admin.low-level-log-length": 100,
             # a worker holds only the task it runs: its death counts against that task alone (at
             # Dask's 1.1, a queued block of innocent spectra would be suspected too)
             "distributed.scheduler.worker-saturation": 1.0,

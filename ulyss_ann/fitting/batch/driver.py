@@ -51,13 +51,12 @@ import time
 
 import numpy as np
 
-from ulyss_ann.errors import UlyssAnnError, first_line
+from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.batch.cluster import (announce_dashboard, close_quietly, connect, dask_settings, dask_silenced,
                                              stopping_on_sigterm)
 from ulyss_ann.fitting.batch.session_cluster import release, runs_faster_here, session_cluster
 from ulyss_ann.fitting.batch.execution import Execution
-from ulyss_ann.fitting.engines import engine_class, engine_label, engine_reachable, require_engine, resolve_engine
-from ulyss_ann.fitting.batch.journal import failure_row
+from ulyss_ann.fitting.engines import engine_class, engine_reachable, require_engine, resolve_engine
 from ulyss_ann.fitting.fit_options import FixedValues, check_combination, check_output_folder, make_config, model_path
 from ulyss_ann.fitting.batch.resume import open_journal, tasks_to_fit
 from ulyss_ann.fitting.result import file_stem
@@ -67,7 +66,8 @@ from ulyss_ann.fitting.batch.sources import batch_inputs
 from ulyss_ann.fitting.batch.results import batch_results, not_fitted
 from ulyss_ann.fitting.resampling import error_method, nsimul
 from ulyss_ann.fitting.table import table_format
-from ulyss_ann.fitting.batch.tasks import fit_block, fit_block_noting_warnings, task_blocks
+from ulyss_ann.fitting.batch.tasks import (BLOCKS_PER_WORKER, fit_block, fit_block_noting_warnings, task_blocks,
+                                          worker_death_row)
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.spectra.line_spread import read_lsf
 from ulyss_ann.spectra.reader_registry import reader_reachable
@@ -336,12 +336,21 @@ def _run_dask(tasks, config, execution, journal, interp, progress):
             if notice:  # said once here, for the local workers (which keep theirs)
                 print(notice, file=sys.stderr, flush=True)
             slots = sum(client.nthreads().values()) or 1
-            futures = {client.submit(fit_block_noting_warnings, block, config, pure=False): block
-                       for block in task_blocks(tasks, config, slots)}
+            blocks, futures, pending = iter(task_blocks(tasks, config, slots)), {}, as_completed()
+
+            def submit_next():  # a block made and sent as one is done: the driver and the scheduler hold a few
+                block = next(blocks, None)
+                if block is not None:
+                    future = client.submit(fit_block_noting_warnings, block, config, pure=False)
+                    futures[future] = block
+                    pending.add(future)
+
+            for _ in range(2 * BLOCKS_PER_WORKER * slots):  # twice what keeps every worker busy
+                submit_next()
             with _progress_bar(len(tasks), progress) as bar:
-                pending = as_completed(futures)
                 for future in pending:
                     block = futures.pop(future)
+                    submit_next()
                     try:
                         rows = future.result()
                     except Exception as exc:  # KilledWorker after `retries` deaths
@@ -356,7 +365,7 @@ def _run_dask(tasks, config, execution, journal, interp, progress):
                                 futures[alone] = [task]
                                 pending.add(alone)
                         else:
-                            rows = [_worker_death_row(entry, config, execution.retries, exc) for entry, _ in block]
+                            rows = [worker_death_row(entry, config, execution.retries, exc) for entry, _ in block]
                     future.release()
                     if cluster is not None:
                         engine_kind.note_local_workers(cluster)  # e.g. GDL's scratch folders, removed at the end
@@ -379,15 +388,3 @@ def _what_is_left(journal):
     if journal.path is None:
         return "nothing was written (output=None keeps the results in memory only: there is nothing to resume)"
     return f"then run again with resume=True (--resume), which continues from {journal.path}"
-
-
-def _worker_death_row(entry, config, retries, exc):
-    """The ``failed: …`` row of a spectrum whose task the cluster gave up (its workers died)."""
-    if type(exc).__name__ == "KilledWorker":
-        why = f"the worker died fitting it, {int(retries) + 1} times (KilledWorker)"
-    elif "Cancelled" in type(exc).__name__:  # its message names the task's key: no use, and every row's own
-        why = f"its task was cancelled on the cluster ({type(exc).__name__}: the scheduler was lost?)"
-    else:
-        why = f"its task failed on the cluster ({type(exc).__name__}: {first_line(exc)})"
-    return failure_row(entry.key, entry.in_memory or entry.ident, f"failed: {why}", engine_label(config),
-                       os.path.basename(config.model), config.model_sha256)

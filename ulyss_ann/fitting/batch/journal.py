@@ -2,8 +2,8 @@
 
 A batch appends one record per finished spectrum (fitted or failed) to ``<output>.journal.jsonl``,
 a block's records in one write, and forces it to disk (``fsync``) before going on, so a crash of
-anything — a worker, GDL, the driver itself (``kill -9``), the machine — loses no finished work; ``--resume`` continues from it and the table is rebuilt from
-it, each spectrum once.
+anything — a worker, GDL, the driver itself (``kill -9``), the machine — loses no finished work;
+``--resume`` continues from it and the table is rebuilt from it, each spectrum once.
 
 **Format.** One record per line, each line a JSON object that carries the CRC-32 of
 its own record::
@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.batch.journal_lines import (decode_checked_line, decode_line, encode_record, finite_row,
                                                    is_legacy_line)
-from ulyss_ann.fitting.safe_files import open_own
+from ulyss_ann.fitting.safe_files import open_own, write_beside
 from ulyss_ann.fitting.table import as_number
 
 __all__ = ["Journal", "JournalHealth", "JournalState", "MemoryJournal", "JournalError", "failure_row"]
@@ -198,10 +198,10 @@ class Journal:
                 out.append(decode_checked_line(handle.readline())["row"])  # verified when the state was read
             return out
 
-    def _open(self, flags):
-        """A descriptor on the journal itself, never on what a link at its name points to; nor on a
-        FIFO or device put there (reading it would hang, writing it would go elsewhere)."""
-        descriptor = open_own(self.path, flags | os.O_NONBLOCK)
+    def _open(self, flags, path=None):
+        """A descriptor on the journal itself (or ``path``), never on what a link at its name points to; nor on
+        a FIFO or device put there (reading it would hang, writing it would go elsewhere)."""
+        descriptor = open_own(path or self.path, flags | os.O_NONBLOCK)
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             os.close(descriptor)
             raise UlyssAnnError(f"{self.path}: not a regular file; remove it or give another --output")
@@ -256,21 +256,30 @@ class Journal:
                    "stats": [stat(k) for k, _ in block]}
 
     def _write(self, records, create=False):
-        """Append ``records`` (``create``: the journal begins with them), on disk before returning.
+        """Append ``records``, on disk before returning; ``create``: the journal begins with them, written
+        beside and renamed into place whole (:func:`~ulyss_ann.fitting.safe_files.write_beside`), so that a
+        run stopped while its inputs are journalled (a survey's take minutes) leaves no journal behind.
 
         Opened without following a link at the journal's name (see :mod:`~ulyss_ann.fitting.safe_files`):
         a link is refused in one line, as is a dangling one (whose target would be created).
         """
-        flags = os.O_WRONLY | (os.O_CREAT | os.O_TRUNC if create else os.O_APPEND)
         try:
-            with open(self._open(flags), "wb") as handle:
-                handle.writelines(encode_record(r) for r in records)
-                handle.flush()
-                os.fsync(handle.fileno())
+            if create:
+                write_beside(self.path, lambda temporary: self._put(temporary, records, os.O_CREAT | os.O_EXCL),
+                             sync=False)
+            else:
+                self._put(self.path, [b"".join(encode_record(r) for r in records)], os.O_APPEND)  # one write
         except OSError as exc:
             raise JournalError(f"{self.path}: cannot write the journal ({exc.strerror or exc}); the batch stops "
                                "here, every spectrum recorded before is safe: make room and rerun with --resume") \
                 from None
+
+    def _put(self, path, records, flags):
+        """Write ``records`` (or lines already encoded) to ``path`` and force them to disk."""
+        with open(self._open(os.O_WRONLY | flags, path), "wb") as handle:
+            handle.writelines(r if isinstance(r, bytes) else encode_record(r) for r in records)
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 class MemoryJournal:
@@ -285,6 +294,7 @@ class MemoryJournal:
         return self._state
 
     def start(self, run, inputs, stats=None):
+        inputs = list(inputs)
         self._state.run, self._state.inputs, self._state.ids = run, [k for k, _ in inputs], dict(inputs)
 
     def append(self, row):

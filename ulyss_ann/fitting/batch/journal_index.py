@@ -201,6 +201,8 @@ class JournalIndex(JournalHealth):
         index._resolve(events)
         return index
 
+    __eq__, __hash__ = object.__eq__, object.__hash__  # not the dataclass's: an index is equal to itself only
+
     def __repr__(self):
         return f"<JournalIndex: {len(self)} spectra, {self.fitted} with a row, {len(self.damaged)} damaged lines>"
 

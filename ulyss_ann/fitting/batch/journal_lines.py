@@ -64,9 +64,11 @@ def _names(value, length=None):
 
 
 def _fingerprints(value, length):
-    """True for a list of ``length`` fingerprints, each null or [size, mtime_ns] (integers)."""
+    """True for a list of ``length`` fingerprints, each null or [size, mtime_ns]: integers of 64 bits, the size
+    not negative (what ``os.stat`` gives)."""
     return isinstance(value, list) and len(value) == length and all(
-        v is None or isinstance(v, list) and len(v) == 2 and all(type(n) is int for n in v) for v in value)
+        v is None or isinstance(v, list) and len(v) == 2 and all(type(n) is int for n in v)
+        and 0 <= v[0] < 2**63 and -2**63 <= v[1] < 2**63 for v in value)
 
 
 def _row_problem(row):

@@ -25,6 +25,7 @@ from ulyss_ann.fitting.batch.journal import Journal, MemoryJournal, failure_row
 from ulyss_ann.fitting.batch.journal_index import JournalIndex, take
 from ulyss_ann.fitting.batch.run import run_differences
 from ulyss_ann.fitting.batch.sources import input_problem, keep_ids
+from ulyss_ann.fitting.batch.tasks import Tasks
 
 __all__ = ["open_journal", "tasks_to_fit", "RunMismatchError", "MACHINERY_TRIES"]
 
@@ -143,26 +144,34 @@ def _set_aside_changed(journal, index, inputs):
 
 
 def tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress):
-    """What to fit now; spectra that cannot be fitted at all are recorded as error rows at once.
+    """What to fit now (:class:`~ulyss_ann.fitting.batch.tasks.Tasks`); spectra that cannot be fitted at all
+    are recorded as error rows at once.
 
     ``state``: the :class:`~ulyss_ann.fitting.batch.journal_index.JournalIndex` of :func:`open_journal`."""
     given = state.given if state.given is not None else np.full(len(inputs), -1, np.int64)
     code, failures = take(state.status, given, -1), take(state.failures, given, 0)
     ok = [n for n, text in enumerate(state.statuses) if text == "ok"]
     failed = [n for n, text in enumerate(state.statuses) if text.startswith("failed:")]
-    again = (code >= 0) & ~np.isin(code, ok) & (retry_failed | np.isin(code, failed) & (failures < MACHINERY_TRIES))
-    todo = [inputs[n] for n in np.flatnonzero((code < 0) | again)]
+    retried = np.isin(code, failed) & (failures < MACHINERY_TRIES)  # the machinery's failures: a few tries
+    again = (code >= 0) & ~np.isin(code, ok) & (bool(retry_failed) | retried)
+    todo = np.flatnonzero((code < 0) | again)
     if progress and state.fitted:
         done = "1 spectrum" if state.fitted == 1 else f"{state.fitted} spectra"
         print(f"resuming: {done} in {journal.path}, {len(todo)} to fit")
-    tasks = []
-    for entry in todo:
+    # a spectrum that cannot be fitted at all gets its error row now (a thousand in a write); the rest are tasks
+    chosen, errors = np.ones(len(todo), bool), []
+    for k, n in enumerate(todo):
+        entry = inputs[n]
         try:
             problem = input_problem(entry)  # a file that cannot be read, an in-memory input refused
             if problem:
                 raise UlyssAnnError(problem)
-            tasks.append((entry, fixed_values.for_spectrum(entry.ident, entry.name_in_file)))
+            fixed_values.for_spectrum(entry.ident, entry.name_in_file)
         except UlyssAnnError as exc:
-            journal.append(failure_row(entry.key, entry.in_memory or entry.ident, f"error: {exc}",
-                                       engine_label(config), os.path.basename(config.model), config.model_sha256))
-    return tasks
+            chosen[k] = False
+            errors.append(failure_row(entry.key, entry.in_memory or entry.ident, f"error: {exc}",
+                                      engine_label(config), os.path.basename(config.model), config.model_sha256))
+        if len(errors) == 1000 or errors and k == len(todo) - 1:
+            journal.append_many(errors)
+            errors = []
+    return Tasks(inputs, todo[chosen], fixed_values)

@@ -15,27 +15,62 @@ same reason it would get alone); ``failed: …`` when the machinery failed.
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import replace
 
-from ulyss_ann.errors import MachineryError, OversampledWarning, UlyssAnnError
+from ulyss_ann.errors import MachineryError, OversampledWarning, UlyssAnnError, first_line
 from ulyss_ann.fitting.engines import engine_class, engine_for, engine_label
 from ulyss_ann.fitting.batch.journal import failure_row
 from ulyss_ann.spectra.inputs import as_spectrum
 
-__all__ = ["fit_one", "fit_block", "fit_block_noting_warnings", "task_blocks", "BLOCKS_PER_WORKER"]
+__all__ = ["Tasks", "fit_one", "fit_block", "fit_block_noting_warnings", "task_blocks", "worker_death_row",
+           "BLOCKS_PER_WORKER"]
 
 #: Tasks per worker at least, so that a cluster's workers finish together.
 BLOCKS_PER_WORKER = 4
+
+
+class Tasks(Sequence):
+    """What a batch fits now: (entry, fixed values) pairs, made when asked from the batch's inputs
+    (:class:`~ulyss_ann.fitting.batch.sources.BatchInputs`), ``chosen`` (their indices, an array) and its
+    :class:`~ulyss_ann.fitting.fit_options.FixedValues`: a survey's 10⁶ tasks hold 8 bytes each."""
+
+    def __init__(self, inputs, chosen, fixed_values):
+        self._inputs, self._chosen, self._fixed = inputs, chosen, fixed_values
+
+    def __len__(self):
+        return len(self._chosen)
+
+    def __getitem__(self, n):
+        if isinstance(n, slice):
+            return [self[i] for i in range(*n.indices(len(self)))]
+        entry = self._inputs[int(self._chosen[n])]
+        return entry, self._fixed.for_spectrum(entry.ident, entry.name_in_file)  # checked before: no error
+
+
+class _Blocks(Sequence):
+    """``tasks`` in blocks of ``size``, each made when asked."""
+
+    def __init__(self, tasks, size):
+        self._tasks, self._size = tasks, size
+
+    def __len__(self):
+        return math.ceil(len(self._tasks) / self._size)
+
+    def __getitem__(self, k):
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        return self._tasks[k * self._size:(k + 1) * self._size]
 
 
 def task_blocks(tasks, config, slots):
     """``tasks`` ((entry, fixed) pairs) cut into blocks of the engine's
     :meth:`~ulyss_ann.fitting.engine_traits.EngineTraits.block_size` (one spectrum for the GDL engine;
     for the native one 32 on the CPU, more on a GPU), smaller when ``slots`` workers would otherwise get
-    fewer than :data:`BLOCKS_PER_WORKER` blocks each."""
+    fewer than :data:`BLOCKS_PER_WORKER` blocks each; a sequence whose blocks are made as they are asked for."""
     block = engine_class(config.engine).block_size(config)
     size = max(1, min(block, math.ceil(len(tasks) / (BLOCKS_PER_WORKER * slots)))) if slots > 1 else block
-    return [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    return _Blocks(tasks, size)
 
 
 def _read(source, ident, config):
@@ -118,3 +153,15 @@ def fit_block_noting_warnings(block, config):
     if notes and rows:
         rows[0].setdefault("warnings", []).extend(notes)
     return rows
+
+
+def worker_death_row(entry, config, retries, exc):
+    """The ``failed: …`` row of a spectrum whose task the cluster gave up (its workers died)."""
+    if type(exc).__name__ == "KilledWorker":
+        why = f"the worker died fitting it, {int(retries) + 1} times (KilledWorker)"
+    elif "Cancelled" in type(exc).__name__:  # its message names the task's key: no use, and every row's own
+        why = f"its task was cancelled on the cluster ({type(exc).__name__}: the scheduler was lost?)"
+    else:
+        why = f"its task failed on the cluster ({type(exc).__name__}: {first_line(exc)})"
+    return failure_row(entry.key, entry.in_memory or entry.ident, f"failed: {why}", engine_label(config),
+                       os.path.basename(config.model), config.model_sha256)
