@@ -68,12 +68,12 @@ def test_one_cluster_serves_a_sessions_batches_until_it_is_closed(spectra, start
 
 
 def test_a_batch_stopped_by_an_error_closes_the_kept_cluster(spectra, started, monkeypatch):
-    from ulyss_ann.fitting.batch import driver
+    from ulyss_ann.fitting.batch import runners
 
     def journal_full(*args, **kwargs):
         raise ulyss_ann.UlyssAnnError("the test's full disk")
 
-    monkeypatch.setattr(driver, "_record", journal_full)
+    monkeypatch.setattr(runners, "_record", journal_full)
     with pytest.raises(ulyss_ann.UlyssAnnError, match="the test's full disk"):
         ulyss_ann.fit(spectra[:2], MODEL, output=None, workers=2, **FAST)
     assert len(started) == 1 and started[0].status.name == "closed"  # its tasks may have been running

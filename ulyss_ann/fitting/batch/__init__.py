@@ -5,7 +5,8 @@ does: a spectrum, or a block of them, into rows), ``sources`` (the inputs and th
 (the run's identity and the output's lock), ``resume`` (what a batch continues from),
 ``journal`` (every finished spectrum on disk, checksummed; ``journal_lines``: one record's line),
 ``journal_index`` (a journal read as columns: a survey's resume in ~60 bytes a spectrum), ``results``
-(the table from the journal, a block at a time, and the run's summary), ``execution`` (where and how a batch runs:
+(the table from the journal, a block at a time, and the run's summary), ``runners`` (the tasks run here,
+or on Dask a window of blocks at a time), ``execution`` (where and how a batch runs:
 workers, scheduler, retries, dashboard), ``cluster`` (the private local Dask
 cluster, and how a batch stops), ``session_cluster`` (one cluster kept for a session's batches, and none
 for small work) and ``worker_processes`` (workers that do not rerun the user's
@@ -13,4 +14,4 @@ script). It reaches the engines through the registry only.
 """
 
 __all__ = ["driver", "tasks", "sources", "run", "resume", "journal", "journal_lines", "journal_index", "results",
-           "execution", "cluster", "session_cluster", "worker_processes"]
+           "runners", "execution", "cluster", "session_cluster", "worker_processes"]

@@ -43,18 +43,16 @@ fit's :class:`~ulyss_ann.fitting.core.FitConfig`, the Execution and the run's ow
 with spectra that may be arrays or objects rather than files.
 """
 
-import collections
 import contextlib
 import os
-import sys
 import time
 
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.batch.cluster import (announce_dashboard, close_quietly, connect, dask_settings, dask_silenced,
-                                             stopping_on_sigterm)
-from ulyss_ann.fitting.batch.session_cluster import release, runs_faster_here, session_cluster
+from ulyss_ann.fitting.batch.cluster import stopping_on_sigterm
+from ulyss_ann.fitting.batch.runners import run_dask, run_serial
+from ulyss_ann.fitting.batch.session_cluster import runs_faster_here
 from ulyss_ann.fitting.batch.execution import Execution
 from ulyss_ann.fitting.engines import engine_class, engine_reachable, require_engine, resolve_engine
 from ulyss_ann.fitting.fit_options import FixedValues, check_combination, check_output_folder, make_config, model_path
@@ -63,11 +61,9 @@ from ulyss_ann.fitting.result import file_stem
 from ulyss_ann.fitting.safe_files import check_outputs
 from ulyss_ann.fitting.batch.run import OutputLock, run_record
 from ulyss_ann.fitting.batch.sources import batch_inputs
-from ulyss_ann.fitting.batch.results import batch_results, not_fitted
+from ulyss_ann.fitting.batch.results import batch_results
 from ulyss_ann.fitting.resampling import error_method, nsimul
 from ulyss_ann.fitting.table import table_format
-from ulyss_ann.fitting.batch.tasks import (BLOCKS_PER_WORKER, fit_block, fit_block_noting_warnings, task_blocks,
-                                          worker_death_row)
 from ulyss_ann.model.interpolator import Interpolator
 from ulyss_ann.spectra.line_spread import read_lsf
 from ulyss_ann.spectra.reader_registry import reader_reachable
@@ -202,7 +198,7 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
             started = time.perf_counter()
             tasks = tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress)
             if tasks:
-                runner = _run_serial if execution.in_process else _run_dask
+                runner = run_serial if execution.in_process else run_dask
                 runner(tasks, config, execution, journal, interp, progress)
             fitted_now = len(tasks)
             del tasks, state, inputs  # read again below, by status: not held twice at survey size
@@ -281,110 +277,3 @@ def _check_run_options(output, resume, overwrite, retry_failed, add_spectra, ret
         table_format(output)  # a name astropy cannot write is refused now, not after the fits
     elif resume:
         raise UlyssAnnError("resume needs an output table (its journal is what a batch resumes from)")
-
-
-def _progress_bar(total, enabled):
-    from ulyss_ann.spectra.progress import progress_bar
-
-    return progress_bar(total=total, unit="spectrum", desc="fitting", enabled=enabled, dynamic_ncols=True)
-
-
-def _record(journal, bar, rows, counts):
-    """Journal a block's rows (one write, forced to disk), say its warnings, move the bar.
-
-    ``counts``: [errors, failed] so far, shown on the bar as the summary will say them.
-    """
-    for row in rows:
-        for message in row.pop("warnings", ()):  # said by a Dask worker, whose own warnings nobody sees
-            bar.write(f"ulyss-ann: warning: {message}", file=sys.stderr)
-    journal.append_many(rows)
-    errors, failed = not_fitted(collections.Counter(row["status"] for row in rows))  # as the summary counts
-    counts[0] += errors
-    counts[1] += failed
-    bar.set_postfix(errors=counts[0], failed=counts[1], refresh=False)
-    bar.update(len(rows))
-
-
-def _run_serial(tasks, config, execution, journal, interp, progress):
-    counts = [0, 0]
-    with _progress_bar(len(tasks), progress) as bar:
-        for block in task_blocks(tasks, config, 1):
-            _record(journal, bar, fit_block(block, config, interp), counts)
-
-
-def _run_dask(tasks, config, execution, journal, interp, progress):
-    import dask
-    from dask.distributed import as_completed
-
-    with dask.config.set(dask_settings(execution.retries)), dask_silenced(not progress):
-        cluster = client = None
-        keep = False
-        counts = [0, 0]  # errors, failed
-        engine_kind = engine_class(config.engine)
-        try:
-            try:
-                if execution.scheduler:
-                    client = connect(execution.scheduler)
-                else:  # the session's: kept for the next batch (session_cluster's text)
-                    client, cluster = session_cluster(execution.workers, execution.retries, execution.dashboard,
-                                                      quiet=not progress)
-            except UlyssAnnError as exc:  # before any fit: what the run left is the journal, or nothing
-                raise UlyssAnnError(f"{exc}; {_what_is_left(journal)}") from None
-            if execution.dashboard:
-                announce_dashboard(execution.dashboard, client, execution.scheduler)
-            notice = engine_kind.batch_notice(config) if cluster is not None and progress else None
-            if notice:  # said once here, for the local workers (which keep theirs)
-                print(notice, file=sys.stderr, flush=True)
-            slots = sum(client.nthreads().values()) or 1
-            blocks, futures, pending = iter(task_blocks(tasks, config, slots)), {}, as_completed()
-
-            def submit_next():  # a block made and sent as one is done: the driver and the scheduler hold a few
-                block = next(blocks, None)
-                if block is not None:
-                    future = client.submit(fit_block_noting_warnings, block, config, pure=False)
-                    futures[future] = block
-                    pending.add(future)
-
-            for _ in range(2 * BLOCKS_PER_WORKER * slots):  # twice what keeps every worker busy
-                submit_next()
-            with _progress_bar(len(tasks), progress) as bar:
-                for future in pending:
-                    block = futures.pop(future)
-                    submit_next()
-                    try:
-                        rows = future.result()
-                    except Exception as exc:  # KilledWorker after `retries` deaths
-                        rows = None
-                        if len(block) > 1 and type(exc).__name__ == "KilledWorker":
-                            # one spectrum killed the workers of its block: each is fitted alone,
-                            # ahead of the blocks still queued, and only the one that kills its
-                            # worker again fails (any other failure, a lost scheduler, is every task's)
-                            for task in block:
-                                alone = client.submit(fit_block_noting_warnings, [task], config, pure=False,
-                                                      priority=1)
-                                futures[alone] = [task]
-                                pending.add(alone)
-                        else:
-                            rows = [worker_death_row(entry, config, execution.retries, exc) for entry, _ in block]
-                    future.release()
-                    if cluster is not None:
-                        engine_kind.note_local_workers(cluster)  # e.g. GDL's scratch folders, removed at the end
-                    if rows is not None:
-                        _record(journal, bar, rows, counts)
-            keep = counts[1] == 0  # no worker died for good: the cluster is as good as new
-        finally:
-            try:
-                if cluster is not None:
-                    engine_kind.note_local_workers(cluster)  # the last ones, before the workers go
-            finally:
-                if cluster is None:
-                    close_quietly(client, None)  # the user's cluster: this batch's connection
-                else:  # kept for the next batch, or closed: stopped by an error or Ctrl-C, tasks may still run
-                    release(cluster, keep=keep)
-
-
-def _what_is_left(journal):
-    """What a batch stopped before its first fit leaves: a journal that resume continues, or nothing."""
-    if journal.path is None:
-        return "nothing was written (output=None keeps the results in memory only: there is nothing to resume)"
-    return f"then run again with resume=True (--resume), which continues from {journal.path}"

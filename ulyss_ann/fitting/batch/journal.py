@@ -244,7 +244,7 @@ class Journal:
         own checksum, so a crash in the middle of the write loses only the records after
         the tear, which ``--resume`` fits again.
         """
-        self._write([{"kind": "row", "row": finite_row(row)} for row in rows])
+        self._write([b"".join(encode_record({"kind": "row", "row": finite_row(row)}) for row in rows)])  # one write
 
     @staticmethod
     def _input_records(inputs, stats=None):
@@ -268,7 +268,7 @@ class Journal:
                 write_beside(self.path, lambda temporary: self._put(temporary, records, os.O_CREAT | os.O_EXCL),
                              sync=False)
             else:
-                self._put(self.path, [b"".join(encode_record(r) for r in records)], os.O_APPEND)  # one write
+                self._put(self.path, records, os.O_APPEND)
         except OSError as exc:
             raise JournalError(f"{self.path}: cannot write the journal ({exc.strerror or exc}); the batch stops "
                                "here, every spectrum recorded before is safe: make room and rerun with --resume") \
