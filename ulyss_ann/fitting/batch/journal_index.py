@@ -216,13 +216,13 @@ class JournalIndex(JournalHealth):
         return int(np.count_nonzero(self.offsets >= 0))
 
     def positions(self, keys):
-        """The position of each of ``keys`` (journal keys), -1 for one not in the run."""
+        """The position of each of ``keys`` (journal keys, any iterable), -1 for one not in the run."""
         return _lookup(self._keys, key_digests(keys))
 
     def match(self, inputs):
         """Note the position of each of ``inputs`` (a :class:`~ulyss_ann.fitting.batch.sources.BatchInputs`)
         as :attr:`given`, and return it."""
-        self.given = _lookup(self._keys, key_digests(inputs.keys(), len(inputs)))
+        self.given = self.positions(inputs.keys())
         return self.given
 
     def recorded_id(self, position, key):
