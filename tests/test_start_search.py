@@ -65,18 +65,50 @@ def test_a_singular_error_or_a_different_bound_is_no_agreement():
     from ulyss_ann.fitting.native_engine.start_search import _Release
 
     release = _Release(np.zeros(3, int), np.array([0, 1]), np.array([0]), LOWER[:1], UPPER[:1])
+
+    def agree(theta, grad, jtj):
+        return bool(release._agree([np.array([0, 1])], theta, grad, jtj)[0])
+
     theta = np.array([[1.0], [1.0], [0.0]])
     grad = np.zeros((3, 1))
     singular = np.zeros((3, 1, 1))           # JᵀJ = 0: no error can be had
-    assert not release._agree(np.array([0, 1]), theta, grad, singular)
+    assert not agree(theta, grad, singular)
     jtj = np.full((3, 1, 1), 1e4)             # error 0.01
-    assert release._agree(np.array([0, 1]), theta + [[0.0], [0.004], [0.0]], grad, jtj)
-    assert not release._agree(np.array([0, 1]), theta + [[0.0], [0.006], [0.0]], grad, jtj)
+    assert agree(theta + [[0.0], [0.004], [0.0]], grad, jtj)
+    assert not agree(theta + [[0.0], [0.006], [0.0]], grad, jtj)
     pegged = np.array([[-10.0], [10.0], [0.0]])  # one on each bound, pushed outwards: errors 0, far apart
     push = np.array([[1.0], [-1.0], [0.0]])
-    assert not release._agree(np.array([0, 1]), pegged, push, jtj)
+    assert not agree(pegged, push, jtj)
     both = np.array([[-10.0], [-10.0], [0.0]])   # both on the same bound: the same answer
-    assert release._agree(np.array([0, 1]), both, np.array([[1.0], [1.0], [0.0]]), jtj)
+    assert agree(both, np.array([[1.0], [1.0], [0.0]]), jtj)
+
+
+def test_the_spectra_ending_together_are_judged_each_on_its_own():
+    from ulyss_ann.fitting.native_engine.start_search import _Release
+
+    owners = np.repeat(np.arange(4), 2)
+    release = _Release(owners, np.arange(8), np.array([0]), LOWER[:1], UPPER[:1])
+    theta = np.array([[1.0], [1.004], [1.0], [1.006], [2.0], [2.0], [-10.0], [10.0]])
+    grad = np.array([[0.0]] * 6 + [[1.0], [-1.0]])
+    jtj = np.full((8, 1, 1), 1e4)            # errors 0.01
+    jtj[5] = 0.0                             # spectrum 2: one singular JᵀJ
+    # spectrum 0 agrees, 1 is 0.6 error apart, 2 cannot say, 3 pegged on opposite bounds; a spectrum whose
+    # second fit stopped on meeting its first has one answer, and agrees with itself
+    answers = [np.array([0, 1]), np.array([2, 3]), np.array([4, 5]), np.array([6, 7]), np.array([0, 0])]
+    together = release._agree(answers, theta, grad, jtj)
+    alone = [bool(release._agree([rows], theta, grad, jtj)[0]) for rows in answers]
+    assert together.tolist() == alone == [True, False, False, False, True]
+
+
+def test_the_pairs_of_guesses_are_every_two_fits_of_one_spectrum_in_order():
+    from ulyss_ann.fitting.native_engine.lockstep import _pairs
+
+    rng = np.random.default_rng(7)
+    for owners in [np.repeat(np.arange(5), 6), np.array([2, 0, 2, 1, 0, 2, 2]), rng.integers(0, 6, 40), np.arange(4)]:
+        expected = [(a, b) for owner in np.unique(owners) for a in np.flatnonzero(owners == owner)
+                    for b in np.flatnonzero(owners == owner) if a < b]   # spectrum by spectrum, earlier then later
+        first, second = _pairs(owners)
+        assert list(zip(first.tolist(), second.tolist())) == expected
 
 
 def test_a_guess_that_stops_on_meeting_another_takes_its_path():

@@ -191,14 +191,21 @@ def _start(evaluate, theta, owners, rows):
 
 
 def _pairs(owners):
-    """Every (earlier, later) pair of fits of the same spectrum, as two index arrays."""
-    first, second = [], []
-    for owner in np.unique(owners):
-        rows = np.flatnonzero(owners == owner)
-        a, b = np.triu_indices(rows.size, 1)
-        first.append(rows[a])
-        second.append(rows[b])
-    return np.concatenate(first), np.concatenate(second)
+    """Every (earlier, later) pair of fits of the same spectrum, as two index arrays: spectrum by spectrum,
+    each one's in the order of its earlier then its later fit. The spectra with the same number of fits at once
+    (a block's spectra have the same guesses: one group), then put in that order."""
+    order = np.argsort(owners, kind="stable")
+    _, begin, count = np.unique(owners[order], return_index=True, return_counts=True)
+    first, second, owner = [], [], []
+    for size in np.unique(count):
+        rows = order[begin[count == size][:, None] + np.arange(size)]  # (spectra, size), each row ascending
+        a, b = np.triu_indices(size, 1)
+        first.append(rows[:, a].ravel())
+        second.append(rows[:, b].ravel())
+        owner.append(np.repeat(owners[rows[:, 0]], a.size))
+    first, second, owner = (np.concatenate(v) for v in (first, second, owner))
+    keep = np.lexsort((second, first, owner))
+    return first[keep], second[keep]
 
 
 def _paths(steps, merged, joined):

@@ -5,7 +5,19 @@ import numpy as np
 from ulyss_ann.fitting.core import Solution
 from ulyss_ann.model.wavelength import C_KMS
 
-__all__ = ["best_solution"]
+__all__ = ["best_solution", "pixel_sums"]
+
+
+def pixel_sums(values):
+    """Σ over the pixels of each row of ``values`` (R, m), C-ordered, as this module has always summed them.
+
+    One row: NumPy's pairwise sum. Several: one pixel after another, in order (the last column of
+    ``np.cumsum``): the order in which NumPy reduced the F-ordered arrays that ``bestfit[rows][:, good]``
+    gave, 25 ns a pixel through its strided loop against 2-3 ns here. The reported χ² and rms keep every bit.
+    """
+    if len(values) == 1:
+        return np.sum(values, axis=1)
+    return np.cumsum(values, axis=1)[:, -1]
 
 
 def best_solution(prepared, spec, fits, guesses, free, mdegree, limits):
@@ -24,10 +36,12 @@ def best_solution(prepared, spec, fits, guesses, free, mdegree, limits):
     have_noise = spec.err is not None
     noise = spec.err[good] if have_noise else np.ones(good.size)
     npar_count = int(free.sum()) + mdegree + 2
-    bestfits = fits.bestfit[rows][:, good]
-    rms = np.sqrt(np.mean((data - bestfits) ** 2, axis=1)) / np.mean(bestfits, axis=1)
+    bestfits = np.take(fits.bestfit[rows], good, axis=1)
+    residual = data - bestfits
+    rms = np.sqrt(pixel_sums(residual * residual) / good.size) / (pixel_sums(bestfits) / good.size)
     # χ² from the float32 best fit, as uly_fit computes it
-    chisq = np.sum(((data - bestfits) / noise) ** 2, axis=1) / (good.size - npar_count)
+    scaled = residual / noise
+    chisq = pixel_sums(scaled * scaled) / (good.size - npar_count)
     crit = chisq if have_noise else rms
     # ties to the first, as ULySS; guesses that reached the same minimum differ in χ²
     # only by the stopping tolerance, so "the same" is within 1e-6

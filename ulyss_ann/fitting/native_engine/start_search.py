@@ -91,7 +91,8 @@ class _Replay:
 
     def __init__(self, evaluate, owners):
         self.evaluate = evaluate
-        self.memory = {owner: {} for owner in np.unique(owners).tolist()}  # owner -> θ's bytes -> its row
+        # owner -> θ's bytes -> (the evaluation's arrays, the row's index in them)
+        self.memory = {owner: {} for owner in np.unique(owners).tolist()}
         self.recording = set(self.memory)
 
     def forget(self, owner, keep=False):
@@ -109,18 +110,19 @@ class _Replay:
         if not known.any():
             out = self.evaluate(thetas, owners)
         else:  # the remembered rows, and the others evaluated
-            sample = found[int(np.argmax(known))]
-            out = tuple(np.empty((len(thetas),) + value.shape) for value in sample)
+            arrays, _ = found[int(np.argmax(known))]
+            out = tuple(np.empty((len(thetas),) + array.shape[1:]) for array in arrays)
             for k in np.flatnonzero(known):
-                for array, value in zip(out, found[k]):
-                    array[k] = value
+                arrays, row = found[k]
+                for array, part in zip(out, arrays):
+                    array[k] = part[row]
             new = np.flatnonzero(~known)
             if new.size:
                 for array, part in zip(out, self.evaluate(thetas[new], owners[new])):
                     array[new] = part
         for k, (owner, key) in enumerate(zip(owners_list, keys)):
             if owner in self.recording and key not in self.memory[owner]:
-                self.memory[owner][key] = tuple(np.array(part[k]) for part in out)
+                self.memory[owner][key] = (out, k)  # the arrays handed out (never written to), not a copy
         return out
 
 
@@ -136,29 +138,45 @@ class _Release:
 
     def __call__(self, theta, cost, grad, jtj, steps, answer, live, held):
         start = np.zeros(len(theta), bool)
-        waiting = []
+        waiting, ended = [], []
         for first, every in self.pending:
             quick = steps[first].max() <= QUICK_STEPS
             if quick and live[first].any():
                 waiting.append((first, every))  # still on their way
-            elif not (quick and self._agree(answer[first], theta, grad, jtj)):
-                start[every] = True             # fitted as "all" fits it, from the start
-                if self.replay is not None:     # its first fits' rows are replayed
-                    self.replay.forget(int(self.owners[first[0]]), keep=True)
-            elif self.replay is not None:       # settled: the others are never fitted
-                self.replay.forget(int(self.owners[first[0]]))
+            elif quick:
+                ended.append((first, every))    # settled if their answers agree
+            else:
+                self._unsettled(first, every, start)
+        if ended:
+            settled = self._agree([answer[first] for first, _ in ended], theta, grad, jtj)
+            for (first, every), agree in zip(ended, settled):
+                if not agree:
+                    self._unsettled(first, every, start)
+                elif self.replay is not None:   # settled: the others are never fitted
+                    self.replay.forget(int(self.owners[first[0]]))
         self.pending = waiting                  # decided once
         return start
 
-    def _agree(self, rows, theta, grad, jtj):
-        """The first fits ended within :data:`AGREE` standard errors in every free parameter: the larger of
-        the two fits' errors (a parameter pegged on a bound has error 0: two pegged on the same bound agree,
-        a pegged one and a free one are compared on the free one's error). A NaN error (a singular JᵀJ): no."""
-        rows = np.unique(rows)
-        error = mpfit_errors(theta[rows], grad[rows], jtj[rows], self.cols, self.lo, self.hi)[:, self.cols]
-        if np.isnan(error).any():
-            return False
-        values = theta[rows][:, self.cols]
-        spread = np.abs(values[:, None, :] - values[None, :, :])
-        scale = np.maximum(error[:, None, :], error[None, :, :])
-        return bool(np.all(spread <= np.where(scale > 0, AGREE * scale, 1e-9 * (1 + np.abs(values[:, None, :])))))
+    def _unsettled(self, first, every, start):
+        """Fit the spectrum of ``first`` as "all" fits it, from the start: every guess (``every``)."""
+        start[every] = True
+        if self.replay is not None:             # its first fits' rows are replayed
+            self.replay.forget(int(self.owners[first[0]]), keep=True)
+
+    def _agree(self, answers, theta, grad, jtj):
+        """Whether each spectrum's first fits ended within :data:`AGREE` standard errors in every free parameter
+        (``answers``: the rows whose points are their answers, one array per spectrum): the larger of two fits'
+        errors (a parameter pegged on a bound has error 0: two pegged on the same bound agree, a pegged one and a
+        free one are compared on the free one's error). A NaN error (a singular JᵀJ): no. Every spectrum at once
+        (S, W answers, P parameters): each spectrum's answers repeated to W, which changes no comparison."""
+        rows = [np.unique(rows) for rows in answers]
+        width = max(len(r) for r in rows)
+        table = np.array([np.resize(r, width) for r in rows])                          # (S, W)
+        distinct = np.unique(table)
+        error = mpfit_errors(theta[distinct], grad[distinct], jtj[distinct], self.cols, self.lo, self.hi)
+        error = error[np.searchsorted(distinct, table)][:, :, self.cols]              # (S, W, P)
+        values = theta[table][:, :, self.cols]
+        spread = np.abs(values[:, :, None, :] - values[:, None, :, :])
+        scale = np.maximum(error[:, :, None, :], error[:, None, :, :])
+        close = spread <= np.where(scale > 0, AGREE * scale, 1e-9 * (1 + np.abs(values[:, :, None, :])))
+        return close.all(axis=(1, 2, 3)) & ~np.isnan(error).any(axis=(1, 2))
