@@ -40,6 +40,7 @@ from astropy.io import fits
 
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.model.fits_scan import declared_sizes, scan_fits
+from ulyss_ann.model.scanned_header import scanned_header
 
 __all__ = ["MAX_PIXELS_VARIABLE", "MAX_MODEL_VALUES_VARIABLE", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_MODEL_VALUES",
            "FILE_VALUES_PER_PIXEL", "TEXT_BYTES_PER_PIXEL", "FIT_BYTES_PER_PIXEL", "DeclaredData",
@@ -103,7 +104,8 @@ class DeclaredData:
     nbytes: int  # |BITPIX|/8 x GCOUNT x (PCOUNT + product of NAXISn), the FITS standard's formula
     end: int  # where the HDU's padded data end in the file, in bytes
     binary_table: bool = False  # a binary table (BINTABLE), e.g. an SDSS/LAMOST spectrum or an fpack tile store
-    header: object = field(default=None, compare=False, repr=False)  # the HDU's astropy Header
+    #: The HDU's header: astropy's Header, or for a plain file a ScannedHeader, which reads as one.
+    header: object = field(default=None, compare=False, repr=False)
     #: The structural keywords as the plain-FITS scan parsed them (with BSCALE, BZERO, BLANK where present),
     #: None where astropy read the headers: the readers' checks of a plain file need no astropy card parsed.
     structural: dict = field(default=None, compare=False, repr=False)
@@ -149,7 +151,7 @@ def _scanned(hdu):
     primary is PRIMARY unless EXTNAME says otherwise, an unnamed extension '')."""
     name = hdu.keywords.get("EXTNAME", "PRIMARY" if hdu.index == 0 else "")
     return _declared(hdu.index, name, hdu.keywords.get, hdu.kind in ("primary", "IMAGE"), hdu.kind == "BINTABLE",
-                     hdu.data_start, fits.Header.fromstring(hdu.text), hdu.keywords)
+                     hdu.data_start, scanned_header(hdu.text), hdu.keywords)
 
 
 def _declared(index, name, get, image, binary_table, data_start, header, structural=None):
