@@ -148,21 +148,23 @@ class SpectralBlock:
         for first in range(0, len(thetas), self.chunk):
             part = slice(first, first + self.chunk)
             f = self._network(thetas[part, 2:], free=np.zeros(thetas.shape[1] - 2, bool))[0]
-            model, y = self._projected(f[:, None], thetas[part], owners[part], derivatives=False)[1:3]
+            model, y = self._projected(f, None, thetas[part], owners[part], derivatives=False)[1:3]
             out[part] = np.einsum("ln,ln->l", y - model, y - model)
         return out
 
-    def _projected(self, stack, thetas, owners, derivatives=True):
-        """The LOSVD of ``stack`` (L, C, n) and the polynomial's projection: (t, model·w, data·w, t·w, ∂(t·w)/∂θ,
-        P(λ), (BᵀB)⁻¹); without ``derivatives`` (χ² alone, the sampled LOSVD compiled) t and ∂(t·w)/∂θ are
-        None."""
+    def _projected(self, f, df, thetas, owners, derivatives=True):
+        """The LOSVD of f (L, n) and ∂f/∂p (L, F', n) (None without ``derivatives``) and the polynomial's
+        projection: (t, model·w, data·w, t·w, ∂(t·w)/∂θ, P(λ), (BᵀB)⁻¹); without ``derivatives`` (χ² alone, the
+        sampled LOSVD compiled) t and ∂(t·w)/∂θ are None."""
         weights, y = self.weights[owners], self.scaled_data[owners]
         if self.losvd == "sampled" and not derivatives and losvd_values is not None:
             t_full, dt = None, None
-            tw = losvd_values(np.ascontiguousarray(stack[:, 0]), thetas[:, 0], thetas[:, 1], self.voff, weights)
+            tw = losvd_values(f, thetas[:, 0], thetas[:, 1], self.voff, weights)
         elif self.losvd == "sampled":                                        # t, t/e, ∂(t/e)/∂θ_free
-            t_full, tw, dt = losvd(stack, thetas[:, 0], thetas[:, 1], self.voff, weights)
+            t_full, tw, dt = losvd(f, np.zeros(f.shape[:1] + (0,) + f.shape[1:]) if df is None else df,
+                                   thetas[:, 0], thetas[:, 1], self.voff, weights)
         else:
+            stack = f[:, None] if df is None else np.concatenate([f[:, None], df], axis=1)
             t_full, tw, dt = weighted(fourier_losvd_rows(stack, thetas[:, 0], thetas[:, 1], self.voff), weights)
         size = self.legendre.shape[1]
         normal = ((tw * tw) @ self.legendre_double) @ self.pair_coefficients
@@ -177,9 +179,8 @@ class SpectralBlock:
 
     def _evaluate(self, thetas, owners, jacobian=False):
         rows = len(thetas)
-        f, df = self._network(thetas[:, 2:])
-        stack = np.concatenate([f[:, None], df], axis=1)                    # (L, 1 + F', n)
-        t_full, model, y, tw, dt, poly, inverse = self._projected(stack, thetas, owners)
+        f, df = self._network(thetas[:, 2:])                                 # (L, n), (L, F', n)
+        t_full, model, y, tw, dt, poly, inverse = self._projected(f, df, thetas, owners)
         size = self.legendre.shape[1]
         bestfit = (t_full * poly).astype(np.float32).astype(np.float64)    # ULySS keeps it in float32
         # LM works on the double-precision residual: the float32 rounding of the best fit

@@ -236,7 +236,7 @@ class NativeEngine(FitEngine):
             if np.all(spec.err[gp] <= 0):
                 raise UlyssAnnError("the noise is negative or null")
             spec.err[bad_err] = np.min(spec.err[gp & (spec.err > 0)])
-        lamrange = spec.wavelength[[0, -1]]
+        lamrange = np.exp(spec.start + spec.step * np.array([0, spec.npix - 1]))  # spec.wavelength's ends
         rebinned, cmp_start, cmp_npix = self._model_on_grid(velscale, lamrange)
         model_range = np.exp(cmp_start + np.array([0.5, cmp_npix - 1.5]) * spec.step)
         spec = extract(spec, model_range)

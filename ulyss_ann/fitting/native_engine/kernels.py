@@ -37,12 +37,14 @@ __all__ = ["losvd", "losvd_values", "products", "spline", "losvd_numpy", "produc
 COMPILED = numba is not None
 
 
-def _losvd(stack, vel, sigma, voff, weights):
-    """The sampled LOSVD of each row of ``stack`` (L, C, n) = (f, ∂f/∂p…), weighted.
+def _losvd(f, df, vel, sigma, voff, weights):
+    """The sampled LOSVD of each row of f (L, n) and ∂f/∂p (L, C − 1, n), weighted (two arrays as the network
+    gives them: joined, they cost a copy of the largest array of a round).
 
     Returns (t (L, n), t·w (L, n), ∂(t·w)/∂θ (L, 2 + C − 1, n) in θ's order: v, σ, p…).
     """
-    rows, width, n = stack.shape
+    rows, n = f.shape
+    width = df.shape[1] + 1
     t = np.empty((rows, n))
     tw = np.empty((rows, n))
     dt = np.empty((rows, width + 1, n))
@@ -51,8 +53,12 @@ def _losvd(stack, vel, sigma, voff, weights):
         padded = np.empty(n + 2 * dx)
         acc = np.zeros((width + 2, n))
         for c in range(width):  # one input at a time: its padded copy and its sum stay in the L1 cache
-            for i in range(n + 2 * dx):
-                padded[i] = stack[r, c, min(max(i - dx, 0), n - 1)]
+            if c == 0:
+                for i in range(n + 2 * dx):
+                    padded[i] = f[r, min(max(i - dx, 0), n - 1)]
+            else:
+                for i in range(n + 2 * dx):
+                    padded[i] = df[r, c - 1, min(max(i - dx, 0), n - 1)]
             for k in range(2 * dx + 1):
                 coefficient = kern[k]
                 if coefficient == 0.0:  # beyond 5σ: for finite inputs (a network's output is) it would add ±0
@@ -171,10 +177,11 @@ def weighted(conv, weights):
     return conv[:, 0], conv[:, 0] * weights, conv[:, columns] * weights[:, None]
 
 
-def losvd_numpy(stack, vel, sigma, voff, weights):
+def losvd_numpy(f, df, vel, sigma, voff, weights):
     """NumPy twin of the compiled LOSVD: each row by ULySS's kernel and ``CONVOL(/EDGE_TRUNCATE)``
     (:func:`~ulyss_ann.fitting.native_engine.sampled_losvd.losvd_kernel`,
     :func:`~ulyss_ann.fitting.native_engine.sampled_losvd.convolve_edge`)."""
+    stack = np.concatenate([f[:, None], df], axis=1)
     rows, width, n = stack.shape
     conv = np.empty((rows, width + 2, n))
     for r in range(rows):
