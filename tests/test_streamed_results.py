@@ -56,6 +56,45 @@ def test_a_table_written_in_blocks_is_the_table_written_whole(tmp_path, name):
         assert back[column].tolist() == want[column].tolist(), column
 
 
+def test_the_ecsv_table_is_astropys_byte_for_byte(tmp_path):
+    # write_table turns the values into text a column at a time, not astropy's way (item by item): the bytes
+    # must be those of astropy's own ECSV writer, for every kind of value a table holds
+    from astropy.table import MaskedColumn
+
+    table = rows_to_table(rows(80), PARAMETERS)
+    table["edge"] = np.resize([-0.0, 1e-5, 1e16, np.inf, -np.inf, 123456789012345.6, 5433.159333279457, 1e300], 80)
+    table["count"] = np.resize(np.array([0, -2, 2 ** 62], np.int64), 80)
+    table["good"] = np.arange(80) % 3 == 0
+    table["text"] = np.resize(["é", "", "a,b", "x'y"], 80)
+    table["none"] = MaskedColumn(np.ones(80), mask=np.ones(80, bool))
+    meta = {"model": "trial 7", "masks": [[5800.0, 5900.0]]}
+    write_table(table, tmp_path / "ours.ecsv", meta=meta)
+    table.meta.update(meta)
+    table.write(tmp_path / "astropy.ecsv", format="ascii.ecsv")
+    assert (tmp_path / "ours.ecsv").read_bytes() == (tmp_path / "astropy.ecsv").read_bytes()
+
+
+def test_a_written_block_leaves_no_column_to_the_garbage_collector(tmp_path):
+    # a resume writes its table a block at a time; a block kept alive by a reference cycle waits for the
+    # collector's next full pass, and a 10⁵-row resume's memory grew by 92 MB with them
+    import gc
+
+    from astropy.table import Column
+
+    block = rows_to_table(rows(50), PARAMETERS)
+    write_table_blocks([block], tmp_path / "warm.ecsv")
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        write_table_blocks([rows_to_table(rows(50), PARAMETERS)], tmp_path / "r.ecsv")
+        gc.collect()
+        left = [thing for thing in gc.garbage if isinstance(thing, Column)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []
+
+
 def test_the_journal_as_columns_gives_back_each_spectrums_last_row(tmp_path):
     journal = Journal(tmp_path / "r.ecsv.journal.jsonl")
     given = rows(30)
