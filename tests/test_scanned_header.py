@@ -12,9 +12,11 @@ from conftest import SHARED
 from ulyss_ann.model.fits_scan import scan_fits
 from ulyss_ann.model.scanned_header import ScannedHeader, scanned_header
 
-#: Keywords asked of every header besides its own: absent ones, other cases, HIERARCH forms, commentary.
-PROBES = ["SIMULATD", "NOPE", "crval1", " CRVAL1 ", "HIERARCH CRVAL1", "hierarch ra", "HIERARCH STAR RA", "STAR RA", "OBSERVATION AIRM START",
-          "HIERARCH OBSERVATION AIRM START", "COMMENT", "HISTORY", "", "DP1.AXIS.1", "dp1.axis.1", "DP1", "LONGKEYWORD",
+#: Keywords asked of every header besides its own: absent ones, other cases, HIERARCH forms, commentary,
+#: wildcards, blanks around a name, indices.
+PROBES = ["SIMULATD", "NOPE", "crval1", " CRVAL1 ", "CRVAL1\n", "HIERARCH CRVAL1", "hierarch ra", " HIERARCH RA",
+          "HIERARCH STAR RA", "STAR RA", "OBSERVATION AIRM START", "HIERARCH OBSERVATION AIRM START", "COMMENT",
+          "HISTORY", "", "END", "CRVAL*", "R?", "CRVAL...", "DP1.AXIS.1", "dp1.axis.1", "DP1", "LONGKEYWORD",
           "PLUG_RA", 0, ("CRVAL1", 0)]
 
 
@@ -22,9 +24,9 @@ def outcome(ask):
     """(value's type, value's text) of ``ask()``, or the exception's type where it raises."""
     try:
         value = ask()
+        return type(value), str(value)  # a wildcard's Header of cards: its text (which may not parse either)
     except Exception as exc:  # astropy's VerifyError of a card it cannot parse, a KeyError…
         return type(exc)
-    return type(value), str(value)
 
 
 def same_answers(text):
@@ -47,7 +49,8 @@ def header_text(*cards):
     "STR     = 'AWAV    '           / a string and its trailing blanks",
     "STR     = ''", "STR     = ' '", "STR     = 'It''s'", "STR     = '''quoted'''", "STR     = 'a/b' / c",
     "STR     = 'a'/no space", "STR     = 'x'   ", "STR     = 'a''' / c", "STR     = '2014-07-27T01:59:00.480'",
-    "STR     = 'AXIS.1: 1'", "STR     = 'a'b'", "STR     = 'unclosed",
+    "STR     = 'AXIS.1: 1'", "STR     = 'a'b'", "STR     = 'unclosed", "STR     = '' / 'x'", "STR     = ''/'y'",
+    "STR     = 'a'' / ''b'", "STR     = 'a'' b'", "STR     = 'caf\xe9'", "STR     = 'a\tb'",
     "LOG     =                    T", "LOG     = F / false", "LOG     = Tx", "LOG     = T T",
     "INT     =                 2069", "INT     = -0", "INT     = +007", "INT     = 123456789012345678901234567890",
     "INT     = 5/comment", "INT     = 5 5", "INT     = 1 2",
@@ -72,6 +75,35 @@ def test_a_keyword_given_twice_is_its_first_value_and_long_strings_are_astropys(
     assert not isinstance(scanned_header(long), ScannedHeader) and scanned_header(long)["LONGSTR"] == "abcdef"
 
 
+def test_text_after_the_end_card_and_the_settings_of_the_moment_are_astropys():
+    for end in ("END     junk", "END"):
+        text = header_text("SIMPLE  =                    T", "CTYPE1  = 'AWAV    '")[:160] + end.ljust(80) + \
+            ("" if end != "END" else "CRVAL1  = 5".ljust(80))
+        same_answers(text.ljust(2880))
+    header = scanned_header(header_text("SIMPLE  =                    T", "CTYPE1  = 'AWAV    '"))
+    assert isinstance(header, ScannedHeader) and header["CTYPE1"] == "AWAV"
+    with fits.conf.set_temp("strip_header_whitespace", False):  # asked after the header was read
+        assert header["CTYPE1"] == "AWAV    " and header.get("CTYPE1") == "AWAV    "
+
+
+def test_a_header_changed_through_astropys_methods_answers_as_changed():
+    text = header_text("SIMPLE  =                    T", "CTYPE1  = 'AWAV    '", "CRVAL1  = 4750.0")
+    for change in (lambda h: h.set("CTYPE1", "WAVE"), lambda h: h.update(CTYPE1="WAVE"),
+                   lambda h: h.__setitem__("CTYPE1", "WAVE")):
+        header = scanned_header(text)
+        assert header["CTYPE1"] == "AWAV"
+        change(header)
+        assert header["CTYPE1"] == header.get("CTYPE1") == "WAVE"
+    header["NEW"] = 5
+    assert "NEW" in header and header["NEW"] == 5
+    del header["CRVAL1"]
+    assert "CRVAL1" not in header and header.get("CRVAL1", "gone") == "gone"
+    expected = fits.Header.fromstring(text)
+    expected["CTYPE1"], expected["NEW"] = "WAVE", 5
+    del expected["CRVAL1"]
+    assert header == expected and header.copy() == expected and isinstance(header.copy(), fits.Header)
+
+
 def test_what_it_does_not_parse_goes_to_astropys_header():
     text = header_text("SIMPLE  =                    T", "CTYPE1  = 'AWAV    '", "HIERARCH STAR RA = 265.17",
                        "COMMENT one")
@@ -84,8 +116,6 @@ def test_what_it_does_not_parse_goes_to_astropys_header():
     assert len(header) == len(copy) and list(header.cards)[0].keyword == "SIMPLE"
     again = pickle.loads(pickle.dumps(header))
     assert again["CTYPE1"] == "AWAV" and again.get("STAR RA") == 265.17
-    with fits.conf.set_temp("strip_header_whitespace", False):
-        assert scanned_header(text)["CTYPE1"] == "AWAV    " == fits.Header.fromstring(text)["CTYPE1"]
 
 
 def shared_fits_files():

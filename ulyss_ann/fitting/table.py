@@ -172,19 +172,26 @@ def _identified_format(path):
 def _write(table, path, fmt):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # 'dex' is no FITS unit; ECSV keeps it as a string
-        if fmt == ECSV and hasattr(path, "write"):  # a block of write_table_blocks
-            _write_ecsv(table, path)
+        if fmt == ECSV and hasattr(path, "write") and all(map(_plain_column, table.itercols())):
+            _write_ecsv(table, path)  # a block of write_table_blocks
         else:
             table.write(path, format=fmt)
 
 
+def _plain_column(column):
+    """A 1-D column of float64, integers, booleans or text: the values :class:`_EcsvData` writes as astropy."""
+    kind = column.dtype.kind
+    return column.ndim == 1 and (kind in "biuU" or (kind == "f" and column.dtype.itemsize == 8))
+
+
 def _write_ecsv(table, output):
-    """``table.write(output, format="ascii.ecsv")``, the same bytes, its values turned into text in one pass per
-    column (:class:`_EcsvData`): astropy's ``ascii.write`` steps, with its ECSV writer."""
+    """``table.write(output, format="ascii.ecsv")`` of a table of :func:`_plain_column` columns, the same bytes,
+    its values turned into text in one pass per column (:class:`_EcsvData`): astropy's ``ascii.write`` steps,
+    with its ECSV writer."""
     from astropy.io import ascii  # noqa: A004 - astropy's name
 
     table = table.__class__(table, copy=False)  # ascii.write's shallow copy: the writer may set info attributes
-    writer = ascii.get_writer(writer_cls=_ecsv_writer())
+    writer = ascii.get_writer(_ecsv_writer())  # positional: the keyword is Writer before astropy 6, then writer_cls
     lines = writer.write(table)
     # the writer's parts refer to each other: a cycle that would keep the block's columns (their text too)
     # until the collector's next full pass, which in a resume comes every few dozen blocks (+92 MB at 10⁵ rows)
@@ -204,14 +211,12 @@ def _ecsv_writer():
         through the column's ``__getitem__`` per value (a masked column's most of all): ~80 µs a row of a
         results table, half of what a resume spends on a row. Here ``str`` of each value of the column's
         ``tolist()``: the Python float, int, str or bool of the NumPy scalar ``col[idx]`` returns for a 1-D
-        column, whose ``str`` is the same text (NumPy's shortest repr is Python's: the same on 2·10⁶ random
-        float64 bit patterns, NumPy 1.26 and 2.5); a masked value is "" as astropy writes it. Any other column
-        (multidimensional, objects, bytes): astropy's own. tests/test_streamed_results.py checks the bytes
-        against astropy's writer."""
+        column of :func:`_plain_column`, whose ``str`` is the same text (NumPy's shortest repr of a float64 is
+        Python's: the same on 2·10⁶ random bit patterns, NumPy 1.26 and 2.5; a float32's is not, and such a
+        table is astropy's to write); a masked value is "" as astropy writes it. tests/test_streamed_results.py
+        checks the bytes against astropy's writer."""
 
         def str_vals(self):
-            if any(col.ndim != 1 or col.info.dtype.kind not in "biufU" for col in self.cols):
-                return super().str_vals()
             for col in self.cols:
                 masked = hasattr(col, "mask")
                 col.str_vals = [str(value) for value in (col.data.data if masked else col.data).tolist()]

@@ -8,7 +8,8 @@ header blocks (2880 bytes, 36 cards of 80 characters each) up to each ``END`` ca
 structural keywords the FITS standard fixes (``XTENSION``, ``BITPIX``, ``NAXISn``, ``PCOUNT``,
 ``GCOUNT``, ``EXTNAME``, and ``ZIMAGE``/``ZNAXISn`` of a tile-compressed image) and skips each
 HDU's data: positions and sizes by the standard's formula, as astropy computes them. The header
-itself goes to astropy as text (``Header.fromstring``, whose cards are parsed when asked for).
+itself is read by :func:`~ulyss_ann.model.scanned_header.scanned_header` (its values as astropy's Header
+gives them, that Header made only where needed).
 
 Anything unusual — a file compressed as a whole, an ASCII table, random groups, a card that is
 not printable ASCII, a structural keyword that is not a plain integer or is given twice, no

@@ -4,14 +4,16 @@ Reading a spectrum asks its headers for a dozen keywords (the WCS, the units, th
 through ``astropy.io.fits.Header`` that is a Card object per card and a regular expression and a
 configuration lookup per value: ~0.2 ms of every spectrum a native fit reads, 5 % of its cost (survey-scale
 issue). :class:`ScannedHeader` parses the cards of the common forms once — ``KEY = value / comment``
-with a quoted string, ``T``/``F``, an integer or a real (no Fortran ``D`` exponent), and commentary cards
-(``COMMENT``, ``HISTORY``, blank) — as astropy would, and answers ``get``, ``[]`` and ``in`` from them.
-Everything else goes to the astropy Header, made from the same text the first time it is needed: a
-keyword it did not parse (a HIERARCH one, a commentary one, one absent while HIERARCH cards could hold it),
-any other method (``copy``, ``cards``, iteration…). A header with a card of any other form (a complex or
-undefined value, a long string continued, a record-valued keyword card, a HIERARCH card of one short
-word) is astropy's from the start. tests/test_scanned_header.py checks every keyword of every FITS file
-in ../shared and generated cards of every form against astropy's Header.
+with a quoted string (astropy's own pattern for it), ``T``/``F``, an integer or a real (no Fortran ``D``
+exponent), and commentary cards (``COMMENT``, ``HISTORY``, blank) — as astropy does, and answers ``get``,
+``[]`` and ``in`` for standard keywords from them. Everything else goes to the astropy Header, made from the
+same text the first time it is needed: a keyword it did not parse (a HIERARCH one, a commentary one, a
+wildcard, one absent while HIERARCH cards could hold it), any other method (``copy``, ``cards``,
+iteration…); once a method that could change the header is reached (``set``, ``[] =``…), every answer is
+astropy's. A header with a card of any other form (a complex or undefined value, a long string continued,
+a record-valued keyword card, a HIERARCH card of one short word, text after ``END``) or with other than
+printable ASCII is astropy's from the start. tests/test_scanned_header.py checks every keyword of every
+FITS file in ../shared and generated cards of every form against astropy's Header.
 """
 
 import re
@@ -20,9 +22,14 @@ from astropy.io import fits
 
 __all__ = ["ScannedHeader", "scanned_header"]
 
-#: ``= value / comment`` as the common forms write it (columns 9 on); anything else: astropy's Header.
-_VALUE = re.compile(r"= *(?:'(?P<strg>(?:[^']|'')*)'(?=$|/| )|(?P<bool>[TF])|(?P<int>[+-]?\d+)"
-                    r"|(?P<real>[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)) *(?:/.*)?$")
+#: ``= value / comment`` as the common forms write it (columns 9 on): a logical, an integer or a real.
+_VALUE = re.compile(r"= *(?:(?P<bool>[TF])|(?P<int>[+-]?\d+)|(?P<real>[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?))"
+                    r" *(?:/.*)?$")
+#: A string, in astropy's own pattern (``Card._strg``: the shortest text before a quote that a blank, a slash or
+#: the end follows, the rest a comment); and its common case, no other quote on the card, where that text is
+#: all up to the second quote (astropy's pattern backtracks over the whole card for an empty string: 15 µs).
+_STRING = re.compile(r"= *'(?P<strg>(?:[ -~]+?|''|) *?)'(?=$|/| ) *(?:/.*)?$")
+_PLAIN_STRING = re.compile(r"= *'(?P<strg>[^']*)'(?=$|/| ) *(?:/[^']*)?$")
 #: The start of a record-valued keyword card's string (``'AXIS.1: 1'``), which astropy reads as its own keyword.
 _RECORD = re.compile(r"[a-zA-Z_]\w*(?:\.\w*)*:")
 #: A standard keyword, as astropy normalises the names it is asked for.
@@ -38,13 +45,18 @@ def scanned_header(text):
 
 
 def _parse(text):
-    """(values, whether HIERARCH cards exist) of the cards, or None where one is of a form not parsed here."""
+    """(values, whether HIERARCH cards exist) of the cards, or None where one is of a form not parsed here.
+    A string's value is kept as its card has it: astropy strips its trailing blanks when asked, as
+    ``fits.conf.strip_header_whitespace`` says then."""
+    if not (text.isascii() and text.isprintable()):
+        return None
     values, hierarch = {}, False
-    strip = fits.conf.strip_header_whitespace  # as Card.value strips a string (read once: astropy's per value)
     for start in range(0, len(text), 80):
         card = text[start:start + 80]
         key = card[:8].rstrip()
         if key == "END":
+            if card.rstrip() != "END" or text[start + 80:].strip():
+                return None  # astropy's reading of text after the END card is its own
             break
         if key == "HIERARCH" or key == "CONTINUE":
             name = card[8:].partition("=")[0].strip().upper()
@@ -54,15 +66,21 @@ def _parse(text):
             continue
         if key in _COMMENTARY:
             continue
-        match = _VALUE.match(card, 8) if card[8:10] == "= " and _KEYWORD.fullmatch(key) else None
-        if match is None:
+        if card[8:10] != "= " or not _KEYWORD.fullmatch(key):
             return None
-        if match["strg"] is not None:
+        if card[10:].lstrip().startswith("'"):
+            match = _PLAIN_STRING.match(card, 8) or _STRING.match(card, 8)
+            if match is None:
+                return None
             value = match["strg"].replace("''", "'")
             if _RECORD.match(value):
                 return None
-            value = value.rstrip() if strip else value
-        elif match["bool"] is not None:
+            values.setdefault(key, value)  # a keyword given twice: astropy answers the first
+            continue
+        match = _VALUE.match(card, 8)
+        if match is None:
+            return None
+        if match["bool"] is not None:
             value = match["bool"] == "T"
         elif match["int"] is not None:
             value = int(match["int"])
@@ -73,8 +91,9 @@ def _parse(text):
 
 
 class ScannedHeader:
-    """A FITS header read as astropy's ``Header`` reads it, for ``get``, ``[]`` and ``in`` of its parsed
-    keywords; anything else through astropy's Header of the same text (:attr:`astropy`)."""
+    """A FITS header that reads as astropy's ``Header`` of the same text: ``get``, ``[]`` and ``in`` of its
+    parsed keywords from the parsed values, anything else through that Header (:attr:`astropy`). It is not
+    a ``fits.Header`` instance: ``h.copy()`` (or ``h.astropy``) is one, for an HDU or a writer."""
 
     def __init__(self, text, values, hierarch):
         self.text, self._values, self._hierarch, self._header = text, values, hierarch, None
@@ -89,9 +108,10 @@ class ScannedHeader:
     def _known(self, key):
         """The keyword ``key`` names, as astropy normalises it (``HIERARCH X`` is X), where the parsed values
         answer for it; None where astropy must."""
-        if not isinstance(key, str):
-            return None
-        name = key.strip()
+        if self._values is None or not isinstance(key, str) or key != key.strip() or "*" in key or "?" in key \
+                or key.endswith("..."):
+            return None  # changed through astropy's Header; an index; blanks, wildcards: astropy's rules
+        name = key
         if name[:9].upper() == "HIERARCH ":
             name = name[9:].strip()
         name = name.upper()
@@ -103,26 +123,46 @@ class ScannedHeader:
         # ScannedHeader has not) could hold it
         return None if self._hierarch else name
 
+    def _value(self, name):
+        value = self._values[name]
+        if isinstance(value, str) and fits.conf.strip_header_whitespace:  # read as Card.value reads it
+            return value.rstrip()
+        return value
+
     def get(self, key, default=None):
         name = self._known(key)
         if name is None:
             return self.astropy.get(key, default)
-        return self._values.get(name, default)
+        return self._value(name) if name in self._values else default
 
     def __getitem__(self, key):
         name = self._known(key)
         if name is None or name not in self._values:  # astropy's KeyError, as it words it
             return self.astropy[key]
-        return self._values[name]
+        return self._value(name)
 
     def __contains__(self, key):
         name = self._known(key)
         return key in self.astropy if name is None else name in self._values
 
-    def __getattr__(self, name):  # copy, cards, keys, tostring…: astropy's
+    def __setitem__(self, key, value):
+        self._values = None  # from now on, every answer is the changed Header's
+        self.astropy[key] = value
+
+    def __delitem__(self, key):
+        self._values = None
+        del self.astropy[key]
+
+    def __getattr__(self, name):  # copy, cards, keys, set, tostring…: astropy's
         if name.startswith("_"):  # ours are set in __init__ (an unpickled one has none yet): no recursion
             raise AttributeError(name)
+        self._values = None  # a method that may change the Header (set, update, cards…): astropy answers
         return getattr(self.astropy, name)
+
+    def __eq__(self, other):
+        return self.astropy == (other.astropy if isinstance(other, ScannedHeader) else other)
+
+    __hash__ = None  # as astropy's Header
 
     def __iter__(self):
         return iter(self.astropy)
@@ -132,3 +172,6 @@ class ScannedHeader:
 
     def __repr__(self):
         return repr(self.astropy)
+
+    def __str__(self):
+        return str(self.astropy)

@@ -49,7 +49,8 @@ def check_declared_sizes(source):
 
 class PlainImage:
     """An image HDU of a plain FITS file read without astropy's HDU objects (:func:`plain_images`): ``index``,
-    ``name``, ``header`` (astropy's Header), ``data`` (NumPy, big-endian as in the file, astropy's values)."""
+    ``name``, ``header`` (the declared one: a :class:`~ulyss_ann.model.scanned_header.ScannedHeader`, which
+    reads as astropy's Header, or astropy's), ``data`` (NumPy, big-endian as in the file, astropy's values)."""
 
     def __init__(self, declared, data):
         self.index, self.name, self.header, self.data = declared.index, declared.name, declared.header, data

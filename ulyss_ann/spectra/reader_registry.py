@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from astropy.io import fits
 
 from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.model.medium import AIR, VACUUM
@@ -56,13 +55,15 @@ class SpectrumReadError(UlyssAnnError):
 class HeaderUnit:
     """One HDU of a FITS file as its header declares it: ``kind`` ``image`` (a primary or image
     extension holding data), ``compressed-image`` (fpack's tile compression), ``table`` (a binary
-    table) or ``empty``; ``shape`` in FITS order (NAXIS1 first)."""
+    table) or ``empty``; ``shape`` in FITS order (NAXIS1 first); ``header``: astropy's Header, or for a
+    plain file a :class:`~ulyss_ann.model.scanned_header.ScannedHeader`, which reads as one (``get``,
+    ``[]``, ``in``, its other methods); ``header.copy()`` is an astropy Header either way."""
 
     index: int
     name: str
     kind: str
     shape: tuple
-    header: fits.Header
+    header: object
 
 
 def _header_unit(hdu):

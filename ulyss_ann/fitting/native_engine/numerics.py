@@ -354,12 +354,13 @@ def lsf_convolve(data, lsf, start, step):
 def guess_odometer(guesses, counts):
     """Every combination of guesses, first parameter fastest (ULySS's node order); read-only, made once for
     the guesses of a survey (70 µs a spectrum otherwise)."""
-    return _odometer(tuple(np.asarray(guesses, float).tolist()), tuple(np.asarray(counts, int).tolist()))
+    guesses = np.ascontiguousarray(guesses, dtype=np.float64)
+    return _odometer(guesses.tobytes(), tuple(np.asarray(counts, int).tolist()))  # bytes: -0.0 is not 0.0
 
 
 @functools.lru_cache(maxsize=16)
 def _odometer(guesses, counts):
-    per_param = np.split(np.asarray(guesses, float), np.cumsum(counts)[:-1])
+    per_param = np.split(np.frombuffer(guesses), np.cumsum(counts)[:-1])
     grids = np.meshgrid(*per_param, indexing="ij")
     nodes = np.column_stack([g.ravel(order="F") for g in grids])
     nodes.flags.writeable = False

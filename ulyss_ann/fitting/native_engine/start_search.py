@@ -96,10 +96,14 @@ class _Replay:
         self.recording = set(self.memory)
 
     def forget(self, owner, keep=False):
-        """Record no more rows of ``owner``; and drop those recorded, unless ``keep`` (it starts again)."""
+        """Record no more rows of ``owner``; and drop those recorded, unless ``keep`` (it starts again: its rows
+        are then copied out of the rounds' arrays, which they would otherwise keep whole until the block ends)."""
         self.recording.discard(owner)
         if not keep:
             self.memory.pop(owner, None)
+        elif owner in self.memory:
+            self.memory[owner] = {key: (tuple(part[row:row + 1].copy() for part in arrays), 0)
+                                  for key, (arrays, row) in self.memory[owner].items()}
 
     def __call__(self, thetas, owners):
         owners_list = owners.tolist()
