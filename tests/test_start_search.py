@@ -100,12 +100,12 @@ def test_the_spectra_ending_together_are_judged_each_on_its_own():
     assert together.tolist() == alone == [True, False, False, False, True]
 
 
-def test_the_replay_keeps_a_restarted_spectrums_rows_not_its_rounds():
-    # rows are remembered by reference into the round's arrays; a spectrum that starts again keeps its rows as
-    # copies, so that the rounds' arrays (every spectrum's rows) are not all kept until the block ends
+def test_the_replay_keeps_the_rows_it_records_not_the_rounds():
+    # a round's arrays hold every fit's rows (a restarted spectrum's many guesses among them): the replay keeps a
+    # copy of the rows it records, and gives them back without evaluating them again
     from ulyss_ann.fitting.native_engine.start_search import _Replay
 
-    owners = np.array([0, 0, 1, 1])
+    owners = np.array([0, 0, 1, 1, 1])
     calls = []
 
     def evaluate(thetas, rows_owners):
@@ -113,13 +113,13 @@ def test_the_replay_keeps_a_restarted_spectrums_rows_not_its_rounds():
         return thetas.sum(axis=1), thetas * 2.0, np.repeat(thetas[:, :, None], 2, axis=2), np.tile(thetas, 3)
 
     replay = _Replay(evaluate, owners)
-    thetas = np.arange(8.0).reshape(4, 2)
+    replay.forget(1, keep=True)                      # spectrum 1 fitted from its starts: no longer recorded
+    thetas = np.arange(10.0).reshape(5, 2)
     first = replay(thetas, owners)
-    replay.forget(0, keep=True)
-    replay.forget(1)
-    assert all(part.shape[0] == 1 for arrays, _ in replay.memory[0].values() for part in arrays)
+    kept = {id(part): part.shape[0] for arrays, _ in replay.memory[0].values() for part in arrays}
+    assert set(kept.values()) == {2} and not set(kept) & {id(part) for part in first} and replay.memory[1] == {}
     again = replay(thetas[:2], owners[:2])           # spectrum 0 retraced: from memory, not evaluated
-    assert calls == [4] and all(np.array_equal(a, b[:2]) for a, b in zip(again, first))
+    assert calls == [5] and all(np.array_equal(a, b[:2]) for a, b in zip(again, first))
 
 
 def test_the_pairs_of_guesses_are_every_two_fits_of_one_spectrum_in_order():

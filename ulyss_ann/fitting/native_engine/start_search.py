@@ -91,19 +91,15 @@ class _Replay:
 
     def __init__(self, evaluate, owners):
         self.evaluate = evaluate
-        # owner -> θ's bytes -> (the evaluation's arrays, the row's index in them)
+        # owner -> θ's bytes -> (the recorded rows of an evaluation, copied, and the row's index among them)
         self.memory = {owner: {} for owner in np.unique(owners).tolist()}
         self.recording = set(self.memory)
 
     def forget(self, owner, keep=False):
-        """Record no more rows of ``owner``; and drop those recorded, unless ``keep`` (it starts again: its rows
-        are then copied out of the rounds' arrays, which they would otherwise keep whole until the block ends)."""
+        """Record no more rows of ``owner``; and drop those recorded, unless ``keep`` (it starts again)."""
         self.recording.discard(owner)
         if not keep:
             self.memory.pop(owner, None)
-        elif owner in self.memory:
-            self.memory[owner] = {key: (tuple(part[row:row + 1].copy() for part in arrays), 0)
-                                  for key, (arrays, row) in self.memory[owner].items()}
 
     def __call__(self, thetas, owners):
         owners_list = owners.tolist()
@@ -124,9 +120,15 @@ class _Replay:
             if new.size:
                 for array, part in zip(out, self.evaluate(thetas[new], owners[new])):
                     array[new] = part
+        record, seen = [], set()
         for k, (owner, key) in enumerate(zip(owners_list, keys)):
-            if owner in self.recording and key not in self.memory[owner]:
-                self.memory[owner][key] = (out, k)  # the arrays handed out (never written to), not a copy
+            if owner in self.recording and key not in self.memory[owner] and (owner, key) not in seen:
+                seen.add((owner, key))
+                record.append(k)
+        if record:  # the rows recorded, copied out together: the round's arrays hold every fit's rows (a restarted
+            kept = tuple(part[record] for part in out)  # spectrum's 27 guesses…); one copy per array, not per row
+            for j, k in enumerate(record):
+                self.memory[owners_list[k]][keys[k]] = (kept, j)
         return out
 
 
