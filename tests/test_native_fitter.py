@@ -314,3 +314,12 @@ def test_the_best_guess_sums_are_those_numpy_gave_the_gathered_fits(rows):
     assert np.array_equal(pixel_sums(residual * residual), np.sum((data - gathered) ** 2, axis=1))
     assert np.array_equal(pixel_sums((residual / noise) ** 2), np.sum(((data - gathered) / noise) ** 2, axis=1))
     assert np.array_equal(pixel_sums(np.take(bestfit[picked], good, axis=1)), np.sum(gathered, axis=1))
+
+
+def test_the_guesses_combinations_are_made_once_and_keep_the_sign_of_zero():
+    from ulyss_ann.fitting.native_engine.numerics import guess_odometer
+
+    plus, minus = guess_odometer([5000.0, 6000.0, 0.0], [2, 1]), guess_odometer([5000.0, 6000.0, -0.0], [2, 1])
+    assert plus.tolist() == [[5000.0, 0.0], [6000.0, 0.0]] and not plus.flags.writeable
+    assert np.signbit(minus[:, 1]).all() and not np.signbit(plus[:, 1]).any()
+    assert guess_odometer(np.array([5000.0, 6000.0, 0.0]), np.array([2, 1])) is plus   # made once

@@ -86,6 +86,32 @@ def test_text_after_the_end_card_and_the_settings_of_the_moment_are_astropys():
         assert header["CTYPE1"] == "AWAV    " and header.get("CTYPE1") == "AWAV    "
 
 
+def test_a_header_changed_any_way_answers_as_changed_and_its_copies_are_its_own():
+    import copy
+
+    text = header_text("SIMPLE  =                    T", "CTYPE1  = 'AWAV    '", "CRVAL1  = 4750.0")
+    header = scanned_header(text)
+    del header["CRVAL1"]                             # the first change
+    assert "CRVAL1" not in header and header.get("CRVAL1", "gone") == "gone"
+    header = scanned_header(text)
+    header.astropy["CRVAL1"] = 1.0                   # through the Header it hands out
+    assert header["CRVAL1"] == 1.0
+    header = scanned_header(text)
+    header += fits.Header({"CRVAL1": 2.0, "NEW": 3})
+    expected = fits.Header.fromstring(text)
+    expected += fits.Header({"CRVAL1": 2.0, "NEW": 3})
+    assert header == expected and str(header) == str(expected) and header["NEW"] == 3 == header.get("NEW")
+    header = scanned_header(text)
+    for duplicate in (copy.copy(header), copy.deepcopy(header), header.copy()):
+        assert isinstance(duplicate, fits.Header) and duplicate == header and str(duplicate) == str(header)
+        duplicate["CRVAL1"] = 3.0
+        assert header["CRVAL1"] == 4750.0 and header.astropy["CRVAL1"] == 4750.0
+    reading = scanned_header(text)
+    assert reading.keys() and reading.tostring() == fits.Header.fromstring(text).tostring()
+    assert reading._values is not None              # methods that change nothing keep the parsed values
+    assert (reading + fits.Header({"NEW": 1}))["NEW"] == 1 and "NEW" not in reading
+
+
 def test_a_header_changed_through_astropys_methods_answers_as_changed():
     text = header_text("SIMPLE  =                    T", "CTYPE1  = 'AWAV    '", "CRVAL1  = 4750.0")
     for change in (lambda h: h.set("CTYPE1", "WAVE"), lambda h: h.update(CTYPE1="WAVE"),

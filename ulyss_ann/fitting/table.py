@@ -36,7 +36,7 @@ import os
 import warnings
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import Column, MaskedColumn, Table
 
 from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.fitting.safe_files import write_beside
@@ -179,7 +179,10 @@ def _write(table, path, fmt):
 
 
 def _plain_column(column):
-    """A 1-D column of float64, integers, booleans or text: the values :class:`_EcsvData` writes as astropy."""
+    """A 1-D Column of float64, integers, booleans or text: the values :class:`_EcsvData` writes as astropy (a
+    Time, a SkyCoord, a Quantity… is astropy's to write)."""
+    if type(column) not in (Column, MaskedColumn):
+        return False
     kind = column.dtype.kind
     return column.ndim == 1 and (kind in "biuU" or (kind == "f" and column.dtype.itemsize == 8))
 

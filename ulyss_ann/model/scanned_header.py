@@ -9,10 +9,10 @@ exponent), and commentary cards (``COMMENT``, ``HISTORY``, blank) — as astropy
 ``[]`` and ``in`` for standard keywords from them. Everything else goes to the astropy Header, made from the
 same text the first time it is needed: a keyword it did not parse (a HIERARCH one, a commentary one, a
 wildcard, one absent while HIERARCH cards could hold it), any other method (``copy``, ``cards``,
-iteration…); once a method that could change the header is reached (``set``, ``[] =``…), every answer is
-astropy's. A header with a card of any other form (a complex or undefined value, a long string continued,
-a record-valued keyword card, a HIERARCH card of one short word, text after ``END``) or with other than
-printable ASCII is astropy's from the start. tests/test_scanned_header.py checks every keyword of every
+iteration…); once a method that could change the header is reached (``set``, ``[] =``, ``cards``, the
+:attr:`~ScannedHeader.astropy` Header itself…), every answer is astropy's. A header with a card of any other
+form (a complex or undefined value, a long string continued, a record-valued keyword card, a HIERARCH card
+of one short word, text after ``END``) or with other than printable ASCII is astropy's from the start. tests/test_scanned_header.py checks every keyword of every
 FITS file in ../shared and generated cards of every form against astropy's Header.
 """
 
@@ -35,6 +35,9 @@ _RECORD = re.compile(r"[a-zA-Z_]\w*(?:\.\w*)*:")
 #: A standard keyword, as astropy normalises the names it is asked for.
 _KEYWORD = re.compile(r"[A-Z0-9_-]{0,8}")
 _COMMENTARY = ("COMMENT", "HISTORY", "")
+#: The Header's methods that change no value: reached through them, the parsed values still answer.
+_READING = frozenset({"copy", "keys", "values", "items", "tostring", "tofile", "totextfile", "count", "index",
+                      "comments", "fromstring", "fromfile", "fromtextfile", "fromkeys"})
 
 
 def scanned_header(text):
@@ -100,7 +103,12 @@ class ScannedHeader:
 
     @property
     def astropy(self):
-        """The astropy Header of this text, made the first time it is asked for."""
+        """The astropy Header of this text, made the first time it is asked for; once asked for (it may be
+        changed), every answer is its."""
+        self._values = None
+        return self._astropy()
+
+    def _astropy(self):
         if self._header is None:
             self._header = fits.Header.fromstring(self.text)
         return self._header
@@ -132,46 +140,67 @@ class ScannedHeader:
     def get(self, key, default=None):
         name = self._known(key)
         if name is None:
-            return self.astropy.get(key, default)
+            return self._astropy().get(key, default)
         return self._value(name) if name in self._values else default
 
     def __getitem__(self, key):
         name = self._known(key)
         if name is None or name not in self._values:  # astropy's KeyError, as it words it
-            return self.astropy[key]
+            return self._astropy()[key]
         return self._value(name)
 
     def __contains__(self, key):
         name = self._known(key)
-        return key in self.astropy if name is None else name in self._values
+        return key in self._astropy() if name is None else name in self._values
 
     def __setitem__(self, key, value):
         self._values = None  # from now on, every answer is the changed Header's
-        self.astropy[key] = value
+        self._astropy()[key] = value
 
     def __delitem__(self, key):
         self._values = None
-        del self.astropy[key]
+        del self._astropy()[key]
 
     def __getattr__(self, name):  # copy, cards, keys, set, tostring…: astropy's
         if name.startswith("_"):  # ours are set in __init__ (an unpickled one has none yet): no recursion
             raise AttributeError(name)
-        self._values = None  # a method that may change the Header (set, update, cards…): astropy answers
-        return getattr(self.astropy, name)
+        if name not in _READING:
+            self._values = None  # a method that may change the Header (set, update, cards…): astropy answers
+        return getattr(self._astropy(), name)
 
     def __eq__(self, other):
-        return self.astropy == (other.astropy if isinstance(other, ScannedHeader) else other)
+        return self._astropy() == _astropy_of(other)
+
+    def __add__(self, other):
+        return self._astropy() + _astropy_of(other)
+
+    def __iadd__(self, other):
+        self._values = None
+        self._astropy().__iadd__(_astropy_of(other))
+        return self
+
+    def __copy__(self):  # an astropy Header, independent of this one (as copy.copy of astropy's)
+        return self._astropy().copy()
+
+    def __deepcopy__(self, memo):
+        return self._astropy().copy()
 
     __hash__ = None  # as astropy's Header
 
     def __iter__(self):
-        return iter(self.astropy)
+        return iter(self._astropy())
 
     def __len__(self):
-        return len(self.astropy)
+        return len(self._astropy())
 
     def __repr__(self):
-        return repr(self.astropy)
+        return repr(self._astropy())
 
     def __str__(self):
-        return str(self.astropy)
+        return str(self._astropy())
+
+
+def _astropy_of(header):
+    """``header``, a :class:`ScannedHeader`'s astropy Header in its place (astropy's operators iterate the cards
+    of a Header, the keywords of anything else)."""
+    return header._astropy() if isinstance(header, ScannedHeader) else header
