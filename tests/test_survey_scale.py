@@ -52,6 +52,31 @@ def test_compiled_kernels_give_the_numbers_of_their_numpy_twins():
                           kernels.losvd(f, df, vel, sigma, 0.37, weights)[1])
 
 
+@pytest.mark.skipif(not kernels.COMPILED, reason="numba not installed: the NumPy twins are the kernels")
+def test_the_compiled_inverse_is_numpys_and_refuses_the_matrices_numpy_refuses():
+    # the polynomial's normal matrices BᵀB = Lᵀ diag(t²w²) L (degree 20), masked pixels weighing 0
+    rng = np.random.default_rng(4)
+    n, rows = 2069, 6
+    legendre = np.polynomial.legendre.legvander(2.0 * np.arange(n) / n - 1.0, 20)
+    tw = rng.uniform(0.2, 3.0, (rows, n)) * (rng.uniform(size=(rows, n)) > 0.1)
+    tw[1, 1500:1600] = 0.0  # a telluric band masked
+    normal = (legendre.T[None] * (tw ** 2)[:, None, :]) @ legendre
+    twin = kernels.spd_inverse_numpy(normal)
+    np.testing.assert_allclose(kernels.spd_inverse(normal), twin, rtol=1e-11, atol=1e-12 * np.abs(twin).max())
+    # every pixel masked (a zero matrix), a matrix that is not positive: LinAlgError from both, as the engine
+    # expects of a singular polynomial
+    for spoil in (lambda m: m * 0.0, lambda m: -m):
+        bad = normal.copy()
+        bad[3] = spoil(bad[3])
+        for inverse in (kernels.spd_inverse, kernels.spd_inverse_numpy):
+            with pytest.raises(np.linalg.LinAlgError):
+                inverse(bad)
+    # a NaN is no error in either: that matrix's inverse is NaN, the others' are untouched
+    bad = normal.copy()
+    bad[3, 4, 4] = np.nan
+    for inverse in (kernels.spd_inverse(bad), kernels.spd_inverse_numpy(bad)):
+        assert np.isnan(inverse[3]).any() and np.isfinite(np.delete(inverse, 3, axis=0)).all()
+
 def test_the_start_searchs_chi2_is_the_fits_bit_for_bit(spectra, engine):
     # the guesses are ranked by SpectralBlock.chi2 (no Jacobian, no LOSVD derivative): the χ² evaluate gives
     # the same rows, to the last bit, or the ranking could differ from the fit's own χ²

@@ -27,7 +27,8 @@ import functools
 import numpy as np
 from numpy.polynomial import legendre
 
-from ulyss_ann.fitting.native_engine.kernels import announce_compilation, losvd, losvd_values, products, weighted
+from ulyss_ann.fitting.native_engine.kernels import (announce_compilation, losvd, losvd_values, products, spd_inverse,
+                                                     weighted)
 from ulyss_ann.fitting.native_engine.numerics import fourier_losvd
 from ulyss_ann.model.network import ACTIVATIONS, augment
 
@@ -87,12 +88,21 @@ class SpectralBlock:
         Which of θ = (v, σ, p…) are fitted; the Jacobian has a column for each of them.
     """
 
-    #: Rows evaluated together: their temporaries (~5 × n doubles a row) stay in the CPU's cache.
-    chunk = 16
+    #: Rows evaluated together by :meth:`evaluate`: few enough that a chunk's temporaries (~25 × n doubles a
+    #: row with the Jacobian) stay near the core, enough that NumPy's calls are paid for several. Measured on
+    #: the 2-core CI machine, CPU a spectrum with 16 rows → 6: eight copies of the MUSE star in one block (3680
+    #: px, 48 rows a round) 21.2 → 12.5 ms, 64 simulated MUSE-like spectra (2069 px) 2.85 → 2.55 ms, 32 MILES
+    #: stars with trial 7 (4300 px) 17.8 → 17.0 ms. (One spectrum's six guesses are one chunk either way.)
+    chunk = 6
+    #: … but each chunk streams the output layer once: where it is larger than :attr:`wide_layer_bytes` (the
+    #: bundled MILES network's is 11 MB) 16 rows share each pass (89 ms a MILES star, 103 ms with 6 rows).
+    wide_chunk, wide_layer_bytes = 16, 4 * 2 ** 20
 
     def __init__(self, network, layer, data, weights, mdegree, voff, losvd, free):
         n = np.shape(data)[1]
         self.layers = list(network.hidden) + [np.ascontiguousarray(layer[:, :n])]  # the model beyond the data is unused
+        if self.layers[-1].nbytes > self.wide_layer_bytes:
+            self.chunk = self.wide_chunk
         self.activations, self.inputs = list(network.activations), network.inputs
         self.voff, self.losvd, self.n = float(voff), losvd, n
         self.free = np.asarray(free, bool)
@@ -145,7 +155,7 @@ class SpectralBlock:
         """χ² = Σr² (L,) of L rows, without the Jacobian: a fifth of :meth:`evaluate`'s work (the start
         search's ranking of the guesses, :mod:`~ulyss_ann.fitting.native_engine.start_search`)."""
         out = np.empty(len(thetas))
-        for first in range(0, len(thetas), self.chunk):
+        for first in range(0, len(thetas), self.chunk):  # evaluate's chunks: the same χ², bit for bit
             part = slice(first, first + self.chunk)
             f = self._network(thetas[part, 2:], free=np.zeros(thetas.shape[1] - 2, bool))[0]
             model, y = self._projected(f, None, thetas[part], owners[part], derivatives=False)[1:3]
@@ -168,7 +178,7 @@ class SpectralBlock:
             t_full, tw, dt = weighted(fourier_losvd_rows(stack, thetas[:, 0], thetas[:, 1], self.voff), weights)
         size = self.legendre.shape[1]
         normal = ((tw * tw) @ self.legendre_double) @ self.pair_coefficients
-        inverse = _inverse(normal.reshape(len(thetas), size, size))          # (BᵀB)⁻¹
+        inverse = spd_inverse(normal.reshape(len(thetas), size, size))      # (BᵀB)⁻¹, LinAlgError if singular
         coef = (inverse @ ((tw * y) @ self.legendre)[:, :, None])[:, :, 0]  # (L, K)
         poly = coef @ self.legendre_t                                      # (L, n)
         return t_full, tw * poly, y, tw, dt, poly, inverse
@@ -198,10 +208,3 @@ class SpectralBlock:
         grad, jtj = products(tw, back, dt, poly, r)                        # J = tw·back − dt·poly
         return np.einsum("ln,ln->l", r, r), grad, jtj, bestfit
 
-
-def _inverse(normal):
-    """(BᵀB)⁻¹, batched: Cholesky first (LinAlgError where a polynomial is singular, the engine's signal),
-    then one LU inverse, used twice (the coefficients and the Jacobian's correction): 35 % less than
-    four triangular solves through the factor."""
-    np.linalg.cholesky(normal)
-    return np.linalg.inv(normal)

@@ -30,8 +30,8 @@ try:
 except ImportError:  # pragma: no cover - numba is a dependency; NumPy's twins work without it
     numba = None
 
-__all__ = ["losvd", "losvd_values", "products", "spline", "losvd_numpy", "products_numpy", "weighted",
-           "COMPILED", "compilation_notice", "announce_compilation"]
+__all__ = ["losvd", "losvd_values", "products", "spline", "spd_inverse", "losvd_numpy", "products_numpy",
+           "spd_inverse_numpy", "weighted", "COMPILED", "compilation_notice", "announce_compilation"]
 
 #: Whether the compiled kernels are in use (numba importable).
 COMPILED = numba is not None
@@ -133,6 +133,64 @@ def _products(tw, back, dt, poly, resid):
     return grad, jtj
 
 
+def _spd_inverse(normal):
+    """The inverse of each of a stack (L, K, K) of symmetric positive-definite matrices through its Cholesky
+    factor (A = R Rᵀ, A⁻¹ = (R⁻¹)ᵀ R⁻¹), and the first that is not positive definite (-1: none). Returns
+    (inverses, that index). NumPy's batched Cholesky then LU inverse spend ~12 µs on a 21 × 21 matrix in
+    calls and copies; this loop ~5 µs (measured on 16 of the native engine's normal matrices)."""
+    rows, k, _ = normal.shape
+    out = np.empty_like(normal)
+    low = np.zeros((k, k))
+    inv_low = np.zeros((k, k))
+    for s in range(rows):
+        for j in range(k):  # R, column by column
+            d = normal[s, j, j]
+            for p in range(j):
+                d -= low[j, p] * low[j, p]
+            if d <= 0.0:  # NumPy's test; a NaN goes through, as NaN, as it does in NumPy's
+                return out, s
+            d = np.sqrt(d)
+            low[j, j] = d
+            for i in range(j + 1, k):
+                v = normal[s, i, j]
+                for p in range(j):
+                    v -= low[i, p] * low[j, p]
+                low[i, j] = v / d
+        for j in range(k):  # R⁻¹ (lower triangular), by forward substitution
+            inv_low[j, j] = 1.0 / low[j, j]
+            for i in range(j + 1, k):
+                v = 0.0
+                for p in range(j, i):
+                    v -= low[i, p] * inv_low[p, j]
+                inv_low[i, j] = v / low[i, i]
+        for i in range(k):  # (R⁻¹)ᵀ R⁻¹, symmetric
+            for j in range(i + 1):
+                v = 0.0
+                for p in range(i, k):
+                    v += inv_low[p, i] * inv_low[p, j]
+                out[s, i, j] = v
+                out[s, j, i] = v
+    return out, -1
+
+
+def spd_inverse_numpy(normal):
+    """NumPy twin of :func:`spd_inverse`: Cholesky (LinAlgError where a matrix is not positive definite), then
+    one LU inverse."""
+    np.linalg.cholesky(normal)
+    return np.linalg.inv(normal)
+
+
+def spd_inverse(normal):
+    """The inverses of a stack (L, K, K) of symmetric positive-definite matrices (the polynomial's normal
+    matrices BᵀB); LinAlgError where one is not positive definite (a singular polynomial: the engine's signal)."""
+    if _spd_inverse_compiled is None:  # pragma: no cover - without numba
+        return spd_inverse_numpy(normal)
+    inverse, bad = _spd_inverse_compiled(np.ascontiguousarray(normal, dtype=np.float64))
+    if bad >= 0:
+        raise np.linalg.LinAlgError(f"matrix {bad} is not positive definite")
+    return inverse
+
+
 def _spline(dx, y, multipliers, diagonal, upper, interval, h, h2, h3):
     """:class:`~ulyss_ann.fitting.native_engine.numerics.NaturalSpline` at its points for the columns of
     ``y`` (n, m), operation for operation as its NumPy twin (SciPy's order; LAPACK's ``gtts2`` for the
@@ -216,9 +274,10 @@ if numba is not None:
     products = _compiled(_products, fastmath=True)
     spline = _compiled(_spline)
     losvd_values = _compiled(_losvd_values)
+    _spd_inverse_compiled = _compiled(_spd_inverse)
 else:  # pragma: no cover
     losvd, products, spline = losvd_numpy, products_numpy, None
-    losvd_values = None
+    losvd_values = _spd_inverse_compiled = None
 
 _cached = set()     # the kernels this process found in numba's cache: not looked up again
 
@@ -235,7 +294,7 @@ def compilation_notice(kernels=None):
     if numba is None:
         return None
     folder = None
-    for kernel in (losvd, products, spline, losvd_values) if kernels is None else kernels:
+    for kernel in (losvd, products, spline, losvd_values, _spd_inverse_compiled) if kernels is None else kernels:
         if kernel in _cached:
             continue
         cache = getattr(kernel, "_cache", None)
