@@ -7,6 +7,7 @@ process (``workers=0``, ``-j 0``).
 """
 
 import dataclasses
+import importlib.util
 
 import numpy as np
 import pytest
@@ -15,6 +16,9 @@ import ulyss_ann
 from conftest import CLI_FAST, FAST, MODEL, cli_here
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.spectra.examples import example_spectrum_path
+
+#: an address is parsed by Dask's own parser, where Dask is installed
+NEEDS_DASK = pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="Dask is not installed")
 
 #: columns that are the fit's answer (not the clock's)
 ANSWER = ["id", "status", "Teff", "e_Teff", "Logg", "e_Logg", "Fe/H", "e_Fe/H", "cz", "e_cz", "sigma", "chi2"]
@@ -43,6 +47,10 @@ def test_an_execution_fits_as_the_keywords_do(tmp_path):
     (dict(retries=-1), "retries -1: give a number of worker deaths >= 0"),
     (dict(retries="2"), "retries '2': give a number of worker deaths >= 0"),
     (dict(scheduler=8786), "scheduler (--scheduler) 8786: give the scheduler's address"),
+    pytest.param(dict(scheduler="head node"), "scheduler (--scheduler) 'head node': missing port number",
+                 marks=NEEDS_DASK),
+    pytest.param(dict(scheduler="tls://head:port"), "scheduler (--scheduler) 'tls://head:port': invalid literal",
+                 marks=NEEDS_DASK),
     (dict(dashboard="yes"), "dashboard (--dashboard) 'yes': give True, False, or a function"),
 ])
 def test_a_bad_execution_is_refused_in_one_line_before_anything_is_read_or_written(tmp_path, options, message):

@@ -75,6 +75,7 @@ class Execution:
         if self.scheduler is not None and not isinstance(self.scheduler, str):
             raise UlyssAnnError(f"scheduler (--scheduler) {self.scheduler!r}: give the scheduler's address, "
                                 "e.g. tls://host:8786")
+        _check_address(self.scheduler)
         if workers is not None and self.scheduler is not None:
             raise UlyssAnnError("workers (-j) and scheduler (--scheduler): the cluster at the address has its own "
                                 "workers; give one of them")
@@ -123,3 +124,23 @@ class Execution:
         except ImportError:
             raise UlyssAnnError("fitting on several cores or a cluster needs Dask: pip install 'ulyss_ann[dask]', "
                                 "or fit in this process with workers=0 (-j 0)") from None
+
+
+def _check_address(address):
+    """Refuse, in one line, a scheduler address Dask cannot parse (no port, a port that is no number): said when
+    the Execution is made, not once the run's journal exists. Dask's own parser, where Dask is installed
+    (:meth:`Execution.require_dask` says where it is not)."""
+    if address is None:
+        return
+    try:
+        from distributed.comm import parse_address
+        from distributed.comm.addressing import parse_host_port
+    except ImportError:
+        return
+    try:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location)
+    except ValueError as exc:
+        raise UlyssAnnError(f"scheduler (--scheduler) {address!r}: {exc}; give the scheduler's address, e.g. "
+                            "tls://host:8786") from None
