@@ -323,3 +323,8 @@ def test_the_guesses_combinations_are_made_once_and_keep_the_sign_of_zero():
     assert plus.tolist() == [[5000.0, 0.0], [6000.0, 0.0]] and not plus.flags.writeable
     assert np.signbit(minus[:, 1]).all() and not np.signbit(plus[:, 1]).any()
     assert guess_odometer(np.array([5000.0, 6000.0, 0.0]), np.array([2, 1])) is plus   # made once
+    # ULySS's node order: the first parameter fastest
+    assert guess_odometer([5000.0, 5500.0, 6000.0, 2.5, -1.0, -1.5], [3, 1, 2]).tolist() == [
+        [5000.0, 2.5, -1.0], [5500.0, 2.5, -1.0], [6000.0, 2.5, -1.0],
+        [5000.0, 2.5, -1.5], [5500.0, 2.5, -1.5], [6000.0, 2.5, -1.5]]
+    assert guess_odometer([4.0, 1.0, 2.0], [1, 2]).tolist() == [[4.0, 1.0], [4.0, 2.0]]
