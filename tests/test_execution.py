@@ -47,10 +47,12 @@ def test_an_execution_fits_as_the_keywords_do(tmp_path):
     (dict(retries=-1), "retries -1: give a number of worker deaths >= 0"),
     (dict(retries="2"), "retries '2': give a number of worker deaths >= 0"),
     (dict(scheduler=8786), "scheduler (--scheduler) 8786: give the scheduler's address"),
-    pytest.param(dict(scheduler="head node"), "scheduler (--scheduler) 'head node': missing port number",
+    pytest.param(dict(scheduler="head node"), "scheduler (--scheduler) missing port number in address 'head node'",
                  marks=NEEDS_DASK),
     pytest.param(dict(scheduler="tls://head:port"), "scheduler (--scheduler) 'tls://head:port': invalid literal",
                  marks=NEEDS_DASK),
+    pytest.param(dict(scheduler="TCP://127.0.0.1:9"), "scheduler (--scheduler) 'TCP://127.0.0.1:9': unknown address "
+                 "scheme 'TCP'", marks=NEEDS_DASK),
     (dict(dashboard="yes"), "dashboard (--dashboard) 'yes': give True, False, or a function"),
 ])
 def test_a_bad_execution_is_refused_in_one_line_before_anything_is_read_or_written(tmp_path, options, message):

@@ -127,20 +127,23 @@ class Execution:
 
 
 def _check_address(address):
-    """Refuse, in one line, a scheduler address Dask cannot parse (no port, a port that is no number): said when
-    the Execution is made, not once the run's journal exists. Dask's own parser, where Dask is installed
-    (:meth:`Execution.require_dask` says where it is not)."""
+    """Refuse, in one line, a scheduler address Dask cannot use (a scheme it does not know, no port, a port that
+    is no number): said when the Execution is made, not once the run's journal exists. Dask's own parser and
+    registry of schemes, where Dask is installed (:meth:`Execution.require_dask` says where it is not)."""
     if address is None:
         return
     try:
         from distributed.comm import parse_address
         from distributed.comm.addressing import parse_host_port
+        from distributed.comm.registry import get_backend
     except ImportError:
         return
     try:
         scheme, location = parse_address(address)
+        get_backend(scheme)  # ValueError for a scheme Dask does not know ('TCP', 'ucxx')
         if scheme in ("tcp", "tls"):
             parse_host_port(location)
     except ValueError as exc:
-        raise UlyssAnnError(f"scheduler (--scheduler) {address!r}: {exc}; give the scheduler's address, e.g. "
+        said = str(exc) if address in str(exc) else f"{address!r}: {exc}"  # Dask's words name it, or not
+        raise UlyssAnnError(f"scheduler (--scheduler) {said}; give the scheduler's address, e.g. "
                             "tls://host:8786") from None

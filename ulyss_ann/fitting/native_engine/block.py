@@ -94,8 +94,9 @@ class SpectralBlock:
     #: px, 48 rows a round) 21.2 → 12.5 ms, 64 simulated MUSE-like spectra (2069 px) 2.85 → 2.55 ms, 32 MILES
     #: stars with trial 7 (4300 px) 17.8 → 17.0 ms. (One spectrum's six guesses are one chunk either way.)
     chunk = 6
-    #: … but each chunk streams the output layer once: where it is larger than :attr:`wide_layer_bytes` (the
-    #: bundled MILES network's is 11 MB) 16 rows share each pass (89 ms a MILES star, 103 ms with 6 rows).
+    #: … but each chunk streams the output layer once: where its part over the fitted pixels is larger than
+    #: :attr:`wide_layer_bytes` (4 MiB: the bundled MILES network's over more than ~1630 pixels, 11 MB over a
+    #: MILES star's 4300; trial 7's would need ~8000) 16 rows share each pass (89 ms a MILES star, 103 with 6).
     wide_chunk, wide_layer_bytes = 16, 4 * 2 ** 20
 
     def __init__(self, network, layer, data, weights, mdegree, voff, losvd, free):
