@@ -53,6 +53,8 @@ def test_an_execution_fits_as_the_keywords_do(tmp_path):
                  marks=NEEDS_DASK),
     pytest.param(dict(scheduler="TCP://127.0.0.1:9"), "scheduler (--scheduler) 'TCP://127.0.0.1:9': unknown address "
                  "scheme 'TCP'", marks=NEEDS_DASK),
+    pytest.param(dict(scheduler="tcp://head:99999"), "scheduler (--scheduler) 'tcp://head:99999': port 99999 out of "
+                 "range", marks=NEEDS_DASK),
     (dict(dashboard="yes"), "dashboard (--dashboard) 'yes': give True, False, or a function"),
 ])
 def test_a_bad_execution_is_refused_in_one_line_before_anything_is_read_or_written(tmp_path, options, message):

@@ -84,7 +84,7 @@ def test_the_compiled_inverse_is_numpys_and_refuses_the_matrices_numpy_refuses()
 
 def test_the_start_searchs_chi2_is_the_fits_bit_for_bit(spectra, engine):
     # the guesses are ranked by SpectralBlock.chi2 (no Jacobian, no LOSVD derivative): the χ² evaluate gives
-    # the same rows, to the last bit, or the ranking could differ from the fit's own χ²
+    # the same rows in the same call, to the last bit, or the ranking could differ from evaluate's
     stars = [read_spectrum(p) for p in spectra[:3]]
     captured = {}
     evaluate = SpectralBlock.evaluate

@@ -127,9 +127,11 @@ class Execution:
 
 
 def _check_address(address):
-    """Refuse, in one line, a scheduler address Dask cannot use (a scheme it does not know, no port, a port that
-    is no number): said when the Execution is made, not once the run's journal exists. Dask's own parser and
-    registry of schemes, where Dask is installed (:meth:`Execution.require_dask` says where it is not)."""
+    """Refuse, in one line, a scheduler address Dask cannot use: one it cannot parse, a scheme it does not know
+    or cannot connect with (``TCP://``, ``ucxx://``; ``ucx://`` where Dask dropped UCX), no port, a port that is
+    no number or out of range. Said when the Execution is made, not once the run's journal exists; Dask's own
+    parser and registry of schemes, where Dask is installed (:meth:`Execution.require_dask` says where it is
+    not). A well-formed address where no scheduler answers is found on connecting."""
     if address is None:
         return
     try:
@@ -140,9 +142,15 @@ def _check_address(address):
         return
     try:
         scheme, location = parse_address(address)
-        get_backend(scheme)  # ValueError for a scheme Dask does not know ('TCP', 'ucxx')
+        backend = get_backend(scheme)  # ValueError for a scheme Dask does not know
+        try:
+            backend.get_connector()
+        except TypeError:  # a backend this Dask keeps as a stub (UCX, since Dask moved it out)
+            raise ValueError(f"this Dask cannot connect through '{scheme}'") from None
         if scheme in ("tcp", "tls"):
-            parse_host_port(location)
+            port = parse_host_port(location)[1]
+            if not 0 < port < 65536:
+                raise ValueError(f"port {port} out of range (1-65535)")
     except ValueError as exc:
         said = str(exc) if address in str(exc) else f"{address!r}: {exc}"  # Dask's words name it, or not
         raise UlyssAnnError(f"scheduler (--scheduler) {said}; give the scheduler's address, e.g. "

@@ -88,11 +88,12 @@ class SpectralBlock:
         Which of θ = (v, σ, p…) are fitted; the Jacobian has a column for each of them.
     """
 
-    #: Rows evaluated together by :meth:`evaluate`: few enough that a chunk's temporaries (~25 × n doubles a
-    #: row with the Jacobian) stay near the core, enough that NumPy's calls are paid for several. Measured on
-    #: the 2-core CI machine, CPU a spectrum with 16 rows → 6: eight copies of the MUSE star in one block (3680
-    #: px, 48 rows a round) 21.2 → 12.5 ms, 64 simulated MUSE-like spectra (2069 px) 2.85 → 2.55 ms, 32 MILES
-    #: stars with trial 7 (4300 px) 17.8 → 17.0 ms. (One spectrum's six guesses are one chunk either way.)
+    #: Rows evaluated together (:meth:`chunks`, for :meth:`evaluate` and :meth:`chi2`): few enough that a
+    #: chunk's temporaries (~25 × n doubles a row with the Jacobian) stay near the core, enough that NumPy's
+    #: calls are paid for several. Measured on the 2-core CI machine, CPU a spectrum with 16 rows → 6: eight
+    #: copies of the MUSE star in one block (3680 px, 48 rows a round) 21.2 → 12.5 ms, 64 simulated MUSE-like
+    #: spectra (2069 px) 2.85 → 2.55 ms, 32 MILES stars with trial 7 (4300 px) 17.8 → 17.0 ms. (One
+    #: spectrum's six guesses are one chunk either way.)
     chunk = 6
     #: … but each chunk streams the output layer once: where its part over the fitted pixels is larger than
     #: :attr:`wide_layer_bytes` (4 MiB: the bundled MILES network's over more than ~1630 pixels, 11 MB over a

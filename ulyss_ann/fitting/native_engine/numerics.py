@@ -352,8 +352,8 @@ def lsf_convolve(data, lsf, start, step):
 
 
 def guess_odometer(guesses, counts):
-    """Every combination of guesses, first parameter fastest (ULySS's node order); read-only, made once for
-    the guesses of a survey (70 µs a spectrum otherwise)."""
+    """Every combination of guesses, first parameter fastest (ULySS's node order); read-only, kept for the
+    last 16 sets of guesses (a survey's own, when they are the same for every star)."""
     guesses = np.ascontiguousarray(guesses, dtype=np.float64)
     return _odometer(guesses.tobytes(), tuple(np.asarray(counts, int).tolist()))  # bytes: -0.0 is not 0.0
 
