@@ -14,8 +14,8 @@ The third inverts the polynomial's normal matrices through their Cholesky factor
 ~5 µs a 21 × 21 matrix against ~12 µs in NumPy's batched calls).
 
 Each kernel has a NumPy twin (:func:`losvd_numpy`, :func:`products_numpy`, :func:`spd_inverse_numpy`;
-:func:`losvd_values` is :func:`losvd`'s t·w alone, the spline's twin is ``NaturalSpline.numpy``), used where numba is not
-installed and by the tests, which check that both give the same numbers.
+:func:`losvd_values` is :func:`losvd`'s t·w alone, the spline's twin is ``NaturalSpline.numpy``), used
+where numba is not installed and by the tests, which check that both give the same numbers.
 Kernels are compiled on first use and cached on disk (numba's ``cache=True``); the first fit of an
 installation says so first (:func:`announce_compilation`: 5–20 s of compiling are not silent).
 """
