@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 
+from ulyss_ann.fitting.batch import journal_index
 from ulyss_ann.fitting.batch.journal import Journal
-from ulyss_ann.fitting.batch.journal_index import JournalIndex, _lookup, key_digests
+from ulyss_ann.fitting.batch.journal_index import JournalIndex, default_id, key_digest
 
 STATUSES = ["ok", "ok", "error: no overlap", "failed: the worker died (KilledWorker)", "failed: lost"]
 
@@ -19,13 +20,19 @@ def facts_of_state(state):
 
 
 def facts_of_index(index, keys):
-    positions = index.positions(keys).tolist()
-    assert sorted(positions) == list(range(len(keys))) and len(index) == len(keys)
-    assert index.run_order.tolist() == positions  # the run's order
-    return [(key, index.recorded_id(p, key), int(index.offsets[p]),
-             index.statuses[index.status[p]] if index.status[p] >= 0 else None, int(index.failures[p]),
-             tuple(int(v) for v in index.stats[p]) if index.stats[p, 0] >= 0 else None)
-            for p, key in zip(positions, keys)]
+    facts = list(index.facts())
+    assert [fact[0] for fact in facts] == [key_digest(key) for key in keys]  # the run's order
+    assert len(index) == len(keys)
+    return [(key, default_id(key) if dflt else ident, offset, index.statuses[status] if status >= 0 else None,
+             failures, stat if stat[0] >= 0 else None)
+            for key, (_, offset, status, failures, stat, dflt, ident) in zip(keys, facts)]
+
+
+def fact(index, key):
+    """The facts of ``key`` as a dict (offset, status, failures, stats, id)."""
+    got = next(f for f in index.facts() if f[0] == key_digest(key))
+    return dict(offset=got[1], status=index.statuses[got[2]] if got[2] >= 0 else None, failures=got[3],
+                stats=got[4], id=default_id(key) if got[5] else got[6])
 
 
 def same_facts(journal):
@@ -35,7 +42,10 @@ def same_facts(journal):
         (state.damaged, state.torn_bytes, state.damaged_inputs, state.legacy)
     assert facts_of_index(index, state.inputs) == facts_of_state(state)
     assert index.fitted == len(state.rows)
-    assert journal.rows_at(index.row_offsets().tolist()) == [state.rows[k] for k in state.inputs if k in state.rows]
+    offsets = [int(offset) for block in index.row_offsets(block=3) for offset in block]
+    with JournalIndex.read(journal, ids=False) as lean:  # the table's: the same rows, in the same order
+        assert [int(offset) for block in lean.row_offsets() for offset in block] == offsets
+    assert journal.rows_at(offsets) == [state.rows[k] for k in state.inputs if k in state.rows]
     return state, index
 
 
@@ -63,10 +73,9 @@ def test_a_run_fitted_retried_and_grown(tmp_path):
     journal.append(row(keys[9], "night0/star9"))
     journal.append(row(keys[5], "star5"))
     _, index = same_facts(journal)
-    at = dict(zip(keys, index.positions(keys).tolist()))
-    assert index.statuses[index.status[at[keys[2]]]] == STATUSES[2] and index.failures[at[keys[5]]] == 2
-    assert index.offsets[at[keys[6]]] == -1 and index.stats[at[keys[9]], 0] == -1
-    assert index.recorded_id(at[keys[9]], keys[9]) == "night0/star9"
+    assert fact(index, keys[2])["status"] == STATUSES[2] and fact(index, keys[5])["failures"] == 2
+    assert fact(index, keys[6])["offset"] == -1 and fact(index, keys[9])["stats"][0] == -1
+    assert fact(index, keys[9])["id"] == "night0/star9"
 
 
 def test_fingerprints_that_change_set_the_rows_before_them_aside(tmp_path):
@@ -81,9 +90,10 @@ def test_fingerprints_that_change_set_the_rows_before_them_aside(tmp_path):
     journal.add_fingerprints({keys[3]: [10, 21], keys[4]: [7, 9]})
     journal.append(row(keys[4], "s4"))
     state, index = same_facts(journal)
-    at = index.positions(keys).tolist()
-    assert keys[0] not in state.rows and index.offsets[at[0]] == -1 and index.failures[at[0]] == 0  # set aside
-    assert index.failures[at[1]] == 1 and index.failures[at[3]] == 0 and tuple(index.stats[at[4]]) == (7, 9)
+    assert keys[0] not in state.rows and fact(index, keys[0])["offset"] == -1  # set aside
+    assert fact(index, keys[0])["failures"] == 0
+    assert fact(index, keys[1])["failures"] == 1 and fact(index, keys[3])["failures"] == 0
+    assert fact(index, keys[4])["stats"] == (7, 9)
 
 
 def test_rows_whose_inputs_record_is_damaged_still_count(tmp_path):
@@ -99,13 +109,15 @@ def test_rows_whose_inputs_record_is_damaged_still_count(tmp_path):
         handle.write(b'{"crc32":"12')                              # a torn last line
     state, index = same_facts(journal)
     assert state.damaged_inputs and index.torn_bytes > 0 and state.inputs[3:] == [second[1], second[0]]
-    assert index.recorded_id(index.positions([second[0]])[0], second[0]) == "b0"
+    assert fact(index, second[0])["id"] == "b0"
 
 
 def test_an_empty_journal_and_one_of_the_run_alone(tmp_path):
     journal = Journal(tmp_path / "r.ecsv.journal.jsonl")
     index = JournalIndex.read(journal)
-    assert index.run is None and len(index) == 0 and index.positions(["/x.fits"]).tolist() == [-1]
+    assert index.run is None and len(index) == 0
+    index.match(["/x.fits"])
+    assert [facts.in_run.tolist() for facts in index.given()] == [[False]] and index.new_inputs() == [0]
     journal.start({"model": "m"}, [])
     state, index = same_facts(journal)
     assert index.run == {"model": "m"} and index.fitted == 0
@@ -147,14 +159,9 @@ def test_random_histories(tmp_path, seed):
     same_facts(journal)
 
 
-def test_digests_tell_keys_apart_and_find_them():
+def test_digests_tell_keys_apart():
     keys = [f"/d/s{i}.fits" for i in range(1000)] + ["memory:s1", "/d/\u00e9\udcff.fits"]  # a file name not UTF-8
-    digests = key_digests(keys)
-    assert digests.shape == (1002, 2) and len({tuple(d) for d in digests.tolist()}) == 1002
-    # two keys whose digests share their first 64 bits are told apart by the other 64
-    sorted_keys = np.array([[1, 5], [1, 9], [2, 0], [3, 3]], np.uint64)
-    queries = np.array([[1, 9], [1, 5], [1, 7], [2, 0], [0, 0], [4, 1], [3, 3]], np.uint64)
-    assert _lookup(sorted_keys, queries).tolist() == [1, 0, -1, 2, -1, -1, 3]
+    assert len({key_digest(key) for key in keys}) == 1002 and all(len(key_digest(key)) == 16 for key in keys)
 
 
 def test_a_run_stopped_while_journalling_its_inputs_leaves_no_journal(tmp_path):
@@ -175,7 +182,7 @@ def test_a_run_stopped_while_journalling_its_inputs_leaves_no_journal(tmp_path):
     assert not os.path.exists(journal.path) and os.listdir(tmp_path) == []  # nor its temporary folder
     journal.start({"model": "m"}, ((k, k[3:-5]) for k in keys), lambda key: [1, 2])
     _, index = same_facts(journal)
-    assert len(index) == 2500 and index.stats[:, 0].tolist() == [1] * 2500
+    assert len(index) == 2500 and [fact[4] for fact in index.facts()] == [(1, 2)] * 2500
 
 
 def test_fingerprints_beyond_64_bits_are_damaged_for_both_readers(tmp_path):
@@ -185,3 +192,45 @@ def test_fingerprints_beyond_64_bits_are_damaged_for_both_readers(tmp_path):
     journal.add_fingerprints({"/d/b.fits": [-1, 5]})
     state, index = same_facts(journal)
     assert state.damaged == [3, 4] and state.stats["/d/b.fits"] is None and state.stats["/d/a.fits"] == [10, -5]
+
+
+def test_the_inputs_facts_come_in_their_order_a_chunk_at_a_time(tmp_path, monkeypatch):
+    """match, given, not_given and new_inputs: each input of a batch (in its own order, not the run's) with
+    what the run knows of it, in chunks; the run's spectra not given, the inputs new to the run."""
+    monkeypatch.setattr(journal_index, "CHUNK", 3)
+    journal = Journal(tmp_path / "r.ecsv.journal.jsonl")
+    keys = [f"/d/n{i % 2}/s{i}.fits" for i in range(8)]
+    journal.start({"model": "m"}, [(k, f"s{i}" if i != 3 else "n1/s3") for i, k in enumerate(keys)],
+                  {k: [10 + i, 20] for i, k in enumerate(keys)})
+    journal.append_many([row(k, f"s{i}", STATUSES[3] if i == 2 else "ok") for i, k in enumerate(keys[:5])])
+    state, index = same_facts(journal)
+    given = [keys[6], "/d/new.fits", keys[2], keys[0], keys[3], keys[7], "/d/other.fits", keys[4], keys[1]]
+    index.match(given)
+    chunks = list(index.given())
+    assert [len(chunk.n) for chunk in chunks] == [3, 3, 3]
+    got = [(int(c.n[k]), bool(c.in_run[k]), int(c.offset[k]), int(c.failures[k]), tuple(c.stats[k].tolist()),
+            c.recorded_id(k, given[int(c.n[k])])) for c in chunks for k in range(len(c.n))]
+    assert got == [(n, key in state.ids, state.offsets.get(key, -1), state.failures.get(key, 0),
+                    tuple(state.stats[key]) if key in state.ids else (-1, 0),
+                    state.ids[key] if key in state.ids else default_id(key)) for n, key in enumerate(given)]
+    assert [index.statuses[s] for c in chunks for s in c.status if s >= 0] == \
+        [state.rows[key]["status"] for key in given if key in state.rows]
+    assert index.new_inputs() == [1, 6]
+    count, first = index.not_given()   # s5: the first of the run's order that is not given
+    assert count == 1 and index.key_of(journal, first) == keys[5]
+    index.close()
+
+
+def test_new_fingerprints_set_rows_aside_as_a_fingerprints_record_does(tmp_path):
+    journal = Journal(tmp_path / "r.ecsv.journal.jsonl")
+    keys = [f"/d/s{i}.fits" for i in range(4)]
+    journal.start({"model": "m"}, [(k, f"s{i}") for i, k in enumerate(keys)], {k: [10, 20] for k in keys[:3]})
+    journal.append_many([row(k, f"s{i}", STATUSES[3]) for i, k in enumerate(keys)])
+    state, index = same_facts(journal)
+    changes = {keys[0]: [11, 20], keys[1]: [10, 20], keys[3]: [5, 6]}  # changed, the same, first known
+    state.note_stats(list(changes), list(changes.values()))
+    index.note_stats(list(changes), list(changes.values()))
+    assert facts_of_index(index, state.inputs) == facts_of_state(state)
+    assert fact(index, keys[0])["offset"] == -1 and fact(index, keys[3])["failures"] == 1
+    index.close()
+

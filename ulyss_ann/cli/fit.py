@@ -249,7 +249,7 @@ def _run_fit(args):
     from ulyss_ann.fitting.batch.session_cluster import close_cluster
 
     try:
-        # the summary, not the table (~1 KB a spectrum less: the table is in the file), unless --plot draws it
+        # the summary, not the table (~1.5 KB a spectrum less: the table is in the file), unless --plot draws it
         result = fit(args.files, model, args.output, fixed=fixed or None, execution=execution,
                      resume=args.resume, overwrite=args.overwrite, engine=args.engine,
                      progress=not args.quiet, save_fits=args.save_fits, retry_failed=args.retry_failed,
@@ -288,15 +288,19 @@ def warn_range_cut(wave_range, summary):
     import numpy as np
 
     lo, hi = wave_range
-    lmin, lmax = summary.values["lmin"], summary.values["lmax"]
-    cut = (lmin > lo) | (lmax < hi)
-    if not cut.any():
+    cut, spectra, least, most = 0, 0, np.inf, -np.inf  # a block of rows at a time: a survey's in little memory
+    for lmin, lmax in zip(summary.chunks("lmin"), summary.chunks("lmax")):
+        short = (lmin > lo) | (lmax < hi)
+        spectra, cut = spectra + short.size, cut + int(np.count_nonzero(short))
+        if short.any():
+            least, most = min(least, np.min(lmin[short])), max(most, np.max(lmax[short]))
+    if not cut:
         return
-    fitted = f"{np.min(lmin[cut]):.0f}-{np.max(lmax[cut]):.0f} Å"
-    if cut.size == 1:
+    fitted = f"{least:.0f}-{most:.0f} Å"
+    if spectra == 1:
         said = f"fitted {fitted} only, the part that the network and the spectrum cover"
     else:
-        said = (f"{np.count_nonzero(cut)} of the {cut.size} spectra fitted on less, within {fitted}: the part "
+        said = (f"{cut} of the {spectra} spectra fitted on less, within {fitted}: the part "
                 "that the network and each spectrum cover")
     print(f"ulyss-ann: warning: --range {lo:g},{hi:g}: {said} (lmin, lmax in the table)", file=sys.stderr)
 

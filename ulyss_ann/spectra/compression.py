@@ -41,6 +41,8 @@ COMPRESSIONS = (
     Compression("fpack tile compression", ".fz"),
 )
 
+_SUFFIXES = tuple(compression.suffix for compression in COMPRESSIONS)
+
 #: What a damaged compressed stream raises while it is read (gzip: BadGzipFile, an OSError, or
 #: EOFError when cut short, zlib.error; bzip2: OSError, EOFError).
 DECOMPRESSION_ERRORS = (OSError, EOFError, zlib.error)
@@ -63,8 +65,10 @@ def spectrum_name(path):
     """The id of the spectrum in file ``path``: its name without the compression's suffix, then without
     its extension (``night1/star.fits.gz`` -> ``star``)."""
     name = os.path.basename(os.fspath(path))
-    for compression in COMPRESSIONS:
-        if name.lower().endswith(compression.suffix) and len(name) > len(compression.suffix):
-            name = name[:-len(compression.suffix)]
-            break
+    lower = name.lower()
+    if lower.endswith(_SUFFIXES):  # one test for the names of a survey, which are seldom compressed
+        for suffix in _SUFFIXES:
+            if lower.endswith(suffix) and len(name) > len(suffix):
+                name = name[:-len(suffix)]
+                break
     return os.path.splitext(name)[0]

@@ -4,7 +4,8 @@
 does: a spectrum, or a block of them, into rows), ``sources`` (the inputs and their ids), ``run``
 (the run's identity and the output's lock), ``resume`` (what a batch continues from),
 ``journal`` (every finished spectrum on disk, checksummed; ``journal_lines``: one record's line),
-``journal_index`` (a journal read as columns: a survey's resume in ~60 bytes a spectrum), ``results``
+``journal_index`` (a journal indexed in a scratch SQLite database: a survey's resume in a memory that does
+not grow with it), ``results``
 (the table from the journal, a block at a time, and the run's summary), ``runners`` (the tasks run here,
 or on Dask a window of blocks at a time), ``execution`` (where and how a batch runs:
 workers, scheduler, retries, dashboard), ``cluster`` (the private local Dask

@@ -136,8 +136,9 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
     return_table : bool
         True (default): return the table. False: return only a
         :class:`~ulyss_ann.fitting.batch.results.BatchSummary` (the counts, and the ``ok`` rows'
-        parameters), the table being written to ``output`` a block of rows at a time: the driver then
-        holds about 1 KB a spectrum (the command line's way), not the table's ~1.5 KB more.
+        parameters, kept in a temporary file), the table being written to ``output`` a block of rows at a
+        time: the driver's memory then does not grow with the run (the command line's way), where the table
+        would take ~1.5 KB a spectrum.
 
     Returns
     -------
@@ -196,7 +197,8 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         try:
             journal, state, inputs = open_journal(output, resume, overwrite, record, inputs, add_spectra)
             started = time.perf_counter()
-            tasks = tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress)
+            with state:  # its scratch database let go once the tasks are known
+                tasks = tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress)
             if tasks:
                 runner = run_serial if execution.in_process else run_dask
                 runner(tasks, config, execution, journal, interp, progress)

@@ -1,48 +1,61 @@
-"""A journal read as columns: what resuming a survey and writing its table need, ~60 bytes a spectrum.
+"""A journal read into a scratch database: what resuming a survey and writing its table need, in a memory
+that does not grow with the survey.
 
 :meth:`Journal.read <ulyss_ann.fitting.batch.journal.Journal.read>` keeps every row whole in dicts keyed by
-file (~10 KB a spectrum). A survey's driver needs far less: for each spectrum of the run, in the run's order,
+file (~10 KB a spectrum). A survey's driver needs far less — for each spectrum of the run, in the run's order,
 where its last valid row starts in the file, that row's status, the machinery failures recorded since its file
-last changed, the file's fingerprint and the id the run gave it. :class:`JournalIndex` holds those as NumPy
-columns, and knows each spectrum by the 128-bit BLAKE2b digest of its key instead of the key's text (two of a
-run's n files share a digest with odds of n²/2¹²⁹, those of two git objects' SHA-256), so that no Python object
-is held per spectrum (scripts/bench_survey --driver-rows measures it).
+last changed, the file's fingerprint and the id the run gave it — but for 10⁶ spectra even that, held in
+arrays, is ~150 MB while it is worked out. :class:`JournalIndex` keeps it on disk instead, in a private
+SQLite database of the temporary folder (:func:`scratch_database`: deleted when closed, SQLite's page cache
+and sorter bounded by :data:`CACHE_KIB`), and hands it out :data:`CHUNK` spectra at a time: the driver's
+memory is the same at 10⁴ spectra and at 10⁶ (scripts/bench_survey --driver-rows measures it). The journal
+itself stays JSON lines (:mod:`~ulyss_ann.fitting.batch.journal`: plain text, safe on a cluster's network file
+system); the database is a scratch copy of its facts, made again at each resume, ~100 bytes a spectrum on the
+temporary folder's disk (``TMPDIR``; ``SQLITE_TMPDIR`` for SQLite alone).
+
+A spectrum is known by the 128-bit BLAKE2b digest of its key rather than the key's text (two of a run's n files
+share a digest with odds of n²/2¹²⁹, those of two git objects' SHA-256).
 
 It is read in one pass (:meth:`Journal.records <ulyss_ann.fitting.batch.journal.Journal.records>`): each
-record's events — a key listed by an ``inputs`` record, a row, a new fingerprint — go into flat arrays, then
-are resolved at once, by sorting, to the facts :class:`~ulyss_ann.fitting.batch.journal.JournalState` holds:
-the run's order (each key where it first appears, a row's key too when its inputs record is damaged), each
+record's events — a key listed by an ``inputs`` record, a row, a new fingerprint — go into three tables, then
+are resolved at once, by SQL, to the facts :class:`~ulyss_ann.fitting.batch.journal.JournalState` holds: the
+run's order (each key where it first appears, a row's key too when its inputs record is damaged), each
 spectrum's last valid row, the rows set aside by a fingerprint that changed (and the failures with them), the
 id of the last inputs record that lists the key (else of its first row). tests/test_journal_index.py
 compares the two on journals with each of these histories.
 """
 
-import array
 import hashlib
+import sqlite3
 
 import numpy as np
 
 from ulyss_ann.fitting.batch.journal import JournalHealth
 from ulyss_ann.spectra.compression import spectrum_name
 
-__all__ = ["JournalIndex", "key_digests", "first_of_each", "take"]
+__all__ = ["JournalIndex", "GivenFacts", "scratch_database", "insert_chunks", "key_digest", "default_id", "CHUNK",
+           "CACHE_KIB"]
+
+#: Spectra inserted, fetched or compared at a time (a few MB of Python objects at most).
+CHUNK = 10_000
+#: SQLite's page cache of a scratch database, KiB (its sorter spills to the temporary folder beyond it).
+CACHE_KIB = 8_192
 
 _MEMORY = "memory:"
 
 
-def _digest(key):
+def scratch_database():
+    """A private SQLite database on the temporary folder's disk, deleted when closed, that holds no more than
+    :data:`CACHE_KIB` of its pages in memory; nothing in it needs to survive a crash (no rollback journal)."""
+    db = sqlite3.connect("", isolation_level=None)  # "": a temporary on-disk database (SQLite's own)
+    for pragma in (f"cache_size=-{CACHE_KIB}", "temp_store=FILE", "journal_mode=OFF", "synchronous=OFF"):
+        db.execute(f"PRAGMA {pragma}")
+    return db
+
+
+def key_digest(key):
+    """The 128-bit digest (16 bytes) that stands for journal key ``key`` (a text; any code point)."""
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-def _pairs(raw):
-    """Concatenated 16-byte digests as an (n, 2) uint64 array (on ``raw`` itself: no copy)."""
-    return np.frombuffer(raw, "<u8").reshape(-1, 2)
-
-
-def key_digests(keys, count=-1):
-    """The 128-bit digest of each of ``keys`` (journal keys: texts, any iterable; ``count``: how many, when
-    known), an (n, 2) uint64 array: 16 bytes a key, no object held for one."""
-    return np.fromiter((_digest(key) for key in keys), "S16", count=count).view("<u8").reshape(-1, 2)
 
 
 def default_id(key):
@@ -50,294 +63,335 @@ def default_id(key):
     return key[len(_MEMORY):] if key.startswith(_MEMORY) else spectrum_name(key)
 
 
-def _sorted_keys(digests):
-    """The order that sorts ``digests`` ((n, 2) uint64), and whether each sorted one differs from the one before."""
-    order = np.lexsort((digests[:, 1], digests[:, 0]))
-    ordered = digests[order]
-    new = np.ones(len(order), bool)
-    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
-    return order, ordered, new
-
-
-def first_of_each(digests):
-    """The index of the first of each distinct key among ``digests`` ((n, 2) uint64), in order; None when
-    they are all distinct."""
-    order, _, new = _sorted_keys(digests)  # a stable sort: each key's first comes first
-    return None if new.all() else np.sort(order[new])
-
-
-def _lookup(keys, queries):
-    """The index in ``keys`` (distinct digests, sorted) of each of ``queries``, -1 where absent."""
-    out = np.full(len(queries), -1, np.int64)
-    if not len(keys) or not len(queries):
-        return out
-    left = np.searchsorted(keys[:, 0], queries[:, 0], "left")
-    span = np.searchsorted(keys[:, 0], queries[:, 0], "right") - left
-    one = np.flatnonzero(span == 1)
-    hit = one[keys[left[one], 1] == queries[one, 1]]
-    out[hit] = left[hit]
-    for j in np.flatnonzero(span > 1):  # two keys whose first 64 bits agree (~n²/2⁶⁵): their other half decides
-        k = left[j] + np.searchsorted(keys[left[j]:left[j] + span[j], 1], queries[j, 1])
-        if k < left[j] + span[j] and keys[k, 1] == queries[j, 1]:
-            out[j] = k
-    return out
-
-
-def take(values, index, fill):
-    """``values[index]``, ``fill`` where ``index`` is -1 (``values`` may be empty)."""
-    out = np.full(index.shape + values.shape[1:], fill, values.dtype)
-    out[index >= 0] = values[index[index >= 0]]
-    return out
-
-
-def _last(where, count):
-    """For each of ``count`` keys, the last event (index) of ``where`` (the key of each event, -1: none)
-    naming it, or -1."""
-    out = np.full(count + 1, -1, np.int64)
-    np.maximum.at(out, where, np.arange(len(where)))  # where -1 lands in the spare last place
-    return out[:count]
+def insert_chunks(db, statement, values):
+    """``statement`` (an INSERT) executed for each of ``values`` (any iterable), :data:`CHUNK` at a time."""
+    it = iter(values)
+    while True:
+        chunk = [value for _, value in zip(range(CHUNK), it)]
+        if not chunk:
+            return
+        db.executemany(statement, chunk)
 
 
 class _Events:
-    """One pass's events, in flat arrays (see the module's text): keys listed, rows, new fingerprints."""
+    """One pass's events into the database's tables ``listed``, ``rows``, ``changed`` (see the module's text);
+    each with its sequence number, in the file's order. An id is NULL with ``dflt`` 1 where it is the default
+    one (:func:`default_id`): a survey's ids are."""
 
-    def __init__(self, ids=True):
-        self.ids = ids  # whether ids are noted (the table does not need them)
-        self.count = 0  # every event's sequence number, in the file's order
-        self.listed, self.rows, self.changed = bytearray(), bytearray(), bytearray()
-        self.listed_seq, self.row_seq, self.changed_seq = array.array("q"), array.array("q"), array.array("q")
-        self.listed_stat, self.changed_stat = array.array("q"), array.array("q")  # size, mtime_ns pairs; size -1: none
-        self.listed_default, self.row_default = array.array("b"), array.array("b")  # the id is default_id(key)
-        self.listed_ids, self.row_ids = {}, {}  # event -> its id, where not the default
-        self.row_offset, self.row_status = array.array("q"), array.array("i")
+    def __init__(self, db, ids=True):
+        self.db, self.ids, self.count = db, ids, 0
         self.statuses = {}  # text -> code
+        self.listed, self.rows, self.changed = [], [], []
+        db.execute("CREATE TABLE listed(seq INTEGER PRIMARY KEY, key BLOB, size INTEGER, mtime INTEGER, "
+                   "dflt INTEGER, id TEXT)")
+        db.execute("CREATE TABLE rows(seq INTEGER PRIMARY KEY, key BLOB, offset INTEGER, status INTEGER, "
+                   "dflt INTEGER, id TEXT)")
+        db.execute("CREATE TABLE changed(seq INTEGER PRIMARY KEY, key BLOB, size INTEGER, mtime INTEGER)")
 
     def take(self, offset, record):
         kind = record.get("kind")
         if kind == "inputs":
             stats = record.get("stats") or [None] * len(record["keys"])
             for key, ident, stat in zip(record["keys"], record["ids"], stats):
-                self._listed(key, ident, stat)
+                self.listed.append((self._next(), key_digest(key), *(stat or (-1, 0)), *self._id(key, ident)))
         elif kind == "fingerprints":
             for key, stat in zip(record["keys"], record["stats"]):
-                self.changed += _digest(key)
-                self.changed_seq.append(self._next())
-                self.changed_stat.extend(stat or (-1, 0))
+                self.changed.append((self._next(), key_digest(key), *(stat or (-1, 0))))
         elif kind == "row":
             row = record["row"]
-            key, ident = row["file"], row.get("id")
-            self.rows += _digest(key)
-            self.row_seq.append(self._next())
-            self.row_offset.append(offset)
-            self.row_status.append(self.statuses.setdefault(row["status"], len(self.statuses)))
-            self._note_id(self.row_default, self.row_ids, key, ident)
+            code = self.statuses.setdefault(row["status"], len(self.statuses))
+            key = row["file"]
+            self.rows.append((self._next(), key_digest(key), offset, code, *self._id(key, row.get("id"))))
+        if len(self.listed) + len(self.rows) + len(self.changed) >= CHUNK:
+            self.flush()
 
-    def _listed(self, key, ident, stat):
-        self.listed += _digest(key)
-        self.listed_seq.append(self._next())
-        self.listed_stat.extend(stat or (-1, 0))
-        self._note_id(self.listed_default, self.listed_ids, key, ident)
+    def flush(self):
+        for table, events, places in (("listed", self.listed, 6), ("rows", self.rows, 6),
+                                      ("changed", self.changed, 4)):
+            if events:
+                self.db.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * places)})", events)
+                events.clear()
 
-    def _note_id(self, defaults, exceptions, key, ident):
-        if not self.ids:
-            return
-        default = ident == default_id(key)
-        if not default:
-            exceptions[len(defaults)] = ident
-        defaults.append(default)
+    def _id(self, key, ident):
+        if not self.ids or ident == default_id(key):
+            return 1, None
+        return 0, ident
 
     def _next(self):
         self.count += 1
         return self.count
 
 
-class JournalIndex(JournalHealth):
-    """A journal's facts as columns over the run's spectra (see the module's text).
+#: Each resolving step (see the module's text), in order; ``{failed}``: the codes of the ``failed: …`` statuses.
+_RESOLVE = (
+    "CREATE INDEX listed_key ON listed(key, seq)",
+    "CREATE INDEX rows_key ON rows(key, seq)",
+    # the run's spectra: each key where it first appears, listed or as a row (its inputs record damaged)
+    "CREATE TABLE spectra(key BLOB PRIMARY KEY, first INTEGER, size INTEGER DEFAULT -1, mtime INTEGER DEFAULT 0, "
+    "cut INTEGER DEFAULT 0, offset INTEGER DEFAULT -1, status INTEGER DEFAULT -1, failures INTEGER DEFAULT 0, "
+    "dflt INTEGER DEFAULT 1, id TEXT) WITHOUT ROWID",
+    "INSERT INTO spectra(key, first) SELECT key, MIN(seq) FROM listed GROUP BY key",
+    "INSERT INTO spectra(key, first) SELECT key, MIN(seq) FROM rows WHERE true GROUP BY key "
+    "ON CONFLICT(key) DO UPDATE SET first = MIN(first, excluded.first)",
+)
 
-    A spectrum's *position* (:meth:`positions`) indexes the columns; :attr:`run_order` lists the positions in
-    the run's order.
+#: The fingerprint and id of the last inputs record that lists the key (SQLite: a bare column is MAX's row's); of a
+#: key never listed, the id of its first row. (Not for the table alone: it needs neither.)
+_STATS_AND_IDS = (
+    "UPDATE spectra SET size = l.size, mtime = l.mtime, dflt = l.dflt, id = l.id "
+    "FROM (SELECT key, MAX(seq), size, mtime, dflt, id FROM listed GROUP BY key) AS l WHERE l.key = spectra.key",
+    "UPDATE spectra SET dflt = r.dflt, id = r.id FROM (SELECT key, MIN(seq), dflt, id FROM rows "
+    "WHERE key NOT IN (SELECT key FROM listed) GROUP BY key) AS r WHERE r.key = spectra.key",
+)
 
-    Attributes (NumPy arrays, one value a spectrum of the run)
-    ----------------------------------------------------------
-    offsets : int64
-        Where the spectrum's last valid row starts in the file (:meth:`Journal.rows_at
-        <ulyss_ann.fitting.batch.journal.Journal.rows_at>`); -1: no row.
+#: With ``fingerprints`` records: each key's cut (its rows written before the last record that changed its known
+#: fingerprint are set aside) and its last fingerprint, listed or changed.
+_CHANGES = (
+    "CREATE TEMP TABLE fingerprints AS SELECT seq, key, size, mtime, change FROM ("
+    "SELECT seq, key, size, mtime, 0 AS change FROM listed WHERE key IN (SELECT key FROM changed) "
+    "UNION ALL SELECT seq, key, size, mtime, 1 FROM changed WHERE key IN (SELECT key FROM spectra))",
+    "UPDATE spectra SET cut = c.cut FROM (SELECT key, MAX(seq) AS cut FROM ("
+    "SELECT key, seq, size, mtime, change, LAG(size) OVER w AS psize, LAG(mtime) OVER w AS pmtime "
+    "FROM fingerprints WINDOW w AS (PARTITION BY key ORDER BY seq)) "
+    "WHERE change AND psize >= 0 AND size >= 0 AND (psize != size OR pmtime != mtime) GROUP BY key) AS c "
+    "WHERE c.key = spectra.key",
+    "UPDATE spectra SET size = f.size, mtime = f.mtime "
+    "FROM (SELECT key, MAX(seq), size, mtime FROM fingerprints GROUP BY key) AS f WHERE f.key = spectra.key",
+)
+
+#: Each spectrum's last row written after its cut, and the failures among them (``{after_cut}``: the join and
+#: the condition that keep the rows after each key's cut; none where no fingerprint changed).
+_ROWS = ("UPDATE spectra SET offset = r.offset, status = r.status, failures = r.failures FROM ("
+         "SELECT rows.key, MAX(rows.seq), rows.offset, rows.status, SUM(rows.status IN ({failed})) AS failures "
+         "FROM rows {after_cut} GROUP BY rows.key) AS r WHERE r.key = spectra.key")
+_AFTER_CUT = "JOIN spectra ON spectra.key = rows.key WHERE rows.seq > spectra.cut"
+
+
+#: The facts of an input (table ``facts``), each with its value where the run does not have it (None: no default).
+_FACTS = {"in_run": None, "offset": -1, "status": -1, "failures": 0, "size": -1, "mtime": 0, "dflt": 1, "id": None}
+
+
+class GivenFacts:
+    """What the run knows of :data:`CHUNK` inputs of a batch, in the batch's order (:meth:`JournalIndex.given`):
+    NumPy arrays, one value an input.
+
+    Attributes
+    ----------
+    n : int64
+        The input's place among the batch's inputs.
+    in_run : bool
+        Whether the run has it (False: new to the run; then the others hold their "none").
+    offset : int64
+        Where its last valid row starts in the journal; -1: none.
     status : int32
-        That row's status, as an index into ``statuses`` (texts); -1: no row.
+        That row's status, an index into :attr:`JournalIndex.statuses`; -1: none.
     failures : int32
-        Rows ``failed: …`` since the file's fingerprint last changed.
+        Rows ``failed: …`` since its file's fingerprint last changed.
     stats : int64 (n, 2)
-        The file's fingerprint, [size, mtime_ns]; size -1: none known.
-    run_order : int64
-        The positions in the run's order.
-    given : int64 or None
-        After :meth:`match`: the position of each input of this batch, -1 for one not in the run.
+        Its file's known fingerprint, [size, mtime_ns]; size -1: none known.
+    ids : dict
+        Input place -> the id the run gave it, where not the default one (:func:`default_id`).
+    """
+
+    def __init__(self, rows):
+        """``rows``: (n, in_run, offset, status, failures, size, mtime, dflt, id) tuples, or a range of places
+        new to the run."""
+        if isinstance(rows, range):  # inputs new to the run
+            self.n = np.arange(rows.start, rows.stop, dtype=np.int64)
+            self.in_run, self.offset = np.zeros(len(rows), bool), np.full(len(rows), -1, np.int64)
+            self.status, self.failures = np.full(len(rows), -1, np.int32), np.zeros(len(rows), np.int32)
+            self.stats, self.ids = np.tile(np.array([-1, 0], np.int64), (len(rows), 1)), {}
+            return
+        columns = list(zip(*rows)) if rows else [()] * 9
+        self.n = np.array(columns[0], np.int64)
+        self.in_run = np.array(columns[1], bool)
+        self.offset = np.array(columns[2], np.int64)
+        self.status = np.array(columns[3], np.int32)
+        self.failures = np.array(columns[4], np.int32)
+        self.stats = np.array([columns[5], columns[6]], np.int64).T.reshape(-1, 2)
+        self.ids = {n: ident for n, dflt, ident in zip(columns[0], columns[7], columns[8]) if not dflt}
+
+    def recorded_id(self, k, key):
+        """The id the run gave the k-th input of this chunk, whose key is ``key``."""
+        n = int(self.n[k])
+        return self.ids[n] if n in self.ids else default_id(key)
+
+
+class JournalIndex(JournalHealth):
+    """A journal's facts about each spectrum of its run, in a scratch database (see the module's text).
+
+    :meth:`read` makes it; :meth:`match` tells it the batch's inputs, whose facts :meth:`given` then hands out
+    in the batch's order; :meth:`row_offsets` lists where each row starts, in the run's order. An index is
+    closed (:meth:`close`, or ``with``) when done with: its database goes with it. One made without a journal
+    (``JournalIndex(run=…)``: a new run) knows no spectrum.
+
+    Attributes
+    ----------
+    run : dict or None
+        The run's record.
+    statuses : list of str
+        The rows' statuses, by code (:attr:`GivenFacts.status`).
     """
 
     def __init__(self, run=None):
         super().__init__()
-        self.run = run
-        self.statuses = []
-        self.given = None
-        self._keys = np.zeros((0, 2), np.uint64)  # the digests, sorted: a spectrum's position is its index here
-        self.run_order = np.zeros(0, np.int64)
-        self.offsets = np.zeros(0, np.int64)
-        self.status = np.zeros(0, np.int32)
-        self.failures = np.zeros(0, np.int32)
-        self.stats = np.zeros((0, 2), np.int64)
-        self._default_id = np.zeros(0, bool)
-        self._ids = {}  # position -> id, where not default_id(key)
+        self.run, self.statuses, self._db, self._given, self._matched = run, [], None, 0, False
 
     @classmethod
     def read(cls, journal, ids=True):
         """The index of ``journal`` (a :class:`~ulyss_ann.fitting.batch.journal.Journal`), in one pass;
-        ``ids`` False: without the ids (:meth:`recorded_id`), which the table does not need."""
-        index, events = cls(), _Events(ids)
-        for offset, record in journal.records(index):
-            if record.get("kind") == "run":
-                index.run = record["config"] if index.run is None else index.run
-            else:
-                events.take(offset, record)
-        index._resolve(events)
+        ``ids`` False: without the ids, which the table does not need."""
+        index = cls()
+        index._db = db = scratch_database()
+        try:
+            db.execute("BEGIN")
+            events = _Events(db, ids)
+            for offset, record in journal.records(index):
+                if record.get("kind") == "run":
+                    index.run = record["config"] if index.run is None else index.run
+                else:
+                    events.take(offset, record)
+            events.flush()
+            index.statuses = list(events.statuses)
+            index._resolve(ids)
+            db.execute("COMMIT")
+        except BaseException:
+            index.close()
+            raise
         return index
 
     __eq__, __hash__ = object.__eq__, object.__hash__  # not the dataclass's: an index is equal to itself only
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Let the database go (its file with it)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def __repr__(self):
         return f"<JournalIndex: {len(self)} spectra, {self.fitted} with a row, {len(self.damaged)} damaged lines>"
 
     def __len__(self):
         """Spectra in the run."""
-        return len(self.offsets)
+        return self._count("SELECT COUNT(*) FROM spectra")
 
     @property
     def fitted(self):
         """Spectra with a row (``ok`` or not)."""
-        return int(np.count_nonzero(self.offsets >= 0))
-
-    def positions(self, keys):
-        """The position of each of ``keys`` (journal keys, any iterable), -1 for one not in the run."""
-        return _lookup(self._keys, key_digests(keys))
+        return self._count("SELECT COUNT(*) FROM spectra WHERE offset >= 0")
 
     def match(self, inputs):
-        """Note the position of each of ``inputs`` (a :class:`~ulyss_ann.fitting.batch.sources.BatchInputs`)
-        as :attr:`given`, and return it."""
-        self.given = self.positions(inputs.keys())
-        return self.given
+        """Note the batch's inputs (a :class:`~ulyss_ann.fitting.batch.sources.BatchInputs`, or their keys in
+        order, distinct), for :meth:`given`, :meth:`not_given` and :meth:`new_inputs`."""
+        keys = inputs.keys() if hasattr(inputs, "keys") else inputs
+        if self._db is None:  # no journal: every input is new to the run
+            self._given = sum(1 for _ in keys)
+            return
+        db = self._db
+        for table in ("given", "facts"):
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+        db.execute("CREATE TABLE given(n INTEGER PRIMARY KEY, key BLOB)")
+        db.execute(f"CREATE TABLE facts(n INTEGER PRIMARY KEY, {', '.join(_FACTS)})")
+        db.execute("BEGIN")
+        insert_chunks(db, "INSERT INTO given VALUES (?, ?)", enumerate(key_digest(key) for key in keys))
+        db.execute("CREATE INDEX given_key ON given(key)")
+        # each input's facts, found in the keys' order (the pages of both tables read in turn, not at random),
+        # kept in the inputs' order: read in turn too, by each pass over them
+        db.execute(f"INSERT INTO facts SELECT given.n, spectra.key IS NOT NULL, "
+                   f"{', '.join(f'COALESCE({name}, {none})' for name, none in _FACTS.items() if none is not None)}, id "
+                   "FROM given INDEXED BY given_key LEFT JOIN spectra ON spectra.key = given.key ORDER BY given.n")
+        db.execute("COMMIT")
+        self._given, self._matched = self._count("SELECT COUNT(*) FROM given"), True
 
-    def recorded_id(self, position, key):
-        """The id the run gave the spectrum at ``position``, whose key is ``key``."""
-        return default_id(key) if self._default_id[position] else self._ids[position]
+    def given(self):
+        """The facts of the inputs matched (:meth:`match`), :data:`CHUNK` at a time in their order: each a
+        :class:`GivenFacts`."""
+        if self._db is None:
+            for start in range(0, self._given, CHUNK):
+                yield GivenFacts(range(start, min(start + CHUNK, self._given)))
+            return
+        cursor = self._db.execute(f"SELECT n, {', '.join(_FACTS)} FROM facts ORDER BY n")
+        while rows := cursor.fetchmany(CHUNK):
+            yield GivenFacts(rows)
 
-    def row_offsets(self):
-        """Where each spectrum's row starts, for the spectra that have one, in the run's order."""
-        offsets = self.offsets[self.run_order]
-        return offsets[offsets >= 0]
+    def not_given(self):
+        """(how many of the run's spectra are not among the inputs matched, the digest of the first in the
+        run's order or None)."""
+        missing = len(self) - self._count("SELECT COUNT(*) FROM facts WHERE in_run")  # the inputs are distinct
+        if not missing:
+            return 0, None
+        first = self._db.execute("SELECT key FROM spectra WHERE key NOT IN (SELECT key FROM given) "
+                                 "ORDER BY first LIMIT 1").fetchone()
+        return missing, first[0]
 
-    def note_stats(self, positions, stats):
-        """New fingerprints (``stats``: [size, mtime_ns] pairs) of the spectra at ``positions``: one that differs
-        from a known one sets aside the spectrum's rows (as a ``fingerprints`` record does when read)."""
-        positions, stats = np.asarray(positions, np.int64), np.asarray(stats, np.int64).reshape(-1, 2)
-        old = self.stats[positions]
-        changed = positions[(old[:, 0] >= 0) & (stats[:, 0] >= 0) & (old != stats).any(axis=1)]
-        self.offsets[changed], self.status[changed], self.failures[changed] = -1, -1, 0
-        self.stats[positions] = stats
+    def new_inputs(self):
+        """The places of the inputs matched that the run does not have, in order (a list)."""
+        if self._db is None:
+            return list(range(self._given))
+        return [n for (n,) in self._db.execute("SELECT n FROM facts WHERE NOT in_run ORDER BY n")]
 
-    def key_of(self, journal, position):
-        """The text of the key at ``position``, found again in ``journal`` (for a message: one pass)."""
-        wanted = self._keys[position].tobytes()
+    def row_offsets(self, block=CHUNK):
+        """Where each spectrum's row starts, for the spectra that have one, in the run's order: int64 arrays of
+        ``block`` offsets at most."""
+        if self._db is None:
+            return
+        cursor = self._db.execute("SELECT offset FROM spectra WHERE offset >= 0 ORDER BY first")
+        while rows := cursor.fetchmany(block):
+            yield np.fromiter((offset for (offset,) in rows), np.int64, count=len(rows))
+
+    def note_stats(self, keys, stats):
+        """New fingerprints (``stats``: [size, mtime_ns] pairs) of the spectra of journal ``keys``: one that
+        differs from a known one sets aside the spectrum's rows (as a ``fingerprints`` record does when read)."""
+        db = self._db
+        db.execute("BEGIN")
+        tables = [("spectra", "key = ?1")] + [("facts", "n = (SELECT n FROM given WHERE key = ?1)")] * self._matched
+        for table, where in tables:
+            set_aside = "size >= 0 AND ?2 >= 0 AND (size != ?2 OR mtime != ?3)"
+            insert_chunks(db, f"UPDATE {table} SET offset = IIF({set_aside}, -1, offset), "
+                          f"status = IIF({set_aside}, -1, status), failures = IIF({set_aside}, 0, failures), "
+                          f"size = ?2, mtime = ?3 WHERE {where}",
+                          ((key_digest(key), int(size), int(mtime)) for key, (size, mtime) in zip(keys, stats)))
+        db.execute("COMMIT")
+
+    def key_of(self, journal, digest):
+        """The text of the key whose digest is ``digest``, found again in ``journal`` (for a message: one pass)."""
         for _, record in journal.records(JournalHealth()):
             for key in [record["row"]["file"]] if record.get("kind") == "row" else record.get("keys", []):
-                if _digest(key) == wanted:
+                if key_digest(key) == digest:
                     return key
         return None
 
-    def _resolve(self, events):
-        """Turn one pass's events into the columns (see the module's text); each event array let go once used:
-        the columns (~60 bytes a spectrum) and the events (~80) are the most held at once."""
-        listed, listed_seq = _pairs(events.listed), np.frombuffer(events.listed_seq, np.int64)
-        # the keys listed: sorted, each once; the key of each listed event
-        order, ordered, new = _sorted_keys(listed)
-        keys = ordered[new]
-        on_list = np.empty(len(order), np.int64)
-        on_list[order] = np.cumsum(new) - 1
-        del order, ordered, new, listed
-        events.listed = None
-        rows = _pairs(events.rows)
-        on_row = _lookup(keys, rows)
-        if (on_row < 0).any():  # rows whose inputs record is damaged: their keys join the run too
-            keys, on_list = _with_keys(keys, on_list, rows[on_row < 0])
-            on_row = _lookup(keys, rows)
-        del rows
-        events.rows = None
-        count, row_seq = len(keys), np.frombuffer(events.row_seq, np.int64)
-        # the run's order: each key where it first appears, listed or as a row
-        first_seq = np.full(count, np.iinfo(np.int64).max)
-        np.minimum.at(first_seq, on_list, listed_seq)
-        np.minimum.at(first_seq, on_row, row_seq)
-        self.run_order = np.argsort(first_seq, kind="stable")
-        del first_seq
-        last_listed = _last(on_list, count)
-        # fingerprints: the last known, and the rows set aside where a known one changed
-        listed_stat = np.frombuffer(events.listed_stat, np.int64).reshape(-1, 2)
-        stat = take(listed_stat, last_listed, -1)
-        stat[last_listed < 0, 1] = 0
-        cut = np.zeros(count, np.int64)
-        if len(events.changed):
-            stat, cut = self._changes(events, keys, on_list, listed_seq, listed_stat, stat, cut)
-        del listed_stat, listed_seq
-        events.listed_seq = events.listed_stat = None
-        # each spectrum's last row written after its cut, and the failures among them
-        valid = row_seq > cut[on_row]
-        del cut
-        last = _last(np.where(valid, on_row, -1), count)
-        codes = np.frombuffer(events.row_status, np.int32)
-        self.offsets = take(np.frombuffer(events.row_offset, np.int64), last, -1)
-        self.status = take(codes, last, -1)
-        self.statuses = list(events.statuses)
-        failed = np.isin(codes, [code for code, text in enumerate(self.statuses) if text.startswith("failed:")])
-        self.failures = np.bincount(on_row[valid & failed], minlength=count).astype(np.int32)
-        self._keys, self.stats = keys, stat
-        if events.ids:  # the last inputs record's, else the first row's
-            first_row = np.full(count, len(row_seq), np.int64)
-            np.minimum.at(first_row, on_row, np.arange(len(row_seq)))
-            first_row[first_row == len(row_seq)] = -1
-            from_list = last_listed >= 0
-            self._default_id = np.where(from_list, take(np.frombuffer(events.listed_default, np.int8), last_listed, 0),
-                                        take(np.frombuffer(events.row_default, np.int8), first_row, 0)).astype(bool)
-            self._ids = {int(k): events.listed_ids[last_listed[k]] if from_list[k] else events.row_ids[first_row[k]]
-                         for k in np.flatnonzero(~self._default_id)}
+    def facts(self):
+        """Each spectrum's facts in the run's order, as (digest, offset, status code, failures, (size, mtime),
+        whether its id is the default one, its id where not): for tests and reports."""
+        if self._db is None:
+            return
+        yield from ((key, offset, status, failures, (size, mtime), bool(dflt), ident)
+                    for key, offset, status, failures, size, mtime, dflt, ident in self._db.execute(
+                        "SELECT key, offset, status, failures, size, mtime, dflt, id FROM spectra ORDER BY first"))
 
-    @staticmethod
-    def _changes(events, keys, on_list, listed_seq, listed_stat, stat, cut):
-        """The fingerprints after the ``fingerprints`` records, and each key's cut: its rows written before the
-        last record that changed its known fingerprint are set aside."""
-        on_change = _lookup(keys, _pairs(events.changed))
-        known = on_change >= 0  # a fingerprint of a key neither listed nor with a row: nothing to set aside
-        change_seq = np.frombuffer(events.changed_seq, np.int64)[known]
-        change_stat = np.frombuffer(events.changed_stat, np.int64).reshape(-1, 2)[known]
-        where = np.concatenate([on_list, on_change[known]])
-        seq = np.concatenate([listed_seq, change_seq])
-        values = np.concatenate([listed_stat, change_stat])
-        is_change = np.concatenate([np.zeros(len(on_list), bool), np.ones(len(change_seq), bool)])
-        order = np.lexsort((seq, where))
-        where, seq, values, is_change = where[order], seq[order], values[order], is_change[order]
-        same = np.zeros(len(order), bool)
-        same[1:] = where[1:] == where[:-1]
-        before = np.roll(values, 1, axis=0)
-        sets_aside = is_change & same & (before[:, 0] >= 0) & (values[:, 0] >= 0) & (before != values).any(axis=1)
-        np.maximum.at(cut, where[sets_aside], seq[sets_aside])
-        last = _last(where, len(keys))
-        stat = stat.copy()
-        stat[last >= 0] = values[last[last >= 0]]
-        return stat, cut
+    def _count(self, query):
+        return self._db.execute(query).fetchone()[0] if self._db is not None else 0
 
+    def _resolve(self, ids):
+        """Turn the events into the table ``spectra`` (see the module's text); without ``ids``, nor the
+        fingerprints where none changed (the table needs neither)."""
+        db = self._db
+        changes = db.execute("SELECT 1 FROM changed LIMIT 1").fetchone() is not None
+        for step in _RESOLVE + (_STATS_AND_IDS if ids or changes else ()):
+            db.execute(step)
+        if changes:
+            for step in _CHANGES:
+                db.execute(step)
+        failed = ",".join(str(code) for code, text in enumerate(self.statuses) if text.startswith("failed:"))
+        db.execute(_ROWS.format(failed=failed, after_cut=_AFTER_CUT if changes else ""))
+        db.execute("CREATE INDEX spectra_first ON spectra(first)")
+        for table in ("listed", "rows", "changed"):
+            db.execute(f"DROP TABLE {table}")
 
-def _with_keys(keys, on_list, more):
-    """``keys`` (sorted, distinct) joined by the distinct ones of ``more``, sorted again, and ``on_list``
-    (indices into ``keys``) made indices into the new keys."""
-    _, ordered, new = _sorted_keys(more)
-    order, joined, _ = _sorted_keys(np.concatenate([keys, ordered[new]]))
-    moved = np.empty(len(order), np.int64)
-    moved[order] = np.arange(len(order))
-    return joined, moved[on_list]

@@ -22,7 +22,7 @@ import numpy as np
 from ulyss_ann.errors import UlyssAnnError
 from ulyss_ann.fitting.engines import engine_label
 from ulyss_ann.fitting.batch.journal import Journal, MemoryJournal, failure_row
-from ulyss_ann.fitting.batch.journal_index import JournalIndex, take
+from ulyss_ann.fitting.batch.journal_index import JournalIndex
 from ulyss_ann.fitting.batch.run import run_differences
 from ulyss_ann.fitting.batch.sources import input_problem, keep_ids
 from ulyss_ann.fitting.batch.tasks import Tasks
@@ -48,7 +48,9 @@ def open_journal(output, resume, overwrite, record, inputs, add_spectra):
     if output is None:
         journal = MemoryJournal()
         journal.start(record, [(entry.key, entry.ident) for entry in inputs])
-        return journal, JournalIndex(run=record), inputs
+        index = JournalIndex(run=record)
+        index.match(inputs)
+        return journal, index, inputs
     journal = Journal(str(output) + ".journal.jsonl")
     if overwrite:  # links and inputs among these were refused before (safe_files.check_outputs)
         for path in (output, journal.path):
@@ -61,7 +63,17 @@ def open_journal(output, resume, overwrite, record, inputs, add_spectra):
     if resume and not has_journal and os.path.exists(output):
         raise UlyssAnnError(f"{output} exists without its journal {journal.path}: nothing to resume from; "
                             "overwrite=True (--overwrite) to start again")
-    index = JournalIndex.read(journal) if has_journal else JournalIndex()  # columns: no object a spectrum
+    index = JournalIndex.read(journal) if has_journal else JournalIndex()  # on disk: nothing held a spectrum
+    try:
+        return (journal, *_checked(output, journal, index, record, inputs, add_spectra))
+    except BaseException:
+        index.close()
+        raise
+
+
+def _checked(output, journal, index, record, inputs, add_spectra):
+    """(the index, the inputs with the ids the run gave them), once ``index`` (the journal's) is checked
+    against this run and matched to them; for a new run, its journal started and an index of nothing."""
     if index.legacy:
         raise RunMismatchError(f"{journal.path}: written by an earlier ulyss_ann (no checksums, no run record): "
                                "overwrite=True (--overwrite) to start again")
@@ -70,7 +82,10 @@ def open_journal(output, resume, overwrite, record, inputs, add_spectra):
                                "overwrite=True (--overwrite) to start again")
     if index.run is None:  # a new run (or one that died while writing its first record)
         journal.start(record, ((entry.key, entry.ident) for entry in inputs), _fingerprint_of(inputs))
-        return journal, JournalIndex(run=record), inputs
+        index.close()
+        index = JournalIndex(run=record)
+        index.match(inputs)
+        return index, inputs
     message = index.report(journal.path)
     if message:
         print(f"ulyss-ann: warning: {message}", file=sys.stderr)
@@ -83,19 +98,16 @@ def open_journal(output, resume, overwrite, record, inputs, add_spectra):
     inputs = keep_ids(inputs, index)
     _check_inputs(output, journal, index, inputs, add_spectra)
     _set_aside_changed(journal, index, inputs)
-    return journal, index, inputs
+    return index, inputs
 
 
 def _check_inputs(output, journal, index, inputs, add_spectra):
-    # the inputs' keys are distinct (batch_inputs): the run's spectra are all given when as many of the inputs
-    # are in the run as the run has
-    known = index.given >= 0
-    if np.count_nonzero(known) < len(index):
-        missing = index.run_order[~np.isin(index.run_order, index.given[known])]  # in the run's order
-        example = index.key_of(journal, missing[0])
-        raise UlyssAnnError(f"{output}: {len(missing)} spectr{'a' if len(missing) > 1 else 'um'} of this run "
-                            f"not given now (e.g. {example}): give all the run's spectra to --resume it")
-    new = [inputs[i] for i in np.flatnonzero(~known)]
+    missing, first = index.not_given()
+    if missing:
+        raise UlyssAnnError(f"{output}: {missing} spectr{'a' if missing > 1 else 'um'} of this run "
+                            f"not given now (e.g. {index.key_of(journal, first)}): give all the run's spectra to "
+                            "--resume it")
+    new = [inputs[n] for n in index.new_inputs()]
     if new and not add_spectra and not index.damaged_inputs:  # a damaged inputs record: they may be the run's
         raise UlyssAnnError(f"{output}: {len(new)} spectr{'a' if len(new) > 1 else 'um'} not in this run "
                             f"(e.g. {new[0].key}): add add_spectra=True (--add-spectra) to fit them into it, or give another --output")
@@ -122,25 +134,30 @@ def _set_aside_changed(journal, index, inputs):
     """Journal new fingerprints for the run's files: a file whose known fingerprint changed loses its row
     (fitted again, said in one warning line); one the journal knew none of (an older journal) gets one.
     The inputs new to the run were fingerprinted as they joined it (:func:`_check_inputs`)."""
-    now = np.full((len(inputs), 2), (-1, 0), np.int64)
-    for n, entry in enumerate(inputs):  # compared as arrays: nothing held a spectrum but its two numbers
-        stat = file_fingerprint(entry.key) if entry.from_file and index.given[n] >= 0 else None
-        if stat is not None:
-            now[n] = stat
-    known = take(index.stats, index.given, -1)
-    fresh = now[:, 0] >= 0  # a file of the run (new ones are skipped above)
-    unknown = fresh & (known[:, 0] < 0)
-    changed = fresh & (known[:, 0] >= 0) & (known != now).any(axis=1)
-    done = np.flatnonzero(changed & (take(index.offsets, index.given, -1) >= 0))
-    if len(done):
-        many = len(done) > 1
-        print(f"ulyss-ann: warning: {len(done)} spectrum file{'s' * many} changed since "
+    update, done, example = {}, 0, None
+    for facts in index.given():  # a chunk at a time, compared as arrays: nothing held a spectrum
+        now = np.full((len(facts.n), 2), (-1, 0), np.int64)
+        for k in np.flatnonzero(facts.in_run):
+            entry = inputs[int(facts.n[k])]
+            stat = file_fingerprint(entry.key) if entry.from_file else None
+            if stat is not None:
+                now[k] = stat
+        fresh = now[:, 0] >= 0  # a file of the run (new ones are skipped above)
+        unknown = fresh & (facts.stats[:, 0] < 0)
+        changed = fresh & (facts.stats[:, 0] >= 0) & (facts.stats != now).any(axis=1)
+        refit = np.flatnonzero(changed & (facts.offset >= 0))
+        if len(refit) and example is None:
+            example = inputs[int(facts.n[refit[0]])].key
+        done += len(refit)
+        update.update((inputs[int(facts.n[k])].key, now[k].tolist()) for k in np.flatnonzero(changed | unknown))
+    if done:
+        many = done > 1
+        print(f"ulyss-ann: warning: {done} spectrum file{'s' * many} changed since "
               f"{'they were' if many else 'it was'} fitted (another size or modification time; e.g. "
-              f"{inputs[done[0]].key}): fitted again, the old row{'s' * many} set aside", file=sys.stderr)
-    update = np.flatnonzero(changed | unknown)
-    if len(update):
-        journal.add_fingerprints({inputs[n].key: now[n].tolist() for n in update})
-        index.note_stats(index.given[update], now[update])
+              f"{example}): fitted again, the old row{'s' * many} set aside", file=sys.stderr)
+    if update:
+        journal.add_fingerprints(update)
+        index.note_stats(list(update), list(update.values()))
 
 
 def tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress):
@@ -148,15 +165,17 @@ def tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, pro
     are recorded as error rows at once.
 
     ``state``: the :class:`~ulyss_ann.fitting.batch.journal_index.JournalIndex` of :func:`open_journal`."""
-    given = state.given if state.given is not None else np.full(len(inputs), -1, np.int64)
-    code, failures = take(state.status, given, -1), take(state.failures, given, 0)
     ok = [n for n, text in enumerate(state.statuses) if text == "ok"]
     failed = [n for n, text in enumerate(state.statuses) if text.startswith("failed:")]
-    retried = np.isin(code, failed) & (failures < MACHINERY_TRIES)  # the machinery's failures: a few tries
-    again = (code >= 0) & ~np.isin(code, ok) & (bool(retry_failed) | retried)
-    todo = np.flatnonzero((code < 0) | again)
-    if progress and state.fitted:
-        done = "1 spectrum" if state.fitted == 1 else f"{state.fitted} spectra"
+    todo = []
+    for facts in state.given():  # a chunk of the inputs at a time
+        retried = np.isin(facts.status, failed) & (facts.failures < MACHINERY_TRIES)  # the machinery's: a few tries
+        again = (facts.status >= 0) & ~np.isin(facts.status, ok) & (bool(retry_failed) | retried)
+        todo.append(facts.n[(facts.status < 0) | again])
+    todo = np.concatenate(todo) if todo else np.zeros(0, np.int64)
+    fitted = state.fitted
+    if progress and fitted:
+        done = "1 spectrum" if fitted == 1 else f"{fitted} spectra"
         print(f"resuming: {done} in {journal.path}, {len(todo)} to fit")
     # a spectrum that cannot be fitted at all gets its error row now (a thousand in a write); the rest are tasks
     chosen, errors = np.ones(len(todo), bool), []

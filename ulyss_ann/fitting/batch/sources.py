@@ -17,6 +17,7 @@ the reason (``refused``): its row says ``error: …`` and the batch goes on, as 
 file that cannot be read.
 """
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -24,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.batch.journal_index import first_of_each, key_digests
+from ulyss_ann.fitting.batch.journal_index import insert_chunks, key_digest, scratch_database
 from ulyss_ann.spectra.compression import spectrum_name
 from ulyss_ann.spectra.inputs import NotASpectrumError, as_spectrum, is_array_tuple, is_path
 from ulyss_ann.spectra.spectrum import Spectrum
@@ -151,21 +152,36 @@ def batch_inputs(spectra):
 
 
 def _file_inputs(names):
-    """:func:`batch_inputs` of file names alone, in arrays (a survey's 10⁶ names: no set, no dict of them)."""
+    """:func:`batch_inputs` of file names alone, compared in a scratch database (a survey's 10⁶ names: no set,
+    no dict, no array of them)."""
     inputs = BatchInputs(names=names)
-    keep = first_of_each(key_digests(inputs.keys(), len(inputs)))  # the same file given twice: fitted once
-    if keep is not None:
-        inputs = BatchInputs(names=names, keep=keep, cwd=inputs._cwd)
-    # two files of one name: their ids carry folders (_distinct_ids), found among the names whose hash repeats
-    stems = np.fromiter((hash(spectrum_name(key)) for key in inputs.keys()), np.int64, count=len(inputs))
-    _, where, counts = np.unique(stems, return_inverse=True, return_counts=True)
-    shared = np.flatnonzero(counts[where] > 1).tolist()
+    with contextlib.closing(scratch_database()) as db:
+        _note_names(db, inputs)
+        if db.execute("SELECT 1 FROM names GROUP BY key HAVING COUNT(*) > 1 LIMIT 1").fetchone():
+            # the same file given twice: fitted once (the first time it is given)
+            keep = np.fromiter((n for (n,) in db.execute("SELECT MIN(n) FROM names GROUP BY key ORDER BY 1")),
+                               np.int64)
+            inputs = BatchInputs(names=names, keep=keep, cwd=inputs._cwd)
+            db.execute("DROP TABLE names")
+            _note_names(db, inputs)
+        # two files of one name: their ids carry folders (_distinct_ids), found among the names whose hash repeats
+        shared = [n for (n,) in db.execute("SELECT n FROM names WHERE stem IN (SELECT stem FROM names GROUP BY stem "
+                                           "HAVING COUNT(*) > 1) ORDER BY n")]
     if not shared:
         return inputs
     keys = [inputs._key(n) for n in shared]
     ids = _distinct_ids(keys)
     return inputs.replaced({n: BatchInput(key, key, ids[key], spectrum_name(key)) for n, key in zip(shared, keys)
                             if ids[key] != spectrum_name(key)})
+
+
+def _note_names(db, inputs):
+    """Table ``names`` of ``db``: each input's place, key's digest and hash of its name without extension."""
+    db.execute("CREATE TABLE names(n INTEGER PRIMARY KEY, key BLOB, stem INTEGER)")
+    db.execute("BEGIN")
+    insert_chunks(db, "INSERT INTO names VALUES (?, ?, ?)",
+                  ((n, key_digest(key), hash(spectrum_name(key))) for n, key in enumerate(inputs.keys())))
+    db.execute("COMMIT")
 
 
 def _numbered(n, ids, keys):
@@ -187,40 +203,54 @@ def keep_ids(inputs, recorded):
     its saved fits). A new input whose id the run has taken gets its folders (files) or a
     number (in-memory spectra).
     """
-    changes, fresh = {}, []
-    for n, (entry, position) in enumerate(zip(inputs, recorded.given)):
-        if position < 0:
-            fresh.append(n)
-            continue
-        ident = recorded.recorded_id(int(position), entry.key)
-        stem = spectrum_name(entry.key) if entry.from_file else None
-        name_in_file = stem if stem and ident != stem else None
-        if ident != entry.ident or name_in_file != entry.name_in_file:
-            changes[n] = replace(entry, ident=ident, name_in_file=name_in_file)
-    if fresh:  # the run's ids, as hashes (a hash shared by two ids only lengthens a new id: never a clash)
-        run = np.sort(np.fromiter((hash(changes[n].ident if n in changes else entry.ident)
-                                   for n, entry in enumerate(inputs) if recorded.given[n] >= 0), np.int64))
-        taken = _Taken(run)
+    fresh = recorded.new_inputs()
+    changes, taken = {}, _Taken() if fresh else None
+    try:
+        for facts in recorded.given():  # a chunk of the inputs at a time
+            run_ids = []
+            for k in np.flatnonzero(facts.in_run):
+                n = int(facts.n[k])
+                entry = inputs[n]
+                stem = spectrum_name(entry.key) if entry.from_file else None  # a file's default id
+                ident = facts.ids.get(n, stem) if stem is not None else facts.recorded_id(k, entry.key)
+                name_in_file = stem if stem and ident != stem else None
+                if ident != entry.ident or name_in_file != entry.name_in_file:
+                    changes[n] = replace(entry, ident=ident, name_in_file=name_in_file)
+                run_ids.append(ident)
+            if taken is not None:
+                taken.add_many(hash(ident) for ident in run_ids)
         for n in fresh:
             given = inputs[n]
             entry = _new_to_run(given, taken)
             if entry is not given:
                 changes[n] = entry
+    finally:
+        if taken is not None:
+            taken.close()
     return inputs.replaced(changes) if changes else inputs
 
 
 class _Taken:
-    """The hashes of the ids a run has taken: its own (sorted array) and those given since (a set)."""
+    """The hashes of the ids a run has taken, its own and those given since, in a scratch database (a hash
+    shared by two ids only lengthens a new id: never a clash)."""
 
-    def __init__(self, run):
-        self.run, self.added = run, set()
+    def __init__(self):
+        self.db = scratch_database()
+        self.db.execute("CREATE TABLE taken(hash INTEGER PRIMARY KEY)")
 
     def __contains__(self, value):
-        k = np.searchsorted(self.run, value)
-        return value in self.added or (k < len(self.run) and self.run[k] == value)
+        return self.db.execute("SELECT 1 FROM taken WHERE hash = ?", (value,)).fetchone() is not None
 
     def add(self, value):
-        self.added.add(value)
+        self.db.execute("INSERT OR IGNORE INTO taken VALUES (?)", (value,))
+
+    def add_many(self, values):
+        self.db.execute("BEGIN")
+        insert_chunks(self.db, "INSERT OR IGNORE INTO taken VALUES (?)", ((value,) for value in values))
+        self.db.execute("COMMIT")
+
+    def close(self):
+        self.db.close()
 
 
 def _new_to_run(entry, taken):
