@@ -1,12 +1,13 @@
-"""The journal read as columns (JournalIndex) holds the facts of the journal read whole (JournalState): the run's
+"""The journal indexed on disk (JournalIndex) holds the facts of the journal read whole (JournalState): the run's
 order, each spectrum's last row, its failures, its fingerprint and id — on every history a journal can have."""
 
 import os
+import zlib
 
 import numpy as np
 import pytest
 
-from ulyss_ann.fitting.batch import journal_index
+from ulyss_ann.fitting.batch import scratch
 from ulyss_ann.fitting.batch.journal import Journal
 from ulyss_ann.fitting.batch.journal_index import JournalIndex, default_id, key_digest
 
@@ -197,7 +198,7 @@ def test_fingerprints_beyond_64_bits_are_damaged_for_both_readers(tmp_path):
 def test_the_inputs_facts_come_in_their_order_a_chunk_at_a_time(tmp_path, monkeypatch):
     """match, given, not_given and new_inputs: each input of a batch (in its own order, not the run's) with
     what the run knows of it, in chunks; the run's spectra not given, the inputs new to the run."""
-    monkeypatch.setattr(journal_index, "CHUNK", 3)
+    monkeypatch.setattr(scratch, "CHUNK", 3)
     journal = Journal(tmp_path / "r.ecsv.journal.jsonl")
     keys = [f"/d/n{i % 2}/s{i}.fits" for i in range(8)]
     journal.start({"model": "m"}, [(k, f"s{i}" if i != 3 else "n1/s3") for i, k in enumerate(keys)],
@@ -234,3 +235,16 @@ def test_new_fingerprints_set_rows_aside_as_a_fingerprints_record_does(tmp_path)
     assert fact(index, keys[0])["offset"] == -1 and fact(index, keys[3])["failures"] == 1
     index.close()
 
+
+
+def test_ids_come_back_as_the_journal_has_them(tmp_path):
+    """An id that is a number, or a text no UTF-8 encodes (a hand-edited journal), is given back as read."""
+    journal = Journal(tmp_path / "r.ecsv.journal.jsonl")
+    journal.start({"model": "m"}, [("/d/b.fits", "b")])
+    body = b'{"kind":"inputs","keys":["/d/a.fits"],"ids":["a\\udcff"]}'  # a JSON escape: no writer makes it
+    with open(journal.path, "ab") as handle:
+        handle.write(b'{"crc32":"%08x","record":%s}\n' % (zlib.crc32(body), body))
+    journal.append_many([row("/d/a.fits", "a"), row("/d/c.fits", 7), row("/d/e.fits", 2**70)])  # c, e: never listed
+    state, index = same_facts(journal)
+    assert [fact(index, key)["id"] for key in ("/d/a.fits", "/d/c.fits", "/d/e.fits")] == ["a\udcff", 7, 2**70]
+    index.close()

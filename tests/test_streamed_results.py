@@ -1,4 +1,4 @@
-"""A survey's table is never all in memory: the journal read as columns, its rows a block at a time, ECSV written
+"""A survey's table is never all in memory: the journal indexed on disk, its rows a block at a time, ECSV written
 in blocks that make the same bytes, and a summary instead of the table where the caller asks for none."""
 
 import os
@@ -12,7 +12,7 @@ from astropy.table import Table
 import ulyss_ann
 from conftest import FAST, MODEL, TRUTH, cli_here, journal_of, simulated_batch
 from ulyss_ann import UlyssAnnError
-from ulyss_ann.fitting.batch import driver, journal_index, results
+from ulyss_ann.fitting.batch import driver, results, scratch
 from ulyss_ann.fitting.batch.journal import Journal, failure_row
 from ulyss_ann.fitting.batch.journal_index import JournalIndex, key_digest
 from ulyss_ann.fitting.batch.results import BatchSummary
@@ -106,7 +106,7 @@ def test_a_written_block_leaves_no_column_to_the_garbage_collector(tmp_path):
     assert left == []
 
 
-def test_the_journal_as_columns_gives_back_each_spectrums_last_row(tmp_path):
+def test_the_journal_index_gives_back_each_spectrums_last_row(tmp_path):
     journal = Journal(tmp_path / "r.ecsv.journal.jsonl")
     given = rows(30)
     journal.start({"model": "m"}, [(row["file"], row["id"]) for row in given])
@@ -181,7 +181,7 @@ def peaks_until_tasks_known(monkeypatch):
     scripts/bench_survey --driver-rows measures the whole process at 10⁶ spectra.)"""
     peaks = []
     batch_inputs, tasks_to_fit = driver.batch_inputs, driver.tasks_to_fit
-    monkeypatch.setattr(journal_index, "CHUNK", 500)
+    monkeypatch.setattr(scratch, "CHUNK", 500)
 
     def inputs_of(*args):
         tracemalloc.reset_peak()
@@ -282,7 +282,7 @@ def test_a_dask_batch_of_more_blocks_than_its_window_fits_each_spectrum_once(spe
 
 
 @pytest.mark.parametrize("case", ["normal", "integers", "sorted", "spikes", "equal", "one", "two", "none"])
-def test_the_summary_median_is_numpys_to_the_last_bit(case):
+def test_the_summary_median_is_numpys(case):
     """The exact median, a chunk at a time with 64 values at most sorted at once: np.median's float, whatever
     the values' order, repeats, NaNs and count."""
     rng = np.random.default_rng(7)
@@ -311,3 +311,13 @@ def test_the_summary_keeps_its_values_on_disk_and_gives_them_back(tmp_path):
     assert summary.median("Teff") == 5001.5 and summary.spectra == 7 and summary.fitted == 6
     with pytest.raises(UlyssAnnError, match=r"chunks\('lmin'\): the summary keeps Teff, cz"):
         summary.chunks("lmin")
+
+
+def test_a_summary_pickles_with_its_values():
+    import pickle
+
+    summary = BatchSummary(units={"Teff": "K"})
+    summary.add(rows_to_table([{"id": "s", "file": "/d/s.fits", "Teff": 5100.0, "status": "ok", "flag": ""}],
+                              [("Teff", "K")]), ["Teff"])
+    again = pickle.loads(pickle.dumps(summary))
+    assert again.values["Teff"].tolist() == [5100.0] and again.median("Teff") == 5100.0 and again.fitted == 1

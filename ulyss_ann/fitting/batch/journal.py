@@ -112,7 +112,8 @@ class JournalHealth:
 @dataclass
 class JournalState(JournalHealth):
     """What a journal holds: the run's record, its inputs, each spectrum's last row, what is damaged; in dicts
-    keyed by file, rows whole (a survey's driver reads columns: :mod:`~ulyss_ann.fitting.batch.journal_index`)."""
+    keyed by file, rows whole (a survey's driver indexes it on disk instead:
+    :mod:`~ulyss_ann.fitting.batch.journal_index`)."""
 
     run: dict = None
     inputs: list = field(default_factory=list)    # journal keys, in the run's order
@@ -189,8 +190,9 @@ class Journal:
                 offset += len(line)
 
     def rows_at(self, offsets):
-        """The rows whose lines start at ``offsets`` (:attr:`JournalState.offsets`, or a
-        :class:`~ulyss_ann.fitting.batch.journal_index.JournalIndex`'s), in that order."""
+        """The rows whose lines start at ``offsets`` (:attr:`JournalState.offsets`, or a block of
+        :meth:`JournalIndex.row_offsets <ulyss_ann.fitting.batch.journal_index.JournalIndex.row_offsets>`), in
+        that order."""
         with open(self._open(os.O_RDONLY), "rb") as handle:
             out = []
             for offset in offsets:

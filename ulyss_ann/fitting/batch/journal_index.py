@@ -6,11 +6,11 @@ file (~10 KB a spectrum). A survey's driver needs far less — for each spectrum
 where its last valid row starts in the file, that row's status, the machinery failures recorded since its file
 last changed, the file's fingerprint and the id the run gave it — but for 10⁶ spectra even that, held in
 arrays, is ~150 MB while it is worked out. :class:`JournalIndex` keeps it on disk instead, in a private
-SQLite database of the temporary folder (:func:`scratch_database`: deleted when closed, SQLite's page cache
-and sorter bounded by :data:`CACHE_KIB`), and hands it out :data:`CHUNK` spectra at a time: the driver's
-memory is the same at 10⁴ spectra and at 10⁶ (scripts/bench_survey --driver-rows measures it). The journal
+SQLite database (:mod:`~ulyss_ann.fitting.batch.scratch`: deleted when closed, its page cache and sorter
+bounded), and hands it out a chunk of spectra at a time: the driver's memory is the same at 10⁴ spectra and
+at 10⁶ (scripts/bench_survey --driver-rows measures it). The journal
 itself stays JSON lines (:mod:`~ulyss_ann.fitting.batch.journal`: plain text, safe on a cluster's network file
-system); the database is a scratch copy of its facts, made again at each resume, ~100 bytes a spectrum on the
+system); the database is a scratch copy of its facts, made again at each resume, ~200 bytes a spectrum on the
 temporary folder's disk (``TMPDIR``; ``SQLITE_TMPDIR`` for SQLite alone).
 
 A spectrum is known by the 128-bit BLAKE2b digest of its key rather than the key's text (two of a run's n files
@@ -26,32 +26,18 @@ compares the two on journals with each of these histories.
 """
 
 import hashlib
-import sqlite3
+import json
 
 import numpy as np
 
+from ulyss_ann.fitting.batch import scratch
 from ulyss_ann.fitting.batch.journal import JournalHealth
+from ulyss_ann.fitting.batch.scratch import insert_chunks, scratch_database
 from ulyss_ann.spectra.compression import spectrum_name
-
-__all__ = ["JournalIndex", "GivenFacts", "scratch_database", "insert_chunks", "key_digest", "default_id", "CHUNK",
-           "CACHE_KIB"]
-
-#: Spectra inserted, fetched or compared at a time (a few MB of Python objects at most).
-CHUNK = 10_000
-#: SQLite's page cache of a scratch database, KiB (its sorter spills to the temporary folder beyond it).
-CACHE_KIB = 8_192
 
 _MEMORY = "memory:"
 
-
-def scratch_database():
-    """A private SQLite database on the temporary folder's disk, deleted when closed, that holds no more than
-    :data:`CACHE_KIB` of its pages in memory; nothing in it needs to survive a crash (no rollback journal)."""
-    db = sqlite3.connect("", isolation_level=None)  # "": a temporary on-disk database (SQLite's own)
-    for pragma in (f"cache_size=-{CACHE_KIB}", "temp_store=FILE", "journal_mode=OFF", "synchronous=OFF"):
-        db.execute(f"PRAGMA {pragma}")
-    return db
-
+__all__ = ["JournalIndex", "GivenFacts", "key_digest", "default_id"]
 
 def key_digest(key):
     """The 128-bit digest (16 bytes) that stands for journal key ``key`` (a text; any code point)."""
@@ -61,16 +47,6 @@ def key_digest(key):
 def default_id(key):
     """The id a batch gives the spectrum of journal key ``key`` where no other spectrum's name collides."""
     return key[len(_MEMORY):] if key.startswith(_MEMORY) else spectrum_name(key)
-
-
-def insert_chunks(db, statement, values):
-    """``statement`` (an INSERT) executed for each of ``values`` (any iterable), :data:`CHUNK` at a time."""
-    it = iter(values)
-    while True:
-        chunk = [value for _, value in zip(range(CHUNK), it)]
-        if not chunk:
-            return
-        db.executemany(statement, chunk)
 
 
 class _Events:
@@ -102,7 +78,7 @@ class _Events:
             code = self.statuses.setdefault(row["status"], len(self.statuses))
             key = row["file"]
             self.rows.append((self._next(), key_digest(key), offset, code, *self._id(key, row.get("id"))))
-        if len(self.listed) + len(self.rows) + len(self.changed) >= CHUNK:
+        if len(self.listed) + len(self.rows) + len(self.changed) >= scratch.CHUNK:
             self.flush()
 
     def flush(self):
@@ -115,7 +91,7 @@ class _Events:
     def _id(self, key, ident):
         if not self.ids or ident == default_id(key):
             return 1, None
-        return 0, ident
+        return 0, json.dumps(ident)  # as the journal has it (a number, a text with a lone surrogate…), given back so
 
     def _next(self):
         self.count += 1
@@ -135,36 +111,55 @@ _RESOLVE = (
     "ON CONFLICT(key) DO UPDATE SET first = MIN(first, excluded.first)",
 )
 
-#: The fingerprint and id of the last inputs record that lists the key (SQLite: a bare column is MAX's row's); of a
-#: key never listed, the id of its first row. (Not for the table alone: it needs neither.)
+#: Each step below fills columns of ``spectra`` from a query's rows (key first, one row a key) through a temporary
+#: table (``part``: its columns, then the columns set), as SQLite before 3.33 can (no UPDATE … FROM). Where a query
+#: takes a column beside MAX()/MIN(), SQLite takes it from that row (a "bare column"), kept as it is, not in a
+#: subquery that SQLite could flatten.
+
+#: The fingerprint and id of the last inputs record that lists the key; of a key never listed, the id of its first
+#: row. (Not for the table alone: it needs neither.)
 _STATS_AND_IDS = (
-    "UPDATE spectra SET size = l.size, mtime = l.mtime, dflt = l.dflt, id = l.id "
-    "FROM (SELECT key, MAX(seq), size, mtime, dflt, id FROM listed GROUP BY key) AS l WHERE l.key = spectra.key",
-    "UPDATE spectra SET dflt = r.dflt, id = r.id FROM (SELECT key, MIN(seq), dflt, id FROM rows "
-    "WHERE key NOT IN (SELECT key FROM listed) GROUP BY key) AS r WHERE r.key = spectra.key",
+    (("last", "size", "mtime", "dflt", "id"), ("size", "mtime", "dflt", "id"),
+     "SELECT key, MAX(seq), size, mtime, dflt, id FROM listed GROUP BY key"),
+    (("first_row", "dflt", "id"), ("dflt", "id"),
+     "SELECT key, MIN(seq), dflt, id FROM rows WHERE key NOT IN (SELECT key FROM listed) GROUP BY key"),
 )
 
 #: With ``fingerprints`` records: each key's cut (its rows written before the last record that changed its known
-#: fingerprint are set aside) and its last fingerprint, listed or changed.
-_CHANGES = (
+#: fingerprint are set aside: one whose fingerprint before it, listed or changed, is known and differs) and its
+#: last fingerprint, listed or changed.
+_FINGERPRINTS = (
     "CREATE TEMP TABLE fingerprints AS SELECT seq, key, size, mtime, change FROM ("
     "SELECT seq, key, size, mtime, 0 AS change FROM listed WHERE key IN (SELECT key FROM changed) "
     "UNION ALL SELECT seq, key, size, mtime, 1 FROM changed WHERE key IN (SELECT key FROM spectra))",
-    "UPDATE spectra SET cut = c.cut FROM (SELECT key, MAX(seq) AS cut FROM ("
-    "SELECT key, seq, size, mtime, change, LAG(size) OVER w AS psize, LAG(mtime) OVER w AS pmtime "
-    "FROM fingerprints WINDOW w AS (PARTITION BY key ORDER BY seq)) "
-    "WHERE change AND psize >= 0 AND size >= 0 AND (psize != size OR pmtime != mtime) GROUP BY key) AS c "
-    "WHERE c.key = spectra.key",
-    "UPDATE spectra SET size = f.size, mtime = f.mtime "
-    "FROM (SELECT key, MAX(seq), size, mtime FROM fingerprints GROUP BY key) AS f WHERE f.key = spectra.key",
+    "CREATE INDEX temp.fingerprints_key ON fingerprints(key, seq)",
+)
+_CHANGES = (
+    (("cut",), ("cut",),
+     "SELECT key, MAX(seq) FROM (SELECT key, seq, size, mtime, change, "
+     "(SELECT size FROM fingerprints AS b WHERE b.key = f.key AND b.seq < f.seq ORDER BY seq DESC LIMIT 1) AS psize, "
+     "(SELECT mtime FROM fingerprints AS b WHERE b.key = f.key AND b.seq < f.seq ORDER BY seq DESC LIMIT 1) "
+     "AS pmtime FROM fingerprints AS f) "
+     "WHERE change AND psize >= 0 AND size >= 0 AND (psize != size OR pmtime != mtime) GROUP BY key"),
+    (("last", "size", "mtime"), ("size", "mtime"), "SELECT key, MAX(seq), size, mtime FROM fingerprints GROUP BY key"),
 )
 
 #: Each spectrum's last row written after its cut, and the failures among them (``{after_cut}``: the join and
 #: the condition that keep the rows after each key's cut; none where no fingerprint changed).
-_ROWS = ("UPDATE spectra SET offset = r.offset, status = r.status, failures = r.failures FROM ("
-         "SELECT rows.key, MAX(rows.seq), rows.offset, rows.status, SUM(rows.status IN ({failed})) AS failures "
-         "FROM rows {after_cut} GROUP BY rows.key) AS r WHERE r.key = spectra.key")
+_ROWS = (("last", "offset", "status", "failures"), ("offset", "status", "failures"),
+         "SELECT rows.key, MAX(rows.seq), rows.offset, rows.status, SUM(rows.status IN ({failed})) "
+         "FROM rows {after_cut} GROUP BY rows.key")
 _AFTER_CUT = "JOIN spectra ON spectra.key = rows.key WHERE rows.seq > spectra.cut"
+
+
+def _set_from(db, part, columns, query):
+    """Set ``columns`` of table ``spectra`` from ``query``'s rows (key, then ``part``, the columns named), through
+    a temporary table: see above."""
+    db.execute("DROP TABLE IF EXISTS temp.part")
+    db.execute(f"CREATE TEMP TABLE part(key BLOB PRIMARY KEY, {', '.join(part)}) WITHOUT ROWID")
+    db.execute(f"INSERT INTO part {query}")
+    db.execute(f"UPDATE spectra SET ({', '.join(columns)}) = (SELECT {', '.join(columns)} FROM part "
+               "WHERE part.key = spectra.key) WHERE key IN (SELECT key FROM part)")
 
 
 #: The facts of an input (table ``facts``), each with its value where the run does not have it (None: no default).
@@ -172,8 +167,8 @@ _FACTS = {"in_run": None, "offset": -1, "status": -1, "failures": 0, "size": -1,
 
 
 class GivenFacts:
-    """What the run knows of :data:`CHUNK` inputs of a batch, in the batch's order (:meth:`JournalIndex.given`):
-    NumPy arrays, one value an input.
+    """What the run knows of a chunk of inputs of a batch (:data:`~ulyss_ann.fitting.batch.scratch.CHUNK`), in
+    the batch's order (:meth:`JournalIndex.given`): NumPy arrays, one value an input.
 
     Attributes
     ----------
@@ -209,7 +204,7 @@ class GivenFacts:
         self.status = np.array(columns[3], np.int32)
         self.failures = np.array(columns[4], np.int32)
         self.stats = np.array([columns[5], columns[6]], np.int64).T.reshape(-1, 2)
-        self.ids = {n: ident for n, dflt, ident in zip(columns[0], columns[7], columns[8]) if not dflt}
+        self.ids = {n: json.loads(ident) for n, dflt, ident in zip(columns[0], columns[7], columns[8]) if not dflt}
 
     def recorded_id(self, k, key):
         """The id the run gave the k-th input of this chunk, whose key is ``key``."""
@@ -291,7 +286,7 @@ class JournalIndex(JournalHealth):
         order, distinct), for :meth:`given`, :meth:`not_given` and :meth:`new_inputs`."""
         keys = inputs.keys() if hasattr(inputs, "keys") else inputs
         if self._db is None:  # no journal: every input is new to the run
-            self._given = sum(1 for _ in keys)
+            self._given = len(inputs) if hasattr(inputs, "__len__") else sum(1 for _ in keys)
             return
         db = self._db
         for table in ("given", "facts"):
@@ -310,14 +305,14 @@ class JournalIndex(JournalHealth):
         self._given, self._matched = self._count("SELECT COUNT(*) FROM given"), True
 
     def given(self):
-        """The facts of the inputs matched (:meth:`match`), :data:`CHUNK` at a time in their order: each a
+        """The facts of the inputs matched (:meth:`match`), a chunk at a time in their order: each a
         :class:`GivenFacts`."""
         if self._db is None:
-            for start in range(0, self._given, CHUNK):
-                yield GivenFacts(range(start, min(start + CHUNK, self._given)))
+            for start in range(0, self._given, scratch.CHUNK):
+                yield GivenFacts(range(start, min(start + scratch.CHUNK, self._given)))
             return
         cursor = self._db.execute(f"SELECT n, {', '.join(_FACTS)} FROM facts ORDER BY n")
-        while rows := cursor.fetchmany(CHUNK):
+        while rows := cursor.fetchmany(scratch.CHUNK):
             yield GivenFacts(rows)
 
     def not_given(self):
@@ -336,13 +331,13 @@ class JournalIndex(JournalHealth):
             return list(range(self._given))
         return [n for (n,) in self._db.execute("SELECT n FROM facts WHERE NOT in_run ORDER BY n")]
 
-    def row_offsets(self, block=CHUNK):
+    def row_offsets(self, block=None):
         """Where each spectrum's row starts, for the spectra that have one, in the run's order: int64 arrays of
         ``block`` offsets at most."""
         if self._db is None:
             return
         cursor = self._db.execute("SELECT offset FROM spectra WHERE offset >= 0 ORDER BY first")
-        while rows := cursor.fetchmany(block):
+        while rows := cursor.fetchmany(block or scratch.CHUNK):
             yield np.fromiter((offset for (offset,) in rows), np.int64, count=len(rows))
 
     def note_stats(self, keys, stats):
@@ -353,8 +348,9 @@ class JournalIndex(JournalHealth):
         tables = [("spectra", "key = ?1")] + [("facts", "n = (SELECT n FROM given WHERE key = ?1)")] * self._matched
         for table, where in tables:
             set_aside = "size >= 0 AND ?2 >= 0 AND (size != ?2 OR mtime != ?3)"
-            insert_chunks(db, f"UPDATE {table} SET offset = IIF({set_aside}, -1, offset), "
-                          f"status = IIF({set_aside}, -1, status), failures = IIF({set_aside}, 0, failures), "
+            insert_chunks(db, f"UPDATE {table} SET offset = CASE WHEN {set_aside} THEN -1 ELSE offset END, "
+                          f"status = CASE WHEN {set_aside} THEN -1 ELSE status END, "
+                          f"failures = CASE WHEN {set_aside} THEN 0 ELSE failures END, "
                           f"size = ?2, mtime = ?3 WHERE {where}",
                           ((key_digest(key), int(size), int(mtime)) for key, (size, mtime) in zip(keys, stats)))
         db.execute("COMMIT")
@@ -372,7 +368,7 @@ class JournalIndex(JournalHealth):
         whether its id is the default one, its id where not): for tests and reports."""
         if self._db is None:
             return
-        yield from ((key, offset, status, failures, (size, mtime), bool(dflt), ident)
+        yield from ((key, offset, status, failures, (size, mtime), bool(dflt), None if dflt else json.loads(ident))
                     for key, offset, status, failures, size, mtime, dflt, ident in self._db.execute(
                         "SELECT key, offset, status, failures, size, mtime, dflt, id FROM spectra ORDER BY first"))
 
@@ -384,13 +380,18 @@ class JournalIndex(JournalHealth):
         fingerprints where none changed (the table needs neither)."""
         db = self._db
         changes = db.execute("SELECT 1 FROM changed LIMIT 1").fetchone() is not None
-        for step in _RESOLVE + (_STATS_AND_IDS if ids or changes else ()):
+        for step in _RESOLVE:
             db.execute(step)
+        for step in _STATS_AND_IDS if ids or changes else ():
+            _set_from(db, *step)
         if changes:
-            for step in _CHANGES:
+            for step in _FINGERPRINTS:
                 db.execute(step)
+            for step in _CHANGES:
+                _set_from(db, *step)
         failed = ",".join(str(code) for code, text in enumerate(self.statuses) if text.startswith("failed:"))
-        db.execute(_ROWS.format(failed=failed, after_cut=_AFTER_CUT if changes else ""))
+        part, columns, query = _ROWS
+        _set_from(db, part, columns, query.format(failed=failed, after_cut=_AFTER_CUT if changes else ""))
         db.execute("CREATE INDEX spectra_first ON spectra(first)")
         for table in ("listed", "rows", "changed"):
             db.execute(f"DROP TABLE {table}")

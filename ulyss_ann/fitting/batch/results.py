@@ -13,6 +13,7 @@ let go: the driver's memory is the same whatever the run's size. Only when the c
 import collections
 import os
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,7 +94,7 @@ class BatchSummary:
 
     def median(self, name):
         """The median of column ``name`` (one of :attr:`values`) over the ``ok`` rows where it has a value (NaN
-        where none has), np.median's to the last bit; another name is refused in one line."""
+        where none has), np.median's value (a zero's sign aside); another name is refused in one line."""
         self._known(name, "median")
         return exact_median(lambda: self._columns.chunks(name))
 
@@ -200,6 +201,14 @@ class SpilledColumns:
 
     def __init__(self, names):
         self.names, self._blocks, self._file = list(names), [], tempfile.TemporaryFile()
+        weakref.finalize(self, self._file.close)  # closed when collected, as a file should be (no warning)
+
+    def __getstate__(self):  # a summary pickled or copied takes its values along
+        return {"names": self.names, "columns": {name: self.column(name) for name in self.names}}
+
+    def __setstate__(self, state):
+        self.__init__(state["names"])
+        self.add(state["columns"])
 
     def add(self, columns):
         """A block of rows: ``columns``, name -> float64 array (one length), for each of :attr:`names`."""
@@ -225,7 +234,7 @@ class SpilledColumns:
 
 
 def exact_median(chunks, at_once=1 << 16, pivots=1024):
-    """np.median of the finite values of ``chunks()`` (a callable that gives float arrays), to the last bit,
+    """np.median of the finite values of ``chunks()`` (a callable that gives float arrays), the same value,
     in passes over them that hold :data:`at_once` values at most besides a chunk: see :func:`ranked_value`."""
     count = sum(int(np.count_nonzero(np.isfinite(chunk))) for chunk in chunks())
     if not count:

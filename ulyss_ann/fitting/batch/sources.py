@@ -25,7 +25,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ulyss_ann.errors import UlyssAnnError
-from ulyss_ann.fitting.batch.journal_index import insert_chunks, key_digest, scratch_database
+from ulyss_ann.fitting.batch.journal_index import key_digest
+from ulyss_ann.fitting.batch.scratch import insert_chunks, scratch_database
 from ulyss_ann.spectra.compression import spectrum_name
 from ulyss_ann.spectra.inputs import NotASpectrumError, as_spectrum, is_array_tuple, is_path
 from ulyss_ann.spectra.spectrum import Spectrum
