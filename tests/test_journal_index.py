@@ -111,6 +111,12 @@ def test_rows_whose_inputs_record_is_damaged_still_count(tmp_path):
     state, index = same_facts(journal)
     assert state.damaged_inputs and index.torn_bytes > 0 and state.inputs[3:] == [second[1], second[0]]
     assert fact(index, second[0])["id"] == "b0"
+    journal.repair(index)                                          # as a resume does, then a row appended
+    journal.append(row(first[1], "a1"))
+    index.update(journal)
+    with JournalIndex.read(journal) as fresh:
+        assert list(index.facts()) == list(fresh.facts()) and fact(index, first[1])["offset"] >= 0
+    index.close()
 
 
 def test_an_empty_journal_and_one_of_the_run_alone(tmp_path):
@@ -142,7 +148,10 @@ def test_random_histories(tmp_path, seed):
     start = list(rng.choice(pool, 10, replace=False))
     journal.start({"model": "m", "seed": seed}, ids(start), stats(start))
     listed += start
-    for _ in range(60):
+    early = None
+    for step in range(60):
+        if step == 30:  # an index of the journal so far, brought up to date below
+            early = JournalIndex.read(journal)
         action = rng.random()
         if action < 0.1:
             new = [k for k in pool if k not in listed][:int(rng.integers(1, 4))]
@@ -154,6 +163,11 @@ def test_random_histories(tmp_path, seed):
             keys = rng.choice(listed + pool[-2:], int(rng.integers(1, 4)))   # now and then one never listed
             journal.append_many([row(str(k), str(k)[-8:], STATUSES[int(rng.integers(len(STATUSES)))],
                                      float(rng.normal(5000, 100))) for k in keys])
+    early.update(journal)  # what a read of the whole journal gives, from the rows appended since
+    with JournalIndex.read(journal) as fresh:
+        assert list(early.facts()) == list(fresh.facts()) and early.statuses == fresh.statuses
+        assert [b.tolist() for b in early.row_offsets()] == [b.tolist() for b in fresh.row_offsets()]
+    early.close()
     lines = sum(1 for _ in open(journal.path, "rb"))
     for number in rng.choice(np.arange(2, lines + 1), 3, replace=False):
         damage(journal, int(number))

@@ -197,16 +197,16 @@ def fit(spectra, model=None, output="results.ecsv", *, guesses=None, fixed=None,
         try:
             journal, state, inputs = open_journal(output, resume, overwrite, record, inputs, add_spectra)
             started = time.perf_counter()
-            with state:  # its scratch database let go once the tasks are known
+            with state:  # the journal's index (on disk): the tasks from it, then the table
                 tasks = tasks_to_fit(inputs, state, journal, config, fixed_values, retry_failed, progress)
-            if tasks:
-                runner = run_serial if execution.in_process else run_dask
-                runner(tasks, config, execution, journal, interp, progress)
-            fitted_now = len(tasks)
-            del tasks, state, inputs  # read again below, by status: not held twice at survey size
-            # the table from the journal, a block at a time (the run's own rows, each spectrum once)
-            table, summary = batch_results(journal, [(p.name, p.unit) for p in interp.parameters], output,
-                                           keep_table=return_table)
+                if tasks:
+                    runner = run_serial if execution.in_process else run_dask
+                    runner(tasks, config, execution, journal, interp, progress)
+                fitted_now = len(tasks)
+                del tasks, inputs
+                # the table from the journal, a block at a time (the run's own rows, each spectrum once)
+                table, summary = batch_results(journal, [(p.name, p.unit) for p in interp.parameters], output,
+                                               keep_table=return_table, index=state)
         finally:
             if lock is not None:
                 lock.release()

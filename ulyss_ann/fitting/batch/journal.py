@@ -86,6 +86,7 @@ class JournalHealth:
     torn_bytes: int = 0                            # length of a last line cut short
     damaged_inputs: bool = False                   # a damaged line that is not a row (an inputs record?)
     legacy: bool = False                           # lines without checksums (ulyss_ann before 0.2)
+    end: int = 0                                   # bytes read: where the next line starts (a torn one included)
 
     def note_damaged(self, number, line):
         """Line ``number`` (its bytes ``line``) holds no valid record."""
@@ -174,13 +175,16 @@ class Journal:
             state.apply(offset, record)
         return state
 
-    def records(self, health):
-        """Each valid record of the file, in order, as (where its line starts, the record), line by line; the
-        lines that hold none are noted in ``health`` (:class:`JournalHealth`). A link at its name is refused."""
+    def records(self, health, start=0):
+        """Each valid record of the file, in order, as (where its line starts, the record), line by line, from
+        byte ``start`` (0, or where a read ended: :attr:`JournalHealth.end`); the lines that hold none are
+        noted in ``health`` (:class:`JournalHealth`; line numbers counted from ``start``). A link at its name
+        is refused."""
         if not os.path.lexists(self.path):
             return
         with open(self._open(os.O_RDONLY), "rb") as handle:
-            offset = 0
+            handle.seek(start)
+            offset = start
             for number, line in enumerate(handle, start=1):
                 record = decode_line(line)
                 if record is None:
@@ -188,6 +192,7 @@ class Journal:
                 else:
                     yield offset, record
                 offset += len(line)
+            health.end = offset
 
     def rows_at(self, offsets):
         """The rows whose lines start at ``offsets`` (:attr:`JournalState.offsets`, or a block of

@@ -18,11 +18,13 @@ share a digest with odds of n²/2¹²⁹, those of two git objects' SHA-256).
 
 It is read in one pass (:meth:`Journal.records <ulyss_ann.fitting.batch.journal.Journal.records>`): each
 record's events — a key listed by an ``inputs`` record, a row, a new fingerprint — go into three tables, then
-are resolved at once, by SQL, to the facts :class:`~ulyss_ann.fitting.batch.journal.JournalState` holds: the
-run's order (each key where it first appears, a row's key too when its inputs record is damaged), each
-spectrum's last valid row, the rows set aside by a fingerprint that changed (and the failures with them), the
-id of the last inputs record that lists the key (else of its first row). tests/test_journal_index.py
-compares the two on journals with each of these histories.
+are resolved at once, by SQL (:mod:`~ulyss_ann.fitting.batch.journal_resolve`), to the facts
+:class:`~ulyss_ann.fitting.batch.journal.JournalState` holds: the run's order (each key where it first appears,
+a row's key too when its inputs record is damaged), each spectrum's last valid row, the rows set aside by a
+fingerprint that changed (and the failures with them), the id of the last inputs record that lists the key
+(else of its first row). tests/test_journal_index.py compares the two on journals with each of these
+histories. A batch keeps its index open while it fits, then takes in only the rows appended
+(:meth:`JournalIndex.update`) to write the table: the journal is read once.
 """
 
 import hashlib
@@ -32,6 +34,7 @@ import numpy as np
 
 from ulyss_ann.fitting.batch import scratch
 from ulyss_ann.fitting.batch.journal import JournalHealth
+from ulyss_ann.fitting.batch.journal_resolve import resolve
 from ulyss_ann.fitting.batch.scratch import insert_chunks, scratch_database
 from ulyss_ann.spectra.compression import spectrum_name
 
@@ -52,7 +55,7 @@ def default_id(key):
 class _Events:
     """One pass's events into the database's tables ``listed``, ``rows``, ``changed`` (see the module's text);
     each with its sequence number, in the file's order. An id is NULL with ``dflt`` 1 where it is the default
-    one (:func:`default_id`): a survey's ids are."""
+    one (:func:`default_id`: a survey's ids are), else JSON text."""
 
     def __init__(self, db, ids=True):
         self.db, self.ids, self.count = db, ids, 0
@@ -96,70 +99,6 @@ class _Events:
     def _next(self):
         self.count += 1
         return self.count
-
-
-#: Each resolving step (see the module's text), in order; ``{failed}``: the codes of the ``failed: …`` statuses.
-_RESOLVE = (
-    "CREATE INDEX listed_key ON listed(key, seq)",
-    "CREATE INDEX rows_key ON rows(key, seq)",
-    # the run's spectra: each key where it first appears, listed or as a row (its inputs record damaged)
-    "CREATE TABLE spectra(key BLOB PRIMARY KEY, first INTEGER, size INTEGER DEFAULT -1, mtime INTEGER DEFAULT 0, "
-    "cut INTEGER DEFAULT 0, offset INTEGER DEFAULT -1, status INTEGER DEFAULT -1, failures INTEGER DEFAULT 0, "
-    "dflt INTEGER DEFAULT 1, id TEXT) WITHOUT ROWID",
-    "INSERT INTO spectra(key, first) SELECT key, MIN(seq) FROM listed GROUP BY key",
-    "INSERT INTO spectra(key, first) SELECT key, MIN(seq) FROM rows WHERE true GROUP BY key "
-    "ON CONFLICT(key) DO UPDATE SET first = MIN(first, excluded.first)",
-)
-
-#: Each step below fills columns of ``spectra`` from a query's rows (key first, one row a key) through a temporary
-#: table (``part``: its columns, then the columns set), as SQLite before 3.33 can (no UPDATE … FROM). Where a query
-#: takes a column beside MAX()/MIN(), SQLite takes it from that row (a "bare column"), kept as it is, not in a
-#: subquery that SQLite could flatten.
-
-#: The fingerprint and id of the last inputs record that lists the key; of a key never listed, the id of its first
-#: row. (Not for the table alone: it needs neither.)
-_STATS_AND_IDS = (
-    (("last", "size", "mtime", "dflt", "id"), ("size", "mtime", "dflt", "id"),
-     "SELECT key, MAX(seq), size, mtime, dflt, id FROM listed GROUP BY key"),
-    (("first_row", "dflt", "id"), ("dflt", "id"),
-     "SELECT key, MIN(seq), dflt, id FROM rows WHERE key NOT IN (SELECT key FROM listed) GROUP BY key"),
-)
-
-#: With ``fingerprints`` records: each key's cut (its rows written before the last record that changed its known
-#: fingerprint are set aside: one whose fingerprint before it, listed or changed, is known and differs) and its
-#: last fingerprint, listed or changed.
-_FINGERPRINTS = (
-    "CREATE TEMP TABLE fingerprints AS SELECT seq, key, size, mtime, change FROM ("
-    "SELECT seq, key, size, mtime, 0 AS change FROM listed WHERE key IN (SELECT key FROM changed) "
-    "UNION ALL SELECT seq, key, size, mtime, 1 FROM changed WHERE key IN (SELECT key FROM spectra))",
-    "CREATE INDEX temp.fingerprints_key ON fingerprints(key, seq)",
-)
-_CHANGES = (
-    (("cut",), ("cut",),
-     "SELECT key, MAX(seq) FROM (SELECT key, seq, size, mtime, change, "
-     "(SELECT size FROM fingerprints AS b WHERE b.key = f.key AND b.seq < f.seq ORDER BY seq DESC LIMIT 1) AS psize, "
-     "(SELECT mtime FROM fingerprints AS b WHERE b.key = f.key AND b.seq < f.seq ORDER BY seq DESC LIMIT 1) "
-     "AS pmtime FROM fingerprints AS f) "
-     "WHERE change AND psize >= 0 AND size >= 0 AND (psize != size OR pmtime != mtime) GROUP BY key"),
-    (("last", "size", "mtime"), ("size", "mtime"), "SELECT key, MAX(seq), size, mtime FROM fingerprints GROUP BY key"),
-)
-
-#: Each spectrum's last row written after its cut, and the failures among them (``{after_cut}``: the join and
-#: the condition that keep the rows after each key's cut; none where no fingerprint changed).
-_ROWS = (("last", "offset", "status", "failures"), ("offset", "status", "failures"),
-         "SELECT rows.key, MAX(rows.seq), rows.offset, rows.status, SUM(rows.status IN ({failed})) "
-         "FROM rows {after_cut} GROUP BY rows.key")
-_AFTER_CUT = "JOIN spectra ON spectra.key = rows.key WHERE rows.seq > spectra.cut"
-
-
-def _set_from(db, part, columns, query):
-    """Set ``columns`` of table ``spectra`` from ``query``'s rows (key, then ``part``, the columns named), through
-    a temporary table: see above."""
-    db.execute("DROP TABLE IF EXISTS temp.part")
-    db.execute(f"CREATE TEMP TABLE part(key BLOB PRIMARY KEY, {', '.join(part)}) WITHOUT ROWID")
-    db.execute(f"INSERT INTO part {query}")
-    db.execute(f"UPDATE spectra SET ({', '.join(columns)}) = (SELECT {', '.join(columns)} FROM part "
-               "WHERE part.key = spectra.key) WHERE key IN (SELECT key FROM part)")
 
 
 #: The facts of an input (table ``facts``), each with its value where the run does not have it (None: no default).
@@ -231,29 +170,50 @@ class JournalIndex(JournalHealth):
     def __init__(self, run=None):
         super().__init__()
         self.run, self.statuses, self._db, self._given, self._matched = run, [], None, 0, False
+        self._events, self._end = None, 0
 
     @classmethod
     def read(cls, journal, ids=True):
         """The index of ``journal`` (a :class:`~ulyss_ann.fitting.batch.journal.Journal`), in one pass;
         ``ids`` False: without the ids, which the table does not need."""
         index = cls()
-        index._db = db = scratch_database()
+        index._db = scratch_database()
         try:
-            db.execute("BEGIN")
-            events = _Events(db, ids)
-            for offset, record in journal.records(index):
-                if record.get("kind") == "run":
-                    index.run = record["config"] if index.run is None else index.run
-                else:
-                    events.take(offset, record)
-            events.flush()
-            index.statuses = list(events.statuses)
-            index._resolve(ids)
-            db.execute("COMMIT")
+            index._events = _Events(index._db, ids)
+            index._take(journal, index, 0)
         except BaseException:
             index.close()
             raise
         return index
+
+    @property
+    def updatable(self):
+        """Whether :meth:`update` can take in what was appended to the journal read (an index of nothing
+        cannot)."""
+        return self._db is not None
+
+    def update(self, journal):
+        """Take in the records appended to ``journal`` since it was read (a run's rows), and resolve again: what
+        :meth:`read` would give now, without reading the journal's first part again. The inputs are matched
+        again (:meth:`match`) for :meth:`given`."""
+        for table in ("facts", "given"):  # resolve() makes "spectra" again
+            self._db.execute(f"DROP TABLE IF EXISTS {table}")
+        self._matched = False
+        self._take(journal, JournalHealth(), self._end)
+
+    def _take(self, journal, health, start):
+        """Read ``journal``'s records from byte ``start`` (its lines' health into ``health``), and resolve."""
+        self._db.execute("BEGIN")
+        for offset, record in journal.records(health, start):
+            if record.get("kind") == "run":
+                self.run = record["config"] if self.run is None else self.run
+            else:
+                self._events.take(offset, record)
+        self._events.flush()
+        self.statuses = list(self._events.statuses)
+        resolve(self._db, self.statuses, self._events.ids)
+        self._db.execute("COMMIT")
+        self._end = health.end - health.torn_bytes  # a torn last line is cut before anything is appended
 
     __eq__, __hash__ = object.__eq__, object.__hash__  # not the dataclass's: an index is equal to itself only
 
@@ -374,25 +334,3 @@ class JournalIndex(JournalHealth):
 
     def _count(self, query):
         return self._db.execute(query).fetchone()[0] if self._db is not None else 0
-
-    def _resolve(self, ids):
-        """Turn the events into the table ``spectra`` (see the module's text); without ``ids``, nor the
-        fingerprints where none changed (the table needs neither)."""
-        db = self._db
-        changes = db.execute("SELECT 1 FROM changed LIMIT 1").fetchone() is not None
-        for step in _RESOLVE:
-            db.execute(step)
-        for step in _STATS_AND_IDS if ids or changes else ():
-            _set_from(db, *step)
-        if changes:
-            for step in _FINGERPRINTS:
-                db.execute(step)
-            for step in _CHANGES:
-                _set_from(db, *step)
-        failed = ",".join(str(code) for code, text in enumerate(self.statuses) if text.startswith("failed:"))
-        part, columns, query = _ROWS
-        _set_from(db, part, columns, query.format(failed=failed, after_cut=_AFTER_CUT if changes else ""))
-        db.execute("CREATE INDEX spectra_first ON spectra(first)")
-        for table in ("listed", "rows", "changed"):
-            db.execute(f"DROP TABLE {table}")
-

@@ -148,15 +148,20 @@ def not_fitted(statuses):
     return errors, failed
 
 
-def batch_results(journal, parameters, output=None, keep_table=True):
+def batch_results(journal, parameters, output=None, keep_table=True, index=None):
     """The batch's table, written to ``output`` when given, and its :class:`BatchSummary`, from ``journal``.
 
-    ``parameters``: the network's (name, unit) pairs. Returns (table or None, summary): the table (its
-    metadata the run's record) only with ``keep_table``.
+    ``parameters``: the network's (name, unit) pairs; ``index``: the journal's
+    :class:`~ulyss_ann.fitting.batch.journal_index.JournalIndex` as the batch opened it, brought up to date
+    here (else the journal is read whole). Returns (table or None, summary): the table (its metadata the run's
+    record) only with ``keep_table``.
     """
-    index = None
+    own = None  # an index read here, closed here
     if journal.path is not None:  # where each row starts, in the run's order, from the index on disk
-        index = JournalIndex.read(journal, ids=False)
+        if index is not None and index.updatable:
+            index.update(journal)  # this run's rows: the journal's first part is not read again
+        else:
+            index = own = JournalIndex.read(journal, ids=False)
         run, offsets, part_rows = index.run, index.row_offsets(BLOCK_ROWS), journal.rows_at
     else:  # in memory: the rows themselves
         state = journal.read()
@@ -184,8 +189,8 @@ def batch_results(journal, parameters, output=None, keep_table=True):
         else:
             collections.deque(blocks(), maxlen=0)
     finally:
-        if index is not None:
-            index.close()
+        if own is not None:
+            own.close()
     table = None
     if keep_table:
         from astropy.table import vstack
