@@ -167,6 +167,9 @@ def test_random_histories(tmp_path, seed):
     with JournalIndex.read(journal) as fresh:
         assert list(early.facts()) == list(fresh.facts()) and early.statuses == fresh.statuses
         assert [b.tolist() for b in early.row_offsets()] == [b.tolist() for b in fresh.row_offsets()]
+        assert (early.end, early.torn_bytes) == (fresh.end, fresh.torn_bytes)
+        early.update(journal, ids=False)  # again, nothing new: the table's way (its rows, without ids)
+        assert [b.tolist() for b in early.row_offsets()] == [b.tolist() for b in fresh.row_offsets()]
     early.close()
     lines = sum(1 for _ in open(journal.path, "rb"))
     for number in rng.choice(np.arange(2, lines + 1), 3, replace=False):

@@ -177,9 +177,9 @@ class Journal:
 
     def records(self, health, start=0):
         """Each valid record of the file, in order, as (where its line starts, the record), line by line, from
-        byte ``start`` (0, or where a read ended: :attr:`JournalHealth.end`); the lines that hold none are
-        noted in ``health`` (:class:`JournalHealth`; line numbers counted from ``start``). A link at its name
-        is refused."""
+        byte ``start`` (0, or where a read ended: :attr:`JournalHealth.end` less its ``torn_bytes``, once
+        :meth:`repair` has cut them); the lines that hold none are noted in ``health`` (:class:`JournalHealth`;
+        line numbers counted from ``start``). A link at its name is refused."""
         if not os.path.lexists(self.path):
             return
         with open(self._open(os.O_RDONLY), "rb") as handle:

@@ -180,7 +180,7 @@ class JournalIndex(JournalHealth):
         index._db = scratch_database()
         try:
             index._events = _Events(index._db, ids)
-            index._take(journal, index, 0)
+            index._take(journal, index, 0, ids)
         except BaseException:
             index.close()
             raise
@@ -192,17 +192,23 @@ class JournalIndex(JournalHealth):
         cannot)."""
         return self._db is not None
 
-    def update(self, journal):
-        """Take in the records appended to ``journal`` since it was read (a run's rows), and resolve again: what
-        :meth:`read` would give now, without reading the journal's first part again. The inputs are matched
-        again (:meth:`match`) for :meth:`given`."""
+    def update(self, journal, ids=None):
+        """Take in the records appended to ``journal`` since it was read (a run's rows), and resolve again: the
+        facts :meth:`read` would give now, without reading the journal's first part again (``ids`` False:
+        without the ids, as the table needs them; None: as read). The inputs are to be matched again
+        (:meth:`match`). Of the journal's health, the tail is brought up to date (:attr:`end`,
+        :attr:`torn_bytes`); the damaged lines listed stay those of the first read."""
         for table in ("facts", "given"):  # resolve() makes "spectra" again
             self._db.execute(f"DROP TABLE IF EXISTS {table}")
         self._matched = False
-        self._take(journal, JournalHealth(), self._end)
+        health = JournalHealth()
+        self._take(journal, health, self._end, self._events.ids if ids is None else ids)
+        self.end, self.torn_bytes = health.end, health.torn_bytes
+        self.damaged_inputs = self.damaged_inputs or health.damaged_inputs
 
-    def _take(self, journal, health, start):
-        """Read ``journal``'s records from byte ``start`` (its lines' health into ``health``), and resolve."""
+    def _take(self, journal, health, start, ids):
+        """Read ``journal``'s records from byte ``start`` (its lines' health into ``health``), and resolve
+        (with the ids or not)."""
         self._db.execute("BEGIN")
         for offset, record in journal.records(health, start):
             if record.get("kind") == "run":
@@ -211,7 +217,7 @@ class JournalIndex(JournalHealth):
                 self._events.take(offset, record)
         self._events.flush()
         self.statuses = list(self._events.statuses)
-        resolve(self._db, self.statuses, self._events.ids)
+        resolve(self._db, self.statuses, ids)
         self._db.execute("COMMIT")
         self._end = health.end - health.torn_bytes  # a torn last line is cut before anything is appended
 

@@ -159,7 +159,7 @@ def batch_results(journal, parameters, output=None, keep_table=True, index=None)
     own = None  # an index read here, closed here
     if journal.path is not None:  # where each row starts, in the run's order, from the index on disk
         if index is not None and index.updatable:
-            index.update(journal)  # this run's rows: the journal's first part is not read again
+            index.update(journal, ids=False)  # this run's rows: the journal's first part is not read again
         else:
             index = own = JournalIndex.read(journal, ids=False)
         run, offsets, part_rows = index.run, index.row_offsets(BLOCK_ROWS), journal.rows_at
