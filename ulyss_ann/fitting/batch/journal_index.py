@@ -38,9 +38,10 @@ from ulyss_ann.fitting.batch.journal_resolve import resolve
 from ulyss_ann.fitting.batch.scratch import insert_chunks, scratch_database
 from ulyss_ann.spectra.compression import spectrum_name
 
+__all__ = ["JournalIndex", "GivenFacts", "key_digest", "default_id"]
+
 _MEMORY = "memory:"
 
-__all__ = ["JournalIndex", "GivenFacts", "key_digest", "default_id"]
 
 def key_digest(key):
     """The 128-bit digest (16 bytes) that stands for journal key ``key`` (a text; any code point)."""

@@ -14,7 +14,7 @@ An id is NULL with ``dflt`` 1 where it is the default one; otherwise it is JSON 
 
 __all__ = ["resolve"]
 
-#: Each resolving step (see the module's text), in order; ``{failed}``: the codes of the ``failed: …`` statuses.
+#: The first resolving steps (see the module's text): the events' indexes, and the run's spectra.
 _RESOLVE = (
     "CREATE INDEX IF NOT EXISTS listed_key ON listed(key, seq)",
     "CREATE INDEX IF NOT EXISTS rows_key ON rows(key, seq)",

@@ -212,8 +212,8 @@ def keep_ids(inputs, recorded):
             for k in np.flatnonzero(facts.in_run):
                 n = int(facts.n[k])
                 entry = inputs[n]
-                stem = spectrum_name(entry.key) if entry.from_file else None  # a file's default id
-                ident = facts.ids.get(n, stem) if stem is not None else facts.recorded_id(k, entry.key)
+                ident = facts.recorded_id(k, entry.key)
+                stem = spectrum_name(entry.key) if entry.from_file else None
                 name_in_file = stem if stem and ident != stem else None
                 if ident != entry.ident or name_in_file != entry.name_in_file:
                     changes[n] = replace(entry, ident=ident, name_in_file=name_in_file)
