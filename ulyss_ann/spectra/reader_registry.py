@@ -27,7 +27,7 @@ from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.model.medium import AIR, VACUUM
 from ulyss_ann.model.limits import declared_data, pixel_budget_problem
 from ulyss_ann.registry import Registry
-from ulyss_ann.spectra.compression import DECOMPRESSION_ERRORS, open_decompressed, stream_compression
+from ulyss_ann.spectra.compression import DECOMPRESSION_ERRORS, compression_of, open_decompressed
 from ulyss_ann.spectra.spectrum import ASSUMED, Spectrum
 
 __all__ = ["SpectrumReadError", "SpectrumReader", "SpectrumFile", "HeaderUnit", "register_reader",
@@ -84,7 +84,11 @@ class SpectrumFile:
 
     def __init__(self, path):
         self.path = os.fspath(path)
-        self.compression = stream_compression(self.path)
+        with open(self.path, "rb") as handle:  # one open for the compression and, of a plain file, the head
+            start = handle.read(HEAD_BYTES)
+        self.compression = compression_of(start)
+        if self.compression is None:
+            self.head = start  # the content itself: what the cached property would read again
 
     @cached_property
     def head(self):

@@ -53,6 +53,21 @@ def several_spectra(values, what):
             "(wavelength, flux[, error]) tuples, one per spectrum")
 
 
+def median(values):
+    """``float(np.median(values))`` of a 1-D float array, bit for bit, in a third of its time (NumPy's steps:
+    the middle one or two by partition, their mean; NaN where a value is NaN): each spectrum read takes one."""
+    size = values.size
+    if size == 0:
+        return float(np.median(values))  # NumPy's warning and NaN
+    half = size // 2
+    middle = [half - 1, half] if size % 2 == 0 else [half]
+    part = np.partition(values, middle + [-1])
+    if np.isnan(part[-1]):
+        return float("nan")
+    # np.mean's sum starts at +0 (a -0 median is +0), then the one or two values in order
+    return float((0.0 + part[half - 1] + part[half]) / 2) if size % 2 == 0 else float(0.0 + part[half])
+
+
 def _check_flux_values(flux, error, good):
     """UlyssAnnError for a flux no fit can use as a whole: out of range, or negative overall.
 
@@ -239,7 +254,7 @@ class Spectrum:
             meta.setdefault("id", spectrum_name(source))
         meta.setdefault("id", "spectrum")
         if error is not None and good.any():
-            meta["snr"] = float(np.median(flux[good] / error[good]))
+            meta["snr"] = median(flux[good] / error[good])
         if medium_source is None:
             medium_source = "given: vacuum=True" if vacuum else ASSUMED
         return cls(flux, error, wavelength, good, grid, meta, VACUUM if vacuum else AIR, medium_source)

@@ -57,11 +57,13 @@ def _losvd(f, df, vel, sigma, voff, weights):
         acc = np.zeros((width + 2, n))
         for c in range(width):  # one input at a time: its padded copy and its sum stay in the L1 cache
             if c == 0:
-                for i in range(n + 2 * dx):
-                    padded[i] = f[r, min(max(i - dx, 0), n - 1)]
+                padded[dx:dx + n] = f[r]
             else:
-                for i in range(n + 2 * dx):
-                    padded[i] = df[r, c - 1, min(max(i - dx, 0), n - 1)]
+                padded[dx:dx + n] = df[r, c - 1]
+            first, last = padded[dx], padded[dx + n - 1]
+            for i in range(dx):  # the edges repeated (EDGE_TRUNCATE)
+                padded[i] = first
+                padded[dx + n + i] = last
             for k in range(2 * dx + 1):
                 coefficient = kern[k]
                 if coefficient == 0.0:  # beyond 5σ: for finite inputs (a network's output is) it would add ±0
@@ -77,14 +79,20 @@ def _losvd(f, df, vel, sigma, voff, weights):
                     for i in range(n):
                         acc[width, i] += cv * padded[i + k]
                         acc[width + 1, i] += cs * padded[i + k]
+        # one output at a time, each loop vectorised (one loop over the pixels writing all five measured
+        # 7 us a row of 2069 pixels, a quarter of the LOSVD's time, against ~2)
+        w = weights[r]
         for i in range(n):
-            w = weights[r, i]
             t[r, i] = acc[0, i]
-            tw[r, i] = acc[0, i] * w
-            dt[r, 0, i] = acc[width, i] * w
-            dt[r, 1, i] = acc[width + 1, i] * w
-            for c in range(1, width):
-                dt[r, 1 + c, i] = acc[c, i] * w
+        for i in range(n):
+            tw[r, i] = acc[0, i] * w[i]
+        for i in range(n):
+            dt[r, 0, i] = acc[width, i] * w[i]
+        for i in range(n):
+            dt[r, 1, i] = acc[width + 1, i] * w[i]
+        for c in range(1, width):
+            for i in range(n):
+                dt[r, 1 + c, i] = acc[c, i] * w[i]
     return t, tw, dt
 
 
@@ -99,8 +107,11 @@ def _losvd_values(f, vel, sigma, voff, weights):
         dx, kern, _, _ = _losvd_kernel(vel[r], sigma[r], voff, n)
         padded = np.empty(n + 2 * dx)
         acc = np.zeros(n)
-        for i in range(n + 2 * dx):
-            padded[i] = f[r, min(max(i - dx, 0), n - 1)]
+        padded[dx:dx + n] = f[r]
+        first, last = padded[dx], padded[dx + n - 1]
+        for i in range(dx):
+            padded[i] = first
+            padded[dx + n + i] = last
         for k in range(2 * dx + 1):
             coefficient = kern[k]
             if coefficient == 0.0:  # as _losvd
