@@ -82,6 +82,21 @@ def test_the_compiled_inverse_is_numpys_and_refuses_the_matrices_numpy_refuses()
     assert np.array_equal(kernels.spd_inverse(large), kernels.spd_inverse_numpy(large))
 
 
+@pytest.mark.skipif(not kernels.COMPILED, reason="numba not installed: the NumPy twins are the kernels")
+def test_the_compiled_sums_are_numpys_running_sums_bit_for_bit():
+    """The rebinning's integral and the χ²/rms sums over the pixels of several fits: np.cumsum's additions in its
+    order, every bit (a -0 first value stays -0), on values of very different sizes."""
+    rng = np.random.default_rng(29)
+    for n in (1, 2, 10, 2069):
+        y = rng.normal(size=(n, 3)) * 10.0 ** rng.uniform(-12, 12, (n, 3))
+        y[0, 1] = -0.0
+        twin = np.concatenate([np.zeros((1, 3)), np.cumsum(y, axis=0)])
+        got = kernels.running_sums(y)
+        assert np.array_equal(got, twin) and np.array_equal(np.signbit(got), np.signbit(twin))
+        values = rng.normal(size=(4, n)) * 10.0 ** rng.uniform(-12, 12, (4, n))
+        assert np.array_equal(kernels.row_sums(values), np.cumsum(values, axis=1)[:, -1])
+
+
 def test_the_start_searchs_chi2_is_the_fits_bit_for_bit(spectra, engine):
     # the guesses are ranked by SpectralBlock.chi2 (no Jacobian, no LOSVD derivative): the χ² evaluate gives
     # the same rows in the same call, to the last bit, or the ranking could differ from evaluate's

@@ -33,8 +33,9 @@ try:
 except ImportError:  # pragma: no cover - numba is a dependency; NumPy's twins work without it
     numba = None
 
-__all__ = ["losvd", "losvd_values", "products", "spline", "spd_inverse", "losvd_numpy", "products_numpy",
-           "spd_inverse_numpy", "weighted", "SPD_LOOP_MAX", "COMPILED", "compilation_notice", "announce_compilation"]
+__all__ = ["losvd", "losvd_values", "products", "spline", "spd_inverse", "running_sums", "row_sums", "losvd_numpy",
+           "products_numpy", "spd_inverse_numpy", "weighted", "SPD_LOOP_MAX", "COMPILED", "compilation_notice",
+           "announce_compilation"]
 
 #: Whether the compiled kernels are in use (numba importable).
 COMPILED = numba is not None
@@ -248,6 +249,35 @@ def _spline(dx, y, multipliers, diagonal, upper, interval, h, h2, h3):
     return out
 
 
+def _running_sums(y):
+    """The running sums of the columns of ``y`` (n, m) after a row of zeros, (n + 1, m): the integral
+    :func:`~ulyss_ann.fitting.native_engine.numerics.log_rebin` splines, ``np.cumsum``'s additions in its order
+    (its first row is y's own: a -0 stays -0), without its strided pass and a concatenation (25 -> ~6 µs)."""
+    n, m = y.shape
+    out = np.empty((n + 1, m))
+    for j in range(m):
+        out[0, j] = 0.0
+        if n > 0:
+            out[1, j] = y[0, j]
+    for i in range(1, n):
+        for j in range(m):
+            out[i + 1, j] = out[i, j] + y[i, j]
+    return out
+
+
+def _row_sums(values):
+    """The sum of each row of ``values`` (R, m > 0), one value after another: ``np.cumsum(values, axis=1)[:, -1]``
+    bit for bit, without the R × m partial sums (13 -> ~4 µs for the two rows of a MUSE spectrum's fits)."""
+    rows, m = values.shape
+    out = np.empty(rows)
+    for r in range(rows):
+        total = values[r, 0]
+        for i in range(1, m):
+            total += values[r, i]
+        out[r] = total
+    return out
+
+
 def weighted(conv, weights):
     """(t, t·w, ∂(t·w)/∂θ in θ's order v, σ, p…) of a convolved stack (L, C + 2, n): the C convolved
     inputs (f, ∂f/∂p…), then ∂t/∂v and ∂t/∂σ."""
@@ -296,9 +326,10 @@ if numba is not None:
     spline = _compiled(_spline)
     losvd_values = _compiled(_losvd_values)
     _spd_inverse_compiled = _compiled(_spd_inverse)
+    running_sums, row_sums = _compiled(_running_sums), _compiled(_row_sums)
 else:  # pragma: no cover
     losvd, products, spline = losvd_numpy, products_numpy, None
-    losvd_values = _spd_inverse_compiled = None
+    losvd_values = _spd_inverse_compiled = running_sums = row_sums = None
 
 _cached = set()     # the kernels this process found in numba's cache: not looked up again
 
@@ -315,7 +346,8 @@ def compilation_notice(kernels=None):
     if numba is None:
         return None
     folder = None
-    for kernel in (losvd, products, spline, losvd_values, _spd_inverse_compiled) if kernels is None else kernels:
+    every = (losvd, products, spline, losvd_values, _spd_inverse_compiled, running_sums, row_sums)
+    for kernel in every if kernels is None else kernels:
         if kernel in _cached:
             continue
         cache = getattr(kernel, "_cache", None)

@@ -13,11 +13,16 @@ def pixel_sums(values):
 
     One row: NumPy's pairwise sum. Several: one pixel after another, in order (the last column of
     ``np.cumsum``): the order in which NumPy reduced the F-ordered arrays that ``bestfit[rows][:, good]``
-    gave, 25 ns a pixel through its strided loop against 2-3 ns here. The reported χ² and rms keep every bit.
+    gave, 25 ns a pixel through its strided loop against 2-3 ns here, then ~1 ns in a compiled loop
+    (:func:`~ulyss_ann.fitting.native_engine.kernels.row_sums`). The reported χ² and rms keep every bit.
     """
     if len(values) == 1:
         return np.sum(values, axis=1)
-    return np.cumsum(values, axis=1)[:, -1]
+    from ulyss_ann.fitting.native_engine.kernels import row_sums  # numba: loaded once a block was fitted
+
+    if row_sums is None or values.dtype != np.float64 or values.shape[1] == 0:
+        return np.cumsum(values, axis=1)[:, -1]
+    return row_sums(np.ascontiguousarray(values))
 
 
 def best_solution(prepared, spec, fits, guesses, free, mdegree, limits):
