@@ -5,6 +5,7 @@ or says in one line why it cannot be fitted; :mod:`~ulyss_ann.fitting.core` hand
 the engine.
 """
 
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -75,6 +76,11 @@ class FitPreparation:
         self.config, self.interp = config, interp
         self._net_step = None  # the network's velocity step [km/s] (check_sampling)
 
+    @functools.cached_property
+    def _net(self):
+        """The network's wavelengths [Å]: made once for the spectra this preparation takes (a block's)."""
+        return self.interp.wavelength.wavelength
+
     def guesses_for(self, fixed):
         """Flat guesses, counts and fixed flags for one spectrum, in network order."""
         guesses, counts, flags = [], [], []
@@ -103,7 +109,7 @@ class FitPreparation:
         cannot shift by a fraction of a pixel: fits of the network's own spectra then
         came out 12 km/s off in cz (0.2 px) with biased Teff and log g, in both engines.
         """
-        net = self.interp.wavelength.wavelength
+        net = self._net
         wave = np.asarray(spectrum.wavelength, float)
         margin = 1.5 * max(abs(net[1] - net[0]), abs(wave[1] - wave[0]), abs(wave[-1] - wave[-2]))
         lo, hi = self.config.wave_range or (net[0], net[-1])
@@ -155,15 +161,19 @@ class FitPreparation:
         rest on the lines it sees, and a short range sees few (:data:`MIN_COVERAGE`).
         """
         wave = np.asarray(spectrum.wavelength, float)
-        width = np.abs(np.gradient(wave)) if wave.size > 1 else np.zeros(wave.size)
+        width = np.zeros(wave.size)
+        if wave.size > 1:  # np.gradient's steps, written out (its Python took a third of this)
+            width[1:-1] = (wave[2:] - wave[:-2]) / 2.0
+            width[0], width[-1] = wave[1] - wave[0], wave[-1] - wave[-2]
+            width = np.abs(width)
         use = good & (wave >= lo) & (wave <= hi)
-        net = self.interp.wavelength.wavelength
+        net = self._net
         return float(min(1.0, np.sum(width[use]) / (net[-1] - net[0])))
 
     def check_coverage(self, coverage, lo, hi):
         """UlyssAnnError when the unmasked pixels cover less than :data:`MIN_COVERAGE` of the network."""
         if coverage < MIN_COVERAGE:
-            net = self.interp.wavelength.wavelength
+            net = self._net
             span = net[-1] - net[0]
             raise UlyssAnnError(f"coverage {100 * coverage:.1f} %: the unmasked pixels of the fitted "
                                 f"{lo:.0f}-{hi:.0f} Å cover {coverage * span:.0f} Å of the network's {net[0]:.0f}-{net[-1]:.0f} Å, "
@@ -182,7 +192,7 @@ class FitPreparation:
         wave = np.asarray(spectrum.wavelength, float)
         inside = wave[(wave >= lo) & (wave <= hi)]
         if self._net_step is None:  # the network's: once
-            self._net_step = C_KMS * np.median(np.diff(np.log(self.interp.wavelength.wavelength)))
+            self._net_step = C_KMS * np.median(np.diff(np.log(self._net)))
         net_step, steps = self._net_step, np.diff(np.log(inside))
         if steps.size and C_KMS * steps.min() * OVERSAMPLED >= net_step:
             return  # no step is that fine, so neither is their median (a sort per spectrum spared)
@@ -204,7 +214,7 @@ class FitPreparation:
             raise UlyssAnnError(f"a {problem}")
         lo, hi = self.fit_range(spectrum)
         if hi - lo < MIN_OVERLAP:
-            net = self.interp.wavelength.wavelength
+            net = self._net
             first, last = spectrum.wavelength[0], spectrum.wavelength[-1]
             # Wavelengths in nm (or Å read as nm, e.g. a wrong CUNIT1) miss the network by a factor 10: say so
             hints = ((10.0, " (are its wavelengths in nm? give them in Å)"),
@@ -214,10 +224,10 @@ class FitPreparation:
             raise UlyssAnnError(f"no overlap: spectrum {first:.1f}-{last:.1f} Å, network {net[0]:.1f}-{net[-1]:.1f} Å"
                                 f"{hint}")
         guesses, counts, flags = self.guesses_for(fixed)
-        offsets = np.concatenate([[0], np.cumsum(counts)])
+        offsets = np.concatenate([[0], np.cumsum(counts)]).tolist()
         for i, p in enumerate(self.interp.parameters):
             values = guesses[offsets[i]:offsets[i + 1]]
-            if np.any(values < p.low) or np.any(values > p.high):
+            if any(v < p.low or v > p.high for v in values.tolist()):  # a few numbers: Python's tests
                 shown = f"{', '.join(f'{v:g}' for v in values)} {p.unit}".rstrip()
                 what = "fixed value" if flags[i] == 1 else "guess"
                 raise UlyssAnnError(f"{what} {p.name} = {shown} outside the limits "
