@@ -5,6 +5,8 @@ Its own module so that :mod:`ulyss_ann.fitting.result` stays within the 400 line
 
 import numpy as np
 
+from ulyss_ann.spectra.spectrum import median
+
 __all__ = ["der_noise"]
 
 
@@ -23,5 +25,5 @@ def der_noise(flux, good):
     ok = good[2:-2] & good[:-4] & good[4:]
     if np.count_nonzero(ok) < 10:
         return np.nan
-    sigma = 1.482602 / np.sqrt(6.0) * float(np.median(np.abs(2 * flux[2:-2] - flux[:-4] - flux[4:])[ok]))
+    sigma = 1.482602 / np.sqrt(6.0) * median(np.abs(2 * flux[2:-2] - flux[:-4] - flux[4:])[ok])  # np.median's
     return sigma if sigma > 0 else np.nan

@@ -145,11 +145,17 @@ class _Release:
     def __call__(self, theta, cost, grad, jtj, steps, answer, live, held):
         start = np.zeros(len(theta), bool)
         waiting, ended = [], []
-        for first, every in self.pending:
-            quick = steps[first].max() <= QUICK_STEPS
-            if quick and live[first].any():
+        if not self.pending:
+            return start
+        # every pending spectrum's first fits at once (two NumPy calls a spectrum and round were ~10 % of LM's own time)
+        rows = np.concatenate([first for first, _ in self.pending])
+        offsets = np.cumsum([0] + [len(first) for first, _ in self.pending[:-1]])
+        quick = (np.maximum.reduceat(steps[rows], offsets) <= QUICK_STEPS).tolist()
+        running = np.logical_or.reduceat(live[rows], offsets).tolist()
+        for (first, every), fast, moving in zip(self.pending, quick, running):
+            if fast and moving:
                 waiting.append((first, every))  # still on their way
-            elif quick:
+            elif fast:
                 ended.append((first, every))    # settled if their answers agree
             else:
                 self._unsettled(first, every, start)
