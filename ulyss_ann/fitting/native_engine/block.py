@@ -32,7 +32,7 @@ from ulyss_ann.fitting.native_engine.kernels import (announce_compilation, losvd
 from ulyss_ann.fitting.native_engine.numerics import fourier_losvd
 from ulyss_ann.model.network import ACTIVATIONS, augment
 
-__all__ = ["SpectralBlock", "legendre_products", "fourier_losvd_rows"]
+__all__ = ["SpectralBlock", "legendre_products", "legendre_bases", "fourier_losvd_rows"]
 
 
 @functools.lru_cache(maxsize=4)
@@ -47,6 +47,19 @@ def legendre_products(degree):
             product = legendre.legmul(unit[k], unit[m])
             out[:product.size, k * (degree + 1) + m] = out[:product.size, m * (degree + 1) + k] = product
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def legendre_bases(n, mdegree):
+    """The Legendre polynomials of degree ≤ ``mdegree`` on n pixels (n, K), their transpose, and those of
+    degree ≤ 2·mdegree (P_k P_l = Σ_m a_klm P_m, m ≤ k + l: BᵀB = Lᵀ diag(tw²) L from 2K − 1 weighted sums),
+    made once per grid: every block of a survey shares them (~1 ms a block). Read-only: blocks share them."""
+    x = 2.0 * np.arange(n) / n - 1.0
+    single = np.ascontiguousarray(legendre.legvander(x, mdegree))
+    bases = (single, np.ascontiguousarray(single.T), np.ascontiguousarray(legendre.legvander(x, 2 * mdegree)))
+    for array in bases:
+        array.flags.writeable = False
+    return bases
 
 
 def fourier_losvd_rows(stack, vel, sigma, voff):
@@ -110,10 +123,7 @@ class SpectralBlock:
         self.free = np.asarray(free, bool)
         self.weights = np.asarray(weights, float)
         self.scaled_data = np.asarray(data, float) * self.weights
-        self.legendre = np.ascontiguousarray(legendre.legvander(2.0 * np.arange(n) / n - 1.0, mdegree))
-        self.legendre_t = np.ascontiguousarray(self.legendre.T)
-        # P_k P_l = Σ_m a_klm P_m (m ≤ k + l): BᵀB = Lᵀ diag(tw²) L from 2K − 1 weighted sums
-        self.legendre_double = np.ascontiguousarray(legendre.legvander(2.0 * np.arange(n) / n - 1.0, 2 * mdegree))
+        self.legendre, self.legendre_t, self.legendre_double = legendre_bases(n, mdegree)
         self.pair_coefficients = legendre_products(mdegree)
         if not self.free[:2].all():
             raise ValueError("the native engine always fits v and σ")
