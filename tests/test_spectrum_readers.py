@@ -235,9 +235,12 @@ def test_a_muse_file_read_by_specutils_as_docs_python_says_keeps_its_sigma(tmp_p
 
 def test_the_signal_to_noise_median_is_numpys_bit_for_bit():
     """Every spectrum read takes the median of its flux / error (meta['snr']) by partition, not np.median
-    (a third of its time): the same value for every size, with -0, NaN and infinities, and beyond float64's
-    range (the mean of two huge values)."""
+    (a third of its time): the same bits for every size, with -0, NaNs of either sign and infinities, and
+    beyond float64's range (the mean of two huge values); another type is np.median's own."""
     from ulyss_ann.spectra.spectrum import median
+
+    def bits(value):
+        return np.float64(value).view(np.int64)
 
     rng = np.random.default_rng(29)
     for size in list(range(1, 40)) + [1000, 1001, 2069]:
@@ -246,22 +249,36 @@ def test_the_signal_to_noise_median_is_numpys_bit_for_bit():
             if rng.random() < 0.3:
                 values = np.round(rng.normal(size=size)) * rng.choice([-0.0, 0.0, 1.0])
             if rng.random() < 0.2:
-                values[rng.integers(size)] = rng.choice([np.nan, np.inf, -np.inf])
-            expected, got = float(np.median(values)), median(values)
-            assert (np.isnan(expected) and np.isnan(got)) or (got == expected
-                                                              and np.signbit(got) == np.signbit(expected))
+                values[rng.integers(size)] = rng.choice([np.nan, -np.nan, np.inf, -np.inf])
+            assert bits(median(values)) == bits(np.median(values))
+    single = np.array([0.1, 0.2, 0.3, 0.7, 1e38, 3e38], np.float32)
+    for part in (single[:4], single[4:]):
+        assert bits(median(part)) == bits(float(np.median(part)))
 
 
 def test_a_plain_file_is_opened_once_for_its_compression_and_head(tmp_path):
     """The reader's view of a plain file: no compression, its first bytes as they are (read with the test for
     compression); a gzip file's head is its content's."""
+    import builtins
+
+    from ulyss_ann.spectra import compression, reader_registry
     from ulyss_ann.spectra.reader_registry import HEAD_BYTES, SpectrumFile
 
     path = tmp_path / "star.fits"
     write_muse_spectrum(path, 4750.0 + 1.25 * np.arange(3000), np.ones(3000), np.full(3000, 0.01))
     content = path.read_bytes()
-    source = SpectrumFile(path)
-    assert source.compression is None and source.head == content[:HEAD_BYTES] and source.is_fits
+    opened = []
+
+    def counted(*args, **kwargs):
+        opened.append(args[0])
+        return builtins.open(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (reader_registry, compression):
+            patch.setattr(module, "open", counted, raising=False)
+        source = SpectrumFile(path)
+        assert source.compression is None and source.head == content[:HEAD_BYTES] and source.is_fits
+    assert len(opened) == 1
     packed = tmp_path / "star.fits.gz"
     packed.write_bytes(gzip.compress(content))
     source = SpectrumFile(packed)

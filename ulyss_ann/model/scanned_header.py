@@ -57,7 +57,7 @@ def _parse(text):
     values, hierarch = {}, False
     for start in range(0, len(text), 80):
         card = text[start:start + 80]
-        if card[:8] == "END     ":
+        if card[:8].rstrip() == "END":
             if card.rstrip() != "END" or text[start + 80:].strip():
                 return None  # astropy's reading of text after the END card is its own
             break

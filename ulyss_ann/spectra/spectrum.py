@@ -19,7 +19,7 @@ from ulyss_ann.model.medium import vacuum_to_air
 from ulyss_ann.model.wavelength import WavelengthGrid
 from ulyss_ann.spectra.compression import spectrum_name
 
-__all__ = ["Spectrum", "regular_grid", "VALUE_LIMIT", "check_real", "several_spectra"]
+__all__ = ["Spectrum", "regular_grid", "VALUE_LIMIT", "check_real", "several_spectra", "median"]
 
 #: The largest |flux| or error a fit can hold: beyond it the squares and sums of squares of
 #: the fit overflow (a spectrum x 1e200 ends in NaN natively), and ULySS, which keeps
@@ -54,16 +54,16 @@ def several_spectra(values, what):
 
 
 def median(values):
-    """``float(np.median(values))`` of a 1-D float array, bit for bit, in a third of its time (NumPy's steps:
+    """``float(np.median(values))`` of a 1-D array, bit for bit, in a third of its time for float64 (NumPy's steps:
     the middle one or two by partition, their mean; NaN where a value is NaN): each spectrum read takes one."""
     size = values.size
-    if size == 0:
-        return float(np.median(values))  # NumPy's warning and NaN
+    if size == 0 or values.dtype != np.float64:
+        return float(np.median(values))  # NumPy's warning and NaN; another type's own arithmetic
     half = size // 2
     middle = [half - 1, half] if size % 2 == 0 else [half]
     part = np.partition(values, middle + [-1])
     if np.isnan(part[-1]):
-        return float("nan")
+        return float(part[-1])  # that NaN, as NumPy gives it (its sign too)
     # np.mean's sum starts at +0 (a -0 median is +0), then the one or two values in order
     return float((0.0 + part[half - 1] + part[half]) / 2) if size % 2 == 0 else float(0.0 + part[half])
 

@@ -346,7 +346,9 @@ def compilation_notice(kernels=None):
     if numba is None:
         return None
     folder = None
-    every = (losvd, products, spline, losvd_values, _spd_inverse_compiled, running_sums, row_sums)
+    # running_sums and row_sums compile in well under a second, and row_sums only where a spectrum has several
+    # fitted guesses: a notice waiting on it would never clear where fits have one guess. Not counted.
+    every = (losvd, products, spline, losvd_values, _spd_inverse_compiled)
     for kernel in every if kernels is None else kernels:
         if kernel in _cached:
             continue

@@ -235,10 +235,10 @@ def _rebin_grid(sampling, start, step, npix, wave_bytes, velscale, waverange):
 def _integrated_rebin(spline, y):
     """:func:`xrebin` through a :class:`NaturalSpline` already set up for its edges."""
     y = np.asarray(y, dtype=np.float64)
-    from ulyss_ann.fitting.native_engine.kernels import announce_compilation, running_sums  # numba: loaded here
+    from ulyss_ann.fitting.native_engine.kernels import announce_compilation, running_sums, spline as compiled
 
     if running_sums is not None and y.ndim == 2:
-        announce_compilation((running_sums,))  # a fit's first compiled kernel: said before it compiles
+        announce_compilation((compiled,))  # the spline, a fit's first long compile: said before this one's short one
         integral = running_sums(np.ascontiguousarray(y))
     else:
         integral = np.concatenate([np.zeros((1,) + y.shape[1:]), np.cumsum(y, axis=0)])
