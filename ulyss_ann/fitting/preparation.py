@@ -74,12 +74,16 @@ class FitPreparation:
 
     def __init__(self, config, interp):
         self.config, self.interp = config, interp
-        self._net_step = None  # the network's velocity step [km/s] (check_sampling)
 
     @functools.cached_property
     def _net(self):
         """The network's wavelengths [Å]: made once for the spectra this preparation takes (a block's)."""
         return self.interp.wavelength.wavelength
+
+    @functools.cached_property
+    def _net_step(self):
+        """The network's median velocity step [km/s] (:meth:`check_sampling`), once."""
+        return C_KMS * np.median(np.diff(np.log(self._net)))
 
     def guesses_for(self, fixed):
         """Flat guesses, counts and fixed flags for one spectrum, in network order."""
@@ -191,8 +195,6 @@ class FitPreparation:
         """
         wave = np.asarray(spectrum.wavelength, float)
         inside = wave[(wave >= lo) & (wave <= hi)]
-        if self._net_step is None:  # the network's: once
-            self._net_step = C_KMS * np.median(np.diff(np.log(self._net)))
         net_step, steps = self._net_step, np.diff(np.log(inside))
         if steps.size and C_KMS * steps.min() * OVERSAMPLED >= net_step:
             return  # no step is that fine, so neither is their median (a sort per spectrum spared)

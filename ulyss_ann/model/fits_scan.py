@@ -71,43 +71,33 @@ _LOGICAL = {key: {"T": True, "F": False} for key in ("SIMPLE", "ZIMAGE", "GROUPS
 _NAMED = ("SIMPLE", "XTENSION", "EXTNAME", "ZIMAGE", "GROUPS", "BSCALE", "BZERO", "BLANK")
 
 
-def _structural(key):
-    return _STRUCTURAL.fullmatch(key) is not None
-
-
 _KEY_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
-
-def _standard(card, key):
-    """The card's keyword is of the standard's characters, and a value indicator is ``= `` (astropy warns
-    of anything else as it parses the card, which a reader then sees as a damaged file)."""
-    if key in ("HIERARCH", "CONTINUE") or card.startswith("HIERARCH "):
-        return card[:8] != "HIERARCH" or "=" in card  # ESO's long keywords: astropy's own convention
-    if not set(key) <= _KEY_CHARACTERS:
-        return False
-    return card[8:9] != "=" or card[9:10] == " "
-
-
 #: What the scan does with a card, from its first ten characters (:func:`_card_role`).
-_SKIP, _END, _KEEP, _HIERARCH = "skip", "end", "keep", "hierarch"
+_SKIP, _END, _STRUCTURAL_KEY, _NAMED_KEY, _HIERARCH = "skip", "end", "structural", "named", "hierarch"
 #: The printable ASCII characters, as bytes (a block with any other is not plain).
 _PRINTABLE = bytes(range(0x20, 0x7F))
 
 
 @functools.lru_cache(maxsize=4096)
 def _card_role(prefix):
-    """(keyword, role) of a card that starts with ``prefix`` (its first ten characters): ``None`` where the card
-    is not of the standard's form (:func:`_standard`), ``end``, ``keep`` (a keyword the scan parses), ``skip``
-    or ``hierarch`` (standard only where the card holds a ``=``). The same few keywords start every header of a
-    survey: their role is worked out once (a card's walk 2.5 -> 0.5 µs)."""
+    """(keyword, role) of a card that starts with ``prefix`` (its first ten characters): ``hierarch`` (ESO's long
+    keywords, astropy's own convention: standard only where the card holds a ``=``); None where the card is not
+    of the standard's form — a keyword of other characters, or a value indicator other than ``= `` (astropy
+    warns of it as it parses the card, which a reader then sees as a damaged file); ``end``; ``structural`` (a
+    keyword of :data:`_STRUCTURAL`, parsed as an integer) or ``named`` (one of :data:`_NAMED`); else ``skip``.
+    The same few keywords start every header of a survey: their role is worked out once (a card's walk 2.5 ->
+    0.5 µs)."""
     key = prefix[:8].rstrip()
     if key == "HIERARCH":
         return key, _HIERARCH
-    if not _standard(prefix, key):
+    if key != "CONTINUE" and (not set(key) <= _KEY_CHARACTERS or (prefix[8:9] == "=" and prefix[9:10] != " ")):
         return key, None
     if key == "END":
         return key, _END
-    return key, _KEEP if _structural(key) or key in _NAMED else _SKIP
+    if _STRUCTURAL.fullmatch(key):
+        return key, _STRUCTURAL_KEY
+    return key, _NAMED_KEY if key in _NAMED else _SKIP
 
 
 def _value(card):
@@ -147,11 +137,11 @@ def _header(handle, offset):
                 return None  # astropy reads it, and warns (an error where a reader opens it)
             if role is _END:
                 return "".join(blocks)[:(len(blocks) - 1) * BLOCK + start + CARD], keywords, handle.tell()
-            if role is _KEEP:
+            if role is _STRUCTURAL_KEY or role is _NAMED_KEY:
                 value = _value(card)
                 if value is None or key in keywords:  # a keyword twice: astropy takes the first, and warns
                     return None
-                if _structural(key):
+                if role is _STRUCTURAL_KEY:
                     try:
                         keywords[key] = int(value)
                     except ValueError:

@@ -27,7 +27,7 @@ from ulyss_ann.errors import UlyssAnnError, first_line
 from ulyss_ann.model.medium import AIR, VACUUM
 from ulyss_ann.model.limits import declared_data, pixel_budget_problem
 from ulyss_ann.registry import Registry
-from ulyss_ann.spectra.compression import DECOMPRESSION_ERRORS, compression_of, open_decompressed
+from ulyss_ann.spectra.compression import DECOMPRESSION_ERRORS, compression_of
 from ulyss_ann.spectra.spectrum import ASSUMED, Spectrum
 
 __all__ = ["SpectrumReadError", "SpectrumReader", "SpectrumFile", "HeaderUnit", "register_reader",
@@ -96,7 +96,7 @@ class SpectrumFile:
         of the stream (the reader then meets it, and says so); a stream damaged from its start is refused."""
         head = b""
         try:
-            with open_decompressed(self.path) as handle:
+            with self.compression.opener(self.path, "rb") as handle:  # set apart from a plain file's by __init__
                 while len(head) < HEAD_BYTES:
                     chunk = handle.read(min(512, HEAD_BYTES - len(head)))
                     if not chunk:
@@ -106,9 +106,8 @@ class SpectrumFile:
         except DECOMPRESSION_ERRORS as exc:
             if head:
                 return head
-            name = self.compression.name if self.compression else "compressed"
-            raise SpectrumReadError(f"{self.path}: a corrupt {name} file ({first_line(exc, 80)}); copy or "
-                                    "download it again") from None
+            raise SpectrumReadError(f"{self.path}: a corrupt {self.compression.name} file ({first_line(exc, 80)}); "
+                                    "copy or download it again") from None
 
     @property
     def is_fits(self):

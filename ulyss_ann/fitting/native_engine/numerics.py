@@ -237,9 +237,10 @@ def _integrated_rebin(spline, y):
     y = np.asarray(y, dtype=np.float64)
     from ulyss_ann.fitting.native_engine.kernels import announce_compilation, running_sums, spline as compiled
 
-    if running_sums is not None and y.ndim == 2:
+    if running_sums is not None:
         announce_compilation((compiled,))  # the spline, a fit's first long compile: said before this one's short one
-        integral = running_sums(np.ascontiguousarray(y))
+        columns = np.ascontiguousarray(y.reshape(len(y), int(np.prod(y.shape[1:]))))  # 1-D: one column
+        integral = running_sums(columns).reshape((len(y) + 1,) + y.shape[1:])
     else:
         integral = np.concatenate([np.zeros((1,) + y.shape[1:]), np.cumsum(y, axis=0)])
     return np.diff(spline(integral), axis=0)
